@@ -1,0 +1,85 @@
+"""Time arithmetic shared by the model, the rules and the loader (private).
+
+Hot paths use the standard library only; pendulum is imported lazily for month
+arithmetic, the one place its semantics are wanted and its cost is paid rarely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+
+UTC = dt.UTC
+
+
+def is_aware(value: dt.datetime) -> bool:
+    """Whether ``value`` denotes one instant (has a UTC offset)."""
+    return value.tzinfo is not None and value.utcoffset() is not None
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """The instant of an aware datetime, as a plain ``datetime`` in UTC.
+
+    Rebuilt field by field so that subclasses (pendulum's DateTime) become the plain,
+    fast standard type before they reach the rules.
+    """
+    offset = value.utcoffset()
+    assert offset is not None  # callers check is_aware first
+    naive = dt.datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+    return (naive - offset).replace(tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=512)
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """The IANA zone called ``name``.
+
+    Raises:
+        ValueError: ``name`` is not a zone in the IANA database.
+    """
+    if not name or name != name.strip():
+        raise ValueError("not an IANA zone name")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError("not an IANA zone name") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def add_months(date: dt.date, months: int) -> dt.date:
+    """``date`` plus ``months`` calendar months, keeping the day and clamping to month end.
+
+    Aug 31 + 6 months is Feb 28 (Feb 29 in a leap year): CQL's rule, not CDC CDSi's roll
+    to the first of the next month.
+    """
+    import pendulum
+
+    moved = pendulum.Date(date.year, date.month, date.day).add(months=months)
+    return dt.date(moved.year, moved.month, moved.day)
+
+
+def format_local(value: dt.datetime) -> str:
+    """A local datetime as ``2026-12-01 09:00 UTC-07:00``: date, wall time and offset."""
+    offset = value.utcoffset() or dt.timedelta(0)
+    sign = "-" if offset < dt.timedelta(0) else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{value:%Y-%m-%d %H:%M} UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def format_duration(delta: dt.timedelta) -> str:
+    """An elapsed time as ``3 h 59 min`` (negative when the order is reversed)."""
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{sign}{hours} h {minutes:02d} min"
+    return f"{text} {secs:02d} s" if secs else text

@@ -1,0 +1,162 @@
+"""Findings and the report that collects them.
+
+Rules yield [`Finding`][kaprules.Finding] objects; [`evaluate`][kaprules.evaluate] gathers
+every finding of every rule into a [`Report`][kaprules.Report], in a deterministic order.
+Both turn into plain data with ``to_dict()`` for JSON output.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from kaprules.errors import ProtocolError
+
+__all__ = ["Finding", "JSONValue", "Report", "Severity"]
+
+JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+"""A value that ``json.dumps`` writes as it is."""
+
+# Site-relative: the docs may be served anywhere, the page layout is ours.
+DOCS_PAGE = "rules/"
+
+
+class Severity(enum.StrEnum):
+    """How much a finding matters. Compares equal to its plain string.
+
+    Only ``"error"`` findings make a report fail; warnings and info are shown and kept.
+    """
+
+    ERROR = "error"
+    """The course breaks the protocol: the report is not ok."""
+    WARNING = "warning"
+    """Worth a look; the report stays ok."""
+    INFO = "info"
+    """For the record; the report stays ok."""
+
+
+def to_severity(value: Severity | str) -> Severity:
+    """``value`` as a `Severity` (private helper shared with the rules).
+
+    Raises:
+        ProtocolError: ``value`` is not a severity.
+    """
+    try:
+        return Severity(value)
+    except ValueError:
+        choices = ", ".join(repr(s.value) for s in Severity)
+        raise ProtocolError(f"unknown severity {value!r}; use one of {choices}") from None
+
+
+def rule_help(rule_id: str) -> str:
+    """Where a rule is documented: the terminal command and the rules page anchor."""
+    return f"kaprules explain {rule_id}; {DOCS_PAGE}#{rule_id}"
+
+
+def _ids(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Finding:
+    """One thing a rule found in a course.
+
+    Args:
+        rule: The id of the rule that found it.
+        severity: The rule's severity.
+        sessions: The ids of the sessions it names, in start order; empty when it is
+            about the course as a whole.
+        message: A sentence for a person. Names sessions by id and local date and time,
+            never escort names or patient identifiers.
+        expected: What the rule requires, as plain data (for example ``6`` or
+            ``"2026-12-14"``), or None.
+        actual: What the course has, as plain data, or None.
+    """
+
+    rule: str
+    severity: Severity = attrs.field(converter=to_severity)
+    sessions: tuple[str, ...] = attrs.field(converter=_ids)
+    message: str
+    expected: JSONValue = None
+    actual: JSONValue = None
+
+    @property
+    def help(self) -> str:
+        """Where this finding's rule is documented."""
+        return rule_help(self.rule)
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """This finding as plain data for JSON.
+
+        Returns:
+            ``{"rule", "severity", "sessions", "message", "expected", "actual", "help"}``.
+        """
+        return {
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "sessions": list(self.sessions),
+            "message": self.message,
+            "expected": self.expected,
+            "actual": self.actual,
+            "help": self.help,
+        }
+
+
+@attrs.frozen
+class Report:
+    """The findings of one protocol on one course.
+
+    Built by [`evaluate`][kaprules.evaluate]; you read it, you do not build it.
+
+    Attributes:
+        protocol_id: The id of the protocol evaluated, such as ``"kap-standard"``.
+        protocol_version: Its version, such as ``"1"``.
+        findings: Every finding, ordered by the first session each names (findings about
+            the whole course first), then by the rule's place in the protocol.
+        as_of: The ``as_of`` given to `evaluate`, as ISO text, or None for a final record.
+        kaprules_version: The kaprules version that made the report.
+    """
+
+    protocol_id: str
+    protocol_version: str
+    findings: tuple[Finding, ...]
+    as_of: str | None
+    kaprules_version: str
+
+    @property
+    def ok(self) -> bool:
+        """True when no finding is an error."""
+        return not any(f.severity is Severity.ERROR for f in self.findings)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        """The findings whose severity is ``"error"``."""
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """The findings whose severity is ``"warning"``."""
+        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
+
+    @property
+    def rules_found(self) -> frozenset[str]:
+        """The ids of the rules with at least one finding."""
+        return frozenset(f.rule for f in self.findings)
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """This report as plain data for JSON.
+
+        Returns:
+            ``{"ok", "protocol": {"id", "version"}, "as_of", "kaprules_version",
+            "findings": [...]}``, each finding as by `Finding.to_dict`.
+        """
+        return {
+            "ok": self.ok,
+            "protocol": {"id": self.protocol_id, "version": self.protocol_version},
+            "as_of": self.as_of,
+            "kaprules_version": self.kaprules_version,
+            "findings": [f.to_dict() for f in self.findings],
+        }

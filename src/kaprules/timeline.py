@@ -1,0 +1,134 @@
+"""The timeline: a course as rules see it.
+
+[`evaluate`][kaprules.evaluate] turns a [`Course`][kaprules.Course] into a
+[`Timeline`][kaprules.Timeline] once, and hands the same timeline to every rule: sessions
+in start order, each with its local start and date in the course timezone and whether it
+is still planned. Rules compare these plain standard-library values; none of them has to
+think about zones or offsets again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import attrs
+
+from kaprules import _time
+from kaprules.errors import InputError
+from kaprules.model import Course, Kind, Session
+
+__all__ = ["TimedSession", "Timeline"]
+
+
+@attrs.frozen
+class TimedSession:
+    """A session placed on its course's timeline.
+
+    Attributes:
+        session: The session itself.
+        id: Its id (always set once in a course).
+        kind: Its kind.
+        position: Its 0-based place in start order.
+        instant: Its start, as a plain ``datetime`` in UTC.
+        local: Its start, as a plain ``datetime`` in the course timezone.
+        date: Its local date: the calendar date of ``local``.
+        planned: True when ``as_of`` was given and the session starts after it.
+    """
+
+    session: Session
+    id: str
+    kind: Kind
+    position: int
+    instant: dt.datetime
+    local: dt.datetime
+    date: dt.date
+    planned: bool
+
+    @property
+    def label(self) -> str:
+        """How messages name the session: ``session s3 (2026-12-03 09:00 UTC-07:00)``."""
+        return f"session {self.id} ({_time.format_local(self.local)})"
+
+
+@attrs.frozen
+class Timeline:
+    """A course's sessions in start order, with local dates, for rules to read.
+
+    Attributes:
+        course: The course.
+        sessions: Every session, in start order (ties broken by id).
+        inductions: The induction series: the induction sessions, in start order.
+        as_of: The ``as_of`` moment or date, or None when the record is final.
+        as_of_date: The local date of ``as_of`` in the course timezone, or None.
+    """
+
+    course: Course
+    sessions: tuple[TimedSession, ...]
+    inductions: tuple[TimedSession, ...]
+    as_of: dt.datetime | dt.date | None
+    as_of_date: dt.date | None
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The course timezone."""
+        return self.course.zone
+
+    @classmethod
+    def of(cls, course: Course, as_of: dt.datetime | dt.date | None = None) -> Timeline:
+        """Place a course's sessions on a timeline.
+
+        Args:
+            course: The course.
+            as_of: None for a final record; a date (local, in the course timezone) or an
+                aware datetime after which sessions count as planned.
+
+        Returns:
+            The timeline.
+
+        Raises:
+            InputError: ``as_of`` is a naive datetime or not a date at all.
+        """
+        zone = course.zone
+        planned_after: dt.datetime | None = None
+        as_of_date: dt.date | None = None
+        if as_of is None:
+            pass
+        elif isinstance(as_of, dt.datetime):
+            if not _time.is_aware(as_of):
+                raise InputError(
+                    "as_of: naive datetime has no UTC offset; give an aware datetime "
+                    "or a plain date (a local date in the course timezone)"
+                )
+            planned_after = _time.to_utc(as_of)
+            as_of_date = planned_after.astimezone(zone).date()
+        elif isinstance(as_of, dt.date):
+            as_of_date = dt.date(as_of.year, as_of.month, as_of.day)
+        else:
+            raise InputError(
+                f"as_of: must be None, a date or an aware datetime, got {type(as_of).__name__}"
+            )
+
+        ordered = sorted(course.sessions, key=_start_order)
+        timed = []
+        for position, session in enumerate(ordered):
+            instant = session.instant
+            local = instant.astimezone(zone)
+            date = local.date()
+            if planned_after is not None:
+                planned = instant > planned_after
+            else:
+                planned = as_of_date is not None and date > as_of_date
+            assert session.id is not None
+            timed.append(
+                TimedSession(
+                    session, session.id, session.kind, position, instant, local, date, planned
+                )
+            )
+        sessions = tuple(timed)
+        inductions = tuple(t for t in sessions if t.kind is Kind.INDUCTION)
+        return cls(course, sessions, inductions, as_of, as_of_date)
+
+
+def _start_order(session: Session) -> tuple[dt.datetime, str]:
+    return session.instant, session.id or ""

@@ -1,0 +1,250 @@
+"""Hypothesis strategies for courses: test your own protocol code with kaprules' generators.
+
+Needs hypothesis (``pip install 'kaprules[test]'``); the rest of kaprules does not import
+this module.
+
+- [`compliant_courses`][kaprules.strategies.compliant_courses]: courses that meet
+  kap-standard v1 by construction, in any IANA zone, with sessions near midnight and DST
+  changes and boosters at month ends.
+- [`courses`][kaprules.strategies.courses]: any structurally valid course, compliant or not.
+- [`local_datetime`][kaprules.strategies.local_datetime]: a wall time on a local date,
+  resolved in a zone so that the local date is kept.
+
+Example:
+    >>> from hypothesis import given
+    >>> from kaprules import evaluate
+    >>> from kaprules.strategies import compliant_courses
+    >>> @given(compliant_courses())
+    ... def test_compliant(course):
+    ...     assert evaluate(course).ok
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from typing import Any
+
+from hypothesis import strategies as st
+
+from kaprules import _time
+from kaprules.model import Course, Kind, Session
+
+__all__ = [
+    "INTERESTING_TIMES",
+    "compliant_courses",
+    "courses",
+    "local_datetime",
+    "notations",
+    "timezones",
+]
+
+INTERESTING_TIMES = tuple(
+    dt.time(h, m)
+    for h, m in ((0, 0), (0, 1), (0, 30), (1, 30), (2, 0), (2, 30), (3, 0), (23, 0), (23, 59))
+)
+"""Wall times where local dates and DST changes go wrong: around midnight and 01:00-03:00."""
+
+_FIRST_YEAR, _LAST_YEAR = 2020, 2035
+
+
+def timezones() -> st.SearchStrategy[str]:
+    """IANA zone names that the standard library can load, shrinking towards ``UTC``.
+
+    Returns:
+        A strategy of zone names.
+    """
+    return st.sampled_from(_zone_names())
+
+
+@functools.cache
+def _zone_names() -> tuple[str, ...]:
+    # Scanning the zone database costs milliseconds; hypothesis' timezone_keys() does it
+    # on every draw.
+    names = sorted(zoneinfo.available_timezones() - {"UTC"})
+    return ("UTC", *names)
+
+
+def local_datetime(date: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    """The aware datetime at wall ``time`` on local ``date`` in ``zone``.
+
+    A wall time skipped by a DST change is moved forward by the change, as clocks do. If
+    that would leave ``date`` (a change at midnight), noon is used instead, so the local
+    date is always ``date``.
+
+    Args:
+        date: The local date.
+        time: The wall time.
+        zone: The zone.
+
+    Returns:
+        An aware datetime whose local date in ``zone`` is ``date``.
+    """
+    for wall in (time, dt.time(12), dt.time(9), dt.time(15)):
+        instant = dt.datetime.combine(date, wall, tzinfo=zone).astimezone(_time.UTC)
+        local = instant.astimezone(zone)
+        if local.date() == date:
+            return local
+    raise AssertionError(f"no wall time on {date} in {zone.key}")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=4096)
+def _offset_changes(zone_name: str, year: int) -> tuple[dt.date, ...]:
+    # Dates in `year` on which the zone's UTC offset at noon differs from the day before.
+    zone = _time.zone(zone_name)
+    day = dt.date(year, 1, 1)
+    found = []
+    previous = dt.datetime.combine(day, dt.time(12), tzinfo=zone).utcoffset()
+    while day.year == year:
+        day += dt.timedelta(days=1)
+        offset = dt.datetime.combine(day, dt.time(12), tzinfo=zone).utcoffset()
+        if offset != previous:
+            found.append(day)
+        previous = offset
+    return tuple(found)
+
+
+@st.composite
+def _first_dates(draw: st.DrawFn, zone_name: str) -> dt.date:
+    year = draw(st.integers(_FIRST_YEAR, _LAST_YEAR - 1))
+    changes = _offset_changes(zone_name, year)
+    kinds = ["any", "month-end"] + (["dst"] if changes else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "dst":
+        # Start so that the two weeks of the series straddle the change.
+        return draw(st.sampled_from(changes)) - dt.timedelta(days=draw(st.integers(0, 13)))
+    if kind == "month-end":
+        month = draw(st.integers(1, 12))
+        last = _time.add_months(dt.date(year, month, 1), 1) - dt.timedelta(days=1)
+        return last - dt.timedelta(days=draw(st.integers(0, 2)))
+    return draw(st.dates(dt.date(year, 1, 1), dt.date(year, 12, 31)))
+
+
+def notations(value: dt.datetime) -> st.SearchStrategy[dt.datetime]:
+    """The instant of ``value`` written in other notations: other UTC offsets and types.
+
+    Args:
+        value: An aware datetime.
+
+    Returns:
+        A strategy of aware datetimes equal to ``value`` as instants: a fixed offset
+        (whole, half and quarter hours), UTC, an IANA zone, or pendulum's ``DateTime``.
+    """
+    utc = _time.to_utc(value)
+    offsets = st.integers(-14 * 4, 14 * 4).map(lambda q: dt.timezone(dt.timedelta(minutes=15 * q)))
+
+    def in_zone(name: str) -> dt.datetime:
+        return utc.astimezone(_time.zone(name))
+
+    def in_pendulum(name: str) -> dt.datetime:
+        import pendulum
+
+        return pendulum.instance(utc).in_timezone(name)
+
+    return st.one_of(
+        st.just(utc),
+        offsets.map(utc.astimezone),
+        timezones().map(in_zone),
+        timezones().map(in_pendulum),
+    )
+
+
+_ESCORTS = st.text(min_size=1, max_size=24).filter(lambda s: bool(s.strip()))
+
+
+@st.composite
+def compliant_courses(  # noqa: D417  (draw is hypothesis', not the caller's)
+    draw: st.DrawFn,
+    *,
+    boosters: st.SearchStrategy[int] | None = None,
+    zones: st.SearchStrategy[str] | None = None,
+) -> Course:
+    """Courses that meet kap-standard v1 by construction (``evaluate(course).ok``).
+
+    Six induction sessions within 14 local days, at least two local days apart; each
+    with a fast of at least 4 hours of elapsed time and an escort; then boosters, each on
+    or after the previous session's local date + 6 months. Dates cluster around DST
+    changes and month ends; wall times around midnight and the small hours. Session ids
+    are ``"s1"``, ``"s2"``, ... in start order; sessions come in shuffled order.
+
+    Args:
+        boosters: How many boosters (default: 0 to 3).
+        zones: The zone names to use (default: any IANA zone).
+
+    Returns:
+        A strategy of courses.
+    """
+    zone_name = draw(zones if zones is not None else timezones())
+    zone = _time.zone(zone_name)
+    first = draw(_first_dates(zone_name))
+    offsets = [0]
+    slack = 13 - 2 * 5
+    for _ in range(5):
+        extra = draw(st.integers(0, slack))
+        slack -= extra
+        offsets.append(offsets[-1] + 2 + extra)
+    times = st.one_of(st.sampled_from(INTERESTING_TIMES), st.times())
+
+    starts: list[tuple[Kind, dt.datetime]] = []
+    for offset in offsets:
+        local = local_datetime(first + dt.timedelta(days=offset), draw(times), zone)
+        starts.append((Kind.INDUCTION, local))
+    for _ in range(draw(boosters if boosters is not None else st.integers(0, 3))):
+        earliest = _time.add_months(starts[-1][1].date(), 6)
+        late = draw(st.one_of(st.just(0), st.integers(0, 90)))
+        local = local_datetime(earliest + dt.timedelta(days=late), draw(times), zone)
+        starts.append((Kind.BOOSTER, local))
+
+    sessions = []
+    for index, (kind, local) in enumerate(starts, start=1):
+        fast = draw(
+            st.one_of(
+                st.just(dt.timedelta(hours=4)),
+                st.timedeltas(dt.timedelta(hours=4), dt.timedelta(hours=36)),
+            )
+        )
+        start = draw(notations(local))
+        last_food = draw(notations(_time.to_utc(local) - fast))
+        sessions.append(Session(start, kind, f"s{index}", last_food, draw(_ESCORTS)))
+    patient = draw(st.none() | st.text(max_size=12))
+    return Course(zone_name, draw(st.permutations(sessions)), patient)
+
+
+def _aware_datetimes() -> st.SearchStrategy[dt.datetime]:
+    naive = st.datetimes(dt.datetime(_FIRST_YEAR, 1, 1), dt.datetime(_LAST_YEAR, 12, 31))
+    return naive.flatmap(
+        lambda d: (
+            notations(d.replace(tzinfo=_time.UTC))
+            | timezones().map(lambda z: d.replace(tzinfo=_time.zone(z)))
+        )
+    )
+
+
+@st.composite
+def courses(draw: st.DrawFn, *, max_sessions: int = 12) -> Course:  # noqa: D417
+    """Any structurally valid course: any zone, sessions, kinds, fasts and escorts.
+
+    Args:
+        max_sessions: The most sessions in a course.
+
+    Returns:
+        A strategy of courses, compliant or not. Ids are unique; some sessions have none.
+    """
+    n = draw(st.integers(0, max_sessions))
+    sessions: list[Any] = []
+    for index in range(n):
+        start = draw(_aware_datetimes())
+        fast = draw(st.none() | st.timedeltas(dt.timedelta(hours=-2), dt.timedelta(hours=30)))
+        food = None if fast is None else _time.to_utc(start) - fast
+        sessions.append(
+            Session(
+                start,
+                draw(st.sampled_from(Kind)),
+                draw(st.sampled_from([f"x{index}", None])),
+                food,
+                draw(st.none() | st.sampled_from(["", " ", "\t"]) | _ESCORTS),
+            )
+        )
+    # Positional ids ("1", "2", ...) must not collide with the explicit ones.
+    return Course(draw(timezones()), sessions, draw(st.none() | st.text(max_size=8)))

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 
-from helpers import DENVER, STANDARD_DATES, at, course, rule_ids, series, session
 from kaprules import (
     STANDARD,
     BoosterInterval,
@@ -19,6 +18,8 @@ from kaprules import (
     TreatmentWindow,
     evaluate,
 )
+
+from helpers import DENVER, STANDARD_DATES, at, course, rule_ids, series, session
 
 H = dt.timedelta(hours=1)
 MIN = dt.timedelta(minutes=1)

@@ -94,6 +94,10 @@ def _session(index: int, obj: object) -> tuple[Session | None, list[Problem]]:
     if isinstance(session_id, str) and session_id.strip():
         where = f"{where} (id {session_id!r})"
     problems = _unknown_fields(obj, SESSION_FIELDS)
+    if "id" in obj and session_id is None:
+        problems.append(
+            Problem("id", "must be a string, got null; leave it out for a positional id")
+        )
     start = _instant(obj, "start", problems, required=True)
     last_food = _instant(obj, "last_food", problems, required=False)
     kind = obj.get("kind", "induction")

@@ -1,0 +1,78 @@
+"""The public API: curated, sorted, exported and documented."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+import kaprules
+import kaprules.strategies
+from kaprules import STANDARD
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_3c713af0057dde73.txt"
+PUBLIC_MODULES = [
+    "errors",
+    "model",
+    "timeline",
+    "rules",
+    "protocol",
+    "report",
+    "loading",
+    "cli",
+    "strategies",
+]
+
+
+def test_all_is_sorted_and_complete() -> None:
+    names = [n for n in kaprules.__all__ if n != "__version__"]
+
+    # isort order, as ruff's RUF022 keeps it: CONSTANTS, then Classes, then the rest.
+    def group(n: str) -> tuple[int, str]:
+        return (0 if n.isupper() else 1 if n[0].isupper() else 2, n)
+
+    assert kaprules.__all__ == sorted(set(kaprules.__all__), key=group)
+    for name in names:
+        assert hasattr(kaprules, name), name
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_name_is_documented(module: str) -> None:
+    mod = importlib.import_module(f"kaprules.{module}")
+    assert inspect.getdoc(mod)
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), f"{module}.{name} has no docstring"
+            for attr, member in vars(obj).items() if inspect.isclass(obj) else []:
+                if not attr.startswith("_") and (
+                    inspect.isfunction(member) or isinstance(member, property)
+                ):
+                    assert inspect.getdoc(member), f"{module}.{name}.{attr} has no docstring"
+
+
+def test_module_names_are_exported_at_the_top() -> None:
+    for module in ("errors", "model", "timeline", "rules", "protocol", "report", "loading"):
+        for name in importlib.import_module(f"kaprules.{module}").__all__:
+            if name not in ("BUILTIN_RULES", "FOUNDING_DOCUMENT", "JSONValue"):
+                assert name in kaprules.__all__, f"kaprules.{module}.{name} is not exported"
+
+
+@pytest.mark.parametrize("rule", STANDARD.rules, ids=lambda r: r.id)
+def test_every_standard_rule_has_complete_metadata(rule: kaprules.Rule) -> None:
+    for field in ("id", "title", "statement", "rationale", "names"):
+        value = getattr(rule, field)
+        assert isinstance(value, str), field
+        assert value.strip(), field
+    assert rule.source.quote
+    assert rule.source.location
+    assert rule.source.document
+    assert inspect.getdoc(type(rule))
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the founding document is not beside this checkout")
+@pytest.mark.parametrize("rule", STANDARD.rules, ids=lambda r: r.id)
+def test_source_quotes_are_verbatim(rule: kaprules.Rule) -> None:
+    assert rule.source.quote in SEED.read_text(encoding="utf-8")

@@ -24,6 +24,8 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     Rebuilt field by field so that subclasses (pendulum's DateTime) become the plain,
     fast standard type before they reach the rules.
     """
+    if type(value) is dt.datetime:
+        return value.astimezone(UTC)
     offset = value.utcoffset()
     assert offset is not None  # callers check is_aware first
     naive = dt.datetime(

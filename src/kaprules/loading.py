@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kaprules.errors import InputError, Problem
-from kaprules.model import Course, Session, _session_problems, _timezone_problem
+from kaprules.model import Course, Session, _label, _session_problems, _timezone_problem
 
 __all__ = ["course_schema", "load_course", "parse_course"]
 
@@ -100,17 +100,27 @@ def _session(index: int, obj: object) -> tuple[Session | None, list[Problem]]:
         )
     start = _instant(obj, "start", problems, required=True)
     last_food = _instant(obj, "last_food", problems, required=False)
-    kind = obj.get("kind", "induction")
-    reported = {p.where for p in problems}
-    problems += [
-        p
-        for p in _session_problems(start, kind, session_id, last_food, obj.get("escort"))
-        if p.where not in reported
-    ]
     if problems:
+        # Report the model's checks too, but not twice for a field already reported.
+        reported = {p.where for p in problems}
+        problems += [
+            p
+            for p in _session_problems(
+                start, obj.get("kind", "induction"), session_id, last_food, obj.get("escort")
+            )
+            if p.where not in reported
+        ]
         return None, [p.within(where) for p in problems]
-    session = Session(start, kind, session_id, last_food, obj.get("escort"))
-    return session, []
+    # The common path: the model checks the values once, as it does for Python callers.
+    try:
+        return Session(
+            start, obj.get("kind", "induction"), session_id, last_food, obj.get("escort")
+        ), []
+    except InputError as exc:
+        label = _label(session_id) + "."
+        return None, [
+            Problem(where + "." + p.where.removeprefix(label), p.what) for p in exc.problems
+        ]
 
 
 def _course(data: object) -> Course:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import attrs
@@ -260,3 +261,36 @@ def test_generated_courses_serialize_and_reload(course: Course, data: st.DataObj
     again = parse_course(json.dumps(document))
     assert again == attrs.evolve(course, patient=None)
     assert evaluate(again).ok
+
+
+# --- the generator reaches the hard cases ---------------------------------------------
+
+
+def clamps_a_booster(course: Course) -> bool:
+    timeline = ordered(course)
+    return any(
+        b.kind is Kind.BOOSTER and _time.add_months(a.date, 6).day != a.date.day
+        for a, b in itertools.pairwise(timeline)
+    )
+
+
+def straddles_dst(course: Course) -> bool:
+    return len({t.local.utcoffset() for t in ordered(course) if t.kind is Kind.INDUCTION}) > 1
+
+
+def near_midnight(course: Course) -> bool:
+    return any(t.local.hour == 23 or t.local.hour == 0 for t in ordered(course))
+
+
+@pytest.mark.slow  # find() shrinks what it finds: seconds per case
+@pytest.mark.parametrize("predicate", [clamps_a_booster, straddles_dst, near_midnight])
+def test_compliant_courses_reach_the_hard_cases(predicate: object) -> None:
+    from hypothesis import find, settings
+
+    found = find(
+        compliant_courses(),
+        predicate,
+        settings=settings(max_examples=500, database=None),  # type: ignore[arg-type]
+    )
+    assert predicate(found)  # type: ignore[operator]
+    assert evaluate(found).ok

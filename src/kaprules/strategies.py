@@ -106,7 +106,7 @@ def _offset_changes(zone_name: str, year: int) -> tuple[dt.date, ...]:
 
 
 @st.composite
-def _first_dates(draw: st.DrawFn, zone_name: str) -> dt.date:
+def _first_dates(draw: st.DrawFn, zone_name: str, last_offset: int) -> dt.date:
     year = draw(st.integers(_FIRST_YEAR, _LAST_YEAR - 1))
     changes = _offset_changes(zone_name, year)
     kinds = ["any", "month-end"] + (["dst"] if changes else [])
@@ -115,9 +115,12 @@ def _first_dates(draw: st.DrawFn, zone_name: str) -> dt.date:
         # Start so that the two weeks of the series straddle the change.
         return draw(st.sampled_from(changes)) - dt.timedelta(days=draw(st.integers(0, 13)))
     if kind == "month-end":
+        # Put the last induction session on day 29-31 of a month, so that the first
+        # booster's "+ 6 months" has to clamp (Aug 31 -> Feb 28).
         month = draw(st.integers(1, 12))
-        last = _time.add_months(dt.date(year, month, 1), 1) - dt.timedelta(days=1)
-        return last - dt.timedelta(days=draw(st.integers(0, 2)))
+        month_end = _time.add_months(dt.date(year, month, 1), 1) - dt.timedelta(days=1)
+        last = month_end - dt.timedelta(days=draw(st.integers(0, 2)))
+        return last - dt.timedelta(days=last_offset)
     return draw(st.dates(dt.date(year, 1, 1), dt.date(year, 12, 31)))
 
 
@@ -177,13 +180,13 @@ def compliant_courses(  # noqa: D417  (draw is hypothesis', not the caller's)
     """
     zone_name = draw(zones if zones is not None else timezones())
     zone = _time.zone(zone_name)
-    first = draw(_first_dates(zone_name))
     offsets = [0]
     slack = 13 - 2 * 5
     for _ in range(5):
         extra = draw(st.integers(0, slack))
         slack -= extra
         offsets.append(offsets[-1] + 2 + extra)
+    first = draw(_first_dates(zone_name, offsets[-1]))
     times = st.one_of(st.sampled_from(INTERESTING_TIMES), st.times())
 
     starts: list[tuple[Kind, dt.datetime]] = []
@@ -192,6 +195,8 @@ def compliant_courses(  # noqa: D417  (draw is hypothesis', not the caller's)
         starts.append((Kind.INDUCTION, local))
     for _ in range(draw(boosters if boosters is not None else st.integers(0, 3))):
         earliest = _time.add_months(starts[-1][1].date(), 6)
+        # Often exactly on the earliest date, which is itself a clamped month end when
+        # the previous session was on day 29-31.
         late = draw(st.one_of(st.just(0), st.integers(0, 90)))
         local = local_datetime(earliest + dt.timedelta(days=late), draw(times), zone)
         starts.append((Kind.BOOSTER, local))

@@ -14,6 +14,7 @@ from kaprules import STANDARD
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_3c713af0057dde73.txt"
 PUBLIC_MODULES = [
+    "audit",
     "errors",
     "model",
     "timeline",

@@ -13,6 +13,7 @@ kaprules encodes protocols as written; it gives no medical advice.
 """
 
 from kaprules._version import __version__
+from kaprules.audit import explain
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError
 from kaprules.loading import course_schema, load_course, parse_course
 from kaprules.model import Course, Kind, Session
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     "course_schema",
     "evaluate",
+    "explain",
     "load_course",
     "parse_course",
 ]

@@ -62,10 +62,26 @@ def add_months(date: dt.date, months: int) -> dt.date:
     Aug 31 + 6 months is Feb 28 (Feb 29 in a leap year): CQL's rule, not CDC CDSi's roll
     to the first of the next month.
     """
+    # Imported here, not at the top: pendulum costs ~30 ms of start-up and only
+    # booster checks need it.
     import pendulum
 
     moved = pendulum.Date(date.year, date.month, date.day).add(months=months)
     return dt.date(moved.year, moved.month, moved.day)
+
+
+def at_local(date: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.datetime:
+    """The aware datetime at wall ``time`` on local ``date`` in ``zone``.
+
+    A wall time skipped by a DST change moves forward by the change, as clocks do; if
+    that would leave ``date`` (a change at midnight), noon is used, so the local date is
+    always ``date``.
+    """
+    for wall in (time, dt.time(12), dt.time(9), dt.time(15)):
+        local = dt.datetime.combine(date, wall, tzinfo=zone).astimezone(UTC).astimezone(zone)
+        if local.date() == date:
+            return local
+    raise AssertionError(f"no wall time on {date} in {zone.key}")  # pragma: no cover
 
 
 def format_local(value: dt.datetime) -> str:

@@ -1,7 +1,8 @@
-"""The ``kaprules`` command: check a course file, list the rules.
+"""The ``kaprules`` command line.
 
-Exit status: 0 when no finding is an error, 1 when one is, 2 for input that cannot be read
-or used and for bad usage. Problems are one line on stderr, never a traceback.
+Commands: ``check`` a course file, ``explain`` one rule, list the ``rules``. Exit status:
+0 when no finding is an error, 1 when one is, 2 for input that cannot be read or used and
+for bad usage. Problems are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from kaprules._version import __version__
+from kaprules.audit import explain
 from kaprules.errors import InputError, KapRulesError
 from kaprules.loading import DATETIME_PATTERN, parse_course
 from kaprules.model import Course
@@ -88,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
+
+    explain = commands.add_parser(
+        "explain",
+        help="print what one rule requires, for auditors",
+        description="Print the auditor text of one kap-standard rule: its requirement with "
+        "parameters, rationale, source and two worked examples.",
+    )
+    explain.add_argument("rule_id", metavar="RULE_ID", help="a rule id, such as session-spacing")
 
     rules = commands.add_parser(
         "rules",
@@ -164,6 +174,14 @@ def _rules(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _explain(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(explain(STANDARD.rule(args.rule_id)))
+    return EXIT_OK
+
+
+_COMMANDS = {"check": _check, "explain": _explain, "rules": _rules}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``kaprules`` command.
 
@@ -176,8 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        handler = _check if args.command == "check" else _rules
-        return handler(args, sys.stdout)
+        return _COMMANDS[args.command](args, sys.stdout)
     except _UsageError as exc:
         _complain(f"error: {exc}")
     except InputError as exc:

@@ -159,10 +159,11 @@ class Session:
         return self._food_instant
 
 
-def _as_sessions(value: Any) -> Any:
-    # Accept any iterable of sessions, but leave strings and mappings for the check to name.
+def _as_sessions(value: Iterable[Session]) -> tuple[Session, ...]:
+    # Accept any iterable of sessions, but leave strings, mappings and non-iterables for
+    # the post-init check to name.
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        return value
+        return value  # type: ignore[return-value]
     return tuple(value)
 
 

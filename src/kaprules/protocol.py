@@ -66,11 +66,11 @@ class Protocol:
     """A named, versioned set of rules.
 
     Args:
-        id: The protocol's id, such as ``"kap-standard"``.
-        version: Its version. Change it whenever a rule, parameter or severity changes, so
-            that a report names exactly what it checked.
-        rules: The rules, in the order their findings are listed. A protocol given here
-            contributes its rules.
+        id (str): The protocol's id, such as ``"kap-standard"``.
+        version (str): Its version. Change it whenever a rule, parameter or severity
+            changes, so that a report names exactly what it checked.
+        rules (Iterable[Rule | Protocol]): The rules, in the order their findings are
+            listed. A protocol given here contributes its rules.
 
     Raises:
         ProtocolError: Two rules share an id, or an item is not a rule.

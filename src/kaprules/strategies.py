@@ -26,6 +26,7 @@ import functools
 import zoneinfo
 from typing import Any
 
+import pendulum
 from hypothesis import strategies as st
 
 from kaprules import _time
@@ -81,12 +82,7 @@ def local_datetime(date: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.
     Returns:
         An aware datetime whose local date in ``zone`` is ``date``.
     """
-    for wall in (time, dt.time(12), dt.time(9), dt.time(15)):
-        instant = dt.datetime.combine(date, wall, tzinfo=zone).astimezone(_time.UTC)
-        local = instant.astimezone(zone)
-        if local.date() == date:
-            return local
-    raise AssertionError(f"no wall time on {date} in {zone.key}")  # pragma: no cover
+    return _time.at_local(date, time, zone)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -141,8 +137,6 @@ def notations(value: dt.datetime) -> st.SearchStrategy[dt.datetime]:
         return utc.astimezone(_time.zone(name))
 
     def in_pendulum(name: str) -> dt.datetime:
-        import pendulum
-
         return pendulum.instance(utc).in_timezone(name)
 
     return st.one_of(
@@ -156,13 +150,11 @@ def notations(value: dt.datetime) -> st.SearchStrategy[dt.datetime]:
 _ESCORTS = st.text(min_size=1, max_size=24).filter(lambda s: bool(s.strip()))
 
 
-@st.composite
-def compliant_courses(  # noqa: D417  (draw is hypothesis', not the caller's)
-    draw: st.DrawFn,
+def compliant_courses(
     *,
     boosters: st.SearchStrategy[int] | None = None,
     zones: st.SearchStrategy[str] | None = None,
-) -> Course:
+) -> st.SearchStrategy[Course]:
     """Courses that meet kap-standard v1 by construction (``evaluate(course).ok``).
 
     Six induction sessions within 14 local days, at least two local days apart; each
@@ -178,7 +170,17 @@ def compliant_courses(  # noqa: D417  (draw is hypothesis', not the caller's)
     Returns:
         A strategy of courses.
     """
-    zone_name = draw(zones if zones is not None else timezones())
+    return _compliant_courses(
+        boosters if boosters is not None else st.integers(0, 3),
+        zones if zones is not None else timezones(),
+    )
+
+
+@st.composite
+def _compliant_courses(
+    draw: st.DrawFn, boosters: st.SearchStrategy[int], zones: st.SearchStrategy[str]
+) -> Course:
+    zone_name = draw(zones)
     zone = _time.zone(zone_name)
     offsets = [0]
     slack = 13 - 2 * 5
@@ -193,7 +195,7 @@ def compliant_courses(  # noqa: D417  (draw is hypothesis', not the caller's)
     for offset in offsets:
         local = local_datetime(first + dt.timedelta(days=offset), draw(times), zone)
         starts.append((Kind.INDUCTION, local))
-    for _ in range(draw(boosters if boosters is not None else st.integers(0, 3))):
+    for _ in range(draw(boosters)):
         earliest = _time.add_months(starts[-1][1].date(), 6)
         # Often exactly on the earliest date, which is itself a clamped month end when
         # the previous session was on day 29-31.
@@ -226,8 +228,7 @@ def _aware_datetimes() -> st.SearchStrategy[dt.datetime]:
     )
 
 
-@st.composite
-def courses(draw: st.DrawFn, *, max_sessions: int = 12) -> Course:  # noqa: D417
+def courses(*, max_sessions: int = 12) -> st.SearchStrategy[Course]:
     """Any structurally valid course: any zone, sessions, kinds, fasts and escorts.
 
     Args:
@@ -236,6 +237,11 @@ def courses(draw: st.DrawFn, *, max_sessions: int = 12) -> Course:  # noqa: D417
     Returns:
         A strategy of courses, compliant or not. Ids are unique; some sessions have none.
     """
+    return _courses(max_sessions)
+
+
+@st.composite
+def _courses(draw: st.DrawFn, max_sessions: int) -> Course:
     n = draw(st.integers(0, max_sessions))
     sessions: list[Any] = []
     for index in range(n):

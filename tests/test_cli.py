@@ -173,3 +173,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("kaprules 0.")
+
+
+def test_importing_main_module_does_not_run_the_cli() -> None:
+    code = "import sys; sys.argv = ['x', 'bogus']; import kaprules.__main__; print('imported')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "imported", "")

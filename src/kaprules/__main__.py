@@ -4,4 +4,6 @@ import sys
 
 from kaprules.cli import main
 
-sys.exit(main())
+# Guarded: documentation tools import every module, and importing must not run the CLI.
+if __name__ == "__main__":
+    sys.exit(main())

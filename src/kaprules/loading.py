@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import importlib.resources
 import json
 import os
 import re
@@ -226,6 +225,9 @@ def course_schema() -> dict[str, Any]:
     Returns:
         The schema as a dict.
     """
+    # Imported here: importlib.resources costs ~7 ms of start-up and only this needs it.
+    import importlib.resources
+
     text = importlib.resources.files("kaprules").joinpath("course.schema.json").read_text("utf-8")
     loaded: Callable[[str], dict[str, Any]] = json.loads
     return loaded(text)

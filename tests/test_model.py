@@ -131,3 +131,26 @@ def test_courses_compare_by_instant() -> None:
     a = Course("UTC", [Session(START, id="x")])
     b = Course("UTC", [Session(START.astimezone(dt.timezone(dt.timedelta(hours=5))), id="x")])
     assert a == b
+
+
+@pytest.mark.parametrize(
+    ("start", "ok"),
+    [
+        (dt.datetime(1900, 1, 1, tzinfo=UTC), True),
+        (dt.datetime(1899, 12, 31, 23, 59, tzinfo=UTC), False),
+        # 1900-01-01 01:00 at +05:00 is 1899-12-31 in UTC: the instant decides.
+        (dt.datetime(1900, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))), False),
+        (dt.datetime(9000, 12, 31, 23, 59, tzinfo=UTC), True),
+        (dt.datetime(9001, 1, 1, tzinfo=UTC), False),
+        (dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))), False),  # would overflow
+        (dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5))), False),
+    ],
+)
+def test_instants_must_be_in_the_supported_years(start: dt.datetime, ok: bool) -> None:
+    if ok:
+        assert Session(start, last_food=start).instant.tzinfo is UTC
+        return
+    with pytest.raises(InputError, match=r"start: .* is outside the supported years 1900-9000"):
+        Session(start, id="s1")
+    with pytest.raises(InputError, match=r"last_food: .* outside the supported years"):
+        Session(START, id="s1", last_food=start)

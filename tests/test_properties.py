@@ -13,10 +13,16 @@ from hypothesis import strategies as st
 
 from kaprules import (
     STANDARD,
+    BoosterInterval,
     Course,
+    Fasting,
     InputError,
     Kind,
+    Protocol,
     Session,
+    SessionCount,
+    SessionSpacing,
+    TreatmentWindow,
     _time,
     evaluate,
     parse_course,
@@ -113,6 +119,34 @@ def test_messages_never_echo_escorts_or_patient(course: Course, tail: str) -> No
     text = json.dumps(evaluate(marked).to_dict(), ensure_ascii=False)
     assert MARK not in text
     assert MARK not in repr(marked)
+
+
+extreme = STANDARD.replace(
+    SessionCount(window_days=36_600),
+    TreatmentWindow(days=36_600),
+    SessionSpacing(min_days=36_600),
+    Fasting(hours=8_784),
+    BoosterInterval(months=1_200, min_induction=0),
+)
+edge_instants = st.datetimes(
+    dt.datetime(1900, 1, 2), dt.datetime(9000, 12, 30), timezones=st.just(dt.UTC)
+) | st.sampled_from(
+    [dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(9000, 12, 31, 23, 59, tzinfo=dt.UTC)]
+)
+
+
+@given(
+    st.lists(st.tuples(edge_instants, st.sampled_from(Kind)), max_size=8),
+    st.sampled_from(["UTC", "Pacific/Kiritimati", "Etc/GMT+12", "America/Denver"]),
+    st.sampled_from([STANDARD, extreme]),
+    st.none() | st.dates(dt.date(1900, 1, 1), dt.date(9000, 12, 31)),
+)
+def test_evaluate_never_raises_across_the_supported_range(
+    starts: list[tuple[dt.datetime, Kind]], zone: str, protocol: Protocol, as_of: dt.date | None
+) -> None:
+    sessions = [Session(s, k, f"s{i}", s, "E") for i, (s, k) in enumerate(starts)]
+    report = evaluate(Course(zone, sessions), protocol, as_of=as_of)
+    assert report.ok == (not report.errors)
 
 
 # --- targeted mutations: each trips exactly its rule --------------------------------

@@ -346,3 +346,39 @@ def test_as_of_must_be_aware() -> None:
 
 def test_zone_is_the_course_zone() -> None:
     assert course([], DENVER).zone.key == DENVER
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        dt.date(1899, 12, 31),
+        dt.date(9001, 1, 1),
+        dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=5))),
+    ],
+)
+def test_as_of_must_be_in_the_supported_years(as_of: dt.date) -> None:
+    with pytest.raises(InputError, match=r"as_of: .* outside the supported years 1900-9000"):
+        evaluate(course(series(STANDARD_DATES)), as_of=as_of)
+
+
+@pytest.mark.parametrize(
+    ("build", "ok"),
+    [
+        (lambda: TreatmentWindow(days=36_600), True),
+        (lambda: TreatmentWindow(days=36_601), False),
+        (lambda: SessionCount(window_days=36_601), False),
+        (lambda: SessionSpacing(min_days=36_601), False),
+        (lambda: BoosterInterval(months=1_200), True),
+        (lambda: BoosterInterval(months=1_201), False),
+        (lambda: Fasting(hours=8_784), True),
+        (lambda: Fasting(hours=8_784.5), False),
+        (lambda: Fasting(hours=float("inf")), False),
+    ],
+)
+def test_parameter_upper_bounds(build: object, ok: bool) -> None:
+    if ok:
+        build()  # type: ignore[operator]
+        return
+    with pytest.raises(ValueError, match="must be a"):
+        build()  # type: ignore[operator]

@@ -12,10 +12,23 @@ import zoneinfo
 
 UTC = dt.UTC
 
+# Instants are kept far from datetime's limits, so that no date arithmetic of a rule (up to
+# a century of days or months, see rules.py) can overflow during evaluation.
+MIN_YEAR, MAX_YEAR = 1900, 9000
+
 
 def is_aware(value: dt.datetime) -> bool:
     """Whether ``value`` denotes one instant (has a UTC offset)."""
     return value.tzinfo is not None and value.utcoffset() is not None
+
+
+def in_range(value: dt.datetime) -> bool:
+    """Whether an aware datetime's instant falls in UTC years ``MIN_YEAR`` to ``MAX_YEAR``."""
+    try:
+        year = to_utc(value).year
+    except OverflowError:
+        return False
+    return MIN_YEAR <= year <= MAX_YEAR
 
 
 def to_utc(value: dt.datetime) -> dt.datetime:

@@ -58,7 +58,16 @@ def _check_instant(name: str, value: object, *, required: bool) -> list[Problem]
                 "give a timezone-aware datetime (for example with tzinfo=ZoneInfo(...))",
             )
         ]
+    if not _time.in_range(value):
+        return [Problem(name, _out_of_range(value))]
     return []
+
+
+def _out_of_range(value: dt.date) -> str:
+    return (
+        f"{value.isoformat()} is outside the supported years "
+        f"{_time.MIN_YEAR}-{_time.MAX_YEAR}; check the year"
+    )
 
 
 def _session_problems(
@@ -116,7 +125,7 @@ class Session:
 
     Args:
         start: When the session starts: a timezone-aware ``datetime.datetime``
-            (pendulum's ``DateTime`` is one).
+            (pendulum's ``DateTime`` is one) in the years 1900 to 9000 (UTC).
         kind: ``"induction"`` or ``"booster"`` (or a [`Kind`][kaprules.Kind]).
         id: A non-blank identifier, unique in its course. Left as None, the course gives
             the session its 1-based position in the given order (``"1"``, ``"2"``, ...).
@@ -126,8 +135,8 @@ class Session:
             in findings, messages or this object's repr.
 
     Raises:
-        InputError: A naive datetime, an unknown kind, an empty id or a wrong type; the
-            message names the session and the field.
+        InputError: A naive datetime or one outside the supported years, an unknown kind,
+            an empty id or a wrong type; the message names the session and the field.
     """
 
     start: dt.datetime

@@ -99,21 +99,39 @@ class Rule(Protocol):
         """Yield a finding for each breach of the rule in ``timeline``."""
 
 
-def _whole(minimum: int) -> Any:
+# Upper bounds keep every rule's date arithmetic inside datetime's range for instants in
+# the supported years (see _time.MAX_YEAR): a century of days or months, a year of hours.
+_CENTURY_DAYS = 36_600
+_CENTURY_MONTHS = 1_200
+_YEAR_HOURS = 8_784
+
+
+def _whole(minimum: int, maximum: int | None = None) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
             raise ProtocolError(
                 f"{type(instance).__name__}.{attribute.name} must be a whole number "
-                f">= {minimum}, got {value!r}"
+                f"{bound}, got {value!r}"
             )
 
     return check
 
 
-def _non_negative_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+def _hours(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= _YEAR_HOURS
+    ):
         raise ProtocolError(
-            f"{type(instance).__name__}.{attribute.name} must be a number >= 0, got {value!r}"
+            f"{type(instance).__name__}.{attribute.name} must be a number of hours from 0 to "
+            f"{_YEAR_HOURS}, got {value!r}"
         )
 
 
@@ -185,7 +203,8 @@ class SessionCount(_StandardRule):
     Args:
         count: How many induction sessions the series has.
         window_days: Days from the first induction session (counted as day 1) within which
-            an unfinished series may still be completed when ``as_of`` is given.
+            an unfinished series may still be completed when ``as_of`` is given (at most
+            36600).
         severity: The severity of its findings.
     """
 
@@ -208,7 +227,7 @@ class SessionCount(_StandardRule):
     )
 
     count: int = attrs.field(default=6, validator=_whole(1))
-    window_days: int = attrs.field(default=14, validator=_whole(1))
+    window_days: int = attrs.field(default=14, validator=_whole(1, _CENTURY_DAYS))
 
     @property
     def statement(self) -> str:
@@ -259,7 +278,7 @@ class TreatmentWindow(_StandardRule):
 
     Args:
         days: The window's length in local calendar days, the first induction date being
-            day 1 (Dec 1 opens a 14-day window that ends Dec 14).
+            day 1 (Dec 1 opens a 14-day window that ends Dec 14); at most 36600.
         severity: The severity of its findings.
     """
 
@@ -273,7 +292,7 @@ class TreatmentWindow(_StandardRule):
     source: ClassVar[Source] = SessionCount.source
     names: ClassVar[str] = "Each induction session outside the window, one finding each."
 
-    days: int = attrs.field(default=14, validator=_whole(1))
+    days: int = attrs.field(default=14, validator=_whole(1, _CENTURY_DAYS))
 
     @property
     def statement(self) -> str:
@@ -314,7 +333,8 @@ class SessionSpacing(_StandardRule):
 
     Args:
         min_days: The fewest days between the local dates of two sessions adjacent in start
-            order. With 2, sessions on the same day or on consecutive days are findings.
+            order (at most 36600). With 2, sessions on the same day or on consecutive days
+            are findings.
         severity: The severity of its findings.
     """
 
@@ -331,7 +351,7 @@ class SessionSpacing(_StandardRule):
     )
     names: ClassVar[str] = "Both sessions of each pair too close together, one finding a pair."
 
-    min_days: int = attrs.field(default=2, validator=_whole(1))
+    min_days: int = attrs.field(default=2, validator=_whole(1, _CENTURY_DAYS))
 
     @property
     def statement(self) -> str:
@@ -366,7 +386,7 @@ class Fasting(_StandardRule):
 
     Args:
         hours: The shortest fast, in hours of real elapsed time (a DST change counts as it
-            happens). Exactly ``hours`` passes.
+            happens), from 0 to 8784 (a leap year). Exactly ``hours`` passes.
         severity: The severity of its findings.
     """
 
@@ -384,7 +404,7 @@ class Fasting(_StandardRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    hours: float = attrs.field(default=4, validator=_non_negative_number)
+    hours: float = attrs.field(default=4, validator=_hours)
 
     @property
     def statement(self) -> str:
@@ -473,7 +493,8 @@ class BoosterInterval(_StandardRule):
 
     Args:
         months: The fewest calendar months from the local date of the previous session
-            (of any kind) to the booster's. The day is kept and clamped to the month's end.
+            (of any kind) to the booster's, at most 1200. The day is kept and clamped to the
+            month's end.
         min_induction: The fewest induction sessions before a booster.
         severity: The severity of its findings.
     """
@@ -494,7 +515,7 @@ class BoosterInterval(_StandardRule):
     )
     names: ClassVar[str] = "The booster, one finding for each condition it breaks."
 
-    months: int = attrs.field(default=6, validator=_whole(1))
+    months: int = attrs.field(default=6, validator=_whole(1, _CENTURY_MONTHS))
     min_induction: int = attrs.field(default=6, validator=_whole(0))
 
     @property

@@ -15,8 +15,8 @@ import zoneinfo
 import attrs
 
 from kaprules import _time
-from kaprules.errors import InputError
-from kaprules.model import Course, Kind, Session
+from kaprules.errors import InputError, Problem
+from kaprules.model import Course, Kind, Session, _out_of_range
 
 __all__ = ["TimedSession", "Timeline"]
 
@@ -100,9 +100,13 @@ class Timeline:
                     "as_of: naive datetime has no UTC offset; give an aware datetime "
                     "or a plain date (a local date in the course timezone)"
                 )
+            if not _time.in_range(as_of):
+                raise InputError(Problem("as_of", _out_of_range(as_of)))
             planned_after = _time.to_utc(as_of)
             as_of_date = planned_after.astimezone(zone).date()
         elif isinstance(as_of, dt.date):
+            if not _time.MIN_YEAR <= as_of.year <= _time.MAX_YEAR:
+                raise InputError(Problem("as_of", _out_of_range(as_of)))
             as_of_date = dt.date(as_of.year, as_of.month, as_of.day)
         else:
             raise InputError(

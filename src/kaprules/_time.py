@@ -24,6 +24,9 @@ def is_aware(value: dt.datetime) -> bool:
 
 def in_range(value: dt.datetime) -> bool:
     """Whether an aware datetime's instant falls in UTC years ``MIN_YEAR`` to ``MAX_YEAR``."""
+    # An offset is under a day, so only the boundary years need the (costlier) conversion.
+    if MIN_YEAR < value.year < MAX_YEAR:
+        return True
     try:
         year = to_utc(value).year
     except OverflowError:

@@ -91,13 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
 
-    explain = commands.add_parser(
+    explain_cmd = commands.add_parser(
         "explain",
         help="print what one rule requires, for auditors",
         description="Print the auditor text of one kap-standard rule: its requirement with "
         "parameters, rationale, source and two worked examples.",
     )
-    explain.add_argument("rule_id", metavar="RULE_ID", help="a rule id, such as session-spacing")
+    explain_cmd.add_argument(
+        "rule_id", metavar="RULE_ID", help="a rule id, such as session-spacing"
+    )
 
     rules = commands.add_parser(
         "rules",

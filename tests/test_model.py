@@ -111,7 +111,7 @@ def test_course_rejects_duplicates_and_non_sessions() -> None:
 
 @pytest.mark.parametrize("sessions", ["abc", 5, {"a": 1}])
 def test_course_sessions_must_be_an_iterable_of_sessions(sessions: object) -> None:
-    with pytest.raises(InputError, match="sessions: must be an iterable of Session"):
+    with pytest.raises(InputError, match="sessions: must be a list or tuple of Session"):
         Course("UTC", sessions)  # type: ignore[arg-type]
 
 

@@ -156,23 +156,33 @@ def test_to_dict_round_trip_with_user_rules() -> None:
 
 
 @given(
-    st.builds(SessionCount, count=st.integers(1, 20), window_days=st.integers(1, 60)),
-    st.builds(TreatmentWindow, days=st.integers(1, 60)),
+    st.integers(1, 20),
+    st.integers(1, 60),
     st.builds(
         Fasting, hours=st.integers(0, 24) | st.floats(0, 24), severity=st.sampled_from(Severity)
     ),
-    st.builds(BoosterInterval, months=st.integers(1, 24), min_induction=st.integers(0, 10)),
+    st.integers(1, 24),
+    st.data(),
 )
-def test_standard_rules_round_trip_through_plain_data(a: Rule, b: Rule, c: Rule, d: Rule) -> None:
-    protocol = STANDARD.replace(a, b, c, d, version="x")
+def test_standard_rules_round_trip_through_plain_data(
+    count: int, days: int, c: Rule, months: int, data: st.DataObject
+) -> None:
+    a = SessionCount(count=count, window_days=days)
+    d = BoosterInterval(months=months, min_induction=data.draw(st.integers(0, count)))
+    protocol = STANDARD.replace(a, TreatmentWindow(days=days), c, d, version="x")
     assert Protocol.from_dict(json.loads(json.dumps(protocol.to_dict()))) == protocol
 
 
 @pytest.mark.parametrize(
-    "data", [{}, {"id": "x", "version": "1"}, {"id": "x", "version": "1", "rules": [{}]}]
+    ("data", "message"),
+    [
+        ({}, r"id: is required.*version: is required.*rules: is required"),
+        ({"id": "x", "version": "1"}, r"^rules: is required: a list of rules$"),
+        ({"id": "x", "version": "1", "rules": [{}]}, r"^rules\[0\]\.id: is required: a rule id$"),
+    ],
 )
-def test_from_dict_malformed(data: dict[str, object]) -> None:
-    with pytest.raises(ProtocolError, match="malformed"):
+def test_from_dict_malformed(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
         Protocol.from_dict(data)
 
 

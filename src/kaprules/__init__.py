@@ -13,34 +13,60 @@ kaprules encodes protocols as written; it gives no medical advice.
 """
 
 from kaprules._version import __version__
-from kaprules.audit import explain
-from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError
-from kaprules.loading import course_schema, load_course, parse_course
-from kaprules.model import Course, Kind, Session
-from kaprules.protocol import STANDARD, Protocol, evaluate
+from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
+from kaprules.explanation import explain
+from kaprules.loading import (
+    course_schema,
+    dumps,
+    load_course,
+    load_protocol,
+    parse_course,
+    parse_protocol,
+    protocol_schema,
+    resolve_protocol,
+)
+from kaprules.model import Course, Integration, JSONValue, Kind, Session
+from kaprules.protocol import (
+    STANDARD,
+    STANDARD_V2,
+    Protocol,
+    builtin_protocols,
+    evaluate,
+    get_protocol,
+    kap_protocol,
+)
 from kaprules.report import Finding, Report, Severity
 from kaprules.rules import (
+    BaseRule,
     BoosterInterval,
     Escort,
     Fasting,
+    IntegrationFollowup,
     Rule,
     SessionCount,
     SessionSpacing,
     Source,
+    Therapist,
     TreatmentWindow,
 )
-from kaprules.timeline import TimedSession, Timeline
+from kaprules.timeline import TimedIntegration, TimedSession, Timeline
 
 __all__ = [
     "STANDARD",
+    "STANDARD_V2",
+    "BaseRule",
     "BoosterInterval",
     "Course",
     "Escort",
     "Fasting",
     "Finding",
     "InputError",
+    "Integration",
+    "IntegrationFollowup",
+    "JSONValue",
     "KapRulesError",
     "Kind",
+    "PathItem",
     "Problem",
     "Protocol",
     "ProtocolError",
@@ -51,13 +77,23 @@ __all__ = [
     "SessionSpacing",
     "Severity",
     "Source",
+    "Therapist",
+    "TimedIntegration",
     "TimedSession",
     "Timeline",
     "TreatmentWindow",
     "__version__",
+    "builtin_protocols",
     "course_schema",
+    "dumps",
     "evaluate",
     "explain",
+    "get_protocol",
+    "kap_protocol",
     "load_course",
+    "load_protocol",
     "parse_course",
+    "parse_protocol",
+    "protocol_schema",
+    "resolve_protocol",
 ]

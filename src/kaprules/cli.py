@@ -1,8 +1,10 @@
 """The ``kaprules`` command line.
 
-Commands: ``check`` a course file, ``explain`` one rule, list the ``rules``. Exit status:
-0 when no finding is an error, 1 when one is, 2 for input that cannot be read or used and
-for bad usage. Problems are one line on stderr, never a traceback.
+Commands: ``check`` a course file, ``explain`` one rule, list the ``rules``, and
+``protocol validate`` / ``protocol show`` for protocol files. Each takes ``--protocol``:
+a built-in as ``NAME@VERSION`` (``kap-standard@2``) or a protocol file. Exit status: 0 when
+no finding is an error, 1 when one is, 2 for input that cannot be read or used and for bad
+usage. Problems are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from kaprules._version import __version__
-from kaprules.audit import explain
-from kaprules.errors import InputError, KapRulesError
-from kaprules.loading import DATETIME_PATTERN, parse_course
+from kaprules.errors import InputError, KapRulesError, ProtocolError
+from kaprules.explanation import explain
+from kaprules.loading import DATETIME_PATTERN, load_protocol, parse_course, resolve_protocol
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, evaluate
-from kaprules.report import Finding, Report
+from kaprules.protocol import STANDARD, Protocol, evaluate
+from kaprules.report import Finding, Report, Severity
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -60,6 +62,16 @@ def _as_of(text: str) -> dt.date | dt.datetime:
     )
 
 
+def _add_protocol(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--protocol",
+        metavar="NAME@VERSION|FILE",
+        default=f"{STANDARD.id}@{STANDARD.version}",
+        help="the protocol: a built-in such as kap-standard@2, or a protocol file (.toml or "
+        ".json); default: %(default)s",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser: the one definition the CLI reference is checked against.
 
@@ -68,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog="kaprules",
-        description="Check KAP treatment courses against the kap-standard protocol.",
+        description="Check KAP treatment courses against the kap-standard protocol or a "
+        "clinic's own.",
         epilog="Exit status: 0 no error finding, 1 an error finding, 2 bad input or usage.",
     )
     parser.add_argument("--version", action="version", version=f"kaprules {__version__}")
@@ -76,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="check a course file against the standard protocol",
-        description="Check a course (JSON) against kap-standard and list every finding.",
+        help="check a course file against a protocol",
+        description="Check a course (JSON) against a protocol (kap-standard v1 by default) and "
+        "list every finding.",
     )
     check.add_argument("path", metavar="PATH", help="the course JSON file, or - for standard input")
     check.add_argument(
@@ -90,24 +104,52 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
+    _add_protocol(check)
 
     explain_cmd = commands.add_parser(
         "explain",
         help="print what one rule requires, for auditors",
-        description="Print the auditor text of one kap-standard rule: its requirement with "
+        description="Print the auditor text of one rule of a protocol: its requirement with "
         "parameters, rationale, source and two worked examples.",
     )
     explain_cmd.add_argument(
         "rule_id", metavar="RULE_ID", help="a rule id, such as session-spacing"
     )
+    _add_protocol(explain_cmd)
 
     rules = commands.add_parser(
         "rules",
-        help="list the standard protocol's rules",
-        description="List the rules of kap-standard with their parameters and statements.",
+        help="list a protocol's rules",
+        description="List the rules of a protocol (kap-standard v1 by default) with their "
+        "parameters and statements.",
     )
     rules.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
+    _add_protocol(rules)
+
+    protocol = commands.add_parser(
+        "protocol",
+        help="validate or show protocol files",
+        description="Validate a clinic's protocol file, or show a protocol as a file.",
+    )
+    actions = protocol.add_subparsers(dest="action", metavar="ACTION", required=True)
+    validate = actions.add_parser(
+        "validate",
+        help="check a protocol file and summarize it",
+        description="Read a protocol file (.toml or .json); list every problem with its path, "
+        "or summarize the protocol. Exit 0 when valid, 2 when not.",
+    )
+    validate.add_argument("file", metavar="FILE", help="the protocol file")
+    show = actions.add_parser(
+        "show",
+        help="print a protocol as a protocol file",
+        description="Print a built-in protocol or a protocol file as TOML or JSON, the start "
+        "of a clinic's own file.",
+    )
+    show.add_argument("spec", metavar="NAME@VERSION|FILE", help="such as kap-standard@2")
+    show.add_argument(
+        "--format", choices=("toml", "json"), default="toml", help="output format (default: toml)"
     )
     return parser
 
@@ -135,7 +177,12 @@ def _summary(report: Report, course: Course) -> str:
     )
 
 
+def _protocol(args: argparse.Namespace) -> Protocol:
+    return resolve_protocol(args.protocol)
+
+
 def _check(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = _protocol(args)
     if args.path == "-":
         course = parse_course(sys.stdin.buffer.read())
     else:
@@ -145,7 +192,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         except OSError as exc:
             raise _UsageError(f"cannot read {args.path}: {exc.strerror or exc}") from None
         course = parse_course(data)
-    report = evaluate(course, as_of=args.as_of)
+    report = evaluate(course, protocol, as_of=args.as_of)
     if args.format == "json":
         json.dump(report.to_dict(), out, indent=2, ensure_ascii=False)
         out.write("\n")
@@ -158,30 +205,64 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _rules(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = _protocol(args)
     if args.format == "json":
-        data = STANDARD.to_dict()
+        data = protocol.to_dict()
         data["rules"] = [
             {**entry, "title": rule.title, "statement": rule.statement}
-            for entry, rule in zip(STANDARD.to_dict()["rules"], STANDARD.rules, strict=True)  # type: ignore[arg-type]
+            for entry, rule in zip(protocol.to_dict()["rules"], protocol.rules, strict=True)  # type: ignore[arg-type]
         ]
         json.dump(data, out, indent=2, ensure_ascii=False)
         out.write("\n")
         return EXIT_OK
-    out.write(f"{STANDARD.id} version {STANDARD.version}\n")
-    for rule in STANDARD.rules:
+    out.write(_identity(protocol) + "\n")
+    for rule in protocol.rules:
         params = ", ".join(f"{k}={v}" for k, v in rule.parameters().items()) or "no parameters"
-        out.write(f"\n{rule.id} ({rule.severity.value}): {rule.title}\n")
+        out.write(f"\n{rule.id} ({Severity(rule.severity).value}): {rule.title}\n")
         out.write(f"  parameters: {params}\n")
         out.write(f"  {rule.statement}\n")
     return EXIT_OK
 
 
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
-    out.write(explain(STANDARD.rule(args.rule_id)))
+    protocol = _protocol(args)
+    try:
+        rule = protocol.rule(args.rule_id)
+    except ProtocolError as exc:
+        raise _UsageError(str(exc)) from None
+    out.write(explain(rule))
     return EXIT_OK
 
 
-_COMMANDS = {"check": _check, "explain": _explain, "rules": _rules}
+def _identity(protocol: Protocol) -> str:
+    text = f"{protocol.id} version {protocol.version}"
+    if protocol.derived_from is not None:
+        text += f" (derived from {protocol.derived_from[0]} version {protocol.derived_from[1]})"
+    return text
+
+
+def _protocol_command(args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "validate":
+        protocol = load_protocol(args.file)
+        out.write(f"valid: {_identity(protocol)}, {len(protocol.rules)} rules\n")
+        for rule in protocol.rules:
+            out.write(f"  {rule.id} ({Severity(rule.severity).value})\n")
+        return EXIT_OK
+    protocol = resolve_protocol(args.spec)
+    if args.format == "json":
+        json.dump(protocol.to_dict(), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        out.write(protocol.to_toml())
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "check": _check,
+    "explain": _explain,
+    "rules": _rules,
+    "protocol": _protocol_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args, sys.stdout)
     except _UsageError as exc:
         _complain(f"error: {exc}")
+    except ProtocolError as exc:
+        _complain(f"invalid protocol: {exc}")
     except InputError as exc:
         source = "standard input" if args.path == "-" else args.path
         _complain(f"invalid course in {source}: {exc}")

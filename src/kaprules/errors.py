@@ -1,82 +1,128 @@
 """Exceptions raised by kaprules.
 
 Every exception kaprules raises on purpose derives from [`KapRulesError`][kaprules.KapRulesError],
-so ``except kaprules.KapRulesError`` catches them all. Input problems are collected rather
-than reported one at a time: an [`InputError`][kaprules.InputError] carries every
-[`Problem`][kaprules.Problem] found, each naming where it is.
+so ``except kaprules.KapRulesError`` catches them all. Problems are collected rather than
+reported one at a time: an [`InputError`][kaprules.InputError] or a
+[`ProtocolError`][kaprules.ProtocolError] carries every [`Problem`][kaprules.Problem] found,
+each with the path to the bad value (``sessions[2].start``, ``rules[3].parameters.hours``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Self
 
 import attrs
 
-__all__ = ["InputError", "KapRulesError", "Problem", "ProtocolError"]
+__all__ = ["InputError", "KapRulesError", "PathItem", "Problem", "ProtocolError"]
+
+PathItem = str | int | tuple[int, str]
+"""One step of a problem's path: a field name, a list index, or an index with the id of the
+session found there (rendered ``[2] (id 's3')``)."""
+
+# Ids are echoed in paths: keep them short and on one line whatever the input holds.
+_ID_ECHO = 40
 
 
-class KapRulesError(Exception):
-    """Base class of every exception kaprules raises on purpose."""
+def _to_path(value: Iterable[PathItem] | str) -> tuple[PathItem, ...]:
+    # A plain string is one step: the form Problem took before paths were structured.
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(value)
+
+
+def echo(value: str, limit: int = _ID_ECHO) -> str:
+    """``value`` quoted for a message: escaped, on one line, at most ``limit`` characters.
+
+    Args:
+        value: Text from the input, such as a session id.
+        limit: The most characters of ``value`` to show.
+
+    Returns:
+        A Python-style quoted literal, with ``...`` when cut.
+    """
+    cut = value[:limit]
+    text = repr(cut).encode("ascii", "backslashreplace").decode("ascii")
+    return text + ("..." if len(value) > limit else "")
+
+
+def render_path(path: tuple[PathItem, ...]) -> str:
+    """A path as text: ``sessions[2] (id 's3').start``, ``rules[3].parameters.hours``.
+
+    Args:
+        path: The steps.
+
+    Returns:
+        The rendered path; empty for the input as a whole.
+    """
+    parts: list[str] = []
+    for step in path:
+        if isinstance(step, tuple):
+            index, label = step
+            parts.append(f"[{index}] (id {echo(label)})")
+        elif isinstance(step, int):
+            parts.append(f"[{step}]")
+        else:
+            parts.append(f".{step}" if parts else step)
+    return "".join(parts)
 
 
 @attrs.frozen
 class Problem:
-    """One thing wrong with the input, and where it is.
+    """One thing wrong with the input, where it is, and what kind of problem it is.
 
-    Attributes:
-        where: The path to the bad value, such as ``"sessions[2] (id 's3').start"``;
-            empty for the input as a whole.
+    Args:
+        path: The steps to the bad value, such as ``("sessions", (2, "s3"), "start")``
+            (a plain string is taken as one step); empty for the input as a whole.
         what: What is wrong and, where possible, how to fix it. Never echoes escort
-            names or patient identifiers.
+            names, therapist names or patient identifiers.
+        code: A stable, machine-readable kind of problem, such as ``"required"``,
+            ``"type"``, ``"unknown-field"`` or ``"range"``.
     """
 
-    where: str
+    path: tuple[PathItem, ...] = attrs.field(converter=_to_path)
     what: str
+    code: str = "invalid"
+
+    @property
+    def where(self) -> str:
+        """The path, rendered once: ``sessions[2] (id 's3').start``."""
+        return render_path(self.path)
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.what}" if self.where else self.what
+        where = self.where
+        return f"{where}: {self.what}" if where else self.what
 
-    def within(self, prefix: str) -> Problem:
+    def within(self, *prefix: PathItem) -> Problem:
         """Return this problem with ``prefix`` put before its path.
 
         Args:
-            prefix: The path of the enclosing value, such as ``"sessions[2]"``.
+            *prefix: The steps to the enclosing value, such as ``"sessions", 2``.
 
         Returns:
-            A new problem whose ``where`` starts with ``prefix``.
+            A new problem whose path starts with ``prefix``.
         """
-        if not self.where:
-            return Problem(prefix, self.what)
-        joiner = "" if self.where.startswith("[") else "."
-        return Problem(f"{prefix}{joiner}{self.where}", self.what)
+        return Problem((*prefix, *self.path), self.what, self.code)
 
 
-class InputError(KapRulesError, ValueError):
-    """A course, session or option that kaprules cannot accept.
-
-    Raised when a [`Session`][kaprules.Session] or [`Course`][kaprules.Course] is built from
-    bad values, when JSON cannot be read as a course, and for a bad ``as_of``. It lists
-    every problem found, not only the first.
-
-    Attributes:
-        problems: Each problem found, in input order.
-    """
+class _Problems(Exception):
+    """An exception that carries every problem found."""
 
     problems: tuple[Problem, ...]
 
     def __init__(self, *problems: Problem | str) -> None:
-        self.problems = tuple(p if isinstance(p, Problem) else Problem("", p) for p in problems)
+        self.problems = tuple(p if isinstance(p, Problem) else Problem((), p) for p in problems)
         super().__init__(self._render())
 
     @classmethod
-    def collect(cls, problems: Iterable[Problem]) -> InputError | None:
+    def collect(cls, problems: Iterable[Problem]) -> Self | None:
         """Return an error carrying ``problems``, or None when there are none.
 
         Args:
             problems: The problems found.
 
         Returns:
-            An `InputError`, or None for an empty iterable.
+            An error of this class, or None for an empty iterable.
         """
         found = tuple(problems)
         return cls(*found) if found else None
@@ -87,9 +133,29 @@ class InputError(KapRulesError, ValueError):
         return f"{len(self.problems)} problems: " + "; ".join(str(p) for p in self.problems)
 
 
-class ProtocolError(KapRulesError, ValueError):
-    """A protocol that cannot be built or changed as asked.
+class KapRulesError(Exception):
+    """Base class of every exception kaprules raises on purpose."""
 
-    For example two rules with one id, dropping a rule the protocol does not have, or
-    protocol data naming a rule kaprules does not know.
+
+class InputError(KapRulesError, _Problems, ValueError):
+    """A course, session or option that kaprules cannot accept.
+
+    Raised when a [`Session`][kaprules.Session] or [`Course`][kaprules.Course] is built from
+    bad values, when JSON cannot be read as a course, and for a bad ``as_of``. It lists
+    every problem found, not only the first.
+
+    Attributes:
+        problems: Each problem found, in input order.
+    """
+
+
+class ProtocolError(KapRulesError, _Problems, ValueError):
+    """A protocol or rule that cannot be built or changed as asked.
+
+    For example two rules with one id, a parameter out of range, parameters of two rules
+    that contradict each other, or protocol data naming a rule kaprules does not know. It
+    lists every problem found, each with its path (``rules[3].parameters.hours``).
+
+    Attributes:
+        problems: Each problem found, in order.
     """

@@ -1,10 +1,12 @@
-"""Reading courses from JSON.
+"""Reading and writing courses (JSON) and protocols (TOML or JSON).
 
 [`parse_course`][kaprules.parse_course] and [`load_course`][kaprules.load_course] return a
 [`Course`][kaprules.Course] or raise [`InputError`][kaprules.InputError] listing every
 problem with its path, such as ``sessions[2] (id 's3').last_meal: unknown field; did you
-mean 'last_food'?``. The format is described by a JSON Schema shipped with the package
-([`course_schema`][kaprules.course_schema]).
+mean 'last_food'?``; [`dumps`][kaprules.dumps] writes the format back.
+[`load_protocol`][kaprules.load_protocol] reads a clinic's protocol file. Both formats are
+described by JSON Schemas shipped with the package
+([`course_schema`][kaprules.course_schema], [`protocol_schema`][kaprules.protocol_schema]).
 """
 
 from __future__ import annotations
@@ -17,10 +19,28 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kaprules.errors import InputError, Problem
-from kaprules.model import Course, Session, _label, _session_problems, _timezone_problem
+from kaprules.errors import InputError, PathItem, Problem, ProtocolError, echo
+from kaprules.model import (
+    Course,
+    Integration,
+    Session,
+    _integration_problems,
+    _session_problems,
+    _timezone_problem,
+    freeze_json,
+)
+from kaprules.protocol import Protocol, get_protocol
 
-__all__ = ["course_schema", "load_course", "parse_course"]
+__all__ = [
+    "course_schema",
+    "dumps",
+    "load_course",
+    "load_protocol",
+    "parse_course",
+    "parse_protocol",
+    "protocol_schema",
+    "resolve_protocol",
+]
 
 # ISO 8601 / RFC 3339 date-time with a mandatory offset; the schema carries the same pattern.
 DATETIME_PATTERN = (
@@ -28,8 +48,9 @@ DATETIME_PATTERN = (
 )
 _DATETIME = re.compile(DATETIME_PATTERN)
 
-COURSE_FIELDS = ("$schema", "timezone", "patient", "sessions")
-SESSION_FIELDS = ("id", "kind", "start", "last_food", "escort")
+COURSE_FIELDS = ("$schema", "timezone", "patient", "sessions", "integrations", "extra")
+SESSION_FIELDS = ("id", "kind", "start", "last_food", "escort", "therapist", "extra")
+INTEGRATION_FIELDS = ("id", "start", "therapist")
 
 
 def _kind_name(value: object) -> str:
@@ -48,125 +69,241 @@ def _kind_name(value: object) -> str:
 
 def _unknown_fields(obj: dict[str, Any], allowed: tuple[str, ...]) -> list[Problem]:
     problems = []
-    for key in obj:
+    for position, key in enumerate(obj):
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
-            problems.append(Problem(key[:40], "unknown field" + hint))
+            # Key names can hold anything, a patient's name included: show a key only when
+            # it is a close match to a known field (a typo), else its position.
+            close = difflib.get_close_matches(key[:64], allowed, n=1, cutoff=0.5)
+            if close:
+                problems.append(
+                    Problem(key, f"unknown field; did you mean {close[0]!r}?", "unknown-field")
+                )
+            else:
+                problems.append(
+                    Problem(
+                        (),
+                        f"unknown field (key {position + 1} of the object); allowed: "
+                        f"{', '.join(allowed)}",
+                        "unknown-field",
+                    )
+                )
     return problems
 
 
 def _instant(obj: dict[str, Any], key: str, problems: list[Problem], *, required: bool) -> Any:
     if key not in obj:
         if required:
-            problems.append(Problem(key, "is required: an ISO 8601 date-time with an offset"))
+            problems.append(
+                Problem(key, "is required: an ISO 8601 date-time with an offset", "required")
+            )
         return None
     value = obj[key]
     if value is None and not required:
         return None
     if not isinstance(value, str):
         problems.append(
-            Problem(key, f"must be an ISO 8601 date-time string, got {_kind_name(value)}")
+            Problem(key, f"must be an ISO 8601 date-time string, got {_kind_name(value)}", "type")
         )
         return None
     if not _DATETIME.fullmatch(value):
         problems.append(
             Problem(
                 key,
-                f"{value[:40]!r} is not an ISO 8601 date-time with an offset; write it like "
+                f"{echo(value)} is not an ISO 8601 date-time with an offset; write it like "
                 "'2026-12-01T09:00:00-07:00' or '2026-12-01T16:00:00Z'",
+                "format",
             )
         )
         return None
     try:
         return dt.datetime.fromisoformat(value)
     except ValueError:
-        problems.append(Problem(key, f"{value!r} is not a real date and time"))
+        problems.append(Problem(key, f"{echo(value)} is not a real date and time", "value"))
         return None
 
 
+def _step(index: int, item_id: object) -> PathItem:
+    return (index, item_id) if isinstance(item_id, str) and item_id.strip() else index
+
+
+def _extra(obj: dict[str, Any], problems: list[Problem]) -> Any:
+    if "extra" not in obj:
+        return None
+    value = obj["extra"]
+    if not isinstance(value, dict):
+        problems.append(Problem("extra", f"must be an object, got {_kind_name(value)}", "type"))
+        return None
+    frozen, found = freeze_json(value, ("extra",))
+    problems += found
+    return frozen
+
+
 def _session(index: int, obj: object) -> tuple[Session | None, list[Problem]]:
-    where = f"sessions[{index}]"
     if not isinstance(obj, dict):
-        return None, [Problem(where, f"must be an object, got {_kind_name(obj)}")]
+        return None, [
+            Problem(("sessions", index), f"must be an object, got {_kind_name(obj)}", "type")
+        ]
     session_id = obj.get("id")
-    if isinstance(session_id, str) and session_id.strip():
-        where = f"{where} (id {session_id!r})"
+    where = ("sessions", _step(index, session_id))
     problems = _unknown_fields(obj, SESSION_FIELDS)
     if "id" in obj and session_id is None:
         problems.append(
-            Problem("id", "must be a string, got null; leave it out for a positional id")
+            Problem("id", "must be a string, got null; leave it out for a positional id", "type")
         )
     start = _instant(obj, "start", problems, required=True)
     last_food = _instant(obj, "last_food", problems, required=False)
+    extra = _extra(obj, problems)
+    kind = obj.get("kind", "induction")
     if problems:
         # Report the model's checks too, but not twice for a field already reported.
-        reported = {p.where for p in problems}
+        reported = {p.path for p in problems}
         problems += [
             p
             for p in _session_problems(
-                start, obj.get("kind", "induction"), session_id, last_food, obj.get("escort")
+                start, kind, session_id, last_food, obj.get("escort"), obj.get("therapist")
             )
-            if p.where not in reported
+            if p.path not in reported
         ]
-        return None, [p.within(where) for p in problems]
+        return None, [p.within(*where) for p in problems]
     # The common path: the model checks the values once, as it does for Python callers.
     try:
-        return Session(
-            start, obj.get("kind", "induction"), session_id, last_food, obj.get("escort")
-        ), []
+        session = Session(
+            start,
+            kind,
+            session_id,
+            last_food,
+            obj.get("escort"),
+            therapist=obj.get("therapist"),
+            extra=extra,
+        )
     except InputError as exc:
-        label = _label(session_id) + "."
+        # The model's paths start with its own label for the session; put ours instead.
+        return None, [Problem((*where, *p.path[1:]), p.what, p.code) for p in exc.problems]
+    return session, []
+
+
+def _integration(index: int, obj: object) -> tuple[Integration | None, list[Problem]]:
+    if not isinstance(obj, dict):
         return None, [
-            Problem(where + "." + p.where.removeprefix(label), p.what) for p in exc.problems
+            Problem(("integrations", index), f"must be an object, got {_kind_name(obj)}", "type")
         ]
+    meeting_id = obj.get("id")
+    where = ("integrations", _step(index, meeting_id))
+    problems = _unknown_fields(obj, INTEGRATION_FIELDS)
+    start = _instant(obj, "start", problems, required=True)
+    reported = {p.path for p in problems}
+    problems += [
+        p
+        for p in _integration_problems(start, meeting_id, obj.get("therapist"))
+        if p.path not in reported
+    ]
+    if problems:
+        return None, [p.within(*where) for p in problems]
+    return Integration(start, meeting_id, therapist=obj.get("therapist")), []
+
+
+def _items(
+    data: dict[str, Any],
+    name: str,
+    read: Callable[[int, object], tuple[Any, list[Problem]]],
+    problems: list[Problem],
+    *,
+    required: bool,
+) -> list[Any]:
+    raw = data.get(name)
+    if name not in data:
+        if required:
+            problems.append(Problem(name, "is required: an array of objects", "required"))
+        return []
+    if not isinstance(raw, list):
+        problems.append(Problem(name, f"must be an array, got {_kind_name(raw)}", "type"))
+        return []
+    items = []
+    for index, item in enumerate(raw):
+        value, found = read(index, item)
+        problems += found
+        if value is not None:
+            items.append(value)
+    return items
 
 
 def _course(data: object) -> Course:
     if not isinstance(data, dict):
-        raise InputError(f"a course must be a JSON object, got {_kind_name(data)}")
+        raise InputError(Problem((), f"a course must be a JSON object, got {_kind_name(data)}"))
     problems = _unknown_fields(data, COURSE_FIELDS)
     timezone = data.get("timezone")
     if "timezone" not in data:
         problems.append(
-            Problem("timezone", "is required: an IANA zone name such as 'America/Denver'")
+            Problem(
+                "timezone", "is required: an IANA zone name such as 'America/Denver'", "required"
+            )
         )
     elif (zone_problem := _timezone_problem(timezone)) is not None:
         problems.append(zone_problem)
     patient = data.get("patient")
     if patient is not None and not isinstance(patient, str):
-        problems.append(Problem("patient", f"must be a string or null, got {_kind_name(patient)}"))
+        problems.append(
+            Problem("patient", f"must be a string or null, got {_kind_name(patient)}", "type")
+        )
     schema = data.get("$schema")
     if schema is not None and not isinstance(schema, str):
-        problems.append(Problem("$schema", f"must be a string, got {_kind_name(schema)}"))
-    raw_sessions = data.get("sessions")
-    sessions: list[Session] = []
-    if "sessions" not in data:
-        problems.append(Problem("sessions", "is required: an array of session objects"))
-    elif not isinstance(raw_sessions, list):
-        problems.append(Problem("sessions", f"must be an array, got {_kind_name(raw_sessions)}"))
-    else:
-        for index, item in enumerate(raw_sessions):
-            session, found = _session(index, item)
-            problems += found
-            if session is not None:
-                sessions.append(session)
+        problems.append(Problem("$schema", f"must be a string, got {_kind_name(schema)}", "type"))
+    sessions = _items(data, "sessions", _session, problems, required=True)
+    integrations = _items(data, "integrations", _integration, problems, required=False)
+    extra = _extra(data, problems)
     if problems:
         raise InputError(*problems)
-    return Course(timezone, sessions, patient)  # type: ignore[arg-type]
+    return Course(timezone, sessions, patient, integrations=integrations, extra=extra)  # type: ignore[arg-type]
+
+
+class _Duplicate(Exception):
+    pass
+
+
+# Field names of both formats: a repeated key is named only when it is one of these.
+_KNOWN_KEYS = frozenset(
+    (*COURSE_FIELDS, *SESSION_FIELDS, *INTEGRATION_FIELDS, "version", "rules", "parameters")
+)
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise InputError(f"duplicate key {twice[:40]!r} in a JSON object; give each field once")
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key if key in _KNOWN_KEYS else None)
+            seen.add(key)
     return obj
 
 
 def _reject_constant(name: str) -> Any:
     raise InputError(f"{name} is not valid JSON; give a number or leave the field out")
+
+
+def _json(text: str | bytes | bytearray, what: str) -> Any:
+    if not isinstance(text, str | bytes | bytearray):
+        raise InputError(f"expected JSON text (str or bytes), got {type(text).__name__}")
+    try:
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+        )
+    except _Duplicate as exc:
+        # Any other key may be clinical data (a name): only known field names are echoed.
+        key = f"key {exc.args[0]!r}" if exc.args[0] else "a key"
+        raise InputError(
+            Problem((), f"duplicate {key} in a JSON object; give each field once", "duplicate")
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputError("not valid JSON: the bytes are not UTF-8, UTF-16 or UTF-32 text") from None
+    except RecursionError:
+        raise InputError(f"not valid JSON for {what}: nested too deeply") from None
+    except ValueError as exc:  # past the integer digit limit, and the like
+        raise InputError(f"not valid JSON for {what}: {echo(str(exc), 120)}") from None
 
 
 def parse_course(text: str | bytes | bytearray) -> Course:
@@ -182,21 +319,7 @@ def parse_course(text: str | bytes | bytearray) -> Course:
         InputError: The text is not JSON, or not a course: every problem is listed, each
             with its path (such as ``sessions[0] (id 's1').start``).
     """
-    if not isinstance(text, str | bytes | bytearray):
-        raise InputError(f"expected JSON text (str or bytes), got {type(text).__name__}")
-    try:
-        data = json.loads(
-            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
-        )
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
-    except UnicodeDecodeError:
-        raise InputError("not valid JSON: the bytes are not UTF-8, UTF-16 or UTF-32 text") from None
-    except RecursionError:
-        raise InputError("not valid JSON for a course: nested too deeply") from None
-    return _course(data)
+    return _course(_json(text, "a course"))
 
 
 def load_course(path: str | os.PathLike[str]) -> Course:
@@ -211,12 +334,40 @@ def load_course(path: str | os.PathLike[str]) -> Course:
     Raises:
         InputError: The file cannot be read, or does not hold a course.
     """
+    return parse_course(_read(path, InputError))
+
+
+def _read(path: str | os.PathLike[str], error: type[InputError | ProtocolError]) -> bytes:
+    if not isinstance(path, str | os.PathLike):
+        raise error(f"expected a file path, got {type(path).__name__}")
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise InputError(f"{os.fspath(path)}: cannot read: {exc.strerror or exc}") from None
-    return parse_course(data)
+            return handle.read()
+    except (OSError, ValueError) as exc:
+        strerror = getattr(exc, "strerror", None) or "not a usable path"
+        raise error(f"{echo(os.fspath(path), 200)}: cannot read: {strerror}") from None
+
+
+def dumps(course: Course, *, indent: int | None = 2) -> str:
+    """A course as JSON text in the course format, which `parse_course` reads back.
+
+    Args:
+        course: The course.
+        indent: JSON indentation; None for one line.
+
+    Returns:
+        The text. ``parse_course(dumps(course)) == course``.
+    """
+    return json.dumps(course.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def _schema(name: str) -> dict[str, Any]:
+    # Imported here: importlib.resources costs ~7 ms of start-up and only this needs it.
+    import importlib.resources
+
+    text = importlib.resources.files("kaprules").joinpath(name).read_text("utf-8")
+    loaded: Callable[[str], dict[str, Any]] = json.loads
+    return loaded(text)
 
 
 def course_schema() -> dict[str, Any]:
@@ -225,9 +376,94 @@ def course_schema() -> dict[str, Any]:
     Returns:
         The schema as a dict.
     """
-    # Imported here: importlib.resources costs ~7 ms of start-up and only this needs it.
-    import importlib.resources
+    return _schema("course.schema.json")
 
-    text = importlib.resources.files("kaprules").joinpath("course.schema.json").read_text("utf-8")
-    loaded: Callable[[str], dict[str, Any]] = json.loads
-    return loaded(text)
+
+def protocol_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the protocol file format, as shipped.
+
+    Applies to TOML protocol files too, read as data (a TOML date for ``effective`` is the
+    schema's ``YYYY-MM-DD`` string).
+
+    Returns:
+        The schema as a dict.
+    """
+    return _schema("protocol.schema.json")
+
+
+def parse_protocol(
+    text: str | bytes, *, format: str = "toml", rule_classes: tuple[type[Any], ...] = ()
+) -> Protocol:
+    """Read a protocol from TOML or JSON text.
+
+    Args:
+        text: The protocol file's text (or UTF-8 bytes).
+        format: ``"toml"`` or ``"json"``.
+        rule_classes: Classes of your own rules, as for
+            [`Protocol.from_dict`][kaprules.Protocol.from_dict].
+
+    Returns:
+        The protocol.
+
+    Raises:
+        ProtocolError: The text cannot be read in that format, or is not a protocol;
+            every problem is listed with its path.
+    """
+    if format == "json":
+        try:
+            data = _json(text, "a protocol")
+        except InputError as exc:
+            raise ProtocolError(*exc.problems) from None
+    elif format == "toml":
+        import tomllib
+
+        try:
+            source = text.decode("utf-8") if isinstance(text, bytes) else text
+            data = tomllib.loads(source)
+        except UnicodeDecodeError:
+            raise ProtocolError("not valid TOML: the bytes are not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ProtocolError(f"not valid TOML: {echo(str(exc), 200)}") from None
+        except (RecursionError, ValueError, TypeError) as exc:
+            raise ProtocolError(f"not valid TOML: {type(exc).__name__}") from None
+    else:
+        raise ProtocolError(f"unknown protocol format {echo(str(format))}; use 'toml' or 'json'")
+    return Protocol.from_dict(data, rule_classes=rule_classes)
+
+
+def load_protocol(
+    path: str | os.PathLike[str], *, rule_classes: tuple[type[Any], ...] = ()
+) -> Protocol:
+    """Read a protocol file: TOML (``.toml``) or JSON (any other name).
+
+    Args:
+        path: The file's path.
+        rule_classes: Classes of your own rules, as for
+            [`Protocol.from_dict`][kaprules.Protocol.from_dict].
+
+    Returns:
+        The protocol.
+
+    Raises:
+        ProtocolError: The file cannot be read, or does not hold a protocol.
+    """
+    data = _read(path, ProtocolError)
+    format = "toml" if os.fspath(path).lower().endswith(".toml") else "json"
+    return parse_protocol(data, format=format, rule_classes=rule_classes)
+
+
+def resolve_protocol(spec: str) -> Protocol:
+    """A protocol named as on the command line: ``NAME@VERSION`` or a protocol file's path.
+
+    Args:
+        spec: ``kap-standard@2`` (a built-in), or the path of a ``.toml`` or ``.json`` file.
+
+    Returns:
+        The protocol.
+
+    Raises:
+        ProtocolError: No such built-in protocol, or the file does not hold one.
+    """
+    if "@" in spec and not os.path.exists(spec):
+        return get_protocol(spec)
+    return load_protocol(spec)

@@ -1,14 +1,17 @@
-"""The course model: a patient's sessions in a clinic's timezone.
+"""The course model: a patient's sessions and integration meetings in a clinic's timezone.
 
-A [`Course`][kaprules.Course] holds [`Session`][kaprules.Session] objects. Both are frozen
-and check themselves when built: a course that exists is structurally sound, so the rules
-never meet a naive datetime, an unknown timezone or a duplicate id.
+A [`Course`][kaprules.Course] holds [`Session`][kaprules.Session] and
+[`Integration`][kaprules.Integration] objects. All are frozen and check themselves when
+built: a course that exists is structurally sound, so the rules never meet a naive
+datetime, an unknown timezone or a duplicate id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
+import types
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,9 +19,13 @@ from typing import Any
 import attrs
 
 from kaprules import _time
-from kaprules.errors import InputError, Problem
+from kaprules.errors import InputError, PathItem, Problem, echo
 
-__all__ = ["Course", "Kind", "Session"]
+__all__ = ["Course", "Integration", "JSONValue", "Kind", "Session"]
+
+JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+"""A value that ``json.dumps`` writes as it is: what rule parameters, expected and actual
+values, and clinic-defined ``extra`` data are made of."""
 
 
 class Kind(enum.StrEnum):
@@ -31,13 +38,14 @@ class Kind(enum.StrEnum):
 
 
 def _redacted(value: str | None) -> str:
-    # Escort names and patient ids are clinical data: keep them out of logs and tracebacks.
+    # Escort and therapist names and patient ids are clinical data: keep them out of logs
+    # and tracebacks.
     return "None" if value is None else "'<redacted>'"
 
 
 def _label(session_id: object) -> str:
     if isinstance(session_id, str) and session_id.strip():
-        return f"session {session_id!r}"
+        return f"session {echo(session_id)}"
     return "session (no id)"
 
 
@@ -47,19 +55,20 @@ def _type_name(value: object) -> str:
 
 def _check_instant(name: str, value: object, *, required: bool) -> list[Problem]:
     if value is None:
-        return [Problem(name, "is required")] if required else []
+        return [Problem(name, "is required", "required")] if required else []
     if not isinstance(value, dt.datetime):
-        return [Problem(name, f"must be a datetime.datetime, got {_type_name(value)}")]
+        return [Problem(name, f"must be a datetime.datetime, got {_type_name(value)}", "type")]
     if not _time.is_aware(value):
         return [
             Problem(
                 name,
                 f"naive datetime {value.isoformat()} has no UTC offset; "
                 "give a timezone-aware datetime (for example with tzinfo=ZoneInfo(...))",
+                "naive",
             )
         ]
     if not _time.in_range(value):
-        return [Problem(name, _out_of_range(value))]
+        return [Problem(name, _out_of_range(value), "range")]
     return []
 
 
@@ -70,27 +79,46 @@ def _out_of_range(value: dt.date) -> str:
     )
 
 
+def _optional_text(name: str, value: object) -> list[Problem]:
+    if value is not None and not isinstance(value, str):
+        return [Problem(name, f"must be a string or None, got {_type_name(value)}", "type")]
+    return []
+
+
+def _id_problems(value: object) -> list[Problem]:
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [Problem("id", f"must be a string, got {_type_name(value)}", "type")]
+    if not value.strip():
+        return [Problem("id", "is empty; give a non-blank id or leave it out", "value")]
+    return []
+
+
 def _session_problems(
-    start: object, kind: object, id: object, last_food: object, escort: object
+    start: object,
+    kind: object,
+    id: object,
+    last_food: object,
+    escort: object,
+    therapist: object = None,
 ) -> list[Problem]:
     """Every structural problem with one session's values, by field name (private helper)."""
     problems = _check_instant("start", start, required=True)
     if not isinstance(kind, str):
-        problems.append(Problem("kind", f"must be a string, got {_type_name(kind)}"))
+        problems.append(Problem("kind", f"must be a string, got {_type_name(kind)}", "type"))
     elif kind not in _KINDS:
         problems.append(
             Problem(
-                "kind", f"unknown kind {kind[:40]!r}; use one of {', '.join(map(repr, _KINDS))}"
+                "kind",
+                f"unknown kind {echo(kind)}; use one of {', '.join(map(repr, _KINDS))}",
+                "value",
             )
         )
-    if id is not None:
-        if not isinstance(id, str):
-            problems.append(Problem("id", f"must be a string, got {_type_name(id)}"))
-        elif not id.strip():
-            problems.append(Problem("id", "is empty; give a non-blank id or leave it out"))
+    problems += _id_problems(id)
     problems += _check_instant("last_food", last_food, required=False)
-    if escort is not None and not isinstance(escort, str):
-        problems.append(Problem("escort", f"must be a string or None, got {_type_name(escort)}"))
+    problems += _optional_text("escort", escort)
+    problems += _optional_text("therapist", therapist)
     return problems
 
 
@@ -100,13 +128,14 @@ _KINDS = tuple(k.value for k in Kind)
 def _timezone_problem(value: object) -> Problem | None:
     """The problem with a timezone value, or None when it names an IANA zone (private)."""
     if not isinstance(value, str):
-        return Problem("timezone", f"must be a string, got {_type_name(value)}")
+        return Problem("timezone", f"must be a string, got {_type_name(value)}", "type")
     try:
         _time.zone(value)
     except ValueError:
         return Problem(
             "timezone",
-            f"unknown timezone {value[:60]!r}; use an IANA name such as 'America/Denver'",
+            f"unknown timezone {echo(value, 60)}; use an IANA name such as 'America/Denver'",
+            "value",
         )
     return None
 
@@ -117,6 +146,110 @@ def _to_kind(value: Kind | str) -> Kind:
         return Kind(value)
     except ValueError:
         return value  # type: ignore[return-value]
+
+
+# --- clinic-defined data ----------------------------------------------------------------
+
+# Deep enough for any record a clinic keeps; shallow enough that freezing cannot recurse
+# out of the stack.
+_MAX_DEPTH = 32
+_EMPTY: Mapping[str, Any] = types.MappingProxyType({})
+
+
+def freeze_json(value: object, path: tuple[PathItem, ...] = ()) -> tuple[Any, list[Problem]]:
+    """A JSON value made immutable: objects become read-only mappings, arrays tuples.
+
+    Args:
+        value: Plain data: str, int, finite float, bool, None, lists (or tuples) and
+            mappings with string keys.
+        path: Where the value is, for problems.
+
+    Returns:
+        The frozen value and the problems found (the value is None when there are some).
+        Problems name positions and types only, never the data itself.
+    """
+    problems: list[Problem] = []
+
+    def walk(item: object, where: tuple[PathItem, ...]) -> Any:
+        if len(where) - len(path) > _MAX_DEPTH:
+            problems.append(Problem(where, f"is nested more than {_MAX_DEPTH} deep", "range"))
+            return None
+        if item is None or isinstance(item, str | bool | int):
+            return item
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                problems.append(Problem(where, "must be a finite number", "value"))
+            return item
+        if isinstance(item, list | tuple):
+            return tuple(walk(x, (*where, i)) for i, x in enumerate(item))
+        if isinstance(item, Mapping):
+            frozen: dict[str, Any] = {}
+            for position, (key, inner) in enumerate(item.items()):
+                if not isinstance(key, str):
+                    # The key itself may be clinical data: name its position, not its text.
+                    problems.append(
+                        Problem(where, f"key {position} must be a string, got {_type_name(key)}")
+                    )
+                    continue
+                frozen[key] = walk(inner, (*where, f"<key {position}>"))
+            return types.MappingProxyType(frozen)
+        problems.append(
+            Problem(
+                where,
+                f"must be JSON data (str, number, bool, None, list, dict), got {_type_name(item)}",
+                "type",
+            )
+        )
+        return None
+
+    frozen = walk(value, path)
+    return (None if problems else frozen), problems
+
+
+def thaw_json(value: Any) -> JSONValue:
+    """A frozen JSON value as plain, mutable data for ``json.dumps``.
+
+    Args:
+        value: A value made by [`freeze_json`][kaprules.model.freeze_json].
+
+    Returns:
+        Plain dicts and lists.
+    """
+    if isinstance(value, Mapping):
+        return {k: thaw_json(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw_json(v) for v in value]
+    return value  # type: ignore[no-any-return]
+
+
+def _extra(value: Mapping[str, JSONValue] | None) -> Mapping[str, Any]:
+    # Converter: freeze when possible; anything else is left for the post-init check.
+    if value is None:
+        return _EMPTY
+    if not isinstance(value, Mapping):
+        return value
+    frozen, problems = freeze_json(value)
+    return value if problems else frozen
+
+
+def _extra_problems(value: object) -> list[Problem]:
+    if not isinstance(value, Mapping):
+        return [Problem("extra", f"must be a mapping, got {_type_name(value)}", "type")]
+    if isinstance(value, types.MappingProxyType):
+        return []  # frozen by the converter, so already checked
+    return freeze_json(value, ("extra",))[1]
+
+
+def _instant_text(value: dt.datetime) -> str:
+    # An offset with seconds (local mean time before 1900-ish) is not in the format: write
+    # such an instant in UTC, which is the same instant.
+    offset = value.utcoffset()
+    if offset is not None and offset.seconds % 60 == 0 and not offset.microseconds:
+        return value.isoformat()
+    return _time.to_utc(value).isoformat().replace("+00:00", "Z")
+
+
+# --- the records ------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -133,6 +266,11 @@ class Session:
             None when not recorded.
         escort: Who drives the patient home, or None when nobody is recorded. Never shown
             in findings, messages or this object's repr.
+        therapist: The psychotherapist who guided the session, or None when not recorded.
+            Never shown in findings, messages or this object's repr.
+        extra: Clinic-defined data for rules of your own: a mapping of JSON values, kept
+            read-only (objects as read-only mappings, arrays as tuples). Never shown in
+            findings, messages or this object's repr.
 
     Raises:
         InputError: A naive datetime or one outside the supported years, an unknown kind,
@@ -146,11 +284,18 @@ class Session:
     id: str | None = None
     last_food: dt.datetime | None = None
     escort: str | None = attrs.field(default=None, repr=_redacted)
+    therapist: str | None = attrs.field(default=None, repr=_redacted, kw_only=True)
+    extra: Mapping[str, Any] = attrs.field(
+        default=None, converter=_extra, repr=False, hash=False, kw_only=True
+    )
     _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
     _food_instant: dt.datetime | None = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        problems = _session_problems(self.start, self.kind, self.id, self.last_food, self.escort)
+        problems = _session_problems(
+            self.start, self.kind, self.id, self.last_food, self.escort, self.therapist
+        )
+        problems += _extra_problems(self.extra)
         if problems:
             raise InputError(*(p.within(_label(self.id)) for p in problems))
         object.__setattr__(self, "_instant", _time.to_utc(self.start))
@@ -167,11 +312,89 @@ class Session:
         """``last_food`` as a plain ``datetime`` in UTC, or None."""
         return self._food_instant
 
+    def to_dict(self) -> dict[str, JSONValue]:
+        """This session in the JSON course format.
 
-def _as_sessions(value: Iterable[Session]) -> tuple[Session, ...]:
-    # Accept any iterable of sessions, but leave strings, mappings and non-iterables for
-    # the post-init check to name.
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        Returns:
+            ``{"id", "kind", "start", ...}``; ``last_food``, ``escort``, ``therapist`` and
+            ``extra`` only when set. Instants keep their UTC offset.
+        """
+        data: dict[str, JSONValue] = {"id": self.id, "kind": self.kind.value}
+        data["start"] = _instant_text(self.start)
+        if self.last_food is not None:
+            data["last_food"] = _instant_text(self.last_food)
+        if self.escort is not None:
+            data["escort"] = self.escort
+        if self.therapist is not None:
+            data["therapist"] = self.therapist
+        if self.extra:
+            data["extra"] = thaw_json(self.extra)
+        return data
+
+
+@attrs.frozen
+class Integration:
+    """An integration meeting with the psychotherapist, after the treatments.
+
+    Args:
+        start: When the meeting starts: an aware datetime in the years 1900 to 9000 (UTC).
+        id: An optional identifier, unique among the course's meetings.
+        therapist: Who held the meeting, or None. Never shown in findings, messages or
+            this object's repr.
+
+    Raises:
+        InputError: A naive datetime or one outside the supported years, an empty id or
+            a wrong type; the message names the meeting and the field.
+    """
+
+    start: dt.datetime
+    id: str | None = None
+    therapist: str | None = attrs.field(default=None, repr=_redacted, kw_only=True)
+    _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        problems = _integration_problems(self.start, self.id, self.therapist)
+        if problems:
+            label = "integration" + (
+                f" {echo(self.id)}" if isinstance(self.id, str) and self.id.strip() else ""
+            )
+            raise InputError(*(p.within(label) for p in problems))
+        object.__setattr__(self, "_instant", _time.to_utc(self.start))
+
+    @property
+    def instant(self) -> dt.datetime:
+        """The start as a plain ``datetime`` in UTC."""
+        return self._instant
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """This meeting in the JSON course format.
+
+        Returns:
+            ``{"start"}``, with ``id`` and ``therapist`` when set.
+        """
+        data: dict[str, JSONValue] = {"start": _instant_text(self.start)}
+        if self.id is not None:
+            data["id"] = self.id
+        if self.therapist is not None:
+            data["therapist"] = self.therapist
+        return data
+
+
+def _integration_problems(start: object, id: object, therapist: object) -> list[Problem]:
+    """Every structural problem with one integration meeting's values (private helper)."""
+    return (
+        _check_instant("start", start, required=True)
+        + _id_problems(id)
+        + _optional_text("therapist", therapist)
+    )
+
+
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    # Accept any ordered iterable, but leave strings, mappings, unordered collections and
+    # non-iterables for the post-init check to name.
+    if isinstance(value, str | bytes | Mapping | set | frozenset) or not isinstance(
+        value, Iterable
+    ):
         return value  # type: ignore[return-value]
     return tuple(value)
 
@@ -187,6 +410,10 @@ class Course:
             1-based position in this order as id.
         patient: An opaque patient identifier, or None. Never shown in findings or
             messages.
+        integrations: The integration meetings with the psychotherapist, in any order.
+        extra: Clinic-defined data for rules of your own, as for
+            [`Session.extra`][kaprules.Session]. Never shown in findings, messages or this
+            object's repr.
 
     Raises:
         InputError: An unknown timezone, a session that is not a `Session`, a duplicate id,
@@ -194,8 +421,14 @@ class Course:
     """
 
     timezone: str
-    sessions: tuple[Session, ...] = attrs.field(converter=_as_sessions)
+    sessions: tuple[Session, ...] = attrs.field(converter=_as_tuple)
     patient: str | None = attrs.field(default=None, repr=_redacted)
+    integrations: tuple[Integration, ...] = attrs.field(
+        default=(), converter=_as_tuple, kw_only=True
+    )
+    extra: Mapping[str, Any] = attrs.field(
+        default=None, converter=_extra, repr=False, hash=False, kw_only=True
+    )
     _zone: zoneinfo.ZoneInfo = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -207,18 +440,21 @@ class Course:
             problems.append(zone_problem)
         if self.patient is not None and not isinstance(self.patient, str):
             problems.append(
-                Problem("patient", f"must be a string or None, got {_type_name(self.patient)}")
-            )
-        if not isinstance(self.sessions, tuple):
-            problems.append(
                 Problem(
-                    "sessions", f"must be an iterable of Session, got {_type_name(self.sessions)}"
+                    "patient", f"must be a string or None, got {_type_name(self.patient)}", "type"
                 )
             )
+        if not isinstance(self.sessions, tuple):
+            problems.append(_not_a_sequence("sessions", "Session", self.sessions))
         else:
             sessions, session_problems_found = _number_sessions(self.sessions)
             problems += session_problems_found
             object.__setattr__(self, "sessions", sessions)
+        if not isinstance(self.integrations, tuple):
+            problems.append(_not_a_sequence("integrations", "Integration", self.integrations))
+        else:
+            problems += _check_integrations(self.integrations)
+        problems += _extra_problems(self.extra)
         if problems:
             raise InputError(*problems)
 
@@ -238,15 +474,44 @@ class Course:
         """
         return _time.to_utc(value).astimezone(self._zone)
 
+    def to_dict(self) -> dict[str, JSONValue]:
+        """This course in the JSON course format, which `parse_course` reads back.
+
+        Returns:
+            ``{"timezone", "sessions", ...}``; ``patient``, ``integrations`` and ``extra``
+            only when set. ``parse_course(json.dumps(course.to_dict())) == course``.
+        """
+        data: dict[str, JSONValue] = {"timezone": self.timezone}
+        if self.patient is not None:
+            data["patient"] = self.patient
+        data["sessions"] = [s.to_dict() for s in self.sessions]
+        if self.integrations:
+            data["integrations"] = [i.to_dict() for i in self.integrations]
+        if self.extra:
+            data["extra"] = thaw_json(self.extra)
+        return data
+
+
+def _not_a_sequence(name: str, item: str, value: object) -> Problem:
+    if isinstance(value, set | frozenset):
+        return Problem(
+            name,
+            f"is an unordered {_type_name(value)}; give a list or tuple, so that positions "
+            "(and the ids given from them) do not change from run to run",
+            "type",
+        )
+    return Problem(name, f"must be a list or tuple of {item}, got {_type_name(value)}", "type")
+
 
 def _number_sessions(items: tuple[Any, ...]) -> tuple[tuple[Session, ...], list[Problem]]:
     problems: list[Problem] = []
     numbered: list[Session] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        where = f"sessions[{index}]"
         if not isinstance(item, Session):
-            problems.append(Problem(where, f"must be a Session, got {_type_name(item)}"))
+            problems.append(
+                Problem(("sessions", index), f"must be a Session, got {_type_name(item)}", "type")
+            )
             continue
         if item.id is None:
             item = attrs.evolve(item, id=str(index + 1))
@@ -254,11 +519,38 @@ def _number_sessions(items: tuple[Any, ...]) -> tuple[tuple[Session, ...], list[
         if item.id in seen:
             problems.append(
                 Problem(
-                    f"{where} (id {item.id!r}).id",
+                    ("sessions", (index, item.id), "id"),
                     f"duplicate of sessions[{seen[item.id]}]; give each session its own id",
+                    "duplicate",
                 )
             )
         else:
             seen[item.id] = index
         numbered.append(item)
     return tuple(numbered), problems
+
+
+def _check_integrations(items: tuple[Any, ...]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, Integration):
+            problems.append(
+                Problem(
+                    ("integrations", index),
+                    f"must be an Integration, got {_type_name(item)}",
+                    "type",
+                )
+            )
+        elif item.id is not None:
+            if item.id in seen:
+                problems.append(
+                    Problem(
+                        ("integrations", (index, item.id), "id"),
+                        f"duplicate of integrations[{seen[item.id]}]; give each meeting its own id",
+                        "duplicate",
+                    )
+                )
+            else:
+                seen[item.id] = index
+    return problems

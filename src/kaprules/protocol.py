@@ -1,39 +1,86 @@
-"""Protocols: named, versioned sets of rules, and their evaluation over a course.
+"""Protocols: named, versioned, coherent sets of rules, and their evaluation over a course.
 
-[`STANDARD`][kaprules.STANDARD] is kap-standard version 1. A clinic derives its own with
-[`Protocol.replace`][kaprules.Protocol.replace] and
-[`Protocol.without`][kaprules.Protocol.without]; neither changes the original.
+[`STANDARD`][kaprules.STANDARD] is kap-standard version 1, forever;
+[`STANDARD_V2`][kaprules.STANDARD_V2] adds the founding document's therapist and
+integration rules. A clinic owns its protocol in one of three ways: from its numbers with
+[`kap_protocol`][kaprules.kap_protocol], from a protocol file
+([`load_protocol`][kaprules.load_protocol]), or by deriving from a built-in with
+[`update`][kaprules.Protocol.update], [`replace`][kaprules.Protocol.replace] and
+[`without`][kaprules.Protocol.without]. None of these changes the original, and none can
+build a protocol that contradicts itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import hashlib
+import inspect
+import json
+import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from kaprules._version import __version__
-from kaprules.errors import InputError, ProtocolError
-from kaprules.model import Course
-from kaprules.report import Finding, JSONValue, Report
+from kaprules.errors import InputError, Problem, ProtocolError, echo
+from kaprules.model import Course, JSONValue
+from kaprules.report import Finding, Report, Severity
 from kaprules.rules import (
     BUILTIN_RULES,
+    FOUNDING_DOCUMENT,
+    RULE_MEMBERS,
     BoosterInterval,
     Escort,
     Fasting,
+    IntegrationFollowup,
     Rule,
     SessionCount,
     SessionSpacing,
+    Source,
+    Therapist,
     TreatmentWindow,
 )
 from kaprules.timeline import Timeline
 
-__all__ = ["STANDARD", "Protocol", "evaluate"]
+__all__ = [
+    "STANDARD",
+    "STANDARD_V2",
+    "Protocol",
+    "builtin_protocols",
+    "evaluate",
+    "get_protocol",
+    "kap_protocol",
+]
+
+Status = Literal["draft", "active", "retired"]
+_SEVERITIES = frozenset(s.value for s in Severity)
+STATUSES: tuple[str, ...] = ("draft", "active", "retired")
+
+# A protocol's fields in its data form, in the order to_dict writes them.
+PROTOCOL_FIELDS = (
+    "$schema",
+    "id",
+    "version",
+    "title",
+    "status",
+    "effective",
+    "citation",
+    "derived_from",
+    "rules",
+)
+RULE_FIELDS = ("id", "rule", "severity", "parameters")
+
+# The built-in protocols by (id, version), filled below once they exist: no other protocol
+# may claim their identity.
+_BUILTINS: dict[tuple[str, str], Protocol] = {}
 
 
 def _flatten(rules: Iterable[Rule | Protocol]) -> tuple[Rule, ...]:
     # Like attrs' and_(): a protocol given among rules contributes its rules, not itself.
+    if isinstance(rules, str | bytes | Mapping) or not isinstance(rules, Iterable):
+        return rules  # type: ignore[return-value]  # named by the post-init check
     flat: list[Rule] = []
     for item in rules:
         if isinstance(item, Protocol):
@@ -43,27 +90,122 @@ def _flatten(rules: Iterable[Rule | Protocol]) -> tuple[Rule, ...]:
     return tuple(flat)
 
 
-def _check_rules(
-    instance: Protocol, attribute: attrs.Attribute[Any], rules: tuple[Any, ...]
-) -> None:
-    seen: set[str] = set()
-    for index, rule in enumerate(rules):
-        rule_id = getattr(rule, "id", None)
-        if not isinstance(rule_id, str) or not rule_id or not callable(rule):
-            raise ProtocolError(
-                f"rules[{index}] ({type(rule).__name__}) is not a rule: a rule has a non-empty "
-                "str id and is called with a Timeline (see kaprules.Rule)"
+def _to_derived_from(value: object) -> object:
+    if isinstance(value, Mapping):
+        return (value.get("id"), value.get("version"))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+    # Only the first 64 characters are compared: a huge name must not cost a huge match.
+    close = difflib.get_close_matches(name[:64], list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _member_problems(index: int, rule: object) -> list[Problem]:
+    """What is missing or wrong in one rule's members (the whole `Rule` interface)."""
+    where = ("rules", index)
+    name = type(rule).__name__
+    missing = [m for m in RULE_MEMBERS if not hasattr(type(rule), m) and not hasattr(rule, m)]
+    if missing or not callable(rule):
+        if not callable(rule) and "__call__" not in missing:
+            missing.append("__call__")
+        return [
+            Problem(
+                where,
+                f"{name} is not a rule: it lacks {', '.join(missing)} (see kaprules.Rule; "
+                "inherit kaprules.BaseRule for the shared members)",
+                "interface",
             )
-        if rule_id in seen:
-            raise ProtocolError(
-                f"two rules have the id {rule_id!r}; use Protocol.replace to swap a rule"
+        ]
+    problems = []
+    expected: dict[str, Any] = {
+        "id": str,
+        "severity": Severity,
+        "title": str,
+        "statement": str,
+        "rationale": str,
+        "names": str,
+        "source": Source,
+    }
+    for member, kind in expected.items():
+        try:
+            value = getattr(rule, member)
+        except Exception as exc:  # a user's property may raise anything
+            problems.append(Problem((*where, member), f"raised {type(exc).__name__}", "interface"))
+            continue
+        if kind is Severity and value in _SEVERITIES:
+            continue  # a plain "warning" is a severity too
+        if not isinstance(value, kind) or (kind is str and not value.strip()):
+            problems.append(
+                Problem(
+                    (*where, member),
+                    f"{name}.{member} must be a non-empty {kind.__name__}, got "
+                    f"{type(value).__name__}",
+                    "interface",
+                )
             )
-        seen.add(rule_id)
+    try:
+        params = rule.parameters()  # type: ignore[attr-defined]
+        json.dumps(params, allow_nan=False)
+        ok = isinstance(params, dict) and all(isinstance(k, str) for k in params)
+    except Exception:  # a user's method may raise anything
+        ok = False
+    if not ok:
+        problems.append(
+            Problem(
+                (*where, "parameters"),
+                f"{name}.parameters() must return a dict of JSON values with str keys",
+                "interface",
+            )
+        )
+    return problems
+
+
+def _coherence_problems(rules: tuple[Rule, ...]) -> list[Problem]:
+    """Parameters of two rules that contradict each other."""
+    problems = []
+    counts = [(i, r) for i, r in enumerate(rules) if isinstance(r, SessionCount)]
+    for i, count in counts:
+        for j, window in enumerate(rules):
+            if isinstance(window, TreatmentWindow) and window.days != count.window_days:
+                problems.append(
+                    Problem(
+                        ("rules", i, "parameters", "window_days"),
+                        f"{count.id}.window_days is {count.window_days} but {window.id}.days "
+                        f"(rules[{j}]) is {window.days}: both are the series' window; give "
+                        f"them one value (Protocol.update changes both together)",
+                        "coherence",
+                    )
+                )
+            if isinstance(window, BoosterInterval) and window.min_induction > count.count:
+                problems.append(
+                    Problem(
+                        ("rules", j, "parameters", "min_induction"),
+                        f"{window.id}.min_induction is {window.min_induction} but "
+                        f"{count.id}.count (rules[{i}]) is {count.count}: a booster could "
+                        f"never follow a complete series; use at most {count.count}",
+                        "coherence",
+                    )
+                )
+    return problems
+
+
+def _check_text(name: str, value: object, *, required: bool) -> list[Problem]:
+    if value is None and not required:
+        return []
+    if not isinstance(value, str) or not value.strip():
+        return [Problem(name, f"must be a non-empty string, got {type(value).__name__}", "type")]
+    if len(value) > 1_000 or any(ord(c) < 32 for c in value):
+        return [Problem(name, "must be one line of at most 1000 characters", "value")]
+    return []
 
 
 @attrs.frozen
 class Protocol:
-    """A named, versioned set of rules.
+    """A named, versioned, coherent set of rules.
 
     Args:
         id (str): The protocol's id, such as ``"kap-standard"``.
@@ -71,19 +213,99 @@ class Protocol:
             changes, so that a report names exactly what it checked.
         rules (Iterable[Rule | Protocol]): The rules, in the order their findings are
             listed. A protocol given here contributes its rules.
+        title (str | None): A title for people.
+        status (str | None): ``"draft"``, ``"active"`` or ``"retired"``.
+        effective (datetime.date | None): The date from which the clinic applies it.
+        citation (str | None): Where its requirements come from.
+        derived_from (tuple[str, str] | None): For a protocol derived without a name of
+            its own: the id and version of the named protocol it came from. Set by
+            `update`, `replace` and `without`; reports show it.
 
     Raises:
-        ProtocolError: Two rules share an id, or an item is not a rule.
+        ProtocolError: An item is not a complete rule (each missing member is named), two
+            rules share an id, parameters of two rules contradict each other, a built-in
+            protocol's id and version are claimed for other rules, or a field has a wrong
+            type. Every problem is listed.
     """
 
     id: str
     version: str
-    rules: tuple[Rule, ...] = attrs.field(converter=_flatten, validator=_check_rules)
+    rules: tuple[Rule, ...] = attrs.field(converter=_flatten)
+    title: str | None = attrs.field(default=None, kw_only=True)
+    status: Status | None = attrs.field(default=None, kw_only=True)
+    effective: dt.date | None = attrs.field(default=None, kw_only=True)
+    citation: str | None = attrs.field(default=None, kw_only=True)
+    derived_from: tuple[str, str] | None = attrs.field(
+        default=None, kw_only=True, converter=_to_derived_from
+    )
+    _series_length: int | None = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        problems = _check_text("id", self.id, required=True)
+        problems += _check_text("version", self.version, required=True)
+        problems += _check_text("title", self.title, required=False)
+        problems += _check_text("citation", self.citation, required=False)
+        if self.status is not None and self.status not in STATUSES:
+            problems.append(
+                Problem("status", f"must be one of {', '.join(map(repr, STATUSES))}", "value")
+            )
+        if self.effective is not None and (
+            not isinstance(self.effective, dt.date) or isinstance(self.effective, dt.datetime)
+        ):
+            problems.append(Problem("effective", "must be a datetime.date", "type"))
+        if self.derived_from is not None and not (
+            isinstance(self.derived_from, tuple)
+            and len(self.derived_from) == 2
+            and all(isinstance(x, str) and x for x in self.derived_from)
+        ):
+            problems.append(Problem("derived_from", "must be an (id, version) pair", "type"))
+        if not isinstance(self.rules, tuple):
+            problems.append(
+                Problem("rules", f"must be an iterable of rules, got {type(self.rules).__name__}")
+            )
+            raise ProtocolError(*problems)
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.rules):
+            found = _member_problems(index, rule)
+            problems += found
+            if found:
+                continue
+            if rule.id in seen:
+                problems.append(
+                    Problem(
+                        ("rules", index, "id"),
+                        f"two rules have the id {echo(rule.id)} (rules[{seen[rule.id]}] too); "
+                        "use Protocol.replace to swap a rule, or give the second its own id=",
+                        "duplicate",
+                    )
+                )
+            seen.setdefault(rule.id, index)
+        if not problems:
+            problems += _coherence_problems(self.rules)
+        builtin = _BUILTINS.get((self.id, self.version))
+        if not problems and builtin is not None and builtin.rules != self.rules:
+            problems.append(
+                Problem(
+                    "id",
+                    f"{self.id} version {self.version} is a built-in protocol with other "
+                    "rules; give your protocol its own id and version",
+                    "identity",
+                )
+            )
+        if problems:
+            raise ProtocolError(*problems)
+        length = next((r.count for r in self.rules if isinstance(r, SessionCount)), None)
+        object.__setattr__(self, "_series_length", length)
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
         """The ids of the rules, in order."""
         return tuple(r.id for r in self.rules)
+
+    @property
+    def series_length(self) -> int | None:
+        """How many induction sessions complete the series: its `SessionCount`'s ``count``."""
+        return self._series_length
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with id ``rule_id``.
@@ -95,7 +317,7 @@ class Protocol:
             The rule.
 
         Raises:
-            ProtocolError: The protocol has no such rule.
+            ProtocolError: The protocol has no such rule (with the closest id).
         """
         for r in self.rules:
             if r.id == rule_id:
@@ -109,19 +331,17 @@ class Protocol:
 
         Args:
             *rules: The new rules.
-            id: A new protocol id; the same id when None.
-            version: A new version; the same version when None.
+            id: The new protocol's id.
+            version: The new protocol's version.
 
         Returns:
-            The new protocol; this one is unchanged.
+            The new protocol; this one is unchanged. Without ``id`` and ``version`` and with
+            a change, the result is an unnamed derivation (see
+            [`update`][kaprules.Protocol.update]).
         """
         given = {r.id: r for r in rules}
         kept = [given.pop(r.id, r) for r in self.rules]
-        return Protocol(
-            self.id if id is None else id,
-            self.version if version is None else version,
-            (*kept, *given.values()),
-        )
+        return self._derive((*kept, *given.values()), id, version)
 
     def without(
         self, *rule_ids: str, id: str | None = None, version: str | None = None
@@ -130,11 +350,12 @@ class Protocol:
 
         Args:
             *rule_ids: The ids to drop.
-            id: A new protocol id; the same id when None.
-            version: A new version; the same version when None.
+            id: The new protocol's id.
+            version: The new protocol's version.
 
         Returns:
-            The new protocol; this one is unchanged.
+            The new protocol; this one is unchanged. Without ``id`` and ``version``, the
+            result is an unnamed derivation (see [`update`][kaprules.Protocol.update]).
 
         Raises:
             ProtocolError: The protocol has no rule with one of the ids.
@@ -142,76 +363,489 @@ class Protocol:
         for rule_id in rule_ids:
             if rule_id not in self.rule_ids:
                 raise ProtocolError(self._unknown(rule_id))
-        return Protocol(
-            self.id if id is None else id,
-            self.version if version is None else version,
-            tuple(r for r in self.rules if r.id not in rule_ids),
-        )
+        return self._derive(tuple(r for r in self.rules if r.id not in rule_ids), id, version)
+
+    def update(self, rule_id: str, /, **changes: Any) -> Protocol:
+        """A new protocol with named parameters of one rule changed, the rest kept.
+
+        Coupled parameters stay together: ``session-count.window_days`` and
+        ``treatment-window.days`` are one window, so changing either changes the other
+        where it held the same value; changing ``session-count.count`` changes
+        ``booster-interval.min_induction`` where it equalled the old count (a booster
+        follows the full series).
+
+        The result is an unnamed derivation: its id is this protocol's id with
+        ``-derived`` (kept if already derived), its version this version plus ``+`` and a
+        digest of its rules, and ``derived_from`` names the protocol it came from, so a
+        report never claims the original's identity. Name it with
+        ``.replace(id=..., version=...)``.
+
+        Args:
+            rule_id: The id of the rule to change.
+            **changes: Parameters of the rule's class (``severity`` and ``id`` too).
+
+        Returns:
+            The new protocol; this one is unchanged.
+
+        Raises:
+            ProtocolError: No rule has that id, a parameter is unknown (with the closest
+                name), a value is out of range, or the result contradicts itself.
+        """
+        rule = self.rule(rule_id)
+        allowed = (*parameter_names(type(rule)), "severity", "id")
+        unknown = [
+            Problem(
+                (rule_id, name),
+                "unknown parameter" + _did_you_mean(name, allowed),
+                "unknown-parameter",
+            )
+            for name in changes
+            if name not in allowed
+        ]
+        if unknown:
+            raise ProtocolError(*unknown)
+        if not attrs.has(type(rule)):
+            raise ProtocolError(
+                f"{rule_id}: update needs an attrs class; build the rule anew and use replace"
+            )
+        try:
+            changed = attrs.evolve(rule, **changes)  # type: ignore[misc]
+        except ProtocolError as exc:
+            raise ProtocolError(*(_under_rule(p, rule_id) for p in exc.problems)) from None
+        rules = []
+        for other in self.rules:
+            if other is rule:
+                rules.append(changed)
+                continue
+            for source, param, target, follower in _COUPLED:
+                if (
+                    isinstance(rule, source)
+                    and isinstance(other, target)
+                    and param in changes
+                    and getattr(other, follower) == getattr(rule, param)
+                ):
+                    other = attrs.evolve(other, **{follower: changes[param]})
+            rules.append(other)
+        return self._derive(tuple(rules), None, None)
 
     def evaluate(self, course: Course, *, as_of: dt.datetime | dt.date | None = None) -> Report:
         """Evaluate this protocol on a course; see [`evaluate`][kaprules.evaluate]."""
         return evaluate(course, self, as_of=as_of)
 
     def to_dict(self) -> dict[str, JSONValue]:
-        """This protocol as plain data: ids, version, each rule's severity and parameters.
+        """This protocol as plain data: the protocol file format, as JSON.
 
         Returns:
-            ``{"id", "version", "rules": [{"id", "severity", "parameters"}]}``;
+            ``{"id", "version", "rules": [{"id", "severity", "parameters"}]}``, with
+            ``title``, ``status``, ``effective``, ``citation`` and ``derived_from`` when
+            set, and a rule's ``rule`` (its class's id) when its id is not the class's.
             [`from_dict`][kaprules.Protocol.from_dict] builds an equal protocol from it.
         """
-        return {
-            "id": self.id,
-            "version": self.version,
-            "rules": [
-                {"id": r.id, "severity": r.severity.value, "parameters": r.parameters()}
-                for r in self.rules
-            ],
-        }
+        data: dict[str, JSONValue] = {"id": self.id, "version": self.version}
+        for name in ("title", "status", "citation"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        if self.effective is not None:
+            data["effective"] = self.effective.isoformat()
+        if self.derived_from is not None:
+            data["derived_from"] = {"id": self.derived_from[0], "version": self.derived_from[1]}
+        data["rules"] = [_rule_data(r) for r in self.rules]
+        return data
+
+    def to_toml(self) -> str:
+        """This protocol as a TOML protocol file, read back by `load_protocol`.
+
+        Returns:
+            TOML text: the fields of [`to_dict`][kaprules.Protocol.to_dict], one
+            ``[[rules]]`` table per rule.
+        """
+        from kaprules import _toml
+
+        return _toml.protocol_toml(self.to_dict())
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, rule_classes: Iterable[type[Rule]] = ()
+        cls, data: Mapping[str, Any], *, rule_classes: Iterable[type[Any]] = ()
     ) -> Protocol:
-        """Build a protocol from the data of [`to_dict`][kaprules.Protocol.to_dict].
+        """Build a protocol from protocol data (the form of [`to_dict`][kaprules.Protocol.to_dict]).
+
+        A rule entry's ``rule`` names its class (default: its ``id``); ``severity``
+        defaults to ``"error"`` and ``parameters`` to none. ``version`` may be a whole
+        number (TOML ``version = 2``), read as text; ``effective`` a date or
+        ``YYYY-MM-DD``.
 
         Args:
-            data: Protocol data.
-            rule_classes: Classes of your own rules, found by their ``id``. Each is built as
-                ``cls(**parameters, severity=severity)``. kaprules' own rules are known.
+            data: Protocol data, from JSON or TOML.
+            rule_classes: Classes of your own rules, found by their ``default_id`` (or class
+                ``id``). Each is built as ``cls(**parameters, severity=severity)``.
+                kaprules' own rules are known.
 
         Returns:
             The protocol.
 
         Raises:
-            ProtocolError: The data is malformed or names a rule class that is not known.
+            ProtocolError: Every problem, each with its path, such as
+                ``rules[3].parameters.hour: unknown parameter; did you mean 'hours'?``.
         """
-        known: dict[str, type[Rule]] = dict(BUILTIN_RULES)
-        known.update({c.id: c for c in rule_classes})  # type: ignore[misc]
-        try:
-            rules = []
-            for index, item in enumerate(data["rules"]):
-                rule_id = item["id"]
-                if rule_id not in known:
-                    raise ProtocolError(
-                        f"rules[{index}]: unknown rule {rule_id!r}; pass its class in rule_classes"
-                    )
-                factory: Any = known[rule_id]
-                rules.append(factory(**item.get("parameters", {}), severity=item["severity"]))
-            return cls(str(data["id"]), str(data["version"]), rules)
-        except (KeyError, TypeError) as exc:
-            raise ProtocolError(f"malformed protocol data: {exc}") from None
+        known: dict[str, type[Any]] = dict(BUILTIN_RULES)
+        for c in rule_classes:
+            key = _class_id(c)
+            if key is None:
+                raise ProtocolError(f"rule class {c.__name__} has no class id or default_id")
+            known[key] = c
+        if not isinstance(data, Mapping):
+            raise ProtocolError(f"protocol data must be an object, got {_json_type(data)}")
+        problems: list[Problem] = []
+        for position, key in enumerate(data):
+            if key not in PROTOCOL_FIELDS:
+                problems.append(_unknown_field((), position, key, PROTOCOL_FIELDS))
+        fields: dict[str, Any] = {}
+        for name in ("id", "version"):
+            value = data.get(name)
+            if name == "version" and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+            if not isinstance(value, str) or not value.strip():
+                problems.append(Problem(name, f"is required: a non-empty string{_got(value)}"))
+            fields[name] = value
+        for name in ("title", "status", "citation"):
+            if name in data:
+                fields[name] = data[name]
+        if "effective" in data:
+            fields["effective"] = _date(data["effective"], problems)
+        if "derived_from" in data:
+            fields["derived_from"] = data["derived_from"]
+        raw_rules = data.get("rules")
+        rules: list[Any] = []
+        if not isinstance(raw_rules, list):
+            problems.append(Problem("rules", f"is required: a list of rules{_got(raw_rules)}"))
+        else:
+            for index, item in enumerate(raw_rules):
+                rule = _rule_from(index, item, known, problems)
+                if rule is not None:
+                    rules.append(rule)
+        if problems:
+            raise ProtocolError(*problems)
+        return cls(fields.pop("id"), fields.pop("version"), rules, **fields)
+
+    def _derive(self, rules: tuple[Rule, ...], id: str | None, version: str | None) -> Protocol:
+        if id is not None or version is not None:
+            return Protocol(
+                self.id if id is None else id,
+                self.version if version is None else version,
+                rules,
+                citation=self.citation,
+            )
+        if tuple(rules) == self.rules:
+            return self
+        base = self.derived_from or (self.id, self.version)
+        derived_id = self.id if self.derived_from else f"{self.id}-derived"
+        draft = Protocol(derived_id, base[1], rules, citation=self.citation, derived_from=base)
+        digest = hashlib.sha256(
+            json.dumps(draft.to_dict()["rules"], sort_keys=True).encode()
+        ).hexdigest()
+        return attrs.evolve(draft, version=f"{base[1]}+{digest[:8]}")
 
     def _unknown(self, rule_id: str) -> str:
         known = ", ".join(self.rule_ids)
-        return f"protocol {self.id!r} has no rule {rule_id!r}; its rules are {known}"
+        hint = _did_you_mean(rule_id, self.rule_ids)
+        return f"protocol {echo(self.id)} has no rule {echo(rule_id)}{hint} (its rules: {known})"
+
+
+# (rule class, parameter, rule class, parameter that follows it in update)
+_COUPLED: tuple[tuple[type[Any], str, type[Any], str], ...] = (
+    (SessionCount, "window_days", TreatmentWindow, "days"),
+    (TreatmentWindow, "days", SessionCount, "window_days"),
+    (SessionCount, "count", BoosterInterval, "min_induction"),
+)
+
+
+def _under_rule(problem: Problem, rule_id: str) -> Problem:
+    # A rule's own problems start with its class name; name the rule by id instead.
+    return Problem((rule_id, *problem.path[1:]), problem.what, problem.code)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _got(value: object) -> str:
+    return "" if value is None else f", got {_json_type(value)}"
+
+
+def _unknown_field(
+    where: tuple[Any, ...], position: int, key: object, allowed: tuple[str, ...]
+) -> Problem:
+    # The key's text is shown only when it is a close match to a known name: key names
+    # can hold anything, patient names included.
+    if isinstance(key, str) and (hint := _did_you_mean(key, allowed)):
+        return Problem((*where, key), "unknown field" + hint, "unknown-field")
+    return Problem(
+        where,
+        f"unknown field (key {position + 1}); allowed: {', '.join(allowed)}",
+        "unknown-field",
+    )
+
+
+def _date(value: object, problems: list[Problem]) -> dt.date | None:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            problems.append(Problem("effective", f"{value} is not a real date", "value"))
+            return None
+    problems.append(Problem("effective", f"must be a date YYYY-MM-DD{_got(value)}", "type"))
+    return None
+
+
+def _class_id(cls: type[Any]) -> str | None:
+    for name in ("default_id", "id"):
+        value = inspect.getattr_static(cls, name, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def parameter_names(cls: type[Any]) -> tuple[str, ...]:
+    """The parameters a rule class takes: its keyword arguments but ``id`` and ``severity``.
+
+    Args:
+        cls: A rule class.
+
+    Returns:
+        The parameter names.
+    """
+    if attrs.has(cls):
+        names = [a.alias for a in attrs.fields(cls) if a.init]
+    else:
+        try:
+            names = list(inspect.signature(cls).parameters)
+        except (TypeError, ValueError):
+            names = []
+    return tuple(n for n in names if n not in ("id", "severity", "self"))
+
+
+def _rule_data(rule: Rule) -> dict[str, JSONValue]:
+    entry: dict[str, JSONValue] = {"id": rule.id}
+    class_id = _class_id(type(rule))
+    if class_id is not None and class_id != rule.id:
+        entry["rule"] = class_id
+    entry["severity"] = Severity(rule.severity).value
+    entry["parameters"] = rule.parameters()
+    return entry
+
+
+def _rule_from(
+    index: int, item: object, known: Mapping[str, type[Any]], problems: list[Problem]
+) -> Rule | None:
+    where: tuple[Any, ...] = ("rules", index)
+    if not isinstance(item, Mapping):
+        problems.append(Problem(where, f"must be an object{_got(item)}", "type"))
+        return None
+    found = [
+        _unknown_field(where, position, key, RULE_FIELDS)
+        for position, key in enumerate(item)
+        if key not in RULE_FIELDS
+    ]
+    rule_id = item.get("id")
+    if not isinstance(rule_id, str) or not rule_id:
+        found.append(Problem((*where, "id"), f"is required: a rule id{_got(rule_id)}"))
+    class_id = item.get("rule", rule_id)
+    cls = known.get(class_id) if isinstance(class_id, str) else None
+    if cls is None and isinstance(class_id, str) and class_id:
+        name = "rule" if "rule" in item else "id"
+        found.append(
+            Problem(
+                (*where, name),
+                f"unknown rule {echo(class_id)}"
+                + (_did_you_mean(class_id, known) or "; pass its class in rule_classes"),
+                "unknown-rule",
+            )
+        )
+    severity = item.get("severity", "error")
+    if severity not in [s.value for s in Severity]:
+        choices = ", ".join(repr(s.value) for s in Severity)
+        found.append(Problem((*where, "severity"), f"must be one of {choices}", "value"))
+    parameters = item.get("parameters", {})
+    if not isinstance(parameters, Mapping):
+        found.append(Problem((*where, "parameters"), f"must be an object{_got(parameters)}"))
+    elif cls is not None:
+        allowed = parameter_names(cls)
+        for position, name in enumerate(parameters):
+            if name not in allowed:
+                hint = _did_you_mean(name, allowed) if isinstance(name, str) else ""
+                shown = name if hint else f"<key {position + 1}>"
+                found.append(
+                    Problem(
+                        (*where, "parameters", shown),
+                        "unknown parameter"
+                        + (hint or f"; {cls.__name__} takes {', '.join(allowed) or 'none'}"),
+                        "unknown-parameter",
+                    )
+                )
+    problems += found
+    if found or cls is None:
+        return None
+    keywords: dict[str, Any] = {**parameters, "severity": severity}
+    if class_id != rule_id or _takes_id(cls):
+        keywords["id"] = rule_id
+    try:
+        rule: Rule = cls(**keywords)
+    except ProtocolError as exc:
+        for p in exc.problems:
+            field = p.path[1] if len(p.path) > 1 else None
+            path = (
+                (*where, field)
+                if field in ("id", "severity")
+                else (*where, "parameters", *p.path[1:])
+            )
+            problems.append(Problem(path, p.what, p.code))
+        return None
+    except (TypeError, ValueError) as exc:
+        problems.append(Problem(where, f"cannot be built: {echo(str(exc), 200)}", "value"))
+        return None
+    return rule
+
+
+def _takes_id(cls: type[Any]) -> bool:
+    return attrs.has(cls) and any(a.alias == "id" and a.init for a in attrs.fields(cls))
 
 
 STANDARD = Protocol(
     "kap-standard",
     "1",
     (SessionCount(), TreatmentWindow(), SessionSpacing(), Fasting(), Escort(), BoosterInterval()),
+    title="The standard KAP protocol of the founding document",
+    citation=FOUNDING_DOCUMENT,
 )
-"""kap-standard version 1: the standard protocol of the founding document."""
+"""kap-standard version 1: the standard protocol of the founding document. It never changes."""
+
+STANDARD_V2 = Protocol(
+    "kap-standard",
+    "2",
+    (*STANDARD.rules, Therapist(), IntegrationFollowup()),
+    title="The standard KAP protocol, with therapist and integration rules",
+    citation=FOUNDING_DOCUMENT,
+)
+"""kap-standard version 2: version 1's six rules, then `therapist-present` and
+`integration-followup`, the founding document's other two requirements."""
+
+_BUILTINS.update({(p.id, p.version): p for p in (STANDARD, STANDARD_V2)})
+
+
+def builtin_protocols() -> tuple[Protocol, ...]:
+    """Every built-in protocol, oldest first.
+
+    Returns:
+        kap-standard versions 1 and 2.
+    """
+    return tuple(_BUILTINS.values())
+
+
+def get_protocol(name: str, version: str | None = None) -> Protocol:
+    """A built-in protocol by name and version (``get_protocol("kap-standard", "2")``).
+
+    Args:
+        name: The protocol id, such as ``"kap-standard"``.
+        version: The version; the newest when None. ``"kap-standard@2"`` may also be
+            given whole as ``name``.
+
+    Returns:
+        The protocol.
+
+    Raises:
+        ProtocolError: No built-in protocol has that name and version.
+    """
+    if version is None and "@" in name:
+        name, version = name.split("@", 1)
+    matches = [p for (pid, _), p in _BUILTINS.items() if pid == name]
+    if not matches:
+        ids = sorted({pid for pid, _ in _BUILTINS})
+        raise ProtocolError(
+            f"no built-in protocol {echo(name)}{_did_you_mean(name, ids)} (built in: "
+            + ", ".join(f"{p.id}@{p.version}" for p in _BUILTINS.values())
+            + ")"
+        )
+    if version is None:
+        return matches[-1]
+    for p in matches:
+        if p.version == version:
+            return p
+    raise ProtocolError(
+        f"{name} has no version {echo(version)}; versions: " + ", ".join(p.version for p in matches)
+    )
+
+
+def kap_protocol(
+    id: str,
+    version: str,
+    *,
+    count: int = 6,
+    window_days: int = 14,
+    min_days: int = 2,
+    fasting_hours: float = 4,
+    booster_months: int = 6,
+    title: str | None = None,
+    status: Status | None = None,
+    effective: dt.date | None = None,
+    citation: str | None = None,
+) -> Protocol:
+    """A coherent protocol with kap-standard v1's six rules and a clinic's numbers.
+
+    A booster needs the full series before it, so ``booster-interval.min_induction`` is
+    ``count``; the series' window is ``window_days`` in both rules that read it.
+
+    Args:
+        id: The protocol's id.
+        version: Its version.
+        count: Induction sessions in the series.
+        window_days: The series' window, in local calendar days.
+        min_days: The fewest local calendar days between adjacent sessions.
+        fasting_hours: The shortest fast, in hours of elapsed time.
+        booster_months: The fewest calendar months before a booster.
+        title: A title for people.
+        status: ``"draft"``, ``"active"`` or ``"retired"``.
+        effective: The date from which the clinic applies it.
+        citation: Where its requirements come from.
+
+    Returns:
+        The protocol.
+
+    Raises:
+        ProtocolError: A number is out of range; every problem is listed.
+    """
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    for make in (
+        lambda: SessionCount(count=count, window_days=window_days),
+        lambda: TreatmentWindow(days=window_days),
+        lambda: SessionSpacing(min_days=min_days),
+        lambda: Fasting(hours=fasting_hours),
+        lambda: Escort(),
+        lambda: BoosterInterval(months=booster_months, min_induction=count),
+    ):
+        try:
+            rules.append(make())
+        except ProtocolError as exc:
+            problems += exc.problems
+    if problems:
+        raise ProtocolError(*dict.fromkeys(problems))
+    return Protocol(
+        id, version, rules, title=title, status=status, effective=effective, citation=citation
+    )
 
 
 def evaluate(
@@ -241,7 +875,9 @@ def evaluate(
             f"course: must be a Course, got {type(course).__name__}; read JSON with "
             "kaprules.parse_course or kaprules.load_course"
         )
-    timeline = Timeline.of(course, as_of)
+    if not isinstance(protocol, Protocol):
+        raise InputError(f"protocol: must be a Protocol, got {type(protocol).__name__}")
+    timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
     found: list[tuple[int, Finding]] = []
     for index, rule in enumerate(protocol.rules):
         found.extend((index, f) for f in rule(timeline))
@@ -260,4 +896,5 @@ def evaluate(
         tuple(f for _, f in found),
         None if as_of is None else as_of.isoformat(),
         __version__,
+        protocol.derived_from,
     )

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import Any
 
 import attrs
 
 from kaprules.errors import ProtocolError
+from kaprules.model import JSONValue
 
-__all__ = ["Finding", "JSONValue", "Report", "Severity"]
+__all__ = ["DOCS_URL", "Finding", "JSONValue", "Report", "Severity"]
 
-JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
-"""A value that ``json.dumps`` writes as it is."""
+DOCS_URL = ""
+"""The documentation site's base URL, the one setting behind every built-in rule's help.
 
-# Site-relative: the docs may be served anywhere, the page layout is ours.
-DOCS_PAGE = "rules/"
+Empty (the default) keeps help site-relative (``rules/#fasting``), because the site may be
+served anywhere; set it, ending in ``/``, to make help links absolute."""
 
 
 class Severity(enum.StrEnum):
@@ -52,8 +52,8 @@ def to_severity(value: Severity | str) -> Severity:
 
 
 def rule_help(rule_id: str) -> str:
-    """Where a rule is documented: the terminal command and the rules page anchor."""
-    return f"kaprules explain {rule_id}; {DOCS_PAGE}#{rule_id}"
+    """Where a built-in rule is documented: the terminal command and the rules page anchor."""
+    return f"kaprules explain {rule_id}; {DOCS_URL}rules/#{rule_id}"
 
 
 def _ids(value: Iterable[str]) -> tuple[str, ...]:
@@ -74,6 +74,9 @@ class Finding:
         expected: What the rule requires, as plain data (for example ``6`` or
             ``"2026-12-14"``), or None.
         actual: What the course has, as plain data, or None.
+        help: Where the rule is documented, or None. kaprules' own rules point to
+            ``kaprules explain`` and the rules page; a rule of your own gives its
+            ``help_url``.
     """
 
     rule: str
@@ -82,11 +85,7 @@ class Finding:
     message: str
     expected: JSONValue = None
     actual: JSONValue = None
-
-    @property
-    def help(self) -> str:
-        """Where this finding's rule is documented."""
-        return rule_help(self.rule)
+    help: str | None = attrs.field(default=None, kw_only=True)
 
     def to_dict(self) -> dict[str, JSONValue]:
         """This finding as plain data for JSON.
@@ -118,6 +117,8 @@ class Report:
             the whole course first), then by the rule's place in the protocol.
         as_of: The ``as_of`` given to `evaluate`, as ISO text, or None for a final record.
         kaprules_version: The kaprules version that made the report.
+        derived_from: For a protocol derived without a name of its own, the id and version
+            of the named protocol it was derived from; None otherwise.
     """
 
     protocol_id: str
@@ -125,6 +126,7 @@ class Report:
     findings: tuple[Finding, ...]
     as_of: str | None
     kaprules_version: str
+    derived_from: tuple[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -151,11 +153,15 @@ class Report:
 
         Returns:
             ``{"ok", "protocol": {"id", "version"}, "as_of", "kaprules_version",
-            "findings": [...]}``, each finding as by `Finding.to_dict`.
+            "findings": [...]}``, each finding as by `Finding.to_dict`. The protocol gains
+            ``"derived_from": {"id", "version"}`` when the report has one.
         """
+        protocol: dict[str, JSONValue] = {"id": self.protocol_id, "version": self.protocol_version}
+        if self.derived_from is not None:
+            protocol["derived_from"] = {"id": self.derived_from[0], "version": self.derived_from[1]}
         return {
             "ok": self.ok,
-            "protocol": {"id": self.protocol_id, "version": self.protocol_version},
+            "protocol": protocol,
             "as_of": self.as_of,
             "kaprules_version": self.kaprules_version,
             "findings": [f.to_dict() for f in self.findings],

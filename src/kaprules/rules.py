@@ -3,37 +3,44 @@
 Each rule is an attrs class that holds its parameters and is called with a
 [`Timeline`][kaprules.Timeline] to yield [`Finding`][kaprules.Finding] objects. It also
 carries what an auditor needs: a title, a statement rendered from its actual parameter
-values, a rationale, and the source sentence it encodes.
+values, a rationale, the source sentence it encodes, and worked examples.
 
 Any object with the members of [`Rule`][kaprules.Rule] is a rule: a protocol takes it
-without registration.
+without registration. [`BaseRule`][kaprules.BaseRule] is the plumbing kaprules' own rules
+share (``id`` and ``severity`` keywords, ``parameters()``, findings with help); rules of
+your own may inherit it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, ClassVar, Protocol, runtime_checkable
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
-from kaprules import _time
-from kaprules.errors import ProtocolError
-from kaprules.model import Kind
-from kaprules.report import Finding, JSONValue, Severity, to_severity
+from kaprules import _examples, _time
+from kaprules.errors import Problem, ProtocolError
+from kaprules.model import Course, Integration, JSONValue, Kind
+from kaprules.report import Finding, Severity, rule_help
 from kaprules.timeline import TimedSession, Timeline
 
 __all__ = [
     "BUILTIN_RULES",
     "FOUNDING_DOCUMENT",
+    "RULE_MEMBERS",
+    "BaseRule",
     "BoosterInterval",
     "Escort",
     "Fasting",
+    "IntegrationFollowup",
     "Rule",
     "SessionCount",
     "SessionSpacing",
     "Source",
+    "Therapist",
     "TreatmentWindow",
 ]
 
@@ -60,8 +67,11 @@ class Source:
 class Rule(Protocol):
     """The interface every rule follows; a protocol needs nothing else.
 
-    Write a rule as a frozen attrs class (or any class) with these members. kaprules'
-    own rules are built this way; see the guide for one written from scratch.
+    Write a rule as a frozen attrs class (or any class) with these members, or inherit
+    [`BaseRule`][kaprules.BaseRule] for the shared plumbing. A
+    [`Protocol`][kaprules.Protocol] checks every member when it is built. Two members are
+    optional: ``help_url`` (where your rule is documented, shown in each finding's
+    ``help``) and ``examples()`` (worked examples for [`explain`][kaprules.explain]).
     """
 
     @property
@@ -99,11 +109,30 @@ class Rule(Protocol):
         """Yield a finding for each breach of the rule in ``timeline``."""
 
 
+RULE_MEMBERS: tuple[str, ...] = (
+    "id",
+    "severity",
+    "title",
+    "statement",
+    "rationale",
+    "source",
+    "names",
+    "parameters",
+    "__call__",
+)
+"""The members of [`Rule`][kaprules.Rule] that a protocol checks for when it is built."""
+
+
 # Upper bounds keep every rule's date arithmetic inside datetime's range for instants in
 # the supported years (see _time.MAX_YEAR): a century of days or months, a year of hours.
 _CENTURY_DAYS = 36_600
 _CENTURY_MONTHS = 1_200
 _YEAR_HOURS = 8_784
+_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def _bad(instance: object, name: str, what: str, code: str = "range") -> ProtocolError:
+    return ProtocolError(Problem((type(instance).__name__, name), what, code))
 
 
 def _whole(minimum: int, maximum: int | None = None) -> Any:
@@ -115,9 +144,8 @@ def _whole(minimum: int, maximum: int | None = None) -> Any:
             or (maximum is not None and value > maximum)
         ):
             bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise ProtocolError(
-                f"{type(instance).__name__}.{attribute.name} must be a whole number "
-                f"{bound}, got {value!r}"
+            raise _bad(
+                instance, attribute.name, f"must be a whole number {bound}, got {_shown(value)}"
             )
 
     return check
@@ -129,10 +157,96 @@ def _hours(instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         or not isinstance(value, int | float)
         or not 0 <= value <= _YEAR_HOURS
     ):
-        raise ProtocolError(
-            f"{type(instance).__name__}.{attribute.name} must be a number of hours from 0 to "
-            f"{_YEAR_HOURS}, got {value!r}"
+        raise _bad(
+            instance,
+            attribute.name,
+            f"must be a number of hours from 0 to {_YEAR_HOURS}, got {_shown(value)}",
         )
+
+
+def _shown(value: object) -> str:
+    # Parameters come from protocol files a person edits: show a bounded, escaped value.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _lenient_severity(value: object) -> object:
+    # A converter cannot name the rule; the validator below does.
+    try:
+        return Severity(value)  # type: ignore[arg-type]
+    except ValueError:
+        return value
+
+
+def _check_severity(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Severity):
+        choices = ", ".join(repr(s.value) for s in Severity)
+        raise _bad(
+            instance, "severity", f"unknown severity {_shown(value)}; use one of {choices}", "value"
+        )
+
+
+def _default_id(instance: BaseRule) -> str:
+    return type(instance).default_id
+
+
+def _check_id(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise _bad(
+            instance,
+            "id",
+            f"must be a kebab-case id (lower-case letters, digits, '-', '.', '_'; at most 64 "
+            f"characters), got {_shown(value)}",
+            "value",
+        )
+
+
+def _lenient_kinds(value: object) -> object:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return value
+    items = list(value)
+    try:
+        return frozenset(Kind(k) for k in items)
+    except (ValueError, TypeError):
+        return items
+
+
+def _check_kinds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, frozenset) or not value:
+        raise _bad(
+            instance,
+            "kinds",
+            f"must be a non-empty list of session kinds ('induction', 'booster'), got "
+            f"{_shown(value)}",
+            "value",
+        )
+
+
+def _kinds() -> Any:
+    return attrs.field(
+        default=frozenset(Kind),
+        converter=_lenient_kinds,
+        validator=_check_kinds,
+        kw_only=True,
+        repr=lambda ks: repr([k.value for k in Kind if k in ks]),
+        # Left out of parameters() at its default, so that v1's protocol data stays as it was.
+        metadata={"omit_default": True},
+    )
+
+
+def _plain(value: object) -> JSONValue:
+    if isinstance(value, frozenset):
+        return [k.value for k in Kind if k in value]
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value  # type: ignore[return-value]
+
+
+def _scope(kinds: frozenset[Kind]) -> str:
+    # "" for every kind, so that the default statements read as they always have.
+    return (
+        "" if kinds == frozenset(Kind) else " and ".join(k.value for k in Kind if k in kinds) + " "
+    )
 
 
 def _iso_duration(delta: dt.timedelta) -> str:
@@ -152,21 +266,66 @@ def _days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _number(value: float) -> str:
     return f"{value:g}"
 
 
-@attrs.frozen
-class _StandardRule:
-    # Shared plumbing of kaprules' own rules; user rules need not inherit it.
-    id: ClassVar[str]
+WorkedCase = tuple[str, Course]
+"""A worked example: what it shows, and the course."""
+
+
+@attrs.frozen(repr=False)
+class BaseRule:
+    """The shared plumbing of a rule: inherit it for a rule of your own (optional).
+
+    A subclass is a frozen attrs class that sets the class variables below, defines
+    ``statement`` and ``__call__``, and holds its parameters as attrs fields. It gets:
+
+    - ``id`` and ``severity`` keywords: ``id`` defaults to the class's ``default_id`` and
+      may be overridden to hold two rules of one class in a protocol (for example
+      ``Escort(kinds={"booster"}, severity="warning", id="escort-booster")`` beside
+      ``Escort(kinds={"induction"})``);
+    - ``parameters()``: every attrs field but ``id`` and ``severity``;
+    - ``help``: ``help_url`` if set; for kaprules' own rules, the rules page;
+    - ``_finding(sessions, message, expected, actual)`` to build findings.
+
+    Attributes:
+        default_id: The id a rule of this class has unless given one.
+        title: A short title for people.
+        rationale: Why the rule exists and how it reads its source.
+        source: The requirement the rule encodes, quoted.
+        names: Which sessions a finding names.
+        help_url: Where the rule is documented (None: kaprules' rules page for its own
+            rules, nothing for others).
+        id: This rule's id (keyword ``id=``).
+        severity: The severity of its findings (keyword ``severity=``).
+    """
+
+    default_id: ClassVar[str]
     title: ClassVar[str]
     rationale: ClassVar[str]
     source: ClassVar[Source]
     names: ClassVar[str]
+    help_url: ClassVar[str | None] = None
 
+    id: str = attrs.field(
+        default=attrs.Factory(_default_id, takes_self=True), kw_only=True, validator=_check_id
+    )
     severity: Severity = attrs.field(
-        default=Severity.ERROR, converter=to_severity, kw_only=True, repr=lambda s: repr(s.value)
+        default=Severity.ERROR,
+        converter=_lenient_severity,
+        validator=_check_severity,
+        kw_only=True,
+        repr=lambda s: repr(getattr(s, "value", s)),
     )
 
     @property
@@ -174,15 +333,43 @@ class _StandardRule:
         """What the rule requires, with its actual parameter values."""
         raise NotImplementedError
 
+    @property
+    def help(self) -> str | None:
+        """Where this rule is documented, as shown in its findings' ``help``."""
+        if self.help_url is not None:
+            return self.help_url
+        if BUILTIN_RULES.get(self.default_id) is type(self):
+            return rule_help(self.default_id)
+        return None
+
     def parameters(self) -> dict[str, JSONValue]:
-        """The rule's parameters as plain data (severity is kept apart).
+        """The rule's parameters as plain data (``id`` and ``severity`` are kept apart).
 
         Returns:
             Parameter names and values, keyword arguments of the rule's class.
         """
         return {
-            a.name: getattr(self, a.name) for a in attrs.fields(type(self)) if a.name != "severity"
+            a.alias: _plain(getattr(self, a.name))
+            for a in attrs.fields(type(self))
+            if a.name not in ("id", "severity")
+            and a.init
+            and not (a.metadata.get("omit_default") and getattr(self, a.name) == a.default)
         }
+
+    def examples(self) -> Sequence[WorkedCase]:
+        """Worked examples: a passing course, then a failing one, at the rule's boundary.
+
+        Returns:
+            ``(title, course)`` pairs; none unless the class defines them.
+        """
+        return ()
+
+    def __repr__(self) -> str:
+        # The id only when overridden, and parameters as parameters() shows them.
+        parts = [] if self.id == self.default_id else [f"id={self.id!r}"]
+        parts.append(f"severity={getattr(self.severity, 'value', self.severity)!r}")
+        parts += [f"{name}={value!r}" for name, value in self.parameters().items()]
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def _finding(
         self,
@@ -192,23 +379,44 @@ class _StandardRule:
         actual: JSONValue = None,
     ) -> Finding:
         return Finding(
-            self.id, self.severity, tuple(t.id for t in sessions), message, expected, actual
+            self.id,
+            self.severity,
+            tuple(t.id for t in sessions),
+            message,
+            expected,
+            actual,
+            help=self.help,
         )
 
 
-@attrs.frozen
-class SessionCount(_StandardRule):
+BUILTIN_RULES: dict[str, type[BaseRule]] = {}
+"""kaprules' own rule classes, by ``default_id`` (what `Protocol.from_dict` knows without
+being told)."""
+
+_R = TypeVar("_R", bound=type[BaseRule])
+
+
+def _builtin(cls: _R) -> _R:
+    # The one registration line a built-in rule needs.
+    BUILTIN_RULES[cls.default_id] = cls
+    return cls
+
+
+@_builtin
+@attrs.frozen(repr=False)
+class SessionCount(BaseRule):
     """The induction series has ``count`` sessions; more or fewer is a finding.
 
     Args:
-        count: How many induction sessions the series has.
+        count: How many induction sessions the series has (1 to 1000).
         window_days: Days from the first induction session (counted as day 1) within which
             an unfinished series may still be completed when ``as_of`` is given (at most
             36600).
+        id: The rule's id (default ``"session-count"``).
         severity: The severity of its findings.
     """
 
-    id: ClassVar[str] = "session-count"
+    default_id: ClassVar[str] = "session-count"
     title: ClassVar[str] = "Number of induction sessions"
     rationale: ClassVar[str] = (
         "The protocol names a fixed number of infusions for the induction series. A series "
@@ -226,7 +434,7 @@ class SessionCount(_StandardRule):
         "For too few: none (the finding is about the course)."
     )
 
-    count: int = attrs.field(default=6, validator=_whole(1))
+    count: int = attrs.field(default=6, validator=_whole(1, 1_000))
     window_days: int = attrs.field(default=14, validator=_whole(1, _CENTURY_DAYS))
 
     @property
@@ -240,6 +448,20 @@ class SessionCount(_StandardRule):
             f"{self.window_days} of the series)."
         )
 
+    def examples(self) -> Sequence[WorkedCase]:
+        """A series of exactly ``count`` sessions, and one of ``count + 1``."""
+        dec1 = _examples.DEC1
+        return (
+            (
+                f"{self.count} induction sessions",
+                _examples.course(_examples.series(dec1, self.count)),
+            ),
+            (
+                f"{self.count + 1} induction sessions",
+                _examples.course(_examples.series(dec1, self.count + 1)),
+            ),
+        )
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for a series longer or shorter than ``count``."""
         series = timeline.inductions
@@ -251,7 +473,7 @@ class SessionCount(_StandardRule):
                 f"the induction series has {n} sessions, {n - self.count} more than the "
                 f"{self.count} of the protocol: "
                 + ", ".join(t.label for t in extra)
-                + f" come after the {self.count}th",
+                + f" come after the {_ordinal(self.count)}",
                 self.count,
                 n,
             )
@@ -272,17 +494,19 @@ class SessionCount(_StandardRule):
             yield self._finding((), message, self.count, n)
 
 
-@attrs.frozen
-class TreatmentWindow(_StandardRule):
+@_builtin
+@attrs.frozen(repr=False)
+class TreatmentWindow(BaseRule):
     """Every induction session falls within ``days`` calendar days of the first.
 
     Args:
         days: The window's length in local calendar days, the first induction date being
             day 1 (Dec 1 opens a 14-day window that ends Dec 14); at most 36600.
+        id: The rule's id (default ``"treatment-window"``).
         severity: The severity of its findings.
     """
 
-    id: ClassVar[str] = "treatment-window"
+    default_id: ClassVar[str] = "treatment-window"
     title: ClassVar[str] = "Treatment window of the induction series"
     rationale: ClassVar[str] = (
         "The protocol gives the induction series a fixed period. The period is counted in "
@@ -308,6 +532,22 @@ class TreatmentWindow(_StandardRule):
             f"induction date being day 1."
         )
 
+    def examples(self) -> Sequence[WorkedCase]:
+        """The last session on the window's last day, and on the day after."""
+        dec1, at, session = _examples.DEC1, _examples.at, _examples.session
+        last = dec1 + dt.timedelta(days=self.days - 1)
+        after = last + dt.timedelta(days=1)
+        return (
+            (
+                f"the last session on day {self.days} ({last.isoformat()})",
+                _examples.course([session("s1", at(dec1, 9)), session("s2", at(last, 9))]),
+            ),
+            (
+                f"the last session on day {self.days + 1}",
+                _examples.course([session("s1", at(dec1, 9)), session("s2", at(after, 9))]),
+            ),
+        )
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each induction session after the window."""
         series = timeline.inductions
@@ -327,18 +567,20 @@ class TreatmentWindow(_StandardRule):
                 )
 
 
-@attrs.frozen
-class SessionSpacing(_StandardRule):
+@_builtin
+@attrs.frozen(repr=False)
+class SessionSpacing(BaseRule):
     """Adjacent sessions are at least ``min_days`` local calendar days apart.
 
     Args:
         min_days: The fewest days between the local dates of two sessions adjacent in start
             order (at most 36600). With 2, sessions on the same day or on consecutive days
             are findings.
+        id: The rule's id (default ``"session-spacing"``).
         severity: The severity of its findings.
     """
 
-    id: ClassVar[str] = "session-spacing"
+    default_id: ClassVar[str] = "session-spacing"
     title: ClassVar[str] = "No sessions on consecutive days"
     rationale: ClassVar[str] = (
         "The protocol forbids infusions on consecutive days. Days are local calendar days of "
@@ -365,6 +607,27 @@ class SessionSpacing(_StandardRule):
             text += " Sessions on the same day or on consecutive days are findings."
         return text
 
+    def examples(self) -> Sequence[WorkedCase]:
+        """Two sessions ``min_days`` local dates apart, and one date closer."""
+        dec1, at, session = _examples.DEC1, _examples.at, _examples.session
+
+        # Late evening, then just after midnight: hours do not count, local dates do.
+        def pair(days: int) -> Course:
+            later = dec1 + dt.timedelta(days=days)
+            return _examples.course(
+                [session("s1", at(dec1, 23, 30)), session("s2", at(later, 0, 30))]
+            )
+
+        hours = 24 * (self.min_days - 1) + 1
+        apart = "local date" if self.min_days - 1 == 1 else "local dates"
+        return (
+            (
+                f"{_days(self.min_days)} apart by local date, {hours} hours between the starts",
+                pair(self.min_days),
+            ),
+            (f"{self.min_days - 1} {apart} apart", pair(self.min_days - 1)),
+        )
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each adjacent pair closer than ``min_days``."""
         for a, b in itertools.pairwise(timeline.sessions):
@@ -380,17 +643,20 @@ class SessionSpacing(_StandardRule):
                 )
 
 
-@attrs.frozen
-class Fasting(_StandardRule):
+@_builtin
+@attrs.frozen(repr=False)
+class Fasting(BaseRule):
     """At least ``hours`` of elapsed time pass between the last food and the start.
 
     Args:
         hours: The shortest fast, in hours of real elapsed time (a DST change counts as it
             happens), from 0 to 8784 (a leap year). Exactly ``hours`` passes.
+        kinds: The kinds of session the rule applies to (default: both).
+        id: The rule's id (default ``"fasting"``); give another to hold two in a protocol.
         severity: The severity of its findings.
     """
 
-    id: ClassVar[str] = "fasting"
+    default_id: ClassVar[str] = "fasting"
     title: ClassVar[str] = "Fasting before a session"
     rationale: ClassVar[str] = (
         "The protocol asks the patient not to eat for a set time before treatment. The fast "
@@ -405,15 +671,36 @@ class Fasting(_StandardRule):
     names: ClassVar[str] = "The session, one finding each."
 
     hours: float = attrs.field(default=4, validator=_hours)
+    kinds: frozenset[Kind] = _kinds()
 
     @property
     def statement(self) -> str:
         """What the rule requires, with its actual parameter values."""
         h = _number(self.hours)
         return (
-            f"Every session records last_food, and at least {h} hours of elapsed time pass from "
-            f"last_food to the start (exactly {h} h passes; food after the start does not). "
+            f"Every {_scope(self.kinds)}session records last_food, and at least {h} hours of "
+            f"elapsed time pass from last_food to the start (exactly {h} h passes; food after "
+            "the start does not). "
             f"A missing last_food is a finding unless the session is planned."
+        )
+
+    def examples(self) -> Sequence[WorkedCase]:
+        """Exactly ``hours`` of elapsed time across a DST change, and a minute less."""
+        zone = _time.zone(_examples.ZONE)
+        kind = next(k for k in Kind if k in self.kinds)
+        # Across Denver's spring-forward change: the wall clock shows an hour more.
+        food = _time.to_utc(_examples.at(dt.date(2027, 3, 14), 0, 30))
+        limit = dt.timedelta(hours=self.hours)
+        before = _examples.series(dt.date(2026, 8, 1), 6) if kind is Kind.BOOSTER else []
+
+        def fasted(elapsed: dt.timedelta) -> Course:
+            start = (food + elapsed).astimezone(zone)
+            last = _examples.session("s7", start, kind, last_food=food.astimezone(zone))
+            return _examples.course([*before, last])
+
+        return (
+            (f"exactly {self.hours:g} h of elapsed time across a DST change", fasted(limit)),
+            ("one minute less", fasted(limit - dt.timedelta(minutes=1))),
         )
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
@@ -421,6 +708,8 @@ class Fasting(_StandardRule):
         limit = dt.timedelta(hours=self.hours)
         expected = _iso_duration(limit)
         for t in timeline.sessions:
+            if t.kind not in self.kinds:
+                continue
             food = t.session.food_instant
             if food is None:
                 if not t.planned:
@@ -444,15 +733,19 @@ class Fasting(_StandardRule):
                 )
 
 
-@attrs.frozen
-class Escort(_StandardRule):
+@_builtin
+@attrs.frozen(repr=False)
+class Escort(BaseRule):
     """Every session records someone to drive the patient home.
 
     Args:
+        kinds: The kinds of session the rule applies to (default: both).
+        id: The rule's id (default ``"escort"``); give another to hold two in a protocol,
+            such as ``Escort(kinds={"booster"}, severity="warning", id="escort-booster")``.
         severity: The severity of its findings.
     """
 
-    id: ClassVar[str] = "escort"
+    default_id: ClassVar[str] = "escort"
     title: ClassVar[str] = "Escort home"
     rationale: ClassVar[str] = (
         "The protocol requires someone to drive the patient home. A session whose escort is "
@@ -465,19 +758,26 @@ class Escort(_StandardRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
+    kinds: frozenset[Kind] = _kinds()
+
     @property
     def statement(self) -> str:
         """What the rule requires, with its actual parameter values."""
         return (
-            "Every session records a non-blank escort, the person who drives the patient home. "
+            f"Every {_scope(self.kinds)}session records a non-blank escort, the person who "
+            "drives the patient home. "
             "A missing or blank escort is a finding unless the session is planned."
         )
+
+    def examples(self) -> Sequence[WorkedCase]:
+        """An escort recorded, and a blank one."""
+        return _presence_examples(self.kinds, "escort", "an escort recorded", "a blank escort")
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session without an escort."""
         for t in timeline.sessions:
             escort = t.session.escort
-            if (escort is None or not escort.strip()) and not t.planned:
+            if (escort is None or not escort.strip()) and not t.planned and t.kind in self.kinds:
                 state = "no escort recorded" if escort is None else "a blank escort"
                 yield self._finding(
                     (t,),
@@ -487,19 +787,21 @@ class Escort(_StandardRule):
                 )
 
 
-@attrs.frozen
-class BoosterInterval(_StandardRule):
+@_builtin
+@attrs.frozen(repr=False)
+class BoosterInterval(BaseRule):
     """A booster follows a full induction series, ``months`` after the session before it.
 
     Args:
         months: The fewest calendar months from the local date of the previous session
             (of any kind) to the booster's, at most 1200. The day is kept and clamped to the
             month's end.
-        min_induction: The fewest induction sessions before a booster.
+        min_induction: The fewest induction sessions before a booster (0 to 1000).
+        id: The rule's id (default ``"booster-interval"``).
         severity: The severity of its findings.
     """
 
-    id: ClassVar[str] = "booster-interval"
+    default_id: ClassVar[str] = "booster-interval"
     title: ClassVar[str] = "Booster interval"
     rationale: ClassVar[str] = (
         "After the induction series the protocol continues with a booster infusion every six "
@@ -516,7 +818,7 @@ class BoosterInterval(_StandardRule):
     names: ClassVar[str] = "The booster, one finding for each condition it breaks."
 
     months: int = attrs.field(default=6, validator=_whole(1, _CENTURY_MONTHS))
-    min_induction: int = attrs.field(default=6, validator=_whole(0))
+    min_induction: int = attrs.field(default=6, validator=_whole(0, 1_000))
 
     @property
     def statement(self) -> str:
@@ -526,6 +828,28 @@ class BoosterInterval(_StandardRule):
             f"one session before it, and its local date is on or after the local date of the "
             f"session just before it + {self.months} months (day kept, clamped to the month's "
             f"last day)."
+        )
+
+    def examples(self) -> Sequence[WorkedCase]:
+        """A booster on the earliest date it may have, and one day earlier."""
+        at, session = _examples.at, _examples.session
+        last = dt.date(2026, 8, 31)
+        first = last - dt.timedelta(days=2 * (self.min_induction - 1))
+        series = _examples.series(first, self.min_induction) if self.min_induction else []
+        previous = last if series else first
+        if not series:
+            series = [session("s1", at(previous, 9))]
+        earliest = _time.add_months(previous, self.months)
+
+        def booster(date: dt.date) -> Course:
+            return _examples.course([*series, session("b1", at(date, 9), Kind.BOOSTER)])
+
+        return (
+            (
+                f"a booster on {earliest.isoformat()}, the session before + {self.months} months",
+                booster(earliest),
+            ),
+            ("the same booster one day earlier", booster(earliest - dt.timedelta(days=1))),
         )
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
@@ -564,8 +888,166 @@ class BoosterInterval(_StandardRule):
             previous = t
 
 
-BUILTIN_RULES: Mapping[str, type[Rule]] = {
-    cls.id: cls
-    for cls in (SessionCount, TreatmentWindow, SessionSpacing, Fasting, Escort, BoosterInterval)
-}
-"""kaprules' own rule classes, by id (what `Protocol.from_dict` knows without being told)."""
+def _presence_examples(
+    kinds: frozenset[Kind], field: str, present: str, blank: str
+) -> Sequence[WorkedCase]:
+    # One held session of a kind the rule covers, with `field` recorded, then blank.
+    kind = next(k for k in Kind if k in kinds)
+    before = _examples.series(dt.date(2026, 5, 1), 6) if kind is Kind.BOOSTER else []
+    start = _examples.at(_examples.DEC1, 9)
+
+    def one(value: str) -> Course:
+        last = _examples.session("s7", start, kind)
+        changes: dict[str, Any] = {field: value}
+        return _examples.course([*before, attrs.evolve(last, **changes)])
+
+    return ((present, one("recorded")), (blank, one(" ")))
+
+
+@_builtin
+@attrs.frozen(repr=False)
+class Therapist(BaseRule):
+    """Every held session records the psychotherapist who guided it.
+
+    Args:
+        kinds: The kinds of session the rule applies to (default: both).
+        id: The rule's id (default ``"therapist-present"``).
+        severity: The severity of its findings.
+    """
+
+    default_id: ClassVar[str] = "therapist-present"
+    title: ClassVar[str] = "A trained psychotherapist guides each session"
+    rationale: ClassVar[str] = (
+        "The founding document has a trained psychotherapist guide the client through the "
+        "treatment. A record can show only that someone was named: a held session whose "
+        "therapist is missing or blank is a finding; a planned session is not, because it "
+        "has not happened yet. The therapist's name is never shown. Whether the person is "
+        "trained is for the clinic's staff records, not for kaprules."
+    )
+    source: ClassVar[Source] = Source(
+        "A trained psychotherapist guides the client through the treatment",
+        location="section 'The Impact of Ketamine Assisted Psychotherapy (KAP)', second sentence",
+    )
+    names: ClassVar[str] = "The session, one finding each."
+
+    kinds: frozenset[Kind] = _kinds()
+
+    @property
+    def statement(self) -> str:
+        """What the rule requires, with its actual parameter values."""
+        return (
+            f"Every held {_scope(self.kinds)}session records a non-blank therapist, the "
+            "psychotherapist who guided it. A planned session is exempt."
+        )
+
+    def examples(self) -> Sequence[WorkedCase]:
+        """A therapist recorded, and a blank one."""
+        return _presence_examples(
+            self.kinds, "therapist", "a therapist recorded", "a blank therapist"
+        )
+
+    def __call__(self, timeline: Timeline) -> Iterator[Finding]:
+        """Yield a finding for each held session without a therapist."""
+        for t in timeline.sessions:
+            therapist = t.session.therapist
+            if t.planned or t.kind not in self.kinds:
+                continue
+            if therapist is None or not therapist.strip():
+                state = "no therapist recorded" if therapist is None else "a blank therapist"
+                yield self._finding(
+                    (t,),
+                    f"{t.label} has {state}; a psychotherapist guides each session",
+                    "a therapist",
+                    None if therapist is None else "blank",
+                )
+
+
+@_builtin
+@attrs.frozen(repr=False)
+class IntegrationFollowup(BaseRule):
+    """Integration meetings follow a complete induction series within ``within_days``.
+
+    Args:
+        within_days: The last local date for the meetings, counted in days after the last
+            induction session's local date (at most 36600). The founding document gives
+            no number: 14 is kaprules' default, a clinic parameter.
+        min_meetings: How many meetings at least (1 to 1000).
+        id: The rule's id (default ``"integration-followup"``).
+        severity: The severity of its findings.
+    """
+
+    default_id: ClassVar[str] = "integration-followup"
+    title: ClassVar[str] = "Integration meetings after the treatments"
+    rationale: ClassVar[str] = (
+        "The founding document has integration meetings with the psychotherapist follow "
+        "the treatments, but gives no number of days and no number of meetings: "
+        "within_days (default 14) and min_meetings (default 1) are kaprules' defaults, for "
+        "each clinic to set. The series is complete when it has as many induction sessions "
+        "as the protocol's session-count rule asks (any number, when the protocol has no "
+        "such rule); a series that is not complete is session-count's finding, not this "
+        "rule's. Meetings count from the day after the last induction session's local date. "
+        "A course evaluated with as_of is not faulted while there is still time."
+    )
+    source: ClassVar[Source] = Source(
+        "Integration meetings with the psychotherapist after the treatments",
+        location="section 'The Impact of Ketamine Assisted Psychotherapy (KAP)', third sentence",
+    )
+    names: ClassVar[str] = "The last induction session of the series."
+
+    within_days: int = attrs.field(default=14, validator=_whole(1, _CENTURY_DAYS))
+    min_meetings: int = attrs.field(default=1, validator=_whole(1, 1_000))
+
+    @property
+    def statement(self) -> str:
+        """What the rule requires, with its actual parameter values."""
+        return (
+            f"Once the induction series is complete, at least "
+            f"{_count(self.min_meetings, 'integration meeting')} "
+            f"{'takes' if self.min_meetings == 1 else 'take'} place with a local date "
+            f"after the last induction session's local date and on or before it + "
+            f"{_days(self.within_days)}. With as_of, this is not a finding until the local "
+            f"date of as_of is after that last day."
+        )
+
+    def examples(self) -> Sequence[WorkedCase]:
+        """Meetings ending on the last allowed day, and one day later."""
+        sessions = _examples.series(_examples.DEC1, 6)
+        last = _examples.DEC1 + dt.timedelta(days=10)
+        days = [last + dt.timedelta(days=self.within_days - k) for k in range(self.min_meetings)]
+
+        def meetings(shift: int) -> Course:
+            return _examples.course(
+                sessions,
+                [
+                    Integration(_examples.at(d + dt.timedelta(days=shift), 15), f"i{n + 1}")
+                    for n, d in enumerate(sorted(days))
+                ],
+            )
+
+        n = _count(self.min_meetings, "meeting")
+        return (
+            (f"{n}, the last {_days(self.within_days)} after the series", meetings(0)),
+            ("the same one day later", meetings(1)),
+        )
+
+    def __call__(self, timeline: Timeline) -> Iterator[Finding]:
+        """Yield a finding when too few meetings follow a complete series in time."""
+        series = timeline.inductions
+        if not series or (
+            timeline.series_length is not None and len(series) < timeline.series_length
+        ):
+            return
+        last = series[-1]
+        closes = last.date + dt.timedelta(days=self.within_days)
+        if timeline.as_of_date is not None and timeline.as_of_date <= closes:
+            return
+        held = sum(1 for m in timeline.integrations if last.date < m.date <= closes)
+        if held < self.min_meetings:
+            yield self._finding(
+                (last,),
+                f"the induction series ended with {last.label}; "
+                f"{_count(held, 'integration meeting')} followed by {closes.isoformat()} "
+                f"({_days(self.within_days)} after it), at least {self.min_meetings} required",
+                self.min_meetings,
+                held,
+            )

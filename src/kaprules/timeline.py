@@ -3,8 +3,8 @@
 [`evaluate`][kaprules.evaluate] turns a [`Course`][kaprules.Course] into a
 [`Timeline`][kaprules.Timeline] once, and hands the same timeline to every rule: sessions
 in start order, each with its local start and date in the course timezone and whether it
-is still planned. Rules compare these plain standard-library values; none of them has to
-think about zones or offsets again.
+is still planned, and the integration meetings with their local dates. Rules compare these
+plain standard-library values; none of them has to think about zones or offsets again.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import attrs
 
 from kaprules import _time
 from kaprules.errors import InputError, Problem
-from kaprules.model import Course, Kind, Session, _out_of_range
+from kaprules.model import Course, Integration, Kind, Session, _out_of_range
 
-__all__ = ["TimedSession", "Timeline"]
+__all__ = ["TimedIntegration", "TimedSession", "Timeline"]
 
 
 @attrs.frozen
@@ -52,6 +52,23 @@ class TimedSession:
 
 
 @attrs.frozen
+class TimedIntegration:
+    """An integration meeting placed on its course's timeline.
+
+    Attributes:
+        integration: The meeting itself.
+        instant: Its start, as a plain ``datetime`` in UTC.
+        local: Its start, as a plain ``datetime`` in the course timezone.
+        date: Its local date.
+    """
+
+    integration: Integration
+    instant: dt.datetime
+    local: dt.datetime
+    date: dt.date
+
+
+@attrs.frozen
 class Timeline:
     """A course's sessions in start order, with local dates, for rules to read.
 
@@ -61,6 +78,10 @@ class Timeline:
         inductions: The induction series: the induction sessions, in start order.
         as_of: The ``as_of`` moment or date, or None when the record is final.
         as_of_date: The local date of ``as_of`` in the course timezone, or None.
+        integrations: The integration meetings, in start order.
+        series_length: How many induction sessions make a complete series in the
+            protocol being evaluated (its `SessionCount` rule's ``count``), or None when
+            the protocol does not say.
     """
 
     course: Course
@@ -68,6 +89,8 @@ class Timeline:
     inductions: tuple[TimedSession, ...]
     as_of: dt.datetime | dt.date | None
     as_of_date: dt.date | None
+    integrations: tuple[TimedIntegration, ...] = ()
+    series_length: int | None = None
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -75,13 +98,21 @@ class Timeline:
         return self.course.zone
 
     @classmethod
-    def of(cls, course: Course, as_of: dt.datetime | dt.date | None = None) -> Timeline:
+    def of(
+        cls,
+        course: Course,
+        as_of: dt.datetime | dt.date | None = None,
+        *,
+        series_length: int | None = None,
+    ) -> Timeline:
         """Place a course's sessions on a timeline.
 
         Args:
             course: The course.
             as_of: None for a final record; a date (local, in the course timezone) or an
                 aware datetime after which sessions count as planned.
+            series_length: How many induction sessions complete the series, when the
+                protocol says (`evaluate` passes it).
 
         Returns:
             The timeline.
@@ -131,7 +162,14 @@ class Timeline:
             )
         sessions = tuple(timed)
         inductions = tuple(t for t in sessions if t.kind is Kind.INDUCTION)
-        return cls(course, sessions, inductions, as_of, as_of_date)
+        meetings: tuple[TimedIntegration, ...] = ()
+        if course.integrations:
+            placed = []
+            for meeting in course.integrations:
+                local = meeting.instant.astimezone(zone)
+                placed.append(TimedIntegration(meeting, meeting.instant, local, local.date()))
+            meetings = tuple(sorted(placed, key=lambda m: m.instant))
+        return cls(course, sessions, inductions, as_of, as_of_date, meetings, series_length)
 
 
 def _start_order(session: Session) -> tuple[dt.datetime, str]:

@@ -1,0 +1,152 @@
+"""Auditor text: what each rule requires, rendered from the rule objects themselves.
+
+[`explain`][kaprules.explain] renders one rule as Markdown: its statement with the actual
+parameter values, a parameters table, the rationale, the source it encodes, which sessions
+a finding names, and two worked examples evaluated by the rule at the moment of rendering.
+``kaprules explain RULE_ID`` prints this text, and the documentation's rules page is built
+from it, so neither can drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import attrs
+
+from kaprules import _time
+from kaprules.model import Course
+from kaprules.protocol import STANDARD, Protocol, evaluate
+from kaprules.report import Report, Severity
+from kaprules.rules import Rule
+
+__all__ = ["WorkedExample", "explain", "rules_page", "worked_examples"]
+
+
+@attrs.frozen
+class WorkedExample:
+    """A course shown with what one rule, evaluated alone, finds in it.
+
+    Attributes:
+        title: What the example shows.
+        course: The course.
+        report: The report of a protocol holding only the rule.
+    """
+
+    title: str
+    course: Course
+    report: Report
+
+
+def worked_examples(rule: Rule) -> Sequence[WorkedExample]:
+    """A passing and a failing course for a rule, as the rule judges them.
+
+    The courses come from the rule's own ``examples()`` (kaprules' rules build them from
+    their actual parameters, at the boundary of what they allow), and are evaluated by a
+    protocol holding only this rule.
+
+    Args:
+        rule: The rule.
+
+    Returns:
+        The examples (passing first), or none for a rule without ``examples()``.
+    """
+    examples = getattr(rule, "examples", None)
+    if not callable(examples):
+        return ()
+    alone = Protocol(f"{rule.id}-alone", "1", [rule])
+    return tuple(
+        WorkedExample(title, course, evaluate(course, alone)) for title, course in examples()
+    )
+
+
+def _presence(value: str | None) -> str:
+    # Names are clinical data: show only whether one is there.
+    return "missing" if value is None else ("blank" if not value.strip() else "recorded")
+
+
+def _course_table(course: Course) -> list[str]:
+    rows = [
+        "| session | kind | local start | last food | escort | therapist |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in course.sessions:
+        food = (
+            "not recorded" if s.last_food is None else _time.format_local(course.local(s.last_food))
+        )
+        start = _time.format_local(course.local(s.start))
+        rows.append(
+            f"| {s.id} | {s.kind} | {start} | {food} | {_presence(s.escort)} "
+            f"| {_presence(s.therapist)} |"
+        )
+    if course.integrations:
+        rows += ["", "| integration meeting | local start |", "|---|---|"]
+        rows += [
+            f"| {m.id or ''} | {_time.format_local(course.local(m.start))} |"
+            for m in sorted(course.integrations, key=lambda m: m.instant)
+        ]
+    return rows
+
+
+def _value(value: object) -> str:
+    return f"`{json.dumps(value)}`"
+
+
+def explain(rule: Rule, *, anchor: bool = False) -> str:
+    """The auditor text of one rule, as Markdown.
+
+    Args:
+        rule: The rule, one of kaprules' own or any object following [`Rule`][kaprules.Rule].
+        anchor: Give the heading an ``{#rule-id}`` anchor (for the documentation site).
+
+    Returns:
+        The text: statement, parameters, rationale, source, named sessions and, for
+        kaprules' own rules, two worked examples with their real findings.
+    """
+    heading = f"## `{rule.id}`: {rule.title}" + (f" {{#{rule.id}}}" if anchor else "")
+    params = rule.parameters()
+    lines = [heading, "", f"**Requirement.** {rule.statement}", "", "**Parameters.**", ""]
+    lines += ["| parameter | value |", "|---|---|"]
+    lines += [f"| `{name}` | {_value(value)} |" for name, value in params.items()]
+    lines += [f"| `severity` | {_value(Severity(rule.severity).value)} |", ""]
+    lines += [f"**Rationale.** {rule.rationale}", ""]
+    source = rule.source
+    lines += [
+        f"**Source.** {source.document}, {source.location}:"
+        if source.location
+        else f"**Source.** {source.document}:",
+        "",
+        f"> {source.quote}",
+        "",
+        f"**Sessions a finding names.** {rule.names}",
+        "",
+    ]
+    for example, verdict in zip(worked_examples(rule), ("Passing", "Failing"), strict=False):
+        lines += [
+            f"**{verdict} example: {example.title}.**",
+            "",
+            *_course_table(example.course),
+            "",
+        ]
+        if not example.report.findings:
+            lines += ["No finding.", ""]
+        for finding in example.report.findings:
+            lines += [
+                "```json",
+                json.dumps(finding.to_dict(), indent=2, ensure_ascii=False),
+                "```",
+                "",
+            ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def rules_page(protocol: Protocol = STANDARD) -> str:
+    """Every rule of ``protocol`` explained, with anchors, for the documentation site.
+
+    Args:
+        protocol: The protocol; kap-standard v1 by default.
+
+    Returns:
+        Markdown: one section per rule, in the protocol's order.
+    """
+    return "\n".join(explain(rule, anchor=True) for rule in protocol.rules)

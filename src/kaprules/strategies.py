@@ -1,11 +1,13 @@
 """Hypothesis strategies for courses: test your own protocol code with kaprules' generators.
 
-Needs hypothesis (``pip install 'kaprules[test]'``); the rest of kaprules does not import
-this module.
+Needs hypothesis (``pip install 'kaprules[strategies]'``); the rest of kaprules does not
+import this module.
 
-- [`compliant_courses`][kaprules.strategies.compliant_courses]: courses that meet
-  kap-standard v1 by construction, in any IANA zone, with sessions near midnight and DST
-  changes and boosters at month ends.
+- [`compliant_courses`][kaprules.strategies.compliant_courses]: courses that meet a
+  protocol (kap-standard v1 by default) by construction, in any IANA zone, with sessions
+  near midnight and DST changes and boosters at month ends.
+- [`violating_courses`][kaprules.strategies.violating_courses]: compliant courses with one
+  targeted mutation, so that exactly one rule has findings.
 - [`courses`][kaprules.strategies.courses]: any structurally valid course, compliant or not.
 - [`local_datetime`][kaprules.strategies.local_datetime]: a wall time on a local date,
   resolved in a zone so that the local date is kept.
@@ -26,11 +28,26 @@ import functools
 import zoneinfo
 from typing import Any
 
+import attrs
 import pendulum
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from kaprules import _time
-from kaprules.model import Course, Kind, Session
+from kaprules.model import Course, Integration, Kind, Session
+from kaprules.protocol import STANDARD, Protocol
+from kaprules.rules import (
+    BUILTIN_RULES,
+    BoosterInterval,
+    Escort,
+    Fasting,
+    IntegrationFollowup,
+    Rule,
+    SessionCount,
+    SessionSpacing,
+    Therapist,
+    TreatmentWindow,
+)
 
 __all__ = [
     "INTERESTING_TIMES",
@@ -39,6 +56,7 @@ __all__ = [
     "local_datetime",
     "notations",
     "timezones",
+    "violating_courses",
 ]
 
 INTERESTING_TIMES = tuple(
@@ -150,44 +168,102 @@ def notations(value: dt.datetime) -> st.SearchStrategy[dt.datetime]:
 _ESCORTS = st.text(min_size=1, max_size=24).filter(lambda s: bool(s.strip()))
 
 
+@attrs.frozen
+class _Shape:
+    """What a compliant course must satisfy, read from a protocol's built-in rules."""
+
+    count: int = 6
+    window: int = 14
+    gap: int = 2
+    hours: float = 4
+    months: int = 6
+    meetings: int = 0
+    within: int = 14
+
+
+def _shape(protocol: Protocol) -> _Shape:
+    builtin: set[type[Any]] = set(BUILTIN_RULES.values())
+    foreign = [r.id for r in protocol.rules if type(r) not in builtin]
+    if foreign:
+        raise InvalidArgument(
+            f"compliant_courses knows only kaprules' own rules; {', '.join(foreign)} is not one"
+        )
+    shape = _Shape()
+    changes: dict[str, Any] = {}
+    for rule in protocol.rules:
+        if isinstance(rule, SessionCount):
+            changes["count"] = rule.count
+        elif isinstance(rule, TreatmentWindow):
+            changes["window"] = rule.days
+        elif isinstance(rule, SessionSpacing):
+            changes["gap"] = max(changes.get("gap", 1), rule.min_days)
+        elif isinstance(rule, Fasting):
+            changes["hours"] = max(changes.get("hours", 0), rule.hours)
+        elif isinstance(rule, BoosterInterval):
+            changes["months"] = max(changes.get("months", 1), rule.months)
+        elif isinstance(rule, IntegrationFollowup):
+            changes["meetings"] = max(changes.get("meetings", 0), rule.min_meetings)
+            changes["within"] = min(changes.get("within", rule.within_days), rule.within_days)
+    shape = attrs.evolve(shape, **changes)
+    if (shape.count - 1) * shape.gap > shape.window - 1:
+        raise InvalidArgument(
+            f"no course meets {protocol.id} {protocol.version}: {shape.count} sessions "
+            f"{shape.gap} days apart do not fit in {shape.window} days"
+        )
+    return shape
+
+
 def compliant_courses(
     *,
     boosters: st.SearchStrategy[int] | None = None,
     zones: st.SearchStrategy[str] | None = None,
+    protocol: Protocol = STANDARD,
 ) -> st.SearchStrategy[Course]:
-    """Courses that meet kap-standard v1 by construction (``evaluate(course).ok``).
+    """Courses that meet a protocol by construction (``evaluate(course, protocol).ok``).
 
-    Six induction sessions within 14 local days, at least two local days apart; each
-    with a fast of at least 4 hours of elapsed time and an escort; then boosters, each on
-    or after the previous session's local date + 6 months. Dates cluster around DST
-    changes and month ends; wall times around midnight and the small hours. Session ids
-    are ``"s1"``, ``"s2"``, ... in start order; sessions come in shuffled order.
+    For kap-standard v1 (the default): six induction sessions within 14 local days, at
+    least two local days apart; each with a fast of at least 4 hours of elapsed time, an
+    escort and a therapist; then boosters, each on or after the previous session's local
+    date + 6 months. For another protocol built from kaprules' own rules, the same with
+    its parameters, and with the integration meetings its ``integration-followup`` asks.
+    Dates cluster around DST changes and month ends; wall times around midnight and the
+    small hours. Session ids are ``"s1"``, ``"s2"``, ... in start order; sessions come in
+    shuffled order.
 
     Args:
         boosters: How many boosters (default: 0 to 3).
         zones: The zone names to use (default: any IANA zone).
+        protocol: The protocol the courses meet; only kaprules' own rules are known.
 
     Returns:
         A strategy of courses.
+
+    Raises:
+        hypothesis.errors.InvalidArgument: The protocol has a rule kaprules does not know,
+            or no course can meet it.
     """
     return _compliant_courses(
         boosters if boosters is not None else st.integers(0, 3),
         zones if zones is not None else timezones(),
+        _shape(protocol),
     )
 
 
 @st.composite
 def _compliant_courses(
-    draw: st.DrawFn, boosters: st.SearchStrategy[int], zones: st.SearchStrategy[str]
+    draw: st.DrawFn,
+    boosters: st.SearchStrategy[int],
+    zones: st.SearchStrategy[str],
+    shape: _Shape,
 ) -> Course:
     zone_name = draw(zones)
     zone = _time.zone(zone_name)
     offsets = [0]
-    slack = 13 - 2 * 5
-    for _ in range(5):
+    slack = shape.window - 1 - shape.gap * (shape.count - 1)
+    for _ in range(shape.count - 1):
         extra = draw(st.integers(0, slack))
         slack -= extra
-        offsets.append(offsets[-1] + 2 + extra)
+        offsets.append(offsets[-1] + shape.gap + extra)
     first = draw(_first_dates(zone_name, offsets[-1]))
     times = st.one_of(st.sampled_from(INTERESTING_TIMES), st.times())
 
@@ -195,27 +271,98 @@ def _compliant_courses(
     for offset in offsets:
         local = local_datetime(first + dt.timedelta(days=offset), draw(times), zone)
         starts.append((Kind.INDUCTION, local))
+    last_induction = starts[-1][1].date()
     for _ in range(draw(boosters)):
-        earliest = _time.add_months(starts[-1][1].date(), 6)
+        previous = starts[-1][1].date()
+        earliest = max(
+            _time.add_months(previous, shape.months), previous + dt.timedelta(days=shape.gap)
+        )
         # Often exactly on the earliest date, which is itself a clamped month end when
         # the previous session was on day 29-31.
         late = draw(st.one_of(st.just(0), st.integers(0, 90)))
         local = local_datetime(earliest + dt.timedelta(days=late), draw(times), zone)
         starts.append((Kind.BOOSTER, local))
 
+    least = dt.timedelta(hours=shape.hours)
     sessions = []
     for index, (kind, local) in enumerate(starts, start=1):
-        fast = draw(
-            st.one_of(
-                st.just(dt.timedelta(hours=4)),
-                st.timedeltas(dt.timedelta(hours=4), dt.timedelta(hours=36)),
-            )
-        )
+        fast = draw(st.one_of(st.just(least), st.timedeltas(least, least + dt.timedelta(hours=32))))
         start = draw(notations(local))
         last_food = draw(notations(_time.to_utc(local) - fast))
-        sessions.append(Session(start, kind, f"s{index}", last_food, draw(_ESCORTS)))
+        sessions.append(
+            Session(start, kind, f"s{index}", last_food, draw(_ESCORTS), therapist=draw(_ESCORTS))
+        )
+    meetings = []
+    for n in range(max(shape.meetings, draw(st.integers(0, 2)))):
+        day = last_induction + dt.timedelta(days=draw(st.integers(1, shape.within)))
+        meetings.append(Integration(local_datetime(day, draw(times), zone), f"i{n + 1}"))
     patient = draw(st.none() | st.text(max_size=12))
-    return Course(zone_name, draw(st.permutations(sessions)), patient)
+    return Course(
+        zone_name,
+        draw(st.permutations(sessions)),
+        patient,
+        integrations=draw(st.permutations(meetings)),
+    )
+
+
+def violating_courses(rule_id: str, protocol: Protocol = STANDARD) -> st.SearchStrategy[Course]:
+    """Courses that break exactly one rule of a protocol: compliant ones, mutated.
+
+    The mutation is targeted at the rule's class: a fast cut short (``fasting``), a blank or
+    missing escort or therapist on a session the rule covers (``escort``,
+    ``therapist-present``), or every integration meeting dropped
+    (``integration-followup``). Evaluated with ``protocol``, the course has findings of
+    that rule and of no other.
+
+    Args:
+        rule_id: The id of the rule to break, in ``protocol``.
+        protocol: The protocol, built from kaprules' own rules.
+
+    Returns:
+        A strategy of courses.
+
+    Raises:
+        hypothesis.errors.InvalidArgument: The rule is not one of the classes above, or
+            the protocol is not one `compliant_courses` knows.
+    """
+    rule = protocol.rule(rule_id)
+    if not isinstance(rule, Fasting | Escort | Therapist | IntegrationFollowup):
+        raise InvalidArgument(f"violating_courses cannot target {rule_id}")
+    # Only sessions of a kind no other rule of the class covers: the mutation trips one rule.
+    kinds = frozenset(getattr(rule, "kinds", frozenset(Kind)))
+    for other in protocol.rules:
+        if other is not rule and type(other) is type(rule):
+            if isinstance(rule, IntegrationFollowup):
+                raise InvalidArgument(f"{rule_id} has a twin in {protocol.id}")
+            kinds -= getattr(other, "kinds", frozenset(Kind))
+    if not kinds:
+        raise InvalidArgument(f"every session {rule_id} covers is covered by another rule too")
+    boosters = st.integers(1, 3) if kinds == {Kind.BOOSTER} else None
+    return _violating(compliant_courses(protocol=protocol, boosters=boosters), rule, kinds)
+
+
+@st.composite
+def _violating(
+    draw: st.DrawFn, courses: st.SearchStrategy[Course], rule: Rule, kinds: frozenset[Kind]
+) -> Course:
+    course = draw(courses)
+    if isinstance(rule, IntegrationFollowup):
+        return attrs.evolve(course, integrations=())
+    covered = [s for s in course.sessions if s.kind in kinds]
+    target = draw(st.sampled_from(covered))
+    if isinstance(rule, Fasting):
+        short = draw(
+            st.timedeltas(
+                dt.timedelta(hours=-3), dt.timedelta(hours=rule.hours) - dt.timedelta(seconds=1)
+            )
+        )
+        changed = attrs.evolve(target, last_food=_time.to_utc(target.start) - short)
+    else:
+        field = "escort" if isinstance(rule, Escort) else "therapist"
+        blank = draw(st.sampled_from([None, "", " ", "\t\n", "\u3000"]))
+        changes: dict[str, Any] = {field: blank}
+        changed = attrs.evolve(target, **changes)
+    return attrs.evolve(course, sessions=[changed if s is target else s for s in course.sessions])
 
 
 def _aware_datetimes() -> st.SearchStrategy[dt.datetime]:

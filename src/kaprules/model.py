@@ -312,7 +312,7 @@ class Session:
         """``last_food`` as a plain ``datetime`` in UTC, or None."""
         return self._food_instant
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> dict[str, Any]:
         """This session in the JSON course format.
 
         Returns:
@@ -366,7 +366,7 @@ class Integration:
         """The start as a plain ``datetime`` in UTC."""
         return self._instant
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> dict[str, Any]:
         """This meeting in the JSON course format.
 
         Returns:
@@ -474,7 +474,7 @@ class Course:
         """
         return _time.to_utc(value).astimezone(self._zone)
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> dict[str, Any]:
         """This course in the JSON course format, which `parse_course` reads back.
 
         Returns:

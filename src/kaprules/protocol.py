@@ -432,7 +432,7 @@ class Protocol:
         """Evaluate this protocol on a course; see [`evaluate`][kaprules.evaluate]."""
         return evaluate(course, self, as_of=as_of)
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> dict[str, Any]:
         """This protocol as plain data: the protocol file format, as JSON.
 
         Returns:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -87,7 +88,7 @@ class Finding:
     actual: JSONValue = None
     help: str | None = attrs.field(default=None, kw_only=True)
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> dict[str, Any]:
         """This finding as plain data for JSON.
 
         Returns:
@@ -148,7 +149,7 @@ class Report:
         """The ids of the rules with at least one finding."""
         return frozenset(f.rule for f in self.findings)
 
-    def to_dict(self) -> dict[str, JSONValue]:
+    def to_dict(self) -> dict[str, Any]:
         """This report as plain data for JSON.
 
         Returns:

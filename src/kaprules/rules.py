@@ -201,14 +201,15 @@ def _check_id(instance: object, attribute: attrs.Attribute[Any], value: object) 
         )
 
 
-def _lenient_kinds(value: object) -> object:
+def _lenient_kinds(value: Iterable[Kind | str]) -> frozenset[Kind]:
+    # Typed for callers; anything else passes through for the validator to name the rule.
     if isinstance(value, str) or not isinstance(value, Iterable):
-        return value
+        return value  # type: ignore[return-value]
     items = list(value)
     try:
         return frozenset(Kind(k) for k in items)
     except (ValueError, TypeError):
-        return items
+        return items  # type: ignore[return-value]
 
 
 def _check_kinds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -222,16 +223,12 @@ def _check_kinds(instance: object, attribute: attrs.Attribute[Any], value: objec
         )
 
 
-def _kinds() -> Any:
-    return attrs.field(
-        default=frozenset(Kind),
-        converter=_lenient_kinds,
-        validator=_check_kinds,
-        kw_only=True,
-        repr=lambda ks: repr([k.value for k in Kind if k in ks]),
-        # Left out of parameters() at its default, so that v1's protocol data stays as it was.
-        metadata={"omit_default": True},
-    )
+def _kinds_repr(kinds: frozenset[Kind]) -> str:
+    return repr([k.value for k in Kind if k in kinds])
+
+
+# Left out of parameters() at its default, so that v1's protocol data stays as it was.
+_OMIT_DEFAULT = {"omit_default": True}
 
 
 def _plain(value: object) -> JSONValue:
@@ -331,6 +328,10 @@ class BaseRule:
     @property
     def statement(self) -> str:
         """What the rule requires, with its actual parameter values."""
+        raise NotImplementedError
+
+    def __call__(self, timeline: Timeline) -> Iterable[Finding]:
+        """Yield a finding for each breach of the rule in ``timeline``."""
         raise NotImplementedError
 
     @property
@@ -671,7 +672,14 @@ class Fasting(BaseRule):
     names: ClassVar[str] = "The session, one finding each."
 
     hours: float = attrs.field(default=4, validator=_hours)
-    kinds: frozenset[Kind] = _kinds()
+    kinds: frozenset[Kind] = attrs.field(
+        default=frozenset(Kind),
+        converter=_lenient_kinds,
+        validator=_check_kinds,
+        kw_only=True,
+        repr=_kinds_repr,
+        metadata=_OMIT_DEFAULT,
+    )
 
     @property
     def statement(self) -> str:
@@ -758,7 +766,14 @@ class Escort(BaseRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    kinds: frozenset[Kind] = _kinds()
+    kinds: frozenset[Kind] = attrs.field(
+        default=frozenset(Kind),
+        converter=_lenient_kinds,
+        validator=_check_kinds,
+        kw_only=True,
+        repr=_kinds_repr,
+        metadata=_OMIT_DEFAULT,
+    )
 
     @property
     def statement(self) -> str:
@@ -930,7 +945,14 @@ class Therapist(BaseRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    kinds: frozenset[Kind] = _kinds()
+    kinds: frozenset[Kind] = attrs.field(
+        default=frozenset(Kind),
+        converter=_lenient_kinds,
+        validator=_check_kinds,
+        kw_only=True,
+        repr=_kinds_repr,
+        metadata=_OMIT_DEFAULT,
+    )
 
     @property
     def statement(self) -> str:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import tomllib
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,6 +94,30 @@ def test_sessions_and_courses_carry_therapist_integrations_and_extra() -> None:
 def test_extra_must_be_json_data(extra: Any, message: str) -> None:
     with pytest.raises(InputError, match=message):
         Session(at("2026-12-01"), extra=extra)
+
+
+def test_a_read_only_mapping_is_checked_too() -> None:
+    # A MappingProxyType is what frozen extra data looks like; one made by hand is not
+    # trusted for it.
+    with pytest.raises(InputError, match=r"extra\.<key 0>: must be a finite number"):
+        Session(at("2026-12-01"), extra=types.MappingProxyType({"x": math.inf}))
+
+
+def test_loader_lists_extra_problems_beside_the_others() -> None:
+    doc = {
+        "timezone": "UTC",
+        "sessions": [{"start": "nope", "extra": {"a": [1, {"b": None}]}}],
+        "integrations": [{"id": None, "start": "2026-12-20T15:00:00Z"}],
+        "extra": {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+    }
+    with pytest.raises(InputError) as info:
+        parse_course(json.dumps(doc))
+    assert [str(p) for p in info.value.problems] == [
+        "sessions[0].start: 'nope' is not an ISO 8601 date-time with an offset; write it like "
+        "'2026-12-01T09:00:00-07:00' or '2026-12-01T16:00:00Z'",
+        "integrations[0].id: must be a string, got null; leave it out",
+        "extra.<key 0>" + "[0]" * 32 + ": is nested more than 32 deep",
+    ]
 
 
 def test_integration_times_are_checked_like_session_times() -> None:
@@ -489,8 +514,8 @@ def test_the_v2_file_is_v2() -> None:
             'id = "c"\nversion = "1"\nefective = 2027-01-01\nrules = []\n"Jordan Secret" = 1\n',
             [
                 "efective: unknown field; did you mean 'effective'?",
-                "unknown field (key 5); allowed: $schema, id, version, title, status, effective, "
-                "citation, derived_from, rules",
+                "unknown field (key 5 of the object); allowed: $schema, id, version, title, "
+                "status, effective, citation, derived_from, rules",
             ],
         ),
         (

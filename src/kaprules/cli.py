@@ -210,7 +210,7 @@ def _rules(args: argparse.Namespace, out: TextIO) -> int:
         data = protocol.to_dict()
         data["rules"] = [
             {**entry, "title": rule.title, "statement": rule.statement}
-            for entry, rule in zip(protocol.to_dict()["rules"], protocol.rules, strict=True)
+            for entry, rule in zip(data["rules"], protocol.rules, strict=True)
         ]
         json.dump(data, out, indent=2, ensure_ascii=False)
         out.write("\n")

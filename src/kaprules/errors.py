@@ -9,7 +9,8 @@ each with the path to the bad value (``sessions[2].start``, ``rules[3].parameter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Self
 
 import attrs
@@ -44,6 +45,73 @@ def echo(value: str, limit: int = _ID_ECHO) -> str:
     cut = value[:limit]
     text = repr(cut).encode("ascii", "backslashreplace").decode("ascii")
     return text + ("..." if len(value) > limit else "")
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a value's type, for messages about JSON or TOML input.
+
+    Args:
+        value: A value read from a document.
+
+    Returns:
+        ``"null"``, ``"a boolean"``, ``"a number"``, ``"a string"``, ``"an array"``,
+        ``"an object"``, or the Python type's name for anything else.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or an empty string.
+
+    Args:
+        name: What was given.
+        choices: The known names.
+
+    Returns:
+        The hint, to append to a message.
+    """
+    # Only the first 64 characters are compared: a huge name must not cost a huge match.
+    close = difflib.get_close_matches(name[:64], list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_field(
+    where: tuple[PathItem, ...], position: int, key: object, allowed: tuple[str, ...]
+) -> Problem:
+    """The problem of an unknown key in an object of a document.
+
+    The key's text is shown only when it is a close match to a known field (a typo): key
+    names can hold anything, a patient's name included. Otherwise the key is named by its
+    position.
+
+    Args:
+        where: The path of the object.
+        position: The key's 0-based position in the object.
+        key: The key.
+        allowed: The object's known fields.
+
+    Returns:
+        The problem, with code ``"unknown-field"``.
+    """
+    if isinstance(key, str) and (hint := did_you_mean(key, allowed)):
+        return Problem((*where, key), "unknown field" + hint, "unknown-field")
+    return Problem(
+        where,
+        f"unknown field (key {position + 1} of the object); allowed: {', '.join(allowed)}",
+        "unknown-field",
+    )
 
 
 def render_path(path: tuple[PathItem, ...]) -> str:

@@ -12,14 +12,22 @@ described by JSON Schemas shipped with the package
 from __future__ import annotations
 
 import datetime as dt
-import difflib
+import functools
 import json
 import os
 import re
 from collections.abc import Callable
 from typing import Any
 
-from kaprules.errors import InputError, PathItem, Problem, ProtocolError, echo
+from kaprules.errors import (
+    InputError,
+    PathItem,
+    Problem,
+    ProtocolError,
+    echo,
+    json_type,
+    unknown_field,
+)
 from kaprules.model import (
     Course,
     Integration,
@@ -53,41 +61,8 @@ SESSION_FIELDS = ("id", "kind", "start", "last_food", "escort", "therapist", "ex
 INTEGRATION_FIELDS = ("id", "start", "therapist")
 
 
-def _kind_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _unknown_fields(obj: dict[str, Any], allowed: tuple[str, ...]) -> list[Problem]:
-    problems = []
-    for position, key in enumerate(obj):
-        if key not in allowed:
-            # Key names can hold anything, a patient's name included: show a key only when
-            # it is a close match to a known field (a typo), else its position.
-            close = difflib.get_close_matches(key[:64], allowed, n=1, cutoff=0.5)
-            if close:
-                problems.append(
-                    Problem(key, f"unknown field; did you mean {close[0]!r}?", "unknown-field")
-                )
-            else:
-                problems.append(
-                    Problem(
-                        (),
-                        f"unknown field (key {position + 1} of the object); allowed: "
-                        f"{', '.join(allowed)}",
-                        "unknown-field",
-                    )
-                )
-    return problems
+    return [unknown_field((), n, key, allowed) for n, key in enumerate(obj) if key not in allowed]
 
 
 def _instant(obj: dict[str, Any], key: str, problems: list[Problem], *, required: bool) -> Any:
@@ -102,7 +77,7 @@ def _instant(obj: dict[str, Any], key: str, problems: list[Problem], *, required
         return None
     if not isinstance(value, str):
         problems.append(
-            Problem(key, f"must be an ISO 8601 date-time string, got {_kind_name(value)}", "type")
+            Problem(key, f"must be an ISO 8601 date-time string, got {json_type(value)}", "type")
         )
         return None
     if not _DATETIME.fullmatch(value):
@@ -127,79 +102,106 @@ def _step(index: int, item_id: object) -> PathItem:
 
 
 def _extra(obj: dict[str, Any], problems: list[Problem]) -> Any:
+    # The JSON type only: the model freezes (and checks) the content, once.
     if "extra" not in obj:
         return None
     value = obj["extra"]
     if not isinstance(value, dict):
-        problems.append(Problem("extra", f"must be an object, got {_kind_name(value)}", "type"))
+        problems.append(Problem("extra", f"must be an object, got {json_type(value)}", "type"))
         return None
-    frozen, found = freeze_json(value, ("extra",))
-    problems += found
-    return frozen
+    return value
 
 
-def _session(index: int, obj: object) -> tuple[Session | None, list[Problem]]:
+def _extra_content(value: Any) -> list[Problem]:
+    return [] if value is None else freeze_json(value, ("extra",))[1]
+
+
+_Values = dict[str, Any]
+
+
+def _record(
+    name: str,
+    fields: tuple[str, ...],
+    null_id: str,
+    check: Callable[[dict[str, Any], _Values], list[Problem]],
+    build: Callable[[dict[str, Any], _Values], Any],
+    index: int,
+    obj: object,
+) -> tuple[Any, list[Problem]]:
+    """One session or meeting: the record, or every problem with its path."""
     if not isinstance(obj, dict):
-        return None, [
-            Problem(("sessions", index), f"must be an object, got {_kind_name(obj)}", "type")
-        ]
-    session_id = obj.get("id")
-    where = ("sessions", _step(index, session_id))
-    problems = _unknown_fields(obj, SESSION_FIELDS)
-    if "id" in obj and session_id is None:
-        problems.append(
-            Problem("id", "must be a string, got null; leave it out for a positional id", "type")
-        )
-    start = _instant(obj, "start", problems, required=True)
-    last_food = _instant(obj, "last_food", problems, required=False)
-    extra = _extra(obj, problems)
-    kind = obj.get("kind", "induction")
+        return None, [Problem((name, index), f"must be an object, got {json_type(obj)}", "type")]
+    record_id = obj.get("id")
+    where = (name, _step(index, record_id))
+    problems = _unknown_fields(obj, fields)
+    if "id" in obj and record_id is None:
+        problems.append(Problem("id", f"must be a string, got null; {null_id}", "type"))
+    values: _Values = {"start": _instant(obj, "start", problems, required=True)}
+    if "last_food" in fields:
+        values["last_food"] = _instant(obj, "last_food", problems, required=False)
+    if "extra" in fields:
+        values["extra"] = _extra(obj, problems)
     if problems:
         # Report the model's checks too, but not twice for a field already reported.
         reported = {p.path for p in problems}
-        problems += [
-            p
-            for p in _session_problems(
-                start, kind, session_id, last_food, obj.get("escort"), obj.get("therapist")
-            )
-            if p.path not in reported
-        ]
+        problems += [p for p in check(obj, values) if p.path not in reported]
+        problems += _extra_content(values.get("extra"))
         return None, [p.within(*where) for p in problems]
     # The common path: the model checks the values once, as it does for Python callers.
     try:
-        session = Session(
-            start,
-            kind,
-            session_id,
-            last_food,
-            obj.get("escort"),
-            therapist=obj.get("therapist"),
-            extra=extra,
-        )
+        return build(obj, values), []
     except InputError as exc:
-        # The model's paths start with its own label for the session; put ours instead.
+        # The model's paths start with its own label for the record; put ours instead.
         return None, [Problem((*where, *p.path[1:]), p.what, p.code) for p in exc.problems]
-    return session, []
 
 
-def _integration(index: int, obj: object) -> tuple[Integration | None, list[Problem]]:
-    if not isinstance(obj, dict):
-        return None, [
-            Problem(("integrations", index), f"must be an object, got {_kind_name(obj)}", "type")
-        ]
-    meeting_id = obj.get("id")
-    where = ("integrations", _step(index, meeting_id))
-    problems = _unknown_fields(obj, INTEGRATION_FIELDS)
-    start = _instant(obj, "start", problems, required=True)
-    reported = {p.path for p in problems}
-    problems += [
-        p
-        for p in _integration_problems(start, meeting_id, obj.get("therapist"))
-        if p.path not in reported
-    ]
-    if problems:
-        return None, [p.within(*where) for p in problems]
-    return Integration(start, meeting_id, therapist=obj.get("therapist")), []
+def _session_check(obj: dict[str, Any], values: _Values) -> list[Problem]:
+    return _session_problems(
+        values["start"],
+        obj.get("kind", "induction"),
+        obj.get("id"),
+        values["last_food"],
+        obj.get("escort"),
+        obj.get("therapist"),
+    )
+
+
+def _session_build(obj: dict[str, Any], values: _Values) -> Session:
+    return Session(
+        values["start"],
+        obj.get("kind", "induction"),
+        obj.get("id"),
+        values["last_food"],
+        obj.get("escort"),
+        therapist=obj.get("therapist"),
+        extra=values["extra"],
+    )
+
+
+def _integration_check(obj: dict[str, Any], values: _Values) -> list[Problem]:
+    return _integration_problems(values["start"], obj.get("id"), obj.get("therapist"))
+
+
+def _integration_build(obj: dict[str, Any], values: _Values) -> Integration:
+    return Integration(values["start"], obj.get("id"), therapist=obj.get("therapist"))
+
+
+_session = functools.partial(
+    _record,
+    "sessions",
+    SESSION_FIELDS,
+    "leave it out for a positional id",
+    _session_check,
+    _session_build,
+)
+_integration = functools.partial(
+    _record,
+    "integrations",
+    INTEGRATION_FIELDS,
+    "leave it out",
+    _integration_check,
+    _integration_build,
+)
 
 
 def _items(
@@ -216,7 +218,7 @@ def _items(
             problems.append(Problem(name, "is required: an array of objects", "required"))
         return []
     if not isinstance(raw, list):
-        problems.append(Problem(name, f"must be an array, got {_kind_name(raw)}", "type"))
+        problems.append(Problem(name, f"must be an array, got {json_type(raw)}", "type"))
         return []
     items = []
     for index, item in enumerate(raw):
@@ -229,7 +231,7 @@ def _items(
 
 def _course(data: object) -> Course:
     if not isinstance(data, dict):
-        raise InputError(Problem((), f"a course must be a JSON object, got {_kind_name(data)}"))
+        raise InputError(Problem((), f"a course must be a JSON object, got {json_type(data)}"))
     problems = _unknown_fields(data, COURSE_FIELDS)
     timezone = data.get("timezone")
     if "timezone" not in data:
@@ -243,16 +245,16 @@ def _course(data: object) -> Course:
     patient = data.get("patient")
     if patient is not None and not isinstance(patient, str):
         problems.append(
-            Problem("patient", f"must be a string or null, got {_kind_name(patient)}", "type")
+            Problem("patient", f"must be a string or null, got {json_type(patient)}", "type")
         )
     schema = data.get("$schema")
     if schema is not None and not isinstance(schema, str):
-        problems.append(Problem("$schema", f"must be a string, got {_kind_name(schema)}", "type"))
+        problems.append(Problem("$schema", f"must be a string, got {json_type(schema)}", "type"))
     sessions = _items(data, "sessions", _session, problems, required=True)
     integrations = _items(data, "integrations", _integration, problems, required=False)
     extra = _extra(data, problems)
     if problems:
-        raise InputError(*problems)
+        raise InputError(*problems, *_extra_content(extra))
     return Course(timezone, sessions, patient, integrations=integrations, extra=extra)  # type: ignore[arg-type]
 
 

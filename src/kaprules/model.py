@@ -222,22 +222,26 @@ def thaw_json(value: Any) -> JSONValue:
     return value  # type: ignore[no-any-return]
 
 
-def _extra(value: Mapping[str, JSONValue] | None) -> Mapping[str, Any]:
-    # Converter: freeze when possible; anything else is left for the post-init check.
+@attrs.frozen
+class _Unfrozen:
+    # What the converter leaves when a value cannot be frozen: the post-init check names
+    # the problems, with the session's label, from here.
+    problems: tuple[Problem, ...]
+
+
+def _extra(value: Mapping[str, JSONValue] | None) -> Any:
+    # Converter: each value is walked once, here. Returns the frozen mapping, or _Unfrozen.
     if value is None:
         return _EMPTY
     if not isinstance(value, Mapping):
-        return value
-    frozen, problems = freeze_json(value)
-    return value if problems else frozen
+        problem = Problem("extra", f"must be a mapping, got {_type_name(value)}", "type")
+        return _Unfrozen((problem,))
+    frozen, problems = freeze_json(value, ("extra",))
+    return _Unfrozen(tuple(problems)) if problems else frozen
 
 
-def _extra_problems(value: object) -> list[Problem]:
-    if not isinstance(value, Mapping):
-        return [Problem("extra", f"must be a mapping, got {_type_name(value)}", "type")]
-    if isinstance(value, types.MappingProxyType):
-        return []  # frozen by the converter, so already checked
-    return freeze_json(value, ("extra",))[1]
+def _extra_problems(value: object) -> tuple[Problem, ...]:
+    return value.problems if isinstance(value, _Unfrozen) else ()
 
 
 def _instant_text(value: dt.datetime) -> str:
@@ -447,13 +451,17 @@ class Course:
         if not isinstance(self.sessions, tuple):
             problems.append(_not_a_sequence("sessions", "Session", self.sessions))
         else:
-            sessions, session_problems_found = _number_sessions(self.sessions)
-            problems += session_problems_found
+            sessions, found = _check_items(
+                "sessions", Session, self.sessions, "session", number=True
+            )
+            problems += found
             object.__setattr__(self, "sessions", sessions)
         if not isinstance(self.integrations, tuple):
             problems.append(_not_a_sequence("integrations", "Integration", self.integrations))
         else:
-            problems += _check_integrations(self.integrations)
+            problems += _check_items(
+                "integrations", Integration, self.integrations, "meeting", number=False
+            )[1]
         problems += _extra_problems(self.extra)
         if problems:
             raise InputError(*problems)
@@ -503,54 +511,37 @@ def _not_a_sequence(name: str, item: str, value: object) -> Problem:
     return Problem(name, f"must be a list or tuple of {item}, got {_type_name(value)}", "type")
 
 
-def _number_sessions(items: tuple[Any, ...]) -> tuple[tuple[Session, ...], list[Problem]]:
+def _check_items(
+    name: str, kind: type[Any], items: tuple[Any, ...], each: str, *, number: bool
+) -> tuple[tuple[Any, ...], list[Problem]]:
+    # Items of one kind with unique ids; with `number`, an item without an id is given its
+    # 1-based position.
     problems: list[Problem] = []
-    numbered: list[Session] = []
+    kept: list[Any] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        if not isinstance(item, Session):
-            problems.append(
-                Problem(("sessions", index), f"must be a Session, got {_type_name(item)}", "type")
-            )
-            continue
-        if item.id is None:
-            item = attrs.evolve(item, id=str(index + 1))
-        assert item.id is not None
-        if item.id in seen:
+        if not isinstance(item, kind):
             problems.append(
                 Problem(
-                    ("sessions", (index, item.id), "id"),
-                    f"duplicate of sessions[{seen[item.id]}]; give each session its own id",
-                    "duplicate",
-                )
-            )
-        else:
-            seen[item.id] = index
-        numbered.append(item)
-    return tuple(numbered), problems
-
-
-def _check_integrations(items: tuple[Any, ...]) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, Integration):
-            problems.append(
-                Problem(
-                    ("integrations", index),
-                    f"must be an Integration, got {_type_name(item)}",
+                    (name, index),
+                    f"must be {'an' if kind is Integration else 'a'} {kind.__name__}, got "
+                    f"{_type_name(item)}",
                     "type",
                 )
             )
-        elif item.id is not None:
+            continue
+        if number and item.id is None:
+            item = attrs.evolve(item, id=str(index + 1))
+        if item.id is not None:
             if item.id in seen:
                 problems.append(
                     Problem(
-                        ("integrations", (index, item.id), "id"),
-                        f"duplicate of integrations[{seen[item.id]}]; give each meeting its own id",
+                        (name, (index, item.id), "id"),
+                        f"duplicate of {name}[{seen[item.id]}]; give each {each} its own id",
                         "duplicate",
                     )
                 )
             else:
                 seen[item.id] = index
-    return problems
+        kept.append(item)
+    return tuple(kept), problems

@@ -13,7 +13,6 @@ build a protocol that contradicts itself.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import hashlib
 import inspect
 import json
@@ -24,7 +23,15 @@ from typing import Any, Literal
 import attrs
 
 from kaprules._version import __version__
-from kaprules.errors import InputError, Problem, ProtocolError, echo
+from kaprules.errors import (
+    InputError,
+    Problem,
+    ProtocolError,
+    did_you_mean,
+    echo,
+    json_type,
+    unknown_field,
+)
 from kaprules.model import Course, JSONValue
 from kaprules.report import Finding, Report, Severity
 from kaprules.rules import (
@@ -96,12 +103,6 @@ def _to_derived_from(value: object) -> object:
     if isinstance(value, list):
         return tuple(value)
     return value
-
-
-def _did_you_mean(name: str, choices: Iterable[str]) -> str:
-    # Only the first 64 characters are compared: a huge name must not cost a huge match.
-    close = difflib.get_close_matches(name[:64], list(choices), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _member_problems(index: int, rule: object) -> list[Problem]:
@@ -392,11 +393,11 @@ class Protocol:
                 name), a value is out of range, or the result contradicts itself.
         """
         rule = self.rule(rule_id)
-        allowed = (*parameter_names(type(rule)), "severity", "id")
+        allowed = (*_parameter_names(type(rule)), "severity", "id")
         unknown = [
             Problem(
                 (rule_id, name),
-                "unknown parameter" + _did_you_mean(name, allowed),
+                "unknown parameter" + did_you_mean(name, allowed),
                 "unknown-parameter",
             )
             for name in changes
@@ -494,11 +495,11 @@ class Protocol:
                 raise ProtocolError(f"rule class {c.__name__} has no class id or default_id")
             known[key] = c
         if not isinstance(data, Mapping):
-            raise ProtocolError(f"protocol data must be an object, got {_json_type(data)}")
+            raise ProtocolError(f"protocol data must be an object, got {json_type(data)}")
         problems: list[Problem] = []
         for position, key in enumerate(data):
             if key not in PROTOCOL_FIELDS:
-                problems.append(_unknown_field((), position, key, PROTOCOL_FIELDS))
+                problems.append(unknown_field((), position, key, PROTOCOL_FIELDS))
         fields: dict[str, Any] = {}
         for name in ("id", "version"):
             value = data.get(name)
@@ -547,7 +548,7 @@ class Protocol:
 
     def _unknown(self, rule_id: str) -> str:
         known = ", ".join(self.rule_ids)
-        hint = _did_you_mean(rule_id, self.rule_ids)
+        hint = did_you_mean(rule_id, self.rule_ids)
         return f"protocol {echo(self.id)} has no rule {echo(rule_id)}{hint} (its rules: {known})"
 
 
@@ -564,38 +565,8 @@ def _under_rule(problem: Problem, rule_id: str) -> Problem:
     return Problem((rule_id, *problem.path[1:]), problem.what, problem.code)
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
 def _got(value: object) -> str:
-    return "" if value is None else f", got {_json_type(value)}"
-
-
-def _unknown_field(
-    where: tuple[Any, ...], position: int, key: object, allowed: tuple[str, ...]
-) -> Problem:
-    # The key's text is shown only when it is a close match to a known name: key names
-    # can hold anything, patient names included.
-    if isinstance(key, str) and (hint := _did_you_mean(key, allowed)):
-        return Problem((*where, key), "unknown field" + hint, "unknown-field")
-    return Problem(
-        where,
-        f"unknown field (key {position + 1}); allowed: {', '.join(allowed)}",
-        "unknown-field",
-    )
+    return "" if value is None else f", got {json_type(value)}"
 
 
 def _date(value: object, problems: list[Problem]) -> dt.date | None:
@@ -619,7 +590,7 @@ def _class_id(cls: type[Any]) -> str | None:
     return None
 
 
-def parameter_names(cls: type[Any]) -> tuple[str, ...]:
+def _parameter_names(cls: type[Any]) -> tuple[str, ...]:
     """The parameters a rule class takes: its keyword arguments but ``id`` and ``severity``.
 
     Args:
@@ -656,7 +627,7 @@ def _rule_from(
         problems.append(Problem(where, f"must be an object{_got(item)}", "type"))
         return None
     found = [
-        _unknown_field(where, position, key, RULE_FIELDS)
+        unknown_field(where, position, key, RULE_FIELDS)
         for position, key in enumerate(item)
         if key not in RULE_FIELDS
     ]
@@ -671,7 +642,7 @@ def _rule_from(
             Problem(
                 (*where, name),
                 f"unknown rule {echo(class_id)}"
-                + (_did_you_mean(class_id, known) or "; pass its class in rule_classes"),
+                + (did_you_mean(class_id, known) or "; pass its class in rule_classes"),
                 "unknown-rule",
             )
         )
@@ -683,10 +654,10 @@ def _rule_from(
     if not isinstance(parameters, Mapping):
         found.append(Problem((*where, "parameters"), f"must be an object{_got(parameters)}"))
     elif cls is not None:
-        allowed = parameter_names(cls)
+        allowed = _parameter_names(cls)
         for position, name in enumerate(parameters):
             if name not in allowed:
-                hint = _did_you_mean(name, allowed) if isinstance(name, str) else ""
+                hint = did_you_mean(name, allowed) if isinstance(name, str) else ""
                 shown = name if hint else f"<key {position + 1}>"
                 found.append(
                     Problem(
@@ -775,7 +746,7 @@ def get_protocol(name: str, version: str | None = None) -> Protocol:
     if not matches:
         ids = sorted({pid for pid, _ in _BUILTINS})
         raise ProtocolError(
-            f"no built-in protocol {echo(name)}{_did_you_mean(name, ids)} (built in: "
+            f"no built-in protocol {echo(name)}{did_you_mean(name, ids)} (built in: "
             + ", ".join(f"{p.id}@{p.version}" for p in _BUILTINS.values())
             + ")"
         )

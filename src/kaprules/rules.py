@@ -790,16 +790,7 @@ class Escort(BaseRule):
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session without an escort."""
-        for t in timeline.sessions:
-            escort = t.session.escort
-            if (escort is None or not escort.strip()) and not t.planned and t.kind in self.kinds:
-                state = "no escort recorded" if escort is None else "a blank escort"
-                yield self._finding(
-                    (t,),
-                    f"{t.label} has {state}; someone must drive the patient home",
-                    "an escort",
-                    None if escort is None else "blank",
-                )
+        return _unrecorded(self, timeline, "escort", "an", "someone must drive the patient home")
 
 
 @_builtin
@@ -919,6 +910,25 @@ def _presence_examples(
     return ((present, one("recorded")), (blank, one(" ")))
 
 
+def _unrecorded(
+    rule: Escort | Therapist, timeline: Timeline, field: str, article: str, why: str
+) -> Iterator[Finding]:
+    # Escort and therapist alike: each held session of a kind the rule covers names
+    # someone. Only whether a name is there is ever shown, never the name.
+    for t in timeline.sessions:
+        if t.planned or t.kind not in rule.kinds:
+            continue
+        name = getattr(t.session, field)
+        if name is None or not name.strip():
+            state = f"no {field} recorded" if name is None else f"a blank {field}"
+            yield rule._finding(
+                (t,),
+                f"{t.label} has {state}; {why}",
+                f"{article} {field}",
+                None if name is None else "blank",
+            )
+
+
 @_builtin
 @attrs.frozen(repr=False)
 class Therapist(BaseRule):
@@ -970,18 +980,9 @@ class Therapist(BaseRule):
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without a therapist."""
-        for t in timeline.sessions:
-            therapist = t.session.therapist
-            if t.planned or t.kind not in self.kinds:
-                continue
-            if therapist is None or not therapist.strip():
-                state = "no therapist recorded" if therapist is None else "a blank therapist"
-                yield self._finding(
-                    (t,),
-                    f"{t.label} has {state}; a psychotherapist guides each session",
-                    "a therapist",
-                    None if therapist is None else "blank",
-                )
+        return _unrecorded(
+            self, timeline, "therapist", "a", "a psychotherapist guides each session"
+        )
 
 
 @_builtin

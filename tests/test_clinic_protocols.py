@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import subprocess
+import sys
 import tomllib
 import types
 from collections.abc import Iterator
@@ -599,6 +602,21 @@ def test_protocol_problems_exit_2_with_one_line(
     assert out == ""
     assert err.count("\n") == 1
     assert err.startswith("kaprules: ")
+
+
+@pytest.mark.parametrize("command", [("protocol", "show", "kap-standard@2"), ("rules",)])
+def test_a_closed_stdout_is_exit_2_with_one_line(command: tuple[str, ...]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kaprules", *command],
+        stdout=subprocess.DEVNULL,
+        check=False,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "kaprules: error: standard output is closed; nothing can be written\n"
 
 
 def test_protocol_validate_and_show(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

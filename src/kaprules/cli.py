@@ -277,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if sys.stdout is None:  # started with stdout closed (>&-): no report can be written
+            raise _UsageError("standard output is closed; nothing can be written")
         return _COMMANDS[args.command](args, sys.stdout)
     except _UsageError as exc:
         _complain(f"error: {exc}")
@@ -290,8 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (| head); nothing left to say.
         sys.stderr.close()
+    except OSError as exc:
+        _complain(f"error: cannot write the output: {exc.strerror or exc}")
     return EXIT_USAGE
 
 
 def _complain(message: str) -> None:
-    sys.stderr.write("kaprules: " + " ".join(message.split()) + "\n")
+    if sys.stderr is not None:  # 2>&- leaves nowhere to say it
+        sys.stderr.write("kaprules: " + " ".join(message.split()) + "\n")

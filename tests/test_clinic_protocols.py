@@ -55,6 +55,8 @@ from conftest import EXAMPLES
 from helpers import STANDARD_DATES, at, course, series, session
 
 PROTOCOLS = EXAMPLES / "protocols"
+# Checked once, not once per example: jsonschema.validate checks the schema itself each call.
+PROTOCOL_SCHEMA = jsonschema.Draft202012Validator(kaprules.protocol_schema())
 LAKESIDE = PROTOCOLS / "lakeside-kap.toml"
 
 
@@ -479,7 +481,7 @@ def protocols(draw: st.DrawFn) -> Protocol:
 @given(protocols())
 def test_protocol_data_round_trips_to_an_equal_protocol(protocol: Protocol) -> None:
     data = protocol.to_dict()
-    jsonschema.validate(data, kaprules.protocol_schema())
+    PROTOCOL_SCHEMA.validate(data)
     assert Protocol.from_dict(json.loads(json.dumps(data))) == protocol
     assert kaprules.parse_protocol(protocol.to_toml()) == protocol
     assert kaprules.parse_protocol(json.dumps(data), format="json") == protocol
@@ -492,7 +494,7 @@ def test_shipped_protocol_files_load_and_match_the_schema(path: Path) -> None:
         tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
     )
     data = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in data.items()}
-    jsonschema.validate(data, kaprules.protocol_schema())
+    PROTOCOL_SCHEMA.validate(data)
     assert protocol.to_dict()["id"] == data["id"]
 
 

@@ -68,12 +68,15 @@ INTERESTING_TIMES = tuple(
 _FIRST_YEAR, _LAST_YEAR = 2020, 2035
 
 
+@functools.cache
 def timezones() -> st.SearchStrategy[str]:
     """IANA zone names that the standard library can load, shrinking towards ``UTC``.
 
     Returns:
-        A strategy of zone names.
+        A strategy of zone names (one shared object).
     """
+    # Shared: a new sampled_from of ~600 names recomputes its label over every name, and
+    # notations() draws from it twice per session.
     return st.sampled_from(_zone_names())
 
 
@@ -138,6 +141,28 @@ def _first_dates(draw: st.DrawFn, zone_name: str, last_offset: int) -> dt.date:
     return draw(st.dates(dt.date(year, 1, 1), dt.date(year, 12, 31)))
 
 
+def _rewrite(utc: dt.datetime, notation: tuple[str, Any]) -> dt.datetime:
+    how, arg = notation
+    if how == "offset":
+        return utc.astimezone(dt.timezone(dt.timedelta(minutes=15 * arg)))
+    if how == "zone":
+        return utc.astimezone(_time.zone(arg))
+    if how == "pendulum":
+        return pendulum.instance(utc).in_timezone(arg)
+    return utc
+
+
+@functools.cache
+def _notations() -> st.SearchStrategy[tuple[str, Any]]:
+    # Built once: a strategy built anew for every instant costs more than drawing from it.
+    return st.one_of(
+        st.just(("utc", None)),
+        st.integers(-14 * 4, 14 * 4).map(lambda q: ("offset", q)),
+        timezones().map(lambda name: ("zone", name)),
+        timezones().map(lambda name: ("pendulum", name)),
+    )
+
+
 def notations(value: dt.datetime) -> st.SearchStrategy[dt.datetime]:
     """The instant of ``value`` written in other notations: other UTC offsets and types.
 
@@ -148,21 +173,7 @@ def notations(value: dt.datetime) -> st.SearchStrategy[dt.datetime]:
         A strategy of aware datetimes equal to ``value`` as instants: a fixed offset
         (whole, half and quarter hours), UTC, an IANA zone, or pendulum's ``DateTime``.
     """
-    utc = _time.to_utc(value)
-    offsets = st.integers(-14 * 4, 14 * 4).map(lambda q: dt.timezone(dt.timedelta(minutes=15 * q)))
-
-    def in_zone(name: str) -> dt.datetime:
-        return utc.astimezone(_time.zone(name))
-
-    def in_pendulum(name: str) -> dt.datetime:
-        return pendulum.instance(utc).in_timezone(name)
-
-    return st.one_of(
-        st.just(utc),
-        offsets.map(utc.astimezone),
-        timezones().map(in_zone),
-        timezones().map(in_pendulum),
-    )
+    return _notations().map(functools.partial(_rewrite, _time.to_utc(value)))
 
 
 _ESCORTS = st.text(min_size=1, max_size=24).filter(lambda s: bool(s.strip()))
@@ -284,9 +295,10 @@ def _compliant_courses(
         starts.append((Kind.BOOSTER, local))
 
     least = dt.timedelta(hours=shape.hours)
+    fasts = st.one_of(st.just(least), st.timedeltas(least, least + dt.timedelta(hours=32)))
     sessions = []
     for index, (kind, local) in enumerate(starts, start=1):
-        fast = draw(st.one_of(st.just(least), st.timedeltas(least, least + dt.timedelta(hours=32))))
+        fast = draw(fasts)
         start = draw(notations(local))
         last_food = draw(notations(_time.to_utc(local) - fast))
         sessions.append(
@@ -365,14 +377,20 @@ def _violating(
     return attrs.evolve(course, sessions=[changed if s is target else s for s in course.sessions])
 
 
+def _place(drawn: tuple[dt.datetime, tuple[str, Any]]) -> dt.datetime:
+    naive, (how, arg) = drawn
+    if how == "wall":  # the naive time as a wall time in a zone (DST gaps and folds too)
+        return naive.replace(tzinfo=_time.zone(arg))
+    return _rewrite(naive.replace(tzinfo=_time.UTC), arg)
+
+
+@functools.cache
 def _aware_datetimes() -> st.SearchStrategy[dt.datetime]:
     naive = st.datetimes(dt.datetime(_FIRST_YEAR, 1, 1), dt.datetime(_LAST_YEAR, 12, 31))
-    return naive.flatmap(
-        lambda d: (
-            notations(d.replace(tzinfo=_time.UTC))
-            | timezones().map(lambda z: d.replace(tzinfo=_time.zone(z)))
-        )
+    how = _notations().map(lambda notation: ("instant", notation)) | timezones().map(
+        lambda name: ("wall", name)
     )
+    return st.tuples(naive, how).map(_place)
 
 
 def courses(*, max_sessions: int = 12) -> st.SearchStrategy[Course]:

@@ -39,4 +39,4 @@ def examples_dir() -> Path:
 
 def mst(*args: int) -> dt.datetime:
     """A datetime at UTC-07:00 (Denver in winter)."""
-    return dt.datetime(*args, tzinfo=dt.timezone(dt.timedelta(hours=-7)))  # type: ignore[misc]
+    return dt.datetime(*args, tzinfo=dt.timezone(dt.timedelta(hours=-7)))  # type: ignore[misc,arg-type]

@@ -15,7 +15,7 @@ from kaprules import Course, evaluate
 from kaprules.strategies import compliant_courses, courses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import bench_evaluate
+import bench_evaluate  # type: ignore[import-not-found]
 
 
 def as_rows(course: Course) -> list[dict[str, object]]:

@@ -12,7 +12,7 @@ import tomllib
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 import jsonschema
@@ -474,7 +474,10 @@ def protocols(draw: st.DrawFn) -> Protocol:
         )
     )
     severities = draw(st.lists(st.sampled_from(Severity), min_size=6, max_size=6))
-    rules = [attrs.evolve(r, severity=s) for r, s in zip(base.rules, severities, strict=True)]
+    rules = [
+        attrs.evolve(cast(BaseRule, r), severity=s)
+        for r, s in zip(base.rules, severities, strict=True)
+    ]
     return attrs.evolve(base, rules=(*rules, *extra))
 
 

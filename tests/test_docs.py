@@ -177,7 +177,7 @@ def test_finding_help_points_at_a_real_anchor(site: Path) -> None:
     course = parse_course((ROOT / "examples" / "violations.json").read_text())
     from kaprules import evaluate
 
-    for finding in evaluate(course).to_dict()["findings"]:  # type: ignore[union-attr]
+    for finding in evaluate(course).to_dict()["findings"]:
         command, anchor = finding["help"].split("; ")
         assert command == f"kaprules explain {finding['rule']}"
         page, fragment = anchor.split("#")

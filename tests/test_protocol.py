@@ -120,7 +120,7 @@ def test_custom_rule_runs_beside_the_standard_ones() -> None:
     ]
     assert report.ok  # a warning does not fail the report
     assert report.warnings == report.findings
-    assert report.to_dict()["findings"][0]["severity"] == "warning"  # type: ignore[index]
+    assert report.to_dict()["findings"][0]["severity"] == "warning"
 
 
 def test_severity_of_a_standard_rule_can_change() -> None:
@@ -133,7 +133,7 @@ def test_severity_of_a_standard_rule_can_change() -> None:
 
 
 def test_severity_compares_to_plain_strings() -> None:
-    assert Severity.ERROR == "error"
+    assert Severity.ERROR == "error"  # type: ignore[comparison-overlap]  # a StrEnum is its string
     assert Finding("r", "warning", (), "m").severity is Severity.WARNING
 
 
@@ -145,7 +145,7 @@ def test_to_dict_round_trip_with_user_rules() -> None:
         "id": "fasting",
         "severity": "warning",
         "parameters": {"hours": 6.5},
-    }  # type: ignore[index]
+    }
     with pytest.raises(ProtocolError, match="unknown rule 'no-weekends'"):
         Protocol.from_dict(data)
     rebuilt = Protocol.from_dict(json.loads(json.dumps(data)), rule_classes=[NoWeekends])
@@ -205,7 +205,7 @@ def test_statements_render_actual_parameters() -> None:
 # --- reports --------------------------------------------------------------------------
 
 
-def messy():
+def messy() -> kaprules.Course:
     sessions = series(["2026-12-01", "2026-12-02", "2026-12-20"])
     sessions.append(session("s4", at("2026-12-22"), escort=None, fast=dt.timedelta(hours=1)))
     return course(sessions)
@@ -218,7 +218,7 @@ def test_report_to_dict_shape() -> None:
     assert data["protocol"] == {"id": "kap-standard", "version": "1"}
     assert data["as_of"] == "2026-12-25"
     assert data["kaprules_version"] == kaprules.__version__
-    first = data["findings"][0]  # type: ignore[index]
+    first = data["findings"][0]
     assert list(first) == ["rule", "severity", "sessions", "message", "expected", "actual", "help"]
     assert first["help"] == f"kaprules explain {first['rule']}; rules/#{first['rule']}"
 

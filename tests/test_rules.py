@@ -324,7 +324,7 @@ def test_parameters_change_the_boundaries() -> None:
     [
         lambda: SessionCount(count=0),
         lambda: SessionCount(count=True),
-        lambda: TreatmentWindow(days=1.5),
+        lambda: TreatmentWindow(days=1.5),  # type: ignore[arg-type]
         lambda: Fasting(hours=-1),
         lambda: Fasting(hours=float("nan")),
         lambda: BoosterInterval(months=0),

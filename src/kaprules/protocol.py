@@ -150,15 +150,15 @@ def _member_problems(index: int, rule: object) -> list[Problem]:
             )
     try:
         params = rule.parameters()  # type: ignore[attr-defined]
-        json.dumps(params, allow_nan=False)
-        ok = isinstance(params, dict) and all(isinstance(k, str) for k in params)
+        ok = isinstance(params, Mapping) and all(isinstance(k, str) for k in params)
+        json.dumps(dict(params), allow_nan=False)
     except Exception:  # a user's method may raise anything
         ok = False
     if not ok:
         problems.append(
             Problem(
                 (*where, "parameters"),
-                f"{name}.parameters() must return a dict of JSON values with str keys",
+                f"{name}.parameters() must return a mapping of JSON values with str keys",
                 "interface",
             )
         )
@@ -609,13 +609,13 @@ def _parameter_names(cls: type[Any]) -> tuple[str, ...]:
     return tuple(n for n in names if n not in ("id", "severity", "self"))
 
 
-def _rule_data(rule: Rule) -> dict[str, JSONValue]:
-    entry: dict[str, JSONValue] = {"id": rule.id}
+def _rule_data(rule: Rule) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": rule.id}
     class_id = _class_id(type(rule))
     if class_id is not None and class_id != rule.id:
         entry["rule"] = class_id
     entry["severity"] = Severity(rule.severity).value
-    entry["parameters"] = rule.parameters()
+    entry["parameters"] = dict(rule.parameters())  # a copy: the data is the caller's
     return entry
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -102,8 +102,8 @@ class Rule(Protocol):
     def names(self) -> str:
         """Which sessions a finding of this rule names."""
 
-    def parameters(self) -> dict[str, JSONValue]:
-        """The rule's parameters as plain data, keyword arguments of its class."""
+    def parameters(self) -> Mapping[str, object]:
+        """The rule's parameters as plain data (JSON values), keyword arguments of its class."""
 
     def __call__(self, timeline: Timeline) -> Iterable[Finding]:
         """Yield a finding for each breach of the rule in ``timeline``."""

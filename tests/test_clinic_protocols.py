@@ -662,6 +662,11 @@ def test_generated_courses_meet_any_builtin_protocol(data: st.DataObject) -> Non
         (STANDARD_V2, "integration-followup"),
         (kaprules.load_protocol(LAKESIDE), "escort"),
         (kaprules.load_protocol(LAKESIDE), "escort-booster"),
+        (STANDARD, "session-spacing"),
+        (STANDARD_V2, "session-spacing"),
+        (kaprules.load_protocol(LAKESIDE), "session-spacing"),
+        (STANDARD_V2, "booster-interval"),
+        (kaprules.load_protocol(LAKESIDE), "booster-interval"),
     ],
     ids=lambda x: getattr(x, "id", x),
 )

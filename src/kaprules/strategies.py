@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import zoneinfo
 from typing import Any
 
 import attrs
 import pendulum
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -48,6 +50,7 @@ from kaprules.rules import (
     Therapist,
     TreatmentWindow,
 )
+from kaprules.timeline import Timeline
 
 __all__ = [
     "INTERESTING_TIMES",
@@ -322,9 +325,11 @@ def violating_courses(rule_id: str, protocol: Protocol = STANDARD) -> st.SearchS
 
     The mutation is targeted at the rule's class: a fast cut short (``fasting``), a blank or
     missing escort or therapist on a session the rule covers (``escort``,
-    ``therapist-present``), or every integration meeting dropped
-    (``integration-followup``). Evaluated with ``protocol``, the course has findings of
-    that rule and of no other.
+    ``therapist-present``), every integration meeting dropped (``integration-followup``),
+    an induction session moved to one day less than ``min_days`` after the one before it
+    (``session-spacing``), or a booster moved to the day before its earliest date
+    (``booster-interval``). Times of day and fasts (as elapsed time) move with a session.
+    Evaluated with ``protocol``, the course has findings of that rule and of no other.
 
     Args:
         rule_id: The id of the rule to break, in ``protocol``.
@@ -338,6 +343,15 @@ def violating_courses(rule_id: str, protocol: Protocol = STANDARD) -> st.SearchS
             the protocol is not one `compliant_courses` knows.
     """
     rule = protocol.rule(rule_id)
+    if isinstance(rule, SessionSpacing):
+        # The last induction session stays put when meetings must follow it in time.
+        keep_last = any(isinstance(r, IntegrationFollowup) for r in protocol.rules)
+        return _too_close(compliant_courses(protocol=protocol), rule.min_days, keep_last)
+    if isinstance(rule, BoosterInterval):
+        spacing = _shape(protocol).gap
+        return _too_early(
+            compliant_courses(protocol=protocol, boosters=st.integers(1, 3)), rule.months, spacing
+        )
     if not isinstance(rule, Fasting | Escort | Therapist | IntegrationFollowup):
         raise InvalidArgument(f"violating_courses cannot target {rule_id}")
     # Only sessions of a kind no other rule of the class covers: the mutation trips one rule.
@@ -375,6 +389,45 @@ def _violating(
         changes: dict[str, Any] = {field: blank}
         changed = attrs.evolve(target, **changes)
     return attrs.evolve(course, sessions=[changed if s is target else s for s in course.sessions])
+
+
+def _moved(course: Course, session: Session, date: dt.date) -> Course:
+    # The same wall time on another local date; the fast keeps its elapsed length.
+    start = local_datetime(date, course.local(session.start).time(), course.zone)
+    fast = None if session.food_instant is None else session.instant - session.food_instant
+    food = None if fast is None else _time.to_utc(start) - fast
+    new = attrs.evolve(session, start=start, last_food=food)
+    return attrs.evolve(course, sessions=[new if s is session else s for s in course.sessions])
+
+
+@st.composite
+def _too_close(
+    draw: st.DrawFn, courses: st.SearchStrategy[Course], min_days: int, keep_last: bool
+) -> Course:
+    course = draw(courses)
+    series = Timeline.of(course).inductions
+    last = len(series) - 1 if keep_last else len(series)
+    assume(last > 1)
+    i = draw(st.integers(1, last - 1))
+    # Earlier than it was, so no other gap shrinks and the series stays in its window.
+    return _moved(course, series[i].session, series[i - 1].date + dt.timedelta(days=min_days - 1))
+
+
+@st.composite
+def _too_early(
+    draw: st.DrawFn, courses: st.SearchStrategy[Course], months: int, spacing: int
+) -> Course:
+    course = draw(courses)
+    timeline = Timeline.of(course).sessions
+    moves = []
+    for previous, t in itertools.pairwise(timeline):
+        day = _time.add_months(previous.date, months) - dt.timedelta(days=1)
+        # Only where the day before is still far enough from the session before it.
+        if t.kind is Kind.BOOSTER and (day - previous.date).days >= spacing:
+            moves.append((t, day))
+    assume(moves)
+    target, day = draw(st.sampled_from(moves))
+    return _moved(course, target.session, day)
 
 
 def _place(drawn: tuple[dt.datetime, tuple[str, Any]]) -> dt.datetime:

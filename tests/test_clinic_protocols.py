@@ -87,6 +87,20 @@ def test_sessions_and_courses_carry_therapist_integrations_and_extra() -> None:
     assert "therapist='<redacted>'" in repr(c.integrations[0])
 
 
+def test_pretty_printers_show_the_redacted_repr() -> None:
+    # hypothesis prints failing examples with its pretty-printer, field by field otherwise.
+    from hypothesis.vendor.pretty import pretty
+
+    s = Session(at("2026-12-01"), escort="Jordan", therapist="Dr. Secret", extra={"n": "Sam"})
+    c = Course(
+        "UTC", [s], "P-42", integrations=[Integration(at("2026-12-20"), therapist="Dr. Secret")]
+    )
+    text = pretty(c)
+    assert text == repr(c)
+    for secret in ("Jordan", "Secret", "Sam", "P-42"):
+        assert secret not in text
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -256,6 +256,12 @@ def _instant_text(value: dt.datetime) -> str:
 # --- the records ------------------------------------------------------------------------
 
 
+def _pretty(self: object, printer: Any, cycle: bool) -> None:
+    # Pretty-printers (IPython, hypothesis' failing examples) would list attrs fields one by
+    # one, names included; give them the redacted repr instead.
+    printer.text(repr(self))
+
+
 @attrs.frozen
 class Session:
     """One session of a course, as recorded or planned.
@@ -294,6 +300,7 @@ class Session:
     )
     _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
     _food_instant: dt.datetime | None = attrs.field(init=False, eq=False, repr=False)
+    _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
         problems = _session_problems(
@@ -355,6 +362,7 @@ class Integration:
     id: str | None = None
     therapist: str | None = attrs.field(default=None, repr=_redacted, kw_only=True)
     _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
+    _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
         problems = _integration_problems(self.start, self.id, self.therapist)
@@ -434,6 +442,7 @@ class Course:
         default=None, converter=_extra, repr=False, hash=False, kw_only=True
     )
     _zone: zoneinfo.ZoneInfo = attrs.field(init=False, eq=False, repr=False)
+    _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []
@@ -545,3 +554,4 @@ def _check_items(
                 seen[item.id] = index
         kept.append(item)
     return tuple(kept), problems
+

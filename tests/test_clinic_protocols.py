@@ -139,6 +139,22 @@ def test_loader_lists_extra_problems_beside_the_others() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"timezone": "UTC", "timezone": "UTC", "sessions": []}', "duplicate key 'timezone'"),
+        (
+            '{"timezone": "UTC", "sessions": [], "extra": {"Jordan S": 1, "Jordan S": 2}}',
+            "a JSON object repeats a key; give each field once",
+        ),
+    ],
+)
+def test_a_repeated_key_is_named_only_when_it_is_a_field(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        parse_course(text)
+    assert "Jordan" not in str(info.value)
+
+
 def test_integration_times_are_checked_like_session_times() -> None:
     with pytest.raises(InputError, match=r"integration 'i1'\.start: naive datetime"):
         Integration(dt.datetime(2026, 12, 1, 9), "i1")

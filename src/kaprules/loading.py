@@ -292,10 +292,12 @@ def _json(text: str | bytes | bytearray, what: str) -> Any:
         )
     except _Duplicate as exc:
         # Any other key may be clinical data (a name): only known field names are echoed.
-        key = f"key {exc.args[0]!r}" if exc.args[0] else "a key"
-        raise InputError(
-            Problem((), f"duplicate {key} in a JSON object; give each field once", "duplicate")
-        ) from None
+        what = (
+            f"duplicate key {exc.args[0]!r} in a JSON object"
+            if exc.args[0]
+            else "a JSON object repeats a key"
+        )
+        raise InputError(Problem((), f"{what}; give each field once", "duplicate")) from None
     except json.JSONDecodeError as exc:
         raise InputError(
             f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"

@@ -554,4 +554,3 @@ def _check_items(
                 seen[item.id] = index
         kept.append(item)
     return tuple(kept), problems
-

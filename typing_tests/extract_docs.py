@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "typing_tests" / "docs_examples"
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```\s*$", re.S | re.M)
-# Pages whose examples are checked: the guide is the extension point's documentation.
-PAGES = ("guide.md",)
+# Pages whose examples are checked: the guides for app developers.
+PAGES = ("guide.md", "scheduling.md")
 
 
 def main() -> None:

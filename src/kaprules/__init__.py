@@ -13,19 +13,31 @@ kaprules encodes protocols as written; it gives no medical advice.
 """
 
 from kaprules._version import __version__
+from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
 from kaprules.explanation import explain
+from kaprules.forecasting import (
+    Forecast,
+    NextSession,
+    SeriesStatus,
+    check_booking,
+    forecast,
+)
 from kaprules.loading import (
+    calendar_schema,
     course_schema,
     dumps,
+    load_calendar,
     load_course,
     load_protocol,
+    parse_calendar,
     parse_course,
     parse_protocol,
     protocol_schema,
     resolve_protocol,
 )
 from kaprules.model import Course, Integration, JSONValue, Kind, Session
+from kaprules.planning import Plan, PlannedSession, PlanStatus, plan
 from kaprules.protocol import (
     STANDARD,
     STANDARD_V2,
@@ -56,22 +68,29 @@ __all__ = [
     "STANDARD_V2",
     "BaseRule",
     "BoosterInterval",
+    "ClinicCalendar",
     "Course",
     "Escort",
     "Fasting",
     "Finding",
+    "Forecast",
     "InputError",
     "Integration",
     "IntegrationFollowup",
     "JSONValue",
     "KapRulesError",
     "Kind",
+    "NextSession",
     "PathItem",
+    "Plan",
+    "PlanStatus",
+    "PlannedSession",
     "Problem",
     "Protocol",
     "ProtocolError",
     "Report",
     "Rule",
+    "SeriesStatus",
     "Session",
     "SessionCount",
     "SessionSpacing",
@@ -84,16 +103,22 @@ __all__ = [
     "TreatmentWindow",
     "__version__",
     "builtin_protocols",
+    "calendar_schema",
+    "check_booking",
     "course_schema",
     "dumps",
     "evaluate",
     "explain",
+    "forecast",
     "get_protocol",
     "kap_protocol",
+    "load_calendar",
     "load_course",
     "load_protocol",
+    "parse_calendar",
     "parse_course",
     "parse_protocol",
+    "plan",
     "protocol_schema",
     "resolve_protocol",
 ]

@@ -1,10 +1,12 @@
 """The ``kaprules`` command line.
 
-Commands: ``check`` a course file, ``explain`` one rule, list the ``rules``, and
-``protocol validate`` / ``protocol show`` for protocol files. Each takes ``--protocol``:
-a built-in as ``NAME@VERSION`` (``kap-standard@2``) or a protocol file. Exit status: 0 when
-no finding is an error, 1 when one is, 2 for input that cannot be read or used and for bad
-usage. Problems are one line on stderr, never a traceback.
+Commands: ``check`` a course file, forecast its ``next`` session, ``plan`` the rest of its
+series, ``explain`` one rule, list the ``rules``, and ``protocol validate`` /
+``protocol show`` for protocol files. Each takes ``--protocol``: a built-in as
+``NAME@VERSION`` (``kap-standard@2``) or a protocol file. Exit status: 0 when no finding is
+an error (and for every answer of ``next`` and ``plan``), 1 when one is, 2 for input that
+cannot be read or used and for bad usage. Problems are one line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -17,11 +19,23 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
+import attrs
+
+from kaprules import _time
 from kaprules._version import __version__
+from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar
 from kaprules.errors import InputError, KapRulesError, ProtocolError
 from kaprules.explanation import explain
-from kaprules.loading import DATETIME_PATTERN, load_protocol, parse_course, resolve_protocol
+from kaprules.forecasting import Forecast, SeriesStatus, forecast
+from kaprules.loading import (
+    DATETIME_PATTERN,
+    load_calendar,
+    load_protocol,
+    parse_course,
+    resolve_protocol,
+)
 from kaprules.model import Course
+from kaprules.planning import Plan, plan
 from kaprules.protocol import STANDARD, Protocol, evaluate
 from kaprules.report import Finding, Report, Severity
 
@@ -48,18 +62,72 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _as_of(text: str) -> dt.date | dt.datetime:
+_TODAY = "today"
+_AS_OF_HELP = (
+    "YYYY-MM-DD (a local date in the course timezone), an ISO date-time with offset, or "
+    "'today' (today's date in the course timezone)"
+)
+
+
+def _as_of(text: str) -> dt.date | dt.datetime | str:
+    if text == _TODAY:
+        return _TODAY  # resolved once the course, and so its timezone, is read
+    value: dt.date | dt.datetime | None = None
+    try:
+        if _DATE.fullmatch(text):
+            value = dt.date.fromisoformat(text)
+        elif _DATETIME.fullmatch(text):
+            value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is neither a date YYYY-MM-DD, nor an ISO date-time with an offset "
+            "such as 2026-12-10T09:00:00-07:00, nor 'today'"
+        )
+    if not _time.MIN_YEAR + 1 <= value.year <= _time.MAX_YEAR - 1:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is outside the years {_time.MIN_YEAR + 1} to {_time.MAX_YEAR - 1}"
+        )
+    return value
+
+
+_Moment = dt.date | dt.datetime | None
+
+
+def _moment(value: _Moment | str, course: Course) -> _Moment:
+    if value == _TODAY:
+        return dt.datetime.now(course.zone).date()
+    assert not isinstance(value, str)
+    return value
+
+
+def _weekdays(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip().lower() for part in text.split(","))
+    wrong = [n for n in names if n not in WEEKDAYS]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is not a list of weekdays such as mon,tue,wed,thu,fri"
+        )
+    return names
+
+
+def _closed_date(text: str) -> dt.date:
     try:
         if _DATE.fullmatch(text):
             return dt.date.fromisoformat(text)
-        if _DATETIME.fullmatch(text):
-            return dt.datetime.fromisoformat(text)
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(
-        f"{text[:40]!r} is neither a date YYYY-MM-DD nor an ISO date-time with an offset "
-        "such as 2026-12-10T09:00:00-07:00"
-    )
+    raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date YYYY-MM-DD")
+
+
+def _wall_time(text: str) -> dt.time:
+    try:
+        if re.fullmatch(r"[0-9]{2}:[0-9]{2}", text):
+            return dt.time.fromisoformat(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a local time HH:MM, such as 09:00")
 
 
 def _add_protocol(command: argparse.ArgumentParser) -> None:
@@ -70,6 +138,20 @@ def _add_protocol(command: argparse.ArgumentParser) -> None:
         help="the protocol: a built-in such as kap-standard@2, or a protocol file (.toml or "
         ".json); default: %(default)s",
     )
+
+
+def _add_scheduling(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--as-of",
+        type=_as_of,
+        required=True,
+        metavar="DATE|DATETIME|today",
+        help=f"the moment of the answer: {_AS_OF_HELP}",
+    )
+    command.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
+    _add_protocol(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,14 +179,66 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--as-of",
         type=_as_of,
-        metavar="DATE_OR_DATETIME",
-        help="evaluate a course in progress: YYYY-MM-DD (a local date in the course timezone) "
-        "or an ISO date-time with offset; later sessions count as planned",
+        metavar="DATE|DATETIME|today",
+        help=f"evaluate a course in progress: {_AS_OF_HELP}; later sessions count as planned",
     )
     check.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
     _add_protocol(check)
+
+    next_cmd = commands.add_parser(
+        "next",
+        help="forecast when the next session of a course may be",
+        description="Forecast the next session of a course: its kind, the first and last "
+        "local dates it may be booked on, and whether the series can still be completed. "
+        "Exit 0 for every answer, cannot-complete included.",
+    )
+    next_cmd.add_argument(
+        "path", metavar="PATH", help="the course JSON file, or - for standard input"
+    )
+    _add_scheduling(next_cmd)
+
+    plan_cmd = commands.add_parser(
+        "plan",
+        help="propose the rest of a series on the days the clinic is open",
+        description="Propose the remaining sessions of a course on open days of the clinic's "
+        "calendar, earliest first, from the day after --as-of. Exit 0 for every answer, "
+        "cannot-complete included.",
+    )
+    plan_cmd.add_argument(
+        "path", metavar="PATH", help="the course JSON file, or - for standard input"
+    )
+    _add_scheduling(plan_cmd)
+    plan_cmd.add_argument(
+        "--calendar",
+        metavar="FILE",
+        help="a clinic calendar file (.toml or .json); the options below change it",
+    )
+    plan_cmd.add_argument(
+        "--open",
+        type=_weekdays,
+        metavar="DAYS",
+        help="the open weekdays, such as mon,tue,wed,thu,fri (the default)",
+    )
+    plan_cmd.add_argument(
+        "--closed",
+        type=_closed_date,
+        action="append",
+        metavar="YYYY-MM-DD",
+        help="a date the clinic is closed, added to the calendar's; may be repeated",
+    )
+    plan_cmd.add_argument(
+        "--at",
+        type=_wall_time,
+        metavar="HH:MM",
+        help="the local time proposed sessions start (default 09:00)",
+    )
+    plan_cmd.add_argument(
+        "--ics",
+        metavar="OUT.ics",
+        help="also write the proposed sessions to this iCalendar file",
+    )
 
     explain_cmd = commands.add_parser(
         "explain",
@@ -181,27 +315,130 @@ def _protocol(args: argparse.Namespace) -> Protocol:
     return resolve_protocol(args.protocol)
 
 
+def _course(args: argparse.Namespace) -> Course:
+    if args.path == "-":
+        return parse_course(sys.stdin.buffer.read())
+    try:
+        with open(args.path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise _UsageError(f"cannot read {args.path}: {exc.strerror or exc}") from None
+    return parse_course(data)
+
+
+def _json_out(data: object, out: TextIO) -> None:
+    json.dump(data, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
 def _check(args: argparse.Namespace, out: TextIO) -> int:
     protocol = _protocol(args)
-    if args.path == "-":
-        course = parse_course(sys.stdin.buffer.read())
-    else:
-        try:
-            with open(args.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise _UsageError(f"cannot read {args.path}: {exc.strerror or exc}") from None
-        course = parse_course(data)
-    report = evaluate(course, protocol, as_of=args.as_of)
+    course = _course(args)
+    report = evaluate(course, protocol, as_of=_moment(args.as_of, course))
     if args.format == "json":
-        json.dump(report.to_dict(), out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        _json_out(report.to_dict(), out)
     else:
         dates = _local_dates(course)
         for finding in report.findings:
             out.write(_finding_line(finding, dates) + "\n")
         out.write(_summary(report, course) + "\n")
     return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def _forecast_lines(f: Forecast) -> list[str]:
+    progress = f"{f.inductions} of {f.count} sessions"
+    upcoming = f.next
+    if f.status is SeriesStatus.CANNOT_COMPLETE:
+        assert f.window_closes is not None
+        return [
+            f"Series cannot be completed: {progress}; its window closed for them on "
+            f"{f.window_closes.isoformat()}.",
+            f"No next session: the remaining {f.count - f.inductions} no longer fit in the window.",
+        ]
+    status = {
+        SeriesStatus.NOT_STARTED: "Series not started",
+        SeriesStatus.IN_PROGRESS: "Series in progress",
+        SeriesStatus.COMPLETE: "Series complete",
+    }[f.status]
+    first = f"{status}: {progress}."
+    if upcoming is None:
+        return [first, "No next session: the protocol has no booster to come."]
+    until = f" to {upcoming.latest.isoformat()}" if upcoming.latest is not None else ""
+    return [
+        first,
+        f"Next {upcoming.kind.value} session: from {upcoming.bookable_from.isoformat()}{until}.",
+    ]
+
+
+def _next(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = _protocol(args)
+    course = _course(args)
+    moment = _moment(args.as_of, course)
+    assert moment is not None  # --as-of is required
+    answer = forecast(course, moment, protocol)
+    if args.format == "json":
+        _json_out(answer.to_dict(), out)
+    else:
+        out.write("\n".join(_forecast_lines(answer)) + "\n")
+    return EXIT_OK
+
+
+def _calendar(args: argparse.Namespace) -> ClinicCalendar:
+    try:
+        calendar = ClinicCalendar() if args.calendar is None else load_calendar(args.calendar)
+        # Options change only what they name (--closed adds dates): the file keeps the rest.
+        return attrs.evolve(
+            calendar,
+            weekdays=calendar.weekdays if args.open is None else args.open,
+            closed=(*calendar.closed, *(args.closed or ())),
+            at=calendar.at if args.at is None else args.at,
+        )
+    except InputError as exc:
+        where = f" {args.calendar}" if args.calendar is not None else ""
+        raise _UsageError(f"invalid calendar{where}: {exc}") from None
+
+
+def _plan_lines(result: Plan) -> list[str]:
+    lines = [f"{result.status.value}: {result.reason}."]
+    for s in result.sessions:
+        number = (
+            f"{s.number} of {result.forecast.count}"
+            if s.kind.value == "induction"
+            else f"{s.number}"
+        )
+        lines.append(
+            f"  {s.id:<10} {s.kind.value} {number:<8} {_time.format_local(s.start)} ({s.start:%a})"
+        )
+    return lines
+
+
+def _plan(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = _protocol(args)
+    calendar = _calendar(args)
+    course = _course(args)
+    moment = _moment(args.as_of, course)
+    assert moment is not None  # --as-of is required
+    result = plan(course, moment, calendar, protocol)
+    if args.ics is not None:
+        try:
+            data = result.to_ical()
+        except ImportError:
+            raise _UsageError(
+                "--ics needs the icalendar package: pip install 'kaprules[calendar]'"
+            ) from None
+        try:
+            with open(args.ics, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise _UsageError(f"cannot write {args.ics}: {exc.strerror or exc}") from None
+    if args.format == "json":
+        _json_out(result.to_dict(), out)
+    else:
+        out.write("\n".join(_plan_lines(result)) + "\n")
+        if args.ics is not None:
+            events = len(result.sessions)
+            out.write(f"calendar file: {args.ics} ({events} event{'' if events == 1 else 's'})\n")
+    return EXIT_OK
 
 
 def _rules(args: argparse.Namespace, out: TextIO) -> int:
@@ -212,8 +449,7 @@ def _rules(args: argparse.Namespace, out: TextIO) -> int:
             {**entry, "title": rule.title, "statement": rule.statement}
             for entry, rule in zip(data["rules"], protocol.rules, strict=True)
         ]
-        json.dump(data, out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        _json_out(data, out)
         return EXIT_OK
     out.write(_identity(protocol) + "\n")
     for rule in protocol.rules:
@@ -250,8 +486,7 @@ def _protocol_command(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     protocol = resolve_protocol(args.spec)
     if args.format == "json":
-        json.dump(protocol.to_dict(), out, indent=2, ensure_ascii=False)
-        out.write("\n")
+        _json_out(protocol.to_dict(), out)
     else:
         out.write(protocol.to_toml())
     return EXIT_OK
@@ -259,6 +494,8 @@ def _protocol_command(args: argparse.Namespace, out: TextIO) -> int:
 
 _COMMANDS = {
     "check": _check,
+    "next": _next,
+    "plan": _plan,
     "explain": _explain,
     "rules": _rules,
     "protocol": _protocol_command,

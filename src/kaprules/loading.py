@@ -1,12 +1,13 @@
-"""Reading and writing courses (JSON) and protocols (TOML or JSON).
+"""Reading and writing courses (JSON), protocols and clinic calendars (TOML or JSON).
 
 [`parse_course`][kaprules.parse_course] and [`load_course`][kaprules.load_course] return a
 [`Course`][kaprules.Course] or raise [`InputError`][kaprules.InputError] listing every
 problem with its path, such as ``sessions[2] (id 's3').last_meal: unknown field; did you
 mean 'last_food'?``; [`dumps`][kaprules.dumps] writes the format back.
-[`load_protocol`][kaprules.load_protocol] reads a clinic's protocol file. Both formats are
-described by JSON Schemas shipped with the package
-([`course_schema`][kaprules.course_schema], [`protocol_schema`][kaprules.protocol_schema]).
+[`load_protocol`][kaprules.load_protocol] reads a clinic's protocol file and
+[`load_calendar`][kaprules.load_calendar] its calendar. Each format is described by a JSON
+Schema shipped with the package ([`course_schema`][kaprules.course_schema],
+[`protocol_schema`][kaprules.protocol_schema], [`calendar_schema`][kaprules.calendar_schema]).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import (
     InputError,
     PathItem,
@@ -40,10 +42,13 @@ from kaprules.model import (
 from kaprules.protocol import Protocol, get_protocol
 
 __all__ = [
+    "calendar_schema",
     "course_schema",
     "dumps",
+    "load_calendar",
     "load_course",
     "load_protocol",
+    "parse_calendar",
     "parse_course",
     "parse_protocol",
     "protocol_schema",
@@ -395,6 +400,25 @@ def protocol_schema() -> dict[str, Any]:
     return _schema("protocol.schema.json")
 
 
+def _document(text: str | bytes, format: str, what: str) -> Any:
+    # TOML or JSON text as data; InputError for text that is neither.
+    if format == "json":
+        return _json(text, what)
+    if format != "toml":
+        raise InputError(f"unknown format {echo(str(format))}; use 'toml' or 'json'")
+    import tomllib
+
+    try:
+        source = text.decode("utf-8") if isinstance(text, bytes) else text
+        return tomllib.loads(source)
+    except UnicodeDecodeError:
+        raise InputError("not valid TOML: the bytes are not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {echo(str(exc), 200)}") from None
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise InputError(f"not valid TOML: {type(exc).__name__}") from None
+
+
 def parse_protocol(
     text: str | bytes, *, format: str = "toml", rule_classes: tuple[type[Any], ...] = ()
 ) -> Protocol:
@@ -413,25 +437,10 @@ def parse_protocol(
         ProtocolError: The text cannot be read in that format, or is not a protocol;
             every problem is listed with its path.
     """
-    if format == "json":
-        try:
-            data = _json(text, "a protocol")
-        except InputError as exc:
-            raise ProtocolError(*exc.problems) from None
-    elif format == "toml":
-        import tomllib
-
-        try:
-            source = text.decode("utf-8") if isinstance(text, bytes) else text
-            data = tomllib.loads(source)
-        except UnicodeDecodeError:
-            raise ProtocolError("not valid TOML: the bytes are not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ProtocolError(f"not valid TOML: {echo(str(exc), 200)}") from None
-        except (RecursionError, ValueError, TypeError) as exc:
-            raise ProtocolError(f"not valid TOML: {type(exc).__name__}") from None
-    else:
-        raise ProtocolError(f"unknown protocol format {echo(str(format))}; use 'toml' or 'json'")
+    try:
+        data = _document(text, format, "a protocol")
+    except InputError as exc:
+        raise ProtocolError(*exc.problems) from None
     return Protocol.from_dict(data, rule_classes=rule_classes)
 
 
@@ -471,3 +480,49 @@ def resolve_protocol(spec: str) -> Protocol:
     if "@" in spec and not os.path.exists(spec):
         return get_protocol(spec)
     return load_protocol(spec)
+
+
+def calendar_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the clinic calendar file format, as shipped.
+
+    Applies to TOML calendar files read as data (TOML dates and times are the schema's
+    ``YYYY-MM-DD`` and ``HH:MM`` strings).
+
+    Returns:
+        The schema as a dict.
+    """
+    return _schema("calendar.schema.json")
+
+
+def parse_calendar(text: str | bytes, *, format: str = "toml") -> ClinicCalendar:
+    """Read a clinic calendar from TOML or JSON text.
+
+    Args:
+        text: The calendar file's text (or UTF-8 bytes).
+        format: ``"toml"`` or ``"json"``.
+
+    Returns:
+        The calendar.
+
+    Raises:
+        InputError: The text cannot be read in that format, or is not a calendar; every
+            problem is listed with its path.
+    """
+    return ClinicCalendar.from_dict(_document(text, format, "a calendar"))
+
+
+def load_calendar(path: str | os.PathLike[str]) -> ClinicCalendar:
+    """Read a clinic calendar file: TOML (``.toml``) or JSON (any other name).
+
+    Args:
+        path: The file's path.
+
+    Returns:
+        The calendar.
+
+    Raises:
+        InputError: The file cannot be read, or does not hold a calendar.
+    """
+    data = _read(path, InputError)
+    format = "toml" if os.fspath(path).lower().endswith(".toml") else "json"
+    return parse_calendar(data, format=format)

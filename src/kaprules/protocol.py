@@ -849,6 +849,14 @@ def evaluate(
     if not isinstance(protocol, Protocol):
         raise InputError(f"protocol: must be a Protocol, got {type(protocol).__name__}")
     timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
+    return _evaluate_timeline(timeline, protocol)
+
+
+def _evaluate_timeline(timeline: Timeline, protocol: Protocol) -> Report:
+    """Evaluate ``protocol`` on a course already placed on a timeline.
+
+    The booking check uses it to evaluate a timeline whose proposed session is planned.
+    """
     found: list[tuple[int, Finding]] = []
     for index, rule in enumerate(protocol.rules):
         found.extend((index, f) for f in rule(timeline))
@@ -865,7 +873,7 @@ def evaluate(
         protocol.id,
         protocol.version,
         tuple(f for _, f in found),
-        None if as_of is None else as_of.isoformat(),
+        None if timeline.as_of is None else timeline.as_of.isoformat(),
         __version__,
         protocol.derived_from,
     )

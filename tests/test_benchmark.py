@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaprules import Course, evaluate
+from kaprules import ClinicCalendar, Course, evaluate, kap_protocol, plan
 from kaprules.strategies import compliant_courses, courses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_evaluate  # type: ignore[import-not-found]
+import bench_planner  # type: ignore[import-not-found]
 
 
 def as_rows(course: Course) -> list[dict[str, object]]:
@@ -66,3 +67,23 @@ def test_benchmark_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "parse_course + evaluate" in out
     assert "ratio" in out
+
+
+@given(
+    st.dates(dt.date(2026, 1, 1), dt.date(2027, 12, 31)),
+    st.sets(st.integers(0, 6), min_size=1),
+    st.lists(st.integers(1, 60), max_size=20),
+    st.integers(1, 8),
+    st.integers(1, 30),
+    st.integers(1, 4),
+)
+def test_planner_baseline_and_kaprules_agree(
+    today: dt.date, weekdays: set[int], closed_in: list[int], count: int, window: int, gap: int
+) -> None:
+    closed = {today + dt.timedelta(days=k) for k in closed_in}
+    protocol = kap_protocol("bench", "1", count=count, window_days=window, min_days=gap)
+    proposed = plan(
+        Course("UTC", []), today, ClinicCalendar(weekdays=weekdays, closed=closed), protocol
+    )
+    expected = bench_planner.baseline_plan(today, weekdays, closed, count, window, gap)
+    assert [s.start.date() for s in proposed.sessions] == (expected or [])

@@ -823,3 +823,18 @@ def test_ical_starts_read_back_in_any_zone(zone: str) -> None:
     starts = [e.decoded("dtstart") for e in parsed.walk("VEVENT")]
     assert starts == [s.start for s in p.sessions]
     assert len(starts) == 6
+
+
+def test_without_the_calendar_extra_the_cli_says_what_to_install(
+    cli: Callable[..., tuple[int, str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "icalendar", None)
+    monkeypatch.setitem(sys.modules, "holidays", None)
+    args = ("plan", "examples/in-progress.json", "--as-of", "2026-12-09")
+    code, out, err = cli(*args, "--ics", str(tmp_path / "x.ics"))
+    assert (code, out) == (2, "")
+    assert "pip install 'kaprules[calendar]'" in err
+    code, out, err = cli(*args, "--calendar", "examples/calendars/lakeside.toml")
+    assert (code, out) == (2, "")
+    assert "holidays: public holidays need the holidays package" in err
+    assert not (tmp_path / "x.ics").exists()

@@ -736,40 +736,15 @@ def test_cli_plan_with_options_and_ics(
     tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     out = tmp_path / "plan.ics"
-    code, stdout, stderr = cli(
-        "plan",
-        "examples/in-progress.json",
-        "--as-of",
-        "2026-12-10",
-        "--open",
-        "mon,wed,sat",
-        "--closed",
-        "2026-12-12",
-        "--closed",
-        "2026-12-14",
-        "--at",
-        "10:15",
-        "--ics",
-        str(out),
-        "--format",
-        "json",
-    )
+    base = ("plan", "examples/in-progress.json", "--as-of", "2026-12-10", "--at", "10:15")
+    written = ("--ics", str(out), "--format", "json")
+    closures = ("--open", "mon,wed,sat", "--closed", "2026-12-12", "--closed", "2026-12-14")
+    code, stdout, stderr = cli(*base, *closures, *written)
     assert (code, stderr) == (0, "")
     data = json.loads(stdout)
     assert data["status"] == "cannot-complete"
     assert data["calendar"]["closed"] == ["2026-12-12", "2026-12-14"]
-    _, stdout, _ = cli(
-        "plan",
-        "examples/in-progress.json",
-        "--as-of",
-        "2026-12-10",
-        "--at",
-        "10:15",
-        "--ics",
-        str(out),
-        "--format",
-        "json",
-    )
+    _, stdout, _ = cli(*base, *written)
     data = json.loads(stdout)
     assert [s["start"] for s in data["sessions"]] == ["2026-12-14T10:15:00-07:00"]
     events = list(icalendar.Calendar.from_ical(out.read_bytes()).walk("VEVENT"))

@@ -142,6 +142,9 @@ def _add_protocol(command: argparse.ArgumentParser) -> None:
 
 def _add_scheduling(command: argparse.ArgumentParser) -> None:
     command.add_argument(
+        "path", metavar="PATH", help="the course JSON file, or - for standard input"
+    )
+    command.add_argument(
         "--as-of",
         type=_as_of,
         required=True,
@@ -194,9 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
         "local dates it may be booked on, and whether the series can still be completed. "
         "Exit 0 for every answer, cannot-complete included.",
     )
-    next_cmd.add_argument(
-        "path", metavar="PATH", help="the course JSON file, or - for standard input"
-    )
     _add_scheduling(next_cmd)
 
     plan_cmd = commands.add_parser(
@@ -205,9 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Propose the remaining sessions of a course on open days of the clinic's "
         "calendar, earliest first, from the day after --as-of. Exit 0 for every answer, "
         "cannot-complete included.",
-    )
-    plan_cmd.add_argument(
-        "path", metavar="PATH", help="the course JSON file, or - for standard input"
     )
     _add_scheduling(plan_cmd)
     plan_cmd.add_argument(

@@ -52,7 +52,17 @@ def test_violations_example_exits_1_with_a_line_per_finding(
 def test_json_output_is_report_to_dict(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", VIOLATIONS, "--format", "json")
     assert code == 1
-    assert json.loads(out) == evaluate(load_course(VIOLATIONS)).to_dict()
+    data = json.loads(out)
+    report = evaluate(load_course(VIOLATIONS))
+    assert data.pop("summary") == {
+        "timezone": "America/Denver",
+        "sessions": len(load_course(VIOLATIONS).sessions),
+        "errors": len(report.errors),
+        "warnings": 0,
+        "info": 0,
+        "planned": [],
+    }
+    assert data == report.to_dict()
 
 
 @pytest.mark.parametrize(
@@ -90,10 +100,15 @@ def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
             "kaprules: error: argument --as-of: 'soon' is neither",
         ),
         (["check", COMPLIANT, "--as-of", "2026-12-06T09:00"], "is neither a date"),
-        (["check", COMPLIANT, "--as-of", "2026-02-30"], "is neither a date"),
+        (["check", COMPLIANT, "--as-of", "2026-02-30"], "'2026-02-30' is not a real date"),
+        (["check", COMPLIANT, "--as-of", "2026-13-06"], "month must be in 1..12"),
+        (
+            ["check", COMPLIANT, "--as-of", "2026-12-01", "--as-of", "2026-12-02"],
+            "--as-of is given twice",
+        ),
+        (["check", COMPLIANT, "--format", "text", "--format=text"], "--format is given twice"),
         (["check", COMPLIANT, "--format", "xml"], "argument --format: invalid choice"),
         (["frobnicate"], "kaprules: error: argument COMMAND: invalid choice"),
-        ([], "kaprules: error: the following arguments are required: COMMAND"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -179,3 +194,20 @@ def test_importing_main_module_does_not_run_the_cli() -> None:
     code = "import sys; sys.argv = ['x', 'bogus']; import kaprules.__main__; print('imported')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "imported", "")
+
+
+def test_bare_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys)
+    assert code == 2
+    assert out.startswith("usage: kaprules")
+    assert "check" in out
+    assert "plan" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version_flags(capsys: pytest.CaptureFixture[str], flag: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([flag])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("kaprules ")

@@ -120,8 +120,14 @@ def test_cli_examples_cover_every_command() -> None:
 
 def test_explain_command_prints_the_auditor_text(capsys: pytest.CaptureFixture[str]) -> None:
     for rule in STANDARD.rules:
-        assert main(["explain", rule.id]) == 0
+        assert main(["explain", rule.id, "--format", "markdown"]) == 0
         assert capsys.readouterr().out == explain(rule)
+        assert main(["explain", rule.id]) == 0
+        text = capsys.readouterr().out
+        assert text == explain(rule, format="text")
+        assert "**" not in text
+        assert "`" not in text
+        assert rule.title in text
 
 
 def test_explain_is_complete_and_its_examples_are_real() -> None:

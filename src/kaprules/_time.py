@@ -17,6 +17,15 @@ UTC = dt.UTC
 MIN_YEAR, MAX_YEAR = 1900, 9000
 
 
+def valid_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text: no lone surrogate, so it encodes as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_aware(value: dt.datetime) -> bool:
     """Whether ``value`` denotes one instant (has a UTC offset)."""
     return value.tzinfo is not None and value.utcoffset() is not None
@@ -56,14 +65,32 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     return (naive - offset).replace(tzinfo=UTC)
 
 
+# Files a zone directory may hold that are not IANA zones: the host's own zone (the same
+# course would read differently on another machine), and tzcode's build artefacts.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory", "leapseconds", "+VERSION"})
+
+
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """The names a course timezone may have: the IANA database's zones and links."""
+    return frozenset(
+        name
+        for name in zoneinfo.available_timezones()
+        if name not in _NOT_ZONES and not name.startswith(("posix/", "right/"))
+    )
+
+
 @functools.lru_cache(maxsize=512)
 def zone(name: str) -> zoneinfo.ZoneInfo:
     """The IANA zone called ``name``.
 
+    Only names of the IANA time zone database are zones: never the host's ``localtime``,
+    ``posixrules``, ``Factory``, or the ``posix/`` and ``right/`` copies.
+
     Raises:
         ValueError: ``name`` is not a zone in the IANA database.
     """
-    if not name or name != name.strip():
+    if name not in zone_names():
         raise ValueError("not an IANA zone name")
     try:
         return zoneinfo.ZoneInfo(name)

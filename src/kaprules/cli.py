@@ -12,19 +12,22 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import io
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import attrs
 
 from kaprules import _time
 from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar
-from kaprules.errors import InputError, KapRulesError, ProtocolError
+from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
 from kaprules.explanation import explain
 from kaprules.forecasting import Forecast, SeriesStatus, forecast
 from kaprules.loading import (
@@ -38,6 +41,7 @@ from kaprules.model import Course
 from kaprules.planning import Plan, plan
 from kaprules.protocol import STANDARD, Protocol, evaluate
 from kaprules.report import Finding, Report, Severity
+from kaprules.timeline import Timeline
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -52,14 +56,79 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(DATETIME_PATTERN)
 
 
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+"""The most bytes a course file or standard input may hold (64 MiB) unless
+``--max-input-bytes`` raises it: ``kaprules check /dev/zero`` stops instead of filling memory."""
+
+# Problems listed under a failure's headline, at most: the rest are counted.
+_MAX_LISTED = 20
+
+
 class _UsageError(Exception):
     pass
 
 
+class _Failure(Exception):
+    """A run that cannot be made: a headline and the problems found, each one line."""
+
+    def __init__(self, headline: str, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(headline)
+        self.headline = headline
+        self.problems = tuple(problems)
+
+    def lines(self) -> list[str]:
+        if len(self.problems) == 1:
+            return [f"{self.headline}: {_one_line(str(self.problems[0]))}"]
+        if not self.problems:
+            return [self.headline]
+        listed = [f"  {_one_line(str(p))}" for p in self.problems[:_MAX_LISTED]]
+        more = len(self.problems) - _MAX_LISTED
+        tail = [f"  ... and {more} more"] if more > 0 else []
+        return [f"{self.headline} ({len(self.problems)} problems):", *listed, *tail]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "error": {
+                "message": self.lines()[0],
+                "problems": [
+                    {"path": p.where, "message": p.what, "code": p.code} for p in self.problems
+                ],
+            }
+        }
+
+
+def _one_line(text: str) -> str:
+    # Messages escape what they echo; this is the last guard for anything that slipped by.
+    flat = " ".join(text.split())
+    return flat if flat.isprintable() else echo(flat, 2000)[1:-1]
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every single-valued option refuses a second value (see _Once).
+        self.register("action", None, _Once)
+        self.register("action", "store", _Once)
+
     # One line on stderr and exit 2, instead of argparse's usage block.
     def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _Once(argparse.Action):
+    # An option given twice is a mistake to point out, not a choice to make silently.
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        seen = f"_given_{self.dest}"
+        if getattr(namespace, seen, False):
+            parser.error(f"{option_string} is given twice; give it once")
+        setattr(namespace, seen, True)
+        setattr(namespace, self.dest, values)
 
 
 _TODAY = "today"
@@ -78,16 +147,16 @@ def _as_of(text: str) -> dt.date | dt.datetime | str:
             value = dt.date.fromisoformat(text)
         elif _DATETIME.fullmatch(text):
             value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a real date or time: {exc}") from None
     if value is None:
         raise argparse.ArgumentTypeError(
-            f"{text[:40]!r} is neither a date YYYY-MM-DD, nor an ISO date-time with an offset "
+            f"{echo(text)} is neither a date YYYY-MM-DD, nor an ISO date-time with an offset "
             "such as 2026-12-10T09:00:00-07:00, nor 'today'"
         )
     if not _time.MIN_YEAR + 1 <= value.year <= _time.MAX_YEAR - 1:
         raise argparse.ArgumentTypeError(
-            f"{text[:40]!r} is outside the years {_time.MIN_YEAR + 1} to {_time.MAX_YEAR - 1}"
+            f"{echo(text)} is outside the years {_time.MIN_YEAR + 1} to {_time.MAX_YEAR - 1}"
         )
     return value
 
@@ -107,18 +176,18 @@ def _weekdays(text: str) -> tuple[str, ...]:
     wrong = [n for n in names if n not in WEEKDAYS]
     if wrong or not names:
         raise argparse.ArgumentTypeError(
-            f"{text[:40]!r} is not a list of weekdays such as mon,tue,wed,thu,fri"
+            f"{echo(text)} is not a list of weekdays such as mon,tue,wed,thu,fri"
         )
     return names
 
 
 def _closed_date(text: str) -> dt.date:
+    if not _DATE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a date YYYY-MM-DD")
     try:
-        if _DATE.fullmatch(text):
-            return dt.date.fromisoformat(text)
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a date YYYY-MM-DD")
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a real date: {exc}") from None
 
 
 def _wall_time(text: str) -> dt.time:
@@ -127,7 +196,7 @@ def _wall_time(text: str) -> dt.time:
             return dt.time.fromisoformat(text)
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a local time HH:MM, such as 09:00")
+    raise argparse.ArgumentTypeError(f"{echo(text)} is not a local time HH:MM, such as 09:00")
 
 
 def _add_protocol(command: argparse.ArgumentParser) -> None:
@@ -140,10 +209,27 @@ def _add_protocol(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_scheduling(command: argparse.ArgumentParser) -> None:
+def _add_input(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "path", metavar="PATH", help="the course JSON file, or - for standard input"
     )
+    command.add_argument(
+        "--max-input-bytes",
+        type=_byte_count,
+        default=MAX_INPUT_BYTES,
+        metavar="N",
+        help="refuse a course larger than N bytes (default: %(default)s, 64 MiB)",
+    )
+
+
+def _byte_count(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 2**40:
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a number of bytes from 1 to 2**40")
+    return int(text)
+
+
+def _add_scheduling(command: argparse.ArgumentParser) -> None:
+    _add_input(command)
     command.add_argument(
         "--as-of",
         type=_as_of,
@@ -169,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clinic's own.",
         epilog="Exit status: 0 no error finding, 1 an error finding, 2 bad input or usage.",
     )
-    parser.add_argument("--version", action="version", version=f"kaprules {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"kaprules {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     check = commands.add_parser(
@@ -178,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a course (JSON) against a protocol (kap-standard v1 by default) and "
         "list every finding.",
     )
-    check.add_argument("path", metavar="PATH", help="the course JSON file, or - for standard input")
+    _add_input(check)
     check.add_argument(
         "--as-of",
         type=_as_of,
@@ -246,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument(
         "rule_id", metavar="RULE_ID", help="a rule id, such as session-spacing"
     )
+    explain_cmd.add_argument(
+        "--format",
+        choices=("text", "markdown"),
+        default="text",
+        help="plain text for a terminal, or the Markdown of the rules page (default: text)",
+    )
     _add_protocol(explain_cmd)
 
     rules = commands.add_parser(
@@ -290,14 +382,19 @@ def _local_dates(course: Course) -> dict[str, str]:
 
 
 def _finding_line(finding: Finding, dates: dict[str, str]) -> str:
-    where = ", ".join(f"{s} {dates.get(s, '?')}" for s in finding.sessions) or "course"
+    where = ", ".join(f"{shown_id(s)} {dates.get(s, '?')}" for s in finding.sessions) or "course"
     return f"{finding.severity.value:<7} {finding.rule:<16} [{where}] {finding.message}"
 
 
-def _summary(report: Report, course: Course) -> str:
+def _counts(report: Report) -> dict[str, int]:
     counts = dict.fromkeys(("error", "warning", "info"), 0)
     for f in report.findings:
         counts[f.severity.value] += 1
+    return counts
+
+
+def _summary(report: Report, course: Course) -> str:
+    counts = _counts(report)
     verdict = "OK" if report.ok else "FAIL"
     as_of = f", as of {report.as_of}" if report.as_of else ""
     return (
@@ -312,15 +409,36 @@ def _protocol(args: argparse.Namespace) -> Protocol:
     return resolve_protocol(args.protocol)
 
 
+def _source(args: argparse.Namespace) -> str:
+    return "standard input" if args.path == "-" else _shown_path(args.path)
+
+
+def _shown_path(path: str) -> str:
+    return path if len(path) <= 200 and path.isprintable() else echo(path, 200)
+
+
 def _course(args: argparse.Namespace) -> Course:
-    if args.path == "-":
-        return parse_course(sys.stdin.buffer.read())
+    limit: int = args.max_input_bytes
     try:
-        with open(args.path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise _UsageError(f"cannot read {args.path}: {exc.strerror or exc}") from None
-    return parse_course(data)
+        if args.path == "-":
+            if sys.stdin is None:  # started with stdin closed (<&-)
+                raise _UsageError("standard input is closed; give a file instead of -")
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(args.path, "rb") as handle:
+                data = handle.read(limit + 1)
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or "not a readable file"
+        raise _UsageError(f"cannot read {_source(args)}: {why}") from None
+    if len(data) > limit:
+        raise _UsageError(
+            f"{_source(args)} holds more than {limit} bytes, the input limit; raise it with "
+            "--max-input-bytes"
+        )
+    try:
+        return parse_course(data)
+    except InputError as exc:
+        raise _Failure(f"invalid course in {_source(args)}", exc.problems) from None
 
 
 def _json_out(data: object, out: TextIO) -> None:
@@ -331,9 +449,22 @@ def _json_out(data: object, out: TextIO) -> None:
 def _check(args: argparse.Namespace, out: TextIO) -> int:
     protocol = _protocol(args)
     course = _course(args)
-    report = evaluate(course, protocol, as_of=_moment(args.as_of, course))
+    moment = _moment(args.as_of, course)
+    report = evaluate(course, protocol, as_of=moment)
     if args.format == "json":
-        _json_out(report.to_dict(), out)
+        data = report.to_dict()
+        counts = _counts(report)
+        timeline = Timeline.of(course, moment)
+        # What the text summary line says, as data.
+        data["summary"] = {
+            "timezone": course.timezone,
+            "sessions": len(course.sessions),
+            "errors": counts["error"],
+            "warnings": counts["warning"],
+            "info": counts["info"],
+            "planned": [t.id for t in timeline.sessions if t.planned],
+        }
+        _json_out(data, out)
     else:
         dates = _local_dates(course)
         for finding in report.findings:
@@ -391,8 +522,8 @@ def _calendar(args: argparse.Namespace) -> ClinicCalendar:
             at=calendar.at if args.at is None else args.at,
         )
     except InputError as exc:
-        where = f" {args.calendar}" if args.calendar is not None else ""
-        raise _UsageError(f"invalid calendar{where}: {exc}") from None
+        where = f" {_shown_path(args.calendar)}" if args.calendar is not None else ""
+        raise _Failure(f"invalid calendar{where}", exc.problems) from None
 
 
 def _plan_lines(result: Plan) -> list[str]:
@@ -427,14 +558,18 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             with open(args.ics, "wb") as handle:
                 handle.write(data)
         except OSError as exc:
-            raise _UsageError(f"cannot write {args.ics}: {exc.strerror or exc}") from None
+            why = exc.strerror or "cannot be written"
+            raise _UsageError(f"cannot write {_shown_path(args.ics)}: {why}") from None
     if args.format == "json":
         _json_out(result.to_dict(), out)
     else:
         out.write("\n".join(_plan_lines(result)) + "\n")
         if args.ics is not None:
             events = len(result.sessions)
-            out.write(f"calendar file: {args.ics} ({events} event{'' if events == 1 else 's'})\n")
+            out.write(
+                f"calendar file: {_shown_path(args.ics)} "
+                f"({events} event{'' if events == 1 else 's'})\n"
+            )
     return EXIT_OK
 
 
@@ -463,7 +598,7 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
         rule = protocol.rule(args.rule_id)
     except ProtocolError as exc:
         raise _UsageError(str(exc)) from None
-    out.write(explain(rule))
+    out.write(explain(rule, format=args.format))
     return EXIT_OK
 
 
@@ -502,35 +637,109 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``kaprules`` command.
 
+    Output is written only once a command has its whole answer, so a failure never leaves
+    half a report. Every failure is exit 2: a line on stderr naming it (one more line per
+    problem of the input), and with ``--format json`` a JSON error object on stdout.
+
     Args:
         argv: The arguments after the program name; ``sys.argv[1:]`` when None.
 
     Returns:
         The exit status: 0, 1 or 2.
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    json_wanted = _wants_json(arguments)
     try:
-        args = parser.parse_args(argv)
+        if not arguments:
+            _emit(parser.format_help(), sys.stdout, as_json=False)
+            return EXIT_USAGE
+        args = parser.parse_args(arguments)
         if sys.stdout is None:  # started with stdout closed (>&-): no report can be written
             raise _UsageError("standard output is closed; nothing can be written")
-        return _COMMANDS[args.command](args, sys.stdout)
+        buffer = io.StringIO()
+        code = _COMMANDS[args.command](args, buffer)
+        _emit(buffer.getvalue(), sys.stdout, as_json=json_wanted)
+        return code
     except _UsageError as exc:
-        _complain(f"error: {exc}")
+        failure = _Failure(f"error: {exc}")
+    except _Failure as exc:
+        failure = exc
     except ProtocolError as exc:
-        _complain(f"invalid protocol: {exc}")
+        failure = _Failure("invalid protocol", exc.problems)
     except InputError as exc:
-        source = "standard input" if args.path == "-" else args.path
-        _complain(f"invalid course in {source}: {exc}")
+        failure = _Failure("invalid input", exc.problems)
     except KapRulesError as exc:
-        _complain(f"error: {exc}")
+        failure = _Failure(f"error: {exc}")
     except BrokenPipeError:
         # The reader went away (| head); nothing left to say.
-        sys.stderr.close()
+        _quiet_stdout()
+        return EXIT_USAGE
     except OSError as exc:
-        _complain(f"error: cannot write the output: {exc.strerror or exc}")
+        failure = _Failure(f"error: cannot write the output: {exc.strerror or 'output error'}")
+    except RecursionError:
+        failure = _Failure("error: the input is nested too deeply")
+    except MemoryError:
+        failure = _Failure("error: out of memory; the input is too large")
+    except Exception as exc:  # the promise: never a traceback, never exit 1
+        failure = _Failure(
+            f"internal error ({type(exc).__name__}) in kaprules {__version__}; please report "
+            "it with the command that caused it"
+        )
+    for line in failure.lines():
+        _complain(line)
+    if json_wanted:
+        # When stdout is gone too, stderr has said it all.
+        with contextlib.suppress(Exception):
+            _emit(json.dumps(failure.to_dict(), indent=2) + "\n", sys.stdout, as_json=True)
     return EXIT_USAGE
 
 
+def _wants_json(arguments: list[str]) -> bool:
+    # Known before parsing, so that a usage error can answer in JSON too.
+    for index, argument in enumerate(arguments):
+        if argument == "--format=json":
+            return True
+        if argument == "--format" and arguments[index + 1 : index + 2] == ["json"]:
+            return True
+    return False
+
+
+def _emit(text: str, stream: TextIO | None, *, as_json: bool) -> None:
+    """Write ``text`` whole, in what ``stream`` can encode."""
+    if stream is None:
+        raise _UsageError("standard output is closed; nothing can be written")
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        # JSON keeps every non-ASCII character inside strings: \u escapes are exact. Text
+        # gets Python's backslash escapes.
+        if as_json:
+            text = _ASCII.sub(lambda m: json.dumps(m.group())[1:-1], text)
+        else:
+            text = text.encode("ascii", "backslashreplace").decode("ascii")
+    stream.write(text)
+    stream.flush()
+
+
+_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _quiet_stdout() -> None:
+    # Python would report the broken pipe again when it flushes stdout at exit.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
 def _complain(message: str) -> None:
-    if sys.stderr is not None:  # 2>&- leaves nowhere to say it
-        sys.stderr.write("kaprules: " + " ".join(message.split()) + "\n")
+    if sys.stderr is None:  # 2>&- leaves nowhere to say it
+        return
+    try:
+        text = "kaprules: " + message if not message.startswith("  ") else message
+        _emit(text + "\n", sys.stderr, as_json=False)
+    except (OSError, ValueError):
+        pass

@@ -47,6 +47,23 @@ def echo(value: str, limit: int = _ID_ECHO) -> str:
     return text + ("..." if len(value) > limit else "")
 
 
+def shown_id(value: str) -> str:
+    """A record's id as a message shows it: as it is when short and printable, else echoed.
+
+    Ids come from the input: one with a newline or an escape sequence could forge report
+    lines or drive a terminal, and a huge one would flood it.
+
+    Args:
+        value: The id.
+
+    Returns:
+        ``value`` itself, or `echo(value)` (quoted, escaped, bounded).
+    """
+    if len(value) <= _ID_ECHO and value.isprintable():
+        return value
+    return echo(value)
+
+
 def json_type(value: object) -> str:
     """The JSON name of a value's type, for messages about JSON or TOML input.
 
@@ -83,8 +100,12 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
         The hint, to append to a message.
     """
     # Only the first 64 characters are compared: a huge name must not cost a huge match.
-    close = difflib.get_close_matches(name[:64], list(choices), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    # Case is ignored: FASTING means fasting.
+    lowered: dict[str, str] = {}
+    for choice in choices:
+        lowered.setdefault(choice.lower(), choice)
+    close = difflib.get_close_matches(name[:64].lower(), list(lowered), n=1, cutoff=0.5)
+    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 def unknown_field(

@@ -10,6 +10,7 @@ from it, so neither can drift from the code.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 
 import attrs
@@ -92,17 +93,70 @@ def _value(value: object) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def explain(rule: Rule, *, anchor: bool = False) -> str:
-    """The auditor text of one rule, as Markdown.
+def explain(rule: Rule, *, anchor: bool = False, format: str = "markdown") -> str:
+    """The auditor text of one rule, as Markdown or plain text.
 
     Args:
         rule: The rule, one of kaprules' own or any object following [`Rule`][kaprules.Rule].
         anchor: Give the heading an ``{#rule-id}`` anchor (for the documentation site).
+        format: ``"markdown"`` (the default), or ``"text"`` for a terminal: the same
+            content without Markdown markup, tables as aligned columns.
 
     Returns:
         The text: statement, parameters, rationale, source, named sessions and, for
         kaprules' own rules, two worked examples with their real findings.
+
+    Raises:
+        ValueError: ``format`` is neither ``"markdown"`` nor ``"text"``.
     """
+    if format not in ("markdown", "text"):
+        raise ValueError(f"format must be 'markdown' or 'text', got {format!r}")
+    text = _markdown(rule, anchor=anchor)
+    return text if format == "markdown" else _plain(text)
+
+
+def _plain(markdown: str) -> str:
+    # The Markdown explain writes, and only that: headings, bold lead-ins, code spans,
+    # tables, one quote and JSON fences.
+    out: list[str] = []
+    table: list[list[str]] = []
+    fenced = False
+
+    def flush() -> None:
+        if table:
+            widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+            out.extend(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                for row in table
+            )
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            out.append("  " + line)
+            continue
+        if line.startswith("|"):
+            cells = [c.strip().replace("`", "") for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if line.startswith("## "):
+            title = line[3:].replace("`", "")
+            out += [title, "=" * len(title)]
+        elif line.startswith("> "):
+            out.append("    " + line[2:])
+        else:
+            plain = line.replace("**", "").replace("`", "")
+            out.append(textwrap.fill(plain, 88) if plain else plain)
+    flush()
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _markdown(rule: Rule, *, anchor: bool) -> str:
     heading = f"## `{rule.id}`: {rule.title}" + (f" {{#{rule.id}}}" if anchor else "")
     params = rule.parameters()
     lines = [heading, "", f"**Requirement.** {rule.statement}", "", "**Parameters.**", ""]

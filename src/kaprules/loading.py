@@ -56,8 +56,10 @@ __all__ = [
 ]
 
 # ISO 8601 / RFC 3339 date-time with a mandatory offset; the schema carries the same pattern.
+# Offset hours 00-23 and minutes 00-59: "+00:99" is not an offset, however Python reads it.
 DATETIME_PATTERN = (
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _DATETIME = re.compile(DATETIME_PATTERN)
 
@@ -346,15 +348,24 @@ def load_course(path: str | os.PathLike[str]) -> Course:
     return parse_course(_read(path, InputError))
 
 
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""The most bytes `load_course`, `load_protocol` and `load_calendar` read from a file (64
+MiB): a device such as ``/dev/zero`` is refused instead of filling memory."""
+
+
 def _read(path: str | os.PathLike[str], error: type[InputError | ProtocolError]) -> bytes:
     if not isinstance(path, str | os.PathLike):
-        raise error(f"expected a file path, got {type(path).__name__}")
+        raise error(f"expected a file path (str or os.PathLike), got {type(path).__name__}")
+    shown = echo(os.fspath(path), 200)
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            data = handle.read(MAX_FILE_BYTES + 1)
     except (OSError, ValueError) as exc:
         strerror = getattr(exc, "strerror", None) or "not a usable path"
-        raise error(f"{echo(os.fspath(path), 200)}: cannot read: {strerror}") from None
+        raise error(f"{shown}: cannot read: {strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise error(f"{shown}: holds more than {MAX_FILE_BYTES} bytes, the limit")
+    return data
 
 
 def dumps(course: Course, *, indent: int | None = 2) -> str:

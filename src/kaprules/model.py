@@ -79,9 +79,14 @@ def _out_of_range(value: dt.date) -> str:
     )
 
 
+_SURROGATE = "holds a lone surrogate (invalid Unicode); give valid UTF-8 text"
+
+
 def _optional_text(name: str, value: object) -> list[Problem]:
     if value is not None and not isinstance(value, str):
         return [Problem(name, f"must be a string or None, got {_type_name(value)}", "type")]
+    if value is not None and not _time.valid_text(value):
+        return [Problem(name, _SURROGATE, "value")]
     return []
 
 
@@ -90,6 +95,8 @@ def _id_problems(value: object) -> list[Problem]:
         return []
     if not isinstance(value, str):
         return [Problem("id", f"must be a string, got {_type_name(value)}", "type")]
+    if not _time.valid_text(value):
+        return [Problem("id", _SURROGATE, "value")]
     if not value.strip():
         return [Problem("id", "is empty; give a non-blank id or leave it out", "value")]
     return []
@@ -142,10 +149,10 @@ def _timezone_problem(value: object) -> Problem | None:
 
 def _to_kind(value: Kind | str) -> Kind:
     # An unknown value passes through so that the post-init check can name the session.
-    try:
+    # Looked up, not constructed: Kind(value) would copy a huge value into its error.
+    if isinstance(value, str) and value in _KINDS:
         return Kind(value)
-    except ValueError:
-        return value  # type: ignore[return-value]
+    return value  # type: ignore[return-value]
 
 
 # --- clinic-defined data ----------------------------------------------------------------
@@ -174,7 +181,11 @@ def freeze_json(value: object, path: tuple[PathItem, ...] = ()) -> tuple[Any, li
         if len(where) - len(path) > _MAX_DEPTH:
             problems.append(Problem(where, f"is nested more than {_MAX_DEPTH} deep", "range"))
             return None
-        if item is None or isinstance(item, str | bool | int):
+        if isinstance(item, str):
+            if not _time.valid_text(item):
+                problems.append(Problem(where, _SURROGATE, "value"))
+            return item
+        if item is None or isinstance(item, bool | int):
             return item
         if isinstance(item, float):
             if not math.isfinite(item):
@@ -190,6 +201,9 @@ def freeze_json(value: object, path: tuple[PathItem, ...] = ()) -> tuple[Any, li
                     problems.append(
                         Problem(where, f"key {position} must be a string, got {_type_name(key)}")
                     )
+                    continue
+                if not _time.valid_text(key):
+                    problems.append(Problem(where, f"key {position} {_SURROGATE}", "value"))
                     continue
                 frozen[key] = walk(inner, (*where, f"<key {position}>"))
             return types.MappingProxyType(frozen)
@@ -451,12 +465,7 @@ class Course:
             object.__setattr__(self, "_zone", _time.zone(self.timezone))
         else:
             problems.append(zone_problem)
-        if self.patient is not None and not isinstance(self.patient, str):
-            problems.append(
-                Problem(
-                    "patient", f"must be a string or None, got {_type_name(self.patient)}", "type"
-                )
-            )
+        problems += _optional_text("patient", self.patient)
         if not isinstance(self.sessions, tuple):
             problems.append(_not_a_sequence("sessions", "Session", self.sessions))
         else:

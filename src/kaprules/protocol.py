@@ -199,8 +199,8 @@ def _check_text(name: str, value: object, *, required: bool) -> list[Problem]:
         return []
     if not isinstance(value, str) or not value.strip():
         return [Problem(name, f"must be a non-empty string, got {type(value).__name__}", "type")]
-    if len(value) > 1_000 or any(ord(c) < 32 for c in value):
-        return [Problem(name, "must be one line of at most 1000 characters", "value")]
+    if len(value) > 1_000 or not value.isprintable():
+        return [Problem(name, "must be one line of at most 1000 printable characters", "value")]
     return []
 
 

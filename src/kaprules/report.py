@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from kaprules.errors import ProtocolError
+from kaprules.errors import ProtocolError, echo
 from kaprules.model import JSONValue
 
 __all__ = ["DOCS_URL", "Finding", "JSONValue", "Report", "Severity"]
@@ -49,7 +49,8 @@ def to_severity(value: Severity | str) -> Severity:
         return Severity(value)
     except ValueError:
         choices = ", ".join(repr(s.value) for s in Severity)
-        raise ProtocolError(f"unknown severity {value!r}; use one of {choices}") from None
+        shown = echo(value) if isinstance(value, str) else type(value).__name__
+        raise ProtocolError(f"unknown severity {shown}; use one of {choices}") from None
 
 
 def rule_help(rule_id: str) -> str:

@@ -170,12 +170,15 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:40] + "..."
 
 
+_SEVERITIES = frozenset(s.value for s in Severity)
+_KIND_VALUES = frozenset(k.value for k in Kind)
+
+
 def _lenient_severity(value: object) -> object:
     # A converter cannot name the rule; the validator below does.
-    try:
-        return Severity(value)  # type: ignore[arg-type]
-    except ValueError:
-        return value
+    if isinstance(value, Severity) or (isinstance(value, str) and value in _SEVERITIES):
+        return Severity(value)
+    return value
 
 
 def _check_severity(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -206,10 +209,9 @@ def _lenient_kinds(value: Iterable[Kind | str]) -> frozenset[Kind]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return value  # type: ignore[return-value]
     items = list(value)
-    try:
+    if all(isinstance(k, str) and k in _KIND_VALUES for k in items):
         return frozenset(Kind(k) for k in items)
-    except (ValueError, TypeError):
-        return items  # type: ignore[return-value]
+    return items  # type: ignore[return-value]
 
 
 def _check_kinds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -15,7 +15,7 @@ import zoneinfo
 import attrs
 
 from kaprules import _time
-from kaprules.errors import InputError, Problem
+from kaprules.errors import InputError, Problem, shown_id
 from kaprules.model import Course, Integration, Kind, Session, _out_of_range
 
 __all__ = ["TimedIntegration", "TimedSession", "Timeline"]
@@ -48,7 +48,7 @@ class TimedSession:
     @property
     def label(self) -> str:
         """How messages name the session: ``session s3 (2026-12-03 09:00 UTC-07:00)``."""
-        return f"session {self.id} ({_time.format_local(self.local)})"
+        return f"session {shown_id(self.id)} ({_time.format_local(self.local)})"
 
 
 @attrs.frozen

@@ -31,7 +31,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_compliant_example_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "check", COMPLIANT)
     assert (code, err) == (0, "")
-    assert out.startswith("OK: 0 error(s)")
+    assert out.startswith("OK: 0 errors, 0 warnings, 0 info findings in 7 sessions")
 
 
 def test_violations_example_exits_1_with_a_line_per_finding(
@@ -44,7 +44,7 @@ def test_violations_example_exits_1_with_a_line_per_finding(
     assert len(lines) == len(report.findings) + 1
     assert lines[0].split()[:3] == ["error", "session-spacing", "[s1"]
     assert "2026-12-01" in lines[0]
-    assert lines[-1].startswith("FAIL: 6 error(s)")
+    assert lines[-1].startswith("FAIL: 6 errors, 0 warnings")
     assert "Alex" not in out
     assert "P-0002" not in out
 
@@ -130,7 +130,7 @@ def test_invalid_course_exits_2_naming_session_and_field(
     )
     code, out, err = run(capsys, "check", str(bad))
     assert (code, out) == (2, "")
-    assert err.startswith(f"kaprules: invalid course in {bad}: sessions[0] (id 's1').start:")
+    assert err.startswith(f"kaprules: error: invalid course in {bad}: sessions[0] (id 's1').start:")
     assert err.count("\n") == 1
 
 

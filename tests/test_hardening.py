@@ -78,7 +78,7 @@ def test_huge_integers_are_input_errors(where: str, cli: Run) -> None:
         parse_course(text)
     code, out, err = cli("check", "-", stdin=text.encode())
     assert (code, out) == (2, "")
-    assert err.startswith("kaprules: invalid course in standard input")
+    assert err.startswith("kaprules: error: invalid course in standard input")
     assert big not in err
 
 
@@ -98,7 +98,7 @@ def test_lone_surrogates_are_rejected_at_load(escape: str, field: str, cli: Run)
     code, out, err = cli("check", "-", "--format", "json", stdin=text.encode())
     assert code == 2
     assert json.loads(out)["error"]["problems"][0]["path"].endswith(field)
-    assert err.startswith("kaprules: invalid course in standard input: sessions[0]")
+    assert err.startswith("kaprules: error: invalid course in standard input: sessions[0]")
 
 
 @pytest.mark.parametrize(
@@ -200,7 +200,7 @@ def test_an_unexpected_exception_is_exit_2_with_a_report_hint(
     monkeypatch.setattr("kaprules.cli.evaluate", broken)
     code, out, err = cli("check", COMPLIANT)
     assert (code, out) == (2, "")
-    assert err.startswith("kaprules: internal error (KeyError)")
+    assert err.startswith("kaprules: error: internal error (KeyError)")
     assert "report" in err
     assert err.count("\n") == 1
 
@@ -326,7 +326,7 @@ def test_several_problems_are_one_line_each(cli: Run) -> None:
     code, _, err = cli("check", "-", stdin=doc)
     assert code == 2
     first, *rest = err.splitlines()
-    assert first == "kaprules: invalid course in standard input (4 problems):"
+    assert first == "kaprules: error: invalid course in standard input (4 problems):"
     assert len(rest) == 4
     assert all(line.startswith("  ") for line in rest)
 
@@ -372,7 +372,7 @@ def test_as_of_problems_are_option_errors(cli: Run) -> None:
 def test_json_format_failures_write_a_json_error(cli: Run) -> None:
     code, out, err = cli("check", "-", "--format", "json", stdin=b"{")
     assert code == 2
-    assert err.startswith("kaprules: invalid course in standard input: not valid JSON")
+    assert err.startswith("kaprules: error: invalid course in standard input: not valid JSON")
     error = json.loads(out)["error"]
     assert error["message"].startswith("invalid course in standard input")
     code, out, _ = cli("check", "missing.json", "--format=json")

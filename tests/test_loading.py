@@ -68,7 +68,7 @@ def test_every_problem_is_listed_with_its_path() -> None:
         "offset; write it like '2026-12-01T09:00:00-07:00' or '2026-12-01T16:00:00Z'",
         "sessions[0] (id 'a').kind: unknown kind 'boost'; use one of 'induction', 'booster'",
         "sessions[1].start: must be an ISO 8601 date-time string, got a number",
-        "sessions[1].escort: must be a string or None, got int",
+        "sessions[1].escort: must be a string or null, got a number",
         "sessions[2]: must be an object, got a string",
     ]
 

@@ -77,19 +77,20 @@ class _Failure(Exception):
         self.problems = tuple(problems)
 
     def lines(self) -> list[str]:
+        # One prefix for every failure: "kaprules: error: ..." (kaprules: is added on output).
         if len(self.problems) == 1:
-            return [f"{self.headline}: {_one_line(str(self.problems[0]))}"]
+            return [f"error: {self.headline}: {_one_line(str(self.problems[0]))}"]
         if not self.problems:
-            return [self.headline]
+            return [f"error: {self.headline}"]
         listed = [f"  {_one_line(str(p))}" for p in self.problems[:_MAX_LISTED]]
         more = len(self.problems) - _MAX_LISTED
         tail = [f"  ... and {more} more"] if more > 0 else []
-        return [f"{self.headline} ({len(self.problems)} problems):", *listed, *tail]
+        return [f"error: {self.headline} ({len(self.problems)} problems):", *listed, *tail]
 
     def to_dict(self) -> dict[str, object]:
         return {
             "error": {
-                "message": self.lines()[0],
+                "message": self.lines()[0].removeprefix("error: "),
                 "problems": [
                     {"path": p.where, "message": p.what, "code": p.code} for p in self.problems
                 ],
@@ -397,12 +398,19 @@ def _summary(report: Report, course: Course) -> str:
     counts = _counts(report)
     verdict = "OK" if report.ok else "FAIL"
     as_of = f", as of {report.as_of}" if report.as_of else ""
+    found = ", ".join(
+        _plural(counts[severity], noun)
+        for severity, noun in (("error", "error"), ("warning", "warning"), ("info", "info finding"))
+    )
     return (
-        f"{verdict}: {counts['error']} error(s), {counts['warning']} warning(s), "
-        f"{counts['info']} info in {len(course.sessions)} session(s); "
+        f"{verdict}: {found} in {_plural(len(course.sessions), 'session')}; "
         f"protocol {report.protocol_id} v{report.protocol_version}, "
         f"timezone {course.timezone}{as_of}"
     )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _protocol(args: argparse.Namespace) -> Protocol:
@@ -662,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit(buffer.getvalue(), sys.stdout, as_json=json_wanted)
         return code
     except _UsageError as exc:
-        failure = _Failure(f"error: {exc}")
+        failure = _Failure(str(exc))
     except _Failure as exc:
         failure = exc
     except ProtocolError as exc:
@@ -670,17 +678,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         failure = _Failure("invalid input", exc.problems)
     except KapRulesError as exc:
-        failure = _Failure(f"error: {exc}")
+        failure = _Failure("kaprules could not go on", exc.problems)
     except BrokenPipeError:
         # The reader went away (| head); nothing left to say.
         _quiet_stdout()
         return EXIT_USAGE
     except OSError as exc:
-        failure = _Failure(f"error: cannot write the output: {exc.strerror or 'output error'}")
+        failure = _Failure(f"cannot write the output: {exc.strerror or 'output error'}")
     except RecursionError:
-        failure = _Failure("error: the input is nested too deeply")
+        failure = _Failure("the input is nested too deeply")
     except MemoryError:
-        failure = _Failure("error: out of memory; the input is too large")
+        failure = _Failure("out of memory; the input is too large")
     except Exception as exc:  # the promise: never a traceback, never exit 1
         failure = _Failure(
             f"internal error ({type(exc).__name__}) in kaprules {__version__}; please report "

@@ -194,8 +194,12 @@ class Problem:
         return Problem((*prefix, *self.path), self.what, self.code)
 
 
-class _Problems(Exception):
-    """An exception that carries every problem found."""
+class KapRulesError(Exception):
+    """Base class of every exception kaprules raises on purpose; it carries the problems.
+
+    Attributes:
+        problems: Each problem found, in order (at least one).
+    """
 
     problems: tuple[Problem, ...]
 
@@ -222,11 +226,7 @@ class _Problems(Exception):
         return f"{len(self.problems)} problems: " + "; ".join(str(p) for p in self.problems)
 
 
-class KapRulesError(Exception):
-    """Base class of every exception kaprules raises on purpose."""
-
-
-class InputError(KapRulesError, _Problems, ValueError):
+class InputError(KapRulesError, ValueError):
     """A course, session or option that kaprules cannot accept.
 
     Raised when a [`Session`][kaprules.Session] or [`Course`][kaprules.Course] is built from
@@ -238,7 +238,7 @@ class InputError(KapRulesError, _Problems, ValueError):
     """
 
 
-class ProtocolError(KapRulesError, _Problems, ValueError):
+class ProtocolError(KapRulesError, ValueError):
     """A protocol or rule that cannot be built or changed as asked.
 
     For example two rules with one id, a parameter out of range, parameters of two rules

@@ -44,16 +44,19 @@ which the induction series can no longer be completed."""
 
 
 class SeriesStatus(enum.StrEnum):
-    """Where a course's induction series stands. Compares equal to its plain string."""
+    """Where a course's induction series stands. Compares equal to its plain string.
+
+    Attributes:
+        NOT_STARTED: No induction session is recorded yet.
+        IN_PROGRESS: Some induction sessions are recorded and the rest can still fit in the window.
+        CANNOT_COMPLETE: The remaining induction sessions can no longer fit in the window.
+        COMPLETE: The series has all its induction sessions.
+    """
 
     NOT_STARTED = "not-started"
-    """No induction session is recorded yet."""
     IN_PROGRESS = "in-progress"
-    """Some induction sessions are recorded and the rest can still fit in the window."""
     CANNOT_COMPLETE = "cannot-complete"
-    """The remaining induction sessions can no longer fit in the window."""
     COMPLETE = "complete"
-    """The series has all its induction sessions."""
 
 
 @attrs.frozen

@@ -148,6 +148,13 @@ def _record(
         values["last_food"] = _instant(obj, "last_food", problems, required=False)
     if "extra" in fields:
         values["extra"] = _extra(obj, problems)
+    # Text fields' JSON types, in JSON's words (the model would say NoneType or list).
+    for field in ("id", "kind", "escort", "therapist"):
+        value = obj.get(field)
+        wrong = not isinstance(value, str) and (value is not None or field == "kind")
+        if field in fields and field in obj and wrong:
+            expected = "a string or null" if field in ("escort", "therapist") else "a string"
+            problems.append(Problem(field, f"must be {expected}, got {json_type(value)}", "type"))
     if problems:
         # Report the model's checks too, but not twice for a field already reported.
         reported = {p.path for p in problems}
@@ -247,6 +254,8 @@ def _course(data: object) -> Course:
                 "timezone", "is required: an IANA zone name such as 'America/Denver'", "required"
             )
         )
+    elif not isinstance(timezone, str):
+        problems.append(Problem("timezone", f"must be a string, got {json_type(timezone)}", "type"))
     elif (zone_problem := _timezone_problem(timezone)) is not None:
         problems.append(zone_problem)
     patient = data.get("patient")

@@ -29,12 +29,15 @@ values, and clinic-defined ``extra`` data are made of."""
 
 
 class Kind(enum.StrEnum):
-    """What a session is in the protocol. Compares equal to its plain string."""
+    """What a session is in the protocol. Compares equal to its plain string.
+
+    Attributes:
+        INDUCTION: One session of the induction series.
+        BOOSTER: A session after the induction series, to maintain it.
+    """
 
     INDUCTION = "induction"
-    """One session of the induction series."""
     BOOSTER = "booster"
-    """A session after the induction series, to maintain it."""
 
 
 def _redacted(value: str | None) -> str:

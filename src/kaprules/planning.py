@@ -33,15 +33,19 @@ booster's open day: 366 days."""
 
 
 class PlanStatus(enum.StrEnum):
-    """What a plan says. Compares equal to its plain string."""
+    """What a plan says. Compares equal to its plain string.
+
+    Attributes:
+        PLANNED: Sessions are proposed.
+        COMPLETE: The series is complete and no session is proposed (no booster to come, or no open
+            day for it within the horizon; the plan's ``reason`` says which).
+        CANNOT_COMPLETE: The remaining induction sessions do not fit on open days; nothing is
+            proposed.
+    """
 
     PLANNED = "planned"
-    """Sessions are proposed."""
     COMPLETE = "complete"
-    """The series is complete and no session is proposed (no booster to come, or no open
-    day for it within the horizon; the plan's ``reason`` says which)."""
     CANNOT_COMPLETE = "cannot-complete"
-    """The remaining induction sessions do not fit on open days; nothing is proposed."""
 
 
 @attrs.frozen

@@ -29,14 +29,16 @@ class Severity(enum.StrEnum):
     """How much a finding matters. Compares equal to its plain string.
 
     Only ``"error"`` findings make a report fail; warnings and info are shown and kept.
+
+    Attributes:
+        ERROR: The course breaks the protocol: the report is not ok.
+        WARNING: Worth a look; the report stays ok.
+        INFO: For the record; the report stays ok.
     """
 
     ERROR = "error"
-    """The course breaks the protocol: the report is not ok."""
     WARNING = "warning"
-    """Worth a look; the report stays ok."""
     INFO = "info"
-    """For the record; the report stays ok."""
 
 
 def to_severity(value: Severity | str) -> Severity:

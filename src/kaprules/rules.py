@@ -476,7 +476,8 @@ class SessionCount(BaseRule):
                 f"the induction series has {n} sessions, {n - self.count} more than the "
                 f"{self.count} of the protocol: "
                 + ", ".join(t.label for t in extra)
-                + f" come after the {_ordinal(self.count)}",
+                + (" comes" if len(extra) == 1 else " come")
+                + f" after the {_ordinal(self.count)}",
                 self.count,
                 n,
             )

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaprules import ClinicCalendar, Course, evaluate, kap_protocol, plan
+from kaprules import ClinicCalendar, Course, evaluate, kap_protocol, parse_course, plan
 from kaprules.strategies import compliant_courses, courses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -58,7 +58,10 @@ def test_baseline_and_kaprules_agree_near_the_boundaries(
 def test_baseline_parse_matches_parse_course() -> None:
     text = bench_evaluate.six_session_text()
     timezone, rows = bench_evaluate.baseline_parse(text)
-    assert not bench_evaluate.baseline_check(timezone, rows)
+    course = parse_course(text)
+    assert timezone == course.timezone
+    assert rows == as_rows(course)
+    assert bench_evaluate.baseline_check(timezone, rows) == evaluate(course).rules_found
 
 
 @pytest.mark.slow

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import datetime as dt
+import inspect
 import itertools
 import json
 from typing import Any
@@ -96,8 +98,9 @@ def test_utc_offset_notation_does_not_change_the_report(
 @given(courses(), as_of_values)
 def test_evaluate_never_raises_on_a_built_course(course: Course, as_of: object) -> None:
     report = evaluate(course, as_of=as_of)  # type: ignore[arg-type]
-    json.dumps(report.to_dict())  # plain data, always
-    assert report.ok == (not report.errors)
+    data = json.loads(json.dumps(report.to_dict()))  # plain data, always
+    assert data["ok"] == all(f["severity"] != "error" for f in data["findings"])
+    assert {f["rule"] for f in data["findings"]} <= set(STANDARD.rule_ids)
 
 
 @given(courses(), as_of_values)
@@ -148,7 +151,10 @@ def test_evaluate_never_raises_across_the_supported_range(
 ) -> None:
     sessions = [Session(s, k, f"s{i}", s, "E") for i, (s, k) in enumerate(starts)]
     report = evaluate(Course(zone, sessions), protocol, as_of=as_of)
-    assert report.ok == (not report.errors)
+    # Every finding names sessions of the course, and every message is one printable line.
+    ids = {s.id for s in sessions}
+    assert all(set(f.sessions) <= ids for f in report.findings)
+    assert all(f.message.isprintable() for f in report.findings)
 
 
 # --- targeted mutations: each trips exactly its rule --------------------------------
@@ -189,6 +195,35 @@ def test_blanking_an_escort_trips_escort(
     assert [f.sessions for f in report.findings] == [(target.id,)]
 
 
+def plus_months(date: dt.date, months: int) -> dt.date:
+    """The booster rule's month arithmetic, written independently: keep the day, clamp."""
+    index = date.year * 12 + date.month - 1 + months
+    year, month = divmod(index, 12)
+    return dt.date(year, month + 1, min(date.day, calendar.monthrange(year, month + 1)[1]))
+
+
+@pytest.mark.parametrize(
+    ("date", "months", "expected"),
+    [
+        ("2026-08-31", 6, "2027-02-28"),
+        ("2027-08-31", 6, "2028-02-29"),
+        ("2026-01-31", 1, "2026-02-28"),
+        ("2026-12-15", 1, "2027-01-15"),
+        ("2026-03-31", 12, "2027-03-31"),
+        ("2024-02-29", 12, "2025-02-28"),
+    ],
+)
+def test_month_arithmetic_table(date: str, months: int, expected: str) -> None:
+    day = dt.date.fromisoformat(date)
+    assert plus_months(day, months) == dt.date.fromisoformat(expected)
+    assert _time.add_months(day, months) == dt.date.fromisoformat(expected)
+
+
+@given(st.dates(dt.date(1900, 1, 1), dt.date(8900, 12, 31)), st.integers(0, 1200))
+def test_month_arithmetic_agrees_with_an_independent_reading(date: dt.date, months: int) -> None:
+    assert _time.add_months(date, months) == plus_months(date, months)
+
+
 @given(compliant_courses(boosters=st.integers(1, 3)), st.data())
 def test_moving_a_booster_a_day_early_trips_booster_interval(
     course: Course, data: st.DataObject
@@ -196,10 +231,46 @@ def test_moving_a_booster_a_day_early_trips_booster_interval(
     timeline = ordered(course)
     boosters = [t for t in timeline if t.kind is Kind.BOOSTER]
     target = data.draw(st.sampled_from(boosters))
-    earliest = _time.add_months(timeline[target.position - 1].date, 6)
+    earliest = plus_months(timeline[target.position - 1].date, 6)
     report = evaluate(moved(course, target, earliest - dt.timedelta(days=1)))
     assert report.rules_found == {"booster-interval"}
     assert [f.sessions for f in report.findings] == [(target.id,)]
+
+
+@given(compliant_courses(boosters=st.just(0)))
+def test_moving_the_last_induction_past_the_window_trips_treatment_window(course: Course) -> None:
+    series = [t for t in ordered(course) if t.kind is Kind.INDUCTION]
+    last = series[-1]
+    closes = series[0].date + dt.timedelta(days=13)
+    report = evaluate(moved(course, last, closes + dt.timedelta(days=1)))
+    assert report.rules_found == {"treatment-window"}
+    assert [f.sessions for f in report.findings] == [(last.id,)]
+    # On the window's last day itself, nothing.
+    assert evaluate(moved(course, last, closes)).ok
+
+
+# A stricter value of each rule's parameter: a shorter window, a longer gap, fast or interval.
+STRICTER = {
+    "treatment-window": ("days", -1),
+    "session-spacing": ("min_days", +1),
+    "fasting": ("hours", +1),
+    "booster-interval": ("months", +1),
+}
+
+
+@given(
+    courses(max_sessions=8),
+    st.sampled_from(["treatment-window", "session-spacing", "fasting", "booster-interval"]),
+)
+def test_a_stricter_parameter_never_removes_a_finding(course: Course, rule_id: str) -> None:
+    name, step = STRICTER[rule_id]
+    rule = STANDARD.rule(rule_id)
+    value = rule.parameters()[name]
+    assert isinstance(value, int | float)
+    stricter = STANDARD.update(rule_id, **{name: value + step})
+    before = {(f.rule, f.sessions) for f in evaluate(course).findings if f.rule == rule_id}
+    after = {(f.rule, f.sessions) for f in evaluate(course, stricter).findings if f.rule == rule_id}
+    assert before <= after
 
 
 @given(compliant_courses(), st.data())
@@ -229,7 +300,7 @@ def test_adding_an_induction_session_trips_session_count(
         d
         for d in (first + dt.timedelta(days=k) for k in range(1, 14))
         if all(abs((d - t.date).days) >= 2 for t in series)
-        and (not boosters or d <= series[-1].date or boosters[0].date >= _time.add_months(d, 6))
+        and (not boosters or d <= series[-1].date or boosters[0].date >= plus_months(d, 6))
     ]
     assume(slots)
     day = data.draw(st.sampled_from(slots))
@@ -274,8 +345,17 @@ def test_parse_course_on_any_text_or_bytes(raw: bytes | str) -> None:
 
 
 def test_standard_is_the_default_protocol() -> None:
-    course = Course("UTC", [])
-    assert evaluate(course).to_dict() == evaluate(course, STANDARD).to_dict()
+    assert inspect.signature(evaluate).parameters["protocol"].default is STANDARD
+    # And STANDARD is kap-standard v1 with its six rules, forever.
+    assert (STANDARD.id, STANDARD.version) == ("kap-standard", "1")
+    assert STANDARD.rule_ids == (
+        "session-count",
+        "treatment-window",
+        "session-spacing",
+        "fasting",
+        "escort",
+        "booster-interval",
+    )
 
 
 @given(compliant_courses())
@@ -307,7 +387,7 @@ def test_generated_courses_serialize_and_reload(course: Course) -> None:
 def clamps_a_booster(course: Course) -> bool:
     timeline = ordered(course)
     return any(
-        b.kind is Kind.BOOSTER and _time.add_months(a.date, 6).day != a.date.day
+        b.kind is Kind.BOOSTER and plus_months(a.date, 6).day != a.date.day
         for a, b in itertools.pairwise(timeline)
     )
 

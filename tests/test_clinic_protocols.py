@@ -270,7 +270,7 @@ def test_therapist_and_escort_scope_by_kind() -> None:
         ("escort-booster", "warning", ("b1",))
     ]
     assert report.ok
-    assert report.findings[0].help == "kaprules explain escort; rules/#escort"
+    assert str(report.findings[0].help) == "kaprules explain escort; rules/#escort"
     with pytest.raises(ProtocolError, match=r"Escort\.kinds: must be a non-empty list"):
         Escort(kinds=["boost"])
     with pytest.raises(ProtocolError, match=r"Escort\.kinds"):
@@ -338,7 +338,8 @@ def test_v1_reports_keep_their_shape() -> None:
     data = evaluate(kaprules.load_course(EXAMPLES / "violations.json")).to_dict()
     assert data["protocol"] == {"id": "kap-standard", "version": "1"}
     assert all(
-        f["help"] == f"kaprules explain {f['rule']}; rules/#{f['rule']}" for f in data["findings"]
+        f["help"] == {"command": f"kaprules explain {f['rule']}", "url": f"rules/#{f['rule']}"}
+        for f in data["findings"]
     )
 
 
@@ -446,7 +447,9 @@ class Weekdays(BaseRule):
 def test_a_base_rule_subclass_is_a_full_rule() -> None:
     clinic = STANDARD.replace(Weekdays(), id="clinic", version="1")
     report = evaluate(course(series(STANDARD_DATES)), clinic)
-    assert {f.help for f in report.findings} == {"https://clinic.example/rules#weekdays"}
+    assert {f.help for f in report.findings} == {
+        kaprules.Help("https://clinic.example/rules#weekdays")
+    }
     assert "| `days` | `[5, 6]` |" in kaprules.explain(clinic.rule("weekdays"))
     again = Protocol.from_dict(json.loads(json.dumps(clinic.to_dict())), rule_classes=[Weekdays])
     assert again == clinic

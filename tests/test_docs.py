@@ -188,9 +188,8 @@ def test_finding_help_points_at_a_real_anchor(site: Path) -> None:
     from kaprules import evaluate
 
     for finding in evaluate(course).to_dict()["findings"]:
-        command, anchor = finding["help"].split("; ")
-        assert command == f"kaprules explain {finding['rule']}"
-        page, fragment = anchor.split("#")
+        assert finding["help"]["command"] == f"kaprules explain {finding['rule']}"
+        page, fragment = finding["help"]["url"].split("#")
         assert f'id="{fragment}"' in (site / page / "index.html").read_text(encoding="utf-8")
 
 

@@ -220,7 +220,10 @@ def test_report_to_dict_shape() -> None:
     assert data["kaprules_version"] == kaprules.__version__
     first = data["findings"][0]
     assert list(first) == ["rule", "severity", "sessions", "message", "expected", "actual", "help"]
-    assert first["help"] == f"kaprules explain {first['rule']}; rules/#{first['rule']}"
+    assert first["help"] == {
+        "command": f"kaprules explain {first['rule']}",
+        "url": f"rules/#{first['rule']}",
+    }
 
 
 def test_findings_order_course_first_then_by_session_then_rule() -> None:

@@ -47,7 +47,7 @@ from kaprules.protocol import (
     get_protocol,
     kap_protocol,
 )
-from kaprules.report import Finding, Report, Severity
+from kaprules.report import Finding, Help, Report, Severity
 from kaprules.rules import (
     BaseRule,
     BoosterInterval,
@@ -74,6 +74,7 @@ __all__ = [
     "Fasting",
     "Finding",
     "Forecast",
+    "Help",
     "InputError",
     "Integration",
     "IntegrationFollowup",

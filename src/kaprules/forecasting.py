@@ -26,7 +26,7 @@ from kaprules._version import __version__
 from kaprules.errors import InputError, Problem, ProtocolError, echo
 from kaprules.model import Course, Kind, Session
 from kaprules.protocol import STANDARD, Protocol, _evaluate_timeline
-from kaprules.report import Finding, Report, Severity
+from kaprules.report import Finding, Help, Report, Severity
 from kaprules.timeline import TimedSession, Timeline
 
 __all__ = [
@@ -420,5 +420,5 @@ def _completion_finding(
         message,
         None if latest is None else latest.isoformat(),
         placed.date.isoformat(),
-        help=f"{_report.DOCS_URL}scheduling/#booking-check",
+        help=Help(f"{_report.DOCS_URL}scheduling/#booking-check"),
     )

@@ -16,7 +16,7 @@ import attrs
 from kaprules.errors import ProtocolError, echo
 from kaprules.model import JSONValue
 
-__all__ = ["DOCS_URL", "Finding", "JSONValue", "Report", "Severity"]
+__all__ = ["DOCS_URL", "Finding", "Help", "JSONValue", "Report", "Severity"]
 
 DOCS_URL = ""
 """The documentation site's base URL, the one setting behind every built-in rule's help.
@@ -55,9 +55,40 @@ def to_severity(value: Severity | str) -> Severity:
         raise ProtocolError(f"unknown severity {shown}; use one of {choices}") from None
 
 
-def rule_help(rule_id: str) -> str:
+@attrs.frozen
+class Help:
+    """Where a finding's rule is documented.
+
+    Attributes:
+        url: The page and anchor: site-relative (``rules/#fasting``) unless
+            ``kaprules.report.DOCS_URL`` is set, absolute then.
+        command: The command that prints the same text in a terminal
+            (``kaprules explain fasting``), or None.
+    """
+
+    url: str
+    command: str | None = None
+
+    def __str__(self) -> str:
+        return self.url if self.command is None else f"{self.command}; {self.url}"
+
+    def to_dict(self) -> dict[str, str | None]:
+        """This help as plain data for JSON.
+
+        Returns:
+            ``{"command": ..., "url": ...}``, the command None when there is none.
+        """
+        return {"command": self.command, "url": self.url}
+
+
+def _to_help(value: Help | str | None) -> Help | None:
+    # A rule of your own may give a plain URL.
+    return Help(value) if isinstance(value, str) else value
+
+
+def rule_help(rule_id: str) -> Help:
     """Where a built-in rule is documented: the terminal command and the rules page anchor."""
-    return f"kaprules explain {rule_id}; {DOCS_URL}rules/#{rule_id}"
+    return Help(f"{DOCS_URL}rules/#{rule_id}", f"kaprules explain {rule_id}")
 
 
 def _ids(value: Iterable[str]) -> tuple[str, ...]:
@@ -80,7 +111,7 @@ class Finding:
         actual: What the course has, as plain data, or None.
         help: Where the rule is documented, or None. kaprules' own rules point to
             ``kaprules explain`` and the rules page; a rule of your own gives its
-            ``help_url``.
+            ``help_url`` (a plain URL is taken as `Help(url)`).
     """
 
     rule: str
@@ -89,13 +120,14 @@ class Finding:
     message: str
     expected: JSONValue = None
     actual: JSONValue = None
-    help: str | None = attrs.field(default=None, kw_only=True)
+    help: Help | None = attrs.field(default=None, kw_only=True, converter=_to_help)
 
     def to_dict(self) -> dict[str, Any]:
         """This finding as plain data for JSON.
 
         Returns:
-            ``{"rule", "severity", "sessions", "message", "expected", "actual", "help"}``.
+            ``{"rule", "severity", "sessions", "message", "expected", "actual", "help"}``,
+            ``help`` as ``{"command", "url"}`` or None.
         """
         return {
             "rule": self.rule,
@@ -104,7 +136,7 @@ class Finding:
             "message": self.message,
             "expected": self.expected,
             "actual": self.actual,
-            "help": self.help,
+            "help": None if self.help is None else self.help.to_dict(),
         }
 
 

@@ -24,7 +24,7 @@ import attrs
 from kaprules import _examples, _time
 from kaprules.errors import Problem, ProtocolError
 from kaprules.model import Course, Integration, JSONValue, Kind
-from kaprules.report import Finding, Severity, rule_help
+from kaprules.report import Finding, Help, Severity, rule_help
 from kaprules.timeline import TimedSession, Timeline
 
 __all__ = [
@@ -337,10 +337,10 @@ class BaseRule:
         raise NotImplementedError
 
     @property
-    def help(self) -> str | None:
+    def help(self) -> Help | None:
         """Where this rule is documented, as shown in its findings' ``help``."""
         if self.help_url is not None:
-            return self.help_url
+            return Help(self.help_url)
         if BUILTIN_RULES.get(self.default_id) is type(self):
             return rule_help(self.default_id)
         return None

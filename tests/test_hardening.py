@@ -385,3 +385,13 @@ def test_kaprules_strategies_zones_are_all_accepted() -> None:
 
     for name in _zone_names():
         kaprules.Course(name, [])
+
+
+def test_a_utf8_byte_order_mark_is_read_past() -> None:
+    text = (EXAMPLES / "compliant.json").read_bytes()
+    assert parse_course(b"\xef\xbb\xbf" + text) == parse_course(text)
+
+
+def test_the_digit_limit_is_said_in_plain_words() -> None:
+    with pytest.raises(InputError, match="a number has more than 4300 digits"):
+        parse_course('{"timezone": "UTC", "sessions": [], "n": %s}' % ("7" * 4301))

@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -302,6 +303,8 @@ def _reject_constant(name: str) -> Any:
 def _json(text: str | bytes | bytearray, what: str) -> Any:
     if not isinstance(text, str | bytes | bytearray):
         raise InputError(f"expected JSON text (str or bytes), got {type(text).__name__}")
+    if isinstance(text, bytes | bytearray) and text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]  # a UTF-8 byte order mark, as spreadsheet exports write
     try:
         return json.loads(
             text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
@@ -323,6 +326,11 @@ def _json(text: str | bytes | bytearray, what: str) -> Any:
     except RecursionError:
         raise InputError(f"not valid JSON for {what}: nested too deeply") from None
     except ValueError as exc:  # past the integer digit limit, and the like
+        if "integer string conversion" in str(exc):
+            raise InputError(
+                f"not usable JSON for {what}: a number has more than "
+                f"{sys.get_int_max_str_digits()} digits"
+            ) from None
         raise InputError(f"not valid JSON for {what}: {echo(str(exc), 120)}") from None
 
 

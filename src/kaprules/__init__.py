@@ -13,6 +13,7 @@ kaprules encodes protocols as written; it gives no medical advice.
 """
 
 from kaprules._version import __version__
+from kaprules.auditing import Audit, AuditSummary, CourseResult, audit
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
 from kaprules.explanation import explain
@@ -66,10 +67,13 @@ from kaprules.timeline import TimedIntegration, TimedSession, Timeline
 __all__ = [
     "STANDARD",
     "STANDARD_V2",
+    "Audit",
+    "AuditSummary",
     "BaseRule",
     "BoosterInterval",
     "ClinicCalendar",
     "Course",
+    "CourseResult",
     "Escort",
     "Fasting",
     "Finding",
@@ -103,6 +107,7 @@ __all__ = [
     "Timeline",
     "TreatmentWindow",
     "__version__",
+    "audit",
     "builtin_protocols",
     "calendar_schema",
     "check_booking",

@@ -12,6 +12,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import io
@@ -19,7 +20,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, TextIO
 
 import attrs
@@ -229,6 +230,18 @@ def _byte_count(text: str) -> int:
     return int(text)
 
 
+def _jobs(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a number of jobs from 1 to 256")
+    return int(text)
+
+
+def _sample(text: str) -> int:
+    if not text.isdigit() or int(text) > 100_000:
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a number from 0 to 100000")
+    return int(text)
+
+
 def _add_scheduling(command: argparse.ArgumentParser) -> None:
     _add_input(command)
     command.add_argument(
@@ -323,6 +336,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.ics",
         help="also write the proposed sessions to this iCalendar file",
     )
+
+    audit_cmd = commands.add_parser(
+        "audit",
+        help="check many courses and summarize, for auditors",
+        description="Check every course of JSON Lines or CSV files (gzip or not; - for "
+        "standard input) against a protocol, streamed, and summarize per rule. Exit 0 when "
+        "no course has an error finding and no record was rejected, 1 when one has or was, "
+        "2 when the audit could not be made.",
+    )
+    audit_cmd.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="a JSON Lines file (one course per line), a CSV session table (.csv), or -",
+    )
+    audit_cmd.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="DATE|DATETIME",
+        help="evaluate courses in progress, as for check (the same moment for every course)",
+    )
+    audit_cmd.add_argument(
+        "--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default: 1)"
+    )
+    audit_cmd.add_argument(
+        "--findings",
+        metavar="OUT.jsonl|OUT.csv",
+        help="write every finding, one per line, in input order",
+    )
+    audit_cmd.add_argument("--html", metavar="REPORT.html", help="write the HTML report")
+    audit_cmd.add_argument(
+        "--sample",
+        type=_sample,
+        default=50,
+        metavar="N",
+        help="courses with an error finding drawn in the HTML report (default: 50)",
+    )
+    audit_cmd.add_argument(
+        "--docs-url",
+        default="",
+        metavar="URL",
+        help="the documentation's base URL, for the report's links to the rules page",
+    )
+    audit_cmd.add_argument(
+        "--format", choices=("text", "json"), default="text", help="summary format (default: text)"
+    )
+    _add_protocol(audit_cmd)
 
     explain_cmd = commands.add_parser(
         "explain",
@@ -632,7 +692,178 @@ def _protocol_command(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _audit(args: argparse.Namespace, out: TextIO) -> int:
+    import hashlib
+    import time
+
+    from kaprules.auditing import Record, audit, read_records
+
+    protocol = _protocol(args)
+    if args.as_of == _TODAY:
+        raise _UsageError("audit takes --as-of as a date or date-time, not 'today'")
+    if args.inputs.count("-") > 1:
+        raise _UsageError("standard input (-) can be read once")
+    if "-" in args.inputs and sys.stdin is None:
+        raise _UsageError("standard input is closed; give a file instead of -")
+    for name in (args.findings, args.html):
+        if name is not None and name in args.inputs:
+            raise _UsageError(f"{_shown_path(name)} is an input; write the output elsewhere")
+    started = time.time()
+    digest = hashlib.sha256()
+    several = len(args.inputs) > 1
+    # Records in flight, so that the report can draw the courses it samples: results come
+    # in input order, so this holds at most the audit's window of records.
+    recent: collections.deque[Record] = collections.deque()
+
+    def remembered(records: Iterator[Record]) -> Iterator[Record]:
+        for record in records:
+            recent.append(record)
+            yield record
+
+    records = remembered(read_records(args.inputs, digest=digest))
+    try:
+        run = audit(records, protocol, as_of=args.as_of, jobs=args.jobs)
+    except InputError as exc:
+        raise _Failure("cannot audit", exc.problems) from None
+    findings_out = _open_output(args.findings) if args.findings else None
+    csv_out = None
+    if findings_out is not None and args.findings.lower().endswith(".csv"):
+        import csv
+
+        csv_out = csv.writer(findings_out, lineterminator="\n")
+        csv_out.writerow(["line", "course", "rule", "severity", "sessions", "message"])
+    samples: list[tuple[Any, Course]] = []
+    progress = _progress()
+    try:
+        for result in run:
+            while recent and (recent[0].line, recent[0].source) != (result.line, result.source):
+                recent.popleft()
+            record = recent.popleft() if recent else None
+            if progress is not None:
+                progress.update(1)
+            if findings_out is not None:
+                _write_findings(result, findings_out, csv_out, several)
+            wanted = args.html and len(samples) < args.sample and record is not None
+            if wanted and not result.ok and result.rejected is None:
+                samples.append((result, _sample_course(record)))
+    except InputError as exc:
+        raise _Failure("cannot audit", exc.problems) from None
+    finally:
+        if progress is not None:
+            progress.close()
+        if findings_out is not None:
+            findings_out.close()
+    summary = run.summary
+    summary.input_sha256 = digest.hexdigest()
+    seconds = time.time() - started
+    data = summary.to_dict(sources=several)
+    if args.html:
+        from kaprules.audit_html import render
+
+        page = render(
+            data,
+            samples,
+            protocol=protocol,
+            inputs=[_shown_path(name) for name in args.inputs],
+            started=dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+            seconds=seconds,
+            docs_url=args.docs_url,
+            several_inputs=several,
+        )
+        with _open_output(args.html) as handle:
+            handle.write(page)
+    if args.format == "json":
+        _json_out(data, out)
+    else:
+        out.write("\n".join(_audit_lines(data)) + "\n")
+    if sys.stderr is not None and sys.stderr.isatty():
+        rate = summary.lines_read / seconds if seconds > 0 else 0.0
+        sys.stderr.write(
+            f"kaprules: audited {summary.lines_read} records in {seconds:.1f} s "
+            f"({rate:.0f} a second)\n"
+        )
+    return EXIT_OK if summary.ok else EXIT_FINDINGS
+
+
+def _open_output(path: str) -> TextIO:
+    try:
+        return open(path, "w", encoding="utf-8", newline="")
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or "cannot be written"
+        raise _UsageError(f"cannot write {_shown_path(path)}: {why}") from None
+
+
+def _progress() -> Any:
+    # A progress bar on a terminal only; nothing extra when stderr is a file or a pipe.
+    if sys.stderr is None or not sys.stderr.isatty():
+        return None
+    try:
+        import tqdm  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return tqdm.tqdm(unit=" courses", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) -> None:
+    for finding in result.findings:
+        row: dict[str, Any] = {"input": result.source} if several else {}
+        row.update(
+            line=result.line,
+            course=result.course_id,
+            rule=finding["rule"],
+            severity=finding["severity"],
+            sessions=finding["sessions"],
+            message=finding["message"],
+        )
+        if csv_out is not None:
+            row["sessions"] = " ".join(row["sessions"])
+            csv_out.writerow(list(row.values()))
+        else:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _sample_course(record: Any) -> Course:
+    from kaprules.loading import _course, _json
+
+    data = record.data
+    if isinstance(data, Course):
+        return data
+    return _course(data if isinstance(data, dict) else _json(data, "a course"))
+
+
+def _audit_lines(data: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Audit: {_plural(data['lines_read'], 'record')} read, "
+        f"{_plural(data['courses'], 'course')} evaluated: {data['compliant']} compliant, "
+        f"{data['with_errors']} with an error finding; "
+        f"{_plural(len(data['rejected']), 'record')} rejected.",
+        f"Protocol {data['protocol']['id']} version {data['protocol']['version']}, kaprules "
+        f"{data['kaprules_version']}, as of {data['as_of'] or '(final records)'}.",
+        f"Input SHA-256: {data['input_sha256']}",
+        "",
+        f"{'rule':<24} {'courses':>8} {'findings':>9} {'share':>7}",
+    ]
+    for rule_id, counts in data["rules"].items():
+        lines.append(
+            f"{rule_id:<24} {counts['courses']:>8} {counts['findings']:>9} "
+            f"{100 * counts['share']:>6.1f}%"
+        )
+    if data["rejected"]:
+        lines += ["", "Rejected records:"]
+        for item in data["rejected"][:20]:
+            where = (
+                f"{item['input']} line {item['line']}"
+                if "input" in item
+                else f"line {item['line']}"
+            )
+            lines.append(f"  {where}: {_one_line(item['reason'])}")
+        if len(data["rejected"]) > 20:
+            lines.append(f"  ... and {len(data['rejected']) - 20} more (--format json lists all)")
+    return lines
+
+
 _COMMANDS = {
+    "audit": _audit,
     "check": _check,
     "next": _next,
     "plan": _plan,

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from kaprules import _time
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import (
     InputError,
@@ -34,6 +35,7 @@ from kaprules.errors import (
 from kaprules.model import (
     Course,
     Integration,
+    Kind,
     Session,
     _integration_problems,
     _session_problems,
@@ -64,7 +66,7 @@ DATETIME_PATTERN = (
 )
 _DATETIME = re.compile(DATETIME_PATTERN)
 
-COURSE_FIELDS = ("$schema", "timezone", "patient", "sessions", "integrations", "extra")
+COURSE_FIELDS = ("$schema", "id", "timezone", "patient", "sessions", "integrations", "extra")
 SESSION_FIELDS = ("id", "kind", "start", "last_food", "escort", "therapist", "extra")
 INTEGRATION_FIELDS = ("id", "start", "therapist")
 
@@ -125,6 +127,49 @@ def _extra_content(value: Any) -> list[Problem]:
 
 
 _Values = dict[str, Any]
+
+
+_FAST_KEYS = frozenset(("id", "kind", "start", "last_food", "escort", "therapist"))
+_KIND_OF = {"induction": Kind.INDUCTION, "booster": Kind.BOOSTER}
+
+
+def _fast_time(value: object) -> dt.datetime | None:
+    if type(value) is not str or not _DATETIME.fullmatch(value):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if _time.in_range(moment) else None
+
+
+def _fast_session(obj: object) -> Session | None:
+    """The session of a plain, valid record, checked once; None to take the full path.
+
+    Only for text known to hold no lone surrogate (see `_json`): every check of
+    ``Session.__init__`` is made here, in the loader's terms, and anything unusual goes the
+    full way, which names every problem.
+    """
+    if type(obj) is not dict or not obj.keys() <= _FAST_KEYS:
+        return None
+    start = _fast_time(obj.get("start"))
+    if start is None:
+        return None
+    food = obj.get("last_food")
+    last_food = None if food is None else _fast_time(food)
+    if food is not None and last_food is None:
+        return None
+    kind_text = obj.get("kind", "induction")
+    kind = _KIND_OF.get(kind_text) if type(kind_text) is str else None
+    record_id = obj.get("id")
+    if kind is None or ("id" in obj and (type(record_id) is not str or not record_id.strip())):
+        return None
+    escort, therapist = obj.get("escort"), obj.get("therapist")
+    if (escort is not None and type(escort) is not str) or (
+        therapist is not None and type(therapist) is not str
+    ):
+        return None
+    return Session._checked(start, kind, record_id, last_food, escort, therapist)
 
 
 def _record(
@@ -226,6 +271,7 @@ def _items(
     problems: list[Problem],
     *,
     required: bool,
+    fast: Callable[[object], Any] | None = None,
 ) -> list[Any]:
     raw = data.get(name)
     if name not in data:
@@ -237,6 +283,9 @@ def _items(
         return []
     items = []
     for index, item in enumerate(raw):
+        if fast is not None and (value := fast(item)) is not None:
+            items.append(value)
+            continue
         value, found = read(index, item)
         problems += found
         if value is not None:
@@ -244,7 +293,7 @@ def _items(
     return items
 
 
-def _course(data: object) -> Course:
+def _course(data: object, *, clean: bool = False) -> Course:
     if not isinstance(data, dict):
         raise InputError(Problem((), f"a course must be a JSON object, got {json_type(data)}"))
     problems = _unknown_fields(data, COURSE_FIELDS)
@@ -264,15 +313,27 @@ def _course(data: object) -> Course:
         problems.append(
             Problem("patient", f"must be a string or null, got {json_type(patient)}", "type")
         )
+    course_id = data.get("id")
+    if "id" in data and not isinstance(course_id, str):
+        problems.append(Problem("id", f"must be a string, got {json_type(course_id)}", "type"))
     schema = data.get("$schema")
     if schema is not None and not isinstance(schema, str):
         problems.append(Problem("$schema", f"must be a string, got {json_type(schema)}", "type"))
-    sessions = _items(data, "sessions", _session, problems, required=True)
+    # Text without lone surrogates takes the fast path for plain sessions.
+    fast = _fast_session if clean else None
+    sessions = _items(data, "sessions", _session, problems, required=True, fast=fast)
     integrations = _items(data, "integrations", _integration, problems, required=False)
     extra = _extra(data, problems)
     if problems:
         raise InputError(*problems, *_extra_content(extra))
-    return Course(timezone, sessions, patient, integrations=integrations, extra=extra)  # type: ignore[arg-type]
+    return Course(
+        timezone,  # type: ignore[arg-type]
+        sessions,
+        patient,
+        integrations=integrations,
+        extra=extra,
+        id=course_id,
+    )
 
 
 class _Duplicate(Exception):
@@ -347,7 +408,17 @@ def parse_course(text: str | bytes | bytearray) -> Course:
         InputError: The text is not JSON, or not a course: every problem is listed, each
             with its path (such as ``sessions[0] (id 's1').start``).
     """
-    return _course(_json(text, "a course"))
+    return _course(_json(text, "a course"), clean=_clean(text))
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _clean(text: str | bytes | bytearray) -> bool:
+    """Whether JSON text can hold no lone surrogate: no surrogate escape, valid Unicode."""
+    if isinstance(text, str):
+        return _time.valid_text(text) and _SURROGATE_ESCAPE.search(text.encode()) is None
+    return _SURROGATE_ESCAPE.search(text) is None
 
 
 def load_course(path: str | os.PathLike[str]) -> Course:

@@ -330,6 +330,34 @@ class Session:
         food = None if self.last_food is None else _time.to_utc(self.last_food)
         object.__setattr__(self, "_food_instant", food)
 
+    @classmethod
+    def _checked(
+        cls,
+        start: dt.datetime,
+        kind: Kind,
+        id: str | None,
+        last_food: dt.datetime | None,
+        escort: str | None,
+        therapist: str | None,
+    ) -> Session:
+        """A session from values the loader has already checked as ``__init__`` would.
+
+        Private: the loader's fast path. Every value must be what ``__init__`` accepts and
+        converts to: aware datetimes in range, a `Kind`, valid non-blank text.
+        """
+        self = object.__new__(cls)
+        put = object.__setattr__
+        put(self, "start", start)
+        put(self, "kind", kind)
+        put(self, "id", id)
+        put(self, "last_food", last_food)
+        put(self, "escort", escort)
+        put(self, "therapist", therapist)
+        put(self, "extra", _EMPTY)
+        put(self, "_instant", _time.to_utc(start))
+        put(self, "_food_instant", None if last_food is None else _time.to_utc(last_food))
+        return self
+
     @property
     def instant(self) -> dt.datetime:
         """The start as a plain ``datetime`` in UTC."""
@@ -443,6 +471,8 @@ class Course:
         extra: Clinic-defined data for rules of your own, as for
             [`Session.extra`][kaprules.Session]. Never shown in findings, messages or this
             object's repr.
+        id: An opaque record id for the course, such as ``"c-0012"``, shown in audit output
+            (so never a name), or None.
 
     Raises:
         InputError: An unknown timezone, a session that is not a `Session`, a duplicate id,
@@ -458,6 +488,7 @@ class Course:
     extra: Mapping[str, Any] = attrs.field(
         default=None, converter=_extra, repr=False, hash=False, kw_only=True
     )
+    id: str | None = attrs.field(default=None, kw_only=True)
     _zone: zoneinfo.ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _repr_pretty_ = _pretty
 
@@ -469,6 +500,8 @@ class Course:
         else:
             problems.append(zone_problem)
         problems += _optional_text("patient", self.patient)
+        if self.id is not None:
+            problems += _id_problems(self.id)
         if not isinstance(self.sessions, tuple):
             problems.append(_not_a_sequence("sessions", "Session", self.sessions))
         else:
@@ -507,10 +540,13 @@ class Course:
         """This course in the JSON course format, which `parse_course` reads back.
 
         Returns:
-            ``{"timezone", "sessions", ...}``; ``patient``, ``integrations`` and ``extra``
-            only when set. ``parse_course(json.dumps(course.to_dict())) == course``.
+            ``{"timezone", "sessions", ...}``; ``id``, ``patient``, ``integrations`` and
+            ``extra`` only when set. ``parse_course(json.dumps(course.to_dict())) == course``.
         """
-        data: dict[str, JSONValue] = {"timezone": self.timezone}
+        data: dict[str, JSONValue] = {}
+        if self.id is not None:
+            data["id"] = self.id
+        data["timezone"] = self.timezone
         if self.patient is not None:
             data["patient"] = self.patient
         data["sessions"] = [s.to_dict() for s in self.sessions]

@@ -1,0 +1,554 @@
+"""Audits: one protocol over many courses, streamed, with a summary an auditor can read.
+
+[`audit`][kaprules.audit] takes courses (or JSON Lines text, or records read from JSON
+Lines and CSV files with [`read_records`][kaprules.auditing.read_records]) and yields one
+[`CourseResult`][kaprules.CourseResult] per input record, in input order, whatever the
+number of worker processes; its [`AuditSummary`][kaprules.AuditSummary] counts them.
+Every record is accounted for: courses evaluated + records rejected = records read.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import itertools
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any
+
+import attrs
+
+from kaprules._version import __version__
+from kaprules.errors import InputError, echo
+from kaprules.loading import _clean, _course, _json
+from kaprules.model import Course
+from kaprules.protocol import STANDARD, Protocol, evaluate
+
+__all__ = [
+    "CSV_COLUMNS",
+    "Audit",
+    "AuditSummary",
+    "CourseResult",
+    "Record",
+    "audit",
+    "read_records",
+]
+
+CSV_COLUMNS = (
+    "course_id",
+    "timezone",
+    "session_id",
+    "kind",
+    "start",
+    "last_food",
+    "escort",
+    "therapist",
+)
+"""The columns of the CSV session table, one row per session; ``therapist`` is optional."""
+
+_REQUIRED_COLUMNS = CSV_COLUMNS[:7]
+# Records sent to a worker at once, and chunks in flight per worker: enough to keep the
+# workers busy, few enough that memory stays flat whatever the input's size.
+_CHUNK = 500
+_IN_FLIGHT = 4
+_REASON_LIMIT = 500
+
+
+@attrs.frozen
+class Record:
+    """One input record: a course to evaluate, or a line already known to be unusable.
+
+    Attributes:
+        line: Its 1-based line in its input (for CSV, the line of the course's first row).
+        data: The course as JSON text, as plain data (a CSV course), or a `Course`.
+        source: Which input it came from (a file name, ``-`` for standard input).
+        rejected: Why the record cannot be a course, when known before parsing.
+    """
+
+    line: int
+    data: str | bytes | dict[str, Any] | Course | None
+    source: str = ""
+    rejected: str | None = None
+
+
+@attrs.frozen
+class CourseResult:
+    """What an audit found for one input record.
+
+    Attributes:
+        line: The record's 1-based line.
+        source: The input it came from.
+        course_id: The course's ``id``, or None.
+        sessions: How many sessions the course has (0 when rejected).
+        findings: The findings, as `Finding.to_dict` gives them, in report order.
+        rejected: The loader's reason when the record is not a course, else None.
+    """
+
+    line: int
+    source: str
+    course_id: str | None
+    sessions: int
+    findings: tuple[dict[str, Any], ...]
+    rejected: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for a course without an error finding."""
+        return self.rejected is None and not any(f["severity"] == "error" for f in self.findings)
+
+
+@attrs.define
+class AuditSummary:
+    """The counts of an audit; `to_dict` is what ``kaprules audit --format json`` prints.
+
+    Attributes:
+        lines_read: Records read (JSON Lines: lines; CSV: courses, by their rows).
+        courses: Records evaluated as courses.
+        compliant: Courses without an error finding.
+        with_errors: Courses with at least one error finding.
+        rejected: ``(source, line, reason)`` of each record that is not a course.
+        rules: For each rule id: ``[courses with a finding, findings]``.
+        protocol_id: The protocol's id.
+        protocol_version: Its version.
+        as_of: The ``as_of`` of every evaluation, as ISO text, or None.
+        input_sha256: SHA-256 of the input bytes, in input order, when read from files.
+    """
+
+    protocol_id: str
+    protocol_version: str
+    as_of: str | None
+    rule_ids: tuple[str, ...]
+    lines_read: int = 0
+    courses: int = 0
+    compliant: int = 0
+    with_errors: int = 0
+    rejected: list[tuple[str, int, str]] = attrs.Factory(list)
+    rules: dict[str, list[int]] = attrs.Factory(dict)
+    input_sha256: str | None = None
+
+    def add(self, result: CourseResult) -> None:
+        """Count one result."""
+        self.lines_read += 1
+        if result.rejected is not None:
+            self.rejected.append((result.source, result.line, result.rejected))
+            return
+        self.courses += 1
+        if result.ok:
+            self.compliant += 1
+        else:
+            self.with_errors += 1
+        seen: set[str] = set()
+        for finding in result.findings:
+            counts = self.rules.setdefault(finding["rule"], [0, 0])
+            counts[1] += 1
+            if finding["rule"] not in seen:
+                seen.add(finding["rule"])
+                counts[0] += 1
+
+    @property
+    def ok(self) -> bool:
+        """True when no course has an error finding and no record was rejected."""
+        return self.with_errors == 0 and not self.rejected
+
+    def to_dict(self, *, sources: bool = False) -> dict[str, Any]:
+        """The summary as plain data for JSON.
+
+        Args:
+            sources: Name the input of each rejected record (for several inputs).
+
+        Returns:
+            ``{"lines_read", "courses", "compliant", "with_errors", "rejected": [{"line",
+            "reason"}], "rules": {rule id: {"courses", "findings", "share"}}, "protocol":
+            {"id", "version"}, "kaprules_version", "as_of", "input_sha256"}``. Every rule
+            of the protocol is listed, with zeros when it found nothing.
+        """
+        rules: dict[str, Any] = {}
+        for rule_id in (*self.rule_ids, *sorted(set(self.rules) - set(self.rule_ids))):
+            courses, findings = self.rules.get(rule_id, (0, 0))
+            share = round(courses / self.courses, 6) if self.courses else 0.0
+            rules[rule_id] = {"courses": courses, "findings": findings, "share": share}
+        rejected = [
+            {**({"input": source} if sources else {}), "line": line, "reason": reason}
+            for source, line, reason in self.rejected
+        ]
+        return {
+            "lines_read": self.lines_read,
+            "courses": self.courses,
+            "compliant": self.compliant,
+            "with_errors": self.with_errors,
+            "rejected": rejected,
+            "rules": rules,
+            "protocol": {"id": self.protocol_id, "version": self.protocol_version},
+            "kaprules_version": __version__,
+            "as_of": self.as_of,
+            "input_sha256": self.input_sha256,
+        }
+
+
+class Audit:
+    """The results of [`audit`][kaprules.audit], one per record, in input order.
+
+    Iterate it once for the `CourseResult` objects; `summary` is complete once the
+    iteration has ended (reading it earlier runs the rest of the audit first).
+    """
+
+    def __init__(self, results: Iterator[CourseResult], summary: AuditSummary) -> None:
+        self._results = results
+        self._summary = summary
+        self._done = False
+
+    def __iter__(self) -> Iterator[CourseResult]:
+        for result in self._results:
+            self._summary.add(result)
+            yield result
+        self._done = True
+
+    @property
+    def summary(self) -> AuditSummary:
+        """The counts of the whole audit."""
+        if not self._done:
+            for _ in self:
+                pass
+        return self._summary
+
+
+def audit(
+    courses: Iterable[Course | str | bytes | Record],
+    protocol: Protocol = STANDARD,
+    *,
+    as_of: dt.datetime | dt.date | None = None,
+    jobs: int = 1,
+) -> Audit:
+    """Evaluate ``protocol`` on many courses, streamed, in input order.
+
+    Args:
+        courses: `Course` objects, JSON texts of courses (one per item, as JSON Lines
+            hold them), or `Record` objects from `read_records`. Read lazily: memory stays
+            flat whatever their number.
+        protocol: The protocol (kap-standard v1 by default).
+        as_of: As for `evaluate`, the same for every course.
+        jobs: Worker processes (1: evaluate in this process). Results come in input
+            order whatever the number.
+
+    Returns:
+        The audit: iterate it for the results; then read its summary.
+
+    Raises:
+        InputError: ``protocol``, ``as_of`` or ``jobs`` is unusable (a bad record is a
+            rejected result, never an exception).
+    """
+    if not isinstance(protocol, Protocol):
+        raise InputError(f"protocol: must be a Protocol, got {type(protocol).__name__}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
+        raise InputError("jobs: must be a whole number from 1 to 256")
+    # as_of is checked once here, so that no record is rejected for it.
+    evaluate(Course("UTC", []), protocol, as_of=as_of)
+    summary = AuditSummary(
+        protocol.id,
+        protocol.version,
+        None if as_of is None else as_of.isoformat(),
+        protocol.rule_ids,
+    )
+    records = (_as_record(item, index) for index, item in enumerate(courses, start=1))
+    if jobs == 1:
+        results: Iterator[CourseResult] = (_result(r, protocol, as_of) for r in records)
+    else:
+        results = _parallel(records, protocol, as_of, jobs)
+    return Audit(results, summary)
+
+
+def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
+    if isinstance(item, Record):
+        return item
+    return Record(index, item)
+
+
+def _result(
+    record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None
+) -> CourseResult:
+    if record.rejected is not None:
+        return CourseResult(record.line, record.source, None, 0, (), record.rejected)
+    try:
+        data = record.data
+        if isinstance(data, Course):
+            course = data
+        elif isinstance(data, dict):
+            course = _course(data)
+        elif isinstance(data, str | bytes):
+            course = _course(_json(data, "a course"), clean=_clean(data))
+        else:
+            raise InputError(f"not a course: {type(data).__name__}")
+    except InputError as exc:
+        return CourseResult(record.line, record.source, None, 0, (), _reason(exc))
+    report = evaluate(course, protocol, as_of=as_of)
+    findings = tuple(f.to_dict() for f in report.findings)
+    return CourseResult(record.line, record.source, course.id, len(course.sessions), findings, None)
+
+
+def _reason(exc: InputError) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= _REASON_LIMIT else text[:_REASON_LIMIT] + "..."
+
+
+# --- worker processes -----------------------------------------------------------------
+
+_worker: tuple[Protocol, dt.datetime | dt.date | None] | None = None
+
+
+def _start_worker(protocol: Protocol, as_of: dt.datetime | dt.date | None) -> None:
+    global _worker
+    _worker = (protocol, as_of)
+
+
+def _work(chunk: list[Record]) -> list[CourseResult]:
+    assert _worker is not None
+    protocol, as_of = _worker
+    return [_result(record, protocol, as_of) for record in chunk]
+
+
+def _parallel(
+    records: Iterator[Record],
+    protocol: Protocol,
+    as_of: dt.datetime | dt.date | None,
+    jobs: int,
+) -> Iterator[CourseResult]:
+    # A bounded window of chunks in flight, collected in submission order: input order out,
+    # and never more than jobs * _IN_FLIGHT chunks held in memory.
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(protocol, as_of)
+    ) as pool:
+        pending: collections.deque[concurrent.futures.Future[list[CourseResult]]] = (
+            collections.deque()
+        )
+        chunks = iter(lambda: list(itertools.islice(records, _CHUNK)), [])
+        for chunk in chunks:
+            pending.append(pool.submit(_work, chunk))
+            if len(pending) >= jobs * _IN_FLIGHT:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+# --- reading files --------------------------------------------------------------------
+
+
+class _Hashing(io.RawIOBase):
+    """A binary stream that hashes what is read through it."""
+
+    def __init__(self, raw: IO[bytes], digest: Any, limit: int | None) -> None:
+        self._raw = raw
+        self._digest = digest
+        self._limit = limit
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        self._digest.update(data)
+        self.read_bytes += len(data)
+        if self._limit is not None and self.read_bytes > self._limit:
+            raise InputError(
+                f"the input holds more than {self._limit} bytes, the limit; raise it with "
+                "--max-input-bytes"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_records(
+    sources: Sequence[str],
+    *,
+    digest: Any | None = None,
+    stdin: IO[bytes] | None = None,
+    max_bytes: int | None = None,
+    on_source: Callable[[str], None] | None = None,
+) -> Iterator[Record]:
+    """Records from JSON Lines or CSV files, read lazily, gzip or not.
+
+    A file is CSV when its name ends in ``.csv`` (or ``.csv.gz``); otherwise JSON Lines,
+    one course per line. Gzip is recognized by its first bytes. ``-`` is standard input
+    (JSON Lines). In a CSV table the rows of one course must be contiguous: a course id
+    met again after another course is a rejected record naming both lines.
+
+    Args:
+        sources: File paths, or ``-``.
+        digest: A ``hashlib`` object updated with every byte read, in order.
+        stdin: The stream for ``-`` (``sys.stdin.buffer`` by default).
+        max_bytes: The most bytes (as stored, before decompression) of all inputs.
+        on_source: Called with each source's name before it is read.
+
+    Yields:
+        One `Record` per JSON line or per CSV course.
+
+    Raises:
+        InputError: A file cannot be opened or read, or a CSV header lacks a column.
+    """
+    digest = digest if digest is not None else hashlib.sha256()
+    total = 0
+    for source in sources:
+        if on_source is not None:
+            on_source(source)
+        if source == "-":
+            raw: IO[bytes] = stdin if stdin is not None else sys.stdin.buffer
+            opened = None
+        else:
+            try:
+                opened = open(source, "rb")  # noqa: SIM115 (closed below)
+            except (OSError, ValueError) as exc:
+                why = getattr(exc, "strerror", None) or "not a readable file"
+                raise InputError(f"cannot read {_shown(source)}: {why}") from None
+            raw = opened
+        try:
+            remaining = None if max_bytes is None else max_bytes - total
+            hashing = _Hashing(raw, digest, remaining)
+            buffered = io.BufferedReader(hashing, 1 << 16)
+            stream: IO[bytes] = buffered
+            if buffered.peek(2)[:2] == b"\x1f\x8b":
+                stream = gzip.GzipFile(fileobj=buffered)  # type: ignore[assignment]
+            name = source.lower().removesuffix(".gz")
+            if name.endswith(".csv"):
+                yield from _csv_records(stream, source)
+            else:
+                yield from _jsonl_records(stream, source)
+            total += hashing.read_bytes
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputError(f"cannot read {_shown(source)}: {exc}") from None
+        finally:
+            if opened is not None:
+                opened.close()
+
+
+def _shown(path: str) -> str:
+    return path if len(path) <= 200 and path.isprintable() else echo(path, 200)
+
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest JSON line an audit reads (16 MiB): a longer one stops the audit (exit 2), so
+an endless line (``/dev/zero``) cannot fill memory."""
+
+
+def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            # Not JSON Lines (a binary file, a device such as /dev/zero): stop here.
+            raise InputError(
+                f"{_shown(source)} line {number} is longer than {MAX_LINE_BYTES} bytes; "
+                "is it JSON Lines, one course per line?"
+            )
+        text = line.rstrip(b"\r\n")
+        if not text.strip():
+            yield Record(number, None, source, "empty line")
+        else:
+            yield Record(number, text, source)
+
+
+def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    try:
+        reader = csv.reader(text)
+        header = next(reader, None)
+        if header is None:
+            return
+        columns = [c.strip() for c in header]
+        missing = [c for c in _REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise InputError(
+                f"{_shown(source)}: the CSV header lacks the column(s) {', '.join(missing)}; "
+                f"the columns are {', '.join(CSV_COLUMNS)}"
+            )
+        unknown = [i for i, c in enumerate(columns) if c not in CSV_COLUMNS]
+        if unknown:
+            raise InputError(
+                f"{_shown(source)}: the CSV header has {len(unknown)} unknown column(s) (at "
+                f"positions {', '.join(str(i + 1) for i in unknown)}); the columns are "
+                f"{', '.join(CSV_COLUMNS)}"
+            )
+        index = {c: i for i, c in enumerate(columns)}
+        seen: dict[str, int] = {}
+        current: str | None = None
+        rows: list[tuple[int, list[str]]] = []
+        line = 2
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            course_id = row[index["course_id"]] if len(row) > index["course_id"] else ""
+            if course_id != current and rows:
+                yield _csv_course(rows, index, source, seen)
+                rows = []
+            current = course_id
+            rows.append((start, row))
+        if rows:
+            yield _csv_course(rows, index, source, seen)
+    except UnicodeDecodeError:
+        raise InputError(f"{_shown(source)}: the CSV file is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise InputError(f"{_shown(source)}: not a readable CSV file: {exc}") from None
+    finally:
+        text.detach()
+
+
+def _csv_course(
+    rows: list[tuple[int, list[str]]], index: dict[str, int], source: str, seen: dict[str, int]
+) -> Record:
+    first = rows[0][0]
+    width = len(index)
+    bad = [line for line, row in rows if len(row) != width]
+    if bad:
+        return Record(first, None, source, f"line {bad[0]}: {width} cells expected in each row")
+
+    def cell(row: list[str], name: str) -> str | None:
+        i = index.get(name)
+        value = row[i].strip() if i is not None else ""
+        return value or None
+
+    course_id = cell(rows[0][1], "course_id")
+    if course_id is not None:
+        if course_id in seen:
+            return Record(
+                first,
+                None,
+                source,
+                f"the rows of course {echo(course_id)} are not together: it started on line "
+                f"{seen[course_id]} and appears again on line {first}",
+            )
+        seen[course_id] = first
+    zones = {cell(row, "timezone") for _, row in rows}
+    if len(zones) > 1:
+        return Record(first, None, source, "the rows of one course give different timezones")
+    sessions = []
+    for _, row in rows:
+        session = {
+            name: value
+            for name, value in (
+                ("id", cell(row, "session_id")),
+                ("kind", cell(row, "kind")),
+                ("start", cell(row, "start")),
+                ("last_food", cell(row, "last_food")),
+                ("escort", cell(row, "escort")),
+                ("therapist", cell(row, "therapist")),
+            )
+            if value is not None
+        }
+        sessions.append(session)
+    data: dict[str, Any] = {"timezone": zones.pop(), "sessions": sessions}
+    if course_id is not None:
+        data["id"] = course_id
+    if data["timezone"] is None:
+        del data["timezone"]
+    return Record(first, data, source)

@@ -106,14 +106,14 @@ def console_blocks() -> list[tuple[str, str, int]]:
     return found
 
 
-@pytest.mark.parametrize(("page", "command", "returncode"), console_blocks())
-def test_console_examples_exit_as_documented(page: str, command: str, returncode: int) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        ["sh", "-c", command], capture_output=True, text=True, env=env, check=False
-    )
-    assert proc.returncode == returncode, proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
+@pytest.mark.slow
+def test_console_examples_ran_as_documented(site: Path) -> None:
+    # The build runs every console example and fails (--strict) on an exit status other
+    # than the block's returncode; what it printed is on the page: never a traceback.
+    assert console_blocks()
+    for page in PAGES:
+        built = site / ("index.html" if page.stem == "index" else f"{page.stem}/index.html")
+        assert "Traceback (most recent call last)" not in built.read_text(encoding="utf-8")
 
 
 def test_cli_examples_cover_every_command() -> None:

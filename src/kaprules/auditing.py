@@ -513,9 +513,11 @@ def _csv_course(
         return Record(first, None, source, f"line {bad[0]}: {width} cells expected in each row")
 
     def cell(row: list[str], name: str) -> str | None:
+        # An empty cell is a missing value; anything else is the value as written (a blank
+        # escort is blank, not missing).
         i = index.get(name)
-        value = row[i].strip() if i is not None else ""
-        return value or None
+        value = row[i] if i is not None else ""
+        return value if value != "" else None
 
     course_id = cell(rows[0][1], "course_id")
     if course_id is not None:

@@ -212,6 +212,7 @@ json_data = st.recursive(
 )
 
 
+@settings(max_examples=50)  # each example is large: a course with random extra data
 @given(
     compliant_courses(protocol=STANDARD_V2) | courses(max_sessions=6),
     st.dictionaries(st.text(max_size=6), json_data, max_size=3),

@@ -1,0 +1,80 @@
+"""Time `kaprules audit` on a generated data set, with its peak memory, in a subprocess.
+
+Run:  python benchmarks/bench_audit.py [--courses N ...] [--jobs J ...] [--dir DIR]
+
+For each size N (default 100000), the data set of ``make_audit_data.py`` is written once
+(deterministic: the same bytes every time), then ``kaprules audit`` runs over it with each
+number of jobs, its findings written to a file as an audit would. Printed: wall time,
+courses a second, and the peak resident memory of the whole process tree (the command and
+its workers; from ``getrusage`` of the children, the largest of them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def data_set(count: int, folder: Path) -> Path:
+    """The data set of ``count`` courses, written once."""
+    path = folder / f"audit-{count}.jsonl"
+    if not path.exists():
+        subprocess.run(
+            [sys.executable, str(HERE / "make_audit_data.py"), str(count), str(path)], check=True
+        )
+    return path
+
+
+def run(path: Path, jobs: int, folder: Path) -> tuple[float, float]:
+    """One audit: (seconds, peak MiB of the largest process)."""
+    script = (
+        "import resource, subprocess, sys\n"
+        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.exit(0 if code in (0, 1) else code)\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "kaprules",
+        "audit",
+        str(path),
+        "--jobs",
+        str(jobs),
+        "--findings",
+        str(folder / "findings.jsonl"),
+    ]
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", script, *command], capture_output=True, text=True, check=True
+    )
+    seconds = time.perf_counter() - started
+    return seconds, int(out.stdout.strip()) / 1024
+
+
+def main() -> int:
+    """Print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--courses", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")))
+    args = parser.parse_args()
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores")
+    print(f"{'courses':>9} {'jobs':>4} {'seconds':>8} {'courses/s':>10} {'peak MiB':>9}")
+    for count in args.courses:
+        path = data_set(count, args.dir)
+        for jobs in args.jobs:
+            seconds, peak = run(path, jobs, args.dir)
+            print(f"{count:>9} {jobs:>4} {seconds:>8.1f} {count / seconds:>10.0f} {peak:>9.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,10 @@ machine) is loaded when the ``CI`` environment variable is set; ``dev`` otherwis
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,26 @@ def examples_dir() -> Path:
 def mst(*args: int) -> dt.datetime:
     """A datetime at UTC-07:00 (Denver in winter)."""
     return dt.datetime(*args, tzinfo=dt.timezone(dt.timedelta(hours=-7)))  # type: ignore[misc,arg-type]
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """The command in this process, from the repository root: (status, stdout, stderr).
+
+    Faster than a subprocess; the tests that need the real entry point, streams and
+    encodings run one.
+    """
+    from kaprules.cli import main
+
+    monkeypatch.chdir(ROOT)
+
+    def call(*args: str, stdin: str | bytes = b"") -> tuple[int, str, str]:
+        data = stdin.encode("utf-8", "surrogatepass") if isinstance(stdin, str) else stdin
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call

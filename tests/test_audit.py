@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import html.parser
-import io
 import json
 import sys
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from hypothesis import given
 import kaprules
 from kaprules import Course, InputError, evaluate, parse_course
 from kaprules.auditing import read_records
-from kaprules.cli import main
 from kaprules.loading import _course, _json
 from kaprules.strategies import compliant_courses, courses
 
@@ -31,17 +29,6 @@ COURSES = EXAMPLES / "audit" / "courses.jsonl"
 SESSIONS = EXAMPLES / "audit" / "sessions.csv"
 SECRETS = (make_audit_data.SECRET_PATIENT, make_audit_data.SECRET_ESCORT, "Jordan")
 Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    def call(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def write_lines(path: Path, count: int, seed: int = 1) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import json
 import os
 import subprocess
@@ -17,25 +16,11 @@ import pytest
 
 import kaprules
 from kaprules import Course, InputError, Session, evaluate, load_course, parse_course
-from kaprules.cli import main
 
 from conftest import EXAMPLES, ROOT
 
 COMPLIANT = str(EXAMPLES / "compliant.json")
 Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """The command in this process: (exit status, stdout, stderr)."""
-
-    def call(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def course_with_id(session_id: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import itertools
 import json
 import subprocess
@@ -41,7 +40,6 @@ from kaprules import (
     plan,
 )
 from kaprules import strategies as ks
-from kaprules.cli import main
 
 from helpers import DENVER, at, course, rule_ids, series, session
 
@@ -700,22 +698,6 @@ def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
         cwd=ROOT,
         check=False,
     )
-
-
-@pytest.fixture
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., tuple[int, str, str]]:
-    """The command in this process (faster): (exit status, stdout, stderr)."""
-    monkeypatch.chdir(ROOT)
-
-    def call(*args: str, stdin: str = "") -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def test_cli_next_text_and_json() -> None:

@@ -149,13 +149,7 @@ def audit_bag(
     Returns:
         The lazy audit: ``.results`` (a bag) and ``.summary()``.
     """
-    _, delayed, from_delayed = _dask()
-    parts, offsets = _offsets(lines)
-    checked = [
-        delayed(_check_lines)(part, offset, protocol, as_of, source)
-        for part, offset in zip(parts, offsets, strict=True)
-    ]
-    return DaskAudit(from_delayed(checked), protocol, as_of)
+    return _over_partitions(lines, _check_lines, protocol, as_of, source)
 
 
 def _check_rows(
@@ -202,10 +196,21 @@ def audit_dataframe(
     Returns:
         The lazy audit: ``.results`` (a bag) and ``.summary()``.
     """
+    return _over_partitions(frame, _check_rows, protocol, as_of, source)
+
+
+def _over_partitions(
+    collection: Any,
+    check: Any,
+    protocol: Protocol,
+    as_of: dt.datetime | dt.date | None,
+    source: str,
+) -> DaskAudit:
+    # Each partition is checked with the number of records before it, for line numbers.
     _, delayed, from_delayed = _dask()
-    parts, offsets = _offsets(frame)
+    parts, offsets = _offsets(collection)
     checked = [
-        delayed(_check_rows)(part, offset, protocol, as_of, source)
+        delayed(check)(part, offset, protocol, as_of, source)
         for part, offset in zip(parts, offsets, strict=True)
     ]
     return DaskAudit(from_delayed(checked), protocol, as_of)

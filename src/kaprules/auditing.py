@@ -321,7 +321,11 @@ def _parallel(
     # and never more than jobs * _IN_FLIGHT chunks held in memory.
     import multiprocessing
 
-    context = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+    # fork where there is one: workers start at once and nothing of the caller's __main__
+    # is run again (spawn and forkserver import it, which breaks scripts without a
+    # __main__ guard and stdin scripts).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with concurrent.futures.ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_start_worker, initargs=(protocol, as_of)
     ) as pool:

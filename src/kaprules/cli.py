@@ -801,6 +801,8 @@ def _progress() -> Any:
         import tqdm  # type: ignore[import-untyped]
     except ImportError:
         return None
+    # No monitor thread: worker processes are forked while the bar is shown.
+    tqdm.tqdm.monitor_interval = 0
     return tqdm.tqdm(unit=" courses", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 

@@ -6,6 +6,7 @@ import csv
 import gzip
 import html.parser
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -275,3 +276,15 @@ def test_the_fast_path_builds_what_the_full_path_builds(course: Course) -> None:
     assert _course(_json(text, "a course"), clean=True) == _course(
         _json(text, "a course"), clean=False
     )
+
+
+def test_jobs_work_from_a_script_without_a_main_guard(tmp_path: Path) -> None:
+    script = (
+        "import kaprules\n"
+        f"text = open({str(EXAMPLES / 'compliant.json')!r}).read()\n"
+        "print(kaprules.audit([text] * 1200, jobs=2).summary.compliant)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, check=False
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "1200\n", "")

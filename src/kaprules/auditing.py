@@ -305,10 +305,13 @@ def _start_worker(protocol: Protocol, as_of: dt.datetime | dt.date | None) -> No
     _worker = (protocol, as_of)
 
 
-def _work(chunk: list[Record]) -> list[CourseResult]:
+def _work(chunk: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    # Plain tuples both ways: they cross the process boundary several times faster than
+    # attrs instances.
     assert _worker is not None
     protocol, as_of = _worker
-    return [_result(record, protocol, as_of) for record in chunk]
+    results = (_result(Record(*fields), protocol, as_of) for fields in chunk)
+    return [attrs.astuple(r, recurse=False) for r in results]
 
 
 def _parallel(
@@ -329,16 +332,17 @@ def _parallel(
     with concurrent.futures.ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_start_worker, initargs=(protocol, as_of)
     ) as pool:
-        pending: collections.deque[concurrent.futures.Future[list[CourseResult]]] = (
+        pending: collections.deque[concurrent.futures.Future[list[tuple[Any, ...]]]] = (
             collections.deque()
         )
         chunks = iter(lambda: list(itertools.islice(records, _CHUNK)), [])
         for chunk in chunks:
-            pending.append(pool.submit(_work, chunk))
+            fields = [attrs.astuple(r, recurse=False) for r in chunk]
+            pending.append(pool.submit(_work, fields))
             if len(pending) >= jobs * _IN_FLIGHT:
-                yield from pending.popleft().result()
+                yield from (CourseResult(*t) for t in pending.popleft().result())
         while pending:
-            yield from pending.popleft().result()
+            yield from (CourseResult(*t) for t in pending.popleft().result())
 
 
 # --- reading files --------------------------------------------------------------------

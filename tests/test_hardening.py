@@ -380,3 +380,23 @@ def test_a_utf8_byte_order_mark_is_read_past() -> None:
 def test_the_digit_limit_is_said_in_plain_words() -> None:
     with pytest.raises(InputError, match="a number has more than 4300 digits"):
         parse_course('{"timezone": "UTC", "sessions": [], "n": %s}' % ("7" * 4301))
+
+
+def test_a_rule_with_an_unhashable_severity_is_a_protocol_error() -> None:
+    class Odd:
+        id = "odd"
+        severity: object = []
+        title = "t"
+        statement = "s"
+        rationale = "r"
+        source = kaprules.Source("q")
+        names = "n"
+
+        def parameters(self) -> dict[str, object]:
+            return {}
+
+        def __call__(self, timeline: object) -> tuple[()]:
+            return ()
+
+    with pytest.raises(kaprules.ProtocolError, match=r"rules\[0\]\.severity"):
+        kaprules.Protocol("x", "1", [Odd()])  # type: ignore[list-item]

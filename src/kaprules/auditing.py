@@ -18,16 +18,16 @@ import hashlib
 import io
 import itertools
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import attrs
 
 from kaprules._version import __version__
-from kaprules.errors import InputError, echo
-from kaprules.loading import _clean, _course, _json
+from kaprules.errors import InputError, echo, shown_id
+from kaprules.loading import _course, parse_course
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, Protocol, evaluate
+from kaprules.protocol import STANDARD, Protocol, _check_protocol, evaluate
 
 __all__ = [
     "CSV_COLUMNS",
@@ -74,6 +74,25 @@ class Record:
     data: str | bytes | dict[str, Any] | Course | None
     source: str = ""
     rejected: str | None = None
+
+    def course(self) -> Course:
+        """The record's course.
+
+        Returns:
+            The course, read from the record's data.
+
+        Raises:
+            InputError: The data is not a course (the loader's problems), or the record
+                was rejected before parsing.
+        """
+        data = self.data
+        if isinstance(data, Course):
+            return data
+        if isinstance(data, dict):
+            return _course(data)
+        if isinstance(data, str | bytes):
+            return parse_course(data)
+        raise InputError(self.rejected or f"not a course: {type(data).__name__}")
 
 
 @attrs.frozen
@@ -242,8 +261,7 @@ def audit(
         InputError: ``protocol``, ``as_of`` or ``jobs`` is unusable (a bad record is a
             rejected result, never an exception).
     """
-    if not isinstance(protocol, Protocol):
-        raise InputError(f"protocol: must be a Protocol, got {type(protocol).__name__}")
+    _check_protocol(protocol)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
         raise InputError("jobs: must be a whole number from 1 to 256")
     # as_of is checked once here, so that no record is rejected for it.
@@ -274,15 +292,7 @@ def _result(
     if record.rejected is not None:
         return CourseResult(record.line, record.source, None, 0, (), record.rejected)
     try:
-        data = record.data
-        if isinstance(data, Course):
-            course = data
-        elif isinstance(data, dict):
-            course = _course(data)
-        elif isinstance(data, str | bytes):
-            course = _course(_json(data, "a course"), clean=_clean(data))
-        else:
-            raise InputError(f"not a course: {type(data).__name__}")
+        course = record.course()
     except InputError as exc:
         return CourseResult(record.line, record.source, None, 0, (), _reason(exc))
     report = evaluate(course, protocol, as_of=as_of)
@@ -351,11 +361,9 @@ def _parallel(
 class _Hashing(io.RawIOBase):
     """A binary stream that hashes what is read through it."""
 
-    def __init__(self, raw: IO[bytes], digest: Any, limit: int | None) -> None:
+    def __init__(self, raw: IO[bytes], digest: Any) -> None:
         self._raw = raw
         self._digest = digest
-        self._limit = limit
-        self.read_bytes = 0
 
     def readable(self) -> bool:
         return True
@@ -363,12 +371,6 @@ class _Hashing(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         data = self._raw.read(len(buffer))
         self._digest.update(data)
-        self.read_bytes += len(data)
-        if self._limit is not None and self.read_bytes > self._limit:
-            raise InputError(
-                f"the input holds more than {self._limit} bytes, the limit; raise it with "
-                "--max-input-bytes"
-            )
         buffer[: len(data)] = data
         return len(data)
 
@@ -377,9 +379,6 @@ def read_records(
     sources: Sequence[str],
     *,
     digest: Any | None = None,
-    stdin: IO[bytes] | None = None,
-    max_bytes: int | None = None,
-    on_source: Callable[[str], None] | None = None,
 ) -> Iterator[Record]:
     """Records from JSON Lines or CSV files, read lazily, gzip or not.
 
@@ -391,9 +390,6 @@ def read_records(
     Args:
         sources: File paths, or ``-``.
         digest: A ``hashlib`` object updated with every byte read, in order.
-        stdin: The stream for ``-`` (``sys.stdin.buffer`` by default).
-        max_bytes: The most bytes (as stored, before decompression) of all inputs.
-        on_source: Called with each source's name before it is read.
 
     Yields:
         One `Record` per JSON line or per CSV course.
@@ -402,24 +398,19 @@ def read_records(
         InputError: A file cannot be opened or read, or a CSV header lacks a column.
     """
     digest = digest if digest is not None else hashlib.sha256()
-    total = 0
     for source in sources:
-        if on_source is not None:
-            on_source(source)
         if source == "-":
-            raw: IO[bytes] = stdin if stdin is not None else sys.stdin.buffer
+            raw: IO[bytes] = sys.stdin.buffer
             opened = None
         else:
             try:
                 opened = open(source, "rb")  # noqa: SIM115 (closed below)
             except (OSError, ValueError) as exc:
                 why = getattr(exc, "strerror", None) or "not a readable file"
-                raise InputError(f"cannot read {_shown(source)}: {why}") from None
+                raise InputError(f"cannot read {shown_id(source, 200)}: {why}") from None
             raw = opened
         try:
-            remaining = None if max_bytes is None else max_bytes - total
-            hashing = _Hashing(raw, digest, remaining)
-            buffered = io.BufferedReader(hashing, 1 << 16)
+            buffered = io.BufferedReader(_Hashing(raw, digest), 1 << 16)
             stream: IO[bytes] = buffered
             if buffered.peek(2)[:2] == b"\x1f\x8b":
                 stream = gzip.GzipFile(fileobj=buffered)  # type: ignore[assignment]
@@ -428,16 +419,11 @@ def read_records(
                 yield from _csv_records(stream, source)
             else:
                 yield from _jsonl_records(stream, source)
-            total += hashing.read_bytes
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise InputError(f"cannot read {_shown(source)}: {exc}") from None
+            raise InputError(f"cannot read {shown_id(source, 200)}: {exc}") from None
         finally:
             if opened is not None:
                 opened.close()
-
-
-def _shown(path: str) -> str:
-    return path if len(path) <= 200 and path.isprintable() else echo(path, 200)
 
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -455,14 +441,18 @@ def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             # Not JSON Lines (a binary file, a device such as /dev/zero): stop here.
             raise InputError(
-                f"{_shown(source)} line {number} is longer than {MAX_LINE_BYTES} bytes; "
+                f"{shown_id(source, 200)} line {number} is longer than {MAX_LINE_BYTES} bytes; "
                 "is it JSON Lines, one course per line?"
             )
-        text = line.rstrip(b"\r\n")
-        if not text.strip():
-            yield Record(number, None, source, "empty line")
-        else:
-            yield Record(number, text, source)
+        yield _line_record(number, line, source)
+
+
+def _line_record(number: int, line: str | bytes, source: str) -> Record:
+    # Shared with kaprules.dask, whose bags hold str lines.
+    text = line.rstrip(b"\r\n") if isinstance(line, bytes) else line.rstrip("\r\n")
+    if not text.strip():
+        return Record(number, None, source, "empty line")
+    return Record(number, text, source)
 
 
 def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
@@ -476,39 +466,53 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         missing = [c for c in _REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise InputError(
-                f"{_shown(source)}: the CSV header lacks the column(s) {', '.join(missing)}; "
-                f"the columns are {', '.join(CSV_COLUMNS)}"
+                f"{shown_id(source, 200)}: the CSV header lacks the column(s) "
+                f"{', '.join(missing)}; the columns are {', '.join(CSV_COLUMNS)}"
             )
         unknown = [i for i, c in enumerate(columns) if c not in CSV_COLUMNS]
         if unknown:
             raise InputError(
-                f"{_shown(source)}: the CSV header has {len(unknown)} unknown column(s) (at "
+                f"{shown_id(source, 200)}: the CSV header has {len(unknown)} unknown column(s) (at "
                 f"positions {', '.join(str(i + 1) for i in unknown)}); the columns are "
                 f"{', '.join(CSV_COLUMNS)}"
             )
         index = {c: i for i, c in enumerate(columns)}
-        seen: dict[str, int] = {}
-        current: str | None = None
-        rows: list[tuple[int, list[str]]] = []
-        line = 2
-        for row in reader:
-            start, line = line, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
-            course_id = row[index["course_id"]] if len(row) > index["course_id"] else ""
-            if course_id != current and rows:
-                yield _csv_course(rows, index, source, seen)
-                rows = []
-            current = course_id
-            rows.append((start, row))
-        if rows:
-            yield _csv_course(rows, index, source, seen)
+
+        def numbered() -> Iterator[tuple[int, list[str]]]:
+            line = 2
+            for row in reader:
+                start, line = line, reader.line_num + 1
+                if any(cell.strip() for cell in row):
+                    yield start, row
+
+        yield from _csv_courses(numbered(), index, source)
     except UnicodeDecodeError:
-        raise InputError(f"{_shown(source)}: the CSV file is not UTF-8 text") from None
+        raise InputError(f"{shown_id(source, 200)}: the CSV file is not UTF-8 text") from None
     except csv.Error as exc:
-        raise InputError(f"{_shown(source)}: not a readable CSV file: {exc}") from None
+        raise InputError(f"{shown_id(source, 200)}: not a readable CSV file: {exc}") from None
     finally:
         text.detach()
+
+
+def _csv_courses(
+    rows: Iterable[tuple[int, list[str]]], index: dict[str, int], source: str
+) -> Iterator[Record]:
+    # One record per course of numbered session rows; shared with kaprules.dask. The rows
+    # of a course are contiguous: a course id met again after another course is a rejected
+    # record naming both lines.
+    seen: dict[str, int] = {}
+    current: str | None = None
+    group: list[tuple[int, list[str]]] = []
+    column = index["course_id"]
+    for line, row in rows:
+        course_id = row[column] if len(row) > column else ""
+        if course_id != current and group:
+            yield _csv_course(group, index, source, seen)
+            group = []
+        current = course_id
+        group.append((line, row))
+    if group:
+        yield _csv_course(group, index, source, seen)
 
 
 def _csv_course(

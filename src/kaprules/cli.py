@@ -478,11 +478,7 @@ def _protocol(args: argparse.Namespace) -> Protocol:
 
 
 def _source(args: argparse.Namespace) -> str:
-    return "standard input" if args.path == "-" else _shown_path(args.path)
-
-
-def _shown_path(path: str) -> str:
-    return path if len(path) <= 200 and path.isprintable() else echo(path, 200)
+    return "standard input" if args.path == "-" else shown_id(args.path, 200)
 
 
 def _course(args: argparse.Namespace) -> Course:
@@ -590,7 +586,7 @@ def _calendar(args: argparse.Namespace) -> ClinicCalendar:
             at=calendar.at if args.at is None else args.at,
         )
     except InputError as exc:
-        where = f" {_shown_path(args.calendar)}" if args.calendar is not None else ""
+        where = f" {shown_id(args.calendar, 200)}" if args.calendar is not None else ""
         raise _Failure(f"invalid calendar{where}", exc.problems) from None
 
 
@@ -627,7 +623,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
                 handle.write(data)
         except OSError as exc:
             why = exc.strerror or "cannot be written"
-            raise _UsageError(f"cannot write {_shown_path(args.ics)}: {why}") from None
+            raise _UsageError(f"cannot write {shown_id(args.ics, 200)}: {why}") from None
     if args.format == "json":
         _json_out(result.to_dict(), out)
     else:
@@ -635,7 +631,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         if args.ics is not None:
             events = len(result.sessions)
             out.write(
-                f"calendar file: {_shown_path(args.ics)} "
+                f"calendar file: {shown_id(args.ics, 200)} "
                 f"({events} event{'' if events == 1 else 's'})\n"
             )
     return EXIT_OK
@@ -707,7 +703,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         raise _UsageError("standard input is closed; give a file instead of -")
     for name in (args.findings, args.html):
         if name is not None and name in args.inputs:
-            raise _UsageError(f"{_shown_path(name)} is an input; write the output elsewhere")
+            raise _UsageError(f"{shown_id(name, 200)} is an input; write the output elsewhere")
     started = time.time()
     digest = hashlib.sha256()
     several = len(args.inputs) > 1
@@ -743,9 +739,9 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
                 progress.update(1)
             if findings_out is not None:
                 _write_findings(result, findings_out, csv_out, several)
-            wanted = args.html and len(samples) < args.sample and record is not None
-            if wanted and not result.ok and result.rejected is None:
-                samples.append((result, _sample_course(record)))
+            wanted = args.html and len(samples) < args.sample and not result.ok
+            if wanted and record is not None and result.rejected is None:
+                samples.append((result, record.course()))
     except InputError as exc:
         raise _Failure("cannot audit", exc.problems) from None
     finally:
@@ -764,7 +760,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
             data,
             samples,
             protocol=protocol,
-            inputs=[_shown_path(name) for name in args.inputs],
+            inputs=[shown_id(name, 200) for name in args.inputs],
             started=dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
             seconds=seconds,
             docs_url=args.docs_url,
@@ -790,7 +786,7 @@ def _open_output(path: str) -> TextIO:
         return open(path, "w", encoding="utf-8", newline="")
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or "cannot be written"
-        raise _UsageError(f"cannot write {_shown_path(path)}: {why}") from None
+        raise _UsageError(f"cannot write {shown_id(path, 200)}: {why}") from None
 
 
 def _progress() -> Any:
@@ -822,15 +818,6 @@ def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) ->
             csv_out.writerow(list(row.values()))
         else:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _sample_course(record: Any) -> Course:
-    from kaprules.loading import _course, _json
-
-    data = record.data
-    if isinstance(data, Course):
-        return data
-    return _course(data if isinstance(data, dict) else _json(data, "a course"))
 
 
 def _audit_lines(data: dict[str, Any]) -> list[str]:

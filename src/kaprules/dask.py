@@ -23,8 +23,8 @@ from kaprules.auditing import (
     CSV_COLUMNS,
     AuditSummary,
     CourseResult,
-    Record,
-    _csv_course,
+    _csv_courses,
+    _line_record,
     _result,
 )
 from kaprules.protocol import STANDARD, Protocol
@@ -98,16 +98,10 @@ def _fold(summary: AuditSummary, part: dict[str, Any]) -> None:
 def _check_lines(
     lines: Sequence[str], offset: int, protocol: Protocol, as_of: Any, source: str
 ) -> list[CourseResult]:
-    results = []
-    for number, line in enumerate(lines, start=offset + 1):
-        text = line.rstrip("\r\n")
-        record = (
-            Record(number, None, source, "empty line")
-            if not text.strip()
-            else Record(number, text, source)
-        )
-        results.append(_result(record, protocol, as_of))
-    return results
+    return [
+        _result(_line_record(number, line, source), protocol, as_of)
+        for number, line in enumerate(lines, start=offset + 1)
+    ]
 
 
 def _dask() -> tuple[Any, Any, Any]:
@@ -158,18 +152,9 @@ def _check_rows(
     columns = [c for c in CSV_COLUMNS if c in frame.columns]
     index = {c: i for i, c in enumerate(columns)}
     rows = frame[columns].fillna("").astype(str).itertuples(index=False, name=None)
-    records = []
-    seen: dict[str, int] = {}
-    group: list[tuple[int, list[str]]] = []
     # Lines as in the CSV file the frame was read from: the header is line 1.
-    for number, row in enumerate(rows, start=offset + 2):
-        if group and row[0] != group[0][1][0]:
-            records.append(_csv_course(group, index, source, seen))
-            group = []
-        group.append((number, list(row)))
-    if group:
-        records.append(_csv_course(group, index, source, seen))
-    return [_result(record, protocol, as_of) for record in records]
+    numbered = ((number, list(row)) for number, row in enumerate(rows, start=offset + 2))
+    return [_result(r, protocol, as_of) for r in _csv_courses(numbered, index, source)]
 
 
 def audit_dataframe(

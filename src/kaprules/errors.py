@@ -47,21 +47,22 @@ def echo(value: str, limit: int = _ID_ECHO) -> str:
     return text + ("..." if len(value) > limit else "")
 
 
-def shown_id(value: str) -> str:
-    """A record's id as a message shows it: as it is when short and printable, else echoed.
+def shown_id(value: str, limit: int = _ID_ECHO) -> str:
+    """An id or path as a message shows it: as it is when short and printable, else echoed.
 
-    Ids come from the input: one with a newline or an escape sequence could forge report
-    lines or drive a terminal, and a huge one would flood it.
+    They come from the input or the command line: one with a newline or an escape sequence
+    could forge report lines or drive a terminal, and a huge one would flood it.
 
     Args:
-        value: The id.
+        value: The id (or a file path).
+        limit: The most characters shown as they are.
 
     Returns:
-        ``value`` itself, or `echo(value)` (quoted, escaped, bounded).
+        ``value`` itself, or `echo(value, limit)` (quoted, escaped, bounded).
     """
-    if len(value) <= _ID_ECHO and value.isprintable():
+    if len(value) <= limit and value.isprintable():
         return value
-    return echo(value)
+    return echo(value, limit)
 
 
 def json_type(value: object) -> str:

@@ -25,7 +25,13 @@ from kaprules import report as _report
 from kaprules._version import __version__
 from kaprules.errors import InputError, Problem, ProtocolError, echo
 from kaprules.model import Course, Kind, Session
-from kaprules.protocol import STANDARD, Protocol, _evaluate_timeline
+from kaprules.protocol import (
+    STANDARD,
+    Protocol,
+    _check_course,
+    _check_protocol,
+    _evaluate_timeline,
+)
 from kaprules.report import Finding, Help, Report, Severity
 from kaprules.timeline import TimedSession, Timeline
 
@@ -167,8 +173,7 @@ class _Schedule:
     @classmethod
     def of(cls, protocol: Protocol) -> _Schedule:
         """Read N, W, g, M and K from ``protocol``'s rules, by rule id."""
-        if not isinstance(protocol, Protocol):
-            raise InputError(f"protocol: must be a Protocol, got {type(protocol).__name__}")
+        _check_protocol(protocol)
         count = _required(protocol, "session-count", "count")
         window = _required(protocol, "treatment-window", "days")
         gap = _parameter(protocol, "session-spacing", "min_days", required=False)
@@ -215,11 +220,7 @@ def _parameter(protocol: Protocol, rule_id: str, name: str, *, required: bool) -
 
 
 def _timeline(course: Course, as_of: dt.datetime | dt.date, schedule_length: int) -> Timeline:
-    if not isinstance(course, Course):
-        raise InputError(
-            f"course: must be a Course, got {type(course).__name__}; read JSON with "
-            "kaprules.parse_course or kaprules.load_course"
-        )
+    _check_course(course)
     if as_of is None:
         raise InputError(
             "as_of: a forecast needs the moment it is made: a local date or an aware datetime"

@@ -40,6 +40,7 @@ from kaprules.model import (
     _integration_problems,
     _session_problems,
     _timezone_problem,
+    _to_kind,
     freeze_json,
 )
 from kaprules.protocol import Protocol, get_protocol
@@ -130,7 +131,6 @@ _Values = dict[str, Any]
 
 
 _FAST_KEYS = frozenset(("id", "kind", "start", "last_food", "escort", "therapist"))
-_KIND_OF = {"induction": Kind.INDUCTION, "booster": Kind.BOOSTER}
 
 
 def _fast_time(value: object) -> dt.datetime | None:
@@ -159,10 +159,11 @@ def _fast_session(obj: object) -> Session | None:
     last_food = None if food is None else _fast_time(food)
     if food is not None and last_food is None:
         return None
-    kind_text = obj.get("kind", "induction")
-    kind = _KIND_OF.get(kind_text) if type(kind_text) is str else None
+    kind = _to_kind(obj.get("kind", "induction"))
     record_id = obj.get("id")
-    if kind is None or ("id" in obj and (type(record_id) is not str or not record_id.strip())):
+    if not isinstance(kind, Kind) or (
+        "id" in obj and (type(record_id) is not str or not record_id.strip())
+    ):
         return None
     escort, therapist = obj.get("escort"), obj.get("therapist")
     if (escort is not None and type(escort) is not str) or (

@@ -33,7 +33,7 @@ from kaprules.errors import (
     unknown_field,
 )
 from kaprules.model import Course, JSONValue
-from kaprules.report import Finding, Report, Severity
+from kaprules.report import Finding, Report, Severity, as_severity
 from kaprules.rules import (
     BUILTIN_RULES,
     FOUNDING_DOCUMENT,
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 Status = Literal["draft", "active", "retired"]
-_SEVERITIES = frozenset(s.value for s in Severity)
 STATUSES: tuple[str, ...] = ("draft", "active", "retired")
 
 # A protocol's fields in its data form, in the order to_dict writes them.
@@ -137,7 +136,7 @@ def _member_problems(index: int, rule: object) -> list[Problem]:
         except Exception as exc:  # a user's property may raise anything
             problems.append(Problem((*where, member), f"raised {type(exc).__name__}", "interface"))
             continue
-        if kind is Severity and value in _SEVERITIES:
+        if kind is Severity and as_severity(value) is not None:
             continue  # a plain "warning" is a severity too
         if not isinstance(value, kind) or (kind is str and not value.strip()):
             problems.append(
@@ -841,15 +840,24 @@ def evaluate(
     Raises:
         InputError: ``course`` is not a Course, or ``as_of`` is naive or of a wrong type.
     """
+    _check_course(course)
+    _check_protocol(protocol)
+    timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
+    return _evaluate_timeline(timeline, protocol)
+
+
+def _check_course(course: object) -> None:
+    # The arguments' check of evaluate, shared by the scheduling functions.
     if not isinstance(course, Course):
         raise InputError(
             f"course: must be a Course, got {type(course).__name__}; read JSON with "
             "kaprules.parse_course or kaprules.load_course"
         )
+
+
+def _check_protocol(protocol: object) -> None:
     if not isinstance(protocol, Protocol):
         raise InputError(f"protocol: must be a Protocol, got {type(protocol).__name__}")
-    timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
-    return _evaluate_timeline(timeline, protocol)
 
 
 def _evaluate_timeline(timeline: Timeline, protocol: Protocol) -> Report:

@@ -41,18 +41,31 @@ class Severity(enum.StrEnum):
     INFO = "info"
 
 
+_SEVERITY_VALUES = frozenset(s.value for s in Severity)
+
+
+def as_severity(value: object) -> Severity | None:
+    """The `Severity` ``value`` names, or None (private helper shared with the rules).
+
+    Looked up, never constructed: any value, a huge or unhashable one too, is safe.
+    """
+    if isinstance(value, str) and value in _SEVERITY_VALUES:
+        return Severity(value)
+    return None
+
+
 def to_severity(value: Severity | str) -> Severity:
     """``value`` as a `Severity` (private helper shared with the rules).
 
     Raises:
         ProtocolError: ``value`` is not a severity.
     """
-    try:
-        return Severity(value)
-    except ValueError:
+    severity = as_severity(value)
+    if severity is None:
         choices = ", ".join(repr(s.value) for s in Severity)
         shown = echo(value) if isinstance(value, str) else type(value).__name__
-        raise ProtocolError(f"unknown severity {shown}; use one of {choices}") from None
+        raise ProtocolError(f"unknown severity {shown}; use one of {choices}")
+    return severity
 
 
 @attrs.frozen

@@ -23,8 +23,8 @@ import attrs
 
 from kaprules import _examples, _time
 from kaprules.errors import Problem, ProtocolError
-from kaprules.model import Course, Integration, JSONValue, Kind
-from kaprules.report import Finding, Help, Severity, rule_help
+from kaprules.model import Course, Integration, JSONValue, Kind, _to_kind
+from kaprules.report import Finding, Help, Severity, as_severity, rule_help
 from kaprules.timeline import TimedSession, Timeline
 
 __all__ = [
@@ -170,15 +170,9 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:40] + "..."
 
 
-_SEVERITIES = frozenset(s.value for s in Severity)
-_KIND_VALUES = frozenset(k.value for k in Kind)
-
-
 def _lenient_severity(value: object) -> object:
     # A converter cannot name the rule; the validator below does.
-    if isinstance(value, Severity) or (isinstance(value, str) and value in _SEVERITIES):
-        return Severity(value)
-    return value
+    return as_severity(value) or value
 
 
 def _check_severity(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -209,8 +203,9 @@ def _lenient_kinds(value: Iterable[Kind | str]) -> frozenset[Kind]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return value  # type: ignore[return-value]
     items = list(value)
-    if all(isinstance(k, str) and k in _KIND_VALUES for k in items):
-        return frozenset(Kind(k) for k in items)
+    kinds = [_to_kind(k) for k in items]
+    if all(isinstance(k, Kind) for k in kinds):
+        return frozenset(kinds)
     return items  # type: ignore[return-value]
 
 

@@ -10,8 +10,10 @@ booster, so that both sides do the six checks on six sessions):
    + ``baseline_check``.
 
 Each is timed with ``timeit`` (best of several repeats) and reported as a ratio; the goal
-is a ratio of at most 3. ``baseline_check`` is also the oracle of a differential test
-(tests/test_benchmark.py), so it stays a faithful, independent reading of kap-standard v1.
+is a ratio of at most 2. kaprules reads JSON with orjson when it is installed (it is a
+dependency on CPython); the baseline keeps ``json.loads``, the plainest honest reading.
+``baseline_check`` is also the oracle of a differential test (tests/test_benchmark.py), so
+it stays a faithful, independent reading of kap-standard v1.
 """
 
 from __future__ import annotations
@@ -128,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         f"kaprules {kaprules.__version__}, Python {platform.python_version()} "
         f"({platform.machine()}), six-session course, best of {repeat} x {number}"
     )
-    print(f"{'comparison':<26}{'kaprules':>12}{'baseline':>12}{'ratio':>8}  goal <= 3")
+    print(f"{'comparison':<26}{'kaprules':>12}{'baseline':>12}{'ratio':>8}  goal <= 2")
     worst = 0.0
     for name, (ours, base) in results.items():
         ratio = ours / base
         worst = max(worst, ratio)
         print(f"{name:<26}{ours * 1e6:>10.1f}us{base * 1e6:>10.1f}us{ratio:>8.2f}")
-    return 0 if worst <= 3 or args.quick else 1
+    return 0 if worst <= 2 or args.quick else 1
 
 
 if __name__ == "__main__":

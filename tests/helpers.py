@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from kaprules import Course, Kind, Session
@@ -51,3 +53,13 @@ def course(sessions: Iterable[Session], zone: str = DENVER) -> Course:
 
 def rule_ids(report: object) -> list[str]:
     return [f.rule for f in report.findings]  # type: ignore[attr-defined]
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import make_audit_data as make_audit_data  # type: ignore[import-not-found]  # noqa: E402
+
+
+def write_lines(path: Path, count: int, seed: int = 1) -> Path:
+    """The benchmark's audit data set of ``count`` courses, as a JSON Lines file."""
+    path.write_text("".join(line + "\n" for line in make_audit_data.lines(count, seed)))
+    return path

@@ -21,20 +21,13 @@ from kaprules.auditing import read_records
 from kaprules.loading import _course, _json
 from kaprules.strategies import compliant_courses, courses
 
-from conftest import EXAMPLES, ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import make_audit_data  # type: ignore[import-not-found]
+from conftest import EXAMPLES
+from helpers import make_audit_data, write_lines
 
 COURSES = EXAMPLES / "audit" / "courses.jsonl"
 SESSIONS = EXAMPLES / "audit" / "sessions.csv"
 SECRETS = (make_audit_data.SECRET_PATIENT, make_audit_data.SECRET_ESCORT, "Jordan")
 Run = Callable[..., tuple[int, str, str]]
-
-
-def write_lines(path: Path, count: int, seed: int = 1) -> Path:
-    path.write_text("".join(line + "\n" for line in make_audit_data.lines(count, seed)))
-    return path
 
 
 # --- accounting and agreement with check ----------------------------------------------
@@ -205,7 +198,13 @@ def test_audit_takes_courses_and_texts() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"jobs": 0}, "jobs"), ({"jobs": True}, "jobs"), ({"as_of": "2026-01-01"}, "as_of")],
+    [
+        ({"jobs": 0}, "jobs"),
+        ({"jobs": True}, "jobs"),
+        ({"as_of": "2026-01-01"}, "as_of"),
+        ({"sample": -1}, "sample"),
+        ({"sample": 1.5}, "sample"),
+    ],
 )
 def test_audit_refuses_bad_options(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(InputError, match=match):

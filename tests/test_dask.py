@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,15 @@ import kaprules
 from kaprules.auditing import read_records
 from kaprules.dask import audit_bag, audit_dataframe
 
-from conftest import EXAMPLES, ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import make_audit_data  # type: ignore[import-not-found]
+from conftest import EXAMPLES
+from helpers import make_audit_data, write_lines
 
 read_text: Any = dask.bag.read_text  # untyped
 
 
 @pytest.mark.parametrize("scheduler", ["sync", "threads"])
 def test_a_bag_audit_equals_kaprules_audit(tmp_path: Path, scheduler: str) -> None:
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join(line + "\n" for line in make_audit_data.lines(1500, 4)))
+    data = write_lines(tmp_path / "d.jsonl", 1500, seed=4)
     bag = read_text(str(data), blocksize=100_000)
     assert bag.npartitions > 5
     run = audit_bag(bag, source=str(data))

@@ -16,7 +16,6 @@ import datetime as dt
 import gzip
 import hashlib
 import io
-import itertools
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
@@ -157,6 +156,9 @@ class AuditSummary:
             self.rejected.append((result.source, result.line, result.rejected))
             return
         self.courses += 1
+        if not result.findings:
+            self.compliant += 1
+            return
         if result.ok:
             self.compliant += 1
         else:
@@ -212,20 +214,41 @@ class AuditSummary:
 class Audit:
     """The results of [`audit`][kaprules.audit], one per record, in input order.
 
-    Iterate it once for the `CourseResult` objects; `summary` is complete once the
-    iteration has ended (reading it earlier runs the rest of the audit first).
+    Iterate it once for the `CourseResult` objects; `summary` and `samples` are complete
+    once the iteration has ended (reading them earlier runs the rest of the audit first).
     """
 
-    def __init__(self, results: Iterator[CourseResult], summary: AuditSummary) -> None:
+    def __init__(
+        self,
+        results: Iterator[tuple[CourseResult, _Data | None]],
+        summary: AuditSummary,
+        sample: int,
+    ) -> None:
         self._results = results
         self._summary = summary
+        self._sample = sample
+        self._samples: list[tuple[CourseResult, Course]] = []
         self._done = False
 
     def __iter__(self) -> Iterator[CourseResult]:
-        for result in self._results:
+        for result, data in self._results:
             self._summary.add(result)
+            if data is not None and len(self._samples) < self._sample:
+                course = Record(result.line, data, result.source).course()
+                self._samples.append((result, course))
             yield result
         self._done = True
+
+    @property
+    def samples(self) -> list[tuple[CourseResult, Course]]:
+        """Courses with an error finding, each with its result: what a report draws.
+
+        The first ``sample`` of them (the argument of `audit`), in input order.
+        """
+        if not self._done:
+            for _ in self:
+                pass
+        return self._samples
 
     @property
     def summary(self) -> AuditSummary:
@@ -242,6 +265,7 @@ def audit(
     *,
     as_of: dt.datetime | dt.date | None = None,
     jobs: int = 1,
+    sample: int = 0,
 ) -> Audit:
     """Evaluate ``protocol`` on many courses, streamed, in input order.
 
@@ -253,17 +277,21 @@ def audit(
         as_of: As for `evaluate`, the same for every course.
         jobs: Worker processes (1: evaluate in this process). Results come in input
             order whatever the number.
+        sample: How many courses with an error finding to keep, with their results, as
+            the audit's `samples` (for a report that draws them).
 
     Returns:
         The audit: iterate it for the results; then read its summary.
 
     Raises:
-        InputError: ``protocol``, ``as_of`` or ``jobs`` is unusable (a bad record is a
-            rejected result, never an exception).
+        InputError: ``protocol``, ``as_of``, ``jobs`` or ``sample`` is unusable (a bad
+            record is a rejected result, never an exception).
     """
     _check_protocol(protocol)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
         raise InputError("jobs: must be a whole number from 1 to 256")
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+        raise InputError("sample: must be a whole number, 0 or more")
     # as_of is checked once here, so that no record is rejected for it.
     evaluate(Course("UTC", []), protocol, as_of=as_of)
     summary = AuditSummary(
@@ -272,12 +300,18 @@ def audit(
         None if as_of is None else as_of.isoformat(),
         protocol.rule_ids,
     )
-    records = (_as_record(item, index) for index, item in enumerate(courses, start=1))
-    if jobs == 1:
-        results: Iterator[CourseResult] = (_result(r, protocol, as_of) for r in records)
+    units: Iterator[Record | _Block]
+    if jobs > 1 and isinstance(courses, _Records) and courses._fresh:
+        # JSON Lines go to the workers as blocks of bytes, split there: the main process
+        # touches no line, so it keeps up with any number of workers.
+        units = courses._blocks()
     else:
-        results = _parallel(records, protocol, as_of, jobs)
-    return Audit(results, summary)
+        units = (_as_record(item, index) for index, item in enumerate(courses, start=1))
+    if jobs == 1:
+        results = _serial(units, protocol, as_of, sample)
+    else:
+        results = _parallel(units, protocol, as_of, jobs, sample)
+    return Audit(results, summary, sample)
 
 
 def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
@@ -286,18 +320,55 @@ def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
     return Record(index, item)
 
 
+_Data = str | bytes | dict[str, Any] | Course
+_Fields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | None]
+
+
 def _result(
     record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None
 ) -> CourseResult:
+    return CourseResult(*_fields(record, protocol, as_of))
+
+
+def _fields(record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None) -> _Fields:
+    """A record's `CourseResult`, as the plain tuple of its fields (what workers send)."""
     if record.rejected is not None:
-        return CourseResult(record.line, record.source, None, 0, (), record.rejected)
+        return (record.line, record.source, None, 0, (), record.rejected)
     try:
         course = record.course()
     except InputError as exc:
-        return CourseResult(record.line, record.source, None, 0, (), _reason(exc))
+        return (record.line, record.source, None, 0, (), _reason(exc))
     report = evaluate(course, protocol, as_of=as_of)
     findings = tuple(f.to_dict() for f in report.findings)
-    return CourseResult(record.line, record.source, course.id, len(course.sessions), findings, None)
+    return (record.line, record.source, course.id, len(course.sessions), findings, None)
+
+
+def _wanted(fields: _Fields) -> bool:
+    # A course the report may draw: evaluated, with an error finding.
+    return fields[5] is None and any(f["severity"] == "error" for f in fields[4])
+
+
+def _records(units: Iterable[Record | _Block]) -> Iterator[Record]:
+    for unit in units:
+        if isinstance(unit, _Block):
+            yield from unit.records()
+        else:
+            yield unit
+
+
+def _serial(
+    units: Iterator[Record | _Block],
+    protocol: Protocol,
+    as_of: dt.datetime | dt.date | None,
+    sample: int,
+) -> Iterator[tuple[CourseResult, _Data | None]]:
+    kept = 0
+    for record in _records(units):
+        fields = _fields(record, protocol, as_of)
+        data = None
+        if kept < sample and _wanted(fields):
+            data, kept = record.data, kept + 1
+        yield CourseResult(*fields), data
 
 
 def _reason(exc: InputError) -> str:
@@ -307,29 +378,58 @@ def _reason(exc: InputError) -> str:
 
 # --- worker processes -----------------------------------------------------------------
 
-_worker: tuple[Protocol, dt.datetime | dt.date | None] | None = None
+_worker: tuple[Protocol, dt.datetime | dt.date | None, int] | None = None
 
 
-def _start_worker(protocol: Protocol, as_of: dt.datetime | dt.date | None) -> None:
+def _start_worker(protocol: Protocol, as_of: dt.datetime | dt.date | None, sample: int) -> None:
     global _worker
-    _worker = (protocol, as_of)
+    _worker = (protocol, as_of, sample)
 
 
-def _work(chunk: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    # Plain tuples both ways: they cross the process boundary several times faster than
-    # attrs instances.
+def _work(chunk: list[_Block | tuple[Any, ...]]) -> tuple[list[_Fields], list[tuple[int, Any]]]:
+    """A chunk's results as plain tuples, and the data of the courses the report may draw.
+
+    Plain tuples both ways: they cross the process boundary several times faster than
+    attrs instances. At most ``sample`` data per chunk come back, by result position.
+    """
     assert _worker is not None
-    protocol, as_of = _worker
-    results = (_result(Record(*fields), protocol, as_of) for fields in chunk)
-    return [attrs.astuple(r, recurse=False) for r in results]
+    protocol, as_of, sample = _worker
+    units = (unit if isinstance(unit, _Block) else Record(*unit) for unit in chunk)
+    results: list[_Fields] = []
+    data: list[tuple[int, Any]] = []
+    for record in _records(units):
+        fields = _fields(record, protocol, as_of)
+        if len(data) < sample and _wanted(fields):
+            data.append((len(results), record.data))
+        results.append(fields)
+    return results, data
+
+
+def _chunks(units: Iterator[Record | _Block]) -> Iterator[list[_Block | tuple[Any, ...]]]:
+    # A block (a few hundred lines) is a chunk of its own; records go _CHUNK at a time.
+    chunk: list[_Block | tuple[Any, ...]] = []
+    for unit in units:
+        if isinstance(unit, _Block):
+            if chunk:
+                yield chunk
+                chunk = []
+            yield [unit]
+            continue
+        chunk.append(attrs.astuple(unit, recurse=False))
+        if len(chunk) >= _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _parallel(
-    records: Iterator[Record],
+    units: Iterator[Record | _Block],
     protocol: Protocol,
     as_of: dt.datetime | dt.date | None,
     jobs: int,
-) -> Iterator[CourseResult]:
+    sample: int,
+) -> Iterator[tuple[CourseResult, _Data | None]]:
     # A bounded window of chunks in flight, collected in submission order: input order out,
     # and never more than jobs * _IN_FLIGHT chunks held in memory.
     import multiprocessing
@@ -339,20 +439,30 @@ def _parallel(
     # __main__ guard and stdin scripts).
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    kept = 0
+
+    def collected(
+        future: concurrent.futures.Future[tuple[list[_Fields], list[tuple[int, Any]]]],
+    ) -> Iterator[tuple[CourseResult, _Data | None]]:
+        nonlocal kept
+        results, data = future.result()
+        wanted = dict(data[: max(sample - kept, 0)])
+        kept += len(wanted)
+        for position, fields in enumerate(results):
+            yield CourseResult(*fields), wanted.get(position)
+
     with concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_start_worker, initargs=(protocol, as_of)
+        jobs, mp_context=context, initializer=_start_worker, initargs=(protocol, as_of, sample)
     ) as pool:
-        pending: collections.deque[concurrent.futures.Future[list[tuple[Any, ...]]]] = (
-            collections.deque()
-        )
-        chunks = iter(lambda: list(itertools.islice(records, _CHUNK)), [])
-        for chunk in chunks:
-            fields = [attrs.astuple(r, recurse=False) for r in chunk]
-            pending.append(pool.submit(_work, fields))
+        pending: collections.deque[
+            concurrent.futures.Future[tuple[list[_Fields], list[tuple[int, Any]]]]
+        ] = collections.deque()
+        for chunk in _chunks(units):
+            pending.append(pool.submit(_work, chunk))
             if len(pending) >= jobs * _IN_FLIGHT:
-                yield from (CourseResult(*t) for t in pending.popleft().result())
+                yield from collected(pending.popleft())
         while pending:
-            yield from (CourseResult(*t) for t in pending.popleft().result())
+            yield from collected(pending.popleft())
 
 
 # --- reading files --------------------------------------------------------------------
@@ -373,6 +483,49 @@ class _Hashing(io.RawIOBase):
         self._digest.update(data)
         buffer[: len(data)] = data
         return len(data)
+
+
+@attrs.frozen
+class _Block:
+    """Whole lines of a JSON Lines input, read in one go for a worker to split."""
+
+    source: str
+    first_line: int
+    data: bytes
+
+    def records(self) -> Iterator[Record]:
+        lines = self.data.split(b"\n")
+        if self.data.endswith(b"\n"):
+            lines.pop()
+        for number, line in enumerate(lines, start=self.first_line):
+            yield _line_record(number, line, self.source)
+
+
+class _Records(Iterator[Record]):
+    """What `read_records` returns: its records one by one, or its JSON Lines in blocks.
+
+    `audit` takes the blocks when it is given the reader before any record was read.
+    """
+
+    def __init__(self, sources: Sequence[str], digest: Any) -> None:
+        self._sources = list(sources)
+        self._digest = digest
+        self._units: Iterator[Record | _Block] | None = None
+
+    @property
+    def _fresh(self) -> bool:
+        return self._units is None
+
+    def _blocks(self) -> Iterator[Record | _Block]:
+        self._units = _read(self._sources, self._digest, blocks=True)
+        return self._units
+
+    def __next__(self) -> Record:
+        if self._units is None:
+            self._units = _read(self._sources, self._digest, blocks=False)
+        unit = next(self._units)
+        assert isinstance(unit, Record)
+        return unit
 
 
 def read_records(
@@ -397,7 +550,10 @@ def read_records(
     Raises:
         InputError: A file cannot be opened or read, or a CSV header lacks a column.
     """
-    digest = digest if digest is not None else hashlib.sha256()
+    return _Records(sources, digest if digest is not None else hashlib.sha256())
+
+
+def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Record | _Block]:
     for source in sources:
         if source == "-":
             raw: IO[bytes] = sys.stdin.buffer
@@ -417,6 +573,8 @@ def read_records(
             name = source.lower().removesuffix(".gz")
             if name.endswith(".csv"):
                 yield from _csv_records(stream, source)
+            elif blocks:
+                yield from _jsonl_blocks(stream, source)
             else:
                 yield from _jsonl_records(stream, source)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -440,11 +598,44 @@ def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         number += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             # Not JSON Lines (a binary file, a device such as /dev/zero): stop here.
-            raise InputError(
-                f"{shown_id(source, 200)} line {number} is longer than {MAX_LINE_BYTES} bytes; "
-                "is it JSON Lines, one course per line?"
-            )
+            raise InputError(_too_long(source, number))
         yield _line_record(number, line, source)
+
+
+# Bytes of JSON Lines read at a time for the workers: a few hundred courses.
+_BLOCK_BYTES = 1 << 18
+
+
+def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[_Block]:
+    # The lines of _jsonl_records, in blocks; the same limit on a line's length.
+    before = 0  # lines in the blocks yielded so far
+    carry = b""  # the start of a line whose end is not read yet
+    while True:
+        data = stream.read(_BLOCK_BYTES)
+        if not data:
+            if carry:
+                yield _Block(source, before + 1, carry)
+            return
+        buffer = carry + data if carry else data
+        # A line that starts and ends in `data` is shorter than _BLOCK_BYTES, far below the
+        # limit: only the first one, carried over from earlier reads, can pass it.
+        first = buffer.find(b"\n")
+        if (first if first >= 0 else len(buffer)) > MAX_LINE_BYTES:
+            raise InputError(_too_long(source, before + 1))
+        cut = buffer.rfind(b"\n") + 1
+        if cut == 0:
+            carry = buffer
+            continue
+        block, carry = buffer[:cut], buffer[cut:]
+        yield _Block(source, before + 1, block)
+        before += block.count(b"\n")
+
+
+def _too_long(source: str, number: int) -> str:
+    return (
+        f"{shown_id(source, 200)} line {number} is longer than {MAX_LINE_BYTES} bytes; "
+        "is it JSON Lines, one course per line?"
+    )
 
 
 def _line_record(number: int, line: str | bytes, source: str) -> Record:

@@ -12,7 +12,6 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import datetime as dt
 import io
@@ -20,7 +19,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 import attrs
@@ -692,7 +691,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     import hashlib
     import time
 
-    from kaprules.auditing import Record, audit, read_records
+    from kaprules.auditing import audit, read_records
 
     protocol = _protocol(args)
     if args.as_of == _TODAY:
@@ -707,18 +706,10 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
     started = time.time()
     digest = hashlib.sha256()
     several = len(args.inputs) > 1
-    # Records in flight, so that the report can draw the courses it samples: results come
-    # in input order, so this holds at most the audit's window of records.
-    recent: collections.deque[Record] = collections.deque()
-
-    def remembered(records: Iterator[Record]) -> Iterator[Record]:
-        for record in records:
-            recent.append(record)
-            yield record
-
-    records = remembered(read_records(args.inputs, digest=digest))
+    records = read_records(args.inputs, digest=digest)
+    sample = args.sample if args.html else 0
     try:
-        run = audit(records, protocol, as_of=args.as_of, jobs=args.jobs)
+        run = audit(records, protocol, as_of=args.as_of, jobs=args.jobs, sample=sample)
     except InputError as exc:
         raise _Failure("cannot audit", exc.problems) from None
     findings_out = _open_output(args.findings) if args.findings else None
@@ -728,20 +719,13 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
 
         csv_out = csv.writer(findings_out, lineterminator="\n")
         csv_out.writerow(["line", "course", "rule", "severity", "sessions", "message"])
-    samples: list[tuple[Any, Course]] = []
     progress = _progress()
     try:
         for result in run:
-            while recent and (recent[0].line, recent[0].source) != (result.line, result.source):
-                recent.popleft()
-            record = recent.popleft() if recent else None
             if progress is not None:
                 progress.update(1)
-            if findings_out is not None:
+            if findings_out is not None and result.findings:
                 _write_findings(result, findings_out, csv_out, several)
-            wanted = args.html and len(samples) < args.sample and not result.ok
-            if wanted and record is not None and result.rejected is None:
-                samples.append((result, record.course()))
     except InputError as exc:
         raise _Failure("cannot audit", exc.problems) from None
     finally:
@@ -758,7 +742,7 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
 
         page = render(
             data,
-            samples,
+            run.samples,
             protocol=protocol,
             inputs=[shown_id(name, 200) for name in args.inputs],
             started=dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
@@ -802,6 +786,10 @@ def _progress() -> Any:
     return tqdm.tqdm(unit=" courses", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
+# json.dumps builds an encoder on every call that asks for anything but the defaults.
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) -> None:
     for finding in result.findings:
         row: dict[str, Any] = {"input": result.source} if several else {}
@@ -817,7 +805,7 @@ def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) ->
             row["sessions"] = " ".join(row["sessions"])
             csv_out.writerow(list(row.values()))
         else:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(_ROW_ENCODER.encode(row) + "\n")
 
 
 def _audit_lines(data: dict[str, Any]) -> list[str]:

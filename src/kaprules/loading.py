@@ -33,17 +33,21 @@ from kaprules.errors import (
     unknown_field,
 )
 from kaprules.model import (
+    _KIND_OF,
     Course,
     Integration,
-    Kind,
     Session,
     _integration_problems,
     _session_problems,
     _timezone_problem,
-    _to_kind,
     freeze_json,
 )
 from kaprules.protocol import Protocol, get_protocol
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - an interpreter without orjson's wheels (PyPy)
+    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "calendar_schema",
@@ -131,24 +135,38 @@ _Values = dict[str, Any]
 
 
 _FAST_KEYS = frozenset(("id", "kind", "start", "last_food", "escort", "therapist"))
+_FAST_COURSE_KEYS = frozenset(("$schema", "id", "timezone", "patient", "sessions"))
+
+
+# The shape nearly every exporter writes ('2026-12-01T09:00:00-07:00'): a pattern without
+# alternatives, matched faster than the general one, which is tried when this one fails.
+_COMMON_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-]([01][0-9]|2[0-3]):[0-5][0-9]"
+)
+_MIN_YEAR, _MAX_YEAR = _time.MIN_YEAR, _time.MAX_YEAR
 
 
 def _fast_time(value: object) -> dt.datetime | None:
-    if type(value) is not str or not _DATETIME.fullmatch(value):
+    if type(value) is not str or not (
+        _COMMON_DATETIME.fullmatch(value) or _DATETIME.fullmatch(value)
+    ):
         return None
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if _time.in_range(moment) else None
+    if _MIN_YEAR < moment.year < _MAX_YEAR or _time.in_range(moment):
+        return moment
+    return None
 
 
-def _fast_session(obj: object) -> Session | None:
+def _fast_session(obj: object, index: int | None) -> Session | None:
     """The session of a plain, valid record, checked once; None to take the full path.
 
-    Only for text known to hold no lone surrogate (see `_json`): every check of
+    Only for text known to hold no lone surrogate (see `_decoded`): every check of
     ``Session.__init__`` is made here, in the loader's terms, and anything unusual goes the
-    full way, which names every problem.
+    full way, which names every problem. ``index`` gives a session without an id its
+    1-based position as id; None leaves that to `Course`.
     """
     if type(obj) is not dict or not obj.keys() <= _FAST_KEYS:
         return None
@@ -156,21 +174,57 @@ def _fast_session(obj: object) -> Session | None:
     if start is None:
         return None
     food = obj.get("last_food")
-    last_food = None if food is None else _fast_time(food)
-    if food is not None and last_food is None:
+    last_food = None
+    if food is not None and (last_food := _fast_time(food)) is None:
         return None
-    kind = _to_kind(obj.get("kind", "induction"))
-    record_id = obj.get("id")
-    if not isinstance(kind, Kind) or (
-        "id" in obj and (type(record_id) is not str or not record_id.strip())
-    ):
+    kind = obj.get("kind", "induction")
+    if type(kind) is not str or (kind := _KIND_OF.get(kind)) is None:
         return None
+    if "id" in obj:
+        record_id = obj["id"]
+        if type(record_id) is not str or not record_id.strip():
+            return None
+    else:
+        record_id = None if index is None else str(index + 1)
     escort, therapist = obj.get("escort"), obj.get("therapist")
     if (escort is not None and type(escort) is not str) or (
         therapist is not None and type(therapist) is not str
     ):
         return None
     return Session._checked(start, kind, record_id, last_food, escort, therapist)
+
+
+def _fast_course(data: object) -> Course | None:
+    """The course of a plain, valid document (sessions only), or None for the full path.
+
+    As `_fast_session`, for text without lone surrogates: the checks of ``Course.__init__``
+    are made here, once, and the course is built without repeating them.
+    """
+    if type(data) is not dict or not data.keys() <= _FAST_COURSE_KEYS:
+        return None
+    timezone, raw = data.get("timezone"), data.get("sessions")
+    patient, course_id, schema = data.get("patient"), data.get("id"), data.get("$schema")
+    if (
+        type(timezone) is not str
+        or type(raw) is not list
+        or (patient is not None and type(patient) is not str)
+        or (schema is not None and type(schema) is not str)
+        or ("id" in data and (type(course_id) is not str or not course_id.strip()))
+    ):
+        return None
+    try:
+        zone = _time.zone(timezone)
+    except ValueError:
+        return None
+    sessions = []
+    for index, obj in enumerate(raw):
+        session = _fast_session(obj, index)
+        if session is None:
+            return None
+        sessions.append(session)
+    if len({s.id for s in sessions}) != len(sessions):
+        return None  # the full path names the duplicate
+    return Course._checked(timezone, zone, tuple(sessions), patient, course_id)
 
 
 def _record(
@@ -272,7 +326,7 @@ def _items(
     problems: list[Problem],
     *,
     required: bool,
-    fast: Callable[[object], Any] | None = None,
+    fast: Callable[[object, None], Any] | None = None,
 ) -> list[Any]:
     raw = data.get(name)
     if name not in data:
@@ -284,7 +338,7 @@ def _items(
         return []
     items = []
     for index, item in enumerate(raw):
-        if fast is not None and (value := fast(item)) is not None:
+        if fast is not None and (value := fast(item, None)) is not None:
             items.append(value)
             continue
         value, found = read(index, item)
@@ -295,6 +349,8 @@ def _items(
 
 
 def _course(data: object, *, clean: bool = False) -> Course:
+    if clean and (course := _fast_course(data)) is not None:
+        return course
     if not isinstance(data, dict):
         raise InputError(Problem((), f"a course must be a JSON object, got {json_type(data)}"))
     problems = _unknown_fields(data, COURSE_FIELDS)
@@ -362,11 +418,73 @@ def _reject_constant(name: str) -> Any:
     raise InputError(f"{name} is not valid JSON; give a number or leave the field out")
 
 
+_SLOW: Any = object()
+# orjson reserves about 13 times its input while parsing: only course-sized texts take it,
+# so that a large document costs what the standard library costs (about twice its size).
+_FAST_JSON_LIMIT = 64 * 1024
+
+
+def _strings(document: Any) -> int:
+    """How many strings (keys and values) a decoded document holds; -1 if it holds a float."""
+    count = 0
+    stack = [[document]]
+    while stack:
+        for value in stack.pop():
+            kind = type(value)
+            if kind is str:
+                count += 1
+            elif kind is dict:
+                count += len(value)
+                stack.append(value.values())
+            elif kind is list:
+                stack.append(value)
+            elif kind is float:
+                return -1
+    return count
+
+
+def _fast_json(text: str | bytes | bytearray) -> Any:
+    """The document as ``json.loads`` reads it, through orjson; `_SLOW` when unsure.
+
+    orjson keeps the last of repeated keys and reads integers past 64 bits as floats, where
+    the standard library (with our hook) refuses and keeps them whole. Both are ruled out
+    without a second parse: a document without floats whose strings, counted after
+    decoding, account for every quote character of the text cannot have lost a key
+    (each string in the text has two unescaped quotes, and a dropped key is a string).
+    Anything else is read again by the standard library, which also words every error.
+    """
+    if _orjson is None or len(text) > _FAST_JSON_LIMIT:
+        return _SLOW
+    try:
+        document = _orjson.loads(text)
+    except _orjson.JSONDecodeError:
+        return _SLOW
+    if type(text) is bytes and _orjson.dumps(document) == text:
+        return document  # compact JSON Lines, written back byte for byte: nothing was lost
+    quotes = text.count('"') if isinstance(text, str) else text.count(b'"')
+    if 2 * _strings(document) != quotes:
+        return _SLOW
+    return document
+
+
 def _json(text: str | bytes | bytearray, what: str) -> Any:
+    return _decoded(text, what)[0]
+
+
+def _decoded(text: str | bytes | bytearray, what: str) -> tuple[Any, bool]:
+    """The JSON document, and whether its text surely holds no lone surrogate."""
     if not isinstance(text, str | bytes | bytearray):
         raise InputError(f"expected JSON text (str or bytes), got {type(text).__name__}")
     if isinstance(text, bytes | bytearray) and text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]  # a UTF-8 byte order mark, as spreadsheet exports write
+    document = _fast_json(text)
+    if document is not _SLOW:
+        # orjson refuses lone surrogates, in the text and in its escapes.
+        return document, True
+    return _stdlib_json(text, what), _clean(text)
+
+
+def _stdlib_json(text: str | bytes | bytearray, what: str) -> Any:
     try:
         return json.loads(
             text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
@@ -409,7 +527,8 @@ def parse_course(text: str | bytes | bytearray) -> Course:
         InputError: The text is not JSON, or not a course: every problem is listed, each
             with its path (such as ``sessions[0] (id 's1').start``).
     """
-    return _course(_json(text, "a course"), clean=_clean(text))
+    document, clean = _decoded(text, "a course")
+    return _course(document, clean=clean)
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -133,6 +133,7 @@ def _session_problems(
 
 
 _KINDS = tuple(k.value for k in Kind)
+_KIND_OF: dict[str, Kind] = {k.value: k for k in Kind}
 
 
 def _timezone_problem(value: object) -> Problem | None:
@@ -153,9 +154,9 @@ def _timezone_problem(value: object) -> Problem | None:
 def _to_kind(value: Kind | str) -> Kind:
     # An unknown value passes through so that the post-init check can name the session.
     # Looked up, not constructed: Kind(value) would copy a huge value into its error.
-    if isinstance(value, str) and value in _KINDS:
-        return Kind(value)
-    return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        return _KIND_OF.get(value, value)  # type: ignore[arg-type]
+    return value
 
 
 # --- clinic-defined data ----------------------------------------------------------------
@@ -316,7 +317,6 @@ class Session:
         default=None, converter=_extra, repr=False, hash=False, kw_only=True
     )
     _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
-    _food_instant: dt.datetime | None = attrs.field(init=False, eq=False, repr=False)
     _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
@@ -327,8 +327,6 @@ class Session:
         if problems:
             raise InputError(*(p.within(_label(self.id)) for p in problems))
         object.__setattr__(self, "_instant", _time.to_utc(self.start))
-        food = None if self.last_food is None else _time.to_utc(self.last_food)
-        object.__setattr__(self, "_food_instant", food)
 
     @classmethod
     def _checked(
@@ -345,17 +343,15 @@ class Session:
         Private: the loader's fast path. Every value must be what ``__init__`` accepts and
         converts to: aware datetimes in range, a `Kind`, valid non-blank text.
         """
-        self = object.__new__(cls)
-        put = object.__setattr__
-        put(self, "start", start)
-        put(self, "kind", kind)
-        put(self, "id", id)
-        put(self, "last_food", last_food)
-        put(self, "escort", escort)
-        put(self, "therapist", therapist)
-        put(self, "extra", _EMPTY)
-        put(self, "_instant", _time.to_utc(start))
-        put(self, "_food_instant", None if last_food is None else _time.to_utc(last_food))
+        self = _new(cls)
+        _SESSION_SET[0](self, start)
+        _SESSION_SET[1](self, kind)
+        _SESSION_SET[2](self, id)
+        _SESSION_SET[3](self, last_food)
+        _SESSION_SET[4](self, escort)
+        _SESSION_SET[5](self, therapist)
+        _SESSION_SET[6](self, _EMPTY)
+        _SESSION_SET[7](self, start.astimezone(_time.UTC))
         return self
 
     @property
@@ -366,7 +362,7 @@ class Session:
     @property
     def food_instant(self) -> dt.datetime | None:
         """``last_food`` as a plain ``datetime`` in UTC, or None."""
-        return self._food_instant
+        return None if self.last_food is None else _time.to_utc(self.last_food)
 
     def to_dict(self) -> dict[str, Any]:
         """This session in the JSON course format.
@@ -386,6 +382,19 @@ class Session:
         if self.extra:
             data["extra"] = thaw_json(self.extra)
         return data
+
+
+_new = object.__new__
+
+
+def slot_setters(cls: type[Any], *names: str) -> tuple[Any, ...]:
+    """The slots' own setters, past a frozen class's ``__setattr__`` (private fast paths)."""
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_SESSION_SET = slot_setters(
+    Session, "start", "kind", "id", "last_food", "escort", "therapist", "extra", "_instant"
+)
 
 
 @attrs.frozen
@@ -520,6 +529,30 @@ class Course:
         if problems:
             raise InputError(*problems)
 
+    @classmethod
+    def _checked(
+        cls,
+        timezone: str,
+        zone: zoneinfo.ZoneInfo,
+        sessions: tuple[Session, ...],
+        patient: str | None,
+        id: str | None,
+    ) -> Course:
+        """A course from values the loader has already checked as ``__init__`` would.
+
+        Private: the loader's fast path. ``zone`` is ``timezone``'s zone; the sessions have
+        unique ids; ``patient`` and ``id`` are valid text (``id`` non-blank).
+        """
+        self = _new(cls)
+        _COURSE_SET[0](self, timezone)
+        _COURSE_SET[1](self, sessions)
+        _COURSE_SET[2](self, patient)
+        _COURSE_SET[3](self, ())
+        _COURSE_SET[4](self, _EMPTY)
+        _COURSE_SET[5](self, id)
+        _COURSE_SET[6](self, zone)
+        return self
+
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         """The course timezone as a ``zoneinfo.ZoneInfo``."""
@@ -555,6 +588,11 @@ class Course:
         if self.extra:
             data["extra"] = thaw_json(self.extra)
         return data
+
+
+_COURSE_SET = slot_setters(
+    Course, "timezone", "sessions", "patient", "integrations", "extra", "id", "_zone"
+)
 
 
 def _not_a_sequence(name: str, item: str, value: object) -> Problem:

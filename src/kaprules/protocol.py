@@ -867,7 +867,8 @@ def _evaluate_timeline(timeline: Timeline, protocol: Protocol) -> Report:
     """
     found: list[tuple[int, Finding]] = []
     for index, rule in enumerate(protocol.rules):
-        found.extend((index, f) for f in rule(timeline))
+        for finding in rule(timeline):
+            found.append((index, finding))
     if len(found) > 1:
         position = {t.id: t.position for t in timeline.sessions}
 

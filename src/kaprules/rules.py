@@ -679,6 +679,13 @@ class Fasting(BaseRule):
         metadata=_OMIT_DEFAULT,
     )
 
+    _limit: tuple[dt.timedelta, str] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        # The shortest fast and its ISO text, made once rather than on every course.
+        limit = dt.timedelta(hours=self.hours)
+        object.__setattr__(self, "_limit", (limit, _iso_duration(limit)))
+
     @property
     def statement(self) -> str:
         """What the rule requires, with its actual parameter values."""
@@ -711,19 +718,20 @@ class Fasting(BaseRule):
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session with a missing or short fast."""
-        limit = dt.timedelta(hours=self.hours)
-        expected = _iso_duration(limit)
+        limit, expected = self._limit
+        kinds = self.kinds
         for t in timeline.sessions:
-            if t.kind not in self.kinds:
+            if t.kind not in kinds:
                 continue
-            food = t.session.food_instant
+            food = t.session.last_food
             if food is None:
                 if not t.planned:
                     yield self._finding(
                         (t,), f"{t.label} has no last_food recorded", expected, None
                     )
                 continue
-            fast = t.instant - food
+            # Plain aware datetimes subtract as instants; elapsed() handles subclasses.
+            fast = t.instant - food if type(food) is dt.datetime else _time.elapsed(t.instant, food)
             if fast < limit:
                 if fast < dt.timedelta(0):
                     detail = (

@@ -10,13 +10,14 @@ plain standard-library values; none of them has to think about zones or offsets 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import zoneinfo
 
 import attrs
 
 from kaprules import _time
 from kaprules.errors import InputError, Problem, shown_id
-from kaprules.model import Course, Integration, Kind, Session, _out_of_range
+from kaprules.model import Course, Integration, Kind, Session, _new, _out_of_range, slot_setters
 
 __all__ = ["TimedIntegration", "TimedSession", "Timeline"]
 
@@ -144,24 +145,35 @@ class Timeline:
                 f"as_of: must be None, a date or an aware datetime, got {type(as_of).__name__}"
             )
 
-        ordered = sorted(course.sessions, key=_start_order)
+        # Every session of a course has an id, so (instant, id) orders them all.
+        ordered = sorted(course.sessions, key=_START_ORDER)
         timed = []
+        inductions = []
+        induction = Kind.INDUCTION
+        # Built past attrs' frozen __init__: the values are a course's own, already checked.
+        put_session, put_id, put_kind, put_position, put_instant, put_local, put_date, put_plan = (
+            _TIMED_SET
+        )
         for position, session in enumerate(ordered):
-            instant = session.instant
+            instant = session._instant
             local = instant.astimezone(zone)
             date = local.date()
             if planned_after is not None:
                 planned = instant > planned_after
             else:
                 planned = as_of_date is not None and date > as_of_date
-            assert session.id is not None
-            timed.append(
-                TimedSession(
-                    session, session.id, session.kind, position, instant, local, date, planned
-                )
-            )
-        sessions = tuple(timed)
-        inductions = tuple(t for t in sessions if t.kind is Kind.INDUCTION)
+            t = _new(TimedSession)
+            put_session(t, session)
+            put_id(t, session.id)
+            put_kind(t, session.kind)
+            put_position(t, position)
+            put_instant(t, instant)
+            put_local(t, local)
+            put_date(t, date)
+            put_plan(t, planned)
+            timed.append(t)
+            if session.kind is induction:
+                inductions.append(t)
         meetings: tuple[TimedIntegration, ...] = ()
         if course.integrations:
             placed = []
@@ -169,8 +181,12 @@ class Timeline:
                 local = meeting.instant.astimezone(zone)
                 placed.append(TimedIntegration(meeting, meeting.instant, local, local.date()))
             meetings = tuple(sorted(placed, key=lambda m: m.instant))
-        return cls(course, sessions, inductions, as_of, as_of_date, meetings, series_length)
+        return cls(
+            course, tuple(timed), tuple(inductions), as_of, as_of_date, meetings, series_length
+        )
 
 
-def _start_order(session: Session) -> tuple[dt.datetime, str]:
-    return session.instant, session.id or ""
+_START_ORDER = operator.attrgetter("_instant", "id")
+_TIMED_SET = slot_setters(
+    TimedSession, "session", "id", "kind", "position", "instant", "local", "date", "planned"
+)

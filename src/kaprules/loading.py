@@ -138,18 +138,27 @@ _FAST_KEYS = frozenset(("id", "kind", "start", "last_food", "escort", "therapist
 _FAST_COURSE_KEYS = frozenset(("$schema", "id", "timezone", "patient", "sessions"))
 
 
-# The shape nearly every exporter writes ('2026-12-01T09:00:00-07:00'): a pattern without
-# alternatives, matched faster than the general one, which is tried when this one fails.
-_COMMON_DATETIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[+-]([01][0-9]|2[0-3]):[0-5][0-9]"
-)
 _MIN_YEAR, _MAX_YEAR = _time.MIN_YEAR, _time.MAX_YEAR
+# The separators of the two layouts nearly every exporter writes, '2026-12-01T09:00:00-07:00'
+# and '2026-12-01T16:00:00Z', at every third character from the fifth.
+_WITH_OFFSET = frozenset(("--T::+:", "--T::-:"))
+
+
+def _common_layout(value: str) -> bool:
+    """Whether ``value`` has one of the two common layouts' separators in place.
+
+    With them in place, a text that ``fromisoformat`` accepts has ASCII digits everywhere
+    else (it reads each field digit by digit), so it matches `DATETIME_PATTERN`: two slices
+    instead of the pattern, which costs twice as much.
+    """
+    size = len(value)
+    if size == 25:
+        return value[4:23:3] in _WITH_OFFSET and value[23] in "012345"
+    return size == 20 and value[4:20:3] == "--T::Z"
 
 
 def _fast_time(value: object) -> dt.datetime | None:
-    if type(value) is not str or not (
-        _COMMON_DATETIME.fullmatch(value) or _DATETIME.fullmatch(value)
-    ):
+    if type(value) is not str or not (_common_layout(value) or _DATETIME.fullmatch(value)):
         return None
     try:
         moment = dt.datetime.fromisoformat(value)

@@ -387,12 +387,12 @@ class Session:
 _new = object.__new__
 
 
-def slot_setters(cls: type[Any], *names: str) -> tuple[Any, ...]:
+def _slot_setters(cls: type[Any], *names: str) -> tuple[Any, ...]:
     """The slots' own setters, past a frozen class's ``__setattr__`` (private fast paths)."""
     return tuple(cls.__dict__[name].__set__ for name in names)
 
 
-_SESSION_SET = slot_setters(
+_SESSION_SET = _slot_setters(
     Session, "start", "kind", "id", "last_food", "escort", "therapist", "extra", "_instant"
 )
 
@@ -590,7 +590,7 @@ class Course:
         return data
 
 
-_COURSE_SET = slot_setters(
+_COURSE_SET = _slot_setters(
     Course, "timezone", "sessions", "patient", "integrations", "extra", "id", "_zone"
 )
 

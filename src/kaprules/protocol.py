@@ -865,6 +865,18 @@ def _evaluate_timeline(timeline: Timeline, protocol: Protocol) -> Report:
 
     The booking check uses it to evaluate a timeline whose proposed session is planned.
     """
+    return Report(
+        protocol.id,
+        protocol.version,
+        _findings(timeline, protocol),
+        None if timeline.as_of is None else timeline.as_of.isoformat(),
+        __version__,
+        protocol.derived_from,
+    )
+
+
+def _findings(timeline: Timeline, protocol: Protocol) -> tuple[Finding, ...]:
+    """Every finding of ``protocol``'s rules on ``timeline``, in report order."""
     found: list[tuple[int, Finding]] = []
     for index, rule in enumerate(protocol.rules):
         for finding in rule(timeline):
@@ -878,11 +890,4 @@ def _evaluate_timeline(timeline: Timeline, protocol: Protocol) -> Report:
             return (places[:1] or (-1,), index, places, f.message)
 
         found.sort(key=order)
-    return Report(
-        protocol.id,
-        protocol.version,
-        tuple(f for _, f in found),
-        None if timeline.as_of is None else timeline.as_of.isoformat(),
-        __version__,
-        protocol.derived_from,
-    )
+    return tuple(f for _, f in found)

@@ -12,19 +12,23 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import zoneinfo
+from typing import NamedTuple
 
 import attrs
 
 from kaprules import _time
 from kaprules.errors import InputError, Problem, shown_id
-from kaprules.model import Course, Integration, Kind, Session, _new, _out_of_range, slot_setters
+from kaprules.model import Course, Integration, Kind, Session, _out_of_range
 
 __all__ = ["TimedIntegration", "TimedSession", "Timeline"]
 
 
-@attrs.frozen
-class TimedSession:
+class TimedSession(NamedTuple):
     """A session placed on its course's timeline.
+
+    A named tuple, built once per session for every evaluation: several times cheaper to
+    make than a frozen attrs instance, and as immutable. ``t._replace(planned=True)`` gives
+    a changed copy.
 
     Attributes:
         session: The session itself.
@@ -150,29 +154,20 @@ class Timeline:
         timed = []
         inductions = []
         induction = Kind.INDUCTION
-        # Built past attrs' frozen __init__: the values are a course's own, already checked.
-        put_session, put_id, put_kind, put_position, put_instant, put_local, put_date, put_plan = (
-            _TIMED_SET
-        )
         for position, session in enumerate(ordered):
-            instant = session._instant
+            instant, kind = session._instant, session.kind
             local = instant.astimezone(zone)
             date = local.date()
             if planned_after is not None:
                 planned = instant > planned_after
             else:
                 planned = as_of_date is not None and date > as_of_date
-            t = _new(TimedSession)
-            put_session(t, session)
-            put_id(t, session.id)
-            put_kind(t, session.kind)
-            put_position(t, position)
-            put_instant(t, instant)
-            put_local(t, local)
-            put_date(t, date)
-            put_plan(t, planned)
+            # tuple.__new__ directly: the values are a course's own, already checked.
+            t = _make(
+                TimedSession, (session, session.id, kind, position, instant, local, date, planned)
+            )
             timed.append(t)
-            if session.kind is induction:
+            if kind is induction:
                 inductions.append(t)
         meetings: tuple[TimedIntegration, ...] = ()
         if course.integrations:
@@ -187,6 +182,4 @@ class Timeline:
 
 
 _START_ORDER = operator.attrgetter("_instant", "id")
-_TIMED_SET = slot_setters(
-    TimedSession, "session", "id", "kind", "position", "instant", "local", "date", "planned"
-)
+_make = tuple.__new__

@@ -246,7 +246,7 @@ def test_blocks_hold_the_lines_read_one_by_one(
         (b"x" * 30, 1),
     ],
 )
-# Blocks are read far smaller than the limit (256 KiB and 16 MiB): only a line carried over
+# Blocks are read far smaller than the limit (1 MiB and 16 MiB): only a line carried over
 # from earlier reads can pass it, and that is what the reader checks.
 @pytest.mark.parametrize("size", [1, 3, 10])
 def test_the_line_limit_is_the_same_in_blocks(data: bytes, too_long: int | None, size: int) -> None:

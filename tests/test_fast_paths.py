@@ -287,6 +287,17 @@ def test_a_reader_already_read_from_is_read_on_record_by_record(tmp_path: Path) 
     assert [r.line for r in results] == list(range(2, 41))
 
 
+def test_a_reader_taken_by_an_audit_yields_nothing_more(tmp_path: Path) -> None:
+    data = write_lines(tmp_path / "d.jsonl", 3000)  # several blocks
+    records = read_records([str(data)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auditing, "_BLOCK_BYTES", 100_000)
+        run = kaprules.audit(records, jobs=2)
+        assert next(iter(run)).line == 1
+        assert list(records) == []
+        assert run.summary.lines_read == 3000
+
+
 # --- findings rows -----------------------------------------------------------------------
 
 _row_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)

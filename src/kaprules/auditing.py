@@ -533,8 +533,10 @@ class _Records(Iterator[Record]):
         return self._units is None
 
     def _blocks(self) -> Iterator[Record | _Block]:
-        self._units = _read(self._sources, self._digest, blocks=True)
-        return self._units
+        # An audit takes the records as blocks: they are its to read, and this reader is
+        # left empty.
+        self._units = iter(())
+        return _read(self._sources, self._digest, blocks=True)
 
     def __next__(self) -> Record:
         if self._units is None:

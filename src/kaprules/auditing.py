@@ -18,7 +18,7 @@ import hashlib
 import io
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import attrs
 
@@ -98,9 +98,11 @@ def _course_of(data: object, rejected: str | None) -> Course:
     raise InputError(rejected or f"not a course: {type(data).__name__}")
 
 
-@attrs.frozen
-class CourseResult:
+class CourseResult(NamedTuple):
     """What an audit found for one input record.
+
+    A named tuple: an audit makes one per record, and a tuple is made in a fraction of the
+    time of a frozen attrs instance.
 
     Attributes:
         line: The record's 1-based line.
@@ -325,6 +327,7 @@ def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
 
 
 _Data = str | bytes | dict[str, Any] | Course
+_make = tuple.__new__
 _Fields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | None]
 
 
@@ -336,7 +339,7 @@ def _result(
     record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None
 ) -> CourseResult:
     item = (record.line, record.data, record.source, record.rejected)
-    return CourseResult(*_fields(item, protocol, as_of))
+    return _make(CourseResult, _fields(item, protocol, as_of))
 
 
 def _fields(item: _Item, protocol: Protocol, as_of: dt.datetime | dt.date | None) -> _Fields:
@@ -380,7 +383,7 @@ def _serial(
         data = None
         if kept < sample and _wanted(fields):
             data, kept = item[1], kept + 1
-        yield CourseResult(*fields), data
+        yield _make(CourseResult, fields), data
 
 
 def _reason(exc: InputError) -> str:
@@ -462,10 +465,10 @@ def _parallel(
         kept += len(wanted)
         if not wanted:
             for fields in results:
-                yield CourseResult(*fields), None
+                yield _make(CourseResult, fields), None
             return
         for position, fields in enumerate(results):
-            yield CourseResult(*fields), wanted.get(position)
+            yield _make(CourseResult, fields), wanted.get(position)
 
     with concurrent.futures.ProcessPoolExecutor(
         jobs, mp_context=context, initializer=_start_worker, initargs=(protocol, as_of, sample)

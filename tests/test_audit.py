@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
 
 import kaprules
 from kaprules import Course, InputError, evaluate, parse_course
 from kaprules.auditing import read_records
-from kaprules.loading import _course, _json
-from kaprules.strategies import compliant_courses, courses
 
 from conftest import EXAMPLES
 from helpers import make_audit_data, write_lines
@@ -264,17 +261,6 @@ def test_html_escapes_hostile_ids(tmp_path: Path, cli: Run) -> None:
     text = report.read_text()
     assert "<script>" not in text
     assert "<img" not in text
-
-
-# --- the loader's fast path equals the full path ------------------------------------------
-
-
-@given(compliant_courses() | courses(max_sessions=6))
-def test_the_fast_path_builds_what_the_full_path_builds(course: Course) -> None:
-    text = kaprules.dumps(course)
-    assert _course(_json(text, "a course"), clean=True) == _course(
-        _json(text, "a course"), clean=False
-    )
 
 
 def test_jobs_work_from_a_script_without_a_main_guard(tmp_path: Path) -> None:

@@ -65,17 +65,6 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     return (naive - offset).replace(tzinfo=UTC)
 
 
-def elapsed(end: dt.datetime, start: dt.datetime) -> dt.timedelta:
-    """Real elapsed time from ``start`` to ``end``, two aware datetimes in any zones.
-
-    Standard ``datetime`` subtraction already measures aware values in UTC; only subclasses
-    (pendulum's, whose subtraction returns its own types) are converted first.
-    """
-    if type(end) is dt.datetime and type(start) is dt.datetime:
-        return end - start
-    return to_utc(end) - to_utc(start)
-
-
 # Files a zone directory may hold that are not IANA zones: the host's own zone (the same
 # course would read differently on another machine), and tzcode's build artefacts.
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory", "leapseconds", "+VERSION"})

@@ -240,8 +240,7 @@ class Audit:
         for result, data in self._results:
             self._summary.add(result)
             if data is not None and len(self._samples) < self._sample:
-                course = Record(result.line, data, result.source).course()
-                self._samples.append((result, course))
+                self._samples.append((result, _course_of(data, None)))
             yield result
         self._done = True
 
@@ -371,18 +370,32 @@ def _items(units: Iterable[Record | _Block]) -> Iterator[_Item]:
             yield (unit.line, unit.data, unit.source, unit.rejected)
 
 
-def _serial(
-    units: Iterator[Record | _Block],
+def _evaluated(
+    units: Iterable[Record | _Block],
     protocol: Protocol,
     as_of: dt.datetime | dt.date | None,
     sample: int,
-) -> Iterator[tuple[CourseResult, _Data | None]]:
+) -> Iterator[tuple[_Fields, Any]]:
+    """Each record's result fields, and its data when a report may draw it.
+
+    The data comes with the first ``sample`` courses with an error finding; None otherwise.
+    """
     kept = 0
     for item in _items(units):
         fields = _fields(item, protocol, as_of)
         data = None
         if kept < sample and _wanted(fields):
             data, kept = item[1], kept + 1
+        yield fields, data
+
+
+def _serial(
+    units: Iterator[Record | _Block],
+    protocol: Protocol,
+    as_of: dt.datetime | dt.date | None,
+    sample: int,
+) -> Iterator[tuple[CourseResult, _Data | None]]:
+    for fields, data in _evaluated(units, protocol, as_of, sample):
         yield _make(CourseResult, fields), data
 
 
@@ -411,13 +424,12 @@ def _work(chunk: list[_Block | tuple[Any, ...]]) -> tuple[list[_Fields], list[tu
     protocol, as_of, sample = _worker
     units = (unit if isinstance(unit, _Block) else Record(*unit) for unit in chunk)
     results: list[_Fields] = []
-    data: list[tuple[int, Any]] = []
-    for item in _items(units):
-        fields = _fields(item, protocol, as_of)
-        if len(data) < sample and _wanted(fields):
-            data.append((len(results), item[1]))
+    drawn: list[tuple[int, Any]] = []
+    for fields, data in _evaluated(units, protocol, as_of, sample):
+        if data is not None:
+            drawn.append((len(results), data))
         results.append(fields)
-    return results, data
+    return results, drawn
 
 
 def _chunks(units: Iterator[Record | _Block]) -> Iterator[list[_Block | tuple[Any, ...]]]:
@@ -463,10 +475,6 @@ def _parallel(
         results, data = future.result()
         wanted = dict(data[: max(sample - kept, 0)])
         kept += len(wanted)
-        if not wanted:
-            for fields in results:
-                yield _make(CourseResult, fields), None
-            return
         for position, fields in enumerate(results):
             yield _make(CourseResult, fields), wanted.get(position)
 

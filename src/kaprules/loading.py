@@ -482,16 +482,15 @@ def _json(text: str | bytes | bytearray, what: str) -> Any:
 
 
 def _decoded(text: str | bytes | bytearray, what: str) -> tuple[Any, bool]:
-    """The JSON document, and whether its text surely holds no lone surrogate."""
+    """The JSON document, and whether orjson read it (then no lone surrogate is in it)."""
     if not isinstance(text, str | bytes | bytearray):
         raise InputError(f"expected JSON text (str or bytes), got {type(text).__name__}")
     if isinstance(text, bytes | bytearray) and text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]  # a UTF-8 byte order mark, as spreadsheet exports write
     document = _fast_json(text)
     if document is not _SLOW:
-        # orjson refuses lone surrogates, in the text and in its escapes.
         return document, True
-    return _stdlib_json(text, what), _clean(text)
+    return _stdlib_json(text, what), False
 
 
 def _stdlib_json(text: str | bytes | bytearray, what: str) -> Any:
@@ -537,8 +536,9 @@ def parse_course(text: str | bytes | bytearray) -> Course:
         InputError: The text is not JSON, or not a course: every problem is listed, each
             with its path (such as ``sessions[0] (id 's1').start``).
     """
-    document, clean = _decoded(text, "a course")
-    return _course(document, clean=clean)
+    document, by_orjson = _decoded(text, "a course")
+    # orjson refuses lone surrogates, in the text and in its escapes; otherwise look.
+    return _course(document, clean=by_orjson or _clean(text))
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -730,8 +730,9 @@ class Fasting(BaseRule):
                         (t,), f"{t.label} has no last_food recorded", expected, None
                     )
                 continue
-            # Plain aware datetimes subtract as instants; elapsed() handles subclasses.
-            fast = t.instant - food if type(food) is dt.datetime else _time.elapsed(t.instant, food)
+            # t.instant is plain UTC; a plain aware datetime subtracts from it as an instant,
+            # a subclass (pendulum's) is made plain first.
+            fast = t.instant - (food if type(food) is dt.datetime else _time.to_utc(food))
             if fast < limit:
                 if fast < dt.timedelta(0):
                     detail = (

@@ -38,16 +38,22 @@ from kaprules.rules import (
     BUILTIN_RULES,
     FOUNDING_DOCUMENT,
     RULE_MEMBERS,
+    SERIES_LENGTH,
+    BaseRule,
     BoosterInterval,
     Escort,
     Fasting,
     IntegrationFollowup,
+    KindSet,
+    Parameter,
+    Role,
     Rule,
     SessionCount,
     SessionSpacing,
     Source,
     Therapist,
     TreatmentWindow,
+    parameters_of,
 )
 from kaprules.timeline import Timeline
 
@@ -76,7 +82,8 @@ PROTOCOL_FIELDS = (
     "derived_from",
     "rules",
 )
-RULE_FIELDS = ("id", "rule", "severity", "parameters")
+RULE_FIELDS = ("id", "rule", "severity", "parameters", "source", "rationale")
+SOURCE_FIELDS = ("text", "document", "location")
 
 # The built-in protocols by (id, version), filled below once they exist: no other protocol
 # may claim their identity.
@@ -164,32 +171,57 @@ def _member_problems(index: int, rule: object) -> list[Problem]:
     return problems
 
 
+def _holders(rules: tuple[Rule, ...]) -> list[tuple[int, Rule, Parameter]]:
+    """Every declared parameter of ``rules`` that holds a role or is bounded by one."""
+    found = []
+    for index, rule in enumerate(rules):
+        for p in parameters_of(type(rule)):
+            if p.role is not None or p.at_most is not None:
+                found.append((index, rule, p))
+    return found
+
+
 def _coherence_problems(rules: tuple[Rule, ...]) -> list[Problem]:
-    """Parameters of two rules that contradict each other."""
+    """Parameters of two rules that contradict each other, as the rules declare them.
+
+    Linear in the number of rules: each holder of a role is compared with the role's first
+    holder, and each bounded parameter with it too.
+    """
     problems = []
-    counts = [(i, r) for i, r in enumerate(rules) if isinstance(r, SessionCount)]
-    for i, count in counts:
-        for j, window in enumerate(rules):
-            if isinstance(window, TreatmentWindow) and window.days != count.window_days:
-                problems.append(
-                    Problem(
-                        ("rules", i, "parameters", "window_days"),
-                        f"{count.id}.window_days is {count.window_days} but {window.id}.days "
-                        f"(rules[{j}]) is {window.days}: both are the series' window; give "
-                        f"them one value (Protocol.update changes both together)",
-                        "coherence",
-                    )
+    first: dict[Role, tuple[int, Rule, Parameter]] = {}
+    holders = _holders(rules)
+    for index, rule, p in holders:
+        if p.role is None:
+            continue
+        if p.role not in first:
+            first[p.role] = (index, rule, p)
+            continue
+        i, anchor, q = first[p.role]
+        mine, theirs = getattr(rule, p.name), getattr(anchor, q.name)
+        if mine != theirs:
+            problems.append(
+                Problem(
+                    ("rules", i, "parameters", q.name),
+                    f"{anchor.id}.{q.name} is {theirs} but {rule.id}.{p.name} (rules[{index}]) "
+                    f"is {mine}: both are {p.role.meaning}; give them one value "
+                    "(Protocol.update changes both together)",
+                    "coherence",
                 )
-            if isinstance(window, BoosterInterval) and window.min_induction > count.count:
-                problems.append(
-                    Problem(
-                        ("rules", j, "parameters", "min_induction"),
-                        f"{window.id}.min_induction is {window.min_induction} but "
-                        f"{count.id}.count (rules[{i}]) is {count.count}: a booster could "
-                        f"never follow a complete series; use at most {count.count}",
-                        "coherence",
-                    )
+            )
+    for index, rule, p in holders:
+        if p.at_most is None or p.at_most.role not in first:
+            continue
+        i, anchor, q = first[p.at_most.role]
+        mine, bound = getattr(rule, p.name), getattr(anchor, q.name)
+        if mine > bound:
+            problems.append(
+                Problem(
+                    ("rules", index, "parameters", p.name),
+                    f"{rule.id}.{p.name} is {mine} but {anchor.id}.{q.name} (rules[{i}]) is "
+                    f"{bound}: {p.at_most.why}; use at most {bound}",
+                    "coherence",
                 )
+            )
     return problems
 
 
@@ -294,17 +326,33 @@ class Protocol:
             )
         if problems:
             raise ProtocolError(*problems)
-        length = next((r.count for r in self.rules if isinstance(r, SessionCount)), None)
-        object.__setattr__(self, "_series_length", length)
+        length = self.quantity(SERIES_LENGTH)
+        object.__setattr__(self, "_series_length", None if length is None else int(length))
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
         """The ids of the rules, in order."""
         return tuple(r.id for r in self.rules)
 
+    def quantity(self, role: Role) -> int | float | None:
+        """The value of a quantity the protocol's rules share, found by its role.
+
+        Args:
+            role: A role, such as `kaprules.SERIES_WINDOW`.
+
+        Returns:
+            The value of the first parameter holding ``role`` (all agree in a protocol),
+            or None when no rule declares it.
+        """
+        for _, rule, p in _holders(self.rules):
+            if p.role == role:
+                value: int | float = getattr(rule, p.name)
+                return value
+        return None
+
     @property
     def series_length(self) -> int | None:
-        """How many induction sessions complete the series: its `SessionCount`'s ``count``."""
+        """How many induction sessions complete the series: the `SERIES_LENGTH` quantity."""
         return self._series_length
 
     def rule(self, rule_id: str) -> Rule:
@@ -368,11 +416,12 @@ class Protocol:
     def update(self, rule_id: str, /, **changes: Any) -> Protocol:
         """A new protocol with named parameters of one rule changed, the rest kept.
 
-        Coupled parameters stay together: ``session-count.window_days`` and
-        ``treatment-window.days`` are one window, so changing either changes the other
-        where it held the same value; changing ``session-count.count`` changes
-        ``booster-interval.min_induction`` where it equalled the old count (a booster
-        follows the full series).
+        Coupled parameters stay together, as the rules declare them (see
+        [`Role`][kaprules.Role]): ``session-count.window_days`` and
+        ``treatment-window.days`` both hold the series' window, so changing either changes
+        the other where it held the same value; changing ``session-count.count`` changes
+        ``booster-interval.min_induction`` (bounded by the series' length) where it
+        equalled the old count (a booster follows the full series).
 
         The result is an unnamed derivation: its id is this protocol's id with
         ``-derived`` (kept if already derived), its version this version plus ``+`` and a
@@ -417,14 +466,7 @@ class Protocol:
             if other is rule:
                 rules.append(changed)
                 continue
-            for source, param, target, follower in _COUPLED:
-                if (
-                    isinstance(rule, source)
-                    and isinstance(other, target)
-                    and param in changes
-                    and getattr(other, follower) == getattr(rule, param)
-                ):
-                    other = attrs.evolve(other, **{follower: changes[param]})
+            other = _follow(rule, changes, other)
             rules.append(other)
         return self._derive(tuple(rules), None, None)
 
@@ -551,12 +593,23 @@ class Protocol:
         return f"protocol {echo(self.id)} has no rule {echo(rule_id)}{hint} (its rules: {known})"
 
 
-# (rule class, parameter, rule class, parameter that follows it in update)
-_COUPLED: tuple[tuple[type[Any], str, type[Any], str], ...] = (
-    (SessionCount, "window_days", TreatmentWindow, "days"),
-    (TreatmentWindow, "days", SessionCount, "window_days"),
-    (SessionCount, "count", BoosterInterval, "min_induction"),
-)
+def _follow(rule: Rule, changes: Mapping[str, Any], other: Rule) -> Rule:
+    """``other`` with the parameters that follow ``rule``'s changed roles.
+
+    A parameter holding a changed role, or bounded by it, follows the change where it
+    held the old value (the window is one; a booster follows the full series).
+    """
+    moved = {
+        p.role: (getattr(rule, p.name), changes[p.name])
+        for p in parameters_of(type(rule))
+        if p.role is not None and p.name in changes
+    }
+    follows = {}
+    for p in parameters_of(type(other)):
+        role = p.role or (p.at_most.role if p.at_most else None)
+        if role in moved and getattr(other, p.name) == moved[role][0]:
+            follows[p.name] = moved[role][1]
+    return attrs.evolve(other, **follows) if follows else other  # type: ignore[misc]
 
 
 def _under_rule(problem: Problem, rule_id: str) -> Problem:
@@ -590,22 +643,8 @@ def _class_id(cls: type[Any]) -> str | None:
 
 
 def _parameter_names(cls: type[Any]) -> tuple[str, ...]:
-    """The parameters a rule class takes: its keyword arguments but ``id`` and ``severity``.
-
-    Args:
-        cls: A rule class.
-
-    Returns:
-        The parameter names.
-    """
-    if attrs.has(cls):
-        names = [a.alias for a in attrs.fields(cls) if a.init]
-    else:
-        try:
-            names = list(inspect.signature(cls).parameters)
-        except (TypeError, ValueError):
-            names = []
-    return tuple(n for n in names if n not in ("id", "severity", "self"))
+    """The parameters a rule class takes (see `parameters_of`)."""
+    return tuple(p.name for p in parameters_of(cls))
 
 
 def _rule_data(rule: Rule) -> dict[str, Any]:
@@ -615,6 +654,14 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
         entry["rule"] = class_id
     entry["severity"] = Severity(rule.severity).value
     entry["parameters"] = dict(rule.parameters())  # a copy: the data is the caller's
+    own = getattr(rule, "own_source", None)
+    if isinstance(own, Source):
+        entry["source"] = {"text": own.quote, "document": own.document}
+        if own.location:
+            entry["source"]["location"] = own.location
+    rationale = getattr(rule, "own_rationale", None)
+    if isinstance(rationale, str):
+        entry["rationale"] = rationale
     return entry
 
 
@@ -653,9 +700,12 @@ def _rule_from(
     if not isinstance(parameters, Mapping):
         found.append(Problem((*where, "parameters"), f"must be an object{_got(parameters)}"))
     elif cls is not None:
-        allowed = _parameter_names(cls)
+        declared = {p.name: p for p in parameters_of(cls)}
+        allowed = tuple(declared)
         for position, name in enumerate(parameters):
-            if name not in allowed:
+            if name in declared:
+                found += _value_problems(where, declared[name], parameters[name], cls)
+            else:
                 hint = did_you_mean(name, allowed) if isinstance(name, str) else ""
                 shown = name if hint else f"<key {position + 1}>"
                 found.append(
@@ -666,10 +716,11 @@ def _rule_from(
                         "unknown-parameter",
                     )
                 )
+    documentation = _documentation(where, item, cls, found)
     problems += found
     if found or cls is None:
         return None
-    keywords: dict[str, Any] = {**parameters, "severity": severity}
+    keywords: dict[str, Any] = {**parameters, **documentation, "severity": severity}
     if class_id != rule_id or _takes_id(cls):
         keywords["id"] = rule_id
     try:
@@ -688,6 +739,101 @@ def _rule_from(
         problems.append(Problem(where, f"cannot be built: {echo(str(exc), 200)}", "value"))
         return None
     return rule
+
+
+def _value_problems(
+    where: tuple[Any, ...], declared: Parameter, value: object, cls: type[Any]
+) -> list[Problem]:
+    # Each value checked against its declared bounds before the rule is built, so that
+    # every bad parameter of a rule is named at once (a constructor stops at the first).
+    if declared.check is None:
+        return []
+    converter = None
+    if attrs.has(cls):
+        converter = attrs.fields_dict(cls)[_field_name(cls, declared.name)].converter
+    try:
+        converted = converter(value) if callable(converter) else value
+    except Exception:  # a converter of a user's rule may raise anything
+        converted = value
+    what = declared.check.problem(converted)
+    if what is None:
+        return []
+    code = "value" if isinstance(declared.check, KindSet) else "range"
+    return [Problem((*where, "parameters", declared.name), what, code)]
+
+
+def _field_name(cls: type[Any], alias: str) -> str:
+    return str(next(a.name for a in attrs.fields(cls) if a.alias == alias))
+
+
+def _documentation(
+    where: tuple[Any, ...], item: Mapping[str, Any], cls: type[Any] | None, found: list[Problem]
+) -> dict[str, Any]:
+    """A rule entry's own ``source`` and ``rationale``, as keywords of its class."""
+    keywords: dict[str, Any] = {}
+    if "source" not in item and "rationale" not in item:
+        return keywords
+    if cls is not None and not (isinstance(cls, type) and issubclass(cls, BaseRule)):
+        found.append(
+            Problem(
+                where,
+                f"{cls.__name__} takes no source or rationale (only rules built on BaseRule do)",
+                "value",
+            )
+        )
+        return keywords
+    if "rationale" in item:
+        rationale = item["rationale"]
+        if _text_problem(rationale, 4_000):
+            found.append(
+                Problem(
+                    (*where, "rationale"),
+                    f"must be one line of at most 4000 printable characters{_got(rationale)}",
+                    "value",
+                )
+            )
+        else:
+            keywords["rationale"] = rationale
+    if "source" in item:
+        keywords["source"] = _source(where, item["source"], found)
+    return keywords
+
+
+def _source(where: tuple[Any, ...], data: object, found: list[Problem]) -> Source | None:
+    here = (*where, "source")
+    if not isinstance(data, Mapping):
+        found.append(Problem(here, f"must be a table {{text, document, location}}{_got(data)}"))
+        return None
+    before = len(found)
+    found += [
+        unknown_field(here, position, key, SOURCE_FIELDS)
+        for position, key in enumerate(data)
+        if key not in SOURCE_FIELDS
+    ]
+    for name in SOURCE_FIELDS:
+        value = data.get(name)
+        if (value is not None or name == "text") and _text_problem(value, 1_000):
+            required = "required: " if name == "text" else ""
+            found.append(
+                Problem(
+                    (*here, name),
+                    f"is {required}one line of at most 1000 printable characters{_got(value)}",
+                    "value" if value is not None else "missing",
+                )
+            )
+    if len(found) > before:
+        return None
+    return Source(
+        data["text"],
+        data.get("document") or "the clinic's protocol",
+        data.get("location") or "",
+    )
+
+
+def _text_problem(value: object, limit: int) -> bool:
+    return not (
+        isinstance(value, str) and value.strip() and len(value) <= limit and value.isprintable()
+    )
 
 
 def _takes_id(cls: type[Any]) -> bool:
@@ -799,16 +945,17 @@ def kap_protocol(
     """
     problems: list[Problem] = []
     rules: list[Rule] = []
-    for make in (
-        lambda: SessionCount(count=count, window_days=window_days),
-        lambda: TreatmentWindow(days=window_days),
-        lambda: SessionSpacing(min_days=min_days),
-        lambda: Fasting(hours=fasting_hours),
-        lambda: Escort(),
-        lambda: BoosterInterval(months=booster_months, min_induction=count),
-    ):
+    recipe: tuple[tuple[type[BaseRule], dict[str, Any]], ...] = (
+        (SessionCount, {"count": count, "window_days": window_days}),
+        (TreatmentWindow, {"days": window_days}),
+        (SessionSpacing, {"min_days": min_days}),
+        (Fasting, {"hours": fasting_hours}),
+        (Escort, {}),
+        (BoosterInterval, {"months": booster_months, "min_induction": count}),
+    )
+    for cls, keywords in recipe:
         try:
-            rules.append(make())
+            rules.append(cls(**keywords))
         except ProtocolError as exc:
             problems += exc.problems
     if problems:

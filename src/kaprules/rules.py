@@ -14,7 +14,9 @@ your own may inherit it.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import itertools
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -23,7 +25,7 @@ import attrs
 
 from kaprules import _examples, _time
 from kaprules.errors import Problem, ProtocolError
-from kaprules.model import Course, Integration, JSONValue, Kind, _to_kind
+from kaprules.model import Course, Integration, JSONValue, Kind, Session, _to_kind
 from kaprules.report import Finding, Help, Severity, as_severity, rule_help
 from kaprules.timeline import TimedSession, Timeline
 
@@ -31,18 +33,33 @@ __all__ = [
     "BUILTIN_RULES",
     "FOUNDING_DOCUMENT",
     "RULE_MEMBERS",
+    "SERIES_LENGTH",
+    "SERIES_WINDOW",
+    "AtMost",
     "BaseRule",
     "BoosterInterval",
+    "Bounds",
+    "Choices",
+    "CourseShape",
     "Escort",
     "Fasting",
     "IntegrationFollowup",
+    "KindSet",
+    "Parameter",
+    "Role",
     "Rule",
     "SessionCount",
     "SessionSpacing",
     "Source",
     "Therapist",
     "TreatmentWindow",
+    "cited_source",
+    "parameter",
+    "parameters_of",
+    "rationale_of",
 ]
+
+_T = TypeVar("_T")
 
 FOUNDING_DOCUMENT = "'The Power of Ketamine Assisted Psychotherapy', a clinic's blog post"
 """The document the standard protocol's rules are quoted from."""
@@ -56,11 +73,14 @@ class Source:
         quote: The sentence (or the part of it) the rule encodes, word for word.
         document: The document quoted.
         location: Where the quote stands in the document.
+        note: How the rule relates to the quote, when it does not say exactly what the
+            quote says (a rule derived from it with other parameters).
     """
 
     quote: str
     document: str = FOUNDING_DOCUMENT
     location: str = ""
+    note: str = ""
 
 
 @runtime_checkable
@@ -135,33 +155,277 @@ def _bad(instance: object, name: str, what: str, code: str = "range") -> Protoco
     return ProtocolError(Problem((type(instance).__name__, name), what, code))
 
 
-def _whole(minimum: int, maximum: int | None = None) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+@attrs.frozen
+class Bounds:
+    """A number parameter's type and range, held as data: the validator of a rule's field.
+
+    A rule field declared with ``parameter(6, Bounds(1, 1000))`` refuses anything else
+    when the rule is built, and the protocol schema, the protocol file checks and the
+    rules page read the same bounds back (see [`parameters_of`][kaprules.parameters_of]).
+
+    Attributes:
+        minimum: The smallest value allowed.
+        maximum: The largest value allowed.
+        whole: Whole numbers only (``True``), or any number (``False``).
+        unit: What the number counts, for messages about non-whole numbers (``"hours"``).
+    """
+
+    minimum: int | float
+    maximum: int | float
+    whole: bool = True
+    unit: str = ""
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        """Refuse a value outside the bounds (the attrs validator protocol).
+
+        Raises:
+            ProtocolError: The value is not a number of the right type within the bounds.
+        """
+        what = self.problem(value)
+        if what is not None:
+            raise _bad(instance, attribute.name, what)
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value``, or None when it is allowed.
+
+        Args:
+            value: A parameter value.
+
+        Returns:
+            A message such as ``must be a whole number from 1 to 1000, got 0``, or None.
+        """
+        numeric = (int,) if self.whole else (int, float)
         if (
             isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < minimum
-            or (maximum is not None and value > maximum)
+            or not isinstance(value, numeric)
+            or not self.minimum <= value <= self.maximum
         ):
-            bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-            raise _bad(
-                instance, attribute.name, f"must be a whole number {bound}, got {_shown(value)}"
-            )
+            return f"must be {self.describe()}, got {_shown(value)}"
+        return None
 
-    return check
+    def describe(self) -> str:
+        """The allowed values in words: ``a whole number from 1 to 1000``.
+
+        Returns:
+            The description.
+        """
+        if self.whole:
+            return f"a whole number from {self.minimum} to {self.maximum}"
+        of = f" of {self.unit}" if self.unit else ""
+        return f"a number{of} from {self.minimum} to {self.maximum}"
+
+    def json_schema(self) -> dict[str, JSONValue]:
+        """The allowed values as a JSON Schema.
+
+        Returns:
+            ``{"type": "integer" | "number", "minimum": ..., "maximum": ...}``.
+        """
+        return {
+            "type": "integer" if self.whole else "number",
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+        }
 
 
-def _hours(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value <= _YEAR_HOURS
-    ):
-        raise _bad(
-            instance,
-            attribute.name,
-            f"must be a number of hours from 0 to {_YEAR_HOURS}, got {_shown(value)}",
-        )
+@attrs.frozen
+class KindSet:
+    """A parameter holding a non-empty set of session kinds: the validator of ``kinds``.
+
+    Attributes:
+        kinds: The kinds that may be named.
+    """
+
+    kinds: tuple[Kind, ...] = (Kind.INDUCTION, Kind.BOOSTER)
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        """Refuse anything but a non-empty set of kinds (the attrs validator protocol).
+
+        Raises:
+            ProtocolError: The value is not a non-empty set of kinds.
+        """
+        what = self.problem(value)
+        if what is not None:
+            raise _bad(instance, attribute.name, what, "value")
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value``, or None when it is allowed.
+
+        Args:
+            value: A parameter value (after conversion: a frozenset of kinds).
+
+        Returns:
+            A message, or None.
+        """
+        if not isinstance(value, frozenset) or not value or not value <= set(self.kinds):
+            names = ", ".join(repr(k.value) for k in self.kinds)
+            return f"must be a non-empty list of session kinds ({names}), got {_shown(value)}"
+        return None
+
+    def describe(self) -> str:
+        """The allowed values in words.
+
+        Returns:
+            The description.
+        """
+        names = ", ".join(k.value for k in self.kinds)
+        return f"a non-empty list of session kinds ({names})"
+
+    def json_schema(self) -> dict[str, JSONValue]:
+        """The allowed values as a JSON Schema.
+
+        Returns:
+            An array schema of unique kind names.
+        """
+        return {
+            "description": "Session kinds the rule applies to.",
+            "type": "array",
+            "items": {"enum": [k.value for k in self.kinds]},
+            "minItems": 1,
+            "uniqueItems": True,
+        }
+
+
+@attrs.frozen
+class Role:
+    """A quantity of the protocol that parameters of several rules may share.
+
+    Rules declare which of their parameters hold a role (see
+    [`parameter`][kaprules.parameter]); a protocol then keeps them coherent, `update`
+    moves them together, and scheduling reads the quantity without knowing which rule
+    holds it.
+
+    Attributes:
+        name: A kebab-case name, such as ``"series-window"``.
+        meaning: What the quantity is, for messages: ``"the series' window"``.
+    """
+
+    name: str
+    meaning: str
+
+
+SERIES_LENGTH = Role("series-length", "the number of induction sessions in the series")
+"""The role of the induction series' number of sessions (`SessionCount.count`)."""
+
+SERIES_WINDOW = Role("series-window", "the series' window")
+"""The role of the series' window in local calendar days (`TreatmentWindow.days`)."""
+
+
+@attrs.frozen
+class AtMost:
+    """A bound by a role: a parameter declared with ``at_most=AtMost(role, why)``.
+
+    Attributes:
+        role: The role whose value the parameter may not exceed.
+        why: What would go wrong above it, for the coherence message.
+    """
+
+    role: Role
+    why: str
+
+
+@attrs.frozen
+class Parameter:
+    """A rule parameter as declared, read back by [`parameters_of`][kaprules.parameters_of].
+
+    Attributes:
+        name: The keyword the rule's class and protocol files take.
+        default: Its default value, or ``attrs.NOTHING`` when it has none.
+        check: Its validator holding the allowed values (a `Bounds`, a `KindSet`, or None
+            when the rule does not declare one).
+        role: The protocol quantity it holds, shared with other rules (or None).
+        at_most: The role its value may not exceed (or None).
+    """
+
+    name: str
+    default: object
+    check: Bounds | KindSet | None = None
+    role: Role | None = None
+    at_most: AtMost | None = None
+
+    def json_schema(self) -> dict[str, JSONValue]:
+        """The parameter's values as a JSON Schema (``{}`` when undeclared).
+
+        Returns:
+            The schema.
+        """
+        return {} if self.check is None else self.check.json_schema()
+
+
+_META = "kaprules.parameter"
+
+
+def parameter(
+    default: Any,
+    check: Bounds | KindSet,
+    *,
+    role: Role | None = None,
+    at_most: AtMost | None = None,
+    converter: Any = None,
+    kw_only: bool = False,
+    omit_default: bool = False,
+    repr: Any = True,
+) -> Any:
+    """Declare a rule parameter: an attrs field whose bounds and role can be read back.
+
+    Args:
+        default: The default value.
+        check: The allowed values (also the field's validator).
+        role: The protocol quantity the parameter holds, shared with other rules.
+        at_most: The role whose value the parameter may not exceed.
+        converter: An attrs converter for the field.
+        kw_only: Keyword-only in ``__init__``.
+        omit_default: Left out of ``parameters()`` at its default, so that a protocol's
+            data stays as it was when a parameter is added to a rule.
+        repr: The attrs ``repr`` setting.
+
+    Returns:
+        An attrs field, for a class body: ``count: int = parameter(6, Bounds(1, 1000))``.
+    """
+    return attrs.field(
+        default=default,
+        validator=check,
+        converter=converter,
+        kw_only=kw_only,
+        repr=repr,
+        metadata={_META: (role, at_most), "omit_default": omit_default},
+    )
+
+
+# Keywords of BaseRule that are not parameters: identity and documentation.
+_NOT_PARAMETERS = frozenset(("id", "severity", "source", "rationale", "self"))
+
+
+def parameters_of(cls: type[Any]) -> tuple[Parameter, ...]:
+    """The parameters a rule class takes, as declared: names, defaults, bounds and roles.
+
+    ``id`` and ``severity``, and the documentation keywords ``source`` and ``rationale``
+    of [`BaseRule`][kaprules.BaseRule], are not parameters. For a class that is not an
+    attrs class: the keyword arguments of its constructor, without bounds.
+
+    Args:
+        cls: A rule class.
+
+    Returns:
+        The parameters, in the order the class declares them.
+    """
+    if attrs.has(cls):
+        found = []
+        for a in attrs.fields(cls):
+            if not a.init or a.alias in _NOT_PARAMETERS:
+                continue
+            role, at_most = a.metadata.get(_META, (None, None))
+            check = a.validator if isinstance(a.validator, Bounds | KindSet) else None
+            found.append(Parameter(a.alias, a.default, check, role, at_most))
+        return tuple(found)
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return ()
+    return tuple(
+        Parameter(name, attrs.NOTHING if p.default is p.empty else p.default)
+        for name, p in signature.parameters.items()
+        if name not in _NOT_PARAMETERS
+    )
 
 
 def _shown(value: object) -> str:
@@ -209,23 +473,39 @@ def _lenient_kinds(value: Iterable[Kind | str]) -> frozenset[Kind]:
     return items  # type: ignore[return-value]
 
 
-def _check_kinds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, frozenset) or not value:
+def _check_own_source(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (
+        isinstance(value, Source)
+        and all(_one_line(getattr(value, f)) for f in ("quote", "document"))
+        and (not value.location or _one_line(value.location))
+    ):
         raise _bad(
             instance,
-            "kinds",
-            f"must be a non-empty list of session kinds ('induction', 'booster'), got "
-            f"{_shown(value)}",
+            "source",
+            "must be a Source whose quote and document are lines of at most 1000 printable "
+            "characters",
             "value",
         )
 
 
+def _check_own_rationale(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (isinstance(value, str) and _one_line(value, 4_000)):
+        raise _bad(
+            instance,
+            "rationale",
+            "must be one line of at most 4000 printable characters",
+            "value",
+        )
+
+
+def _one_line(text: object, limit: int = 1_000) -> bool:
+    return (
+        isinstance(text, str) and bool(text.strip()) and len(text) <= limit and text.isprintable()
+    )
+
+
 def _kinds_repr(kinds: frozenset[Kind]) -> str:
     return repr([k.value for k in Kind if k in kinds])
-
-
-# Left out of parameters() at its default, so that v1's protocol data stays as it was.
-_OMIT_DEFAULT = {"omit_default": True}
 
 
 def _plain(value: object) -> JSONValue:
@@ -273,6 +553,56 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+@attrs.frozen
+class CourseShape:
+    """What generated courses look like; each rule narrows it so that they meet it.
+
+    [`kaprules.strategies.compliant_courses`][kaprules.strategies.compliant_courses]
+    starts from this default (six sessions in 14 days, otherwise the loosest bounds) and
+    asks every rule of the protocol to narrow it (`BaseRule.course_shape`), then generates
+    courses of that shape:
+    exactly ``count`` induction sessions within ``window`` local days, adjacent sessions
+    at least ``gap`` local days apart, fasts of at least ``fast_hours`` of elapsed time,
+    boosters ``booster_months`` calendar months or more after the session before, and at
+    least ``meetings`` integration meetings within ``meetings_within`` days after the
+    series.
+
+    Attributes:
+        count: Induction sessions in the series.
+        window: Local calendar days the series fits in (the first date being day 1).
+        gap: The fewest local calendar days between adjacent sessions.
+        fast_hours: The shortest fast, in hours of elapsed time.
+        booster_months: The fewest calendar months before a booster.
+        meetings: The fewest integration meetings after the series.
+        meetings_within: The last day for them, in days after the last induction date.
+    """
+
+    count: int = 6
+    window: int = 14
+    gap: int = 1
+    fast_hours: float = 0
+    booster_months: int = 1
+    meetings: int = 0
+    meetings_within: int = 14
+
+
+class Choices(Protocol):
+    """Where a mutation's choices come from: hypothesis draws them in `kaprules.strategies`.
+
+    `BaseRule.break_course` receives one, so that a rule says how to break a course without
+    importing hypothesis; the strategy shrinks the choices like any other draw.
+    """
+
+    def integer(self, low: int, high: int) -> int:
+        """A whole number from ``low`` to ``high``, both included."""
+
+    def choice(self, options: Sequence[_T]) -> _T:
+        """One of ``options`` (a non-empty sequence)."""
+
+    def duration(self, low: dt.timedelta, high: dt.timedelta) -> dt.timedelta:
+        """A duration from ``low`` to ``high``, both included."""
+
+
 WorkedCase = tuple[str, Course]
 """A worked example: what it shows, and the course."""
 
@@ -290,7 +620,12 @@ class BaseRule:
       ``Escort(kinds={"induction"})``);
     - ``parameters()``: every attrs field but ``id`` and ``severity``;
     - ``help``: ``help_url`` if set; for kaprules' own rules, the rules page;
-    - ``_finding(sessions, message, expected, actual)`` to build findings.
+    - ``finding(sessions, message, expected, actual)`` to build findings;
+    - ``source=`` and ``rationale=`` keywords: a clinic's own source and rationale for
+      this rule (see [`cited_source`][kaprules.cited_source]);
+    - ``course_shape`` and ``break_course``, which tell
+      [`kaprules.strategies`][kaprules.strategies] how to generate courses that meet or break
+      the rule (by default: it cannot).
 
     Attributes:
         default_id: The id a rule of this class has unless given one.
@@ -302,6 +637,10 @@ class BaseRule:
             rules, nothing for others).
         id: This rule's id (keyword ``id=``).
         severity: The severity of its findings (keyword ``severity=``).
+        own_source: The source a clinic gives this rule (keyword ``source=``), or None
+            for the class's.
+        own_rationale: The rationale a clinic gives this rule (keyword ``rationale=``),
+            or None for the class's.
     """
 
     default_id: ClassVar[str]
@@ -322,6 +661,13 @@ class BaseRule:
         repr=lambda s: repr(getattr(s, "value", s)),
     )
 
+    own_source: Source | None = attrs.field(
+        default=None, kw_only=True, alias="source", validator=_check_own_source, repr=False
+    )
+    own_rationale: str | None = attrs.field(
+        default=None, kw_only=True, alias="rationale", validator=_check_own_rationale, repr=False
+    )
+
     @property
     def statement(self) -> str:
         """What the rule requires, with its actual parameter values."""
@@ -330,6 +676,40 @@ class BaseRule:
     def __call__(self, timeline: Timeline) -> Iterable[Finding]:
         """Yield a finding for each breach of the rule in ``timeline``."""
         raise NotImplementedError
+
+    def course_shape(self, shape: CourseShape) -> CourseShape | None:
+        """Narrow ``shape`` so that every course generated from it meets this rule.
+
+        [`kaprules.strategies.compliant_courses`][kaprules.strategies.compliant_courses]
+        starts from the default shape and asks each rule of the protocol in turn. A rule
+        that cannot say returns None (the default), and the strategy refuses the
+        protocol, naming the rule, instead of generating courses that may break it.
+
+        Args:
+            shape: The shape so far.
+
+        Returns:
+            The narrowed shape (``attrs.evolve(shape, ...)``), or None.
+        """
+        return None
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """A copy of a compliant ``course`` that breaks this rule, and no other rule.
+
+        [`kaprules.strategies.violating_courses`][kaprules.strategies.violating_courses]
+        calls it on courses that meet ``protocol``. Return None when this course cannot
+        be broken so (the strategy then draws another), or leave the method out: the
+        strategy then refuses the rule, naming it.
+
+        Args:
+            course: A course that meets ``protocol``.
+            choose: Where the mutation's choices come from (hypothesis draws them).
+            protocol: The protocol the course meets, holding this rule.
+
+        Returns:
+            The mutated course, or None.
+        """
+        return None
 
     @property
     def help(self) -> Help | None:
@@ -349,7 +729,7 @@ class BaseRule:
         return {
             a.alias: _plain(getattr(self, a.name))
             for a in attrs.fields(type(self))
-            if a.name not in ("id", "severity")
+            if a.alias not in _NOT_PARAMETERS
             and a.init
             and not (a.metadata.get("omit_default") and getattr(self, a.name) == a.default)
         }
@@ -369,13 +749,25 @@ class BaseRule:
         parts += [f"{name}={value!r}" for name, value in self.parameters().items()]
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def _finding(
+    def finding(
         self,
         sessions: Iterable[TimedSession],
         message: str,
         expected: JSONValue = None,
         actual: JSONValue = None,
     ) -> Finding:
+        """A finding of this rule, with its id, severity and help.
+
+        Args:
+            sessions: The sessions the finding names (from the timeline).
+            message: What is wrong, for a person. Name sessions by ``t.label``, never by
+                escort or patient text.
+            expected: What the rule expected, as a JSON value.
+            actual: What the course has, as a JSON value.
+
+        Returns:
+            The finding.
+        """
         return Finding(
             self.id,
             self.severity,
@@ -385,6 +777,9 @@ class BaseRule:
             actual,
             help=self.help,
         )
+
+    # The name the guide used before finding() was public; rules written then keep working.
+    _finding = finding
 
 
 BUILTIN_RULES: dict[str, type[BaseRule]] = {}
@@ -398,6 +793,66 @@ def _builtin(cls: _R) -> _R:
     # The one registration line a built-in rule needs.
     BUILTIN_RULES[cls.default_id] = cls
     return cls
+
+
+def cited_source(rule: Rule) -> Source:
+    """The source a rule encodes, as an auditor should read it.
+
+    A clinic's own source (``source=`` on the rule, ``source`` in a protocol file) comes
+    first. Otherwise the rule's class cites its sentence; when the rule's parameters
+    differ from those the class reads in that sentence, the source carries a ``note``
+    saying that the rule derives from it with changed parameters, so that a 5-hour fast
+    is never shown as if the sentence said five.
+
+    Args:
+        rule: A rule.
+
+    Returns:
+        The source, with a note when the rule is derived.
+    """
+    own = getattr(rule, "own_source", None)
+    if isinstance(own, Source):
+        return own
+    source = rule.source
+    changed = _changed_parameters(rule)
+    if not changed:
+        return source
+    said = "; ".join(
+        f"{name} is {now} here, {then} as kaprules reads it" for name, now, then in changed
+    )
+    return attrs.evolve(
+        source,
+        note=f"This rule derives from the sentence above with changed parameters: {said}.",
+    )
+
+
+def rationale_of(rule: Rule) -> str:
+    """The rationale of a rule: a clinic's own (``rationale=``), else its class's.
+
+    Args:
+        rule: A rule.
+
+    Returns:
+        The rationale.
+    """
+    own = getattr(rule, "own_rationale", None)
+    return own if isinstance(own, str) else rule.rationale
+
+
+def _changed_parameters(rule: Rule) -> list[tuple[str, str, str]]:
+    # (name, value, default) for each declared parameter away from its class default.
+    changed = []
+    for p in parameters_of(type(rule)):
+        if p.default is attrs.NOTHING or isinstance(p.default, attrs.Factory):  # type: ignore[arg-type]
+            continue
+        now = getattr(rule, p.name, p.default)
+        if now != p.default:
+            changed.append((p.name, _json_text(_plain(now)), _json_text(_plain(p.default))))
+    return changed
+
+
+def _json_text(value: JSONValue) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 @_builtin
@@ -432,8 +887,8 @@ class SessionCount(BaseRule):
         "For too few: none (the finding is about the course)."
     )
 
-    count: int = attrs.field(default=6, validator=_whole(1, 1_000))
-    window_days: int = attrs.field(default=14, validator=_whole(1, _CENTURY_DAYS))
+    count: int = parameter(6, Bounds(1, 1_000), role=SERIES_LENGTH)
+    window_days: int = parameter(14, Bounds(1, _CENTURY_DAYS), role=SERIES_WINDOW)
 
     @property
     def statement(self) -> str:
@@ -460,13 +915,17 @@ class SessionCount(BaseRule):
             ),
         )
 
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Courses with exactly ``count`` induction sessions."""
+        return attrs.evolve(shape, count=self.count)
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for a series longer or shorter than ``count``."""
         series = timeline.inductions
         n = len(series)
         if n > self.count:
             extra = series[self.count :]
-            yield self._finding(
+            yield self.finding(
                 extra,
                 f"the induction series has {n} sessions, {n - self.count} more than the "
                 f"{self.count} of the protocol: "
@@ -490,7 +949,7 @@ class SessionCount(BaseRule):
                 )
             else:
                 message = f"the induction series has {n} of {self.count} sessions"
-            yield self._finding((), message, self.count, n)
+            yield self.finding((), message, self.count, n)
 
 
 @_builtin
@@ -515,7 +974,7 @@ class TreatmentWindow(BaseRule):
     source: ClassVar[Source] = SessionCount.source
     names: ClassVar[str] = "Each induction session outside the window, one finding each."
 
-    days: int = attrs.field(default=14, validator=_whole(1, _CENTURY_DAYS))
+    days: int = parameter(14, Bounds(1, _CENTURY_DAYS), role=SERIES_WINDOW)
 
     @property
     def statement(self) -> str:
@@ -547,6 +1006,10 @@ class TreatmentWindow(BaseRule):
             ),
         )
 
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Courses whose series fits in ``days`` local days."""
+        return attrs.evolve(shape, window=self.days)
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each induction session after the window."""
         series = timeline.inductions
@@ -556,7 +1019,7 @@ class TreatmentWindow(BaseRule):
         last = first + dt.timedelta(days=self.days - 1)
         for t in series:
             if t.date > last:
-                yield self._finding(
+                yield self.finding(
                     (t,),
                     f"{t.label} is on day {(t.date - first).days + 1} of the induction series; "
                     f"the {self.days}-day window that opened on {first.isoformat()} closed on "
@@ -592,7 +1055,7 @@ class SessionSpacing(BaseRule):
     )
     names: ClassVar[str] = "Both sessions of each pair too close together, one finding a pair."
 
-    min_days: int = attrs.field(default=2, validator=_whole(1, _CENTURY_DAYS))
+    min_days: int = parameter(2, Bounds(1, _CENTURY_DAYS))
 
     @property
     def statement(self) -> str:
@@ -627,12 +1090,31 @@ class SessionSpacing(BaseRule):
             (f"{self.min_days - 1} {apart} apart", pair(self.min_days - 1)),
         )
 
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Courses whose adjacent sessions are at least ``min_days`` apart."""
+        return attrs.evolve(shape, gap=max(shape.gap, self.min_days))
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """An induction session moved to ``min_days - 1`` days after the one before it.
+
+        It moves earlier, so no other gap shrinks and the series stays in its window; the
+        last one stays put when integration meetings must follow it in time.
+        """
+        series = Timeline.of(course).inductions
+        keep_last = any(isinstance(r, IntegrationFollowup) for r in protocol.rules)
+        last = len(series) - 1 if keep_last else len(series)
+        if last <= 1:
+            return None
+        i = choose.integer(1, last - 1)
+        day = series[i - 1].date + dt.timedelta(days=self.min_days - 1)
+        return _moved(course, series[i].session, day)
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each adjacent pair closer than ``min_days``."""
         for a, b in itertools.pairwise(timeline.sessions):
             gap = (b.date - a.date).days
             if gap < self.min_days:
-                yield self._finding(
+                yield self.finding(
                     (a, b),
                     f"{a.label} and {b.label} are {_days(gap)} apart"
                     + (" (same day)" if gap == 0 else " (consecutive days)" if gap == 1 else "")
@@ -669,14 +1151,14 @@ class Fasting(BaseRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    hours: float = attrs.field(default=4, validator=_hours)
-    kinds: frozenset[Kind] = attrs.field(
-        default=frozenset(Kind),
+    hours: float = parameter(4, Bounds(0, _YEAR_HOURS, whole=False, unit="hours"))
+    kinds: frozenset[Kind] = parameter(
+        frozenset(Kind),
+        KindSet(),
         converter=_lenient_kinds,
-        validator=_check_kinds,
         kw_only=True,
         repr=_kinds_repr,
-        metadata=_OMIT_DEFAULT,
+        omit_default=True,
     )
 
     _limit: tuple[dt.timedelta, str] = attrs.field(init=False, repr=False, eq=False)
@@ -716,6 +1198,21 @@ class Fasting(BaseRule):
             ("one minute less", fasted(limit - dt.timedelta(minutes=1))),
         )
 
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Courses whose fasts last at least ``hours``."""
+        return attrs.evolve(shape, fast_hours=max(shape.fast_hours, self.hours))
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """One covered session's fast cut short (or its food moved after the start)."""
+        target = _covered(self, course, choose, protocol)
+        if target is None:
+            return None
+        short = choose.duration(
+            dt.timedelta(hours=-3), dt.timedelta(hours=self.hours) - dt.timedelta(seconds=1)
+        )
+        changed = attrs.evolve(target, last_food=_time.to_utc(target.start) - short)
+        return _swapped(course, target, changed)
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session with a missing or short fast."""
         limit, expected = self._limit
@@ -726,9 +1223,7 @@ class Fasting(BaseRule):
             food = t.session.last_food
             if food is None:
                 if not t.planned:
-                    yield self._finding(
-                        (t,), f"{t.label} has no last_food recorded", expected, None
-                    )
+                    yield self.finding((t,), f"{t.label} has no last_food recorded", expected, None)
                 continue
             # t.instant is plain UTC; a plain aware datetime subtracts from it as an instant,
             # a subclass (pendulum's) is made plain first.
@@ -740,7 +1235,7 @@ class Fasting(BaseRule):
                     )
                 else:
                     detail = f"the fast lasted {_time.format_duration(fast)}"
-                yield self._finding(
+                yield self.finding(
                     (t,),
                     f"{t.label}: {detail}; at least {_number(self.hours)} h are required",
                     expected,
@@ -773,13 +1268,13 @@ class Escort(BaseRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    kinds: frozenset[Kind] = attrs.field(
-        default=frozenset(Kind),
+    kinds: frozenset[Kind] = parameter(
+        frozenset(Kind),
+        KindSet(),
         converter=_lenient_kinds,
-        validator=_check_kinds,
         kw_only=True,
         repr=_kinds_repr,
-        metadata=_OMIT_DEFAULT,
+        omit_default=True,
     )
 
     @property
@@ -794,6 +1289,14 @@ class Escort(BaseRule):
     def examples(self) -> Sequence[WorkedCase]:
         """An escort recorded, and a blank one."""
         return _presence_examples(self.kinds, "escort", "an escort recorded", "a blank escort")
+
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Generated sessions always record an escort."""
+        return shape
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """One covered session's escort missing or blank."""
+        return _blanked(self, course, choose, protocol, "escort")
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session without an escort."""
@@ -830,8 +1333,12 @@ class BoosterInterval(BaseRule):
     )
     names: ClassVar[str] = "The booster, one finding for each condition it breaks."
 
-    months: int = attrs.field(default=6, validator=_whole(1, _CENTURY_MONTHS))
-    min_induction: int = attrs.field(default=6, validator=_whole(0, 1_000))
+    months: int = parameter(6, Bounds(1, _CENTURY_MONTHS))
+    min_induction: int = parameter(
+        6,
+        Bounds(0, 1_000),
+        at_most=AtMost(SERIES_LENGTH, "a booster could never follow a complete series"),
+    )
 
     @property
     def statement(self) -> str:
@@ -865,6 +1372,29 @@ class BoosterInterval(BaseRule):
             ("the same booster one day earlier", booster(earliest - dt.timedelta(days=1))),
         )
 
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Courses whose boosters come at least ``months`` after the session before."""
+        return attrs.evolve(shape, booster_months=max(shape.booster_months, self.months))
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """A booster moved to the day before its earliest date.
+
+        Only where that day is still far enough from the session before it for every
+        spacing rule of the protocol.
+        """
+        spacing = max(
+            (r.min_days for r in protocol.rules if isinstance(r, SessionSpacing)), default=0
+        )
+        moves = []
+        for previous, t in itertools.pairwise(Timeline.of(course).sessions):
+            day = _time.add_months(previous.date, self.months) - dt.timedelta(days=1)
+            if t.kind is Kind.BOOSTER and (day - previous.date).days >= spacing:
+                moves.append((t, day))
+        if not moves:
+            return None
+        target, day = choose.choice(moves)
+        return _moved(course, target.session, day)
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield findings for each booster too early or without a full series before it."""
         inductions = 0
@@ -873,7 +1403,7 @@ class BoosterInterval(BaseRule):
             if t.kind is Kind.INDUCTION:
                 inductions += 1
             elif previous is None:
-                yield self._finding(
+                yield self.finding(
                     (t,),
                     f"booster {t.label} has no session before it; a booster follows the "
                     "induction series",
@@ -882,7 +1412,7 @@ class BoosterInterval(BaseRule):
                 )
             else:
                 if inductions < self.min_induction:
-                    yield self._finding(
+                    yield self.finding(
                         (t,),
                         f"booster {t.label} has {inductions} induction sessions before it; "
                         f"at least {self.min_induction} are required",
@@ -891,7 +1421,7 @@ class BoosterInterval(BaseRule):
                     )
                 earliest = _time.add_months(previous.date, self.months)
                 if t.date < earliest:
-                    yield self._finding(
+                    yield self.finding(
                         (t,),
                         f"booster {t.label} is {_days((earliest - t.date).days)} early: "
                         f"{previous.label} + {self.months} months is {earliest.isoformat()}",
@@ -928,7 +1458,7 @@ def _unrecorded(
         name = getattr(t.session, field)
         if name is None or not name.strip():
             state = f"no {field} recorded" if name is None else f"a blank {field}"
-            yield rule._finding(
+            yield rule.finding(
                 (t,),
                 f"{t.label} has {state}; {why}",
                 f"{article} {field}",
@@ -962,13 +1492,13 @@ class Therapist(BaseRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    kinds: frozenset[Kind] = attrs.field(
-        default=frozenset(Kind),
+    kinds: frozenset[Kind] = parameter(
+        frozenset(Kind),
+        KindSet(),
         converter=_lenient_kinds,
-        validator=_check_kinds,
         kw_only=True,
         repr=_kinds_repr,
-        metadata=_OMIT_DEFAULT,
+        omit_default=True,
     )
 
     @property
@@ -984,6 +1514,14 @@ class Therapist(BaseRule):
         return _presence_examples(
             self.kinds, "therapist", "a therapist recorded", "a blank therapist"
         )
+
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Generated sessions always record a therapist."""
+        return shape
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """One covered session's therapist missing or blank."""
+        return _blanked(self, course, choose, protocol, "therapist")
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without a therapist."""
@@ -1024,8 +1562,8 @@ class IntegrationFollowup(BaseRule):
     )
     names: ClassVar[str] = "The last induction session of the series."
 
-    within_days: int = attrs.field(default=14, validator=_whole(1, _CENTURY_DAYS))
-    min_meetings: int = attrs.field(default=1, validator=_whole(1, 1_000))
+    within_days: int = parameter(14, Bounds(1, _CENTURY_DAYS))
+    min_meetings: int = parameter(1, Bounds(1, 1_000))
 
     @property
     def statement(self) -> str:
@@ -1060,6 +1598,20 @@ class IntegrationFollowup(BaseRule):
             ("the same one day later", meetings(1)),
         )
 
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        """Courses with ``min_meetings`` meetings within ``within_days`` of the series."""
+        return attrs.evolve(
+            shape,
+            meetings=max(shape.meetings, self.min_meetings),
+            meetings_within=min(shape.meetings_within, self.within_days),
+        )
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """Every integration meeting dropped (None when another such rule would see it)."""
+        if any(r is not self and type(r) is type(self) for r in protocol.rules):
+            return None
+        return attrs.evolve(course, integrations=())
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding when too few meetings follow a complete series in time."""
         series = timeline.inductions
@@ -1073,7 +1625,7 @@ class IntegrationFollowup(BaseRule):
             return
         held = sum(1 for m in timeline.integrations if last.date < m.date <= closes)
         if held < self.min_meetings:
-            yield self._finding(
+            yield self.finding(
                 (last,),
                 f"the induction series ended with {last.label}; "
                 f"{_count(held, 'integration meeting')} followed by {closes.isoformat()} "
@@ -1081,3 +1633,38 @@ class IntegrationFollowup(BaseRule):
                 self.min_meetings,
                 held,
             )
+
+
+def _swapped(course: Course, old: Session, new: Session) -> Course:
+    return attrs.evolve(course, sessions=[new if s is old else s for s in course.sessions])
+
+
+def _moved(course: Course, session: Session, date: dt.date) -> Course:
+    # The same wall time on another local date; the fast keeps its elapsed length.
+    start = _time.at_local(date, course.local(session.start).time(), course.zone)
+    fast = None if session.food_instant is None else session.instant - session.food_instant
+    food = None if fast is None else _time.to_utc(start) - fast
+    return _swapped(course, session, attrs.evolve(session, start=start, last_food=food))
+
+
+def _covered(
+    rule: Fasting | Escort | Therapist, course: Course, choose: Choices, protocol: Any
+) -> Session | None:
+    # A session of a kind this rule covers and no other rule of its class does, so that
+    # the mutation trips this rule alone.
+    kinds = set(rule.kinds)
+    for other in protocol.rules:
+        if other is not rule and type(other) is type(rule):
+            kinds -= other.kinds
+    covered = [s for s in course.sessions if s.kind in kinds]
+    return choose.choice(covered) if covered else None
+
+
+def _blanked(
+    rule: Escort | Therapist, course: Course, choose: Choices, protocol: Any, field: str
+) -> Course | None:
+    target = _covered(rule, course, choose, protocol)
+    if target is None:
+        return None
+    changes: dict[str, Any] = {field: choose.choice([None, "", " ", "\t\n", "\u3000"])}
+    return _swapped(course, target, attrs.evolve(target, **changes))

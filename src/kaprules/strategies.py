@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import itertools
 import zoneinfo
 from typing import Any
 
@@ -38,23 +37,12 @@ from hypothesis.errors import InvalidArgument
 from kaprules import _time
 from kaprules.model import Course, Integration, Kind, Session
 from kaprules.protocol import STANDARD, Protocol
-from kaprules.rules import (
-    BUILTIN_RULES,
-    BoosterInterval,
-    Escort,
-    Fasting,
-    IntegrationFollowup,
-    Rule,
-    SessionCount,
-    SessionSpacing,
-    Therapist,
-    TreatmentWindow,
-)
-from kaprules.timeline import Timeline
+from kaprules.rules import BaseRule, CourseShape, Rule
 
 __all__ = [
     "INTERESTING_TIMES",
     "compliant_courses",
+    "course_shape",
     "courses",
     "local_datetime",
     "notations",
@@ -182,43 +170,34 @@ def notations(value: dt.datetime) -> st.SearchStrategy[dt.datetime]:
 _ESCORTS = st.text(min_size=1, max_size=24).filter(lambda s: bool(s.strip()))
 
 
-@attrs.frozen
-class _Shape:
-    """What a compliant course must satisfy, read from a protocol's built-in rules."""
+def course_shape(protocol: Protocol) -> CourseShape:
+    """What courses that meet ``protocol`` look like, as its rules say.
 
-    count: int = 6
-    window: int = 14
-    gap: int = 2
-    hours: float = 4
-    months: int = 6
-    meetings: int = 0
-    within: int = 14
+    Starts from the default [`CourseShape`][kaprules.CourseShape] and asks each rule of the
+    protocol, in order, to narrow it (``rule.course_shape(shape)``).
 
+    Args:
+        protocol: The protocol.
 
-def _shape(protocol: Protocol) -> _Shape:
-    builtin: set[type[Any]] = set(BUILTIN_RULES.values())
-    foreign = [r.id for r in protocol.rules if type(r) not in builtin]
-    if foreign:
-        raise InvalidArgument(
-            f"compliant_courses knows only kaprules' own rules; {', '.join(foreign)} is not one"
-        )
-    shape = _Shape()
-    changes: dict[str, Any] = {}
+    Returns:
+        The shape.
+
+    Raises:
+        hypothesis.errors.InvalidArgument: A rule cannot say how to generate courses that
+            meet it (it has no ``course_shape``, or that returns None), naming the rule; or
+            no course can meet the protocol.
+    """
+    shape = CourseShape()
     for rule in protocol.rules:
-        if isinstance(rule, SessionCount):
-            changes["count"] = rule.count
-        elif isinstance(rule, TreatmentWindow):
-            changes["window"] = rule.days
-        elif isinstance(rule, SessionSpacing):
-            changes["gap"] = max(changes.get("gap", 1), rule.min_days)
-        elif isinstance(rule, Fasting):
-            changes["hours"] = max(changes.get("hours", 0), rule.hours)
-        elif isinstance(rule, BoosterInterval):
-            changes["months"] = max(changes.get("months", 1), rule.months)
-        elif isinstance(rule, IntegrationFollowup):
-            changes["meetings"] = max(changes.get("meetings", 0), rule.min_meetings)
-            changes["within"] = min(changes.get("within", rule.within_days), rule.within_days)
-    shape = attrs.evolve(shape, **changes)
+        narrow = getattr(rule, "course_shape", None)
+        narrowed = narrow(shape) if callable(narrow) else None
+        if not isinstance(narrowed, CourseShape):
+            raise InvalidArgument(
+                f"cannot generate courses for protocol {protocol.id} {protocol.version}: rule "
+                f"{rule.id} ({type(rule).__name__}) does not say how to generate courses that "
+                "meet it; give it a course_shape(shape) method (see kaprules.BaseRule)"
+            )
+        shape = narrowed
     if (shape.count - 1) * shape.gap > shape.window - 1:
         raise InvalidArgument(
             f"no course meets {protocol.id} {protocol.version}: {shape.count} sessions "
@@ -259,7 +238,7 @@ def compliant_courses(
     return _compliant_courses(
         boosters if boosters is not None else st.integers(0, 3),
         zones if zones is not None else timezones(),
-        _shape(protocol),
+        course_shape(protocol),
     )
 
 
@@ -268,7 +247,7 @@ def _compliant_courses(
     draw: st.DrawFn,
     boosters: st.SearchStrategy[int],
     zones: st.SearchStrategy[str],
-    shape: _Shape,
+    shape: CourseShape,
 ) -> Course:
     zone_name = draw(zones)
     zone = _time.zone(zone_name)
@@ -289,7 +268,8 @@ def _compliant_courses(
     for _ in range(draw(boosters)):
         previous = starts[-1][1].date()
         earliest = max(
-            _time.add_months(previous, shape.months), previous + dt.timedelta(days=shape.gap)
+            _time.add_months(previous, shape.booster_months),
+            previous + dt.timedelta(days=shape.gap),
         )
         # Often exactly on the earliest date, which is itself a clamped month end when
         # the previous session was on day 29-31.
@@ -297,7 +277,7 @@ def _compliant_courses(
         local = local_datetime(earliest + dt.timedelta(days=late), draw(times), zone)
         starts.append((Kind.BOOSTER, local))
 
-    least = dt.timedelta(hours=shape.hours)
+    least = dt.timedelta(hours=shape.fast_hours)
     fasts = st.one_of(st.just(least), st.timedeltas(least, least + dt.timedelta(hours=32)))
     sessions = []
     for index, (kind, local) in enumerate(starts, start=1):
@@ -309,7 +289,7 @@ def _compliant_courses(
         )
     meetings = []
     for n in range(max(shape.meetings, draw(st.integers(0, 2)))):
-        day = last_induction + dt.timedelta(days=draw(st.integers(1, shape.within)))
+        day = last_induction + dt.timedelta(days=draw(st.integers(1, shape.meetings_within)))
         meetings.append(Integration(local_datetime(day, draw(times), zone), f"i{n + 1}"))
     patient = draw(st.none() | st.text(max_size=12))
     return Course(
@@ -323,111 +303,61 @@ def _compliant_courses(
 def violating_courses(rule_id: str, protocol: Protocol = STANDARD) -> st.SearchStrategy[Course]:
     """Courses that break exactly one rule of a protocol: compliant ones, mutated.
 
-    The mutation is targeted at the rule's class: a fast cut short (``fasting``), a blank or
-    missing escort or therapist on a session the rule covers (``escort``,
-    ``therapist-present``), every integration meeting dropped (``integration-followup``),
-    an induction session moved to one day less than ``min_days`` after the one before it
-    (``session-spacing``), or a booster moved to the day before its earliest date
-    (``booster-interval``). Times of day and fasts (as elapsed time) move with a session.
-    Evaluated with ``protocol``, the course has findings of that rule and of no other.
+    The rule says how to break a course (``rule.break_course``); kaprules' own rules cut a
+    fast short (``fasting``), blank or drop an escort or therapist on a session the rule
+    covers and no other rule of its class does (``escort``, ``therapist-present``), drop
+    every integration meeting (``integration-followup``), move an induction session to
+    one day less than ``min_days`` after the one before it (``session-spacing``), or move
+    a booster to the day before its earliest date (``booster-interval``). Times of day and
+    fasts (as elapsed time) move with a session. Evaluated with ``protocol``, the course
+    has findings of that rule and of no other.
 
     Args:
         rule_id: The id of the rule to break, in ``protocol``.
-        protocol: The protocol, built from kaprules' own rules.
+        protocol: The protocol; every rule must say how to generate courses that meet it.
 
     Returns:
         A strategy of courses.
 
     Raises:
-        hypothesis.errors.InvalidArgument: The rule is not one of the classes above, or
-            the protocol is not one `compliant_courses` knows.
+        hypothesis.errors.InvalidArgument: The rule does not say how to break a course, or
+            the protocol is not one `compliant_courses` can generate.
     """
     rule = protocol.rule(rule_id)
-    if isinstance(rule, SessionSpacing):
-        # The last induction session stays put when meetings must follow it in time.
-        keep_last = any(isinstance(r, IntegrationFollowup) for r in protocol.rules)
-        return _too_close(compliant_courses(protocol=protocol), rule.min_days, keep_last)
-    if isinstance(rule, BoosterInterval):
-        spacing = _shape(protocol).gap
-        return _too_early(
-            compliant_courses(protocol=protocol, boosters=st.integers(1, 3)), rule.months, spacing
+    mutate = getattr(rule, "break_course", None)
+    if not callable(mutate) or getattr(type(rule), "break_course", None) is BaseRule.break_course:
+        raise InvalidArgument(
+            f"violating_courses cannot target {rule_id}: {type(rule).__name__} does not say "
+            "how to break a course; give it a break_course(course, choose, protocol) method"
         )
-    if not isinstance(rule, Fasting | Escort | Therapist | IntegrationFollowup):
-        raise InvalidArgument(f"violating_courses cannot target {rule_id}")
-    # Only sessions of a kind no other rule of the class covers: the mutation trips one rule.
-    kinds = frozenset(getattr(rule, "kinds", frozenset(Kind)))
-    for other in protocol.rules:
-        if other is not rule and type(other) is type(rule):
-            if isinstance(rule, IntegrationFollowup):
-                raise InvalidArgument(f"{rule_id} has a twin in {protocol.id}")
-            kinds -= getattr(other, "kinds", frozenset(Kind))
-    if not kinds:
-        raise InvalidArgument(f"every session {rule_id} covers is covered by another rule too")
-    boosters = st.integers(1, 3) if kinds == {Kind.BOOSTER} else None
-    return _violating(compliant_courses(protocol=protocol, boosters=boosters), rule, kinds)
+    return _violating(compliant_courses(protocol=protocol), rule, protocol)
+
+
+@attrs.frozen
+class _Draws:
+    """A rule's mutation choices, drawn by hypothesis (`kaprules.Choices`)."""
+
+    draw: st.DrawFn
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def choice(self, options: Any) -> Any:
+        return self.draw(st.sampled_from(options))
+
+    def duration(self, low: dt.timedelta, high: dt.timedelta) -> dt.timedelta:
+        return self.draw(st.timedeltas(low, high))
 
 
 @st.composite
 def _violating(
-    draw: st.DrawFn, courses: st.SearchStrategy[Course], rule: Rule, kinds: frozenset[Kind]
+    draw: st.DrawFn, courses: st.SearchStrategy[Course], rule: Rule, protocol: Protocol
 ) -> Course:
     course = draw(courses)
-    if isinstance(rule, IntegrationFollowup):
-        return attrs.evolve(course, integrations=())
-    covered = [s for s in course.sessions if s.kind in kinds]
-    target = draw(st.sampled_from(covered))
-    if isinstance(rule, Fasting):
-        short = draw(
-            st.timedeltas(
-                dt.timedelta(hours=-3), dt.timedelta(hours=rule.hours) - dt.timedelta(seconds=1)
-            )
-        )
-        changed = attrs.evolve(target, last_food=_time.to_utc(target.start) - short)
-    else:
-        field = "escort" if isinstance(rule, Escort) else "therapist"
-        blank = draw(st.sampled_from([None, "", " ", "\t\n", "\u3000"]))
-        changes: dict[str, Any] = {field: blank}
-        changed = attrs.evolve(target, **changes)
-    return attrs.evolve(course, sessions=[changed if s is target else s for s in course.sessions])
-
-
-def _moved(course: Course, session: Session, date: dt.date) -> Course:
-    # The same wall time on another local date; the fast keeps its elapsed length.
-    start = local_datetime(date, course.local(session.start).time(), course.zone)
-    fast = None if session.food_instant is None else session.instant - session.food_instant
-    food = None if fast is None else _time.to_utc(start) - fast
-    new = attrs.evolve(session, start=start, last_food=food)
-    return attrs.evolve(course, sessions=[new if s is session else s for s in course.sessions])
-
-
-@st.composite
-def _too_close(
-    draw: st.DrawFn, courses: st.SearchStrategy[Course], min_days: int, keep_last: bool
-) -> Course:
-    course = draw(courses)
-    series = Timeline.of(course).inductions
-    last = len(series) - 1 if keep_last else len(series)
-    assume(last > 1)
-    i = draw(st.integers(1, last - 1))
-    # Earlier than it was, so no other gap shrinks and the series stays in its window.
-    return _moved(course, series[i].session, series[i - 1].date + dt.timedelta(days=min_days - 1))
-
-
-@st.composite
-def _too_early(
-    draw: st.DrawFn, courses: st.SearchStrategy[Course], months: int, spacing: int
-) -> Course:
-    course = draw(courses)
-    timeline = Timeline.of(course).sessions
-    moves = []
-    for previous, t in itertools.pairwise(timeline):
-        day = _time.add_months(previous.date, months) - dt.timedelta(days=1)
-        # Only where the day before is still far enough from the session before it.
-        if t.kind is Kind.BOOSTER and (day - previous.date).days >= spacing:
-            moves.append((t, day))
-    assume(moves)
-    target, day = draw(st.sampled_from(moves))
-    return _moved(course, target.session, day)
+    broken = rule.break_course(course, _Draws(draw), protocol)  # type: ignore[attr-defined]
+    assume(broken is not None)
+    assert isinstance(broken, Course)
+    return broken
 
 
 def _place(drawn: tuple[dt.datetime, tuple[str, Any]]) -> dt.datetime:

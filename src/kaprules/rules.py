@@ -360,7 +360,6 @@ def parameter(
     *,
     role: Role | None = None,
     at_most: AtMost | None = None,
-    converter: Any = None,
     kw_only: bool = False,
     omit_default: bool = False,
     repr: Any = True,
@@ -372,7 +371,6 @@ def parameter(
         check: The allowed values (also the field's validator).
         role: The protocol quantity the parameter holds, shared with other rules.
         at_most: The role whose value the parameter may not exceed.
-        converter: An attrs converter for the field.
         kw_only: Keyword-only in ``__init__``.
         omit_default: Left out of ``parameters()`` at its default, so that a protocol's
             data stays as it was when a parameter is added to a rule.
@@ -384,7 +382,6 @@ def parameter(
     return attrs.field(
         default=default,
         validator=check,
-        converter=converter,
         kw_only=kw_only,
         repr=repr,
         metadata={_META: (role, at_most), "omit_default": omit_default},
@@ -1152,13 +1149,15 @@ class Fasting(BaseRule):
     names: ClassVar[str] = "The session, one finding each."
 
     hours: float = parameter(4, Bounds(0, _YEAR_HOURS, whole=False, unit="hours"))
-    kinds: frozenset[Kind] = parameter(
-        frozenset(Kind),
-        KindSet(),
-        converter=_lenient_kinds,
-        kw_only=True,
-        repr=_kinds_repr,
-        omit_default=True,
+    kinds: frozenset[Kind] = (
+        attrs.field(  # not parameter(): mypy reads the converter's type only from attrs.field
+            default=frozenset(Kind),
+            converter=_lenient_kinds,
+            validator=KindSet(),
+            kw_only=True,
+            repr=_kinds_repr,
+            metadata={"omit_default": True},
+        )
     )
 
     _limit: tuple[dt.timedelta, str] = attrs.field(init=False, repr=False, eq=False)
@@ -1268,13 +1267,15 @@ class Escort(BaseRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    kinds: frozenset[Kind] = parameter(
-        frozenset(Kind),
-        KindSet(),
-        converter=_lenient_kinds,
-        kw_only=True,
-        repr=_kinds_repr,
-        omit_default=True,
+    kinds: frozenset[Kind] = (
+        attrs.field(  # not parameter(): mypy reads the converter's type only from attrs.field
+            default=frozenset(Kind),
+            converter=_lenient_kinds,
+            validator=KindSet(),
+            kw_only=True,
+            repr=_kinds_repr,
+            metadata={"omit_default": True},
+        )
     )
 
     @property
@@ -1492,13 +1493,15 @@ class Therapist(BaseRule):
     )
     names: ClassVar[str] = "The session, one finding each."
 
-    kinds: frozenset[Kind] = parameter(
-        frozenset(Kind),
-        KindSet(),
-        converter=_lenient_kinds,
-        kw_only=True,
-        repr=_kinds_repr,
-        omit_default=True,
+    kinds: frozenset[Kind] = (
+        attrs.field(  # not parameter(): mypy reads the converter's type only from attrs.field
+            default=frozenset(Kind),
+            converter=_lenient_kinds,
+            validator=KindSet(),
+            kw_only=True,
+            repr=_kinds_repr,
+            metadata={"omit_default": True},
+        )
     )
 
     @property

@@ -16,6 +16,7 @@ from kaprules.auditing import CourseResult
 from kaprules.errors import shown_id
 from kaprules.model import Course, Kind
 from kaprules.protocol import Protocol
+from kaprules.rules import SERIES_WINDOW
 
 __all__ = ["render"]
 
@@ -149,11 +150,8 @@ def render(
     """
     import jinja2
 
-    window_days = None
-    for rule in protocol.rules:
-        if rule.id == "treatment-window":
-            days = rule.parameters().get("days")
-            window_days = days if isinstance(days, int) else None
+    window = protocol.quantity(SERIES_WINDOW)
+    window_days = window if isinstance(window, int) else None
     courses = summary["courses"] or 1
     rules = []
     for rule_id, counts in summary["rules"].items():

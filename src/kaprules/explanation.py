@@ -19,7 +19,7 @@ from kaprules import _time
 from kaprules.model import Course
 from kaprules.protocol import STANDARD, Protocol, evaluate
 from kaprules.report import Report, Severity
-from kaprules.rules import Rule
+from kaprules.rules import Rule, cited_source, parameters_of, rationale_of
 
 __all__ = ["WorkedExample", "explain", "rules_page", "worked_examples"]
 
@@ -159,12 +159,17 @@ def _plain(markdown: str) -> str:
 def _markdown(rule: Rule, *, anchor: bool) -> str:
     heading = f"## `{rule.id}`: {rule.title}" + (f" {{#{rule.id}}}" if anchor else "")
     params = rule.parameters()
+    allowed = {p.name: p.check.describe() for p in parameters_of(type(rule)) if p.check}
     lines = [heading, "", f"**Requirement.** {rule.statement}", "", "**Parameters.**", ""]
-    lines += ["| parameter | value |", "|---|---|"]
-    lines += [f"| `{name}` | {_value(value)} |" for name, value in params.items()]
-    lines += [f"| `severity` | {_value(Severity(rule.severity).value)} |", ""]
-    lines += [f"**Rationale.** {rule.rationale}", ""]
-    source = rule.source
+    lines += ["| parameter | value | allowed |", "|---|---|---|"]
+    lines += [
+        f"| `{name}` | {_value(value)} | {allowed.get(name, '')} |"
+        for name, value in params.items()
+    ]
+    severities = ", ".join(s.value for s in Severity)
+    lines += [f"| `severity` | {_value(Severity(rule.severity).value)} | {severities} |", ""]
+    lines += [f"**Rationale.** {rationale_of(rule)}", ""]
+    source = cited_source(rule)
     lines += [
         f"**Source.** {source.document}, {source.location}:"
         if source.location
@@ -172,9 +177,10 @@ def _markdown(rule: Rule, *, anchor: bool) -> str:
         "",
         f"> {source.quote}",
         "",
-        f"**Sessions a finding names.** {rule.names}",
-        "",
     ]
+    if source.note:
+        lines += [source.note, ""]
+    lines += [f"**Sessions a finding names.** {rule.names}", ""]
     for example, verdict in zip(worked_examples(rule), ("Passing", "Failing"), strict=False):
         lines += [
             f"**{verdict} example: {example.title}.**",

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kaprules import _time
@@ -42,7 +42,7 @@ from kaprules.model import (
     _timezone_problem,
     freeze_json,
 )
-from kaprules.protocol import Protocol, get_protocol
+from kaprules.protocol import Protocol, get_protocol, protocol_json_schema
 
 try:
     import orjson as _orjson
@@ -617,16 +617,21 @@ def course_schema() -> dict[str, Any]:
     return _schema("course.schema.json")
 
 
-def protocol_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the protocol file format, as shipped.
+def protocol_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the protocol file format.
 
-    Applies to TOML protocol files too, read as data (a TOML date for ``effective`` is the
-    schema's ``YYYY-MM-DD`` string).
+    Generated from the rule classes (see `kaprules.protocol.protocol_json_schema`): for
+    kaprules' own rules it is the shipped ``protocol.schema.json``. Applies to TOML
+    protocol files too, read as data (a TOML date for ``effective`` is the schema's
+    ``YYYY-MM-DD`` string).
+
+    Args:
+        rule_classes: Classes of your own rules, whose parameters the schema describes too.
 
     Returns:
         The schema as a dict.
     """
-    return _schema("protocol.schema.json")
+    return protocol_json_schema(rule_classes)
 
 
 def _document(text: str | bytes, format: str, what: str) -> Any:

@@ -65,6 +65,7 @@ __all__ = [
     "evaluate",
     "get_protocol",
     "kap_protocol",
+    "protocol_json_schema",
 ]
 
 Status = Literal["draft", "active", "retired"]
@@ -838,6 +839,160 @@ def _text_problem(value: object, limit: int) -> bool:
 
 def _takes_id(cls: type[Any]) -> bool:
     return attrs.has(cls) and any(a.alias == "id" and a.init for a in attrs.fields(cls))
+
+
+def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, Any]:
+    """The JSON Schema of protocol files, generated from the rule classes themselves.
+
+    Each rule class contributes the parameters it declares (`parameters_of`): names,
+    types and bounds; roles give the coherence the loader checks beyond the schema. The
+    shipped ``protocol.schema.json`` is this schema for kaprules' own rules (a test holds
+    them equal).
+
+    Args:
+        rule_classes: Classes of your own rules, to include beside kaprules' own.
+
+    Returns:
+        The schema (JSON Schema draft 2020-12) as a dict.
+    """
+    classes = dict(BUILTIN_RULES)
+    for cls in rule_classes:
+        key = _class_id(cls)
+        if key is not None:
+            classes[key] = cls
+    per_rule: list[dict[str, Any]] = []
+    couplings: list[str] = []
+    held: dict[Role, list[str]] = {}
+    for key, cls in classes.items():
+        declared = parameters_of(cls)
+        parameters = {
+            "type": "object",
+            "properties": {p.name: p.json_schema() for p in declared},
+            "additionalProperties": False,
+        }
+        then = {"properties": {"parameters": parameters}}
+        per_rule.append(
+            {"if": {"properties": {"rule": {"const": key}}, "required": ["rule"]}, "then": then}
+        )
+        per_rule.append(
+            {
+                "if": {"properties": {"id": {"const": key}}, "not": {"required": ["rule"]}},
+                "then": then,
+            }
+        )
+        for p in declared:
+            if p.role is not None:
+                held.setdefault(p.role, []).append(f"{key}.{p.name}")
+    for key, cls in classes.items():
+        for p in parameters_of(cls):
+            if p.at_most is not None and held.get(p.at_most.role):
+                couplings.append(f"{key}.{p.name} <= {held[p.at_most.role][0]}")
+    couplings = [" = ".join(names) for names in held.values() if len(names) > 1] + couplings
+    text = {"type": "string", "minLength": 1, "maxLength": 1000}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "kaprules protocol file",
+        "description": "A clinic's protocol as read by kaprules.load_protocol: TOML or JSON (in "
+        "TOML, effective may be a TOML date). Generated from the rule classes. Beyond this "
+        "schema the loader also checks that rule ids are unique, that parameters of coupled "
+        f"rules agree ({'; '.join(couplings)}), that no protocol claims a built-in protocol's "
+        "id and version with other rules, and that effective is a real date.",
+        "type": "object",
+        "properties": {
+            "$schema": {
+                "description": "Optional: where this schema lives, for editors.",
+                "type": "string",
+            },
+            "id": {"description": "The protocol's id, such as lakeside-kap.", **text},
+            "version": {
+                "description": "Its version: change it whenever a rule, parameter or severity "
+                "changes. A whole number is read as text.",
+                "type": ["string", "integer"],
+                "minLength": 1,
+            },
+            "title": {"description": "Optional title for people.", **text},
+            "status": {
+                "description": "Optional: draft, active or retired.",
+                "enum": list(STATUSES),
+            },
+            "effective": {
+                "description": "Optional: the date from which the clinic applies the protocol, "
+                "YYYY-MM-DD.",
+                "type": "string",
+                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            },
+            "citation": {
+                "description": "Optional: where the protocol's requirements come from.",
+                **text,
+            },
+            "derived_from": {
+                "description": "Set by kaprules for a protocol derived without a name of its "
+                "own: the protocol it came from.",
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "version": {"type": "string", "minLength": 1},
+                },
+                "required": ["id", "version"],
+                "additionalProperties": False,
+            },
+            "rules": {
+                "description": "The rules, in the order their findings are listed.",
+                "type": "array",
+                "items": {"$ref": "#/$defs/rule"},
+            },
+        },
+        "required": ["id", "version", "rules"],
+        "additionalProperties": False,
+        "$defs": {
+            "rule": {
+                "type": "object",
+                "properties": {
+                    "id": {
+                        "description": "The rule's id, unique in the protocol. For a built-in "
+                        "rule, its id names its class unless rule is given.",
+                        "type": "string",
+                        "minLength": 1,
+                    },
+                    "rule": {
+                        "description": "Optional: the rule's class id, when id is not it (two "
+                        "escort rules: escort and escort-booster, both rule = escort).",
+                        "type": "string",
+                        "minLength": 1,
+                    },
+                    "severity": {
+                        "description": "error (the default), warning or info.",
+                        "enum": [s.value for s in Severity],
+                    },
+                    "parameters": {
+                        "description": "The rule's parameters; the defaults for those left out.",
+                        "type": "object",
+                    },
+                    "source": {
+                        "description": "Optional: the clinic's own source for this rule, "
+                        "shown instead of the one its class cites.",
+                        "type": "object",
+                        "properties": {
+                            "text": {"description": "The sentence, word for word.", **text},
+                            "document": {"description": "The document quoted.", **text},
+                            "location": {"description": "Where it stands in it.", **text},
+                        },
+                        "required": ["text"],
+                        "additionalProperties": False,
+                    },
+                    "rationale": {
+                        "description": "Optional: the clinic's own rationale for this rule.",
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 4000,
+                    },
+                },
+                "required": ["id"],
+                "additionalProperties": False,
+                "allOf": per_rule,
+            },
+        },
+    }
 
 
 STANDARD = Protocol(

@@ -13,6 +13,7 @@ TARGET = Path(__file__).resolve().parents[1] / "src" / "kaprules" / "protocol.sc
 
 
 def rendered() -> str:
+    """The schema as the shipped file holds it."""
     return json.dumps(kaprules.protocol_schema(), indent=2, ensure_ascii=False) + "\n"
 
 

@@ -45,7 +45,7 @@ from kaprules.strategies import compliant_courses, course_shape, violating_cours
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-import write_schemas  # type: ignore[import-not-found]  # noqa: E402
+import write_schemas  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
 
 @attrs.frozen(repr=False)
@@ -245,7 +245,9 @@ def test_a_series_length_is_found_by_role_whatever_the_rule_id() -> None:
 
 def test_coherence_is_linear_in_rules() -> None:
     # Many escort rules and one mismatched window: one problem, not one per pair.
-    rules = [kaprules.SessionCount()] + [kaprules.Escort(id=f"escort-{n}") for n in range(2000)]
+    rules: list[kaprules.Rule] = [kaprules.SessionCount()] + [
+        kaprules.Escort(id=f"escort-{n}") for n in range(2000)
+    ]
     rules.append(kaprules.TreatmentWindow(days=20))
     with pytest.raises(ProtocolError) as info:
         Protocol("many", "1", rules)
@@ -319,7 +321,7 @@ def test_bad_sources_are_named(entry: dict[str, Any], path: tuple[Any, ...]) -> 
 def test_a_test_module_rule_loads_from_a_protocol_file(tmp_path: Path) -> None:
     path = tmp_path / "clinic.toml"
     path.write_text(SPACED.to_toml())
-    loaded = kaprules.load_protocol(path, rule_classes=[AtMostInDays])
+    loaded = kaprules.load_protocol(path, rule_classes=(AtMostInDays,))
     assert loaded == SPACED
     with pytest.raises(ProtocolError) as info:
         Protocol.from_dict(

@@ -28,8 +28,10 @@ from kaprules.errors import (
     PathItem,
     Problem,
     ProtocolError,
+    did_you_mean,
     echo,
     json_type,
+    shown_id,
     unknown_field,
 )
 from kaprules.model import (
@@ -42,7 +44,7 @@ from kaprules.model import (
     _timezone_problem,
     freeze_json,
 )
-from kaprules.protocol import Protocol, get_protocol, protocol_json_schema
+from kaprules.protocol import Protocol, builtin_protocols, get_protocol, protocol_json_schema
 
 try:
     import orjson as _orjson
@@ -620,7 +622,7 @@ def course_schema() -> dict[str, Any]:
 def protocol_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the protocol file format.
 
-    Generated from the rule classes (see `kaprules.protocol.protocol_json_schema`): for
+    Generated from the rule classes' declared parameters (`parameters_of`): for
     kaprules' own rules it is the shipped ``protocol.schema.json``. Applies to TOML
     protocol files too, read as data (a TOML date for ``effective`` is the schema's
     ``YYYY-MM-DD`` string).
@@ -634,8 +636,30 @@ def protocol_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, Any]:
     return protocol_json_schema(rule_classes)
 
 
+# tomllib's messages that name a key: the key may be clinical data or a secret, so only
+# what happened is said, with the line and column.
+_TOML_KEY_MESSAGES = (
+    (re.compile(r"Cannot declare .* twice"), "a table or key is declared twice"),
+    (re.compile(r"Cannot (?:mutate immutable|redefine) namespace .*"), "a table is defined twice"),
+    (re.compile(r"Duplicate inline table key .*"), "an inline table repeats a key"),
+)
+_TOML_WHERE = re.compile(r" \((?:at line \d+, column \d+|at end of document)\)$")
+
+
+def _toml_reason(message: str) -> str:
+    where = _TOML_WHERE.search(message)
+    head = message[: where.start()] if where else message
+    for pattern, reason in _TOML_KEY_MESSAGES:
+        if pattern.fullmatch(head):
+            head = reason
+            break
+    return shown_id(head, 120) + (where.group(0) if where else "")
+
+
 def _document(text: str | bytes, format: str, what: str) -> Any:
     # TOML or JSON text as data; InputError for text that is neither.
+    if not isinstance(text, str | bytes):
+        raise InputError(f"{what} must be text (str or bytes), got {type(text).__name__}")
     if format == "json":
         return _json(text, what)
     if format != "toml":
@@ -648,7 +672,7 @@ def _document(text: str | bytes, format: str, what: str) -> Any:
     except UnicodeDecodeError:
         raise InputError("not valid TOML: the bytes are not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {echo(str(exc), 200)}") from None
+        raise InputError(f"not valid TOML: {_toml_reason(str(exc))}") from None
     except (RecursionError, ValueError, TypeError) as exc:
         raise InputError(f"not valid TOML: {type(exc).__name__}") from None
 
@@ -713,6 +737,17 @@ def resolve_protocol(spec: str) -> Protocol:
     """
     if "@" in spec and not os.path.exists(spec):
         return get_protocol(spec)
+    if not os.path.exists(spec):
+        names = sorted({f"{p.id}@{p.version}" for p in builtin_protocols()})
+        ids = {p.id for p in builtin_protocols()}
+        if spec in ids:
+            raise ProtocolError(
+                f"{echo(spec)} names no version and is no file; use "
+                + " or ".join(n for n in names if n.startswith(spec + "@"))
+            )
+        hint = did_you_mean(spec, names)
+        if hint:
+            raise ProtocolError(f"no protocol file {echo(spec)}{hint}")
     return load_protocol(spec)
 
 

@@ -25,11 +25,13 @@ import attrs
 from kaprules._version import __version__
 from kaprules.errors import (
     InputError,
+    KapRulesError,
     Problem,
     ProtocolError,
     did_you_mean,
     echo,
     json_type,
+    shown_id,
     unknown_field,
 )
 from kaprules.model import Course, JSONValue
@@ -65,7 +67,6 @@ __all__ = [
     "evaluate",
     "get_protocol",
     "kap_protocol",
-    "protocol_json_schema",
 ]
 
 Status = Literal["draft", "active", "retired"]
@@ -172,17 +173,25 @@ def _member_problems(index: int, rule: object) -> list[Problem]:
     return problems
 
 
-def _holders(rules: tuple[Rule, ...]) -> list[tuple[int, Rule, Parameter]]:
-    """Every declared parameter of ``rules`` that holds a role or is bounded by one."""
+def _holders(
+    rules: tuple[Rule, ...], positions: tuple[int, ...] | None = None
+) -> list[tuple[int, Rule, Parameter]]:
+    """Every declared parameter of ``rules`` that holds a role or is bounded by one.
+
+    ``positions`` gives each rule's index in the protocol data when some entries could not
+    be built.
+    """
     found = []
-    for index, rule in enumerate(rules):
+    for index, rule in zip(positions or range(len(rules)), rules, strict=False):
         for p in parameters_of(type(rule)):
             if p.role is not None or p.at_most is not None:
                 found.append((index, rule, p))
     return found
 
 
-def _coherence_problems(rules: tuple[Rule, ...]) -> list[Problem]:
+def _coherence_problems(
+    rules: tuple[Rule, ...], positions: tuple[int, ...] | None = None
+) -> list[Problem]:
     """Parameters of two rules that contradict each other, as the rules declare them.
 
     Linear in the number of rules: each holder of a role is compared with the role's first
@@ -190,7 +199,7 @@ def _coherence_problems(rules: tuple[Rule, ...]) -> list[Problem]:
     """
     problems = []
     first: dict[Role, tuple[int, Rule, Parameter]] = {}
-    holders = _holders(rules)
+    holders = _holders(rules, positions)
     for index, rule, p in holders:
         if p.role is None:
             continue
@@ -388,9 +397,14 @@ class Protocol:
             a change, the result is an unnamed derivation (see
             [`update`][kaprules.Protocol.update]).
         """
-        given = {r.id: r for r in rules}
+        # Keyed by id where a rule has one; anything else is appended for the protocol's
+        # own check to name.
+        given: dict[object, object] = {}
+        for r in rules:
+            rule_id = getattr(r, "id", None)
+            given[rule_id if isinstance(rule_id, str) else object()] = r
         kept = [given.pop(r.id, r) for r in self.rules]
-        return self._derive((*kept, *given.values()), id, version)
+        return self._derive((*kept, *given.values()), id, version)  # type: ignore[arg-type]
 
     def without(
         self, *rule_ids: str, id: str | None = None, version: str | None = None
@@ -562,10 +576,16 @@ class Protocol:
         if not isinstance(raw_rules, list):
             problems.append(Problem("rules", f"is required: a list of rules{_got(raw_rules)}"))
         else:
+            built: list[int] = []
             for index, item in enumerate(raw_rules):
                 rule = _rule_from(index, item, known, problems)
                 if rule is not None:
                     rules.append(rule)
+                    built.append(index)
+            if problems:
+                # Every problem in one run: the rules that could be built are checked for
+                # coherence too, under their places in the file.
+                problems += _coherence_problems(tuple(rules), tuple(built))
         if problems:
             raise ProtocolError(*problems)
         return cls(fields.pop("id"), fields.pop("version"), rules, **fields)
@@ -682,6 +702,11 @@ def _rule_from(
     if not isinstance(rule_id, str) or not rule_id:
         found.append(Problem((*where, "id"), f"is required: a rule id{_got(rule_id)}"))
     class_id = item.get("rule", rule_id)
+    if "rule" in item and (not isinstance(class_id, str) or not class_id):
+        # Never fall back to the id: the entry would silently become another rule or none.
+        found.append(
+            Problem((*where, "rule"), f"must be a rule class id (a string){_got(class_id)}", "type")
+        )
     cls = known.get(class_id) if isinstance(class_id, str) else None
     if cls is None and isinstance(class_id, str) and class_id:
         name = "rule" if "rule" in item else "id"
@@ -1181,8 +1206,23 @@ def _findings(timeline: Timeline, protocol: Protocol) -> tuple[Finding, ...]:
     """Every finding of ``protocol``'s rules on ``timeline``, in report order."""
     found: list[tuple[int, Finding]] = []
     for index, rule in enumerate(protocol.rules):
-        for finding in rule(timeline):
-            found.append((index, finding))
+        try:
+            for finding in rule(timeline):
+                if type(finding) is not Finding and not isinstance(finding, Finding):
+                    raise _Misbehaved(f"yielded a {type(finding).__name__}, not a Finding")
+                found.append((index, finding))
+        except KapRulesError:
+            raise
+        except Exception as exc:  # a user's rule may raise anything: name it and the course
+            raise ProtocolError(
+                Problem(
+                    ("rules", index),
+                    f"rule {echo(rule.id)} ({type(rule).__name__}) failed on "
+                    f"{_course_name(timeline.course)}: "
+                    + (str(exc) if isinstance(exc, _Misbehaved) else type(exc).__name__),
+                    "rule-failed",
+                )
+            ) from None
     if len(found) > 1:
         position = {t.id: t.position for t in timeline.sessions}
 
@@ -1193,3 +1233,13 @@ def _findings(timeline: Timeline, protocol: Protocol) -> tuple[Finding, ...]:
 
         found.sort(key=order)
     return tuple(f for _, f in found)
+
+
+class _Misbehaved(Exception):
+    """A rule returned something that is not a finding."""
+
+
+def _course_name(course: Course) -> str:
+    # By id and size only: never patient or escort text.
+    named = f"course {shown_id(course.id)}" if course.id is not None else "a course"
+    return f"{named} of {len(course.sessions)} sessions"

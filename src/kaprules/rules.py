@@ -18,6 +18,7 @@ import inspect
 import itertools
 import json
 import re
+import reprlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -425,9 +426,14 @@ def parameters_of(cls: type[Any]) -> tuple[Parameter, ...]:
     )
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 2, 30, 30
+
+
 def _shown(value: object) -> str:
-    # Parameters come from protocol files a person edits: show a bounded, escaped value.
-    text = repr(value)
+    # Parameters come from protocol files a person edits: a bounded, escaped value, at any
+    # nesting depth (a plain repr recurses without end).
+    text = _SHOWN.repr(value)
     return text if len(text) <= 40 else text[:40] + "..."
 
 

@@ -14,7 +14,7 @@ kaprules encodes protocols as written; it gives no medical advice.
 
 from kaprules._version import __version__
 from kaprules.auditing import Audit, AuditSummary, CourseResult, audit
-from kaprules.clinic_calendar import ClinicCalendar
+from kaprules.clinic_calendar import ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
 from kaprules.explanation import explain
 from kaprules.forecasting import (
@@ -72,6 +72,7 @@ __all__ = [
     "BaseRule",
     "BoosterInterval",
     "ClinicCalendar",
+    "Closure",
     "Course",
     "CourseResult",
     "Escort",

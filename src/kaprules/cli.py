@@ -256,6 +256,33 @@ def _add_scheduling(command: argparse.ArgumentParser) -> None:
     _add_protocol(command)
 
 
+def _add_calendar(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--calendar",
+        metavar="FILE",
+        help="a clinic calendar file (.toml or .json); the options below change it",
+    )
+    command.add_argument(
+        "--open",
+        type=_weekdays,
+        metavar="DAYS",
+        help="the open weekdays, such as mon,tue,wed,thu,fri (the default)",
+    )
+    command.add_argument(
+        "--closed",
+        type=_closed_date,
+        action="append",
+        metavar="YYYY-MM-DD",
+        help="a date the clinic is closed, added to the calendar's; may be repeated",
+    )
+    command.add_argument(
+        "--at",
+        type=_wall_time,
+        metavar="HH:MM",
+        help="the local time proposed sessions start (default 09:00)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser: the one definition the CLI reference is checked against.
 
@@ -306,30 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cannot-complete included.",
     )
     _add_scheduling(plan_cmd)
-    plan_cmd.add_argument(
-        "--calendar",
-        metavar="FILE",
-        help="a clinic calendar file (.toml or .json); the options below change it",
-    )
-    plan_cmd.add_argument(
-        "--open",
-        type=_weekdays,
-        metavar="DAYS",
-        help="the open weekdays, such as mon,tue,wed,thu,fri (the default)",
-    )
-    plan_cmd.add_argument(
-        "--closed",
-        type=_closed_date,
-        action="append",
-        metavar="YYYY-MM-DD",
-        help="a date the clinic is closed, added to the calendar's; may be repeated",
-    )
-    plan_cmd.add_argument(
-        "--at",
-        type=_wall_time,
-        metavar="HH:MM",
-        help="the local time proposed sessions start (default 09:00)",
-    )
+    _add_calendar(plan_cmd)
     plan_cmd.add_argument(
         "--ics",
         metavar="OUT.ics",

@@ -1,0 +1,348 @@
+"""Calendars a clinic can write: closures as ranges, reasons, session length and place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import icalendar
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kaprules
+from kaprules import ClinicCalendar, Closure, Course, InputError, plan
+from kaprules.clinic_calendar import _MAX_DURATION_MINUTES, _MAX_TEXT, WEEKDAYS
+
+ROOT = Path(__file__).resolve().parent.parent
+DENVER = "America/Denver"
+DAY = dt.timedelta(days=1)
+ALL_DAYS = list(range(7))
+
+
+def d(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def problems_of(call: Callable[[], object]) -> list[str]:
+    with pytest.raises(InputError) as info:
+        call()
+    return [str(p) for p in info.value.problems]
+
+
+# --- closures -----------------------------------------------------------------------------
+
+WINTER = Closure(d("2026-12-24"), d("2027-01-02"), "Winter break")
+
+
+@pytest.mark.parametrize(
+    ("date", "open_"),
+    [
+        ("2026-12-23", True),  # the day before
+        ("2026-12-24", False),  # the first day, included
+        ("2026-12-31", False),  # the year's last day
+        ("2027-01-01", False),  # across the year
+        ("2027-01-02", False),  # the last day, included
+        ("2027-01-03", True),  # the day after
+    ],
+)
+def test_a_closure_includes_both_ends_across_a_year(date: str, open_: bool) -> None:
+    calendar = ClinicCalendar(weekdays=ALL_DAYS, closed=[WINTER])
+    assert calendar.is_open(d(date)) is open_
+    assert (calendar.closure(d(date)) is None) is open_
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "inside", "outside"),
+    [
+        ("2027-02-27", "2027-03-01", ["2027-02-28", "2027-03-01"], ["2027-03-02", "2027-02-26"]),
+        ("2028-02-28", "2028-03-01", ["2028-02-29"], ["2028-03-02"]),  # a leap day
+        ("2026-01-31", "2026-02-01", ["2026-01-31", "2026-02-01"], ["2026-02-02"]),
+        ("2026-05-05", "2026-05-05", ["2026-05-05"], ["2026-05-04", "2026-05-06"]),  # one day
+    ],
+)
+def test_closures_across_month_ends(
+    start: str, end: str, inside: list[str], outside: list[str]
+) -> None:
+    calendar = ClinicCalendar(weekdays=ALL_DAYS, closed=[Closure(d(start), d(end))])
+    assert [calendar.is_open(d(x)) for x in inside] == [False] * len(inside)
+    assert [calendar.is_open(d(x)) for x in outside] == [True] * len(outside)
+
+
+def test_a_long_closure_is_compared_not_listed() -> None:
+    # Centuries closed: looked up by comparison, so it costs nothing to build.
+    ages = Closure(d("1900-01-01"), d("8999-12-31"), "Renovation")
+    calendar = ClinicCalendar(weekdays=ALL_DAYS, closed=[ages, d("9000-06-01")])
+    assert calendar.closure(d("2026-12-01")) == "closed: Renovation"
+    assert calendar.closure(d("9000-06-01")) == "the clinic is closed on 9000-06-01"
+    assert calendar.closure(d("9000-01-01")) is None
+
+
+@pytest.mark.parametrize(
+    ("calendar", "date", "reason"),
+    [
+        (ClinicCalendar(), "2026-12-06", "the clinic is closed on Sundays"),
+        (ClinicCalendar(), "2026-12-05", "the clinic is closed on Saturdays"),
+        (ClinicCalendar(weekdays=["tue"]), "2026-12-07", "the clinic is closed on Mondays"),
+        (ClinicCalendar(closed=[WINTER]), "2026-12-24", "closed: Winter break"),
+        (
+            ClinicCalendar(closed=[d("2026-12-24")]),
+            "2026-12-24",
+            "the clinic is closed on 2026-12-24",
+        ),
+        (
+            ClinicCalendar(closed=[Closure(d("2026-12-21"), d("2026-12-22"))]),
+            "2026-12-22",
+            "the clinic is closed on 2026-12-22",
+        ),
+        # A reason wins over a plain closed date on the same day; the weekday over both.
+        (ClinicCalendar(closed=[d("2026-12-28"), WINTER]), "2026-12-28", "closed: Winter break"),
+        (ClinicCalendar(closed=[WINTER]), "2026-12-26", "the clinic is closed on Saturdays"),
+        (ClinicCalendar(holidays="US"), "2026-12-25", "Christmas Day (public holiday)"),
+        # The holiday of a subdivision only: Colorado's Cesar Chavez Day (a Tuesday).
+        (
+            ClinicCalendar(holidays="US", subdivision="CO"),
+            "2026-03-31",
+            "Cesar Chavez Day (public holiday)",
+        ),
+        (ClinicCalendar(holidays="US"), "2026-03-31", None),
+        (ClinicCalendar(holidays="US", closed=[WINTER]), "2026-12-25", "closed: Winter break"),
+        (ClinicCalendar(holidays="US"), "2026-12-24", None),
+    ],
+)
+def test_closure_reasons(calendar: ClinicCalendar, date: str, reason: str | None) -> None:
+    assert calendar.closure(d(date)) == reason
+    assert calendar.is_open(d(date)) is (reason is None)
+
+
+def test_holiday_names_are_bounded_and_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaprules import clinic_calendar
+
+    names = {d("2026-12-25"): "Feast\n\x1b[2J" + "x" * 300}
+    monkeypatch.setattr(clinic_calendar, "_holiday_names", lambda *_: names)
+    reason = ClinicCalendar(holidays="US").closure(d("2026-12-25"))
+    assert reason is not None
+    assert reason.isprintable()
+    assert "\x1b" not in reason
+    assert len(reason) < 120
+    assert reason.endswith("(public holiday)")
+
+
+@st.composite
+def calendars(draw: st.DrawFn) -> ClinicCalendar:
+    base = d("2026-11-01")
+    offsets = st.integers(0, 120)
+    items: list[dt.date | Closure] = [base + k * DAY for k in draw(st.lists(offsets, max_size=4))]
+    for first, length, reason in draw(
+        st.lists(
+            st.tuples(offsets, st.integers(0, 20), st.sampled_from([None, "Break"])), max_size=3
+        )
+    ):
+        items.append(Closure(base + first * DAY, base + (first + length) * DAY, reason))
+    return ClinicCalendar(
+        weekdays=draw(st.sets(st.integers(0, 6), min_size=1)),
+        closed=draw(st.permutations(items)),
+        holidays=draw(st.sampled_from([None, "US"])),
+        duration_minutes=draw(st.none() | st.integers(1, _MAX_DURATION_MINUTES)),
+        location=draw(st.sampled_from([None, "Room 2, 14 Lake St"])),
+    )
+
+
+@settings(max_examples=40)
+@given(calendars(), st.integers(0, 160))
+def test_is_open_exactly_when_there_is_no_closure(calendar: ClinicCalendar, offset: int) -> None:
+    date = d("2026-10-20") + offset * DAY
+    reason = calendar.closure(date)
+    assert calendar.is_open(date) is (reason is None)
+    covered = any((date in c) if isinstance(c, Closure) else date == c for c in calendar.closed)
+    if covered or date.weekday() not in [WEEKDAYS.index(w) for w in calendar.weekdays]:
+        assert reason is not None
+
+
+@settings(max_examples=40)
+@given(calendars())
+def test_to_dict_round_trips_and_meets_the_schema(calendar: ClinicCalendar) -> None:
+    data = calendar.to_dict()
+    jsonschema.validate(data, kaprules.calendar_schema())
+    assert ClinicCalendar.from_dict(data) == calendar
+    assert kaprules.parse_calendar(json.dumps(data), format="json") == calendar
+
+
+def test_dates_and_closures_are_kept_in_order_without_repeats() -> None:
+    a = ClinicCalendar(closed=[WINTER, d("2026-12-01"), d("2026-12-01"), WINTER])
+    b = ClinicCalendar(closed=(d("2026-12-01"), WINTER))
+    assert a == b
+    assert a.closed == (d("2026-12-01"), WINTER)
+
+
+def test_a_toml_file_with_closure_tables() -> None:
+    text = """
+closed = [
+  2026-12-11,
+  "2026-12-14",
+  {from = 2026-12-24, to = 2027-01-02, reason = "Winter break"},
+  {from = "2027-02-01", to = "2027-02-03"},
+]
+duration_minutes = 150
+location = "Lakeside Clinic, Room 2"
+"""
+    calendar = kaprules.parse_calendar(text)
+    assert calendar.closed == (
+        d("2026-12-11"),
+        d("2026-12-14"),
+        WINTER,
+        Closure(d("2027-02-01"), d("2027-02-03")),
+    )
+    assert calendar.duration_minutes == 150
+    assert calendar.location == "Lakeside Clinic, Room 2"
+
+
+@pytest.mark.parametrize(
+    ("closed", "expected"),
+    [
+        ("[{from = 2026-12-24, to = 2026-12-23}]", "closed[0].to: 2026-12-23 is before from"),
+        ('[{from = "2026-02-30", to = 2026-03-02}]', "closed[0].from: must be a date YYYY-MM-DD"),
+        ("[{from = 2026-12-24}]", "closed[0].to: is required"),
+        ("[{to = 2026-12-24}]", "closed[0].from: is required"),
+        ("[{from = 2026-12-24, to = 2026-12-25, untill = 1}]", "closed[0]: unknown field"),
+        ("[{from = 2026-12-24, to = 2026-12-25, reazon = 'x'}]", "closed[0].reazon: unknown"),
+        ("[{from = 2026-12-24, to = 2026-12-25, reason = ''}]", "closed[0].reason: must not"),
+        (
+            '[{from = 2026-12-24, to = 2026-12-25, reason = "a\\nb"}]',
+            "closed[0].reason: must be one",
+        ),
+        (
+            "[{from = 2026-12-24, to = 2026-12-25, reason = 3}]",
+            "closed[0].reason: must be a string",
+        ),
+        ("[2026-12-01, {from = 2026-12-24, to = 12}]", "closed[1].to: must be a date, got int"),
+        ("[{from = 2026-12-24T09:00:00, to = 2026-12-25}]", "closed[0].from: must be a date"),
+        ("[{from = 1899-12-31, to = 2026-12-25}]", "closed[0].from: is outside the years"),
+        ("[12]", "closed[0]: must be a date YYYY-MM-DD or a closure"),
+    ],
+)
+def test_closure_problems_name_the_path(closed: str, expected: str) -> None:
+    found = problems_of(lambda: kaprules.parse_calendar(f"closed = {closed}\n"))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_a_long_reason_is_refused_at_the_bound() -> None:
+    ok = Closure(d("2026-12-24"), d("2026-12-24"), "x" * _MAX_TEXT)
+    assert ok.reason is not None
+    found = problems_of(lambda: Closure(d("2026-12-24"), d("2026-12-24"), "x" * (_MAX_TEXT + 1)))
+    assert found == [f"reason: must be at most {_MAX_TEXT} characters"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"start": d("2026-12-02"), "end": d("2026-12-01")}, "end: 2026-12-01 is before start"),
+        ({"start": "2026-12-01", "end": d("2026-12-01")}, "start: must be a date, got str"),
+        ({"start": d("2026-12-01"), "end": dt.datetime(2026, 12, 2)}, "end: must be a date"),
+        ({"start": d("2026-12-01"), "end": d("2026-12-01"), "reason": " "}, "reason: must not"),
+    ],
+)
+def test_closure_problems_in_python(kwargs: dict[str, object], expected: str) -> None:
+    found = problems_of(lambda: Closure(**kwargs))  # type: ignore[arg-type]
+    assert found[0].startswith(expected), found
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ("duration_minutes = 0", "duration_minutes: must be from 1 to 1440"),
+        ("duration_minutes = 1441", "duration_minutes: must be from 1 to 1440"),
+        ("duration_minutes = 90.0", "duration_minutes: must be a whole number"),
+        ("duration_minutes = true", "duration_minutes: must be a whole number"),
+        ('location = ""', "location: must not be blank"),
+        ('location = "a\\tb"', "location: must be one line"),
+        (f'location = "{"x" * (_MAX_TEXT + 1)}"', "location: must be at most"),
+    ],
+)
+def test_session_length_and_place_problems(fields: str, expected: str) -> None:
+    found = problems_of(lambda: kaprules.parse_calendar(fields + "\n"))
+    assert found == [found[0]]
+    assert found[0].startswith(expected), found
+
+
+@pytest.mark.parametrize("minutes", [1, _MAX_DURATION_MINUTES])
+def test_session_length_bounds_are_accepted(minutes: int) -> None:
+    assert ClinicCalendar(duration_minutes=minutes).duration_minutes == minutes
+
+
+def test_schema_and_loader_share_their_bounds() -> None:
+    schema = kaprules.calendar_schema()
+    props = schema["properties"]
+    assert props["duration_minutes"]["minimum"] == 1
+    assert props["duration_minutes"]["maximum"] == _MAX_DURATION_MINUTES
+    assert props["location"]["maxLength"] == _MAX_TEXT
+    closure = props["closed"]["items"]["oneOf"][1]
+    assert closure["properties"]["reason"]["maxLength"] == _MAX_TEXT
+    assert sorted(closure["properties"]) == ["from", "reason", "to"]
+    validator = jsonschema.Draft202012Validator(schema)
+    refused = [
+        {"closed": [{"from": "2026-12-24"}]},
+        {"closed": [{"from": "2026-12-24", "to": "2026-12-25", "why": "x"}]},
+        {"closed": [{"from": "2026-12-24", "to": "2026-12-25", "reason": "a\nb"}]},
+        {"duration_minutes": 0},
+        {"duration_minutes": 1441},
+        {"location": "x" * (_MAX_TEXT + 1)},
+    ]
+    for data in refused:
+        assert list(validator.iter_errors(data)), data
+        with pytest.raises(InputError):
+            ClinicCalendar.from_dict(data)
+
+
+# --- iCalendar: DTEND and LOCATION --------------------------------------------------------
+
+
+def events(p: kaprules.Plan) -> list[icalendar.Component]:
+    return list(icalendar.Calendar.from_ical(p.to_ical()).walk("VEVENT"))
+
+
+def test_events_have_an_end_and_a_place() -> None:
+    calendar = ClinicCalendar(duration_minutes=150, location="Lakeside Clinic, Room 2")
+    p = plan(Course(DENVER, []), d("2026-12-01"), calendar)
+    found = events(p)
+    assert len(found) == 6
+    for event, session in zip(found, p.sessions, strict=True):
+        end, start = event.decoded("dtend"), event.decoded("dtstart")
+        assert end.astimezone(dt.UTC) - start.astimezone(dt.UTC) == dt.timedelta(minutes=150)
+        assert event["dtend"].params["TZID"] == DENVER
+        assert str(event["location"]) == "Lakeside Clinic, Room 2"
+        assert event.decoded("dtstart") == session.start
+
+
+def test_without_a_length_events_have_no_end() -> None:
+    for event in events(plan(Course(DENVER, []), d("2026-12-01"))):
+        assert "DTEND" not in event
+        assert "LOCATION" not in event
+
+
+@pytest.mark.parametrize(
+    ("day", "at", "minutes", "wall_end", "in_utc"),
+    [
+        # Denver springs forward at 02:00 on 2027-03-14: 01:30 + 60 min is 03:30 local.
+        ("2027-03-14", dt.time(1, 30), 60, "2027-03-14T03:30:00-06:00", False),
+        # ... falls back at 02:00 on 2027-11-07: 00:30 + 120 min is the second 01:30.
+        ("2027-11-07", dt.time(0, 30), 120, "2027-11-07T01:30:00-07:00", True),
+        ("2027-11-07", dt.time(0, 30), 180, "2027-11-07T02:30:00-07:00", False),
+        ("2027-11-06", dt.time(23, 0), 1440, "2027-11-07T22:00:00-07:00", False),
+        ("2026-12-31", dt.time(23, 30), 60, "2027-01-01T00:30:00-07:00", False),
+    ],
+)
+def test_dtend_is_elapsed_time_across_dst(
+    day: str, at: dt.time, minutes: int, wall_end: str, in_utc: bool
+) -> None:
+    calendar = ClinicCalendar(weekdays=ALL_DAYS, at=at, duration_minutes=minutes)
+    p = plan(Course(DENVER, []), d(day) - DAY, calendar)
+    event = events(p)[0]
+    start, end = event.decoded("dtstart"), event.decoded("dtend")
+    assert start == p.sessions[0].start
+    assert end == dt.datetime.fromisoformat(wall_end)
+    assert end.astimezone(dt.UTC) - start.astimezone(dt.UTC) == dt.timedelta(minutes=minutes)
+    assert ("TZID" not in event["dtend"].params) is in_utc

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import icalendar
 import jsonschema
@@ -346,3 +347,134 @@ def test_dtend_is_elapsed_time_across_dst(
     assert end == dt.datetime.fromisoformat(wall_end)
     assert end.astimezone(dt.UTC) - start.astimezone(dt.UTC) == dt.timedelta(minutes=minutes)
     assert ("TZID" not in event["dtend"].params) is in_utc
+
+
+# --- command line -------------------------------------------------------------------------
+
+IN_PROGRESS = ("plan", "examples/in-progress.json", "--as-of", "2026-12-09")
+
+
+def plan_json(cli: Callable[..., tuple[int, str, str]], *args: str) -> dict[str, Any]:
+    code, out, err = cli(*args, "--format", "json")
+    assert (code, err) == (0, "")
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def test_cli_closed_ranges_and_dates(cli: Callable[..., tuple[int, str, str]]) -> None:
+    data = plan_json(cli, *IN_PROGRESS, "--closed", "2026-12-14..2026-12-14")
+    assert data["status"] == "cannot-complete"
+    assert data["calendar"]["closed"] == [{"from": "2026-12-14", "to": "2026-12-14"}]
+    data = plan_json(
+        cli, *IN_PROGRESS, "--open", "mon,tue,wed,thu,fri,sat,sun",
+        "--closed", "2026-12-10..2026-12-12", "--closed", "2026-12-13",
+    )  # fmt: skip
+    assert [s["start"][:10] for s in data["sessions"]] == ["2026-12-14"]
+    assert data["calendar"]["closed"] == [
+        {"from": "2026-12-10", "to": "2026-12-12"},
+        "2026-12-13",
+    ]
+
+
+NEW = ("plan", "-", "--as-of", "2026-03-30", "--open", "mon,tue,wed,thu,fri,sat,sun")
+LAKESIDE = ("--calendar", "examples/calendars/lakeside.toml")
+EMPTY = json.dumps({"timezone": DENVER, "sessions": []})
+
+
+@pytest.mark.parametrize(
+    ("options", "first", "holidays"),
+    [
+        ((), "2026-03-31", (None, None)),
+        (("--holidays", "US"), "2026-03-31", ("US", None)),
+        (("--holidays", "US", "--subdivision", "CO"), "2026-04-01", ("US", "CO")),
+        # The file's country and subdivision (US, CO); the same country keeps its subdivision.
+        (LAKESIDE, "2026-04-01", ("US", "CO")),
+        ((*LAKESIDE, "--holidays", "US"), "2026-04-01", ("US", "CO")),
+        # Another country drops the file's subdivision, which was of its own country.
+        ((*LAKESIDE, "--holidays", "CA"), "2026-03-31", ("CA", None)),
+        ((*LAKESIDE, "--subdivision", "NY"), "2026-03-31", ("US", "NY")),
+    ],
+)  # fmt: skip
+def test_cli_holidays_and_subdivision(
+    options: tuple[str, ...],
+    first: str,
+    holidays: tuple[str | None, str | None],
+    cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    code, out, err = cli(*NEW, *options, "--format", "json", stdin=EMPTY)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["sessions"][0]["start"][:10] == first
+    calendar = data["calendar"]
+    assert (calendar.get("holidays"), calendar.get("subdivision")) == holidays
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (("--holidays", "XX"), "holidays: 'XX' is not a country code"),
+        (("--holidays", "US", "--subdivision", "ZZ"), "subdivision: 'ZZ' is not a subdivision"),
+        (("--subdivision", "CO"), "subdivision: needs holidays"),
+        (("--holidays", "U S"), "is not a country or subdivision code"),
+        (("--holidays", "US", "--holidays", "CA"), "--holidays is given twice"),
+        (("--closed", "2026-12-10..2026-12-01"), "2026-12-01 is before start 2026-12-10"),
+        (("--closed", "2026-12-10.."), "is not a date YYYY-MM-DD or a range"),
+        (("--closed", "2026-12-10...2026-12-11"), "is not a date YYYY-MM-DD or a range"),
+        (("--closed", "2026-02-30..2026-03-01"), "is not a real date"),
+        (("--closed", "1899-12-31..2026-03-01"), "is outside the years"),
+    ],
+)
+def test_cli_bad_calendar_options_are_one_line_exit_2(
+    options: tuple[str, ...], expected: str, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    code, out, err = cli(*IN_PROGRESS, *options)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert err.startswith("kaprules: ")
+    assert expected in err
+
+
+@pytest.mark.parametrize(
+    ("closed", "status", "why"),
+    [
+        ("2026-12-10..2026-12-31", "cannot-complete", "the series cannot be completed"),
+        # compliant.json's booster: no open day for it within the horizon.
+        ("2026-12-01..2028-12-31", "complete", "no session is proposed"),
+    ],
+)
+def test_cli_no_ics_file_without_sessions(
+    closed: str, status: str, why: str, cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    target = tmp_path / "plan.ics"
+    target.write_bytes(b"the clinic's own file")
+    course = (
+        "examples/in-progress.json" if status == "cannot-complete" else "examples/compliant.json"
+    )
+    args = ("plan", course, "--as-of", "2026-12-09", "--closed", closed, "--ics", str(target))
+    code, out, err = cli(*args)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{status}: ")
+    assert out.endswith(f"\nno calendar file written to {target}: {why}\n")
+    assert target.read_bytes() == b"the clinic's own file"
+    code, out, err = cli(*args, "--format", "json")
+    assert code == 0
+    assert json.loads(out)["status"] == status
+    assert err == f"kaprules: note: no calendar file written to {target}: {why}\n"
+    assert target.read_bytes() == b"the clinic's own file"
+    target.unlink()
+    assert cli(*args)[0] == 0
+    assert not target.exists()
+
+
+def test_cli_ics_has_end_and_location_from_the_file(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    calendar = tmp_path / "clinic.toml"
+    calendar.write_text('duration_minutes = 120\nlocation = "Room 2"\n')
+    target = tmp_path / "plan.ics"
+    code, out, _ = cli(*IN_PROGRESS, "--calendar", str(calendar), "--ics", str(target))
+    assert code == 0
+    assert out.endswith("(1 event)\n")
+    (event,) = icalendar.Calendar.from_ical(target.read_bytes()).walk("VEVENT")
+    assert event.decoded("dtend") - event.decoded("dtstart") == dt.timedelta(hours=2)
+    assert str(event["location"]) == "Room 2"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import icalendar
 import jsonschema
 import pytest
@@ -478,3 +479,114 @@ def test_cli_ics_has_end_and_location_from_the_file(
     (event,) = icalendar.Calendar.from_ical(target.read_bytes()).walk("VEVENT")
     assert event.decoded("dtend") - event.decoded("dtstart") == dt.timedelta(hours=2)
     assert str(event["location"]) == "Room 2"
+
+
+# --- parse_session ------------------------------------------------------------------------
+
+GOOD = {
+    "id": "s4",
+    "kind": "induction",
+    "start": "2026-12-07T09:00:00-07:00",
+    "last_food": "2026-12-07T04:30:00-07:00",
+    "escort": "on file",
+}
+
+
+def test_parse_session_reads_an_object_text_and_bytes() -> None:
+    expected = kaprules.Session(
+        dt.datetime.fromisoformat(GOOD["start"]),
+        "induction",
+        "s4",
+        dt.datetime.fromisoformat(GOOD["last_food"]),
+        "on file",
+    )
+    assert kaprules.parse_session(GOOD) == expected
+    assert kaprules.parse_session(json.dumps(GOOD)) == expected
+    assert kaprules.parse_session(b"\xef\xbb\xbf" + json.dumps(GOOD).encode()) == expected
+    assert kaprules.parse_session(json.dumps(GOOD).encode("utf-16")) == expected
+    bare = kaprules.parse_session({"start": "2026-12-07T16:00:00Z"})
+    assert (bare.id, bare.kind, bare.last_food) == (None, kaprules.Kind.INDUCTION, None)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"kind": "booster"}, ["start: is required"]),
+        ({"start": "2026-12-07T09:00:00"}, ["start: '2026-12-07T09:00:00' is not an ISO 8601"]),
+        ({**GOOD, "last_food": "2026-02-30T04:00:00-07:00"}, ["last_food: '2026-02-30T04:00"]),
+        ({**GOOD, "last_food": 4}, ["last_food: must be an ISO 8601 date-time string, got"]),
+        ({**GOOD, "kind": "boost"}, ["kind: unknown kind 'boost'"]),
+        ({**GOOD, "last_meal": GOOD["last_food"]}, ["last_meal: unknown field; did you mean"]),
+        ({**GOOD, "id": None}, ["id: must be a string, got null"]),
+        ({**GOOD, "id": " "}, ["id: is empty"]),
+        ({**GOOD, "escort": ["x"]}, ["escort: must be a string or null, got"]),
+        ({**GOOD, "extra": {"a": float("nan")}}, ["extra.<key 0>: must be a finite number"]),
+        (
+            {"id": 3, "start": "soon", "kind": 1},
+            ["id: must be a string, got", "start: 'soon' is not", "kind: must be a string"],
+        ),
+        ("[1]", ["a session must be a JSON object, got an array"]),
+        ('{"start": 1', ["not valid JSON"]),
+        ('{"start": "2026-12-07T16:00:00Z", "start": "x"}', ["duplicate key 'start'"]),
+    ],
+)
+def test_parse_session_problems_are_pathed_from_the_session(
+    data: object, expected: list[str]
+) -> None:
+    found = problems_of(lambda: kaprules.parse_session(data))  # type: ignore[arg-type]
+    assert len(found) == len(expected), found
+    for problem, start in zip(sorted(found), sorted(expected), strict=True):
+        assert problem.startswith(start), found
+
+
+def test_parse_session_never_echoes_an_escort() -> None:
+    found = problems_of(lambda: kaprules.parse_session({**GOOD, "escort": "Jordan", "kind": 5}))
+    assert not any("Jordan" in p for p in found)
+
+
+VALUES = {
+    "id": st.sampled_from(["s1", "", " ", None, 7]),
+    "kind": st.sampled_from(["induction", "booster", "boost", None, 1]),
+    "start": st.sampled_from(
+        ["2026-12-07T09:00:00-07:00", "2026-12-07T09:00:00", "2026-13-01T09:00:00Z", 5]
+    ),
+    "last_food": st.sampled_from(["2026-12-07T04:00:00-07:00", None, "noon", []]),
+    "escort": st.sampled_from(["on file", None, 3]),
+    "therapist": st.sampled_from(["T", None, {}]),
+    "extra": st.sampled_from([{"room": 2}, {"x": 2**70}, [], None]),
+    "last_meal": st.just("2026-12-07T04:00:00-07:00"),
+}
+
+
+def outcome(read: Callable[[], Any]) -> tuple[Any, list[kaprules.Problem]]:
+    try:
+        return read(), []
+    except InputError as exc:
+        return None, list(exc.problems)
+
+
+@settings(max_examples=60)
+@given(st.fixed_dictionaries({}, optional=VALUES))
+def test_parse_session_reads_as_a_course_reads_its_sessions(obj: dict[str, Any]) -> None:
+    # The same object, alone and as the one session of a course: the same session, or the
+    # same problems under the course's path to it.
+    course_text = json.dumps({"timezone": DENVER, "sessions": [obj]})
+    course, in_course = outcome(lambda: kaprules.parse_course(course_text))
+    session, alone = outcome(lambda: kaprules.parse_session(obj))
+    assert bool(in_course) == bool(alone)
+    named = isinstance(obj.get("id"), str) and obj["id"].strip()
+    step: kaprules.PathItem = (0, obj["id"]) if named else 0
+    # The same paths, kinds and words; only the advice on a null id differs (no position).
+    assert sorted((p.path, p.code) for p in in_course) == sorted(
+        (("sessions", step, *p.path), p.code) for p in alone
+    )
+    assert sorted(p.what for p in in_course if p.path[-1] != "id") == sorted(
+        p.what for p in alone if p.path[-1] != "id"
+    )
+    if course is not None:
+        expected = course.sessions[0]
+        if "id" not in obj:
+            assert session.id is None
+            assert expected.id == "1"  # a positional id, as the course gives one
+            session = attrs.evolve(session, id="1")
+        assert session == expected

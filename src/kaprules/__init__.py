@@ -34,6 +34,7 @@ from kaprules.loading import (
     parse_calendar,
     parse_course,
     parse_protocol,
+    parse_session,
     protocol_schema,
     resolve_protocol,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "parse_calendar",
     "parse_course",
     "parse_protocol",
+    "parse_session",
     "plan",
     "protocol_schema",
     "resolve_protocol",

@@ -590,3 +590,19 @@ def test_parse_session_reads_as_a_course_reads_its_sessions(obj: dict[str, Any])
             assert expected.id == "1"  # a positional id, as the course gives one
             session = attrs.evolve(session, id="1")
         assert session == expected
+
+
+@settings(max_examples=30)
+@given(calendars())
+def test_compared_closures_answer_as_listed_ones(calendar: ClinicCalendar) -> None:
+    # Long closures, and those past the budget of listed days, are compared on each lookup:
+    # the same answers as the listed ones, day by day.
+    from kaprules import clinic_calendar
+
+    days = [d("2026-10-25") + k * DAY for k in range(150)]
+    listed = [calendar.closure(x) for x in days]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clinic_calendar, "_EXPANDED_BUDGET", 0)
+        compared = attrs.evolve(calendar)
+    assert [compared.closure(x) for x in days] == listed
+    assert [compared.is_open(x) for x in days] == [r is None for r in listed]

@@ -43,6 +43,7 @@ _FIELDS = (
 _CLOSURE_FIELDS = ("from", "to", "reason")
 # Closures spanning at most this many days are looked up by date; longer ones by comparison.
 _EXPANDED_DAYS = 400
+_EXPANDED_BUDGET = 100_000
 
 
 _DAY_NAMES = {
@@ -330,16 +331,19 @@ class ClinicCalendar:
             raise InputError(*problems)
         object.__setattr__(self, "_open", frozenset(WEEKDAYS.index(d) for d in self.weekdays))
         # Closed dates by date, with the reason of a closure that gives one; long closures
-        # apart, compared on each lookup, so that a span of centuries costs no memory.
+        # (and any past a budget of days) apart, compared on each lookup, so that a span of
+        # centuries or a file of many closures costs no memory.
         closed_on: dict[dt.date, str | None] = {}
         long: list[Closure] = []
+        budget = _EXPANDED_BUDGET
         for item in self.closed:
             if not isinstance(item, Closure):
                 closed_on.setdefault(item, None)
-            elif (item.end - item.start).days >= _EXPANDED_DAYS:
+            elif (days := (item.end - item.start).days) >= min(_EXPANDED_DAYS, budget):
                 long.append(item)
             else:
-                for k in range((item.end - item.start).days + 1):
+                budget -= days + 1
+                for k in range(days + 1):
                     day = item.start + dt.timedelta(days=k)
                     if closed_on.get(day) is None:
                         closed_on[day] = item.reason

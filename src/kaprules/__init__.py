@@ -14,7 +14,7 @@ kaprules encodes protocols as written; it gives no medical advice.
 
 from kaprules._version import __version__
 from kaprules.auditing import Audit, AuditSummary, CourseResult, audit
-from kaprules.clinic_calendar import ClinicCalendar
+from kaprules.clinic_calendar import ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
 from kaprules.explanation import explain
 from kaprules.forecasting import (
@@ -34,6 +34,7 @@ from kaprules.loading import (
     parse_calendar,
     parse_course,
     parse_protocol,
+    parse_session,
     protocol_schema,
     resolve_protocol,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "Bounds",
     "Choices",
     "ClinicCalendar",
+    "Closure",
     "Course",
     "CourseResult",
     "CourseShape",
@@ -149,6 +151,7 @@ __all__ = [
     "parse_calendar",
     "parse_course",
     "parse_protocol",
+    "parse_session",
     "plan",
     "protocol_schema",
     "rationale_of",

@@ -26,7 +26,7 @@ import attrs
 
 from kaprules import _time
 from kaprules._version import __version__
-from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar
+from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
 from kaprules.explanation import explain
 from kaprules.forecasting import Forecast, SeriesStatus, forecast
@@ -191,6 +191,30 @@ def _closed_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a real date: {exc}") from None
 
 
+def _closed_days(text: str) -> dt.date | Closure:
+    # One date, or a closure FROM..TO with both ends included.
+    first, dots, last = text.partition("..")
+    if not dots:
+        return _closed_date(text)
+    if not (_DATE.fullmatch(first) and _DATE.fullmatch(last)):
+        raise argparse.ArgumentTypeError(
+            f"{echo(text)} is not a date YYYY-MM-DD or a range YYYY-MM-DD..YYYY-MM-DD"
+        )
+    try:
+        return Closure(_closed_date(first), _closed_date(last))
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{echo(text)} is not a closure: {exc.problems[0].what}"
+        ) from None
+
+
+def _code(text: str) -> str:
+    # The holidays package checks the code; this keeps what is echoed short and printable.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,10}", text):
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a country or subdivision code")
+    return text
+
+
 def _wall_time(text: str) -> dt.time:
     try:
         if re.fullmatch(r"[0-9]{2}:[0-9]{2}", text):
@@ -256,6 +280,47 @@ def _add_scheduling(command: argparse.ArgumentParser) -> None:
     _add_protocol(command)
 
 
+def _add_calendar(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--calendar",
+        metavar="FILE",
+        help="a clinic calendar file (.toml or .json); the options below change it",
+    )
+    command.add_argument(
+        "--open",
+        type=_weekdays,
+        metavar="DAYS",
+        help="the open weekdays, such as mon,tue,wed,thu,fri (the default)",
+    )
+    command.add_argument(
+        "--closed",
+        type=_closed_days,
+        action="append",
+        metavar="YYYY-MM-DD[..YYYY-MM-DD]",
+        help="a date, or a range of dates with both ends included, on which the clinic is "
+        "closed, added to the calendar's; may be repeated",
+    )
+    command.add_argument(
+        "--at",
+        type=_wall_time,
+        metavar="HH:MM",
+        help="the local time proposed sessions start (default 09:00)",
+    )
+    command.add_argument(
+        "--holidays",
+        type=_code,
+        metavar="COUNTRY",
+        help="close on the public holidays of this country, such as US (instead of the "
+        "calendar's); needs the calendar extra",
+    )
+    command.add_argument(
+        "--subdivision",
+        type=_code,
+        metavar="CODE",
+        help="and of this subdivision of it, such as CO (instead of the calendar's)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser: the one definition the CLI reference is checked against.
 
@@ -306,30 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cannot-complete included.",
     )
     _add_scheduling(plan_cmd)
-    plan_cmd.add_argument(
-        "--calendar",
-        metavar="FILE",
-        help="a clinic calendar file (.toml or .json); the options below change it",
-    )
-    plan_cmd.add_argument(
-        "--open",
-        type=_weekdays,
-        metavar="DAYS",
-        help="the open weekdays, such as mon,tue,wed,thu,fri (the default)",
-    )
-    plan_cmd.add_argument(
-        "--closed",
-        type=_closed_date,
-        action="append",
-        metavar="YYYY-MM-DD",
-        help="a date the clinic is closed, added to the calendar's; may be repeated",
-    )
-    plan_cmd.add_argument(
-        "--at",
-        type=_wall_time,
-        metavar="HH:MM",
-        help="the local time proposed sessions start (default 09:00)",
-    )
+    _add_calendar(plan_cmd)
     plan_cmd.add_argument(
         "--ics",
         metavar="OUT.ics",
@@ -578,11 +620,19 @@ def _calendar(args: argparse.Namespace) -> ClinicCalendar:
     try:
         calendar = ClinicCalendar() if args.calendar is None else load_calendar(args.calendar)
         # Options change only what they name (--closed adds dates): the file keeps the rest.
+        country, subdivision = calendar.holidays, calendar.subdivision
+        if args.holidays is not None and args.holidays != country:
+            # The file's subdivision belongs to the file's country.
+            country, subdivision = args.holidays, None
+        if args.subdivision is not None:
+            subdivision = args.subdivision
         return attrs.evolve(
             calendar,
             weekdays=calendar.weekdays if args.open is None else args.open,
             closed=(*calendar.closed, *(args.closed or ())),
             at=calendar.at if args.at is None else args.at,
+            holidays=country,
+            subdivision=subdivision,
         )
     except InputError as exc:
         where = f" {shown_id(args.calendar, 200)}" if args.calendar is not None else ""
@@ -610,6 +660,9 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
     moment = _moment(args.as_of, course)
     assert moment is not None  # --as-of is required
     result = plan(course, moment, calendar, protocol)
+    # A plan without sessions writes no calendar file: an empty one would replace the
+    # target's events with nothing, and look like a plan.
+    unwritten = None
     if args.ics is not None:
         try:
             data = result.to_ical()
@@ -617,17 +670,28 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
             raise _UsageError(
                 "--ics needs the icalendar package: pip install 'kaprules[calendar]'"
             ) from None
-        try:
-            with open(args.ics, "wb") as handle:
-                handle.write(data)
-        except OSError as exc:
-            why = exc.strerror or "cannot be written"
-            raise _UsageError(f"cannot write {shown_id(args.ics, 200)}: {why}") from None
+        if not result.sessions:
+            unwritten = f"no calendar file written to {shown_id(args.ics, 200)}: " + (
+                "the series cannot be completed"
+                if result.status == "cannot-complete"
+                else "no session is proposed"
+            )
+        else:
+            try:
+                with open(args.ics, "wb") as handle:
+                    handle.write(data)
+            except OSError as exc:
+                why = exc.strerror or "cannot be written"
+                raise _UsageError(f"cannot write {shown_id(args.ics, 200)}: {why}") from None
     if args.format == "json":
         _json_out(result.to_dict(), out)
+        if unwritten is not None:
+            _complain(f"note: {unwritten}")
     else:
         out.write("\n".join(_plan_lines(result)) + "\n")
-        if args.ics is not None:
+        if unwritten is not None:
+            out.write(f"{unwritten}\n")
+        elif args.ics is not None:
             events = len(result.sessions)
             out.write(
                 f"calendar file: {shown_id(args.ics, 200)} "

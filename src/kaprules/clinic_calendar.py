@@ -2,9 +2,10 @@
 
 A [`ClinicCalendar`][kaprules.ClinicCalendar] is built in Python or read from a small
 TOML file with [`load_calendar`][kaprules.load_calendar]. It knows open weekdays, the
-clinic's own closed dates, optionally the public holidays of a country (from the
-``holidays`` package) and the local time at which proposed sessions start. It knows nothing
-of rooms, staff or the patient's own availability.
+clinic's own closed dates and closures ([`Closure`][kaprules.Closure], a span of dates with
+an optional reason), optionally the public holidays of a country (from the ``holidays``
+package), the local time at which proposed sessions start, and optionally their length and
+place. It knows nothing of rooms, staff or the patient's own availability.
 """
 
 from __future__ import annotations
@@ -17,14 +18,32 @@ from typing import Any
 import attrs
 
 from kaprules import _time
-from kaprules.errors import InputError, PathItem, Problem, echo, unknown_field
+from kaprules.errors import InputError, PathItem, Problem, echo, shown_id, unknown_field
 
-__all__ = ["WEEKDAYS", "ClinicCalendar"]
+__all__ = ["WEEKDAYS", "ClinicCalendar", "Closure"]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Weekday names as calendars spell them, Monday first (``date.weekday()`` order)."""
 
-_FIELDS = ("$schema", "weekdays", "closed", "holidays", "subdivision", "at")
+# The most characters of a closure's reason and of a calendar's location; the longest
+# session, a day in minutes. The schema carries the same bounds (a test compares them).
+_MAX_TEXT = 200
+_MAX_DURATION_MINUTES = 1440
+
+_FIELDS = (
+    "$schema",
+    "weekdays",
+    "closed",
+    "holidays",
+    "subdivision",
+    "at",
+    "duration_minutes",
+    "location",
+)
+_CLOSURE_FIELDS = ("from", "to", "reason")
+# Closures spanning at most this many days are looked up by date; longer ones by comparison.
+_EXPANDED_DAYS = 400
+_EXPANDED_BUDGET = 100_000
 
 
 _DAY_NAMES = {
@@ -57,21 +76,113 @@ def _weekday_names(value: Iterable[str | int]) -> tuple[str, ...]:
     return tuple(WEEKDAYS[d] for d in sorted(days))
 
 
-def _dates(value: Iterable[dt.date]) -> tuple[dt.date, ...]:
+def _closed_key(item: dt.date | Closure) -> tuple[dt.date, dt.date, int, str]:
+    if isinstance(item, Closure):
+        return (item.start, item.end, 1, item.reason or "")
+    return (item, item, 0, "")
+
+
+def _closed_items(value: Iterable[dt.date | Closure]) -> tuple[dt.date | Closure, ...]:
+    # Dates and closures in date order without repeats, so that equal calendars compare
+    # equal and to_dict round-trips; anything else is left for the check to name.
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         return value
     items = list(value)
-    if all(type(v) is dt.date for v in items):
-        return tuple(sorted(set(items)))
+    if all(type(v) is dt.date or isinstance(v, Closure) for v in items):
+        return tuple(sorted(dict.fromkeys(items), key=_closed_key))
     return tuple(items)
 
 
+def _date_problems(where: tuple[PathItem, ...], value: object) -> list[Problem]:
+    if type(value) is not dt.date:
+        return [Problem(where, f"must be a date, got {_kind(value)}", "type")]
+    if not _time.MIN_YEAR <= value.year <= _time.MAX_YEAR:
+        return [
+            Problem(where, f"is outside the years {_time.MIN_YEAR} to {_time.MAX_YEAR}", "range")
+        ]
+    return []
+
+
+def _text_problems(where: tuple[PathItem, ...], value: object) -> list[Problem]:
+    # Clinic text shown in messages and calendar files: one printable line, bounded.
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [Problem(where, f"must be a string, got {_kind(value)}", "type")]
+    if not value.strip():
+        return [Problem(where, "must not be blank; leave it out for none", "value")]
+    if len(value) > _MAX_TEXT:
+        return [Problem(where, f"must be at most {_MAX_TEXT} characters", "range")]
+    if not value.isprintable():
+        return [Problem(where, "must be one line of printable text", "value")]
+    return []
+
+
+def _closure_problems(
+    start: object, end: object, reason: object, names: tuple[str, str, str]
+) -> list[Problem]:
+    """Every problem with a closure's values, by the names the caller uses for them."""
+    problems = _date_problems((names[0],), start) + _date_problems((names[1],), end)
+    if not problems and end < start:  # type: ignore[operator]
+        problems.append(
+            Problem(
+                names[1],
+                f"{end} is before {names[0]} {start}; a closure ends on or after its first day",
+                "range",
+            )
+        )
+    return problems + _text_problems((names[2],), reason)
+
+
+@attrs.frozen
+class Closure:
+    """A span of local dates on which the clinic is closed, both ends included.
+
+    In a calendar file, a table ``{from = 2026-12-24, to = 2027-01-02, reason = "Winter
+    break"}`` in ``closed``.
+
+    Args:
+        start: The first closed date.
+        end: The last closed date: ``start`` or later.
+        reason: Why, for people reading a plan or a booking check, such as ``"Winter
+            break"``: one printable line of at most 200 characters; None for none.
+
+    Raises:
+        InputError: A value has a wrong type, ``end`` is before ``start``, or ``reason`` is
+            not one short printable line; every problem is listed.
+    """
+
+    start: dt.date
+    end: dt.date
+    reason: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        problems = _closure_problems(self.start, self.end, self.reason, ("start", "end", "reason"))
+        if problems:
+            raise InputError(*problems)
+
+    def __contains__(self, date: object) -> bool:
+        return isinstance(date, dt.date) and self.start <= date <= self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        """This closure as plain data, in the calendar file format.
+
+        Returns:
+            A dict with ``from`` and ``to`` (``YYYY-MM-DD``), and ``reason`` when given.
+        """
+        data: dict[str, Any] = {"from": self.start.isoformat(), "to": self.end.isoformat()}
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
+
+
 @functools.lru_cache(maxsize=256)
-def _holiday_dates(country: str, subdivision: str | None, year: int) -> frozenset[dt.date]:
+def _holiday_names(country: str, subdivision: str | None, year: int) -> dict[dt.date, str]:
+    # Read-only once cached: callers only look dates up.
     import holidays  # an optional dependency, imported only when a calendar names a country
 
     found = holidays.country_holidays(country, subdiv=subdivision, years=year)
-    return frozenset(found)
+    return {date: str(name) for date, name in found.items()}
 
 
 def _holiday_problem(country: object, subdivision: object) -> Problem | None:
@@ -120,32 +231,53 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+_PLURAL_DAYS = (
+    "Mondays",
+    "Tuesdays",
+    "Wednesdays",
+    "Thursdays",
+    "Fridays",
+    "Saturdays",
+    "Sundays",
+)
+
+
 @attrs.frozen
 class ClinicCalendar:
-    """The days on which a clinic can hold sessions, and when proposed sessions start.
+    """The days on which a clinic can hold sessions, and when and where proposed sessions are.
 
     Args:
         weekdays: The open weekdays, as names (``"mon"`` to ``"sun"``, any case) or numbers
             (Monday = 0); Monday to Friday by default. At least one.
-        closed: The clinic's own closed dates (local dates), in any order.
+        closed: The clinic's own closed dates (local dates) and closures (a
+            [`Closure`][kaprules.Closure] is a span of dates with an optional reason), in
+            any order; kept in date order without repeats.
         holidays: A country code of the ``holidays`` package (ISO 3166-1 alpha-2, such as
             ``"US"``) whose public holidays are closed days; None for none. Needs
             ``pip install 'kaprules[calendar]'``.
         subdivision: A subdivision of that country, such as ``"CO"``, or None.
         at: The local wall time at which proposed sessions start (default 09:00). A time
             skipped by a DST change moves forward by the change, as clocks do.
+        duration_minutes: How long a proposed session lasts, in whole minutes from 1 to
+            1440, for the end of calendar events; None (the default) for events without an
+            end.
+        location: Where proposed sessions are held, for calendar events: one printable
+            line of at most 200 characters; None for none.
 
     Raises:
         InputError: A field has a wrong type or value; every problem is listed.
     """
 
     weekdays: tuple[str, ...] = attrs.field(default=WEEKDAYS[:5], converter=_weekday_names)
-    closed: tuple[dt.date, ...] = attrs.field(default=(), converter=_dates)
+    closed: tuple[dt.date | Closure, ...] = attrs.field(default=(), converter=_closed_items)
     holidays: str | None = None
     subdivision: str | None = None
     at: dt.time = dt.time(9)
+    duration_minutes: int | None = None
+    location: str | None = None
     _open: frozenset[int] = attrs.field(init=False, eq=False, repr=False)
-    _closed: frozenset[dt.date] = attrs.field(init=False, eq=False, repr=False)
+    _closed_on: dict[dt.date, str | None] = attrs.field(init=False, eq=False, repr=False)
+    _long: tuple[Closure, ...] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []
@@ -165,21 +297,11 @@ class ClinicCalendar:
                 Problem("weekdays", "names no open weekday; a calendar needs one", "value")
             )
         if not isinstance(self.closed, tuple):
-            problems.append(Problem("closed", "must be a list of dates", "type"))
+            problems.append(Problem("closed", "must be a list of dates and closures", "type"))
         else:
             for index, value in enumerate(self.closed):
-                if type(value) is not dt.date:
-                    problems.append(
-                        Problem(("closed", index), f"must be a date, got {_kind(value)}", "type")
-                    )
-                elif not _time.MIN_YEAR <= value.year <= _time.MAX_YEAR:
-                    problems.append(
-                        Problem(
-                            ("closed", index),
-                            f"is outside the years {_time.MIN_YEAR} to {_time.MAX_YEAR}",
-                            "range",
-                        )
-                    )
+                if not isinstance(value, Closure):
+                    problems += _date_problems(("closed", index), value)
         holiday = _holiday_problem(self.holidays, self.subdivision)
         if holiday is not None:
             problems.append(holiday)
@@ -187,10 +309,80 @@ class ClinicCalendar:
             problems.append(
                 Problem("at", "must be a local wall time such as 09:00, without an offset", "type")
             )
+        minutes = self.duration_minutes
+        if minutes is not None and type(minutes) is not int:
+            problems.append(
+                Problem(
+                    "duration_minutes",
+                    f"must be a whole number of minutes, got {_kind(minutes)}",
+                    "type",
+                )
+            )
+        elif minutes is not None and not 1 <= minutes <= _MAX_DURATION_MINUTES:
+            problems.append(
+                Problem(
+                    "duration_minutes",
+                    f"must be from 1 to {_MAX_DURATION_MINUTES} minutes (a day)",
+                    "range",
+                )
+            )
+        problems += _text_problems(("location",), self.location)
         if problems:
             raise InputError(*problems)
         object.__setattr__(self, "_open", frozenset(WEEKDAYS.index(d) for d in self.weekdays))
-        object.__setattr__(self, "_closed", frozenset(self.closed))
+        # Closed dates by date, with the reason of a closure that gives one; long closures
+        # (and any past a budget of days) apart, compared on each lookup, so that a span of
+        # centuries or a file of many closures costs no memory.
+        closed_on: dict[dt.date, str | None] = {}
+        long: list[Closure] = []
+        budget = _EXPANDED_BUDGET
+        for item in self.closed:
+            if not isinstance(item, Closure):
+                closed_on.setdefault(item, None)
+            elif (days := (item.end - item.start).days) >= min(_EXPANDED_DAYS, budget):
+                long.append(item)
+            else:
+                budget -= days + 1
+                for k in range(days + 1):
+                    day = item.start + dt.timedelta(days=k)
+                    if closed_on.get(day) is None:
+                        closed_on[day] = item.reason
+        object.__setattr__(self, "_closed_on", closed_on)
+        object.__setattr__(self, "_long", tuple(long))
+
+    def closure(self, date: dt.date) -> str | None:
+        """Why the clinic is closed on a local date, for a person; None when it is open.
+
+        Args:
+            date: A local date.
+
+        Returns:
+            None on an open weekday that is neither a closed date nor a public holiday;
+            otherwise one reason, the first that applies of: ``"the clinic is closed on
+            Sundays"``, ``"closed: Winter break"`` (a closure with a reason), ``"the clinic
+            is closed on 2026-12-24"`` (a closed date, or a closure without a reason),
+            ``"Christmas Day (public holiday)"``.
+        """
+        weekday = date.weekday()
+        if weekday not in self._open:
+            return f"the clinic is closed on {_PLURAL_DAYS[weekday]}"
+        spans = [c for c in self._long if c.start <= date <= c.end]
+        if not spans and date not in self._closed_on:
+            return self._holiday(date)
+        reasons = [self._closed_on.get(date), *(c.reason for c in spans)]
+        reason = next((r for r in reasons if r is not None), None)
+        if reason is None:
+            return f"the clinic is closed on {date.isoformat()}"
+        return f"closed: {reason}"
+
+    def _holiday(self, date: dt.date) -> str | None:
+        if self.holidays is None:
+            return None
+        name = _holiday_names(self.holidays, self.subdivision, date.year).get(date)
+        if name is None:
+            return None
+        # The holidays package's text, not ours: escaped and bounded like any input.
+        return f"{shown_id(name, 80)} (public holiday)"
 
     def is_open(self, date: dt.date) -> bool:
         """Whether the clinic can hold a session on a local date.
@@ -199,30 +391,35 @@ class ClinicCalendar:
             date: A local date.
 
         Returns:
-            True on an open weekday that is neither a closed date nor a public holiday.
+            True on an open weekday that is neither a closed date nor a public holiday:
+            exactly when [`closure`][kaprules.ClinicCalendar.closure] is None.
         """
-        if date.weekday() not in self._open or date in self._closed:
+        if date.weekday() not in self._open or date in self._closed_on:
+            return False
+        if self._long and any(c.start <= date <= c.end for c in self._long):
             return False
         if self.holidays is None:
             return True
-        return date not in _holiday_dates(self.holidays, self.subdivision, date.year)
+        return date not in _holiday_names(self.holidays, self.subdivision, date.year)
 
     def to_dict(self) -> dict[str, Any]:
         """This calendar as plain data, in the calendar file format.
 
         Returns:
-            A dict with ``weekdays``, ``closed`` (``YYYY-MM-DD`` strings) and ``at``
-            (``HH:MM``), plus ``holidays`` and ``subdivision`` when set.
+            A dict with ``weekdays``, ``closed`` (``YYYY-MM-DD`` strings for dates,
+            ``{"from", "to", "reason"}`` objects for closures) and ``at`` (``HH:MM``), plus
+            ``holidays``, ``subdivision``, ``duration_minutes`` and ``location`` when set.
         """
         data: dict[str, Any] = {
             "weekdays": list(self.weekdays),
-            "closed": [d.isoformat() for d in self.closed],
+            "closed": [
+                c.to_dict() if isinstance(c, Closure) else c.isoformat() for c in self.closed
+            ],
             "at": self.at.isoformat("minutes" if not self.at.second else "seconds"),
         }
-        if self.holidays is not None:
-            data["holidays"] = self.holidays
-        if self.subdivision is not None:
-            data["subdivision"] = self.subdivision
+        for key in ("holidays", "subdivision", "duration_minutes", "location"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
         return data
 
     @classmethod
@@ -231,15 +428,16 @@ class ClinicCalendar:
 
         Args:
             data: A mapping with the optional keys ``weekdays``, ``closed`` (dates, or
-                ``YYYY-MM-DD`` strings), ``holidays``, ``subdivision`` and ``at`` (a time,
-                or ``HH:MM`` text).
+                ``YYYY-MM-DD`` strings, and closures ``{"from", "to", "reason"}`` whose
+                ends are dates or such strings), ``holidays``, ``subdivision``, ``at`` (a
+                time, or ``HH:MM`` text), ``duration_minutes`` and ``location``.
 
         Returns:
             The calendar.
 
         Raises:
             InputError: An unknown key, or a value of a wrong type or form; every problem
-                is listed with its path.
+                is listed with its path (such as ``closed[2].to``).
         """
         if not isinstance(data, dict):
             raise InputError(Problem((), f"a calendar must be an object, got {_kind(data)}"))
@@ -252,10 +450,12 @@ class ClinicCalendar:
         if "weekdays" in data:
             values["weekdays"] = data["weekdays"]
         if "closed" in data:
-            values["closed"] = _read_dates(data["closed"], problems)
-        for key in ("holidays", "subdivision"):
+            values["closed"] = _read_closed(data["closed"], problems)
+        for key in ("holidays", "subdivision", "location"):
             if key in data:
                 values[key] = data[key]
+        if "duration_minutes" in data:
+            values["duration_minutes"] = data["duration_minutes"]
         if "at" in data:
             values["at"] = _read_time(data["at"], problems)
         try:
@@ -267,21 +467,72 @@ class ClinicCalendar:
         return calendar
 
 
-def _read_dates(value: object, problems: list[Problem]) -> object:
+def _read_date(value: object, where: tuple[PathItem, ...], problems: list[Problem]) -> object:
+    # A YYYY-MM-DD string as a date (JSON has no dates); anything else for the check.
+    if not isinstance(value, str):
+        return value
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        problems.append(Problem(where, "must be a date YYYY-MM-DD", "value"))
+        return None
+
+
+def _read_closure(
+    item: dict[str, Any], where: tuple[PathItem, ...], problems: list[Problem]
+) -> Closure | None:
+    found = [
+        unknown_field(where, n, key, _CLOSURE_FIELDS)
+        for n, key in enumerate(item)
+        if key not in _CLOSURE_FIELDS
+    ]
+    ends: list[object] = []
+    for key in ("from", "to"):
+        if key not in item:
+            found.append(Problem((*where, key), "is required: a date YYYY-MM-DD", "required"))
+            ends.append(None)
+        else:
+            ends.append(_read_date(item[key], (*where, key), found))
+    # The one check of a closure, named in the file's words, for what is not yet reported.
+    reported = {p.path for p in found}
+    found += [
+        checked
+        for p in _closure_problems(ends[0], ends[1], item.get("reason"), _CLOSURE_FIELDS)
+        if (checked := p.within(*where)).path not in reported
+    ]
+    problems += found
+    if found:
+        return None
+    return Closure(ends[0], ends[1], item.get("reason"))  # type: ignore[arg-type]
+
+
+def _read_closed(value: object, problems: list[Problem]) -> object:
     if not isinstance(value, list):
         return value
     out: list[object] = []
     for index, item in enumerate(value):
         where: tuple[PathItem, ...] = ("closed", index)
-        if isinstance(item, str):
-            try:
-                if len(item) != 10:
-                    raise ValueError
-                out.append(dt.date.fromisoformat(item))
-            except ValueError:
-                problems.append(Problem(where, "must be a date YYYY-MM-DD", "value"))
-        else:
+        if isinstance(item, dict):
+            closure = _read_closure(item, where, problems)
+            if closure is not None:
+                out.append(closure)
+        elif isinstance(item, str):
+            date = _read_date(item, where, problems)
+            if date is not None:
+                out.append(date)
+        elif type(item) is dt.date:
             out.append(item)
+        else:
+            problems.append(
+                Problem(
+                    where,
+                    f"must be a date YYYY-MM-DD or a closure {{from, to, reason}}, "
+                    f"got {_kind(item)}",
+                    "type",
+                )
+            )
     return out
 
 

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kaprules import _time
@@ -61,6 +61,7 @@ __all__ = [
     "parse_calendar",
     "parse_course",
     "parse_protocol",
+    "parse_session",
     "protocol_schema",
     "resolve_protocol",
 ]
@@ -248,11 +249,25 @@ def _record(
     index: int,
     obj: object,
 ) -> tuple[Any, list[Problem]]:
-    """One session or meeting: the record, or every problem with its path."""
+    """One session or meeting of a course: the record, or every problem with its path."""
     if not isinstance(obj, dict):
         return None, [Problem((name, index), f"must be an object, got {json_type(obj)}", "type")]
+    value, problems = _fields(fields, null_id, check, build, obj)
+    if problems:
+        where = (name, _step(index, obj.get("id")))
+        return None, [p.within(*where) for p in problems]
+    return value, []
+
+
+def _fields(
+    fields: tuple[str, ...],
+    null_id: str,
+    check: Callable[[dict[str, Any], _Values], list[Problem]],
+    build: Callable[[dict[str, Any], _Values], Any],
+    obj: dict[str, Any],
+) -> tuple[Any, list[Problem]]:
+    """One record read from its object: the record, or every problem pathed from it."""
     record_id = obj.get("id")
-    where = (name, _step(index, record_id))
     problems = _unknown_fields(obj, fields)
     if "id" in obj and record_id is None:
         problems.append(Problem("id", f"must be a string, got null; {null_id}", "type"))
@@ -273,13 +288,14 @@ def _record(
         reported = {p.path for p in problems}
         problems += [p for p in check(obj, values) if p.path not in reported]
         problems += _extra_content(values.get("extra"))
-        return None, [p.within(*where) for p in problems]
+        return None, problems
     # The common path: the model checks the values once, as it does for Python callers.
     try:
         return build(obj, values), []
     except InputError as exc:
-        # The model's paths start with its own label for the record; put ours instead.
-        return None, [Problem((*where, *p.path[1:]), p.what, p.code) for p in exc.problems]
+        # The model's paths start with its own label for the record: the record's own
+        # paths follow it.
+        return None, [Problem(p.path[1:], p.what, p.code) for p in exc.problems]
 
 
 def _session_check(obj: dict[str, Any], values: _Values) -> list[Problem]:
@@ -320,6 +336,9 @@ _session = functools.partial(
     "leave it out for a positional id",
     _session_check,
     _session_build,
+)
+_session_fields = functools.partial(
+    _fields, SESSION_FIELDS, "leave it out for none", _session_check, _session_build
 )
 _integration = functools.partial(
     _record,
@@ -541,6 +560,38 @@ def parse_course(text: str | bytes | bytearray) -> Course:
     document, by_orjson = _decoded(text, "a course")
     # orjson refuses lone surrogates, in the text and in its escapes; otherwise look.
     return _course(document, clean=by_orjson or _clean(text))
+
+
+def parse_session(data: Mapping[str, Any] | str | bytes | bytearray) -> Session:
+    """Read one session in the course format, such as a booking screen receives.
+
+    The object is one item of a course's ``sessions`` (see the input format), read by the
+    same code as a course's sessions; problems are pathed from the session itself
+    (``start``, ``last_food``), not from a course.
+
+    Args:
+        data: The session as an object read from JSON (a mapping), or as JSON text (or
+            UTF-8, UTF-16 or UTF-32 bytes) of one object.
+
+    Returns:
+        The session; without an ``id`` in the object, its id is None.
+
+    Raises:
+        InputError: The text is not JSON, or the object is not a session: every problem
+            is listed, each with its path (such as ``last_food``).
+    """
+    document = _json(data, "a session") if isinstance(data, str | bytes | bytearray) else data
+    if isinstance(document, Mapping) and not isinstance(document, dict):
+        document = dict(document)
+    if not isinstance(document, dict):
+        raise InputError(
+            Problem((), f"a session must be a JSON object, got {json_type(document)}", "type")
+        )
+    session, problems = _session_fields(document)
+    if problems:
+        raise InputError(*problems)
+    result: Session = session
+    return result
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

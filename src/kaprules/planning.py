@@ -153,8 +153,11 @@ class Plan:
         One VEVENT per proposed session, tentative, with DTSTART in the course timezone
         (TZID and a VTIMEZONE), a summary such as "KAP induction session 4 of 6" and a
         UID that stays the same when the same session of the same course is planned
-        again. DTSTAMP is the ``as_of`` moment, so the same plan gives the same bytes. No
-        patient, escort or therapist text is written.
+        again. With the calendar's ``duration_minutes``, DTEND is that much elapsed time
+        after the start (across a DST change too; an end whose wall time a DST change
+        makes ambiguous is written in UTC); with its ``location``, LOCATION. DTSTAMP is
+        the ``as_of`` moment, so the same plan gives the same bytes. No patient, escort or
+        therapist text is written.
 
         Returns:
             The calendar file's bytes.
@@ -178,6 +181,10 @@ class Plan:
             event.add("uid", f"{uid[:32]}@kaprules")
             event.add("dtstamp", stamp)
             event.add("dtstart", s.start)
+            if self.calendar.duration_minutes is not None:
+                event.add("dtend", _end(s.start, self.calendar.duration_minutes))
+            if self.calendar.location is not None:
+                event.add("location", self.calendar.location)
             event.add("summary", _summary(s, f.count))
             event.add("status", "TENTATIVE")
             event.add(
@@ -208,6 +215,16 @@ def _summary(session: PlannedSession, count: int) -> str:
     if session.kind is Kind.INDUCTION:
         return f"KAP induction session {session.number} of {count}"
     return f"KAP booster session {session.number}"
+
+
+def _end(start: dt.datetime, minutes: int) -> dt.datetime:
+    # Elapsed time, not wall time: a two-hour session that spans a DST change still lasts
+    # two hours. An end in a repeated hour would be read as its first occurrence by
+    # calendar apps (RFC 5545, 3.3.5), so that one is written in UTC.
+    end = (_time.to_utc(start) + dt.timedelta(minutes=minutes)).astimezone(start.tzinfo)
+    if _time.to_utc(end.replace(fold=0)) != _time.to_utc(end):
+        return _time.to_utc(end)
+    return end
 
 
 def _stamp(as_of: str, course: Course) -> dt.datetime:

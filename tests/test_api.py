@@ -24,6 +24,7 @@ PUBLIC_MODULES = [
     "loading",
     "cli",
     "strategies",
+    "plugins",
 ]
 
 

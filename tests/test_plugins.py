@@ -11,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -285,6 +287,23 @@ def test_two_distributions_with_one_plugin_name_are_refused(
     assert "other-rules 2.0" in str(info.value)
 
 
+def test_a_distribution_with_unreadable_entry_points_is_named_and_skipped(
+    installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Run
+) -> None:
+    bad = write_distribution(
+        tmp_path / "bad", "bad_dist", "0.1", "[kaprules.rules]\nno equals sign\n", {}
+    )
+    monkeypatch.syspath_prepend(str(bad))
+    plugins.clear_cache()
+    assert parse_protocol(PROTOCOL.format(sessions=3)).rule_ids[1] == "at-most-in-days"
+    [line] = plugins.unreadable_distributions()
+    assert line.endswith("bad_dist-0.1.dist-info: TypeError")
+    code, out, _ = cli("rules", "--plugins", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["unreadable"] == [line]
+    assert len(json.loads(out)["plugins"]) == 4
+
+
 def test_an_unknown_rule_suggests_plugin_names_too(installed: Path) -> None:
     text = 'id = "c"\nversion = "1"\n[[rules]]\nid = "at-most-in-day"\n'
     with pytest.raises(ProtocolError) as info:
@@ -332,13 +351,26 @@ def kaprules_load(path: Path, given: object) -> object:
     return load_protocol(path, rule_classes=given)  # type: ignore[arg-type]
 
 
-def test_rule_classes_takes_any_iterable(installed: Path) -> None:
-    from kaprules import STANDARD, SessionSpacing
+def test_rule_classes_takes_any_iterable() -> None:
+    from kaprules import SessionSpacing
 
-    data = STANDARD.to_dict()
-    for given in ([SessionSpacing], (SessionSpacing,), iter([SessionSpacing]), {SessionSpacing}):
-        assert Protocol.from_dict(data, rule_classes=given) == STANDARD
-        assert parse_protocol(STANDARD.to_toml(), rule_classes=given) == STANDARD
+    class Wide(SessionSpacing):
+        default_id = "wide-spacing"
+
+    text = 'id = "c"\nversion = "1"\n[[rules]]\nid = "wide-spacing"\n'
+    makers: list[Callable[[], Iterable[type[Any]]]] = [
+        lambda: [Wide],
+        lambda: (Wide,),
+        lambda: {Wide},
+        lambda: iter([Wide]),
+        lambda: (c for c in [Wide]),
+    ]
+    for make in makers:
+        assert type(Protocol.from_dict(tomllib.loads(text), rule_classes=make()).rules[0]) is Wide
+        assert type(parse_protocol(text, rule_classes=make()).rules[0]) is Wide
+    assert parse_protocol(text.replace("wide-", "session-"), rule_classes=None).rule_ids == (
+        "session-spacing",
+    )
 
 
 def test_audit_workers_started_by_spawn_load_the_plugin_rule(

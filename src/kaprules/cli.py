@@ -682,9 +682,13 @@ def _plugins(args: argparse.Namespace, out: TextIO) -> int:
         if plugin.name in BUILTIN_RULES:
             entry["problem"] = f"not used: kaprules' own rule {plugin.name} has this id"
         entries.append(entry)
+    unreadable = list(plugins.unreadable_distributions())
     if args.format == "json":
-        _json_out({"group": plugins.ENTRY_POINT_GROUP, "plugins": entries}, out)
+        data = {"group": plugins.ENTRY_POINT_GROUP, "plugins": entries, "unreadable": unreadable}
+        _json_out(data, out)
         return EXIT_OK
+    for line in unreadable:
+        out.write(f"entry points cannot be read, skipped: {_one_line(line)}\n")
     if not entries:
         out.write(
             f"No rule plugins are installed (entry point group {plugins.ENTRY_POINT_GROUP}).\n"

@@ -649,14 +649,14 @@ def _document(text: str | bytes, format: str, what: str) -> Any:
 
 
 def parse_protocol(
-    text: str | bytes, *, format: str = "toml", rule_classes: Iterable[type[Any]] = ()
+    text: str | bytes, *, format: str = "toml", rule_classes: Iterable[type[Any]] | None = None
 ) -> Protocol:
     """Read a protocol from TOML or JSON text.
 
     Args:
         text: The protocol file's text (or UTF-8 bytes).
         format: ``"toml"`` or ``"json"``.
-        rule_classes: Classes of your own rules (any iterable), as for
+        rule_classes: Classes of your own rules (any iterable; None for none), as for
             [`Protocol.from_dict`][kaprules.Protocol.from_dict]; a rule named by neither
             kaprules nor these is looked for among the installed
             [rule plugins][kaprules.plugins].
@@ -677,13 +677,13 @@ def parse_protocol(
 
 
 def load_protocol(
-    path: str | os.PathLike[str], *, rule_classes: Iterable[type[Any]] = ()
+    path: str | os.PathLike[str], *, rule_classes: Iterable[type[Any]] | None = None
 ) -> Protocol:
     """Read a protocol file: TOML (``.toml``) or JSON (any other name).
 
     Args:
         path: The file's path.
-        rule_classes: Classes of your own rules (any iterable), as for
+        rule_classes: Classes of your own rules (any iterable; None for none), as for
             [`Protocol.from_dict`][kaprules.Protocol.from_dict]; a rule named by neither
             kaprules nor these is looked for among the installed
             [rule plugins][kaprules.plugins].

@@ -37,6 +37,7 @@ __all__ = [
     "clear_cache",
     "installed_plugins",
     "load_rule_class",
+    "unreadable_distributions",
 ]
 
 ENTRY_POINT_GROUP = "kaprules.rules"
@@ -45,6 +46,7 @@ ENTRY_POINT_GROUP = "kaprules.rules"
 # Filled on first need: the entry points by name, then each plugin's class (or problem).
 _entry_points: dict[str, list[EntryPoint]] | None = None
 _loaded: dict[RulePlugin, type[Any] | ProtocolError] = {}
+_unreadable: list[str] = []
 
 # Members a rule may hold per instance (attrs fields, or set in __init__): the class need
 # not have them itself.
@@ -160,6 +162,16 @@ def load_rule_class(name: str) -> type[Any] | None:
     return plugins[0].load()
 
 
+def unreadable_distributions() -> tuple[str, ...]:
+    """The installed distributions whose entry points cannot be read, skipped by the scan.
+
+    Returns:
+        One line each: where the distribution's metadata is, and what went wrong.
+    """
+    _by_name()
+    return tuple(_unreadable)
+
+
 def clear_cache() -> None:
     """Forget the installed plugins and loaded classes, so that they are read again.
 
@@ -177,11 +189,30 @@ def clear_cache() -> None:
 def _by_name() -> dict[str, list[EntryPoint]]:
     global _entry_points
     if _entry_points is None:
-        from importlib.metadata import entry_points
+        import re
+        from importlib.metadata import distributions
 
         table: dict[str, list[EntryPoint]] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            table.setdefault(ep.name, []).append(ep)
+        seen: set[str] = set()
+        _unreadable.clear()
+        # Distribution by distribution, as importlib.metadata.entry_points() reads them (the
+        # first of a name on sys.path wins), so that one malformed entry_points.txt
+        # elsewhere is named instead of hiding every plugin.
+        for dist in distributions():
+            try:
+                name = dist.name
+                key = re.sub(r"[-_.]+", "-", name).lower() if isinstance(name, str) else None
+                if key is not None and key in seen:
+                    continue
+                eps = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+            except Exception as exc:  # another package's metadata may be anything
+                shown = shown_id(str(getattr(dist, "_path", "a distribution")), 200)
+                _unreadable.append(f"{shown}: {type(exc).__name__}")
+                continue
+            if key is not None:
+                seen.add(key)
+            for ep in eps:
+                table.setdefault(ep.name, []).append(ep)
         _entry_points = table
     return _entry_points
 

@@ -467,7 +467,7 @@ class Protocol:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, rule_classes: Iterable[type[Any]] = ()
+        cls, data: Mapping[str, Any], *, rule_classes: Iterable[type[Any]] | None = None
     ) -> Protocol:
         """Build a protocol from protocol data (the form of [`to_dict`][kaprules.Protocol.to_dict]).
 
@@ -478,8 +478,8 @@ class Protocol:
 
         Args:
             data: Protocol data, from JSON or TOML.
-            rule_classes: Classes of your own rules (any iterable), found by their
-                ``default_id`` (or class ``id``). Each is built as
+            rule_classes: Classes of your own rules (any iterable; None for none), found
+                by their ``default_id`` (or class ``id``). Each is built as
                 ``cls(**parameters, severity=severity)``. kaprules' own rules are known,
                 and a rule named by neither is looked for among the installed
                 [rule plugins][kaprules.plugins].
@@ -704,8 +704,10 @@ def _rule_from(
     return rule
 
 
-def _given_classes(rule_classes: Iterable[type[Any]]) -> dict[str, type[Any]]:
+def _given_classes(rule_classes: Iterable[type[Any]] | None) -> dict[str, type[Any]]:
     """``rule_classes`` by class id; each item that is not a rule class is a problem."""
+    if rule_classes is None:
+        return {}
     if isinstance(rule_classes, str | bytes | Mapping) or not isinstance(rule_classes, Iterable):
         raise ProtocolError(
             Problem(

@@ -16,9 +16,18 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from kaprules import Protocol, ProtocolError, evaluate, load_course, parse_protocol, plugins
+from kaprules import (
+    Protocol,
+    ProtocolError,
+    evaluate,
+    load_course,
+    parse_protocol,
+    plugins,
+    protocol_schema,
+)
 from kaprules.auditing import audit, read_records
 
 from conftest import EXAMPLES, ROOT
@@ -192,7 +201,8 @@ def test_parse_protocol_finds_the_plugin_rule_and_evaluates_it(installed: Path) 
     assert [(f.rule, f.sessions) for f in found] == [
         ("at-most-in-days", (s,)) for s in ("s3", "s4", "s5", "s6")
     ]
-    # The protocol's data names the rule as files do, and reads back equal.
+    # The protocol's data names the rule as files do, meets the schema, and reads back equal.
+    jsonschema.Draft202012Validator(protocol_schema()).validate(strict.to_dict())
     assert Protocol.from_dict(strict.to_dict()) == strict
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kaprules import (
     Protocol,
@@ -541,3 +543,24 @@ def test_start_up_scans_no_distributions(site: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert proc.stdout.strip() == "[]"
+
+
+BROKEN = ("broken-import", "not-a-class", "not-a-rule")
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(("at-most-in-days", "fasting", *BROKEN)) | st.text(min_size=1, max_size=30)
+)
+def test_any_rule_name_builds_or_is_a_protocol_error(installed: Path, name: str) -> None:
+    data = {"id": "c", "version": "1", "rules": [{"id": name}]}
+    if name in ("at-most-in-days", "fasting"):
+        assert Protocol.from_dict(data).rule_ids == (name,)
+        return
+    with pytest.raises(ProtocolError) as info:
+        Protocol.from_dict(data)
+    for problem in info.value.problems:
+        assert problem.path[:2] == ("rules", 0)
+        assert str(problem).isprintable()
+    expected = "plugin" if name in BROKEN else "unknown-rule"
+    assert [p.code for p in info.value.problems] == [expected]

@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "cli",
     "strategies",
     "clinic_calendar",
+    "plugins",
 ]
 
 

@@ -451,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
+    rules.add_argument(
+        "--plugins",
+        action="store_true",
+        help="list the installed rule plugins (entry point group kaprules.rules) and the "
+        "distributions they come from, instead of a protocol's rules",
+    )
     _add_protocol(rules)
 
     protocol = commands.add_parser(
@@ -701,6 +707,12 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _rules(args: argparse.Namespace, out: TextIO) -> int:
+    if args.plugins:
+        if getattr(args, "_given_protocol", False):
+            raise _UsageError(
+                "--plugins lists the installed rule plugins; give it without --protocol"
+            )
+        return _plugins(args, out)
     protocol = _protocol(args)
     if args.format == "json":
         data = protocol.to_dict()
@@ -716,6 +728,50 @@ def _rules(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"\n{rule.id} ({Severity(rule.severity).value}): {rule.title}\n")
         out.write(f"  parameters: {params}\n")
         out.write(f"  {rule.statement}\n")
+    return EXIT_OK
+
+
+def _plugins(args: argparse.Namespace, out: TextIO) -> int:
+    from kaprules import plugins
+    from kaprules.rules import BUILTIN_RULES
+
+    entries = []
+    for plugin in plugins.installed_plugins():
+        entry: dict[str, Any] = {**plugin.to_dict(), "title": None, "problem": None}
+        try:
+            title = getattr(plugin.load(), "title", None)
+            entry["title"] = title if isinstance(title, str) else None
+        except ProtocolError as exc:
+            entry["problem"] = exc.problems[0].what
+        if plugin.name in BUILTIN_RULES:
+            entry["problem"] = f"not used: kaprules' own rule {plugin.name} has this id"
+        entries.append(entry)
+    unreadable = list(plugins.unreadable_distributions())
+    if args.format == "json":
+        data = {"group": plugins.ENTRY_POINT_GROUP, "plugins": entries, "unreadable": unreadable}
+        _json_out(data, out)
+        return EXIT_OK
+    for line in unreadable:
+        out.write(f"entry points cannot be read, skipped: {_one_line(line)}\n")
+    if not entries:
+        out.write(
+            f"No rule plugins are installed (entry point group {plugins.ENTRY_POINT_GROUP}).\n"
+        )
+        return EXIT_OK
+    out.write(
+        f"{_plural(len(entries), 'rule plugin')} installed "
+        f"(entry point group {plugins.ENTRY_POINT_GROUP}):\n"
+    )
+    for entry in entries:
+        origin = "unknown distribution"
+        if entry["distribution"] is not None:
+            origin = f"{entry['distribution']} {entry['version'] or '(no version)'}"
+        where = f"{shown_id(entry['value'], 200)} ({shown_id(origin, 200)})"
+        out.write(f"\n{shown_id(entry['name'])}: {where}\n")
+        if entry["problem"] is not None:
+            out.write(f"  {_one_line(entry['problem'])}\n")
+        elif entry["title"] is not None:
+            out.write(f"  {shown_id(entry['title'], 200)}\n")
     return EXIT_OK
 
 

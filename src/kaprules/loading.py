@@ -44,7 +44,13 @@ from kaprules.model import (
     _timezone_problem,
     freeze_json,
 )
-from kaprules.protocol import Protocol, builtin_protocols, get_protocol, protocol_json_schema
+from kaprules.protocol import (
+    Protocol,
+    _given_classes,
+    builtin_protocols,
+    get_protocol,
+    protocol_json_schema,
+)
 
 try:
     import orjson as _orjson
@@ -729,15 +735,17 @@ def _document(text: str | bytes, format: str, what: str) -> Any:
 
 
 def parse_protocol(
-    text: str | bytes, *, format: str = "toml", rule_classes: tuple[type[Any], ...] = ()
+    text: str | bytes, *, format: str = "toml", rule_classes: Iterable[type[Any]] | None = None
 ) -> Protocol:
     """Read a protocol from TOML or JSON text.
 
     Args:
         text: The protocol file's text (or UTF-8 bytes).
         format: ``"toml"`` or ``"json"``.
-        rule_classes: Classes of your own rules, as for
-            [`Protocol.from_dict`][kaprules.Protocol.from_dict].
+        rule_classes: Classes of your own rules (any iterable; None for none), as for
+            [`Protocol.from_dict`][kaprules.Protocol.from_dict]; a rule named by neither
+            kaprules nor these is looked for among the installed
+            [rule plugins][kaprules.plugins].
 
     Returns:
         The protocol.
@@ -746,22 +754,25 @@ def parse_protocol(
         ProtocolError: The text cannot be read in that format, or is not a protocol;
             every problem is listed with its path.
     """
+    classes = _given_classes(rule_classes).values()  # refused before the text is read
     try:
         data = _document(text, format, "a protocol")
     except InputError as exc:
         raise ProtocolError(*exc.problems) from None
-    return Protocol.from_dict(data, rule_classes=rule_classes)
+    return Protocol.from_dict(data, rule_classes=classes)
 
 
 def load_protocol(
-    path: str | os.PathLike[str], *, rule_classes: tuple[type[Any], ...] = ()
+    path: str | os.PathLike[str], *, rule_classes: Iterable[type[Any]] | None = None
 ) -> Protocol:
     """Read a protocol file: TOML (``.toml``) or JSON (any other name).
 
     Args:
         path: The file's path.
-        rule_classes: Classes of your own rules, as for
-            [`Protocol.from_dict`][kaprules.Protocol.from_dict].
+        rule_classes: Classes of your own rules (any iterable; None for none), as for
+            [`Protocol.from_dict`][kaprules.Protocol.from_dict]; a rule named by neither
+            kaprules nor these is looked for among the installed
+            [rule plugins][kaprules.plugins].
 
     Returns:
         The protocol.
@@ -769,9 +780,10 @@ def load_protocol(
     Raises:
         ProtocolError: The file cannot be read, or does not hold a protocol.
     """
+    classes = _given_classes(rule_classes).values()  # refused before the file is read
     data = _read(path, ProtocolError)
     format = "toml" if os.fspath(path).lower().endswith(".toml") else "json"
-    return parse_protocol(data, format=format, rule_classes=rule_classes)
+    return parse_protocol(data, format=format, rule_classes=classes)
 
 
 def resolve_protocol(spec: str) -> Protocol:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import attrs
 
+from kaprules import plugins
 from kaprules._version import __version__
 from kaprules.errors import (
     InputError,
@@ -522,7 +523,7 @@ class Protocol:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, rule_classes: Iterable[type[Any]] = ()
+        cls, data: Mapping[str, Any], *, rule_classes: Iterable[type[Any]] | None = None
     ) -> Protocol:
         """Build a protocol from protocol data (the form of [`to_dict`][kaprules.Protocol.to_dict]).
 
@@ -533,23 +534,24 @@ class Protocol:
 
         Args:
             data: Protocol data, from JSON or TOML.
-            rule_classes: Classes of your own rules, found by their ``default_id`` (or class
-                ``id``). Each is built as ``cls(**parameters, severity=severity)``.
-                kaprules' own rules are known.
+            rule_classes: Classes of your own rules (any iterable; None for none), found
+                by their ``default_id`` (or class ``id``). Each is built as
+                ``cls(**parameters, severity=severity)``. kaprules' own rules are known,
+                and a rule named by neither is looked for among the installed
+                [rule plugins][kaprules.plugins].
 
         Returns:
             The protocol.
 
         Raises:
             ProtocolError: Every problem, each with its path, such as
-                ``rules[3].parameters.hour: unknown parameter; did you mean 'hours'?``.
+                ``rules[3].parameters.hour: unknown parameter; did you mean 'hours'?``;
+                a plugin that cannot be imported or is not a rule class is one, naming
+                its entry point. An item of ``rule_classes`` that is not a rule class is
+                refused before the data is read.
         """
         known: dict[str, type[Any]] = dict(BUILTIN_RULES)
-        for c in rule_classes:
-            key = _class_id(c)
-            if key is None:
-                raise ProtocolError(f"rule class {c.__name__} has no class id or default_id")
-            known[key] = c
+        known.update(_given_classes(rule_classes))
         if not isinstance(data, Mapping):
             raise ProtocolError(f"protocol data must be an object, got {json_type(data)}")
         problems: list[Problem] = []
@@ -710,14 +712,25 @@ def _rule_from(
     cls = known.get(class_id) if isinstance(class_id, str) else None
     if cls is None and isinstance(class_id, str) and class_id:
         name = "rule" if "rule" in item else "id"
-        found.append(
-            Problem(
-                (*where, name),
-                f"unknown rule {echo(class_id)}"
-                + (did_you_mean(class_id, known) or "; pass its class in rule_classes"),
-                "unknown-rule",
-            )
-        )
+        try:
+            # Only now: a rule kaprules does not know may be an installed plugin's.
+            cls = plugins.load_rule_class(class_id)
+        except ProtocolError as exc:
+            found += [p.within(*where, name) for p in exc.problems]
+        else:
+            if cls is None:
+                names = [*known, *(p.name for p in plugins.installed_plugins())]
+                found.append(
+                    Problem(
+                        (*where, name),
+                        f"unknown rule {echo(class_id)}"
+                        + (
+                            did_you_mean(class_id, names)
+                            or "; pass its class in rule_classes, or install its plugin"
+                        ),
+                        "unknown-rule",
+                    )
+                )
     severity = item.get("severity", "error")
     if severity not in [s.value for s in Severity]:
         choices = ", ".join(repr(s.value) for s in Severity)
@@ -860,6 +873,36 @@ def _text_problem(value: object, limit: int) -> bool:
     return not (
         isinstance(value, str) and value.strip() and len(value) <= limit and value.isprintable()
     )
+
+
+def _given_classes(rule_classes: Iterable[type[Any]] | None) -> dict[str, type[Any]]:
+    """``rule_classes`` by class id; each item that is not a rule class is a problem."""
+    if rule_classes is None:
+        return {}
+    if isinstance(rule_classes, str | bytes | Mapping) or not isinstance(rule_classes, Iterable):
+        raise ProtocolError(
+            Problem(
+                "rule_classes",
+                f"must be an iterable of rule classes, got {type(rule_classes).__name__}",
+                "type",
+            )
+        )
+    known: dict[str, type[Any]] = {}
+    problems: list[Problem] = []
+    for index, cls in enumerate(rule_classes):
+        why = plugins._class_problem(cls)
+        key = None if why is not None else _class_id(cls)
+        if why is None and key is None:
+            why = f"{shown_id(cls.__name__)} has no class id or default_id"
+        if why is not None:
+            problems.append(
+                Problem(("rule_classes", index), f"is not a rule class: {why}", "interface")
+            )
+        elif key is not None:
+            known[key] = cls
+    if problems:
+        raise ProtocolError(*problems)
+    return known
 
 
 def _takes_id(cls: type[Any]) -> bool:

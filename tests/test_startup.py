@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INIT = ROOT / "src" / "kaprules" / "__init__.py"
 COMPLIANT = ROOT / "examples" / "compliant.json"
 
-# Loaded by none of `import kaprules` or `kaprules check`: the audit machinery, the extras,
+# Not loaded by `kaprules check`: the audit machinery, other commands' modules, the extras,
 # the test helpers, and what the standard library makes slow to import.
 NEVER = (
     "concurrent.futures",
@@ -31,6 +31,8 @@ NEVER = (
     "kaprules.audit_html",
     "kaprules.auditing",
     "kaprules.dask",
+    "kaprules.explanation",
+    "kaprules.forecasting",
     "kaprules.planning",
     "kaprules.strategies",
     "logging",
@@ -59,6 +61,18 @@ def loaded_by(code: str) -> set[str]:
 
 def test_import_kaprules_loads_only_its_version() -> None:
     assert loaded_by("import kaprules") == {"kaprules", "kaprules._version"}
+
+
+def test_check_loads_no_audit_export_or_test_code_and_lists_no_zones() -> None:
+    code = (
+        "import contextlib, io, kaprules.cli, kaprules._time as t\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert kaprules.cli.main(['check', {str(COMPLIANT)!r}]) == 0\n"
+        "assert t.zone_names.cache_info().currsize == 0, 'zone names listed'\n"
+    )
+    loaded = loaded_by(code)
+    assert {"kaprules.loading", "kaprules.protocol", "kaprules._time"} <= loaded
+    assert sorted(loaded.intersection(NEVER)) == []
 
 
 def test_the_lazy_table_matches_the_typing_imports_and_all() -> None:

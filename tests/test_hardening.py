@@ -9,13 +9,14 @@ import os
 import subprocess
 import sys
 import tracemalloc
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import kaprules
-from kaprules import Course, InputError, Session, evaluate, load_course, parse_course
+from kaprules import Course, InputError, Session, _time, evaluate, load_course, parse_course
 
 from conftest import EXAMPLES, ROOT
 
@@ -261,11 +262,36 @@ def test_real_offsets_are_accepted(offset: str) -> None:
 
 @pytest.mark.parametrize(
     "zone",
-    ["localtime", "posixrules", "Factory", "right/UTC", "posix/UTC", "UTC ", "/etc/localtime"],
+    [
+        *("localtime", "posixrules", "Factory", "right/UTC", "posix/UTC", "UTC ", "/etc/localtime"),
+        *("america/denver", "America//Denver", "Etc/../UTC", "America", "zone.tab", "UTC\n"),
+    ],
 )
 def test_host_and_tzcode_files_are_not_zones(zone: str) -> None:
     with pytest.raises(InputError, match="timezone"):
         Course(zone, [])
+
+
+def test_a_zone_is_exactly_a_listed_name_though_zones_are_not_listed() -> None:
+    # Every file and directory of the zone path, respelled: the names opened without listing
+    # the zones are the listed ones, on this host's zone files.
+    names = _time.zone_names()
+    spellings = set(names)
+    for root in zoneinfo.TZPATH:
+        for directory, subdirectories, files in os.walk(root):
+            for entry in (*subdirectories, *files):
+                key = os.path.relpath(os.path.join(directory, entry), root).replace(os.sep, "/")
+                spellings |= {key, key.lower(), key.swapcase(), f"./{key}", f"{key}/"}
+                spellings |= {key.replace("/", "//"), f"../{os.path.basename(root)}/{key}"}
+
+    def accepted(name: str) -> bool:
+        try:
+            _time.zone(name)
+        except ValueError:
+            return False
+        return True
+
+    assert sorted(n for n in spellings if accepted(n) != (n in names)) == []
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "America/Denver", "US/Pacific", "Asia/Kolkata"])

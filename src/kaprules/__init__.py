@@ -13,70 +13,174 @@ kaprules encodes protocols as written; it gives no medical advice.
 """
 
 from kaprules._version import __version__
-from kaprules.auditing import Audit, AuditSummary, CourseResult, audit
-from kaprules.clinic_calendar import ClinicCalendar, Closure
-from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
-from kaprules.explanation import explain
-from kaprules.forecasting import (
-    Forecast,
-    NextSession,
-    SeriesStatus,
-    check_booking,
-    forecast,
-)
-from kaprules.loading import (
-    calendar_schema,
-    course_schema,
-    dumps,
-    load_calendar,
-    load_course,
-    load_protocol,
-    parse_calendar,
-    parse_course,
-    parse_protocol,
-    parse_session,
-    protocol_schema,
-    resolve_protocol,
-)
-from kaprules.model import Course, Integration, JSONValue, Kind, Session
-from kaprules.planning import Plan, PlannedSession, PlanStatus, plan
-from kaprules.protocol import (
-    STANDARD,
-    STANDARD_V2,
-    Protocol,
-    builtin_protocols,
-    evaluate,
-    get_protocol,
-    kap_protocol,
-)
-from kaprules.report import Finding, Help, Report, Severity
-from kaprules.rules import (
-    SERIES_LENGTH,
-    SERIES_WINDOW,
-    AtMost,
-    BaseRule,
-    BoosterInterval,
-    Bounds,
-    Choices,
-    CourseShape,
-    Escort,
-    Fasting,
-    IntegrationFollowup,
-    KindSet,
-    Parameter,
-    Role,
-    Rule,
-    SessionCount,
-    SessionSpacing,
-    Source,
-    Therapist,
-    TreatmentWindow,
-    cited_source,
-    parameter,
-    parameters_of,
-    rationale_of,
-)
-from kaprules.timeline import TimedIntegration, TimedSession, Timeline
+
+# Public names are imported on first use (PEP 562), not here: `import kaprules` then loads no
+# audit, Dask, calendar-export or even attrs code, and a command loads only what it uses.
+# typing costs ~10 ms of start-up, hence this constant, which mypy and ruff read as typing's.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kaprules.auditing import Audit, AuditSummary, CourseResult, audit
+    from kaprules.clinic_calendar import ClinicCalendar, Closure
+    from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
+    from kaprules.explanation import explain
+    from kaprules.forecasting import Forecast, NextSession, SeriesStatus, check_booking, forecast
+    from kaprules.loading import (
+        calendar_schema,
+        course_schema,
+        dumps,
+        load_calendar,
+        load_course,
+        load_protocol,
+        parse_calendar,
+        parse_course,
+        parse_protocol,
+        parse_session,
+        protocol_schema,
+        resolve_protocol,
+    )
+    from kaprules.model import Course, Integration, JSONValue, Kind, Session
+    from kaprules.planning import Plan, PlannedSession, PlanStatus, plan
+    from kaprules.protocol import (
+        STANDARD,
+        STANDARD_V2,
+        Protocol,
+        builtin_protocols,
+        evaluate,
+        get_protocol,
+        kap_protocol,
+    )
+    from kaprules.report import Finding, Help, Report, Severity
+    from kaprules.rules import (
+        SERIES_LENGTH,
+        SERIES_WINDOW,
+        AtMost,
+        BaseRule,
+        BoosterInterval,
+        Bounds,
+        Choices,
+        CourseShape,
+        Escort,
+        Fasting,
+        IntegrationFollowup,
+        KindSet,
+        Parameter,
+        Role,
+        Rule,
+        SessionCount,
+        SessionSpacing,
+        Source,
+        Therapist,
+        TreatmentWindow,
+        cited_source,
+        parameter,
+        parameters_of,
+        rationale_of,
+    )
+    from kaprules.timeline import TimedIntegration, TimedSession, Timeline
+
+# The module defining each public name; tests/test_startup.py holds it equal to the imports
+# above and to __all__.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "auditing": (
+        "Audit",
+        "AuditSummary",
+        "CourseResult",
+        "audit",
+    ),
+    "clinic_calendar": (
+        "ClinicCalendar",
+        "Closure",
+    ),
+    "errors": (
+        "InputError",
+        "KapRulesError",
+        "PathItem",
+        "Problem",
+        "ProtocolError",
+    ),
+    "explanation": ("explain",),
+    "forecasting": (
+        "Forecast",
+        "NextSession",
+        "SeriesStatus",
+        "check_booking",
+        "forecast",
+    ),
+    "loading": (
+        "calendar_schema",
+        "course_schema",
+        "dumps",
+        "load_calendar",
+        "load_course",
+        "load_protocol",
+        "parse_calendar",
+        "parse_course",
+        "parse_protocol",
+        "parse_session",
+        "protocol_schema",
+        "resolve_protocol",
+    ),
+    "model": (
+        "Course",
+        "Integration",
+        "JSONValue",
+        "Kind",
+        "Session",
+    ),
+    "planning": (
+        "Plan",
+        "PlanStatus",
+        "PlannedSession",
+        "plan",
+    ),
+    "protocol": (
+        "STANDARD",
+        "STANDARD_V2",
+        "Protocol",
+        "builtin_protocols",
+        "evaluate",
+        "get_protocol",
+        "kap_protocol",
+    ),
+    "report": (
+        "Finding",
+        "Help",
+        "Report",
+        "Severity",
+    ),
+    "rules": (
+        "SERIES_LENGTH",
+        "SERIES_WINDOW",
+        "AtMost",
+        "BaseRule",
+        "BoosterInterval",
+        "Bounds",
+        "Choices",
+        "CourseShape",
+        "Escort",
+        "Fasting",
+        "IntegrationFollowup",
+        "KindSet",
+        "Parameter",
+        "Role",
+        "Rule",
+        "SessionCount",
+        "SessionSpacing",
+        "Source",
+        "Therapist",
+        "TreatmentWindow",
+        "cited_source",
+        "parameter",
+        "parameters_of",
+        "rationale_of",
+    ),
+    "timeline": (
+        "TimedIntegration",
+        "TimedSession",
+        "Timeline",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "SERIES_LENGTH",
@@ -157,3 +261,23 @@ __all__ = [
     "rationale_of",
     "resolve_protocol",
 ]
+
+
+def _load(name: str) -> object:
+    """A public name, imported from its module on first use (PEP 562 ``__getattr__``)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kaprules' has no attribute {name!r}")
+    value: object = getattr(__import__(f"kaprules.{module}", fromlist=[name]), name)
+    globals()[name] = value  # later look-ups find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the public ones included before their first use."""
+    return sorted({*globals(), *__all__})
+
+
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which would otherwise accept any attribute of kaprules.
+    __getattr__ = _load

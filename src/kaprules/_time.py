@@ -1,13 +1,14 @@
 """Time arithmetic shared by the model, the rules and the loader (private).
 
-Hot paths use the standard library only; pendulum is imported lazily for month
-arithmetic, the one place its semantics are wanted and its cost is paid rarely.
+The standard library only: pendulum's DateTime is accepted as the datetime it is, and
+month arithmetic is a few lines here, so that no command pays pendulum's ~30 ms import.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import zoneinfo
 
 UTC = dt.UTC
@@ -72,12 +73,40 @@ _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory", "leapseconds", "+V
 
 @functools.cache
 def zone_names() -> frozenset[str]:
-    """The names a course timezone may have: the IANA database's zones and links."""
+    """The names a course timezone may have: the IANA database's zones and links.
+
+    Listing them walks the zone directory (~60 ms): `zone` does without, on valid names.
+    """
     return frozenset(
         name
         for name in zoneinfo.available_timezones()
         if name not in _NOT_ZONES and not name.startswith(("posix/", "right/"))
     )
+
+
+@functools.cache
+def _entries(directory: str) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(directory))
+    except OSError:
+        return frozenset()
+
+
+def _listed(name: str) -> bool:
+    """Whether ``name`` is one of `zone_names`, mostly without listing them all."""
+    # ZoneInfo refuses absolute and unnormalised paths, and files that are not zones.
+    if name in _NOT_ZONES or name.startswith(("posix/", "right/")):
+        return False
+    for root in zoneinfo.TZPATH:
+        if os.path.isfile(os.path.join(root, name)):
+            # Spelled as stored: a case-insensitive file system would open 'america/denver'.
+            parts = name.split("/")
+            return all(
+                part in _entries(os.path.join(root, *parts[:depth]))
+                for depth, part in enumerate(parts)
+            )
+    # No zone file on this host's path (tzdata package, or not a zone): the full list.
+    return name in zone_names()
 
 
 @functools.lru_cache(maxsize=512)
@@ -90,7 +119,7 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
     Raises:
         ValueError: ``name`` is not a zone in the IANA database.
     """
-    if name not in zone_names():
+    if not _listed(name):
         raise ValueError("not an IANA zone name")
     try:
         return zoneinfo.ZoneInfo(name)
@@ -98,19 +127,23 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
         raise ValueError("not an IANA zone name") from exc
 
 
+# Days in each month of a common year.
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 @functools.lru_cache(maxsize=4096)
 def add_months(date: dt.date, months: int) -> dt.date:
     """``date`` plus ``months`` calendar months, keeping the day and clamping to month end.
 
-    Aug 31 + 6 months is Feb 28 (Feb 29 in a leap year): CQL's rule, not CDC CDSi's roll
-    to the first of the next month.
+    Aug 31 + 6 months is Feb 28 (Feb 29 in a leap year): CQL's rule (and pendulum's), not
+    CDC CDSi's roll to the first of the next month.
     """
-    # Imported here, not at the top: pendulum costs ~30 ms of start-up and only
-    # booster checks need it.
-    import pendulum
-
-    moved = pendulum.Date(date.year, date.month, date.day).add(months=months)
-    return dt.date(moved.year, moved.month, moved.day)
+    year, month = divmod(date.year * 12 + date.month - 1 + months, 12)
+    month += 1
+    last = _MONTH_DAYS[month - 1]
+    if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        last = 29
+    return dt.date(year, month, min(date.day, last))
 
 
 def at_local(date: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.datetime:

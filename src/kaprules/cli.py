@@ -20,7 +20,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import attrs
 
@@ -28,8 +28,6 @@ from kaprules import _time
 from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
-from kaprules.explanation import explain
-from kaprules.forecasting import Forecast, SeriesStatus, forecast
 from kaprules.loading import (
     DATETIME_PATTERN,
     load_calendar,
@@ -38,10 +36,15 @@ from kaprules.loading import (
     resolve_protocol,
 )
 from kaprules.model import Course
-from kaprules.planning import Plan, plan
 from kaprules.protocol import STANDARD, Protocol, evaluate
 from kaprules.report import Finding, Report, Severity
 from kaprules.timeline import Timeline
+
+# Scheduling and explanation are imported by the commands that use them: `check` starts
+# without them (tests/test_startup.py).
+if TYPE_CHECKING:
+    from kaprules.forecasting import Forecast
+    from kaprules.planning import Plan
 
 __all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -585,6 +588,8 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _forecast_lines(f: Forecast) -> list[str]:
+    from kaprules.forecasting import SeriesStatus
+
     progress = f"{f.inductions} of {f.count} sessions"
     upcoming = f.next
     if f.status is SeriesStatus.CANNOT_COMPLETE:
@@ -614,6 +619,8 @@ def _next(args: argparse.Namespace, out: TextIO) -> int:
     course = _course(args)
     moment = _moment(args.as_of, course)
     assert moment is not None  # --as-of is required
+    from kaprules.forecasting import forecast
+
     answer = forecast(course, moment, protocol)
     if args.format == "json":
         _json_out(answer.to_dict(), out)
@@ -665,6 +672,8 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
     course = _course(args)
     moment = _moment(args.as_of, course)
     assert moment is not None  # --as-of is required
+    from kaprules.planning import plan
+
     result = plan(course, moment, calendar, protocol)
     # A plan without sessions writes no calendar file: an empty one would replace the
     # target's events with nothing, and look like a plan.
@@ -781,6 +790,8 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
         rule = protocol.rule(args.rule_id)
     except ProtocolError as exc:
         raise _UsageError(str(exc)) from None
+    from kaprules.explanation import explain
+
     out.write(explain(rule, format=args.format))
     return EXIT_OK
 

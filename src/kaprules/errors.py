@@ -9,7 +9,6 @@ each with the path to the bad value (``sessions[2].start``, ``rules[3].parameter
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Self
 
@@ -102,6 +101,8 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """
     # Only the first 64 characters are compared: a huge name must not cost a huge match.
     # Case is ignored: FASTING means fasting.
+    import difflib  # on the error path only: start-up does not pay for it
+
     lowered: dict[str, str] = {}
     for choice in choices:
         lowered.setdefault(choice.lower(), choice)

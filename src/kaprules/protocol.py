@@ -13,7 +13,6 @@ build a protocol that contradicts itself.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import inspect
 import json
 import re
@@ -605,6 +604,8 @@ class Protocol:
         base = self.derived_from or (self.id, self.version)
         derived_id = self.id if self.derived_from else f"{self.id}-derived"
         draft = Protocol(derived_id, base[1], rules, citation=self.citation, derived_from=base)
+        import hashlib  # only derived protocols need it: start-up does not pay for it
+
         digest = hashlib.sha256(
             json.dumps(draft.to_dict()["rules"], sort_keys=True).encode()
         ).hexdigest()

@@ -593,12 +593,10 @@ def _plan_lines(result: Plan) -> list[str]:
     lines = [f"{result.status.value}: {result.reason}."]
     for s in result.sessions:
         number = (
-            f"{s.number} of {result.forecast.count}"
-            if s.kind.value == "induction"
-            else f"{s.number}"
+            f"{s.number} of {result.forecast.count}" if s.kind == "induction" else f"{s.number}"
         )
         lines.append(
-            f"  {s.id:<10} {s.kind.value} {number:<8} {_time.format_local(s.start)} ({s.start:%a})"
+            f"  {s.id:<10} {s.kind} {number:<8} {_time.format_local(s.start)} ({s.start:%a})"
         )
     return lines
 

@@ -27,6 +27,16 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FIELDS = ("$schema", "weekdays", "closed", "holidays", "subdivision", "at")
 
 
+_PLURAL_DAYS = (
+    "Mondays",
+    "Tuesdays",
+    "Wednesdays",
+    "Thursdays",
+    "Fridays",
+    "Saturdays",
+    "Sundays",
+)
+
 _DAY_NAMES = {
     name: index
     for index, (short, full) in enumerate(
@@ -199,13 +209,38 @@ class ClinicCalendar:
             date: A local date.
 
         Returns:
-            True on an open weekday that is neither a closed date nor a public holiday.
+            True on an open weekday that is neither a closed date nor a public holiday:
+            exactly when [`closure`][kaprules.ClinicCalendar.closure] is None.
         """
         if date.weekday() not in self._open or date in self._closed:
             return False
         if self.holidays is None:
             return True
         return date not in _holiday_dates(self.holidays, self.subdivision, date.year)
+
+    def closure(self, date: dt.date) -> str | None:
+        """Why the clinic is closed on a local date, or None when it is open.
+
+        Args:
+            date: A local date.
+
+        Returns:
+            None on an open day; otherwise a short reason for people, such as "the clinic
+            is closed on Sundays", "closed on 2026-12-24" or "Christmas Day (public
+            holiday)" (a holiday's name escaped and bounded).
+        """
+        if date.weekday() not in self._open:
+            return f"the clinic is closed on {_PLURAL_DAYS[date.weekday()]}"
+        if date in self._closed:
+            return f"closed on {date.isoformat()}"
+        if self.holidays is None:
+            return None
+        if date not in _holiday_dates(self.holidays, self.subdivision, date.year):
+            return None
+        import holidays
+
+        name = holidays.country_holidays(self.holidays, subdiv=self.subdivision, years=date.year)
+        return f"{echo(name.get(date) or 'a holiday', 80)} (public holiday)"
 
     def to_dict(self) -> dict[str, Any]:
         """This calendar as plain data, in the calendar file format.

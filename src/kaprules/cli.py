@@ -29,7 +29,7 @@ from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
 from kaprules.explanation import explain
-from kaprules.forecasting import Forecast, SeriesStatus, forecast
+from kaprules.forecasting import HORIZON_DAYS, Forecast, SeriesStatus, forecast
 from kaprules.loading import (
     DATETIME_PATTERN,
     load_calendar,
@@ -256,6 +256,33 @@ def _add_scheduling(command: argparse.ArgumentParser) -> None:
     _add_protocol(command)
 
 
+def _add_calendar(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--calendar",
+        metavar="FILE",
+        help="a clinic calendar file (.toml or .json); the options below change it",
+    )
+    command.add_argument(
+        "--open",
+        type=_weekdays,
+        metavar="DAYS",
+        help="the open weekdays, such as mon,tue,wed,thu,fri (the default)",
+    )
+    command.add_argument(
+        "--closed",
+        type=_closed_date,
+        action="append",
+        metavar="YYYY-MM-DD",
+        help="a date the clinic is closed, added to the calendar's; may be repeated",
+    )
+    command.add_argument(
+        "--at",
+        type=_wall_time,
+        metavar="HH:MM",
+        help="the local time proposed sessions start (default 09:00)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser: the one definition the CLI reference is checked against.
 
@@ -294,9 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast when the next session of a course may be",
         description="Forecast the next session of a course: its kind, the first and last "
         "local dates it may be booked on, and whether the series can still be completed. "
+        "Without a calendar option every day is open. "
         "Exit 0 for every answer, cannot-complete included.",
     )
     _add_scheduling(next_cmd)
+    _add_calendar(next_cmd)
 
     plan_cmd = commands.add_parser(
         "plan",
@@ -306,30 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cannot-complete included.",
     )
     _add_scheduling(plan_cmd)
-    plan_cmd.add_argument(
-        "--calendar",
-        metavar="FILE",
-        help="a clinic calendar file (.toml or .json); the options below change it",
-    )
-    plan_cmd.add_argument(
-        "--open",
-        type=_weekdays,
-        metavar="DAYS",
-        help="the open weekdays, such as mon,tue,wed,thu,fri (the default)",
-    )
-    plan_cmd.add_argument(
-        "--closed",
-        type=_closed_date,
-        action="append",
-        metavar="YYYY-MM-DD",
-        help="a date the clinic is closed, added to the calendar's; may be repeated",
-    )
-    plan_cmd.add_argument(
-        "--at",
-        type=_wall_time,
-        metavar="HH:MM",
-        help="the local time proposed sessions start (default 09:00)",
-    )
+    _add_calendar(plan_cmd)
     plan_cmd.add_argument(
         "--ics",
         metavar="OUT.ics",
@@ -540,7 +546,11 @@ def _forecast_lines(f: Forecast) -> list[str]:
     progress = f"{f.inductions} of {f.count} sessions"
     upcoming = f.next
     if f.status is SeriesStatus.CANNOT_COMPLETE:
-        assert f.window_closes is not None
+        if f.window_closes is None:
+            return [
+                f"Series cannot be completed: {progress}.",
+                f"No next session: no first day within {HORIZON_DAYS} days fits the series.",
+            ]
         return [
             f"Series cannot be completed: {progress}; its window closed for them on "
             f"{f.window_closes.isoformat()}.",
@@ -552,6 +562,13 @@ def _forecast_lines(f: Forecast) -> list[str]:
         SeriesStatus.COMPLETE: "Series complete",
     }[f.status]
     first = f"{status}: {progress}."
+    if upcoming is None and f.status is SeriesStatus.COMPLETE and f.integration is not None:
+        due = f.integration
+        return [
+            first,
+            f"Integration: {due.needed} {'meeting' if due.needed == 1 else 'meetings'} "
+            f"still needed by {due.by.isoformat()}.",
+        ]
     if upcoming is None:
         return [first, "No next session: the protocol has no booster to come."]
     until = f" to {upcoming.latest.isoformat()}" if upcoming.latest is not None else ""
@@ -566,7 +583,10 @@ def _next(args: argparse.Namespace, out: TextIO) -> int:
     course = _course(args)
     moment = _moment(args.as_of, course)
     assert moment is not None  # --as-of is required
-    answer = forecast(course, moment, protocol)
+    # Without a calendar option every day is open: the forecast of the protocol alone.
+    chosen = (args.calendar, args.open, args.closed, args.at)
+    calendar = None if all(v is None for v in chosen) else _calendar(args)
+    answer = forecast(course, moment, protocol, calendar)
     if args.format == "json":
         _json_out(answer.to_dict(), out)
     else:

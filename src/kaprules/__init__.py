@@ -18,7 +18,9 @@ from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
 from kaprules.explanation import explain
 from kaprules.forecasting import (
+    CLINIC_CALENDAR,
     Forecast,
+    IntegrationDue,
     NextSession,
     SeriesStatus,
     check_booking,
@@ -65,6 +67,7 @@ from kaprules.rules import (
 from kaprules.timeline import TimedIntegration, TimedSession, Timeline
 
 __all__ = [
+    "CLINIC_CALENDAR",
     "STANDARD",
     "STANDARD_V2",
     "Audit",
@@ -81,6 +84,7 @@ __all__ = [
     "Help",
     "InputError",
     "Integration",
+    "IntegrationDue",
     "IntegrationFollowup",
     "JSONValue",
     "KapRulesError",

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 import kaprules
 from kaprules import (
-    CLINIC_CALENDAR,
     STANDARD,
     STANDARD_V2,
     BaseRule,
@@ -43,6 +42,7 @@ from kaprules import (
     forecast,
     plan,
 )
+from kaprules.forecasting import CLINIC_CALENDAR
 
 from helpers import DENVER, at, course, series
 

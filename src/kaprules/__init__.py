@@ -18,7 +18,6 @@ from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
 from kaprules.explanation import explain
 from kaprules.forecasting import (
-    CLINIC_CALENDAR,
     Forecast,
     IntegrationDue,
     NextSession,
@@ -67,7 +66,6 @@ from kaprules.rules import (
 from kaprules.timeline import TimedIntegration, TimedSession, Timeline
 
 __all__ = [
-    "CLINIC_CALENDAR",
     "STANDARD",
     "STANDARD_V2",
     "Audit",

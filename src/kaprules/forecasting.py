@@ -525,17 +525,29 @@ class _Search:
     def after(self, day: dt.date) -> dt.date:
         return day + dt.timedelta(days=self.schedule.hard_gap)
 
-    def chain(self, first: dt.date | None, placed: int, start: dt.date, left: int) -> list[dt.date]:
+    def chain(
+        self,
+        first: dt.date | None,
+        placed: int,
+        start: dt.date,
+        left: int,
+        *,
+        window_only: bool = False,
+    ) -> list[dt.date]:
         """Up to ``left`` days under the closed-form bounds only, each as early as it can be.
 
         ``placed`` induction sessions of the series opened on ``first`` (None: not yet)
         come before them. Earliest-first is optimal under a gap and per-session deadlines,
-        so when this places fewer than ``left``, no placement places them all.
+        so when this places fewer than ``left``, no placement places them all. With
+        ``window_only`` every session's deadline is the window's last day: how many fit
+        at all, as a plan's reason counts them.
         """
         days: list[dt.date] = []
         day = start
         for _ in range(left):
             limit = self.deadline(first, placed + len(days))
+            if window_only and first is not None:
+                limit = first + dt.timedelta(days=self.schedule.window - 1)
             while day <= limit and not self.is_open(day):
                 day += _DAY
             if day > limit:

@@ -394,7 +394,7 @@ class _Steps:
                 None,
                 count,
             )
-        placed = len(search.chain(None, 0, first, count))
+        placed = len(search.chain(None, 0, first, count, window_only=True))
         missing = count - placed if placed < count else count
         why = (
             f"with {missing} of {count} sessions not fitting"
@@ -422,7 +422,7 @@ class _Steps:
         days = self.series()
         if days is None:
             lower = search.start()
-            placed = len(search.chain(first, n, lower, remaining))
+            placed = len(search.chain(first, n, lower, remaining, window_only=True))
             missing = remaining - placed if placed < remaining else remaining
             how = "on open days" if placed < remaining else "under the protocol's own rules"
             return self.result(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import attrs
@@ -543,3 +545,39 @@ def test_the_default_protocols_keep_their_answers() -> None:
         assert f.next is not None
         assert (f.next.bookable_from, f.next.latest) == (d("2026-12-07"), d("2026-12-10"))
         assert at("2026-12-07").date() == f.next.bookable_from
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_cli_next_takes_the_calendar_options(cli: Callable[..., tuple[int, str, str]]) -> None:
+    base = ("next", "examples/in-progress.json", "--as-of", "2026-12-10", "--format", "json")
+    # Without a calendar option every day is open: Saturday, Dec 12 is offered.
+    code, out, err = cli(*base)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["next"]["bookable_from"] == "2026-12-12"
+    code, out, _ = cli(*base, "--open", "mon,wed,fri")
+    assert json.loads(out)["next"]["bookable_from"] == "2026-12-14"
+    code, out, _ = cli(*base, "--open", "mon,wed,fri", "--closed", "2026-12-14")
+    data = json.loads(out)
+    assert (code, data["status"], data["next"]) == (0, "cannot-complete", None)
+    # The same calendar gives plan the same first day.
+    _, out, _ = cli("plan", *base[1:], "--open", "mon,wed,fri", "--at", "10:00")
+    assert json.loads(out)["sessions"][0]["start"] == "2026-12-14T10:00:00-07:00"
+    code, out, err = cli(*base[:4], "--open", "mon,funday")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+
+
+def test_cli_next_names_the_integration_meetings_still_needed(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    path = tmp_path / "done.json"
+    path.write_text(kaprules.dumps(course(series(SERIES))), encoding="utf-8")
+    args = ("next", str(path), "--as-of", "2026-12-13", "--protocol", "kap-standard@2")
+    code, out, err = cli(*args)
+    assert (code, err) == (0, "")
+    assert "Integration: 1 meeting still needed by 2026-12-26." not in out  # a booster is next
+    assert "Next booster session" in out
+    code, out, _ = cli(*args, "--format", "json")
+    assert json.loads(out)["integration"] == {"needed": 1, "by": "2026-12-26"}

@@ -562,18 +562,21 @@ def _forecast_lines(f: Forecast) -> list[str]:
         SeriesStatus.COMPLETE: "Series complete",
     }[f.status]
     first = f"{status}: {progress}."
-    if upcoming is None and f.status is SeriesStatus.COMPLETE and f.integration is not None:
-        due = f.integration
-        return [
-            first,
+    due = f.integration
+    meetings = (
+        []
+        if due is None
+        else [
             f"Integration: {due.needed} {'meeting' if due.needed == 1 else 'meetings'} "
-            f"still needed by {due.by.isoformat()}.",
+            f"still needed by {due.by.isoformat()}."
         ]
+    )
     if upcoming is None:
-        return [first, "No next session: the protocol has no booster to come."]
+        return [first, *meetings, "No next session: the protocol has no booster to come."]
     until = f" to {upcoming.latest.isoformat()}" if upcoming.latest is not None else ""
     return [
         first,
+        *meetings,
         f"Next {upcoming.kind.value} session: from {upcoming.bookable_from.isoformat()}{until}.",
     ]
 

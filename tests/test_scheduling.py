@@ -195,6 +195,7 @@ def test_the_issues_example() -> None:
         "earliest": "2026-12-07",
         "bookable_from": "2026-12-07",
         "latest": "2026-12-10",
+        "not_bookable": [],
     }
     assert data["as_of"] == "2026-12-06"
     assert data["protocol"] == {"id": "kap-standard", "version": "1"}

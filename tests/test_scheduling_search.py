@@ -290,6 +290,10 @@ def test_plan_and_forecast_agree_with_brute_force(case: tuple) -> None:  # type:
     assert f.next.bookable_from == bookable[0] == proposed[0]
     if c.sessions:
         assert f.next.latest == bookable[-1]
+        # Every open day in the range is bookable but those the forecast names.
+        inside = [x for x in days_between(bookable[0], bookable[-1]) if calendar.is_open(x)]
+        assert [x for x in inside if x not in bookable] == list(f.next.not_bookable)
+        event(f"{'some' if f.next.not_bookable else 'no'} open days not bookable")
     else:
         assert f.next.latest is None
     for day in {f.next.bookable_from, f.next.latest or f.next.bookable_from}:
@@ -526,6 +530,19 @@ def test_the_search_goes_back_when_earliest_first_fails() -> None:
     # Dec 3 (then Dec 4, Dec 6) is the last bookable day; Dec 4 is 3 days after Dec 1.
     assert (f.next.bookable_from, f.next.latest) == (d("2026-12-02"), d("2026-12-03"))
     assert not check_booking(c, Session(nine(d("2026-12-04"))), d("2026-12-01"), protocol).ok
+
+
+def test_a_clinic_rule_can_leave_gaps_in_the_bookable_range() -> None:
+    protocol = protocol_of(3, 10, 1, [NotApart(days=2)])
+    c = course(series(["2026-12-01"]))
+    f = forecast(c, d("2026-12-01"), protocol)
+    assert f.next is not None
+    assert (f.next.bookable_from, f.next.latest) == (d("2026-12-02"), d("2026-12-09"))
+    assert f.next.not_bookable == (d("2026-12-03"),)
+    assert f.to_dict()["next"]["not_bookable"] == ["2026-12-03"]
+    assert not check_booking(c, Session(nine(d("2026-12-03"))), d("2026-12-01"), protocol).ok
+    for day in ("2026-12-02", "2026-12-04", "2026-12-09"):
+        assert check_booking(c, Session(nine(d(day))), d("2026-12-01"), protocol).ok
 
 
 def test_a_clinic_rule_can_make_a_series_impossible() -> None:

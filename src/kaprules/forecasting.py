@@ -103,25 +103,30 @@ class NextSession:
             booking check with the whole protocol, and leaving the series completable.
         latest: The last bookable date within the series' window, or None when there is
             no such limit (the first induction session, a booster).
+        not_bookable: The open days after ``bookable_from`` and before ``latest`` that are
+            not bookable, in date order. Always empty for kaprules' own rules (every open
+            day in the range is bookable); a clinic's own rule may leave such gaps.
     """
 
     kind: Kind
     earliest: dt.date
     bookable_from: dt.date
     latest: dt.date | None
+    not_bookable: tuple[dt.date, ...] = ()
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, Any]:
         """This next session as plain data for JSON.
 
         Returns:
-            A dict with the keys ``kind``, ``earliest``, ``bookable_from`` and ``latest``;
-            dates as ``YYYY-MM-DD``, a missing ``latest`` as None.
+            A dict with the keys ``kind``, ``earliest``, ``bookable_from``, ``latest`` and
+            ``not_bookable`` (a list); dates as ``YYYY-MM-DD``, a missing ``latest`` as None.
         """
         return {
             "kind": self.kind.value,
             "earliest": self.earliest.isoformat(),
             "bookable_from": self.bookable_from.isoformat(),
             "latest": None if self.latest is None else self.latest.isoformat(),
+            "not_bookable": [day.isoformat() for day in self.not_bookable],
         }
 
 
@@ -667,14 +672,19 @@ class _Search:
         if first_day is None:
             return attrs.evolve(closed, status=SeriesStatus.CANNOT_COMPLETE, next=None)
         latest = None
+        gaps: tuple[dt.date, ...] = ()
         if upcoming.latest is not None:
             latest = next(
                 d
                 for d in _downward(upcoming.latest, first_day)
                 if self.is_open(d) and self.bookable(d)
             )
+            if not self.schedule.exact:
+                # The greedy bound is monotone; a clinic's own rule need not be.
+                inside = self.open_days(first_day + _DAY, latest - _DAY)
+                gaps = tuple(d for d in inside if not self.bookable(d))
         return attrs.evolve(
-            closed, next=NextSession(Kind.INDUCTION, upcoming.earliest, first_day, latest)
+            closed, next=NextSession(Kind.INDUCTION, upcoming.earliest, first_day, latest, gaps)
         )
 
     def first_bookable(self) -> dt.date | None:

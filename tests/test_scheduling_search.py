@@ -311,6 +311,8 @@ def built_in_cases(
     v2 = draw(st.booleans())
     base = kaprules.kap_protocol("clinic", "1", count=count, window_days=window, min_days=gap)
     rules = list(base.rules)
+    if draw(st.booleans()):
+        rules = [r for r in rules if not isinstance(r, SessionSpacing)]  # same-day sessions
     if v2:
         rules.append(IntegrationFollowup(within_days=draw(st.integers(1, 10))))
     protocol = Protocol("clinic", "1", rules)
@@ -329,7 +331,10 @@ def built_in_cases(
     if draw(st.booleans()):
         weekdays = draw(st.sets(st.integers(0, 6), min_size=1))
         closed = draw(st.lists(st.integers(0, 30), max_size=6))
-        calendar = ClinicCalendar(weekdays=weekdays, closed=[today + k * DAY for k in closed])
+        hour = draw(st.sampled_from([8, 9, 11, 15]))
+        calendar = ClinicCalendar(
+            weekdays=weekdays, closed=[today + k * DAY for k in closed], at=dt.time(hour)
+        )
     return protocol, c, moment, calendar
 
 

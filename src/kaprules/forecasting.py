@@ -366,8 +366,14 @@ def forecast(
     return search.forecast()
 
 
-def _forecast(timeline: Timeline, schedule: _Schedule, protocol: Protocol) -> Forecast:
-    """The closed-form forecast: every day open, a booking limited by N, W, g and M only."""
+def _forecast(
+    timeline: Timeline, schedule: _Schedule, protocol: Protocol, at: dt.time = dt.time(9)
+) -> Forecast:
+    """The closed-form forecast: every day open, a booking limited by N, W, g and M only.
+
+    ``at`` is the time of day of candidate sessions (the calendar's), which decides
+    whether a candidate on the local date of an aware ``as_of`` is still in the future.
+    """
     today = timeline.as_of_date
     assert today is not None
     assert timeline.as_of is not None
@@ -376,7 +382,7 @@ def _forecast(timeline: Timeline, schedule: _Schedule, protocol: Protocol) -> Fo
     first = timeline.inductions[0].date if n else None
     closes = None if first is None else first + dt.timedelta(days=schedule.window - 1)
     step = dt.timedelta(days=schedule.gap)
-    lower = _first_candidate_day(timeline, dt.time(9))
+    lower = _first_candidate_day(timeline, at)
     upcoming: NextSession | None = None
     if first is None:
         if schedule.gap * (schedule.count - 1) > schedule.window - 1:
@@ -657,7 +663,7 @@ class _Search:
     # --- the forecast ---
 
     def forecast(self) -> Forecast:
-        closed = _forecast(self.timeline, self.schedule, self.protocol)
+        closed = _forecast(self.timeline, self.schedule, self.protocol, self.at)
         if self.schedule.exact and self.calendar is None:
             return closed
         upcoming = closed.next
@@ -825,8 +831,9 @@ def _booking(
     findings = [f for f in report.findings if name in f.sessions]
     placed = next(t for t in timeline.sessions if t.id == name)
     if proposed.kind is Kind.INDUCTION:
-        was = _forecast(before, schedule, protocol)
-        now = _forecast(timeline, schedule, protocol)
+        at = dt.time(9) if calendar is None else calendar.at
+        was = _forecast(before, schedule, protocol, at)
+        now = _forecast(timeline, schedule, protocol, at)
         if was.status is not SeriesStatus.CANNOT_COMPLETE and (
             now.status is SeriesStatus.CANNOT_COMPLETE
         ):

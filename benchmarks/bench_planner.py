@@ -17,6 +17,10 @@ import datetime as dt
 import platform
 import sys
 import timeit
+from collections.abc import Iterator
+from typing import ClassVar
+
+import attrs
 
 import kaprules
 
@@ -91,6 +95,50 @@ def main() -> None:
     )
     title = "kap-standard, 1 open day a week + US/CO holidays"
     print(f"{title:<52} {timed / number * 1e3:>8.2f}ms")
+    # A clinic's own rule makes the planner search with booking checks (no closed form
+    # covers it): a new series on weekdays, and the rest of one begun on Dec 1.
+    own = kaprules.Protocol("own", "1", [*kaprules.STANDARD.rules, AtMostPerWeek()])
+    weekdays = kaprules.ClinicCalendar()
+    begun = kaprules.Course(
+        "America/Denver",
+        [kaprules.Session(dt.datetime(2026, 12, 1, 9, tzinfo=empty.zone), id="s1")],
+    )
+    for title, course in (
+        ("+ a clinic's own rule: new series, weekdays", empty),
+        ("+ a clinic's own rule: 5 more after Dec 1, weekdays", begun),
+    ):
+        assert kaprules.plan(course, today, weekdays, own).status == "planned"
+        timed = min(
+            timeit.repeat(
+                lambda c=course: kaprules.plan(c, today, weekdays, own),  # type: ignore[misc]
+                repeat=repeat,
+                number=number,
+            )
+        )
+        print(f"{title:<52} {timed / number * 1e3:>8.2f}ms")
+
+
+@attrs.frozen(repr=False)
+class AtMostPerWeek(kaprules.BaseRule):
+    """At most 3 sessions in any 7 local days: a clinic's own rule, for the search."""
+
+    default_id: ClassVar[str] = "at-most-3-in-7"
+    title: ClassVar[str] = "At most 3 sessions a week"
+    rationale: ClassVar[str] = "A benchmark's rule."
+    source: ClassVar[kaprules.Source] = kaprules.Source("At most 3 in any 7 days.", "Bench")
+    names: ClassVar[str] = "The 4th session."
+
+    @property
+    def statement(self) -> str:
+        """What the rule requires."""
+        return "At most 3 sessions in any 7 consecutive local days."
+
+    def __call__(self, timeline: kaprules.Timeline) -> Iterator[kaprules.Finding]:
+        """Yield a finding for each session that is the 4th in 7 days."""
+        seen = timeline.sessions
+        for index, t in enumerate(seen):
+            if sum(1 for u in seen[: index + 1] if (t.date - u.date).days < 7) > 3:
+                yield kaprules.Finding(self.id, self.severity, (t.id,), f"{t.label}: 4 in 7")
 
 
 if __name__ == "__main__":

@@ -71,9 +71,28 @@ def dates(*texts: str) -> list[Session]:
 # --- an independent reading of the issue's semantics, the oracle of the properties ---------
 
 
+def plus_months(day: dt.date, months: int) -> dt.date:
+    """The day ``months`` calendar months later, clamped to the month's end (own arithmetic)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    return dt.date(year, month, min(day.day, (following - DAY).day))
+
+
+def first_candidate(c: Course, moment: dt.date | dt.datetime) -> dt.date:
+    """The first local day whose 09:00 session starts after ``moment``."""
+    if not isinstance(moment, dt.datetime):
+        return moment + DAY
+    today = c.local(moment).date()
+    nine = dt.datetime.combine(today, dt.time(9), tzinfo=c.zone)
+    return today if nine.astimezone(dt.UTC) > moment.astimezone(dt.UTC) else today + DAY
+
+
 def oracle(
     local_dates: Sequence[tuple[dt.date, Kind]],
     today: dt.date,
+    lower: dt.date,
     n_: int,
     w: int,
     g: int,
@@ -85,20 +104,20 @@ def oracle(
     last = max((day for day, _ in local_dates), default=None)
     if n == 0:
         earliest = today if last is None else max(today, last + g * DAY)
-        return "not-started", ("induction", earliest, earliest, None)
+        return "not-started", ("induction", earliest, max(lower, earliest), None)
     first = inductions[0]
     assert last is not None
     if n < n_:
         earliest = last + g * DAY
         latest = first + (w - 1) * DAY - g * (n_ - n - 1) * DAY
-        bookable = max(today, earliest)
+        bookable = max(lower, earliest)
         if bookable > latest:
             return "cannot-complete", None
         return "in-progress", ("induction", earliest, bookable, latest)
     if months is None or n < k:
         return "complete", None
-    earliest = max(_time.add_months(last, months), last + g * DAY)
-    return "complete", ("booster", earliest, max(today, earliest), None)
+    earliest = max(plus_months(last, months), last + g * DAY)
+    return "complete", ("booster", earliest, max(lower, earliest), None)
 
 
 def variant(n: int, w: int, g: int, months: int | None, k: int) -> Protocol:
@@ -130,7 +149,7 @@ def situations(
         days.append((day, Kind.INDUCTION))
         day += draw(st.integers(max(g, 1), g + 3)) * DAY
     if n >= n_ and draw(st.booleans()):
-        day = _time.add_months(days[-1][0], draw(st.integers(1, 9)))
+        day = plus_months(days[-1][0], draw(st.integers(1, 9)))
         days.append((day, Kind.BOOSTER))
     sessions = [
         session(f"s{i}", _time.at_local(when, dt.time(9, 30), ZoneInfo(zone)), kind=kind)
@@ -176,6 +195,7 @@ def test_the_issues_example() -> None:
         "earliest": "2026-12-07",
         "bookable_from": "2026-12-07",
         "latest": "2026-12-10",
+        "not_bookable": [],
     }
     assert data["as_of"] == "2026-12-06"
     assert data["protocol"] == {"id": "kap-standard", "version": "1"}
@@ -185,15 +205,23 @@ def test_the_issues_example() -> None:
 @pytest.mark.parametrize(
     ("today", "status", "bookable", "latest"),
     [
+        # A plain date: that day is over, so the first candidate is the next day.
         ("2026-12-06", "in-progress", "2026-12-07", "2026-12-10"),
-        ("2026-12-09", "in-progress", "2026-12-09", "2026-12-10"),
-        ("2026-12-10", "in-progress", "2026-12-10", "2026-12-10"),
-        ("2026-12-11", "cannot-complete", None, None),
+        ("2026-12-08", "in-progress", "2026-12-09", "2026-12-10"),
+        ("2026-12-09", "in-progress", "2026-12-10", "2026-12-10"),
+        ("2026-12-10", "cannot-complete", None, None),
+        # An instant: today's 09:00 is bookable before 09:00, not after.
+        ("2026-12-10T08:00:00-07:00", "in-progress", "2026-12-10", "2026-12-10"),
+        ("2026-12-10T08:59:59-07:00", "in-progress", "2026-12-10", "2026-12-10"),
+        ("2026-12-10T09:00:00-07:00", "cannot-complete", None, None),
+        ("2026-12-10T10:00:00-07:00", "cannot-complete", None, None),
+        ("2026-12-09T10:00:00-07:00", "in-progress", "2026-12-10", "2026-12-10"),
     ],
 )
 def test_latest_boundary(today: str, status: str, bookable: str | None, latest: str | None) -> None:
     c = course(dates("2026-12-01", "2026-12-03", "2026-12-05"))
-    f = forecast(c, d(today))
+    moment = dt.datetime.fromisoformat(today) if "T" in today else d(today)
+    f = forecast(c, moment)
     assert f.status == status
     if bookable is None:
         assert f.next is None
@@ -208,9 +236,10 @@ def test_not_started() -> None:
     assert f.status == "not-started"
     assert f.to_dict()["window"] == {"opens": None, "closes": None}
     assert f.next is not None
+    # The plain date 2026-12-06 is over: the first candidate is the next day.
     assert (f.next.earliest, f.next.bookable_from, f.next.latest) == (
         d("2026-12-06"),
-        d("2026-12-06"),
+        d("2026-12-07"),
         None,
     )
 
@@ -259,10 +288,12 @@ def test_the_issues_variant_protocol() -> None:
 
 def test_as_of_instant_uses_its_local_date() -> None:
     c = course(dates("2026-12-01", "2026-12-03", "2026-12-05"))
-    # 2026-12-11T05:00Z is Dec 10, 22:00 in Denver: still bookable.
-    f = forecast(c, dt.datetime(2026, 12, 11, 5, tzinfo=dt.UTC))
-    assert f.today == d("2026-12-10")
+    # 2026-12-10T05:00Z is Dec 9, 22:00 in Denver: Dec 10 is still bookable.
+    f = forecast(c, dt.datetime(2026, 12, 10, 5, tzinfo=dt.UTC))
+    assert f.today == d("2026-12-09")
     assert f.status == "in-progress"
+    # Dec 11, 05:00Z is Dec 10, 22:00: that day's 09:00 has passed, and so has the window.
+    assert forecast(c, dt.datetime(2026, 12, 11, 5, tzinfo=dt.UTC)).status == "cannot-complete"
 
 
 def test_window_counts_local_dates_across_dst() -> None:
@@ -373,7 +404,9 @@ def test_booking_reports_are_reports() -> None:
 def test_forecast_matches_the_semantics(case: tuple) -> None:  # type: ignore[type-arg]
     protocol, params, c, moment = case
     f = forecast(c, moment, protocol)
-    status, upcoming = oracle(local_days(c), today_of(c, moment), *params)
+    status, upcoming = oracle(
+        local_days(c), today_of(c, moment), first_candidate(c, moment), *params
+    )
     n_, w, g, _, _ = params
     if status == "not-started" and g * (n_ - 1) > w - 1:
         status, upcoming = "cannot-complete", None  # no series fits the protocol at all
@@ -389,7 +422,7 @@ def test_forecast_matches_the_semantics(case: tuple) -> None:  # type: ignore[ty
 
 @given(situations(max_count=5, max_window=14))
 def test_every_day_in_the_range_can_be_booked_and_no_day_outside(case: tuple) -> None:  # type: ignore[type-arg]
-    protocol, (_, _, g, _, _), c, moment = case
+    protocol, _, c, moment = case
     f = forecast(c, moment, protocol)
     assume(f.next is not None)
     assert f.next is not None
@@ -405,9 +438,15 @@ def test_every_day_in_the_range_can_be_booked_and_no_day_outside(case: tuple) ->
     if f.next.latest is not None:
         late = check_booking(c, proposal(c, f.next.latest + DAY, kind), moment, protocol)
         assert not late.ok
-    if g >= 1 and f.next.bookable_from != f.today:
-        early = check_booking(c, proposal(c, f.next.bookable_from - DAY, kind), moment, protocol)
-        assert not early.ok
+    # Future days before bookable_from, after the course's last session, are refused.
+    # (A new session goes after the sessions already booked: see the scheduling page.)
+    last = max((c.local(s.start).date() for s in c.sessions), default=None)
+    day = (
+        first_candidate(c, moment) if last is None else max(first_candidate(c, moment), last + DAY)
+    )
+    while day < f.next.bookable_from:
+        assert not check_booking(c, proposal(c, day, kind), moment, protocol).ok
+        day += DAY
 
 
 def attrs_added(c: Course, s: Session) -> Course:
@@ -575,8 +614,10 @@ def test_a_plan_keeps_a_compliant_course_compliant(case: tuple, weekdays: set[in
     p = plan(c, moment, ClinicCalendar(weekdays=weekdays), protocol)
     report = kaprules.evaluate(p.planned_course, protocol, as_of=moment)
     assert report.ok, report.findings
-    today = today_of(c, moment)
-    assert all(s.start.date() > today for s in p.sessions)
+    # Proposals start after as_of: after the instant, or from the day after a plain date.
+    assert all(s.start.date() >= first_candidate(c, moment) for s in p.sessions)
+    if isinstance(moment, dt.datetime):
+        assert all(s.start > moment for s in p.sessions)
     assert all(ClinicCalendar(weekdays=weekdays).is_open(s.start.date()) for s in p.sessions)
 
 

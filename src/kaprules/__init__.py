@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from kaprules.clinic_calendar import ClinicCalendar, Closure
     from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
     from kaprules.explanation import explain
-    from kaprules.forecasting import Forecast, NextSession, SeriesStatus, check_booking, forecast
+    from kaprules.forecasting import (
+        Forecast,
+        IntegrationDue,
+        NextSession,
+        SeriesStatus,
+        check_booking,
+        forecast,
+    )
     from kaprules.loading import (
         calendar_schema,
         course_schema,
@@ -93,6 +100,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ),
     "errors": (
         "InputError",
+        "IntegrationDue",
         "KapRulesError",
         "PathItem",
         "Problem",
@@ -101,6 +109,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "explanation": ("explain",),
     "forecasting": (
         "Forecast",
+        "IntegrationDue",
         "NextSession",
         "SeriesStatus",
         "check_booking",
@@ -206,6 +215,7 @@ __all__ = [
     "Help",
     "InputError",
     "Integration",
+    "IntegrationDue",
     "IntegrationFollowup",
     "JSONValue",
     "KapRulesError",

@@ -362,9 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast when the next session of a course may be",
         description="Forecast the next session of a course: its kind, the first and last "
         "local dates it may be booked on, and whether the series can still be completed. "
+        "Without a calendar option every day is open. "
         "Exit 0 for every answer, cannot-complete included.",
     )
     _add_scheduling(next_cmd)
+    _add_calendar(next_cmd)
 
     plan_cmd = commands.add_parser(
         "plan",
@@ -588,12 +590,16 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _forecast_lines(f: Forecast) -> list[str]:
-    from kaprules.forecasting import SeriesStatus
+    from kaprules.forecasting import HORIZON_DAYS, SeriesStatus
 
     progress = f"{f.inductions} of {f.count} sessions"
     upcoming = f.next
     if f.status is SeriesStatus.CANNOT_COMPLETE:
-        assert f.window_closes is not None
+        if f.window_closes is None:
+            return [
+                f"Series cannot be completed: {progress}.",
+                f"No next session: no first day within {HORIZON_DAYS} days fits the series.",
+            ]
         return [
             f"Series cannot be completed: {progress}; its window closed for them on "
             f"{f.window_closes.isoformat()}.",
@@ -605,11 +611,21 @@ def _forecast_lines(f: Forecast) -> list[str]:
         SeriesStatus.COMPLETE: "Series complete",
     }[f.status]
     first = f"{status}: {progress}."
+    due = f.integration
+    meetings = (
+        []
+        if due is None
+        else [
+            f"Integration: {due.needed} {'meeting' if due.needed == 1 else 'meetings'} "
+            f"still needed by {due.by.isoformat()}."
+        ]
+    )
     if upcoming is None:
-        return [first, "No next session: the protocol has no booster to come."]
+        return [first, *meetings, "No next session: the protocol has no booster to come."]
     until = f" to {upcoming.latest.isoformat()}" if upcoming.latest is not None else ""
     return [
         first,
+        *meetings,
         f"Next {upcoming.kind.value} session: from {upcoming.bookable_from.isoformat()}{until}.",
     ]
 
@@ -621,7 +637,10 @@ def _next(args: argparse.Namespace, out: TextIO) -> int:
     assert moment is not None  # --as-of is required
     from kaprules.forecasting import forecast
 
-    answer = forecast(course, moment, protocol)
+    # Without a calendar option every day is open: the forecast of the protocol alone.
+    chosen = (args.calendar, args.open, args.closed, args.at, args.holidays, args.subdivision)
+    calendar = None if all(v is None for v in chosen) else _calendar(args)
+    answer = forecast(course, moment, protocol, calendar)
     if args.format == "json":
         _json_out(answer.to_dict(), out)
     else:
@@ -656,12 +675,10 @@ def _plan_lines(result: Plan) -> list[str]:
     lines = [f"{result.status.value}: {result.reason}."]
     for s in result.sessions:
         number = (
-            f"{s.number} of {result.forecast.count}"
-            if s.kind.value == "induction"
-            else f"{s.number}"
+            f"{s.number} of {result.forecast.count}" if s.kind == "induction" else f"{s.number}"
         )
         lines.append(
-            f"  {s.id:<10} {s.kind.value} {number:<8} {_time.format_local(s.start)} ({s.start:%a})"
+            f"  {s.id:<10} {s.kind} {number:<8} {_time.format_local(s.start)} ({s.start:%a})"
         )
     return lines
 

@@ -46,6 +46,16 @@ _EXPANDED_DAYS = 400
 _EXPANDED_BUDGET = 100_000
 
 
+_PLURAL_DAYS = (
+    "Mondays",
+    "Tuesdays",
+    "Wednesdays",
+    "Thursdays",
+    "Fridays",
+    "Saturdays",
+    "Sundays",
+)
+
 _DAY_NAMES = {
     name: index
     for index, (short, full) in enumerate(
@@ -229,17 +239,6 @@ def _holiday_problem(country: object, subdivision: object) -> Problem | None:
 
 def _kind(value: object) -> str:
     return type(value).__name__
-
-
-_PLURAL_DAYS = (
-    "Mondays",
-    "Tuesdays",
-    "Wednesdays",
-    "Thursdays",
-    "Fridays",
-    "Saturdays",
-    "Sundays",
-)
 
 
 @attrs.frozen

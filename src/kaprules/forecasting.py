@@ -6,16 +6,19 @@ forecasters do: the next session's kind, its earliest and latest local dates, an
 the series can still be completed. [`check_booking`][kaprules.check_booking] judges one
 proposed session before it is booked.
 
-Both read the protocol's own parameters, by rule id: N = ``session-count.count``,
-W = ``treatment-window.days``, g = ``session-spacing.min_days`` (0 without that rule),
-M = ``booster-interval.months`` and K = ``booster-interval.min_induction`` (no booster
-without that rule).
+Both read the protocol's own parameters, by rule class (whatever the rules' ids):
+N = `SessionCount` ``count``, W = `TreatmentWindow` ``days``, g = `SessionSpacing`
+``min_days`` (0 without that rule), M = `BoosterInterval` ``months`` and K =
+``min_induction`` (no booster without that rule). Those closed forms are the fast path;
+for a protocol with rules of its own, or with a clinic calendar, the forecast searches
+the days, checking each booking with the whole protocol (see `_Search`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -23,8 +26,9 @@ import attrs
 from kaprules import _time
 from kaprules import report as _report
 from kaprules._version import __version__
-from kaprules.errors import InputError, Problem, ProtocolError, echo
-from kaprules.model import Course, Kind, Session
+from kaprules.clinic_calendar import ClinicCalendar
+from kaprules.errors import InputError, Problem, ProtocolError, echo, shown_id
+from kaprules.model import Course, Integration, Kind, Session
 from kaprules.protocol import (
     STANDARD,
     Protocol,
@@ -33,16 +37,37 @@ from kaprules.protocol import (
     _evaluate_timeline,
 )
 from kaprules.report import Finding, Help, Report, Severity
+from kaprules.rules import (
+    BUILTIN_RULES,
+    BaseRule,
+    BoosterInterval,
+    IntegrationFollowup,
+    SessionCount,
+    SessionSpacing,
+    TreatmentWindow,
+)
 from kaprules.timeline import TimedSession, Timeline
 
 __all__ = [
+    "CLINIC_CALENDAR",
+    "HORIZON_DAYS",
+    "SEARCH_LIMIT",
     "SERIES_COMPLETION",
     "Forecast",
+    "IntegrationDue",
     "NextSession",
     "SeriesStatus",
     "check_booking",
     "forecast",
 ]
+
+CLINIC_CALENDAR = "clinic-calendar"
+"""The rule id of [`check_booking`][kaprules.check_booking]'s finding for a booking on a day
+the clinic's calendar is closed."""
+
+HORIZON_DAYS = 366
+"""How far ahead of ``as_of`` scheduling looks for the first day of a new series, or for a
+booster's open day: 366 days."""
 
 SERIES_COMPLETION = "series-completion"
 """The rule id of [`check_booking`][kaprules.check_booking]'s finding for a booking after
@@ -71,30 +96,37 @@ class NextSession:
 
     Attributes:
         kind: ``induction`` or ``booster``.
-        earliest: The protocol's earliest date; may lie before ``as_of``.
-        bookable_from: The first date a booking screen offers: the later of ``earliest``
-            and the local date of ``as_of``.
-        latest: The last date from which the series can still be completed, or None when
-            there is no such limit (the first induction session, a booster).
+        earliest: The earliest date by the closed forms of the protocol's own scheduling
+            rules (the last session + the spacing gap, or + M months for a booster); may
+            lie before ``as_of``.
+        bookable_from: The first bookable date: open, after ``as_of``, accepted by the
+            booking check with the whole protocol, and leaving the series completable.
+        latest: The last bookable date within the series' window, or None when there is
+            no such limit (the first induction session, a booster).
+        not_bookable: The open days after ``bookable_from`` and before ``latest`` that are
+            not bookable, in date order. Always empty for kaprules' own rules (every open
+            day in the range is bookable); a clinic's own rule may leave such gaps.
     """
 
     kind: Kind
     earliest: dt.date
     bookable_from: dt.date
     latest: dt.date | None
+    not_bookable: tuple[dt.date, ...] = ()
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, Any]:
         """This next session as plain data for JSON.
 
         Returns:
-            A dict with the keys ``kind``, ``earliest``, ``bookable_from`` and ``latest``;
-            dates as ``YYYY-MM-DD``, a missing ``latest`` as None.
+            A dict with the keys ``kind``, ``earliest``, ``bookable_from``, ``latest`` and
+            ``not_bookable`` (a list); dates as ``YYYY-MM-DD``, a missing ``latest`` as None.
         """
         return {
             "kind": self.kind.value,
             "earliest": self.earliest.isoformat(),
             "bookable_from": self.bookable_from.isoformat(),
             "latest": None if self.latest is None else self.latest.isoformat(),
+            "not_bookable": [day.isoformat() for day in self.not_bookable],
         }
 
 
@@ -118,6 +150,9 @@ class Forecast:
         protocol_id: The protocol's id.
         protocol_version: The protocol's version.
         kaprules_version: The kaprules version that made the forecast.
+        integration: The integration meetings a complete series still needs under the
+            protocol's `IntegrationFollowup` rule, or None (none needed, no such rule, or
+            a series not complete yet).
     """
 
     status: SeriesStatus
@@ -132,6 +167,7 @@ class Forecast:
     protocol_id: str
     protocol_version: str
     kaprules_version: str
+    integration: IntegrationDue | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """This forecast as plain data for JSON.
@@ -140,7 +176,8 @@ class Forecast:
             A dict with the keys ``status``, ``inductions``, ``count``, ``window``
             (``{"opens", "closes"}``, both None until the first induction session),
             ``next`` (as by `NextSession.to_dict`, or None), ``today``, ``as_of``,
-            ``timezone``, ``protocol`` (``{"id", "version"}``) and ``kaprules_version``.
+            ``timezone``, ``protocol`` (``{"id", "version"}``), ``kaprules_version`` and
+            ``integration`` (as by `IntegrationDue.to_dict`, or None).
         """
         return {
             "status": self.status.value,
@@ -153,6 +190,7 @@ class Forecast:
             "timezone": self.timezone,
             "protocol": {"id": self.protocol_id, "version": self.protocol_version},
             "kaprules_version": self.kaprules_version,
+            "integration": None if self.integration is None else self.integration.to_dict(),
         }
 
 
@@ -161,25 +199,84 @@ def _iso(value: dt.date | None) -> str | None:
 
 
 @attrs.frozen
+class IntegrationDue:
+    """The integration meetings a complete series still needs, and their deadline.
+
+    Attributes:
+        needed: How many meetings are still needed.
+        by: The last local date for them.
+    """
+
+    needed: int
+    by: dt.date
+
+    def to_dict(self) -> dict[str, Any]:
+        """These meetings as plain data for JSON.
+
+        Returns:
+            ``{"needed": n, "by": "YYYY-MM-DD"}``.
+        """
+        return {"needed": self.needed, "by": self.by.isoformat()}
+
+
+_BUILTIN_CLASSES = frozenset(BUILTIN_RULES.values())
+
+
+@attrs.frozen
 class _Schedule:
-    """The protocol parameters a forecast reads; the planner shares them."""
+    """The protocol parameters scheduling reads, found by rule class; the planner shares them.
+
+    ``gap`` is the largest ``min_days`` of the protocol's spacing rules (the closed forms
+    use it); ``hard_gap`` the largest of those whose findings are errors (a booking closer
+    than it is refused, so the search may skip those days). ``exact`` says that the closed
+    forms are the whole truth about a booking: every rule is one of kaprules' own classes,
+    one of each scheduling rule, each an error.
+    """
 
     count: int
     window: int
     gap: int
     months: int | None
     min_induction: int
+    hard_gap: int = 0
+    hard_booster: bool = False
+    exact: bool = True
+    followup: IntegrationFollowup | None = None
 
     @classmethod
     def of(cls, protocol: Protocol) -> _Schedule:
-        """Read N, W, g, M and K from ``protocol``'s rules, by rule id."""
+        """Read N, W, g, M and K from ``protocol``'s rules, by rule class."""
         _check_protocol(protocol)
-        count = _required(protocol, "session-count", "count")
-        window = _required(protocol, "treatment-window", "days")
-        gap = _parameter(protocol, "session-spacing", "min_days", required=False)
-        months = _parameter(protocol, "booster-interval", "months", required=False)
-        minimum = _parameter(protocol, "booster-interval", "min_induction", required=False)
-        return cls(count, window, gap or 0, months, minimum or 0)
+        rules = protocol.rules
+        counts = [r for r in rules if isinstance(r, SessionCount)]
+        windows = [r for r in rules if isinstance(r, TreatmentWindow)]
+        spacings = [r for r in rules if isinstance(r, SessionSpacing)]
+        boosters = [r for r in rules if isinstance(r, BoosterInterval)]
+        followups = [r for r in rules if isinstance(r, IntegrationFollowup)]
+        if not counts:
+            raise _missing(protocol, SessionCount, "count")
+        if not windows:
+            raise _missing(protocol, TreatmentWindow, "days")
+        booster = boosters[0] if boosters else None
+        errors = [r for r in (*windows, *spacings, *boosters) if r.severity is Severity.ERROR]
+        exact = (
+            all(type(r) in _BUILTIN_CLASSES for r in rules)
+            and len(counts) == len(windows) == 1
+            and len(spacings) <= 1
+            and len(boosters) <= 1
+            and len(errors) == len(windows) + len(spacings) + len(boosters)
+        )
+        return cls(
+            count=counts[0].count,
+            window=windows[0].days,
+            gap=max((r.min_days for r in spacings), default=0),
+            months=None if booster is None else booster.months,
+            min_induction=0 if booster is None else booster.min_induction,
+            hard_gap=max((r.min_days for r in spacings if r.severity is Severity.ERROR), default=0),
+            hard_booster=booster is not None and booster.severity is Severity.ERROR,
+            exact=exact,
+            followup=followups[0] if followups else None,
+        )
 
     def latest(self, first: dt.date, inductions: int) -> dt.date:
         """The last date for the next induction session from which the series still fits."""
@@ -187,36 +284,15 @@ class _Schedule:
         return first + dt.timedelta(days=self.window - 1 - self.gap * rest)
 
 
-def _required(protocol: Protocol, rule_id: str, name: str) -> int:
-    value = _parameter(protocol, rule_id, name, required=True)
-    assert value is not None  # _parameter raises instead
-    return value
-
-
-def _parameter(protocol: Protocol, rule_id: str, name: str, *, required: bool) -> int | None:
-    rule = next((r for r in protocol.rules if r.id == rule_id), None)
-    if rule is None:
-        if not required:
-            return None
-        raise ProtocolError(
-            Problem(
-                "rules",
-                f"protocol {echo(protocol.id)} version {echo(protocol.version)} has no "
-                f"{rule_id!r} rule; a forecast needs its {name!r} parameter",
-                "missing",
-            )
+def _missing(protocol: Protocol, cls: type[BaseRule], name: str) -> ProtocolError:
+    return ProtocolError(
+        Problem(
+            "rules",
+            f"protocol {echo(protocol.id)} version {echo(protocol.version)} has no "
+            f"{cls.default_id!r} rule ({cls.__name__}); a forecast needs its {name!r} parameter",
+            "missing",
         )
-    value = rule.parameters().get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProtocolError(
-            Problem(
-                (rule_id, "parameters", name),
-                "a forecast needs a whole number here (is the rule with this id one of "
-                "kaprules' own?)",
-                "type",
-            )
-        )
-    return value
+    )
 
 
 def _timeline(course: Course, as_of: dt.datetime | dt.date, schedule_length: int) -> Timeline:
@@ -228,49 +304,76 @@ def _timeline(course: Course, as_of: dt.datetime | dt.date, schedule_length: int
     return Timeline.of(course, as_of, series_length=schedule_length)
 
 
+def _check_calendar(calendar: object) -> ClinicCalendar | None:
+    if calendar is not None and not isinstance(calendar, ClinicCalendar):
+        raise InputError(
+            Problem("calendar", f"must be a ClinicCalendar, got {type(calendar).__name__}", "type")
+        )
+    return calendar
+
+
 def forecast(
-    course: Course, as_of: dt.datetime | dt.date, protocol: Protocol = STANDARD
+    course: Course,
+    as_of: dt.datetime | dt.date,
+    protocol: Protocol = STANDARD,
+    calendar: ClinicCalendar | None = None,
 ) -> Forecast:
     """When the next session of ``course`` may be, and whether its series can be completed.
 
-    All dates are local calendar dates in the course timezone. With n induction sessions
-    in the course (held and planned alike), ``first`` the first induction date, ``last``
-    the latest session date of any kind and ``today`` the local date of ``as_of``:
+    All dates are local calendar dates in the course timezone. The next session's
+    **bookable** days are the days that are open in ``calendar`` (every day without one)
+    on which a session of the next kind, starting at the calendar's time (09:00 without
+    one) and after ``as_of``, is accepted by [`check_booking`][kaprules.check_booking]
+    with the whole protocol, and after which the rest of the series can still be booked,
+    session by session, on bookable days. See the scheduling page for the search.
 
-    - **not-started** (n = 0): the next induction session from ``today`` (or ``last + g``
-      when the course already has a session and that is later); no latest date.
-    - **in-progress** (0 < n < N): from ``last + g`` to
-      ``first + (W - 1) - g * (N - n - 1)``, the last day from which the remaining sessions
-      still fit at the minimum gap.
-    - **cannot-complete**: in progress, but the first bookable day is after that latest
-      date; or not started under a protocol whose N sessions, g days apart, never fit in
-      W days. There is no next session.
-    - **complete** (n >= N): a booster from ``last + M months`` (clamped to the month's
-      end, as the booster rule counts; and at least ``g`` days after ``last``) when the
-      protocol has a booster-interval rule and n >= K; otherwise no next session.
+    With n induction sessions in the course (held and planned alike), ``first`` the first
+    induction date, ``last`` the latest session date of any kind, and N, W, g, M, K the
+    protocol's `SessionCount` count, `TreatmentWindow` days, `SessionSpacing` min_days,
+    `BoosterInterval` months and min_induction, found by rule class:
 
-    ``bookable_from`` is always the later of ``earliest`` and ``today``.
+    - **not-started** (n = 0): ``bookable_from`` is the first bookable day within 366
+      days; ``latest`` is None (the window opens with the first session).
+    - **in-progress** (0 < n < N): from the first to the last bookable day, none later
+      than ``first + (W - 1) - g * (N - n - 1)``.
+    - **cannot-complete**: no day is bookable (the series can no longer be completed), or
+      a protocol whose N sessions, g days apart, never fit in W days. No next session.
+    - **complete** (n >= N): a booster on the first bookable day within 366 days of its
+      earliest date ``max(last + M months, last + g)``, when the protocol has a
+      `BoosterInterval` and n >= K; otherwise no next session. With an
+      `IntegrationFollowup` rule, ``integration`` holds the meetings still needed.
 
     Args:
         course: The course.
         as_of: The moment of the forecast, read as `evaluate` reads it: a date is a local
-            date in the course timezone; an aware datetime is an instant.
-        protocol: The protocol whose parameters are read (kap-standard v1 by default).
+            date in the course timezone, and that day is over (sessions on it count as
+            held), so candidates start the next day; an aware datetime is an instant, and
+            a candidate on its local date is bookable when it starts after it.
+        protocol: The protocol (kap-standard v1 by default).
+        calendar: The clinic's calendar, or None for every day open at 09:00.
 
     Returns:
         The forecast.
 
     Raises:
-        InputError: ``course`` is not a Course, or ``as_of`` is missing, naive or out of
-            range.
-        ProtocolError: The protocol has no ``session-count`` or ``treatment-window`` rule.
+        InputError: ``course`` is not a Course, ``as_of`` is missing, naive or out of
+            range, or ``calendar`` is not a ClinicCalendar.
+        ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
     schedule = _Schedule.of(protocol)
     timeline = _timeline(course, as_of, schedule.count)
-    return _forecast(timeline, schedule, protocol)
+    search = _Search(timeline, schedule, protocol, _check_calendar(calendar))
+    return search.forecast()
 
 
-def _forecast(timeline: Timeline, schedule: _Schedule, protocol: Protocol) -> Forecast:
+def _forecast(
+    timeline: Timeline, schedule: _Schedule, protocol: Protocol, at: dt.time = dt.time(9)
+) -> Forecast:
+    """The closed-form forecast: every day open, a booking limited by N, W, g and M only.
+
+    ``at`` is the time of day of candidate sessions (the calendar's), which decides
+    whether a candidate on the local date of an aware ``as_of`` is still in the future.
+    """
     today = timeline.as_of_date
     assert today is not None
     assert timeline.as_of is not None
@@ -279,6 +382,7 @@ def _forecast(timeline: Timeline, schedule: _Schedule, protocol: Protocol) -> Fo
     first = timeline.inductions[0].date if n else None
     closes = None if first is None else first + dt.timedelta(days=schedule.window - 1)
     step = dt.timedelta(days=schedule.gap)
+    lower = _first_candidate_day(timeline, at)
     upcoming: NextSession | None = None
     if first is None:
         if schedule.gap * (schedule.count - 1) > schedule.window - 1:
@@ -287,12 +391,12 @@ def _forecast(timeline: Timeline, schedule: _Schedule, protocol: Protocol) -> Fo
         else:
             status = SeriesStatus.NOT_STARTED
             earliest = today if last is None else max(today, last + step)
-            upcoming = NextSession(Kind.INDUCTION, earliest, earliest, None)
+            upcoming = NextSession(Kind.INDUCTION, earliest, max(lower, earliest), None)
     elif n < schedule.count:
         assert last is not None
         earliest = last + step
         latest = schedule.latest(first, n)
-        bookable = max(today, earliest)
+        bookable = max(lower, earliest)
         if bookable > latest:
             status = SeriesStatus.CANNOT_COMPLETE
         else:
@@ -303,7 +407,7 @@ def _forecast(timeline: Timeline, schedule: _Schedule, protocol: Protocol) -> Fo
         status = SeriesStatus.COMPLETE
         if schedule.months is not None and n >= schedule.min_induction:
             earliest = max(_time.add_months(last, schedule.months), last + step)
-            upcoming = NextSession(Kind.BOOSTER, earliest, max(today, earliest), None)
+            upcoming = NextSession(Kind.BOOSTER, earliest, max(lower, earliest), None)
     return Forecast(
         status,
         n,
@@ -317,14 +421,319 @@ def _forecast(timeline: Timeline, schedule: _Schedule, protocol: Protocol) -> Fo
         protocol.id,
         protocol.version,
         __version__,
+        _integration_due(timeline, schedule),
     )
+
+
+def _first_candidate_day(timeline: Timeline, at: dt.time) -> dt.date:
+    """The first local date on which a session at wall time ``at`` starts after ``as_of``.
+
+    A plain date means that day is over; an aware instant leaves its own local date when
+    the session there starts after it.
+    """
+    today = timeline.as_of_date
+    assert today is not None
+    tomorrow = today + _DAY
+    as_of = timeline.as_of
+    if not isinstance(as_of, dt.datetime):
+        return tomorrow
+    start = _time.at_local(today, at, timeline.zone)
+    return today if start > as_of else tomorrow
+
+
+def _integration_due(timeline: Timeline, schedule: _Schedule) -> IntegrationDue | None:
+    rule = schedule.followup
+    series = timeline.inductions
+    if rule is None or not series or len(series) < schedule.count:
+        return None
+    last = series[-1].date
+    by = last + dt.timedelta(days=rule.within_days)
+    held = sum(1 for m in timeline.integrations if last < m.date <= by)
+    if held >= rule.min_meetings:
+        return None
+    return IntegrationDue(rule.min_meetings - held, by)
+
+
+_DAY = dt.timedelta(days=1)
+
+SEARCH_LIMIT = 20_000
+"""The most booking checks one forecast or plan makes with a protocol of custom rules
+before it stops looking: a day whose completion is not settled by then is not bookable."""
+
+
+class _SearchLimit(Exception):
+    """The search made SEARCH_LIMIT booking checks."""
+
+
+def _free_ids(taken: set[str], how_many: int) -> list[str]:
+    ids = (f"planned-{k}" for k in range(1, len(taken) + how_many + 2))
+    return [i for i in ids if i not in taken][:how_many]
+
+
+class _Search:
+    """Bookable days and earliest completions of one course, shared by forecast and plan.
+
+    The search is date ordered and depth first: each session of the series is placed on
+    the earliest day that is open, accepted by the booking check given the sessions placed
+    before it, and from which the rest can still be placed. The closed forms prune it: no
+    day before the last session + the error spacing's gap, none after the day from which
+    the series still fits its window at the spacing's gap (the booking check's own
+    ``series-completion`` limit), and no day from which a greedy placement under those two
+    bounds alone fails. When the protocol is ``exact`` those bounds are the whole truth,
+    the booking check is not run and the search is the greedy placement itself.
+    """
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        schedule: _Schedule,
+        protocol: Protocol,
+        calendar: ClinicCalendar | None,
+    ) -> None:
+        self.timeline = timeline
+        self.schedule = schedule
+        self.protocol = protocol
+        self.calendar = calendar
+        self.course = timeline.course
+        self.at = dt.time(9) if calendar is None else calendar.at
+        self.lower = _first_candidate_day(timeline, self.at)
+        today = timeline.as_of_date
+        assert today is not None
+        self.today = today
+        self.horizon = today + dt.timedelta(days=HORIZON_DAYS)
+        self.n = len(timeline.inductions)
+        self.first = timeline.inductions[0].date if self.n else None
+        self.last = timeline.sessions[-1].date if timeline.sessions else None
+        self.checks = 0
+        taken = {s.id for s in self.course.sessions if s.id is not None}
+        self.ids = _free_ids(taken, max(schedule.count - self.n, 0) + 1)
+        self._open: dict[dt.date, bool] = {}
+        self._completions: dict[dt.date, list[dt.date] | None] = {}
+
+    # --- days ---
+
+    def is_open(self, day: dt.date) -> bool:
+        if self.calendar is None:
+            return True
+        known = self._open.get(day)
+        if known is None:
+            known = self._open[day] = self.calendar.is_open(day)
+        return known
+
+    def open_days(self, first: dt.date, last: dt.date) -> Iterator[dt.date]:
+        day = first
+        while day <= last:
+            if self.is_open(day):
+                yield day
+            day += _DAY
+
+    def deadline(self, first: dt.date | None, placed: int) -> dt.date:
+        """The last day for induction number ``placed + 1`` of a series opened on ``first``."""
+        if first is None:
+            return self.horizon
+        return self.schedule.latest(first, placed)
+
+    def after(self, day: dt.date) -> dt.date:
+        return day + dt.timedelta(days=self.schedule.hard_gap)
+
+    def chain(
+        self,
+        first: dt.date | None,
+        placed: int,
+        start: dt.date,
+        left: int,
+        *,
+        window_only: bool = False,
+    ) -> list[dt.date]:
+        """Up to ``left`` days under the closed-form bounds only, each as early as it can be.
+
+        ``placed`` induction sessions of the series opened on ``first`` (None: not yet)
+        come before them. Earliest-first is optimal under a gap and per-session deadlines,
+        so when this places fewer than ``left``, no placement places them all. With
+        ``window_only`` every session's deadline is the window's last day: how many fit
+        at all, as a plan's reason counts them.
+        """
+        days: list[dt.date] = []
+        day = start
+        for _ in range(left):
+            limit = self.deadline(first, placed + len(days))
+            if window_only and first is not None:
+                limit = first + dt.timedelta(days=self.schedule.window - 1)
+            while day <= limit and not self.is_open(day):
+                day += _DAY
+            if day > limit:
+                break
+            days.append(day)
+            first = first or day
+            day = self.after(day)
+        return days
+
+    def greedy(
+        self, first: dt.date | None, placed: int, start: dt.date, left: int
+    ) -> list[dt.date] | None:
+        """`chain`'s days when it places all ``left``, else None."""
+        days = self.chain(first, placed, start, left)
+        return days if len(days) == left else None
+
+    # --- booking checks ---
+
+    def candidate(self, day: dt.date, kind: Kind, index: int) -> Session:
+        return Session(_time.at_local(day, self.at, self.course.zone), kind, self.ids[index])
+
+    def accepts(self, placed: tuple[Session, ...], proposed: Session) -> bool:
+        if self.schedule.exact:
+            return True  # the closed-form bounds the caller applied are the whole check
+        self.checks += 1
+        if self.checks > SEARCH_LIMIT:
+            raise _SearchLimit
+        course = attrs.evolve(self.course, sessions=(*self.course.sessions, *placed))
+        as_of = self.timeline.as_of
+        assert as_of is not None
+        return _booking(course, proposed, as_of, self.protocol, self.schedule, self.calendar).ok
+
+    def complete(
+        self, placed: tuple[Session, ...], first: dt.date | None, start: dt.date, left: int
+    ) -> list[dt.date] | None:
+        """The earliest days, in date order, for ``left`` more induction sessions."""
+        if left == 0:
+            return []
+        count = self.n + len(placed)
+        if self.schedule.exact:
+            return self.greedy(first, count, start, left)
+        for day in self.open_days(start, self.deadline(first, count)):
+            opens = first or day
+            if self.greedy(opens, count + 1, self.after(day), left - 1) is None:
+                if first is not None:
+                    break  # a later day leaves less room still
+                continue
+            proposed = self.candidate(day, Kind.INDUCTION, len(placed))
+            if not self.accepts(placed, proposed):
+                continue
+            rest = self.complete((*placed, proposed), opens, self.after(day), left - 1)
+            if rest is not None:
+                return [day, *rest]
+        return None
+
+    def bookable(self, day: dt.date) -> bool:
+        """Whether the next induction session may be booked on ``day`` (an open day)."""
+        return self.completion(day) is not None
+
+    def completion(self, day: dt.date) -> list[dt.date] | None:
+        """The earliest days of the rest of the series with its next session on ``day``."""
+        if day in self._completions:
+            return self._completions[day]
+        left = self.schedule.count - self.n
+        opens = self.first or day
+        found: list[dt.date] | None = None
+        rest = self.greedy(opens, self.n + 1, self.after(day), left - 1)
+        if rest is not None and self.schedule.exact:
+            found = [day, *rest]
+        elif rest is not None:
+            proposed = self.candidate(day, Kind.INDUCTION, 0)
+            try:
+                if self.accepts((), proposed):
+                    more = self.complete((proposed,), opens, self.after(day), left - 1)
+                    found = None if more is None else [day, *more]
+            except _SearchLimit:
+                found = None
+        self._completions[day] = found
+        return found
+
+    def accepts_meeting(
+        self, course: Course, placed: list[Integration], proposed: Integration
+    ) -> bool:
+        """Whether a meeting is accepted after ``placed`` ones, on a course with the plan."""
+        if self.calendar is not None and not self.is_open(course.local(proposed.start).date()):
+            return False
+        if self.schedule.exact:
+            return True
+        booked = attrs.evolve(course, integrations=(*course.integrations, *placed))
+        as_of = self.timeline.as_of
+        assert as_of is not None
+        return _meeting_booking(
+            booked, proposed, as_of, self.protocol, self.schedule, self.calendar
+        ).ok
+
+    def start(self) -> dt.date:
+        """The first day any session may be appended on: after as_of and the spacing gap."""
+        if self.last is None:
+            return self.lower
+        return max(self.lower, self.after(self.last))
+
+    # --- the forecast ---
+
+    def forecast(self) -> Forecast:
+        closed = _forecast(self.timeline, self.schedule, self.protocol, self.at)
+        if self.schedule.exact and self.calendar is None:
+            return closed
+        upcoming = closed.next
+        if upcoming is None:
+            return closed
+        if upcoming.kind is Kind.BOOSTER:
+            day = self.booster_day(upcoming.earliest)
+            if day is None:
+                return attrs.evolve(closed, next=None)
+            return attrs.evolve(closed, next=attrs.evolve(upcoming, bookable_from=day))
+        first_day = self.first_bookable()
+        if first_day is None:
+            return attrs.evolve(closed, status=SeriesStatus.CANNOT_COMPLETE, next=None)
+        latest = None
+        gaps: tuple[dt.date, ...] = ()
+        if upcoming.latest is not None:
+            latest = next(
+                d
+                for d in _downward(upcoming.latest, first_day)
+                if self.is_open(d) and self.bookable(d)
+            )
+            if not self.schedule.exact:
+                # The greedy bound is monotone; a clinic's own rule need not be.
+                inside = self.open_days(first_day + _DAY, latest - _DAY)
+                gaps = tuple(d for d in inside if not self.bookable(d))
+        return attrs.evolve(
+            closed, next=NextSession(Kind.INDUCTION, upcoming.earliest, first_day, latest, gaps)
+        )
+
+    def first_bookable(self) -> dt.date | None:
+        return next(
+            (
+                d
+                for d in self.open_days(self.start(), self.deadline(self.first, self.n))
+                if self.bookable(d)
+            ),
+            None,
+        )
+
+    def booster_day(self, earliest: dt.date) -> dt.date | None:
+        """The first open day from ``earliest`` within the horizon that takes a booster."""
+        start = self.start()
+        months = self.schedule.months
+        if self.schedule.exact:
+            start = max(start, earliest)
+        elif self.schedule.hard_booster and months is not None and self.last is not None:
+            start = max(start, _time.add_months(self.last, months))
+        end = max(start, earliest) + dt.timedelta(days=HORIZON_DAYS)
+        try:
+            for day in self.open_days(start, end):
+                if self.accepts((), self.candidate(day, Kind.BOOSTER, 0)):
+                    return day
+        except _SearchLimit:
+            pass
+        return None
+
+
+def _downward(first: dt.date, last: dt.date) -> Iterator[dt.date]:
+    day = first
+    while day >= last:
+        yield day
+        day -= _DAY
 
 
 def check_booking(
     course: Course,
-    proposed: Session,
+    proposed: Session | Integration,
     as_of: dt.datetime | dt.date,
     protocol: Protocol = STANDARD,
+    calendar: ClinicCalendar | None = None,
 ) -> Report:
     """Whether ``proposed`` may be booked: ``report.ok`` says yes or no.
 
@@ -332,49 +741,83 @@ def check_booking(
     session (its escort, last meal and therapist are not yet due). The report keeps only
     the findings that name the proposed session: errors the course already had do not
     block a booking. When the proposed session is an induction session after which the
-    series can no longer be completed (by [`forecast`][kaprules.forecast]) although it
-    could before, the report has one more error finding, of rule id
-    ``"series-completion"``, naming it and the latest date that kept the series possible.
+    series can no longer be completed (by the closed forms of
+    [`forecast`][kaprules.forecast]: the window at the spacing's gap) although it could
+    before, the report has one more error finding, of rule id ``"series-completion"``,
+    naming it and the latest date that kept the series possible. With a calendar, a
+    proposal on a day the clinic is closed has an error finding of rule id
+    ``"clinic-calendar"`` that says why.
+
+    An [`Integration`][kaprules.Integration] meeting is checked by adding it to the
+    course's meetings: the report keeps the findings it adds (and the calendar's).
 
     Args:
         course: The course as booked so far.
-        proposed: The session to book. Without an id it is called ``proposed``.
+        proposed: The session or integration meeting to book. Without an id it is called
+            ``proposed``.
         as_of: The moment of the booking, read as `evaluate` reads it.
         protocol: The protocol (kap-standard v1 by default).
+        calendar: The clinic's calendar, or None for no calendar check.
 
     Returns:
-        A report over the course with the proposed session added, holding only the
-        findings about the proposed session.
+        A report over the course with the proposal added, holding only the findings about
+        it.
 
     Raises:
-        InputError: ``proposed`` is not a Session or has the id of a session of the course;
-            ``course`` or ``as_of`` is unusable as for `forecast`.
-        ProtocolError: The protocol has no ``session-count`` or ``treatment-window`` rule.
+        InputError: ``proposed`` is not a Session or an Integration, or has the id of one
+            of the course's; ``course``, ``as_of`` or ``calendar`` is unusable as for
+            `forecast`.
+        ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
     schedule = _Schedule.of(protocol)
-    before = _timeline(course, as_of, schedule.count)
+    _timeline(course, as_of, schedule.count)
+    calendar = _check_calendar(calendar)
+    if isinstance(proposed, Integration):
+        return _meeting_booking(course, proposed, as_of, protocol, schedule, calendar)
     if not isinstance(proposed, Session):
         raise InputError(
-            Problem("proposed", f"must be a Session, got {type(proposed).__name__}", "type")
+            Problem(
+                "proposed",
+                f"must be a Session or an Integration, got {type(proposed).__name__}",
+                "type",
+            )
         )
     taken = {s.id for s in course.sessions}
     if proposed.id is None:
-        fresh, number = "proposed", 1
-        while fresh in taken:
-            number += 1
-            fresh = f"proposed-{number}"
-        proposed = attrs.evolve(proposed, id=fresh)
+        proposed = attrs.evolve(proposed, id=_fresh(taken))
     elif proposed.id in taken:
-        raise InputError(
-            Problem(
-                ("proposed", "id"),
-                f"the course already has a session {echo(proposed.id)}; give the proposed "
-                "session an id of its own",
-                "duplicate",
-            )
-        )
+        raise InputError(_duplicate(proposed.id, "a session"))
+    return _booking(course, proposed, as_of, protocol, schedule, calendar)
+
+
+def _fresh(taken: set[str | None]) -> str:
+    fresh, number = "proposed", 1
+    while fresh in taken:
+        number += 1
+        fresh = f"proposed-{number}"
+    return fresh
+
+
+def _duplicate(name: str, what: str) -> Problem:
+    return Problem(
+        ("proposed", "id"),
+        f"the course already has {what} {echo(name)}; give the proposed one an id of its own",
+        "duplicate",
+    )
+
+
+def _booking(
+    course: Course,
+    proposed: Session,
+    as_of: dt.datetime | dt.date,
+    protocol: Protocol,
+    schedule: _Schedule,
+    calendar: ClinicCalendar | None,
+) -> Report:
+    """The booking check of a session with an id of its own, on a checked course."""
     name = proposed.id
     assert name is not None
+    before = Timeline.of(course, as_of, series_length=schedule.count)
     booked = attrs.evolve(course, sessions=(*course.sessions, proposed))
     timeline = Timeline.of(booked, as_of, series_length=schedule.count)
     # A booking is a planned session, even on today's date: what is due at the session
@@ -386,15 +829,61 @@ def check_booking(
     )
     report = _evaluate_timeline(timeline, protocol)
     findings = [f for f in report.findings if name in f.sessions]
+    placed = next(t for t in timeline.sessions if t.id == name)
     if proposed.kind is Kind.INDUCTION:
-        was = _forecast(before, schedule, protocol)
-        now = _forecast(timeline, schedule, protocol)
+        at = dt.time(9) if calendar is None else calendar.at
+        was = _forecast(before, schedule, protocol, at)
+        now = _forecast(timeline, schedule, protocol, at)
         if was.status is not SeriesStatus.CANNOT_COMPLETE and (
             now.status is SeriesStatus.CANNOT_COMPLETE
         ):
-            placed = next(t for t in timeline.sessions if t.id == proposed.id)
             findings.append(_completion_finding(placed, was, now, schedule))
+    if calendar is not None:
+        why = calendar.closure(placed.date)
+        if why is not None:
+            findings.insert(0, _closed_finding(name, placed.label, placed.date, why))
     return attrs.evolve(report, findings=tuple(findings))
+
+
+def _meeting_booking(
+    course: Course,
+    proposed: Integration,
+    as_of: dt.datetime | dt.date,
+    protocol: Protocol,
+    schedule: _Schedule,
+    calendar: ClinicCalendar | None,
+) -> Report:
+    taken = {m.id for m in course.integrations}
+    if proposed.id is None:
+        proposed = attrs.evolve(proposed, id=_fresh(taken))
+    elif proposed.id in taken:
+        raise InputError(_duplicate(proposed.id, "an integration meeting"))
+    name = proposed.id
+    assert name is not None
+    before = _evaluate_timeline(Timeline.of(course, as_of, series_length=schedule.count), protocol)
+    booked = attrs.evolve(course, integrations=(*course.integrations, proposed))
+    report = _evaluate_timeline(Timeline.of(booked, as_of, series_length=schedule.count), protocol)
+    old = set(before.findings)
+    findings = [f for f in report.findings if f not in old]
+    if calendar is not None:
+        local = course.local(proposed.start)
+        why = calendar.closure(local.date())
+        if why is not None:
+            label = f"integration meeting {shown_id(name)} ({_time.format_local(local)})"
+            findings.insert(0, _closed_finding(name, label, local.date(), why))
+    return attrs.evolve(report, findings=tuple(findings))
+
+
+def _closed_finding(name: str, label: str, day: dt.date, why: str) -> Finding:
+    return Finding(
+        CLINIC_CALENDAR,
+        Severity.ERROR,
+        (name,),
+        f"{label} is on a day the clinic is closed: {why}",
+        "an open day",
+        day.isoformat(),
+        help=Help(f"{_report.DOCS_URL}scheduling/#booking-check"),
+    )
 
 
 def _as_planned(timed: TimedSession, session_id: str) -> TimedSession:

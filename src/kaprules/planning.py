@@ -1,19 +1,21 @@
 """Plans: the rest of a series proposed on the days a clinic is open, and calendar export.
 
-[`plan`][kaprules.plan] places each remaining session on the earliest open day the
-protocol allows, from the day after ``as_of``. Earliest-first placement is optimal for
-rules made of a minimum gap and a deadline: if any placement on open days completes the
-series, this one does, and each of its sessions is on or before the same session of any
-other placement (the argument is on the scheduling page of the docs).
+[`plan`][kaprules.plan] proposes the earliest feasible completion of a series in date
+order, with the whole protocol, on the days the clinic is open: the same search as
+[`forecast`][kaprules.forecast]'s bookable days (kaprules.forecasting's `_Search`). For
+rules made of a minimum gap and a deadline it is earliest-first placement, which is
+optimal: if any placement on open days completes the series, this one does, and each of
+its sessions is on or before the same session of any other placement (the argument is on
+the scheduling page of the docs).
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import enum
 import hashlib
-from typing import Any
+import itertools
+from typing import Any, Literal
 
 import attrs
 
@@ -21,15 +23,16 @@ from kaprules import _time
 from kaprules._version import __version__
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem
-from kaprules.forecasting import Forecast, _forecast, _Schedule, _timeline
-from kaprules.model import Course, Kind, Session
+from kaprules.forecasting import HORIZON_DAYS, Forecast, _Schedule, _Search, _timeline
+from kaprules.model import Course, Integration, Kind, Session
 from kaprules.protocol import STANDARD, Protocol
 
-__all__ = ["HORIZON_DAYS", "Plan", "PlanStatus", "PlannedSession", "plan"]
+__all__ = ["HORIZON_DAYS", "INTEGRATION", "Plan", "PlanStatus", "PlannedSession", "plan"]
 
-HORIZON_DAYS = 366
-"""How far ahead of ``as_of`` the planner looks for the first day of a new series, or for a
-booster's open day: 366 days."""
+INTEGRATION: Literal["integration"] = "integration"
+"""The kind of a proposed integration meeting (`PlannedSession.kind`)."""
+
+_DAY = dt.timedelta(days=1)
 
 
 class PlanStatus(enum.StrEnum):
@@ -53,22 +56,41 @@ class PlannedSession:
     """A session the planner proposes.
 
     Attributes:
-        id: An id not used by the course: ``planned-1``, ``planned-2``, ...
-        kind: ``induction`` or ``booster``.
-        number: Its place in the induction series (1-based), or among the course's
-            boosters.
+        id: An id not used by the course: ``planned-1``, ``planned-2``, ... for
+            sessions, ``integration-1``, ... for integration meetings.
+        kind: ``induction``, ``booster`` or ``"integration"`` (`INTEGRATION`, an
+            integration meeting).
+        number: Its place in the induction series (1-based), among the course's
+            boosters, or among the proposed meetings.
         start: Its start, an aware datetime in the course timezone at the calendar's time.
     """
 
     id: str
-    kind: Kind
+    kind: Kind | Literal["integration"]
     number: int
     start: dt.datetime
 
     @property
     def session(self) -> Session:
-        """The proposed session as a `Session`, with nothing recorded yet."""
-        return Session(self.start, self.kind, self.id)
+        """The proposed session as a `Session`, with nothing recorded yet.
+
+        Raises:
+            ValueError: This is an integration meeting; see `meeting`.
+        """
+        if self.kind == INTEGRATION:
+            raise ValueError(f"{self.id} is an integration meeting, not a session")
+        return Session(self.start, Kind(self.kind), self.id)
+
+    @property
+    def meeting(self) -> Integration:
+        """The proposed integration meeting as an `Integration`.
+
+        Raises:
+            ValueError: This is a session; see `session`.
+        """
+        if self.kind != INTEGRATION:
+            raise ValueError(f"{self.id} is a session, not an integration meeting")
+        return Integration(self.start, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         """This session as plain data for JSON.
@@ -79,7 +101,7 @@ class PlannedSession:
         """
         return {
             "id": self.id,
-            "kind": self.kind.value,
+            "kind": str(self.kind),
             "number": self.number,
             "start": self.start.isoformat(),
         }
@@ -116,9 +138,17 @@ class Plan:
 
     @property
     def planned_course(self) -> Course:
-        """The course with the proposed sessions added, to check or store."""
+        """The course with the proposed sessions and meetings added, to check or store."""
         return attrs.evolve(
-            self.course, sessions=(*self.course.sessions, *(p.session for p in self.sessions))
+            self.course,
+            sessions=(
+                *self.course.sessions,
+                *(p.session for p in self.sessions if p.kind != INTEGRATION),
+            ),
+            integrations=(
+                *self.course.integrations,
+                *(p.meeting for p in self.sessions if p.kind == INTEGRATION),
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +207,7 @@ class Plan:
         anchor = _anchor(self.course, self.sessions)
         for s in self.sessions:
             event = icalendar.Event()
-            uid = hashlib.sha256(f"{anchor}|{s.kind.value}|{s.number}".encode()).hexdigest()
+            uid = hashlib.sha256(f"{anchor}|{s.kind}|{s.number}".encode()).hexdigest()
             event.add("uid", f"{uid[:32]}@kaprules")
             event.add("dtstamp", stamp)
             event.add("dtstart", s.start)
@@ -214,6 +244,8 @@ def _iso(value: dt.date | None) -> str | None:
 def _summary(session: PlannedSession, count: int) -> str:
     if session.kind is Kind.INDUCTION:
         return f"KAP induction session {session.number} of {count}"
+    if session.kind == INTEGRATION:
+        return f"KAP integration meeting {session.number}"
     return f"KAP booster session {session.number}"
 
 
@@ -244,35 +276,6 @@ def _anchor(course: Course, proposed: tuple[PlannedSession, ...]) -> str:
     return f"{course.timezone}||{start.isoformat() if start else ''}"
 
 
-class _OpenDays:
-    """The open days of a calendar between two dates, for quick earliest-open lookups."""
-
-    def __init__(self, calendar: ClinicCalendar, first: dt.date, last: dt.date) -> None:
-        days = (last - first).days + 1
-        self.days = [
-            d
-            for d in (first + dt.timedelta(days=k) for k in range(max(days, 0)))
-            if calendar.is_open(d)
-        ]
-
-    def on_or_after(self, date: dt.date) -> dt.date | None:
-        index = bisect.bisect_left(self.days, date)
-        return self.days[index] if index < len(self.days) else None
-
-    def chain(self, start: dt.date, count: int, gap: int, closes: dt.date) -> list[dt.date]:
-        """Up to ``count`` open days, each the earliest ``gap`` days after the one before."""
-        placed: list[dt.date] = []
-        at = start
-        step = dt.timedelta(days=gap)
-        for _ in range(count):
-            day = self.on_or_after(at)
-            if day is None or day > closes:
-                break
-            placed.append(day)
-            at = day + step
-        return placed
-
-
 def plan(
     course: Course,
     as_of: dt.datetime | dt.date,
@@ -281,18 +284,24 @@ def plan(
 ) -> Plan:
     """Propose the rest of a course's series on the days the clinic is open.
 
-    Proposed sessions start strictly after the local date of ``as_of``, on open days of
-    ``calendar``, at its time, as planned sessions in the course timezone. With N, W, g, M
-    as for [`forecast`][kaprules.forecast] and n the course's induction sessions:
+    The plan is the earliest feasible completion in date order with the whole protocol:
+    its first induction session is on the forecast's ``bookable_from`` for the same
+    course, calendar, protocol and ``as_of``, and each later one on the earliest day that
+    is open, starts after ``as_of``, is accepted by [`check_booking`][kaprules.check_booking]
+    given the sessions proposed before it, and leaves the rest completable. No other
+    completion is earlier day by day. With N, W, g, M as for
+    [`forecast`][kaprules.forecast] and n the course's induction sessions:
 
-    - n = 0: the full series. Its first day is the earliest open day (from the next day
-      on, and at least ``last + g`` when the course has a session) from which placing
-      each session on the earliest open day at least g days after the one before fits all
-      N in its W-day window. First days up to 366 days ahead are tried.
-    - 0 < n < N: the remaining N - n sessions, each on the earliest open day at least g
-      days after the session before it, all on or before the window's last day.
-    - n >= N: one booster, on the earliest open day on or after the forecast's earliest
-      booster date (and after ``as_of``), when the forecast has a booster.
+    - n = 0: the full series, from the first bookable day within 366 days.
+    - 0 < n < N: the remaining N - n sessions, all within the window.
+    - n >= N: one booster on its first bookable day, when the forecast has a booster.
+    - With an `IntegrationFollowup` rule, the integration meetings the complete (or
+      completed by the plan) series still needs, on the first open days after its last
+      induction session and by the rule's deadline (kind ``integration``).
+
+    For protocols made of kaprules' own scheduling rules this is the greedy placement,
+    each session on the earliest open day the gap allows, which is optimal; with rules of
+    your own it is a depth-first search the closed forms prune (see the scheduling page).
 
     When the remaining sessions cannot all fit, nothing is proposed: the status is
     ``cannot-complete`` and the reason names the window's last day and how many sessions
@@ -300,7 +309,8 @@ def plan(
 
     Args:
         course: The course.
-        as_of: The moment of planning, read as `evaluate` reads it.
+        as_of: The moment of planning, read as `evaluate` reads it (a plain date: that
+            day is over; an aware datetime: a session later that day may be proposed).
         calendar: The clinic's calendar; Monday to Friday at 09:00 by default.
         protocol: The protocol (kap-standard v1 by default).
 
@@ -309,7 +319,7 @@ def plan(
 
     Raises:
         InputError: ``course``, ``as_of`` or ``calendar`` is unusable.
-        ProtocolError: The protocol has no ``session-count`` or ``treatment-window`` rule.
+        ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
     schedule = _Schedule.of(protocol)
     timeline = _timeline(course, as_of, schedule.count)
@@ -319,98 +329,125 @@ def plan(
         raise InputError(
             Problem("calendar", f"must be a ClinicCalendar, got {type(calendar).__name__}", "type")
         )
-    forecast = _forecast(timeline, schedule, protocol)
-    today = forecast.today
-    tomorrow = today + dt.timedelta(days=1)
-    n = forecast.inductions
-    last = timeline.sessions[-1].date if timeline.sessions else None
-    gap = dt.timedelta(days=schedule.gap)
-    lower = tomorrow if last is None else max(tomorrow, last + gap)
-    window = dt.timedelta(days=schedule.window - 1)
-    horizon = today + dt.timedelta(days=HORIZON_DAYS)
+    search = _Search(timeline, schedule, protocol, calendar)
+    forecast = search.forecast()
+    steps = _Steps(search, forecast, calendar)
+    if search.n == 0:
+        return steps.new_series()
+    if search.n < schedule.count:
+        return steps.rest_of_series()
+    return steps.booster()
+
+
+class _Steps:
+    """The steps of a plan, over one search: a new series, the rest of one, a booster."""
+
+    def __init__(self, search: _Search, forecast: Forecast, calendar: ClinicCalendar) -> None:
+        self.search = search
+        self.forecast = forecast
+        self.calendar = calendar
+        self.schedule = search.schedule
+        self.course = search.course
+        self.window = dt.timedelta(days=search.schedule.window - 1)
 
     def result(
+        self,
         status: PlanStatus,
-        days: list[dt.date],
-        kind: Kind,
-        first_number: int,
+        sessions: tuple[PlannedSession, ...],
         reason: str,
         opens: dt.date | None,
         unplaced: int = 0,
     ) -> Plan:
-        taken = {s.id for s in course.sessions}
-        ids = (f"planned-{k}" for k in range(1, len(taken) + len(days) + 2))
-        free = [i for i in ids if i not in taken][: len(days)]
-        sessions = tuple(
-            PlannedSession(
-                free[k], kind, first_number + k, _time.at_local(d, calendar.at, course.zone)
-            )
-            for k, d in enumerate(days)
+        closes = None if opens is None else opens + self.window
+        return Plan(
+            status,
+            sessions,
+            reason,
+            opens,
+            closes,
+            unplaced,
+            self.forecast,
+            self.calendar,
+            self.course,
         )
-        closes = None if opens is None else opens + window
-        return Plan(status, sessions, reason, opens, closes, unplaced, forecast, calendar, course)
 
-    count = schedule.count
-    if n == 0:
-        days_open = _OpenDays(calendar, lower, horizon + window)
-        first_try: tuple[dt.date, int] | None = None
-        for start in days_open.days:
-            if start > horizon:
-                break
-            days = days_open.chain(start, count, schedule.gap, start + window)
-            if len(days) == count:
-                return result(
-                    PlanStatus.PLANNED,
-                    days,
-                    Kind.INDUCTION,
-                    1,
-                    f"{count} induction sessions proposed from {start.isoformat()} to "
-                    f"{days[-1].isoformat()}, in the {schedule.window}-day window that closes "
-                    f"on {(start + window).isoformat()}",
-                    start,
-                )
-            if first_try is None:
-                first_try = (start, count - len(days))
-        if first_try is None:
-            return result(
+    def inductions(self, days: list[dt.date], first_number: int) -> tuple[PlannedSession, ...]:
+        ids = self.search.ids
+        return tuple(
+            PlannedSession(ids[k], Kind.INDUCTION, first_number + k, self.start(day))
+            for k, day in enumerate(days)
+        )
+
+    def start(self, day: dt.date) -> dt.datetime:
+        return _time.at_local(day, self.calendar.at, self.course.zone)
+
+    def series(self) -> list[dt.date] | None:
+        """The earliest completion from the forecast's first bookable day, or None."""
+        upcoming = self.forecast.next
+        if upcoming is None or upcoming.kind is not Kind.INDUCTION:
+            return None
+        return self.search.completion(upcoming.bookable_from)
+
+    def new_series(self) -> Plan:
+        search, count = self.search, self.schedule.count
+        days = self.series()
+        lower = search.start()
+        if days is not None:
+            start = days[0]
+            planned = self.inductions(days, 1)
+            reason = (
+                f"{count} induction sessions proposed from {start.isoformat()} to "
+                f"{days[-1].isoformat()}, in the {self.schedule.window}-day window that "
+                f"closes on {(start + self.window).isoformat()}"
+            )
+            return self.with_meetings(planned, reason, start)
+        first = next(search.open_days(lower, search.horizon), None)
+        if first is None:
+            return self.result(
                 PlanStatus.CANNOT_COMPLETE,
-                [],
-                Kind.INDUCTION,
-                1,
+                (),
                 f"the calendar has no open day from {lower.isoformat()} to "
-                f"{horizon.isoformat()} on which the series could start",
+                f"{search.horizon.isoformat()} on which the series could start",
                 None,
                 count,
             )
-        start, missing = first_try
-        return result(
+        placed = len(search.chain(None, 0, first, count, window_only=True))
+        missing = count - placed if placed < count else count
+        why = (
+            f"with {missing} of {count} sessions not fitting"
+            if placed < count
+            else "and the protocol's own rules leave no way to complete it"
+        )
+        return self.result(
             PlanStatus.CANNOT_COMPLETE,
-            [],
-            Kind.INDUCTION,
-            1,
-            f"no first day up to {horizon.isoformat()} fits all {count} induction sessions in "
-            f"a {schedule.window}-day window on open days; from the first open day, "
-            f"{start.isoformat()}, the window would close on {(start + window).isoformat()} "
-            f"with {missing} of {count} sessions not fitting",
-            start,
+            (),
+            f"no first day up to {search.horizon.isoformat()} fits all {count} induction "
+            f"sessions in a {self.schedule.window}-day window on open days; from the first "
+            f"open day, {first.isoformat()}, the window would close on "
+            f"{(first + self.window).isoformat()} {why}",
+            first,
             missing,
         )
-    if n < count:
-        first = timeline.inductions[0].date
-        closes = first + window
+
+    def rest_of_series(self) -> Plan:
+        search = self.search
+        n, count = search.n, self.schedule.count
+        first = search.first
+        assert first is not None
+        closes = first + self.window
         remaining = count - n
-        days = _OpenDays(calendar, lower, closes).chain(lower, remaining, schedule.gap, closes)
-        if len(days) < remaining:
-            missing = remaining - len(days)
-            return result(
+        days = self.series()
+        if days is None:
+            lower = search.start()
+            placed = len(search.chain(first, n, lower, remaining, window_only=True))
+            missing = remaining - placed if placed < remaining else remaining
+            how = "on open days" if placed < remaining else "under the protocol's own rules"
+            return self.result(
                 PlanStatus.CANNOT_COMPLETE,
-                [],
-                Kind.INDUCTION,
-                n + 1,
-                f"the series' {schedule.window}-day window closes on {closes.isoformat()}: "
-                f"{missing} of the remaining {_count(remaining)} "
-                f"{'does' if missing == 1 else 'do'} not fit on open days from "
-                f"{lower.isoformat()}",
+                (),
+                f"the series' {self.schedule.window}-day window closes on "
+                f"{closes.isoformat()}: {missing} of the remaining {_count(remaining)} "
+                f"{'does' if missing == 1 else 'do'} not fit {how} from {lower.isoformat()}",
                 first,
                 missing,
             )
@@ -419,46 +456,80 @@ def plan(
             if remaining == 1
             else f"from {days[0].isoformat()} to {days[-1].isoformat()}"
         )
-        return result(
-            PlanStatus.PLANNED,
-            days,
-            Kind.INDUCTION,
-            n + 1,
+        reason = (
             f"the remaining {_count(remaining)} {'is' if remaining == 1 else 'are'} "
-            f"proposed {when}, in the window that closes on {closes.isoformat()}",
-            first,
+            f"proposed {when}, in the window that closes on {closes.isoformat()}"
         )
-    first = timeline.inductions[0].date
-    upcoming = forecast.next
-    if upcoming is None:
-        return result(
-            PlanStatus.COMPLETE,
-            [],
-            Kind.BOOSTER,
-            1,
-            "the induction series is complete and the protocol has no booster to come",
-            first,
+        return self.with_meetings(self.inductions(days, n + 1), reason, first)
+
+    def booster(self) -> Plan:
+        search, schedule = self.search, self.schedule
+        first = search.first
+        upcoming = self.forecast.next
+        boosters = sum(1 for t in search.timeline.sessions if t.kind is Kind.BOOSTER)
+        planned: tuple[PlannedSession, ...] = ()
+        if upcoming is not None:
+            day = upcoming.bookable_from
+            planned = (PlannedSession(search.ids[0], Kind.BOOSTER, boosters + 1, self.start(day)),)
+            reason = (
+                f"booster proposed on {day.isoformat()}, the first bookable day on or after "
+                f"{max(search.start(), upcoming.earliest).isoformat()}"
+            )
+        elif schedule.months is None or search.n < schedule.min_induction:
+            reason = "the induction series is complete and the protocol has no booster to come"
+        else:
+            assert search.last is not None
+            start = max(search.start(), _time.add_months(search.last, schedule.months))
+            end = start + dt.timedelta(days=HORIZON_DAYS)
+            reason = (
+                f"the induction series is complete; the calendar has no bookable day from "
+                f"{start.isoformat()} to {end.isoformat()} for the booster"
+            )
+        return self.with_meetings(planned, reason, first)
+
+    def with_meetings(
+        self, planned: tuple[PlannedSession, ...], reason: str, opens: dt.date | None
+    ) -> Plan:
+        """The plan with the integration meetings the (completed) series still needs."""
+        meetings, note = self.meetings(planned)
+        sessions = tuple(sorted((*planned, *meetings), key=lambda p: p.start))
+        status = PlanStatus.PLANNED if sessions else PlanStatus.COMPLETE
+        return self.result(status, sessions, reason + note, opens)
+
+    def meetings(self, planned: tuple[PlannedSession, ...]) -> tuple[list[PlannedSession], str]:
+        rule = self.schedule.followup
+        search = self.search
+        series = [t.date for t in search.timeline.inductions] + [
+            p.start.date() for p in planned if p.kind is Kind.INDUCTION
+        ]
+        if rule is None or len(series) < self.schedule.count:
+            return [], ""
+        last = series[-1]
+        by = last + dt.timedelta(days=rule.within_days)
+        held = sum(1 for m in search.timeline.integrations if last < m.date <= by)
+        needed = rule.min_meetings - held
+        if needed <= 0:
+            return [], ""
+        booked = attrs.evolve(
+            self.course,
+            sessions=(*self.course.sessions, *(p.session for p in planned)),
         )
-    boosters = sum(1 for t in timeline.sessions if t.kind is Kind.BOOSTER)
-    start = max(tomorrow, upcoming.earliest)
-    end = start + dt.timedelta(days=HORIZON_DAYS)
-    day = _OpenDays(calendar, start, end).on_or_after(start)
-    if day is None:
-        return result(
-            PlanStatus.COMPLETE,
-            [],
-            Kind.BOOSTER,
-            boosters + 1,
-            f"the induction series is complete; the calendar has no open day from "
-            f"{start.isoformat()} to {end.isoformat()} for the booster",
-            first,
-        )
-    return result(
-        PlanStatus.PLANNED,
-        [day],
-        Kind.BOOSTER,
-        boosters + 1,
-        f"booster proposed on {day.isoformat()}, the first open day on or after "
-        f"{start.isoformat()}",
-        first,
-    )
+        taken = {m.id for m in self.course.integrations}
+        ids = (f"integration-{k}" for k in itertools.count(1))
+        found: list[PlannedSession] = []
+        for day in search.open_days(max(search.lower, last + _DAY), by):
+            if len(found) == needed:
+                break
+            meeting_id = next(i for i in ids if i not in taken)
+            proposed = PlannedSession(meeting_id, INTEGRATION, len(found) + 1, self.start(day))
+            if search.accepts_meeting(booked, [p.meeting for p in found], proposed.meeting):
+                found.append(proposed)
+        word = "meeting" if needed == 1 else "meetings"
+        if len(found) == needed:
+            note = f"; {needed} integration {word} proposed by {by.isoformat()}"
+        else:
+            note = (
+                f"; only {len(found)} of the {needed} integration {word} needed by "
+                f"{by.isoformat()} fit on open days"
+            )
+        return found, note

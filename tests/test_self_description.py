@@ -400,3 +400,29 @@ def test_the_finding_order_of_a_test_module_rule_ignores_input_order() -> None:
         )
         reports.add(json.dumps(kaprules.evaluate(course, SPACED).to_dict()["findings"]))
     assert len(reports) == 1
+
+
+def test_a_test_module_rule_is_honoured_by_scheduling() -> None:
+    # The transfer: Tue/Thu/Sat so far, a Mon/Wed/Fri clinic, at most 3 in 7 days.
+    tight = STANDARD.replace(AtMostInDays(sessions=3, days=7), id="tight", version="1")
+    held = [
+        kaprules.Session(
+            dt.datetime(2026, 12, d, 9, tzinfo=dt.UTC),
+            id=f"s{n}",
+            last_food=dt.datetime(2026, 12, d, 1, tzinfo=dt.UTC),
+            escort="x",
+        )
+        for n, d in enumerate((1, 3, 5), start=1)
+    ]
+    course = kaprules.Course("UTC", held)
+    calendar = kaprules.ClinicCalendar(weekdays=("mon", "wed", "fri"))
+    today = dt.date(2026, 12, 6)
+    proposal = kaprules.plan(course, today, calendar, tight)
+    assert [s.start.date().day for s in proposal.sessions] == [9, 11, 14]  # not Dec 7
+    assert kaprules.evaluate(proposal.planned_course, tight, as_of=today).ok
+    upcoming = kaprules.forecast(course, today, tight, calendar).next
+    assert upcoming is not None
+    assert upcoming.bookable_from == dt.date(2026, 12, 9)
+    dec7 = kaprules.Session(dt.datetime(2026, 12, 7, 9, tzinfo=dt.UTC), id="p")
+    report = kaprules.check_booking(course, dec7, today, tight, calendar)
+    assert [f.rule for f in report.findings] == ["at-most-in-days"]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from kaprules.auditing import Audit, AuditSummary, CourseResult, audit
     from kaprules.clinic_calendar import ClinicCalendar, Closure
     from kaprules.errors import InputError, KapRulesError, PathItem, Problem, ProtocolError
+    from kaprules.evaluation import evaluate
     from kaprules.explanation import explain
     from kaprules.forecasting import (
         Forecast,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
         STANDARD_V2,
         Protocol,
         builtin_protocols,
-        evaluate,
         get_protocol,
         kap_protocol,
     )
@@ -106,6 +106,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Problem",
         "ProtocolError",
     ),
+    "evaluation": ("evaluate",),
     "explanation": ("explain",),
     "forecasting": (
         "Forecast",
@@ -147,7 +148,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "STANDARD_V2",
         "Protocol",
         "builtin_protocols",
-        "evaluate",
         "get_protocol",
         "kap_protocol",
     ),

@@ -24,9 +24,10 @@ import attrs
 
 from kaprules._version import __version__
 from kaprules.errors import InputError, echo, shown_id
+from kaprules.evaluation import check_protocol, evaluate, findings_of
 from kaprules.loading import _course, parse_course
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, Protocol, _check_protocol, _findings, evaluate
+from kaprules.protocol import STANDARD, Protocol
 from kaprules.timeline import Timeline
 
 __all__ = [
@@ -292,7 +293,7 @@ def audit(
         InputError: ``protocol``, ``as_of``, ``jobs`` or ``sample`` is unusable (a bad
             record is a rejected result, never an exception).
     """
-    _check_protocol(protocol)
+    check_protocol(protocol)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
         raise InputError("jobs: must be a whole number from 1 to 256")
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
@@ -352,7 +353,7 @@ def _fields(item: _Item, protocol: Protocol, as_of: dt.datetime | dt.date | None
         return (line, source, None, 0, (), _reason(exc))
     # evaluate() without its argument checks, made once by audit(), and without a Report.
     timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
-    found = _findings(timeline, protocol)
+    found = findings_of(timeline, protocol)
     findings = tuple(f.to_dict() for f in found) if found else ()
     return (line, source, course.id, len(course.sessions), findings, None)
 

@@ -28,6 +28,7 @@ from kaprules import _time
 from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
+from kaprules.evaluation import evaluate
 from kaprules.loading import (
     DATETIME_PATTERN,
     load_calendar,
@@ -36,7 +37,7 @@ from kaprules.loading import (
     resolve_protocol,
 )
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, Protocol, evaluate
+from kaprules.protocol import STANDARD, Protocol
 from kaprules.report import Finding, Report, Severity
 from kaprules.timeline import Timeline
 

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 import attrs
 
 from kaprules import _time
+from kaprules.evaluation import evaluate
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, Protocol, evaluate
+from kaprules.protocol import STANDARD, Protocol
 from kaprules.report import Report, Severity
 from kaprules.rules import Rule, cited_source, parameters_of, rationale_of
 

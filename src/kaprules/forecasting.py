@@ -28,13 +28,11 @@ from kaprules import report as _report
 from kaprules._version import __version__
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem, ProtocolError, echo, shown_id
+from kaprules.evaluation import check_course, check_protocol, evaluate_timeline
 from kaprules.model import Course, Integration, Kind, Session
 from kaprules.protocol import (
     STANDARD,
     Protocol,
-    _check_course,
-    _check_protocol,
-    _evaluate_timeline,
 )
 from kaprules.report import Finding, Help, Report, Severity
 from kaprules.rules import (
@@ -246,7 +244,7 @@ class _Schedule:
     @classmethod
     def of(cls, protocol: Protocol) -> _Schedule:
         """Read N, W, g, M and K from ``protocol``'s rules, by rule class."""
-        _check_protocol(protocol)
+        check_protocol(protocol)
         rules = protocol.rules
         counts = [r for r in rules if isinstance(r, SessionCount)]
         windows = [r for r in rules if isinstance(r, TreatmentWindow)]
@@ -296,7 +294,7 @@ def _missing(protocol: Protocol, cls: type[BaseRule], name: str) -> ProtocolErro
 
 
 def _timeline(course: Course, as_of: dt.datetime | dt.date, schedule_length: int) -> Timeline:
-    _check_course(course)
+    check_course(course)
     if as_of is None:
         raise InputError(
             "as_of: a forecast needs the moment it is made: a local date or an aware datetime"
@@ -827,7 +825,7 @@ def _booking(
         sessions=tuple(_as_planned(t, name) for t in timeline.sessions),
         inductions=tuple(_as_planned(t, name) for t in timeline.inductions),
     )
-    report = _evaluate_timeline(timeline, protocol)
+    report = evaluate_timeline(timeline, protocol)
     findings = [f for f in report.findings if name in f.sessions]
     placed = next(t for t in timeline.sessions if t.id == name)
     if proposed.kind is Kind.INDUCTION:
@@ -860,9 +858,9 @@ def _meeting_booking(
         raise InputError(_duplicate(proposed.id, "an integration meeting"))
     name = proposed.id
     assert name is not None
-    before = _evaluate_timeline(Timeline.of(course, as_of, series_length=schedule.count), protocol)
+    before = evaluate_timeline(Timeline.of(course, as_of, series_length=schedule.count), protocol)
     booked = attrs.evolve(course, integrations=(*course.integrations, proposed))
-    report = _evaluate_timeline(Timeline.of(booked, as_of, series_length=schedule.count), protocol)
+    report = evaluate_timeline(Timeline.of(booked, as_of, series_length=schedule.count), protocol)
     old = set(before.findings)
     findings = [f for f in report.findings if f not in old]
     if calendar is not None:

@@ -22,10 +22,7 @@ from typing import Any, Literal
 import attrs
 
 from kaprules import plugins
-from kaprules._version import __version__
 from kaprules.errors import (
-    InputError,
-    KapRulesError,
     Problem,
     ProtocolError,
     did_you_mean,
@@ -35,7 +32,7 @@ from kaprules.errors import (
     unknown_field,
 )
 from kaprules.model import Course, JSONValue
-from kaprules.report import Finding, Report, Severity, as_severity
+from kaprules.report import Report, Severity, as_severity
 from kaprules.rules import (
     BUILTIN_RULES,
     FOUNDING_DOCUMENT,
@@ -57,14 +54,12 @@ from kaprules.rules import (
     TreatmentWindow,
     parameters_of,
 )
-from kaprules.timeline import Timeline
 
 __all__ = [
     "STANDARD",
     "STANDARD_V2",
     "Protocol",
     "builtin_protocols",
-    "evaluate",
     "get_protocol",
     "kap_protocol",
 ]
@@ -487,6 +482,8 @@ class Protocol:
 
     def evaluate(self, course: Course, *, as_of: dt.datetime | dt.date | None = None) -> Report:
         """Evaluate this protocol on a course; see [`evaluate`][kaprules.evaluate]."""
+        from kaprules.evaluation import evaluate  # evaluation builds on protocols
+
         return evaluate(course, self, as_of=as_of)
 
     def to_dict(self) -> dict[str, Any]:
@@ -1187,103 +1184,3 @@ def kap_protocol(
     return Protocol(
         id, version, rules, title=title, status=status, effective=effective, citation=citation
     )
-
-
-def evaluate(
-    course: Course,
-    protocol: Protocol = STANDARD,
-    *,
-    as_of: dt.datetime | dt.date | None = None,
-) -> Report:
-    """Evaluate every rule of ``protocol`` on ``course`` and collect all findings.
-
-    Args:
-        course: The course.
-        protocol: The protocol; kap-standard v1 by default.
-        as_of: None to treat the record as final (nothing is planned). Otherwise the
-            moment of evaluation: an aware datetime (sessions starting after it are
-            planned) or a date, read as a local date in the course timezone (sessions on
-            later dates are planned).
-
-    Returns:
-        The report, with findings in a deterministic order.
-
-    Raises:
-        InputError: ``course`` is not a Course, or ``as_of`` is naive or of a wrong type.
-    """
-    _check_course(course)
-    _check_protocol(protocol)
-    timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
-    return _evaluate_timeline(timeline, protocol)
-
-
-def _check_course(course: object) -> None:
-    # The arguments' check of evaluate, shared by the scheduling functions.
-    if not isinstance(course, Course):
-        raise InputError(
-            f"course: must be a Course, got {type(course).__name__}; read JSON with "
-            "kaprules.parse_course or kaprules.load_course"
-        )
-
-
-def _check_protocol(protocol: object) -> None:
-    if not isinstance(protocol, Protocol):
-        raise InputError(f"protocol: must be a Protocol, got {type(protocol).__name__}")
-
-
-def _evaluate_timeline(timeline: Timeline, protocol: Protocol) -> Report:
-    """Evaluate ``protocol`` on a course already placed on a timeline.
-
-    The booking check uses it to evaluate a timeline whose proposed session is planned.
-    """
-    return Report(
-        protocol.id,
-        protocol.version,
-        _findings(timeline, protocol),
-        None if timeline.as_of is None else timeline.as_of.isoformat(),
-        __version__,
-        protocol.derived_from,
-    )
-
-
-def _findings(timeline: Timeline, protocol: Protocol) -> tuple[Finding, ...]:
-    """Every finding of ``protocol``'s rules on ``timeline``, in report order."""
-    found: list[tuple[int, Finding]] = []
-    for index, rule in enumerate(protocol.rules):
-        try:
-            for finding in rule(timeline):
-                if type(finding) is not Finding and not isinstance(finding, Finding):
-                    raise _Misbehaved(f"yielded a {type(finding).__name__}, not a Finding")
-                found.append((index, finding))
-        except KapRulesError:
-            raise
-        except Exception as exc:  # a user's rule may raise anything: name it and the course
-            raise ProtocolError(
-                Problem(
-                    ("rules", index),
-                    f"rule {echo(rule.id)} ({type(rule).__name__}) failed on "
-                    f"{_course_name(timeline.course)}: "
-                    + (str(exc) if isinstance(exc, _Misbehaved) else type(exc).__name__),
-                    "rule-failed",
-                )
-            ) from None
-    if len(found) > 1:
-        position = {t.id: t.position for t in timeline.sessions}
-
-        def order(item: tuple[int, Finding]) -> tuple[Any, ...]:
-            index, f = item
-            places = tuple(position.get(s, -1) for s in f.sessions)
-            return (places[:1] or (-1,), index, places, f.message)
-
-        found.sort(key=order)
-    return tuple(f for _, f in found)
-
-
-class _Misbehaved(Exception):
-    """A rule returned something that is not a finding."""
-
-
-def _course_name(course: Course) -> str:
-    # By id and size only: never patient or escort text.
-    named = f"course {shown_id(course.id)}" if course.id is not None else "a course"
-    return f"{named} of {len(course.sessions)} sessions"

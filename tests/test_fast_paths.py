@@ -21,7 +21,7 @@ import kaprules
 from kaprules import Course, InputError, auditing, loading
 from kaprules.auditing import read_records
 from kaprules.cli import _write_findings
-from kaprules.loading import _SLOW, _course, _fast_json, _stdlib_json
+from kaprules.loading import _SLOW, _fast_json, _stdlib_json, course_from_data
 from kaprules.strategies import compliant_courses, courses
 
 from helpers import write_lines
@@ -150,7 +150,7 @@ def test_the_fast_path_builds_what_the_full_path_builds(
     outcomes = []
     for clean in (False, True):
         try:
-            outcomes.append(_full(_course(json.loads(text), clean=clean)))
+            outcomes.append(_full(course_from_data(json.loads(text), clean=clean)))
         except InputError as exc:  # a positional id equal to another session's id
             outcomes.append([str(exc)])
     assert outcomes[0] == outcomes[1]

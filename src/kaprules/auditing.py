@@ -25,7 +25,7 @@ import attrs
 from kaprules._version import __version__
 from kaprules.errors import InputError, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, findings_of
-from kaprules.loading import _course, parse_course
+from kaprules.loading import course_from_data, parse_course
 from kaprules.model import Course
 from kaprules.protocol import STANDARD, Protocol
 from kaprules.timeline import Timeline
@@ -93,7 +93,7 @@ def _course_of(data: object, rejected: str | None) -> Course:
     if isinstance(data, Course):
         return data
     if isinstance(data, dict):
-        return _course(data)
+        return course_from_data(data)
     if isinstance(data, str | bytes):
         return parse_course(data)
     raise InputError(rejected or f"not a course: {type(data).__name__}")
@@ -335,7 +335,7 @@ _Fields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | Non
 _Item = tuple[int, Any, str, str | None]
 
 
-def _result(
+def course_result(
     record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None
 ) -> CourseResult:
     item = (record.line, record.data, record.source, record.rejected)
@@ -629,7 +629,7 @@ def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             # Not JSON Lines (a binary file, a device such as /dev/zero): stop here.
             raise InputError(_too_long(source, number))
-        yield _line_record(number, line, source)
+        yield line_record(number, line, source)
 
 
 # Bytes of JSON Lines read at a time for the workers: about a thousand courses (fewer,
@@ -669,7 +669,7 @@ def _too_long(source: str, number: int) -> str:
     )
 
 
-def _line_record(number: int, line: str | bytes, source: str) -> Record:
+def line_record(number: int, line: str | bytes, source: str) -> Record:
     # Shared with kaprules.dask, whose bags hold str lines.
     return Record(*_line_item(number, line, source))
 
@@ -711,7 +711,7 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
                 if any(cell.strip() for cell in row):
                     yield start, row
 
-        yield from _csv_courses(numbered(), index, source)
+        yield from csv_courses(numbered(), index, source)
     except UnicodeDecodeError:
         raise InputError(f"{shown_id(source, 200)}: the CSV file is not UTF-8 text") from None
     except csv.Error as exc:
@@ -720,7 +720,7 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         text.detach()
 
 
-def _csv_courses(
+def csv_courses(
     rows: Iterable[tuple[int, list[str]]], index: dict[str, int], source: str
 ) -> Iterator[Record]:
     # One record per course of numbered session rows; shared with kaprules.dask. The rows

@@ -23,9 +23,9 @@ from kaprules.auditing import (
     CSV_COLUMNS,
     AuditSummary,
     CourseResult,
-    _csv_courses,
-    _line_record,
-    _result,
+    course_result,
+    csv_courses,
+    line_record,
 )
 from kaprules.protocol import STANDARD, Protocol
 
@@ -99,7 +99,7 @@ def _check_lines(
     lines: Sequence[str], offset: int, protocol: Protocol, as_of: Any, source: str
 ) -> list[CourseResult]:
     return [
-        _result(_line_record(number, line, source), protocol, as_of)
+        course_result(line_record(number, line, source), protocol, as_of)
         for number, line in enumerate(lines, start=offset + 1)
     ]
 
@@ -154,7 +154,7 @@ def _check_rows(
     rows = frame[columns].fillna("").astype(str).itertuples(index=False, name=None)
     # Lines as in the CSV file the frame was read from: the header is line 1.
     numbered = ((number, list(row)) for number, row in enumerate(rows, start=offset + 2))
-    return [_result(r, protocol, as_of) for r in _csv_courses(numbered, index, source)]
+    return [course_result(r, protocol, as_of) for r in csv_courses(numbered, index, source)]
 
 
 def audit_dataframe(

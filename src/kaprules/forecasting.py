@@ -11,7 +11,7 @@ N = `SessionCount` ``count``, W = `TreatmentWindow` ``days``, g = `SessionSpacin
 ``min_days`` (0 without that rule), M = `BoosterInterval` ``months`` and K =
 ``min_induction`` (no booster without that rule). Those closed forms are the fast path;
 for a protocol with rules of its own, or with a clinic calendar, the forecast searches
-the days, checking each booking with the whole protocol (see `_Search`).
+the days, checking each booking with the whole protocol (see `Search`).
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ _BUILTIN_CLASSES = frozenset(BUILTIN_RULES.values())
 
 
 @attrs.frozen
-class _Schedule:
+class Schedule:
     """The protocol parameters scheduling reads, found by rule class; the planner shares them.
 
     ``gap`` is the largest ``min_days`` of the protocol's spacing rules (the closed forms
@@ -242,7 +242,7 @@ class _Schedule:
     followup: IntegrationFollowup | None = None
 
     @classmethod
-    def of(cls, protocol: Protocol) -> _Schedule:
+    def of(cls, protocol: Protocol) -> Schedule:
         """Read N, W, g, M and K from ``protocol``'s rules, by rule class."""
         check_protocol(protocol)
         rules = protocol.rules
@@ -293,7 +293,9 @@ def _missing(protocol: Protocol, cls: type[BaseRule], name: str) -> ProtocolErro
     )
 
 
-def _timeline(course: Course, as_of: dt.datetime | dt.date, schedule_length: int) -> Timeline:
+def scheduling_timeline(
+    course: Course, as_of: dt.datetime | dt.date, schedule_length: int
+) -> Timeline:
     check_course(course)
     if as_of is None:
         raise InputError(
@@ -358,14 +360,14 @@ def forecast(
             range, or ``calendar`` is not a ClinicCalendar.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
-    schedule = _Schedule.of(protocol)
-    timeline = _timeline(course, as_of, schedule.count)
-    search = _Search(timeline, schedule, protocol, _check_calendar(calendar))
+    schedule = Schedule.of(protocol)
+    timeline = scheduling_timeline(course, as_of, schedule.count)
+    search = Search(timeline, schedule, protocol, _check_calendar(calendar))
     return search.forecast()
 
 
 def _forecast(
-    timeline: Timeline, schedule: _Schedule, protocol: Protocol, at: dt.time = dt.time(9)
+    timeline: Timeline, schedule: Schedule, protocol: Protocol, at: dt.time = dt.time(9)
 ) -> Forecast:
     """The closed-form forecast: every day open, a booking limited by N, W, g and M only.
 
@@ -439,7 +441,7 @@ def _first_candidate_day(timeline: Timeline, at: dt.time) -> dt.date:
     return today if start > as_of else tomorrow
 
 
-def _integration_due(timeline: Timeline, schedule: _Schedule) -> IntegrationDue | None:
+def _integration_due(timeline: Timeline, schedule: Schedule) -> IntegrationDue | None:
     rule = schedule.followup
     series = timeline.inductions
     if rule is None or not series or len(series) < schedule.count:
@@ -468,7 +470,7 @@ def _free_ids(taken: set[str], how_many: int) -> list[str]:
     return [i for i in ids if i not in taken][:how_many]
 
 
-class _Search:
+class Search:
     """Bookable days and earliest completions of one course, shared by forecast and plan.
 
     The search is date ordered and depth first: each session of the series is placed on
@@ -484,7 +486,7 @@ class _Search:
     def __init__(
         self,
         timeline: Timeline,
-        schedule: _Schedule,
+        schedule: Schedule,
         protocol: Protocol,
         calendar: ClinicCalendar | None,
     ) -> None:
@@ -767,8 +769,8 @@ def check_booking(
             `forecast`.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
-    schedule = _Schedule.of(protocol)
-    _timeline(course, as_of, schedule.count)
+    schedule = Schedule.of(protocol)
+    scheduling_timeline(course, as_of, schedule.count)
     calendar = _check_calendar(calendar)
     if isinstance(proposed, Integration):
         return _meeting_booking(course, proposed, as_of, protocol, schedule, calendar)
@@ -809,7 +811,7 @@ def _booking(
     proposed: Session,
     as_of: dt.datetime | dt.date,
     protocol: Protocol,
-    schedule: _Schedule,
+    schedule: Schedule,
     calendar: ClinicCalendar | None,
 ) -> Report:
     """The booking check of a session with an id of its own, on a checked course."""
@@ -848,7 +850,7 @@ def _meeting_booking(
     proposed: Integration,
     as_of: dt.datetime | dt.date,
     protocol: Protocol,
-    schedule: _Schedule,
+    schedule: Schedule,
     calendar: ClinicCalendar | None,
 ) -> Report:
     taken = {m.id for m in course.integrations}
@@ -889,7 +891,7 @@ def _as_planned(timed: TimedSession, session_id: str) -> TimedSession:
 
 
 def _completion_finding(
-    placed: TimedSession, was: Forecast, now: Forecast, schedule: _Schedule
+    placed: TimedSession, was: Forecast, now: Forecast, schedule: Schedule
 ) -> Finding:
     rest = schedule.count - now.inductions
     assert now.window_closes is not None

@@ -35,20 +35,20 @@ from kaprules.errors import (
     unknown_field,
 )
 from kaprules.model import (
-    _KIND_OF,
+    KIND_BY_VALUE,
     Course,
     Integration,
     Session,
-    _integration_problems,
-    _session_problems,
-    _timezone_problem,
     freeze_json,
+    integration_problems,
+    session_problems,
+    timezone_problem,
 )
 from kaprules.protocol import (
     Protocol,
-    _given_classes,
     builtin_protocols,
     get_protocol,
+    given_classes,
     protocol_json_schema,
 )
 
@@ -197,7 +197,7 @@ def _fast_session(obj: object, index: int | None) -> Session | None:
     if food is not None and (last_food := _fast_time(food)) is None:
         return None
     kind = obj.get("kind", "induction")
-    if type(kind) is not str or (kind := _KIND_OF.get(kind)) is None:
+    if type(kind) is not str or (kind := KIND_BY_VALUE.get(kind)) is None:
         return None
     if "id" in obj:
         record_id = obj["id"]
@@ -305,7 +305,7 @@ def _fields(
 
 
 def _session_check(obj: dict[str, Any], values: _Values) -> list[Problem]:
-    return _session_problems(
+    return session_problems(
         values["start"],
         obj.get("kind", "induction"),
         obj.get("id"),
@@ -328,7 +328,7 @@ def _session_build(obj: dict[str, Any], values: _Values) -> Session:
 
 
 def _integration_check(obj: dict[str, Any], values: _Values) -> list[Problem]:
-    return _integration_problems(values["start"], obj.get("id"), obj.get("therapist"))
+    return integration_problems(values["start"], obj.get("id"), obj.get("therapist"))
 
 
 def _integration_build(obj: dict[str, Any], values: _Values) -> Integration:
@@ -385,7 +385,7 @@ def _items(
     return items
 
 
-def _course(data: object, *, clean: bool = False) -> Course:
+def course_from_data(data: object, *, clean: bool = False) -> Course:
     if clean and (course := _fast_course(data)) is not None:
         return course
     if not isinstance(data, dict):
@@ -400,7 +400,7 @@ def _course(data: object, *, clean: bool = False) -> Course:
         )
     elif not isinstance(timezone, str):
         problems.append(Problem("timezone", f"must be a string, got {json_type(timezone)}", "type"))
-    elif (zone_problem := _timezone_problem(timezone)) is not None:
+    elif (zone_problem := timezone_problem(timezone)) is not None:
         problems.append(zone_problem)
     patient = data.get("patient")
     if patient is not None and not isinstance(patient, str):
@@ -565,7 +565,7 @@ def parse_course(text: str | bytes | bytearray) -> Course:
     """
     document, by_orjson = _decoded(text, "a course")
     # orjson refuses lone surrogates, in the text and in its escapes; otherwise look.
-    return _course(document, clean=by_orjson or _clean(text))
+    return course_from_data(document, clean=by_orjson or _clean(text))
 
 
 def parse_session(data: Mapping[str, Any] | str | bytes | bytearray) -> Session:
@@ -754,7 +754,7 @@ def parse_protocol(
         ProtocolError: The text cannot be read in that format, or is not a protocol;
             every problem is listed with its path.
     """
-    classes = _given_classes(rule_classes).values()  # refused before the text is read
+    classes = given_classes(rule_classes).values()  # refused before the text is read
     try:
         data = _document(text, format, "a protocol")
     except InputError as exc:
@@ -780,7 +780,7 @@ def load_protocol(
     Raises:
         ProtocolError: The file cannot be read, or does not hold a protocol.
     """
-    classes = _given_classes(rule_classes).values()  # refused before the file is read
+    classes = given_classes(rule_classes).values()  # refused before the file is read
     data = _read(path, ProtocolError)
     format = "toml" if os.fspath(path).lower().endswith(".toml") else "json"
     return parse_protocol(data, format=format, rule_classes=classes)

@@ -71,11 +71,11 @@ def _check_instant(name: str, value: object, *, required: bool) -> list[Problem]
             )
         ]
     if not _time.in_range(value):
-        return [Problem(name, _out_of_range(value), "range")]
+        return [Problem(name, out_of_range(value), "range")]
     return []
 
 
-def _out_of_range(value: dt.date) -> str:
+def out_of_range(value: dt.date) -> str:
     return (
         f"{value.isoformat()} is outside the supported years "
         f"{_time.MIN_YEAR}-{_time.MAX_YEAR}; check the year"
@@ -105,7 +105,7 @@ def _id_problems(value: object) -> list[Problem]:
     return []
 
 
-def _session_problems(
+def session_problems(
     start: object,
     kind: object,
     id: object,
@@ -133,10 +133,10 @@ def _session_problems(
 
 
 _KINDS = tuple(k.value for k in Kind)
-_KIND_OF: dict[str, Kind] = {k.value: k for k in Kind}
+KIND_BY_VALUE: dict[str, Kind] = {k.value: k for k in Kind}
 
 
-def _timezone_problem(value: object) -> Problem | None:
+def timezone_problem(value: object) -> Problem | None:
     """The problem with a timezone value, or None when it names an IANA zone (private)."""
     if not isinstance(value, str):
         return Problem("timezone", f"must be a string, got {_type_name(value)}", "type")
@@ -151,11 +151,11 @@ def _timezone_problem(value: object) -> Problem | None:
     return None
 
 
-def _to_kind(value: Kind | str) -> Kind:
+def to_kind(value: Kind | str) -> Kind:
     # An unknown value passes through so that the post-init check can name the session.
     # Looked up, not constructed: Kind(value) would copy a huge value into its error.
     if isinstance(value, str):
-        return _KIND_OF.get(value, value)  # type: ignore[arg-type]
+        return KIND_BY_VALUE.get(value, value)  # type: ignore[arg-type]
     return value
 
 
@@ -306,9 +306,7 @@ class Session:
     """
 
     start: dt.datetime
-    kind: Kind = attrs.field(
-        default=Kind.INDUCTION, converter=_to_kind, repr=lambda k: repr(str(k))
-    )
+    kind: Kind = attrs.field(default=Kind.INDUCTION, converter=to_kind, repr=lambda k: repr(str(k)))
     id: str | None = None
     last_food: dt.datetime | None = None
     escort: str | None = attrs.field(default=None, repr=_redacted)
@@ -320,7 +318,7 @@ class Session:
     _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
-        problems = _session_problems(
+        problems = session_problems(
             self.start, self.kind, self.id, self.last_food, self.escort, self.therapist
         )
         problems += _extra_problems(self.extra)
@@ -419,7 +417,7 @@ class Integration:
     _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
-        problems = _integration_problems(self.start, self.id, self.therapist)
+        problems = integration_problems(self.start, self.id, self.therapist)
         if problems:
             label = "integration" + (
                 f" {echo(self.id)}" if isinstance(self.id, str) and self.id.strip() else ""
@@ -446,7 +444,7 @@ class Integration:
         return data
 
 
-def _integration_problems(start: object, id: object, therapist: object) -> list[Problem]:
+def integration_problems(start: object, id: object, therapist: object) -> list[Problem]:
     """Every structural problem with one integration meeting's values (private helper)."""
     return (
         _check_instant("start", start, required=True)
@@ -503,7 +501,7 @@ class Course:
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []
-        zone_problem = _timezone_problem(self.timezone)
+        zone_problem = timezone_problem(self.timezone)
         if zone_problem is None:
             object.__setattr__(self, "_zone", _time.zone(self.timezone))
         else:

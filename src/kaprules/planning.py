@@ -2,7 +2,7 @@
 
 [`plan`][kaprules.plan] proposes the earliest feasible completion of a series in date
 order, with the whole protocol, on the days the clinic is open: the same search as
-[`forecast`][kaprules.forecast]'s bookable days (kaprules.forecasting's `_Search`). For
+[`forecast`][kaprules.forecast]'s bookable days (kaprules.forecasting's `Search`). For
 rules made of a minimum gap and a deadline it is earliest-first placement, which is
 optimal: if any placement on open days completes the series, this one does, and each of
 its sessions is on or before the same session of any other placement (the argument is on
@@ -23,7 +23,7 @@ from kaprules import _time
 from kaprules._version import __version__
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem
-from kaprules.forecasting import HORIZON_DAYS, Forecast, _Schedule, _Search, _timeline
+from kaprules.forecasting import HORIZON_DAYS, Forecast, Schedule, Search, scheduling_timeline
 from kaprules.model import Course, Integration, Kind, Session
 from kaprules.protocol import STANDARD, Protocol
 
@@ -321,15 +321,15 @@ def plan(
         InputError: ``course``, ``as_of`` or ``calendar`` is unusable.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
-    schedule = _Schedule.of(protocol)
-    timeline = _timeline(course, as_of, schedule.count)
+    schedule = Schedule.of(protocol)
+    timeline = scheduling_timeline(course, as_of, schedule.count)
     if calendar is None:
         calendar = ClinicCalendar()
     elif not isinstance(calendar, ClinicCalendar):
         raise InputError(
             Problem("calendar", f"must be a ClinicCalendar, got {type(calendar).__name__}", "type")
         )
-    search = _Search(timeline, schedule, protocol, calendar)
+    search = Search(timeline, schedule, protocol, calendar)
     forecast = search.forecast()
     steps = _Steps(search, forecast, calendar)
     if search.n == 0:
@@ -342,7 +342,7 @@ def plan(
 class _Steps:
     """The steps of a plan, over one search: a new series, the rest of one, a booster."""
 
-    def __init__(self, search: _Search, forecast: Forecast, calendar: ClinicCalendar) -> None:
+    def __init__(self, search: Search, forecast: Forecast, calendar: ClinicCalendar) -> None:
         self.search = search
         self.forecast = forecast
         self.calendar = calendar

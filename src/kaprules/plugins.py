@@ -236,7 +236,7 @@ def _load(plugin: RulePlugin) -> type[Any] | ProtocolError:
         return ProtocolError(
             Problem((), f"{plugin.label} cannot be imported: {type(exc).__name__}{shown}", "plugin")
         )
-    problem = _class_problem(cls)
+    problem = class_problem(cls)
     if problem is not None:
         return ProtocolError(
             Problem((), f"{plugin.label} is not a rule class: {problem}", "plugin")
@@ -244,7 +244,7 @@ def _load(plugin: RulePlugin) -> type[Any] | ProtocolError:
     return cls  # type: ignore[no-any-return]
 
 
-def _class_problem(obj: object) -> str | None:
+def class_problem(obj: object) -> str | None:
     """Why ``obj`` is not a rule class, or None when it is one.
 
     A rule class is a class with the members of [`kaprules.Rule`][kaprules.Rule]

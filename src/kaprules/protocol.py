@@ -547,7 +547,7 @@ class Protocol:
                 refused before the data is read.
         """
         known: dict[str, type[Any]] = dict(BUILTIN_RULES)
-        known.update(_given_classes(rule_classes))
+        known.update(given_classes(rule_classes))
         if not isinstance(data, Mapping):
             raise ProtocolError(f"protocol data must be an object, got {json_type(data)}")
         problems: list[Problem] = []
@@ -873,7 +873,7 @@ def _text_problem(value: object, limit: int) -> bool:
     )
 
 
-def _given_classes(rule_classes: Iterable[type[Any]] | None) -> dict[str, type[Any]]:
+def given_classes(rule_classes: Iterable[type[Any]] | None) -> dict[str, type[Any]]:
     """``rule_classes`` by class id; each item that is not a rule class is a problem."""
     if rule_classes is None:
         return {}
@@ -888,7 +888,7 @@ def _given_classes(rule_classes: Iterable[type[Any]] | None) -> dict[str, type[A
     known: dict[str, type[Any]] = {}
     problems: list[Problem] = []
     for index, cls in enumerate(rule_classes):
-        why = plugins._class_problem(cls)
+        why = plugins.class_problem(cls)
         key = None if why is not None else _class_id(cls)
         if why is None and key is None:
             why = f"{shown_id(cls.__name__)} has no class id or default_id"

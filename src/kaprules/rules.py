@@ -26,7 +26,7 @@ import attrs
 
 from kaprules import _examples, _time
 from kaprules.errors import Problem, ProtocolError
-from kaprules.model import Course, Integration, JSONValue, Kind, Session, _to_kind
+from kaprules.model import Course, Integration, JSONValue, Kind, Session, to_kind
 from kaprules.report import Finding, Help, Severity, as_severity, rule_help
 from kaprules.timeline import TimedSession, Timeline
 
@@ -470,7 +470,7 @@ def _lenient_kinds(value: Iterable[Kind | str]) -> frozenset[Kind]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         return value  # type: ignore[return-value]
     items = list(value)
-    kinds = [_to_kind(k) for k in items]
+    kinds = [to_kind(k) for k in items]
     if all(isinstance(k, Kind) for k in kinds):
         return frozenset(kinds)
     return items  # type: ignore[return-value]

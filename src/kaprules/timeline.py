@@ -18,7 +18,7 @@ import attrs
 
 from kaprules import _time
 from kaprules.errors import InputError, Problem, shown_id
-from kaprules.model import Course, Integration, Kind, Session, _out_of_range
+from kaprules.model import Course, Integration, Kind, Session, out_of_range
 
 __all__ = ["TimedIntegration", "TimedSession", "Timeline"]
 
@@ -137,12 +137,12 @@ class Timeline:
                     "or a plain date (a local date in the course timezone)"
                 )
             if not _time.in_range(as_of):
-                raise InputError(Problem("as_of", _out_of_range(as_of)))
+                raise InputError(Problem("as_of", out_of_range(as_of)))
             planned_after = _time.to_utc(as_of)
             as_of_date = planned_after.astimezone(zone).date()
         elif isinstance(as_of, dt.date):
             if not _time.MIN_YEAR <= as_of.year <= _time.MAX_YEAR:
-                raise InputError(Problem("as_of", _out_of_range(as_of)))
+                raise InputError(Problem("as_of", out_of_range(as_of)))
             as_of_date = dt.date(as_of.year, as_of.month, as_of.day)
         else:
             raise InputError(

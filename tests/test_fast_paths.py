@@ -18,13 +18,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kaprules
-from kaprules import Course, InputError, auditing, loading
+from kaprules import Course, InputError, _fast, auditing, loading
 from kaprules.auditing import read_records
 from kaprules.cli import _write_findings
 from kaprules.loading import _SLOW, _fast_json, _stdlib_json, course_from_data
 from kaprules.strategies import compliant_courses, courses
+from test_fuzz import documents
 
 from helpers import write_lines
+
+needs_fast_paths = pytest.mark.skipif(
+    not _fast.ENABLED, reason="KAPRULES_NO_FAST_PATHS is set: no fast path fires"
+)
 
 # --- orjson or json.loads ----------------------------------------------------------------
 
@@ -88,6 +93,53 @@ def test_fast_json_reads_what_json_loads_reads(
     assert fast is _SLOW or same(fast, slow)
 
 
+_plain_scalars = st.none() | st.booleans() | st.integers(-(2**62), 2**62) | _text
+_plain_values = st.recursive(
+    _plain_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@needs_fast_paths
+@given(_plain_values)
+def test_fast_json_takes_what_it_surely_reads(value: Any) -> None:
+    # Without floats or huge integers, compact JSON is written back by orjson byte for byte:
+    # the fast path must fire (the property above passes when it never does).
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    fast = _fast_json(text)
+    assert fast is not _SLOW
+    assert same(fast, json.loads(text))
+
+
+def _general(text: str | bytes) -> Course | tuple[str, ...]:
+    # The general path alone: the standard library's decoder, every field checked by the
+    # model's __init__ (clean=False never takes a plain-record constructor).
+    try:
+        return course_from_data(_stdlib_json(text, "a course"), clean=False)
+    except InputError as exc:
+        return tuple(str(p) for p in exc.problems)
+
+
+def _parsed(text: str | bytes) -> Course | tuple[str, ...]:
+    try:
+        return kaprules.parse_course(text)
+    except InputError as exc:
+        return tuple(str(p) for p in exc.problems)
+
+
+@given(documents(), st.booleans())
+def test_hostile_documents_read_the_same_on_every_path(text: str, as_bytes: bool) -> None:
+    # The fuzz suite's documents: secrets in key names, repeated keys, lone surrogates,
+    # impossible offsets, wrong types. A fast path that accepts too much fails here.
+    data: str | bytes = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    fast, general = _parsed(data), _general(data)
+    assert fast == general
+    if isinstance(fast, Course) and isinstance(general, Course):
+        assert [s.instant for s in fast.sessions] == [s.instant for s in general.sessions]
+        assert fast.zone == general.zone
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -113,6 +165,7 @@ def test_integers_past_64_bits_keep_their_value(number: int) -> None:
     assert loading._json(text, "a document") == {"a": number}
 
 
+@needs_fast_paths
 def test_only_course_sized_texts_take_orjson() -> None:
     # orjson reserves about 13 times its input; a large document is read by json.loads.
     small = json.dumps({"a": "x" * 1000}).encode()
@@ -378,3 +431,20 @@ def test_a_time_taken_by_its_layout_matches_the_pattern(
     if moment is not None:
         assert loading._DATETIME.fullmatch(value)
         assert moment == dt.datetime.fromisoformat(value)
+
+
+@pytest.mark.parametrize(("value", "fast"), [("1", False), ("0", True), ("", True)])
+def test_one_switch_turns_the_fast_paths_off(value: str, fast: bool) -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "from kaprules import loading\n"
+        "print(loading._fast_json(b'{\"a\":1}') is not loading._SLOW)\n"
+    )
+    env = {**os.environ, "KAPRULES_NO_FAST_PATHS": value}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == str(fast)

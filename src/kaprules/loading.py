@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from kaprules import _time
+from kaprules import _fast, _time
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import (
     InputError,
@@ -386,7 +386,7 @@ def _items(
 
 
 def course_from_data(data: object, *, clean: bool = False) -> Course:
-    if clean and (course := _fast_course(data)) is not None:
+    if clean and _fast.ENABLED and (course := _fast_course(data)) is not None:
         return course
     if not isinstance(data, dict):
         raise InputError(Problem((), f"a course must be a JSON object, got {json_type(data)}"))
@@ -414,7 +414,7 @@ def course_from_data(data: object, *, clean: bool = False) -> Course:
     if schema is not None and not isinstance(schema, str):
         problems.append(Problem("$schema", f"must be a string, got {json_type(schema)}", "type"))
     # Text without lone surrogates takes the fast path for plain sessions.
-    fast = _fast_session if clean else None
+    fast = _fast_session if clean and _fast.ENABLED else None
     sessions = _items(data, "sessions", _session, problems, required=True, fast=fast)
     integrations = _items(data, "integrations", _integration, problems, required=False)
     extra = _extra(data, problems)
@@ -490,7 +490,7 @@ def _fast_json(text: str | bytes | bytearray) -> Any:
     (each string in the text has two unescaped quotes, and a dropped key is a string).
     Anything else is read again by the standard library, which also words every error.
     """
-    if _orjson is None or len(text) > _FAST_JSON_LIMIT:
+    if _orjson is None or not _fast.ENABLED or len(text) > _FAST_JSON_LIMIT:
         return _SLOW
     try:
         document = _orjson.loads(text)

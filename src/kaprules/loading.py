@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from kaprules import _fast, _time
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import (
@@ -80,9 +82,139 @@ DATETIME_PATTERN = (
 )
 _DATETIME = re.compile(DATETIME_PATTERN)
 
-COURSE_FIELDS = ("$schema", "id", "timezone", "patient", "sessions", "integrations", "extra")
-SESSION_FIELDS = ("id", "kind", "start", "last_food", "escort", "therapist", "extra")
-INTEGRATION_FIELDS = ("id", "start", "therapist")
+
+@attrs.frozen
+class Field:
+    """A field of the course format, described once.
+
+    The loader's field lists, the documentation's field tables and the checks of the shipped
+    JSON Schema and the audit's CSV columns are derived from these tables or tested against
+    them.
+
+    Attributes:
+        name: The key.
+        required: Whether an object must have it.
+        type: Its JSON type in words: ``string``, ``string or null``, ``date-time``,
+            ``date-time or null``, ``kind``, ``array`` or ``object``.
+        meaning: What it holds, for people.
+    """
+
+    name: str
+    required: bool
+    type: str
+    meaning: str
+
+
+_NEVER_SHOWN = "Never shown in findings or messages."
+
+COURSE_FORMAT: tuple[Field, ...] = (
+    Field("$schema", False, "string", "Where the schema lives, for editors. Ignored by kaprules."),
+    Field(
+        "id",
+        False,
+        "string",
+        "An opaque record id of the course, echoed in audit output (at most 200 characters). "
+        "Never a name: it is shown.",
+    ),
+    Field(
+        "timezone",
+        True,
+        "string",
+        "The clinic's IANA zone name, such as `America/Denver`. Local dates are calendar "
+        "dates in this zone.",
+    ),
+    Field("patient", False, "string or null", f"An opaque patient identifier. {_NEVER_SHOWN}"),
+    Field("sessions", True, "array", "The sessions, in any order."),
+    Field(
+        "integrations",
+        False,
+        "array",
+        "The integration meetings with the psychotherapist after the treatments, in any order "
+        "(read by `integration-followup`).",
+    ),
+    Field(
+        "extra",
+        False,
+        "object",
+        f"Clinic-defined data for rules of your own: any JSON object, read-only in Python. "
+        f"{_NEVER_SHOWN}",
+    ),
+)
+"""The course object's fields."""
+
+SESSION_FORMAT: tuple[Field, ...] = (
+    Field(
+        "id",
+        False,
+        "string",
+        "A non-blank id, unique in the course. Without one, a session's id is its 1-based "
+        'position in the array (`"1"`, `"2"`, ...).',
+    ),
+    Field("kind", False, "kind", "`induction` (the default) or `booster`."),
+    Field(
+        "start",
+        True,
+        "date-time",
+        "When the session starts: ISO 8601 with a UTC offset or `Z`, such as "
+        "`2026-12-01T09:00:00-07:00`.",
+    ),
+    Field(
+        "last_food",
+        False,
+        "date-time or null",
+        "When the patient last ate before the session, in the same notation as `start`; "
+        "null or absent when not recorded.",
+    ),
+    Field(
+        "escort",
+        False,
+        "string or null",
+        f"Who drives the patient home; null or absent when nobody is recorded. {_NEVER_SHOWN}",
+    ),
+    Field(
+        "therapist",
+        False,
+        "string or null",
+        f"The psychotherapist who guided the session (read by `therapist-present`). {_NEVER_SHOWN}",
+    ),
+    Field(
+        "extra", False, "object", "Clinic-defined data for rules of your own, as for the course."
+    ),
+)
+"""A session object's fields."""
+
+INTEGRATION_FORMAT: tuple[Field, ...] = (
+    Field("id", False, "string", "A non-blank id, unique among the meetings."),
+    Field(
+        "start",
+        True,
+        "date-time",
+        "When the meeting starts, in the same notation as a session's `start`.",
+    ),
+    Field("therapist", False, "string or null", f"Who held the meeting. {_NEVER_SHOWN}"),
+)
+"""An integration meeting object's fields."""
+
+COURSE_FIELDS = tuple(f.name for f in COURSE_FORMAT)
+SESSION_FIELDS = tuple(f.name for f in SESSION_FORMAT)
+INTEGRATION_FIELDS = tuple(f.name for f in INTEGRATION_FORMAT)
+
+
+def field_table(fields: tuple[Field, ...]) -> str:
+    """A format's fields as a Markdown table, required ones first (for the docs).
+
+    Args:
+        fields: One of the format tables, such as `SESSION_FORMAT`.
+
+    Returns:
+        The table.
+    """
+    rows = ["| field | required | type | meaning |", "|---|---|---|---|"]
+    for f in sorted(fields, key=lambda f: not f.required):
+        shown = {"date-time": "string", "date-time or null": "string or null", "kind": "string"}
+        kind = shown.get(f.type, f.type)
+        rows.append(f"| `{f.name}` | {'yes' if f.required else 'no'} | {kind} | {f.meaning} |")
+    return "\n".join(rows)
 
 
 def _unknown_fields(obj: dict[str, Any], allowed: tuple[str, ...]) -> list[Problem]:

@@ -339,6 +339,32 @@ def test_workers_die_with_a_killed_main_process(tmp_path: Path, lines: list[str]
 
 
 @posix_only
+def test_without_the_kernel_a_worker_notices_its_parent_is_gone(tmp_path: Path) -> None:
+    # The fallback where PR_SET_PDEATHSIG is not available: the parent check alone.
+    script = (
+        "import os, time\n"
+        "from kaprules.auditing import _watch\n"
+        "parent = os.getpid()\n"
+        "if os.fork() == 0:\n"
+        "    _watch(parent)\n"
+        "    time.sleep(60)  # not reached: _watch ends the process\n"
+        "time.sleep(60)\n"
+    )
+    middle = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": SRC})
+    deadline = time.monotonic() + 20
+    while not children(middle.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (child,) = children(middle.pid)
+    assert alive(child)
+    middle.kill()
+    middle.wait()
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)
+
+
+@posix_only
 def test_a_killed_worker_is_one_line_and_exit_2(tmp_path: Path, lines: list[str]) -> None:
     write_big(tmp_path / "in.jsonl", lines, 40)
     (tmp_path / "f.jsonl").write_bytes(EARLIER)

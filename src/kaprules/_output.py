@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, BinaryIO, TextIO, cast
 
 from kaprules.errors import shown_id
 
-__all__ = ["OutputError", "Outputs", "check_paths"]
+__all__ = ["OutputError", "Outputs", "check_paths", "write_error"]
 
 
 class OutputError(Exception):
@@ -153,8 +154,33 @@ def _umask() -> int:
     return mask
 
 
-def _error(path: str, exc: OSError) -> OutputError:
+def write_error(path: str, exc: OSError) -> OutputError:
+    """The error for ``exc``, raised while writing ``path``, naming the file.
+
+    Args:
+        path: The output's target.
+        exc: The error of the write.
+
+    Returns:
+        The error to raise.
+    """
     return OutputError(f"cannot write {_shown(path)}: {exc.strerror or 'output error'}")
+
+
+_error = write_error
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        yield
+        return
+    held = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, held)
 
 
 class Outputs:
@@ -207,11 +233,14 @@ class Outputs:
         for pending in self._pending:
             with self.writing(pending.path):
                 pending.finish()
-        for pending in self._pending:
-            if pending.temp is not None:
-                with self.writing(pending.path):
-                    os.replace(pending.temp, pending.path)
-                pending.temp = None
+        # The renames together: Ctrl-C or SIGTERM between two would pair a new findings
+        # file with an old report. A signal that comes meanwhile is handled just after.
+        with _signals_held():
+            for pending in self._pending:
+                if pending.temp is not None:
+                    with self.writing(pending.path):
+                        os.replace(pending.temp, pending.path)
+                    pending.temp = None
         self._pending.clear()
 
     def discard(self) -> None:

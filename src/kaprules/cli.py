@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, NoReturn, TextIO
 import attrs
 
 from kaprules import _time
-from kaprules._output import OutputError, Outputs, check_paths
+from kaprules._output import OutputError, Outputs, check_paths, write_error
 from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
@@ -765,8 +765,10 @@ def _audit_run(
             if progress is not None:
                 progress.update(1)
             if findings_out is not None and result.findings:
-                with outputs.writing(args.findings):
+                try:  # not a context manager: this runs once a course
                     _write_findings(result, findings_out, csv_out, several)
+                except OSError as exc:
+                    raise write_error(args.findings, exc) from None
     except InputError as exc:
         raise _Failure("cannot audit", exc.problems) from None
     finally:

@@ -270,6 +270,26 @@ def test_an_unwritable_output_directory_stops_the_run_before_reading(tmp_path: P
         assert err.startswith("kaprules: error: cannot write ")
 
 
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_damaged_gzip_input_keeps_the_earlier_findings(
+    tmp_path: Path, cli: Run, lines: list[str], damage: str
+) -> None:
+    packed = gzip.compress("".join(line + "\n" for line in lines).encode())
+    if damage == "truncated":
+        packed = packed[: len(packed) // 2]
+    else:  # the deflate stream broken: zlib's own error, not gzip's
+        packed = packed[:100] + b"\xff" * 8 + packed[108:]
+    (tmp_path / "in.jsonl.gz").write_bytes(packed)
+    findings = tmp_path / "f.jsonl"
+    findings.write_bytes(EARLIER)
+    code, out, err = cli("audit", str(tmp_path / "in.jsonl.gz"), "--findings", str(findings))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert err.startswith("kaprules: error: cannot audit: cannot read ")
+    assert findings.read_bytes() == EARLIER
+    assert temps(tmp_path) == []
+
+
 @posix_only
 def test_a_full_disk_leaves_the_earlier_outputs(tmp_path: Path, lines: list[str]) -> None:
     write_big(tmp_path / "in.jsonl", lines, 1)

@@ -24,7 +24,7 @@ from typing import IO, Any, BinaryIO, TextIO, cast
 
 from kaprules.errors import shown_id
 
-__all__ = ["OutputError", "Outputs", "check_paths", "write_error"]
+__all__ = ["OutputError", "Outputs", "check_paths", "held_signals", "write_error"]
 
 
 class OutputError(Exception):
@@ -171,7 +171,8 @@ _error = write_error
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def held_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM held back in this thread meanwhile, and delivered after."""
     mask = getattr(signal, "pthread_sigmask", None)
     if mask is None:
         yield
@@ -235,7 +236,7 @@ class Outputs:
                 pending.finish()
         # The renames together: Ctrl-C or SIGTERM between two would pair a new findings
         # file with an old report. A signal that comes meanwhile is handled just after.
-        with _signals_held():
+        with held_signals():
             for pending in self._pending:
                 if pending.temp is not None:
                     with self.writing(pending.path):

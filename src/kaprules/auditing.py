@@ -23,11 +23,13 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, NamedTuple
 
 import attrs
 
+from kaprules._output import held_signals
 from kaprules._version import __version__
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
 from kaprules.loading import _course, parse_course
@@ -477,6 +479,8 @@ def _start_worker(
     # ends a worker at once (a forked worker inherits the CLI's handler otherwise).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # held by _parallel while forking
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _die_with(parent)
 
 
@@ -578,6 +582,12 @@ def _parallel(
             concurrent.futures.Future[tuple[list[_Fields], list[tuple[int, Any]]]]
         ] = collections.deque()
         for chunk in _chunks(units):
+            if not pending:
+                # Workers are forked at the first submit: a signal then would run the
+                # caller's handler in a worker before _start_worker replaces it.
+                with held_signals():
+                    pending.append(pool.submit(_work, chunk))
+                continue
             pending.append(pool.submit(_work, chunk))
             if len(pending) >= jobs * _IN_FLIGHT:
                 yield from collected(pending.popleft())
@@ -748,7 +758,7 @@ def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Reco
                 yield from _jsonl_blocks(stream, source)
             else:
                 yield from _jsonl_records(stream, source)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InputError(f"cannot read {shown_id(source, 200)}: {exc}") from None
         finally:
             if opened is not None:

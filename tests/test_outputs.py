@@ -318,21 +318,29 @@ def test_a_full_disk_leaves_the_earlier_outputs(tmp_path: Path, lines: list[str]
 
 @posix_only
 @pytest.mark.parametrize(
-    ("sent", "code", "message"),
-    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ("sent", "group", "code", "message"),
+    [
+        (signal.SIGINT, False, 130, "interrupted"),
+        # Ctrl-C on a terminal: the whole process group, workers included.
+        (signal.SIGINT, True, 130, "interrupted"),
+        (signal.SIGTERM, False, 143, "terminated"),
+    ],
 )
 def test_an_interrupted_audit_keeps_the_earlier_outputs(
-    tmp_path: Path, lines: list[str], sent: int, code: int, message: str
+    tmp_path: Path, lines: list[str], sent: int, group: bool, code: int, message: str
 ) -> None:
     write_big(tmp_path / "in.jsonl", lines, 40)
     (tmp_path / "f.jsonl").write_bytes(EARLIER)
     (tmp_path / "r.html").write_bytes(EARLIER)
     process = start(
         "audit", "in.jsonl", "--jobs", "2", "--findings", "f.jsonl", "--html", "r.html",
-        cwd=tmp_path,
+        cwd=tmp_path, start_new_session=True,
     )  # fmt: skip
     workers = wait_for_work(process, tmp_path, 2)
-    os.kill(process.pid, sent)
+    if group:
+        os.killpg(process.pid, sent)
+    else:
+        os.kill(process.pid, sent)
     out, err = process.communicate(timeout=30)
     assert process.returncode == code
     assert err.decode() == f"kaprules: {message}\n"

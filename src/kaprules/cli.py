@@ -5,8 +5,9 @@ series, ``explain`` one rule, list the ``rules``, and ``protocol validate`` /
 ``protocol show`` for protocol files. Each takes ``--protocol``: a built-in as
 ``NAME@VERSION`` (``kap-standard@2``) or a protocol file. Exit status: 0 when no finding is
 an error (and for every answer of ``next`` and ``plan``), 1 when one is, 2 for input that
-cannot be read or used and for bad usage. Problems are one line on stderr, never a
-traceback.
+cannot be read or used and for bad usage, 130 for Ctrl-C and 143 for SIGTERM. Problems are
+one line on stderr, never a traceback. Output files are atomic: a temporary file beside the
+target, renamed into place only when the run succeeded.
 """
 
 from __future__ import annotations
@@ -268,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kaprules",
         description="Check KAP treatment courses against the kap-standard protocol or a "
         "clinic's own.",
-        epilog="Exit status: 0 no error finding, 1 an error finding, 2 bad input or usage.",
+        epilog="Exit status: 0 no error finding, 1 an error finding, 2 bad input or usage, "
+        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
     parser.add_argument("-V", "--version", action="version", version=f"kaprules {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

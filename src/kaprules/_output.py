@@ -212,8 +212,15 @@ class Outputs:
         return cast(BinaryIO, self._open(path, binary=True))
 
     def _open(self, path: str, *, binary: bool) -> IO[Any]:
-        pending = _Pending(path, binary)
-        self._pending.append(pending)
+        # A temporary file is made and recorded at once, for discard to find; opening a
+        # named pipe waits for its reader, and Ctrl-C must still stop that.
+        try:
+            special = not stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            special = False
+        with contextlib.nullcontext() if special else held_signals():
+            pending = _Pending(path, binary)
+            self._pending.append(pending)
         return pending.handle
 
     @contextlib.contextmanager
@@ -246,9 +253,10 @@ class Outputs:
 
     def discard(self) -> None:
         """Remove every temporary file not yet renamed; the targets stay as they were."""
-        for pending in self._pending:
-            pending.discard()
-        self._pending.clear()
+        with held_signals():  # a signal now would leave a temporary file behind
+            for pending in self._pending:
+                pending.discard()
+            self._pending.clear()
 
     def __enter__(self) -> Outputs:
         return self

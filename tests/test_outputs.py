@@ -17,10 +17,13 @@ import stat
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kaprules
 from kaprules import InputError, KapRulesError, auditing
@@ -491,6 +494,28 @@ def test_a_quoted_cell_cannot_span_past_the_limit(
     spanning.write_text(header + row + "\n" * 200 + '"\n')
     with pytest.raises(InputError, match=r"spanning\.csv line \d+ is longer than 100 bytes"):
         list(read_records([str(spanning)]))
+
+
+@given(st.lists(st.tuples(st.text(max_size=3), st.integers(1, 2**40)), max_size=3000))
+@settings(max_examples=30)
+def test_the_compact_table_of_csv_course_ids_is_a_dict(items: list[tuple[str, int]]) -> None:
+    seen, expected = auditing._Seen(), dict[str, int]()
+    for course_id, line in items:
+        assert seen.setdefault(course_id, line) == expected.setdefault(course_id, line)
+
+
+def test_csv_course_ids_take_little_memory() -> None:
+    tracemalloc.start()
+    try:
+        seen = auditing._Seen()
+        for line in range(200_000):
+            seen.setdefault(f"course-{line:08d}", line)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen.setdefault("course-00000007", 5) == 7
+    # A dict of the ids and lines: 27 MB at this size (12 MB here, growing included).
+    assert peak < 16 * 2**20
 
 
 # --- the Python API ---------------------------------------------------------------------

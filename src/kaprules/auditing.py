@@ -9,6 +9,7 @@ Every record is accounted for: courses evaluated + records rejected = records re
 
 from __future__ import annotations
 
+import array
 import collections
 import concurrent.futures
 import concurrent.futures.process
@@ -921,13 +922,62 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         text.detach()
 
 
+class _Seen:
+    """The course ids of a CSV table met so far, each with its first line.
+
+    For the check that a course's rows are together. A million ids in a dict took 120 MB;
+    here each is a 64-bit hash and a line in two arrays, open addressing at most half full:
+    32 bytes an id. Two ids with the same hash (odds of about n**2 / 2**65 for n ids, with
+    Python's keyed string hash) would read as one course met twice.
+    """
+
+    def __init__(self) -> None:
+        self._keys = array.array("q", _ZERO) * 1024
+        self._lines = array.array("q", _ZERO) * 1024
+        self._count = 0
+
+    def setdefault(self, course_id: str, line: int) -> int:
+        """The first line of ``course_id``, recorded as ``line`` if not met before."""
+        key = hash(course_id) or 1  # 0 marks an empty slot
+        keys = self._keys
+        mask = len(keys) - 1
+        slot = key & mask
+        while keys[slot]:
+            if keys[slot] == key:
+                return self._lines[slot]
+            slot = (slot + 1) & mask
+        keys[slot] = key
+        self._lines[slot] = line
+        self._count += 1
+        if 2 * self._count > len(keys):
+            self._grow()
+        return line
+
+    def _grow(self) -> None:
+        old_keys, old_lines = self._keys, self._lines
+        size = 2 * len(old_keys)
+        self._keys = keys = array.array("q", _ZERO) * size
+        self._lines = array.array("q", _ZERO) * size
+        mask = size - 1
+        for key, line in zip(old_keys, old_lines, strict=True):
+            if key:
+                slot = key & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot] = key
+                self._lines[slot] = line
+
+
+_ZERO = (0,)
+
+
 def _csv_courses(
     rows: Iterable[tuple[int, list[str]]], index: dict[str, int], source: str
 ) -> Iterator[Record]:
     # One record per course of numbered session rows; shared with kaprules.dask. The rows
     # of a course are contiguous: a course id met again after another course is a rejected
     # record naming both lines.
-    seen: dict[str, int] = {}
+    seen = _Seen()
     current: str | None = None
     group: list[tuple[int, list[str]]] = []
     column = index["course_id"]
@@ -943,7 +993,7 @@ def _csv_courses(
 
 
 def _csv_course(
-    rows: list[tuple[int, list[str]]], index: dict[str, int], source: str, seen: dict[str, int]
+    rows: list[tuple[int, list[str]]], index: dict[str, int], source: str, seen: _Seen
 ) -> Record:
     first = rows[0][0]
     width = len(index)
@@ -960,15 +1010,15 @@ def _csv_course(
 
     course_id = cell(rows[0][1], "course_id")
     if course_id is not None:
-        if course_id in seen:
+        started = seen.setdefault(course_id, first)
+        if started != first:
             return Record(
                 first,
                 None,
                 source,
                 f"the rows of course {echo(course_id)} are not together: it started on line "
-                f"{seen[course_id]} and appears again on line {first}",
+                f"{started} and appears again on line {first}",
             )
-        seen[course_id] = first
     zones = {cell(row, "timezone") for _, row in rows}
     if len(zones) > 1:
         return Record(first, None, source, "the rows of one course give different timezones")

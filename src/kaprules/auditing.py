@@ -615,6 +615,9 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     # the result pipe's writing side (the thread then reads an end of file and takes the
     # broken-pool path, which closes the work queue too), and wait for the thread.
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    # Taken now: shutdown() forgets it. Left running, it would race the interpreter's exit
+    # hook that wakes it (an "Exception ignored ... Bad file descriptor" on stderr).
+    thread = getattr(pool, "_executor_manager_thread", None)
     for process in processes:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             process.kill()
@@ -624,9 +627,8 @@ def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     with contextlib.suppress(OSError, AttributeError):
         pool._result_queue._writer.close()  # type: ignore[attr-defined]
     pool.shutdown(wait=False, cancel_futures=True)
-    thread = getattr(pool, "_executor_manager_thread", None)
     if thread is not None:
-        thread.join(5)
+        thread.join(10)
 
 
 # --- reading files --------------------------------------------------------------------

@@ -239,6 +239,27 @@ def test_plan_ics_onto_the_course_is_refused(tmp_path: Path, cli: Run) -> None:
     assert course.read_bytes() == (ROOT / "examples" / "in-progress.json").read_bytes()
 
 
+def test_plan_ics_into_a_missing_directory_is_refused(tmp_path: Path, cli: Run) -> None:
+    course = str(ROOT / "examples" / "in-progress.json")
+    target = tmp_path / "missing" / "plan.ics"
+    code, out, err = cli("plan", course, "--as-of", "2026-12-05", "--ics", str(target))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "no such directory" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_directory_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="its directory is not writable"):
+            check_paths([("--html", str(locked / "r.html"))], [])
+    finally:
+        locked.chmod(0o700)
+
+
 def test_a_missing_extra_is_refused_before_the_audit(
     tmp_path: Path, cli: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -64,7 +64,7 @@ def check_paths(outputs: Iterable[tuple[str, str]], inputs: Iterable[str | None]
 
     Raises:
         OutputError: An output is an input or another output, is a directory, or its
-            directory does not exist.
+            directory does not exist or is not writable.
     """
     read: dict[tuple[Any, ...], str] = {}
     for name in inputs:
@@ -89,6 +89,13 @@ def check_paths(outputs: Iterable[tuple[str, str]], inputs: Iterable[str | None]
             )
         if os.path.isdir(path):
             raise OutputError(f"cannot write {_shown(path)} ({option}): it is a directory")
+        if key[0] == "new" or os.path.isfile(path):
+            # The temporary file goes beside the target: its directory must take a new file.
+            directory = os.path.dirname(path) or "."
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"cannot write {_shown(path)} ({option}): its directory is not writable"
+                )
         written[key] = option
 
 

@@ -39,7 +39,8 @@ def test_every_line_is_accounted_for_and_agrees_with_check(tmp_path: Path, cli: 
     summary = json.loads(out)
     lines = data.read_text().splitlines()
     assert summary["lines_read"] == len(lines)
-    assert summary["courses"] + len(summary["rejected"]) == summary["lines_read"]
+    assert summary["courses"] + summary["rejected_count"] == summary["lines_read"]
+    assert summary["rejected_count"] == len(summary["rejected"]) + summary["rejected_omitted"]
     assert summary["compliant"] + summary["with_errors"] == summary["courses"]
     assert [r["line"] for r in summary["rejected"]] == [500]
     written = [json.loads(line) for line in findings.read_text().splitlines()]
@@ -61,7 +62,9 @@ def test_every_line_is_accounted_for_and_agrees_with_check(tmp_path: Path, cli: 
         "courses",
         "compliant",
         "with_errors",
+        "rejected_count",
         "rejected",
+        "rejected_omitted",
         "rules",
         "protocol",
         "kaprules_version",

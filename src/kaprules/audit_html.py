@@ -180,7 +180,8 @@ def render(
         rules=rules,
         samples=[_timeline(course, result, window_days) for result, course in samples],
         rejected=rejected[:_REJECTED_SHOWN],
-        rejected_more=max(0, len(rejected) - _REJECTED_SHOWN),
+        rejected_more=summary.get("rejected_count", len(rejected))
+        - len(rejected[:_REJECTED_SHOWN]),
         several_inputs=several_inputs,
         inputs=inputs,
         started=started,

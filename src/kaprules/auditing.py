@@ -9,21 +9,30 @@ Every record is accounted for: courses evaluated + records rejected = records re
 
 from __future__ import annotations
 
+import array
 import collections
 import concurrent.futures
+import concurrent.futures.process
+import contextlib
 import csv
 import datetime as dt
 import gzip
 import hashlib
 import io
+import os
+import signal
 import sys
+import threading
+import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, NamedTuple
 
 import attrs
 
+from kaprules._output import held_signals
 from kaprules._version import __version__
-from kaprules.errors import InputError, echo, shown_id
+from kaprules.errors import InputError, KapRulesError, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, findings_of
 from kaprules.loading import course_from_data, parse_course
 from kaprules.model import Course
@@ -32,6 +41,8 @@ from kaprules.timeline import Timeline
 
 __all__ = [
     "CSV_COLUMNS",
+    "MAX_LINE_BYTES",
+    "MAX_REJECTED_KEPT",
     "Audit",
     "AuditSummary",
     "CourseResult",
@@ -58,6 +69,11 @@ _REQUIRED_COLUMNS = CSV_COLUMNS[:7]
 _CHUNK = 500
 _IN_FLIGHT = 4
 _REASON_LIMIT = 500
+
+MAX_REJECTED_KEPT = 1000
+"""Rejected records an `AuditSummary` keeps the line and reason of (the first 1000): every
+rejected record is counted, and ``rejected_omitted`` says how many more there were, so a
+million unusable lines cost no more memory than a thousand."""
 
 
 @attrs.frozen
@@ -136,7 +152,9 @@ class AuditSummary:
         courses: Records evaluated as courses.
         compliant: Courses without an error finding.
         with_errors: Courses with at least one error finding.
-        rejected: ``(source, line, reason)`` of each record that is not a course.
+        rejected: ``(source, line, reason)`` of each record that is not a course, the
+            first `MAX_REJECTED_KEPT` of them.
+        rejected_omitted: Rejected records counted but not kept in ``rejected``.
         rules: For each rule id: ``[courses with a finding, findings]``.
         protocol_id: The protocol's id.
         protocol_version: Its version.
@@ -155,12 +173,25 @@ class AuditSummary:
     rejected: list[tuple[str, int, str]] = attrs.Factory(list)
     rules: dict[str, list[int]] = attrs.Factory(dict)
     input_sha256: str | None = None
+    rejected_omitted: int = 0
+
+    @property
+    def rejected_count(self) -> int:
+        """Every rejected record: those kept in ``rejected`` and those omitted."""
+        return len(self.rejected) + self.rejected_omitted
+
+    def reject(self, source: str, line: int, reason: str) -> None:
+        """Count one rejected record; keep its details while fewer than the bound are kept."""
+        if len(self.rejected) < MAX_REJECTED_KEPT:
+            self.rejected.append((source, line, reason))
+        else:
+            self.rejected_omitted += 1
 
     def add(self, result: CourseResult) -> None:
         """Count one result."""
         self.lines_read += 1
         if result.rejected is not None:
-            self.rejected.append((result.source, result.line, result.rejected))
+            self.reject(result.source, result.line, result.rejected)
             return
         self.courses += 1
         if not result.findings:
@@ -181,7 +212,7 @@ class AuditSummary:
     @property
     def ok(self) -> bool:
         """True when no course has an error finding and no record was rejected."""
-        return self.with_errors == 0 and not self.rejected
+        return self.with_errors == 0 and self.rejected_count == 0
 
     def to_dict(self, *, sources: bool = False) -> dict[str, Any]:
         """The summary as plain data for JSON.
@@ -190,10 +221,12 @@ class AuditSummary:
             sources: Name the input of each rejected record (for several inputs).
 
         Returns:
-            ``{"lines_read", "courses", "compliant", "with_errors", "rejected": [{"line",
-            "reason"}], "rules": {rule id: {"courses", "findings", "share"}}, "protocol":
-            {"id", "version"}, "kaprules_version", "as_of", "input_sha256"}``. Every rule
-            of the protocol is listed, with zeros when it found nothing.
+            ``{"lines_read", "courses", "compliant", "with_errors", "rejected_count",
+            "rejected": [{"line", "reason"}], "rejected_omitted", "rules": {rule id:
+            {"courses", "findings", "share"}}, "protocol": {"id", "version"},
+            "kaprules_version", "as_of", "input_sha256"}``. Every rule of the protocol is
+            listed, with zeros when it found nothing; ``rejected`` lists the first
+            `MAX_REJECTED_KEPT` rejected records, ``rejected_omitted`` counts the rest.
         """
         rules: dict[str, Any] = {}
         for rule_id in (*self.rule_ids, *sorted(set(self.rules) - set(self.rule_ids))):
@@ -209,7 +242,9 @@ class AuditSummary:
             "courses": self.courses,
             "compliant": self.compliant,
             "with_errors": self.with_errors,
+            "rejected_count": self.rejected_count,
             "rejected": rejected,
+            "rejected_omitted": self.rejected_omitted,
             "rules": rules,
             "protocol": {"id": self.protocol_id, "version": self.protocol_version},
             "kaprules_version": __version__,
@@ -222,7 +257,9 @@ class Audit:
     """The results of [`audit`][kaprules.audit], one per record, in input order.
 
     Iterate it once for the `CourseResult` objects; `summary` and `samples` are complete
-    once the iteration has ended (reading them earlier runs the rest of the audit first).
+    once the iteration has ended. Reading them earlier runs the rest of the audit first,
+    without keeping its results (memory stays flat): iterating the audit after that, or a
+    second time, raises `KapRulesError` instead of silently giving no results.
     """
 
     def __init__(
@@ -230,20 +267,45 @@ class Audit:
         results: Iterator[tuple[CourseResult, _Data | None]],
         summary: AuditSummary,
         sample: int,
+        records: _Records | None = None,
     ) -> None:
         self._results = results
         self._summary = summary
         self._sample = sample
         self._samples: list[tuple[CourseResult, Course]] = []
+        self._records = records
+        self._started = False
         self._done = False
 
     def __iter__(self) -> Iterator[CourseResult]:
+        if self._started:
+            raise KapRulesError(
+                "this audit's results were already consumed (by an earlier iteration, or "
+                "by reading summary or samples first); iterate an audit once, then read its "
+                "summary, or call kaprules.audit again"
+            )
+        self._started = True
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[CourseResult]:
         for result, data in self._results:
             self._summary.add(result)
             if data is not None and len(self._samples) < self._sample:
                 self._samples.append((result, _course_of(data, None)))
             yield result
+        if self._records is not None:
+            # The digest of every byte kaprules read, whoever passed a digest object.
+            self._summary.input_sha256 = self._records._sha256.hexdigest()
         self._done = True
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        # The rest of the results (all of them, or those after a loop left early),
+        # counted and dropped; a later iteration is an error.
+        self._started = True
+        for _ in self._iterate():
+            pass
 
     @property
     def samples(self) -> list[tuple[CourseResult, Course]]:
@@ -251,17 +313,13 @@ class Audit:
 
         The first ``sample`` of them (the argument of `audit`), in input order.
         """
-        if not self._done:
-            for _ in self:
-                pass
+        self._finish()
         return self._samples
 
     @property
     def summary(self) -> AuditSummary:
-        """The counts of the whole audit."""
-        if not self._done:
-            for _ in self:
-                pass
+        """The counts of the whole audit (its results are consumed if not read yet)."""
+        self._finish()
         return self._summary
 
 
@@ -317,7 +375,7 @@ def audit(
         results = _serial(units, protocol, as_of, sample)
     else:
         results = _parallel(units, protocol, as_of, jobs, sample)
-    return Audit(results, summary, sample)
+    return Audit(results, summary, sample, courses if isinstance(courses, _Records) else None)
 
 
 def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
@@ -409,10 +467,46 @@ def _reason(exc: InputError) -> str:
 
 _worker: tuple[Protocol, dt.datetime | dt.date | None, int] | None = None
 
+# How often a worker looks for its parent where the kernel cannot be asked to tell it.
+_PARENT_POLL_SECONDS = 0.5
 
-def _start_worker(protocol: Protocol, as_of: dt.datetime | dt.date | None, sample: int) -> None:
+
+def _start_worker(
+    protocol: Protocol, as_of: dt.datetime | dt.date | None, sample: int, parent: int
+) -> None:
     global _worker
     _worker = (protocol, as_of, sample)
+    # Ctrl-C reaches the whole process group: the main process answers it and stops the
+    # workers; a worker printing its own KeyboardInterrupt would only add noise. SIGTERM
+    # ends a worker at once (a forked worker inherits the CLI's handler otherwise).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # held by _parallel while forking
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    _die_with(parent)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the process that started it ends, even by ``kill -9``."""
+    if sys.platform.startswith("linux"):
+        # The kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG = 1).
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request above was made
+        os._exit(1)
+    # Elsewhere (and as a second guard), a thread notices the parent is gone: a dead
+    # parent's children are given a new parent.
+    watcher = threading.Thread(target=_watch, args=(parent,), daemon=True)
+    watcher.start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 def _work(chunk: list[_Block | tuple[Any, ...]]) -> tuple[list[_Fields], list[tuple[int, Any]]]:
@@ -479,18 +573,63 @@ def _parallel(
         for position, fields in enumerate(results):
             yield _make(CourseResult, fields), wanted.get(position)
 
-    with concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_start_worker, initargs=(protocol, as_of, sample)
-    ) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(
+        jobs,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(protocol, as_of, sample, os.getpid()),
+    )
+    try:
         pending: collections.deque[
             concurrent.futures.Future[tuple[list[_Fields], list[tuple[int, Any]]]]
         ] = collections.deque()
         for chunk in _chunks(units):
+            if not pending:
+                # Workers are forked at the first submit: a signal then would run the
+                # caller's handler in a worker before _start_worker replaces it.
+                with held_signals():
+                    pending.append(pool.submit(_work, chunk))
+                continue
             pending.append(pool.submit(_work, chunk))
             if len(pending) >= jobs * _IN_FLIGHT:
                 yield from collected(pending.popleft())
         while pending:
             yield from collected(pending.popleft())
+    except concurrent.futures.process.BrokenProcessPool:
+        _stop(pool)
+        raise KapRulesError(
+            "a worker process died (killed by a signal, or out of memory); the audit was "
+            "not completed"
+        ) from None
+    except BaseException:
+        # An error, Ctrl-C, SIGTERM or a loop left early: no worker outlives the audit,
+        # and none finishes chunks nobody will read.
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    # The executor has no public way to end its workers (before Python 3.14); killed
+    # workers can leave a result half sent, and its thread waiting for the rest forever,
+    # which would hang the interpreter's exit. So: kill them, close this process's end of
+    # the result pipe's writing side (the thread then reads an end of file and takes the
+    # broken-pool path, which closes the work queue too), and wait for the thread.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    # Taken now: shutdown() forgets it. Left running, it would race the interpreter's exit
+    # hook that wakes it (an "Exception ignored ... Bad file descriptor" on stderr).
+    thread = getattr(pool, "_executor_manager_thread", None)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.kill()
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
+            process.join(5)
+    with contextlib.suppress(OSError, AttributeError):
+        pool._result_queue._writer.close()  # type: ignore[attr-defined]
+    pool.shutdown(wait=False, cancel_futures=True)
+    if thread is not None:
+        thread.join(10)
 
 
 # --- reading files --------------------------------------------------------------------
@@ -535,9 +674,11 @@ class _Records(Iterator[Record]):
     `audit` takes the blocks when it is given the reader before any record was read.
     """
 
-    def __init__(self, sources: Sequence[str], digest: Any) -> None:
+    def __init__(self, sources: Sequence[str], digest: Any | None) -> None:
         self._sources = list(sources)
-        self._digest = digest
+        # Its own SHA-256 (an audit's input_sha256), and the caller's digest if any.
+        self._sha256 = hashlib.sha256()
+        self._digest = _Digests(self._sha256, digest)
         self._units: Iterator[Record | _Block] | None = None
 
     @property
@@ -572,7 +713,8 @@ def read_records(
 
     Args:
         sources: File paths, or ``-``.
-        digest: A ``hashlib`` object updated with every byte read, in order.
+        digest: A ``hashlib`` object updated with every byte read, in order. An audit
+            of these records sets its summary's ``input_sha256`` whether given or not.
 
     Yields:
         One `Record` per JSON line or per CSV course.
@@ -580,7 +722,20 @@ def read_records(
     Raises:
         InputError: A file cannot be opened or read, or a CSV header lacks a column.
     """
-    return _Records(sources, digest if digest is not None else hashlib.sha256())
+    return _Records(sources, digest)
+
+
+class _Digests:
+    """Updates one or two hashlib objects with the same bytes."""
+
+    def __init__(self, own: Any, other: Any | None) -> None:
+        self._own = own
+        self._other = other
+
+    def update(self, data: bytes) -> None:
+        self._own.update(data)
+        if self._other is not None:
+            self._other.update(data)
 
 
 def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Record | _Block]:
@@ -607,7 +762,7 @@ def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Reco
                 yield from _jsonl_blocks(stream, source)
             else:
                 yield from _jsonl_records(stream, source)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InputError(f"cannot read {shown_id(source, 200)}: {exc}") from None
         finally:
             if opened is not None:
@@ -615,8 +770,9 @@ def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Reco
 
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
-"""The longest JSON line an audit reads (16 MiB): a longer one stops the audit (exit 2), so
-an endless line (``/dev/zero``) cannot fill memory."""
+"""The longest JSON line, or CSV row, an audit reads (16 MiB; a CSV row in characters, with
+the line breaks of its quoted cells): a longer one stops the audit (exit 2) naming its
+line, so an endless line (``/dev/zero``, a gzip of zeros) cannot fill memory."""
 
 
 def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
@@ -658,14 +814,30 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[_Block]:
             carry = buffer
             continue
         block, carry = buffer[:cut], buffer[cut:]
-        yield _Block(source, before + 1, block)
-        before += block.count(b"\n")
+        for part in _split(block):
+            yield _Block(source, before + 1, part)
+            before += part.count(b"\n")
 
 
-def _too_long(source: str, number: int) -> str:
+# Lines in one block at most: a block comes back from its worker as one result per line,
+# all at once, and a mebibyte of blank lines would be a million of them.
+_BLOCK_LINES = 4096
+
+
+def _split(block: bytes) -> Iterator[bytes]:
+    """``block`` (whole lines) in parts of at most `_BLOCK_LINES` lines, cut in halves."""
+    if block.count(b"\n") <= _BLOCK_LINES:
+        yield block
+        return
+    middle = block.rfind(b"\n", 0, len(block) // 2) + 1 or block.find(b"\n") + 1
+    yield from _split(block[:middle])
+    yield from _split(block[middle:])
+
+
+def _too_long(source: str, number: int, form: str = "JSON Lines, one course per line") -> str:
     return (
         f"{shown_id(source, 200)} line {number} is longer than {MAX_LINE_BYTES} bytes; "
-        "is it JSON Lines, one course per line?"
+        f"is it {form}?"
     )
 
 
@@ -681,13 +853,43 @@ def _line_item(number: int, line: str | bytes, source: str) -> _Item:
     return (number, text, source, None)
 
 
+class _CsvLines(Iterator[str]):
+    """The lines of a CSV text for `csv.reader`, each row at most `MAX_LINE_BYTES` long.
+
+    A row is one line, or several when a quoted cell holds line breaks: bounded as a whole,
+    a file without line breaks (a gzip of zeros) stops at the limit instead of filling
+    memory. (A cell is also bounded by ``csv.field_size_limit()``, 128 KiB by default.)
+    """
+
+    def __init__(self, text: IO[str], source: str) -> None:
+        self._text = text
+        self._source = source
+        self._number = 0
+        self._row = 0
+
+    def __next__(self) -> str:
+        line = self._text.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            raise StopIteration
+        self._number += 1
+        self._row += len(line)
+        if self._row > MAX_LINE_BYTES:
+            raise InputError(_too_long(self._source, self._number, "a CSV table"))
+        return line
+
+    def row_done(self) -> None:
+        self._row = 0
+
+
 def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    lines = _CsvLines(text, source)
+    reader = csv.reader(lines)
     try:
-        reader = csv.reader(text)
         header = next(reader, None)
         if header is None:
             return
+        lines.row_done()
         columns = [c.strip() for c in header]
         missing = [c for c in _REQUIRED_COLUMNS if c not in columns]
         if missing:
@@ -707,6 +909,7 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         def numbered() -> Iterator[tuple[int, list[str]]]:
             line = 2
             for row in reader:
+                lines.row_done()
                 start, line = line, reader.line_num + 1
                 if any(cell.strip() for cell in row):
                     yield start, row
@@ -715,9 +918,60 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
     except UnicodeDecodeError:
         raise InputError(f"{shown_id(source, 200)}: the CSV file is not UTF-8 text") from None
     except csv.Error as exc:
-        raise InputError(f"{shown_id(source, 200)}: not a readable CSV file: {exc}") from None
+        raise InputError(
+            f"{shown_id(source, 200)} line {reader.line_num}: not a readable CSV file: {exc}"
+        ) from None
     finally:
         text.detach()
+
+
+class _Seen:
+    """The course ids of a CSV table met so far, each with its first line.
+
+    For the check that a course's rows are together. A million ids in a dict took 120 MB;
+    here each is a 64-bit hash and a line in two arrays, open addressing at most half full:
+    32 bytes an id. Two ids with the same hash (odds of about n**2 / 2**65 for n ids, with
+    Python's keyed string hash) would read as one course met twice.
+    """
+
+    def __init__(self) -> None:
+        self._keys = array.array("q", _ZERO) * 1024
+        self._lines = array.array("q", _ZERO) * 1024
+        self._count = 0
+
+    def setdefault(self, course_id: str, line: int) -> int:
+        """The first line of ``course_id``, recorded as ``line`` if not met before."""
+        key = hash(course_id) or 1  # 0 marks an empty slot
+        keys = self._keys
+        mask = len(keys) - 1
+        slot = key & mask
+        while keys[slot]:
+            if keys[slot] == key:
+                return self._lines[slot]
+            slot = (slot + 1) & mask
+        keys[slot] = key
+        self._lines[slot] = line
+        self._count += 1
+        if 2 * self._count > len(keys):
+            self._grow()
+        return line
+
+    def _grow(self) -> None:
+        old_keys, old_lines = self._keys, self._lines
+        size = 2 * len(old_keys)
+        self._keys = keys = array.array("q", _ZERO) * size
+        self._lines = array.array("q", _ZERO) * size
+        mask = size - 1
+        for key, line in zip(old_keys, old_lines, strict=True):
+            if key:
+                slot = key & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot] = key
+                self._lines[slot] = line
+
+
+_ZERO = (0,)
 
 
 def csv_courses(
@@ -726,7 +980,7 @@ def csv_courses(
     # One record per course of numbered session rows; shared with kaprules.dask. The rows
     # of a course are contiguous: a course id met again after another course is a rejected
     # record naming both lines.
-    seen: dict[str, int] = {}
+    seen = _Seen()
     current: str | None = None
     group: list[tuple[int, list[str]]] = []
     column = index["course_id"]
@@ -742,7 +996,7 @@ def csv_courses(
 
 
 def _csv_course(
-    rows: list[tuple[int, list[str]]], index: dict[str, int], source: str, seen: dict[str, int]
+    rows: list[tuple[int, list[str]]], index: dict[str, int], source: str, seen: _Seen
 ) -> Record:
     first = rows[0][0]
     width = len(index)
@@ -759,15 +1013,15 @@ def _csv_course(
 
     course_id = cell(rows[0][1], "course_id")
     if course_id is not None:
-        if course_id in seen:
+        started = seen.setdefault(course_id, first)
+        if started != first:
             return Record(
                 first,
                 None,
                 source,
                 f"the rows of course {echo(course_id)} are not together: it started on line "
-                f"{seen[course_id]} and appears again on line {first}",
+                f"{started} and appears again on line {first}",
             )
-        seen[course_id] = first
     zones = {cell(row, "timezone") for _, row in rows}
     if len(zones) > 1:
         return Record(first, None, source, "the rows of one course give different timezones")

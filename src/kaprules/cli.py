@@ -5,8 +5,9 @@ series, ``explain`` one rule, list the ``rules``, and ``protocol validate`` /
 ``protocol show`` for protocol files. Each takes ``--protocol``: a built-in as
 ``NAME@VERSION`` (``kap-standard@2``) or a protocol file. Exit status: 0 when no finding is
 an error (and for every answer of ``next`` and ``plan``), 1 when one is, 2 for input that
-cannot be read or used and for bad usage. Problems are one line on stderr, never a
-traceback.
+cannot be read or used and for bad usage, 130 for Ctrl-C and 143 for SIGTERM. Problems are
+one line on stderr, never a traceback. Output files are atomic: a temporary file beside the
+target, renamed into place only when the run succeeded.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import io
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TextIO
 
 import attrs
 
 from kaprules import _time
+from kaprules._output import OutputError, Outputs, check_paths, write_error
 from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
     from kaprules.forecasting import Forecast
     from kaprules.planning import Plan
 
-__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_FINDINGS", "EXIT_OK", "EXIT_SIGNAL", "EXIT_USAGE", "build_parser", "main"]
 
 EXIT_OK = 0
 """No finding is an error."""
@@ -335,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kaprules",
         description="Check KAP treatment courses against the kap-standard protocol or a "
         "clinic's own.",
-        epilog="Exit status: 0 no error finding, 1 an error finding, 2 bad input or usage.",
+        epilog="Exit status: 0 no error finding, 1 an error finding, 2 bad input or usage, "
+        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
     parser.add_argument("-V", "--version", action="version", version=f"kaprules {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -684,7 +688,13 @@ def _plan_lines(result: Plan) -> list[str]:
     return lines
 
 
+_ICS_HINT = "--ics needs the icalendar package: pip install 'kaprules[calendar]'"
+
+
 def _plan(args: argparse.Namespace, out: TextIO) -> int:
+    if args.ics is not None:
+        check_paths([("--ics", args.ics)], [args.path, args.calendar, args.protocol])
+        _need("icalendar", _ICS_HINT)
     protocol = _protocol(args)
     calendar = _calendar(args)
     course = _course(args)
@@ -700,9 +710,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         try:
             data = result.to_ical()
         except ImportError:
-            raise _UsageError(
-                "--ics needs the icalendar package: pip install 'kaprules[calendar]'"
-            ) from None
+            raise _UsageError(_ICS_HINT) from None
         if not result.sessions:
             unwritten = f"no calendar file written to {shown_id(args.ics, 200)}: " + (
                 "the series cannot be completed"
@@ -710,12 +718,11 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
                 else "no session is proposed"
             )
         else:
-            try:
-                with open(args.ics, "wb") as handle:
+            with Outputs() as outputs:
+                handle = outputs.open_binary(args.ics)
+                with outputs.writing(args.ics):
                     handle.write(data)
-            except OSError as exc:
-                why = exc.strerror or "cannot be written"
-                raise _UsageError(f"cannot write {shown_id(args.ics, 200)}: {why}") from None
+                outputs.commit()
     if args.format == "json":
         _json_out(result.to_dict(), out)
         if unwritten is not None:
@@ -837,11 +844,6 @@ def _protocol_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
-    import hashlib
-    import time
-
-    from kaprules.auditing import audit, read_records
-
     protocol = _protocol(args)
     if args.as_of == _TODAY:
         raise _UsageError("audit takes --as-of as a date or date-time, not 'today'")
@@ -849,43 +851,84 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
         raise _UsageError("standard input (-) can be read once")
     if "-" in args.inputs and sys.stdin is None:
         raise _UsageError("standard input is closed; give a file instead of -")
-    for name in (args.findings, args.html):
-        if name is not None and name in args.inputs:
-            raise _UsageError(f"{shown_id(name, 200)} is an input; write the output elsewhere")
+    wanted = [(o, p) for o, p in (("--findings", args.findings), ("--html", args.html)) if p]
+    # Before any work: a large audit is not run to be lost at the end.
+    check_paths(wanted, [*args.inputs, args.protocol])
+    if args.html:
+        _need("jinja2", "--html needs the jinja2 package: pip install 'kaprules[audit]'")
+    with Outputs() as outputs:
+        # Made now, so an unwritable directory stops the run before it starts.
+        findings_out = outputs.open(args.findings) if args.findings else None
+        html_out = outputs.open(args.html) if args.html else None
+        done = _audit_run(args, protocol, findings_out, outputs)
+        if html_out is not None:
+            with outputs.writing(args.html):
+                html_out.write(done.page)
+        outputs.commit()
+    data, seconds = done.data, done.seconds
+    if args.format == "json":
+        _json_out(data, out)
+    else:
+        out.write("\n".join(_audit_lines(data)) + "\n")
+    if sys.stderr is not None and sys.stderr.isatty():
+        rate = data["lines_read"] / seconds if seconds > 0 else 0.0
+        sys.stderr.write(
+            f"kaprules: audited {data['lines_read']} records in {seconds:.1f} s "
+            f"({rate:.0f} a second)\n"
+        )
+    return done.code
+
+
+class _Audited(NamedTuple):
+    code: int
+    data: dict[str, Any]
+    page: str
+    seconds: float
+
+
+def _audit_run(
+    args: argparse.Namespace, protocol: Protocol, findings_out: TextIO | None, outputs: Outputs
+) -> _Audited:
+    # The audit itself: findings written as they come; the summary and the HTML page
+    # returned, for the caller to write and commit.
+    import time
+
+    from kaprules.auditing import audit, read_records
+
     started = time.time()
-    digest = hashlib.sha256()
     several = len(args.inputs) > 1
-    records = read_records(args.inputs, digest=digest)
+    records = read_records(args.inputs)
     sample = args.sample if args.html else 0
     try:
         run = audit(records, protocol, as_of=args.as_of, jobs=args.jobs, sample=sample)
     except InputError as exc:
         raise _Failure("cannot audit", exc.problems) from None
-    findings_out = _open_output(args.findings) if args.findings else None
     csv_out = None
     if findings_out is not None and args.findings.lower().endswith(".csv"):
         import csv
 
         csv_out = csv.writer(findings_out, lineterminator="\n")
-        csv_out.writerow(["line", "course", "rule", "severity", "sessions", "message"])
+        with outputs.writing(args.findings):
+            csv_out.writerow(["line", "course", "rule", "severity", "sessions", "message"])
     progress = _progress()
     try:
         for result in run:
             if progress is not None:
                 progress.update(1)
             if findings_out is not None and result.findings:
-                _write_findings(result, findings_out, csv_out, several)
+                try:  # not a context manager: this runs once a course
+                    _write_findings(result, findings_out, csv_out, several)
+                except OSError as exc:
+                    raise write_error(args.findings, exc) from None
     except InputError as exc:
         raise _Failure("cannot audit", exc.problems) from None
     finally:
         if progress is not None:
             progress.close()
-        if findings_out is not None:
-            findings_out.close()
     summary = run.summary
-    summary.input_sha256 = digest.hexdigest()
     seconds = time.time() - started
     data = summary.to_dict(sources=several)
+    page = ""
     if args.html:
         from kaprules.audit_html import render
 
@@ -899,27 +942,15 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
             docs_url=args.docs_url,
             several_inputs=several,
         )
-        with _open_output(args.html) as handle:
-            handle.write(page)
-    if args.format == "json":
-        _json_out(data, out)
-    else:
-        out.write("\n".join(_audit_lines(data)) + "\n")
-    if sys.stderr is not None and sys.stderr.isatty():
-        rate = summary.lines_read / seconds if seconds > 0 else 0.0
-        sys.stderr.write(
-            f"kaprules: audited {summary.lines_read} records in {seconds:.1f} s "
-            f"({rate:.0f} a second)\n"
-        )
-    return EXIT_OK if summary.ok else EXIT_FINDINGS
+    return _Audited(EXIT_OK if summary.ok else EXIT_FINDINGS, data, page, seconds)
 
 
-def _open_output(path: str) -> TextIO:
-    try:
-        return open(path, "w", encoding="utf-8", newline="")
-    except (OSError, ValueError) as exc:
-        why = getattr(exc, "strerror", None) or "cannot be written"
-        raise _UsageError(f"cannot write {shown_id(path, 200)}: {why}") from None
+def _need(module: str, hint: str) -> None:
+    # An optional extra, looked for before any work (not imported: that costs time).
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise _UsageError(hint)
 
 
 def _progress() -> Any:
@@ -966,7 +997,7 @@ def _audit_lines(data: dict[str, Any]) -> list[str]:
         f"Audit: {_plural(data['lines_read'], 'record')} read, "
         f"{_plural(data['courses'], 'course')} evaluated: {data['compliant']} compliant, "
         f"{data['with_errors']} with an error finding; "
-        f"{_plural(len(data['rejected']), 'record')} rejected.",
+        f"{_plural(data['rejected_count'], 'record')} rejected.",
         f"Protocol {data['protocol']['id']} version {data['protocol']['version']}, kaprules "
         f"{data['kaprules_version']}, as of {data['as_of'] or '(final records)'}.",
         f"Input SHA-256: {data['input_sha256']}",
@@ -978,7 +1009,7 @@ def _audit_lines(data: dict[str, Any]) -> list[str]:
             f"{rule_id:<24} {counts['courses']:>8} {counts['findings']:>9} "
             f"{100 * counts['share']:>6.1f}%"
         )
-    if data["rejected"]:
+    if data["rejected_count"]:
         lines += ["", "Rejected records:"]
         for item in data["rejected"][:20]:
             where = (
@@ -987,8 +1018,10 @@ def _audit_lines(data: dict[str, Any]) -> list[str]:
                 else f"line {item['line']}"
             )
             lines.append(f"  {where}: {_one_line(item['reason'])}")
-        if len(data["rejected"]) > 20:
-            lines.append(f"  ... and {len(data['rejected']) - 20} more (--format json lists all)")
+        more = data["rejected_count"] - min(len(data["rejected"]), 20)
+        if more > 0:
+            listed = len(data["rejected"])
+            lines.append(f"  ... and {more} more (--format json lists the first {listed})")
     return lines
 
 
@@ -1006,16 +1039,70 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``kaprules`` command.
 
-    Output is written only once a command has its whole answer, so a failure never leaves
-    half a report. Every failure is exit 2: a line on stderr naming it (one more line per
+    Output is written only once a command has its whole answer, and output files are
+    renamed into place only when the run succeeded, so a failure never leaves half a
+    report. Every failure is exit 2: a line on stderr naming it (one more line per
     problem of the input), and with ``--format json`` a JSON error object on stdout.
+    Ctrl-C (SIGINT) is exit 130 and SIGTERM exit 143, each with one line on stderr; the
+    output files are then left as they were.
 
     Args:
         argv: The arguments after the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The exit status: 0, 1 or 2.
+        The exit status: 0, 1, 2, 130 or 143.
     """
+    with _signals():
+        try:
+            return _main(argv)
+        except (_Signalled, KeyboardInterrupt) as exc:
+            signum: int = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
+            _complain("interrupted" if signum == signal.SIGINT else "terminated")
+            return EXIT_SIGNAL + signum
+
+
+EXIT_SIGNAL = 128
+"""Added to the number of the signal that stopped a run: 130 for SIGINT, 143 for SIGTERM."""
+
+
+class _Signalled(BaseException):
+    # Not an Exception: no handler meant for errors may swallow it.
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    # Once: a second Ctrl-C must not cut short the clean-up the first one started.
+    for other in _SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise _Signalled(signum)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raised as `_Signalled` while a command runs, then restored.
+
+    A signal ignored when kaprules started (a background job's SIGINT, nohup) stays ignored.
+    """
+    previous: dict[int, Any] = {}
+    try:
+        for number in _SIGNALS:
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                previous[number] = signal.signal(number, _on_signal)
+    except ValueError:  # not the main thread: signals stay the caller's
+        pass
+    try:
+        yield
+    finally:
+        for code, handler in previous.items():
+            signal.signal(code, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     json_wanted = _wants_json(arguments)
@@ -1034,6 +1121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         failure = _Failure(str(exc))
     except _Failure as exc:
         failure = exc
+    except OutputError as exc:
+        failure = _Failure(str(exc))
     except ProtocolError as exc:
         failure = _Failure("invalid protocol", exc.problems)
     except InputError as exc:

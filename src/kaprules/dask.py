@@ -88,7 +88,9 @@ def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _fold(summary: AuditSummary, part: dict[str, Any]) -> None:
     for name in ("lines_read", "courses", "compliant", "with_errors"):
         setattr(summary, name, getattr(summary, name) + part[name])
-    summary.rejected.extend(tuple(item) for item in part["rejected"])
+    for source, line, reason in part["rejected"]:
+        summary.reject(source, line, reason)
+    summary.rejected_omitted += part["rejected_omitted"]
     for rule_id, (courses, findings) in part["rules"].items():
         counts = summary.rules.setdefault(rule_id, [0, 0])
         counts[0] += courses

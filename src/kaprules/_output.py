@@ -1,0 +1,272 @@
+"""Atomic output files: written beside their target, renamed into place on success only.
+
+Every file the CLI writes (audit findings and HTML report, a plan's iCalendar file) goes
+through `Outputs`, as rsync and git write theirs: into a temporary file in the target's
+directory (``.NAME.XXXXXXXX.tmp``), flushed and synced, then `os.replace`-d over the
+target once the whole run has succeeded. A failed or interrupted run removes its temporary
+files and leaves every target as it was: absent, or the earlier complete file. Only a
+process killed outright (``kill -9``) can leave a temporary file behind, never a target
+that looks whole but is not.
+
+`check_paths` refuses, before any work, an output that is an input or another output
+(the same file by device and inode, whatever the spelling or symlink) and an output whose
+directory cannot take a new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, BinaryIO, TextIO, cast
+
+from kaprules.errors import shown_id
+
+__all__ = ["OutputError", "Outputs", "check_paths", "held_signals", "write_error"]
+
+
+class OutputError(Exception):
+    """An output cannot be written: a one-line message naming the file."""
+
+
+def _shown(path: str) -> str:
+    return shown_id(path, 200)
+
+
+def _identity(path: str) -> tuple[Any, ...] | None:
+    """What names one file whatever its spelling or symlinks.
+
+    Its device and inode; for a file not there yet, its directory's and its name; None
+    when its directory cannot be found.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        real = os.path.realpath(path)
+        try:
+            parent = os.stat(os.path.dirname(real) or ".")
+        except OSError:
+            return None
+        return ("new", parent.st_dev, parent.st_ino, os.path.basename(real))
+    except (OSError, ValueError):
+        return None
+    return ("file", info.st_dev, info.st_ino)
+
+
+def check_paths(outputs: Iterable[tuple[str, str]], inputs: Iterable[str | None]) -> None:
+    """Refuse outputs that would destroy an input or each other, before any work.
+
+    Args:
+        outputs: ``(option, path)`` of each output file, such as ``("--html", "r.html")``.
+        inputs: The paths the run reads (``-``, standard input, and None are skipped).
+
+    Raises:
+        OutputError: An output is an input or another output, is a directory, or its
+            directory does not exist or is not writable.
+    """
+    read: dict[tuple[Any, ...], str] = {}
+    for name in inputs:
+        if name is not None and name != "-":
+            key = _identity(name)
+            if key is not None and key[0] == "file":  # an input not there is not read
+                read.setdefault(key, name)
+    written: dict[tuple[Any, ...], str] = {}
+    for option, path in outputs:
+        key = _identity(path)
+        if key is None:
+            raise OutputError(f"cannot write {_shown(path)} ({option}): no such directory")
+        if key in read:
+            raise OutputError(
+                f"{option} {_shown(path)} is the input {_shown(read[key])}; "
+                "write the output elsewhere"
+            )
+        if key in written:
+            raise OutputError(
+                f"{option} {_shown(path)} is also the file of {written[key]}; "
+                "give each output its own file"
+            )
+        if os.path.isdir(path):
+            raise OutputError(f"cannot write {_shown(path)} ({option}): it is a directory")
+        if key[0] == "new" or os.path.isfile(path):
+            # The temporary file goes beside the target: its directory must take a new file.
+            directory = os.path.dirname(path) or "."
+            if not os.access(directory, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"cannot write {_shown(path)} ({option}): its directory is not writable"
+                )
+        written[key] = option
+
+
+class _Pending:
+    """One output: its target and, unless the target is a device or pipe, a temporary file."""
+
+    def __init__(self, path: str, binary: bool) -> None:
+        self.path = path
+        self.temp: str | None = None
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise _error(path, exc) from None
+        if mode is not None and not stat.S_ISREG(mode):
+            # /dev/null, /dev/stdout, a named pipe: no rename is possible; write through.
+            fd = _open_direct(path)
+            self.mode = 0
+        else:
+            import tempfile  # here: the CLI starts faster without it
+
+            directory, name = os.path.split(path)
+            try:
+                fd, self.temp = tempfile.mkstemp(
+                    prefix=f".{name}.", suffix=".tmp", dir=directory or "."
+                )
+            except OSError as exc:
+                raise _error(path, exc) from None
+            # The new file gets the old one's permissions, or those of a file just created.
+            self.mode = stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask()
+        self.handle: IO[Any] = (
+            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        )
+
+    def finish(self) -> None:
+        # Everything on disk before the rename: a crash after it never shows a short file.
+        self.handle.flush()
+        if self.temp is not None:
+            os.fchmod(self.handle.fileno(), self.mode)
+            os.fsync(self.handle.fileno())
+        self.handle.close()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.handle.close()
+        if self.temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp)
+            self.temp = None
+
+
+def _open_direct(path: str) -> int:
+    try:
+        return os.open(path, os.O_WRONLY)
+    except OSError as exc:
+        raise _error(path, exc) from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_error(path: str, exc: OSError) -> OutputError:
+    """The error for ``exc``, raised while writing ``path``, naming the file.
+
+    Args:
+        path: The output's target.
+        exc: The error of the write.
+
+    Returns:
+        The error to raise.
+    """
+    return OutputError(f"cannot write {_shown(path)}: {exc.strerror or 'output error'}")
+
+
+_error = write_error
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM held back in this thread meanwhile, and delivered after."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        yield
+        return
+    held = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, held)
+
+
+class Outputs:
+    """The output files of one run, made whole together or not at all.
+
+    Use as a context manager: `open` each output before the work starts (so an unwritable
+    directory stops the run at once), write, then `commit`. Leaving the block without a
+    commit (an error, Ctrl-C, SIGTERM) removes the temporary files and keeps the targets.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[_Pending] = []
+
+    def open(self, path: str) -> TextIO:
+        """A new temporary text file (UTF-8, newlines as written) for ``path``.
+
+        Raises:
+            OutputError: The file cannot be made, naming ``path``.
+        """
+        return cast(TextIO, self._open(path, binary=False))
+
+    def open_binary(self, path: str) -> BinaryIO:
+        """A new temporary binary file for ``path``.
+
+        Raises:
+            OutputError: The file cannot be made, naming ``path``.
+        """
+        return cast(BinaryIO, self._open(path, binary=True))
+
+    def _open(self, path: str, *, binary: bool) -> IO[Any]:
+        # A temporary file is made and recorded at once, for discard to find; opening a
+        # named pipe waits for its reader, and Ctrl-C must still stop that.
+        try:
+            special = not stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            special = False
+        with contextlib.nullcontext() if special else held_signals():
+            pending = _Pending(path, binary)
+            self._pending.append(pending)
+        return pending.handle
+
+    @contextlib.contextmanager
+    def writing(self, path: str) -> Iterator[None]:
+        """Name ``path`` in the message of an `OSError` raised while writing it."""
+        try:
+            yield
+        except OSError as exc:
+            raise _error(path, exc) from None
+
+    def commit(self) -> None:
+        """Sync every output, then rename each over its target.
+
+        Raises:
+            OutputError: An output cannot be finished or renamed, naming it (the targets
+                not yet renamed are kept as they were).
+        """
+        for pending in self._pending:
+            with self.writing(pending.path):
+                pending.finish()
+        # The renames together: Ctrl-C or SIGTERM between two would pair a new findings
+        # file with an old report. A signal that comes meanwhile is handled just after.
+        with held_signals():
+            for pending in self._pending:
+                if pending.temp is not None:
+                    with self.writing(pending.path):
+                        os.replace(pending.temp, pending.path)
+                    pending.temp = None
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """Remove every temporary file not yet renamed; the targets stay as they were."""
+        with held_signals():  # a signal now would leave a temporary file behind
+            for pending in self._pending:
+                pending.discard()
+            self._pending.clear()
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.discard()

@@ -30,6 +30,7 @@ from typing import IO, Any, NamedTuple
 
 import attrs
 
+from kaprules import _fast
 from kaprules._output import held_signals
 from kaprules._version import __version__
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
@@ -365,7 +366,7 @@ def audit(
         protocol.rule_ids,
     )
     units: Iterator[Record | _Block]
-    if jobs > 1 and isinstance(courses, _Records) and courses._fresh:
+    if jobs > 1 and _fast.ENABLED and isinstance(courses, _Records) and courses._fresh:
         # JSON Lines go to the workers as blocks of bytes, split there: the main process
         # touches no line, so it keeps up with any number of workers.
         units = courses._blocks()

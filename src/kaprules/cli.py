@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TextIO
 
 import attrs
 
-from kaprules import _time
+from kaprules import _fast, _time
 from kaprules._output import OutputError, Outputs, check_paths, write_error
 from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar, Closure
@@ -978,6 +978,14 @@ def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) ->
             row += [result.line, result.course_id, finding["rule"], finding["severity"]]
             row += [" ".join(finding["sessions"]), finding["message"]]
             csv_out.writerow(row)
+        return
+    if not _fast.ENABLED:
+        for finding in result.findings:
+            entry: dict[str, Any] = {"input": result.source} if several else {}
+            entry |= {"line": result.line, "course": result.course_id, "rule": finding["rule"]}
+            entry |= {"severity": finding["severity"], "sessions": list(finding["sessions"])}
+            entry["message"] = finding["message"]
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         return
     # The text of json.dumps({"input"?, "line", "course", "rule", "severity", "sessions",
     # "message"}, ensure_ascii=False), one line per finding.

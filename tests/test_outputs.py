@@ -347,6 +347,8 @@ def test_a_full_disk_leaves_the_earlier_outputs(tmp_path: Path, lines: list[str]
         # Ctrl-C on a terminal: the whole process group, workers included.
         (signal.SIGINT, True, 130, "interrupted"),
         (signal.SIGTERM, False, 143, "terminated"),
+        # The terminal closed: to the whole group too.
+        (signal.SIGHUP, True, 129, "hung up"),
     ],
 )
 def test_an_interrupted_audit_keeps_the_earlier_outputs(

@@ -24,7 +24,7 @@ from typing import IO, Any, BinaryIO, TextIO, cast
 
 from kaprules.errors import shown_id
 
-__all__ = ["OutputError", "Outputs", "check_paths", "held_signals", "write_error"]
+__all__ = ["STOP_SIGNALS", "OutputError", "Outputs", "check_paths", "held_signals", "write_error"]
 
 
 class OutputError(Exception):
@@ -177,14 +177,21 @@ def write_error(path: str, exc: OSError) -> OutputError:
 _error = write_error
 
 
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""The signals that stop a run cleanly (as GNU coreutils clean up on them): Ctrl-C,
+SIGTERM, and SIGHUP (the terminal closed)."""
+
+
 @contextlib.contextmanager
 def held_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM held back in this thread meanwhile, and delivered after."""
+    """The `STOP_SIGNALS` held back in this thread meanwhile, and delivered after."""
     mask = getattr(signal, "pthread_sigmask", None)
     if mask is None:
         yield
         return
-    held = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    held = mask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
         yield
     finally:

@@ -31,7 +31,7 @@ from typing import IO, Any, NamedTuple
 import attrs
 
 from kaprules import _fast
-from kaprules._output import held_signals
+from kaprules._output import STOP_SIGNALS, held_signals
 from kaprules._version import __version__
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, findings_of
@@ -477,13 +477,14 @@ def _start_worker(
 ) -> None:
     global _worker
     _worker = (protocol, as_of, sample)
-    # Ctrl-C reaches the whole process group: the main process answers it and stops the
-    # workers; a worker printing its own KeyboardInterrupt would only add noise. SIGTERM
-    # ends a worker at once (a forked worker inherits the CLI's handler otherwise).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Ctrl-C (and a terminal's SIGHUP) reaches the whole process group: the main process
+    # answers it and stops the workers; a worker printing its own KeyboardInterrupt would
+    # only add noise. SIGTERM ends a worker at once (a forked worker inherits the CLI's
+    # handler otherwise).
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_DFL if number == signal.SIGTERM else signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # held by _parallel while forking
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
     _die_with(parent)
 
 

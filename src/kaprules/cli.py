@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TextIO
 import attrs
 
 from kaprules import _fast, _time
-from kaprules._output import OutputError, Outputs, check_paths, write_error
+from kaprules._output import STOP_SIGNALS, OutputError, Outputs, check_paths, write_error
 from kaprules._version import __version__
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check KAP treatment courses against the kap-standard protocol or a "
         "clinic's own.",
         epilog="Exit status: 0 no error finding, 1 an error finding, 2 bad input or usage, "
-        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
+        "130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP).",
     )
     parser.add_argument("-V", "--version", action="version", version=f"kaprules {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -1051,26 +1051,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     renamed into place only when the run succeeded, so a failure never leaves half a
     report. Every failure is exit 2: a line on stderr naming it (one more line per
     problem of the input), and with ``--format json`` a JSON error object on stdout.
-    Ctrl-C (SIGINT) is exit 130 and SIGTERM exit 143, each with one line on stderr; the
-    output files are then left as they were.
+    Ctrl-C (SIGINT) is exit 130, SIGTERM exit 143 and SIGHUP exit 129, each with one line
+    on stderr; the output files are then left as they were.
 
     Args:
         argv: The arguments after the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The exit status: 0, 1, 2, 130 or 143.
+        The exit status: 0, 1, 2, 129, 130 or 143.
     """
     with _signals():
         try:
             return _main(argv)
         except (_Signalled, KeyboardInterrupt) as exc:
             signum: int = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
-            _complain("interrupted" if signum == signal.SIGINT else "terminated")
+            _complain(_STOPPED[signum])
             return EXIT_SIGNAL + signum
 
 
 EXIT_SIGNAL = 128
-"""Added to the number of the signal that stopped a run: 130 for SIGINT, 143 for SIGTERM."""
+"""Added to the number of the signal that stopped a run: 130 for SIGINT, 143 for SIGTERM,
+129 for SIGHUP."""
 
 
 class _Signalled(BaseException):
@@ -1087,12 +1088,18 @@ def _on_signal(signum: int, frame: object) -> None:
     raise _Signalled(signum)
 
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNALS = STOP_SIGNALS
+# The one line said for each: as a shell reports a job stopped by it.
+_STOPPED: dict[int, str] = {
+    getattr(signal, name): what
+    for name, what in (("SIGINT", "interrupted"), ("SIGTERM", "terminated"), ("SIGHUP", "hung up"))
+    if hasattr(signal, name)
+}
 
 
 @contextlib.contextmanager
 def _signals() -> Iterator[None]:
-    """SIGINT and SIGTERM raised as `_Signalled` while a command runs, then restored.
+    """SIGINT, SIGTERM and SIGHUP raised as `_Signalled` while a command runs, then restored.
 
     A signal ignored when kaprules started (a background job's SIGINT, nohup) stays ignored.
     """

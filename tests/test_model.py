@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pendulum
 import pytest
 
-from kaprules import Course, InputError, KapRulesError, Kind, Session
+from kaprules import Course, InputError, Integration, KapRulesError, Kind, Session
 
 from helpers import at
 
@@ -154,3 +155,17 @@ def test_instants_must_be_in_the_supported_years(start: dt.datetime, ok: bool) -
         Session(start, id="s1")
     with pytest.raises(InputError, match=r"last_food: .* outside the supported years"):
         Session(START, id="s1", last_food=start)
+
+
+@pytest.mark.parametrize("fold", [0, 1])
+def test_sessions_in_a_dst_fold_compare_by_instant(fold: int) -> None:
+    # PEP 495: an aware datetime in a repeated hour never equals one in another zone, even
+    # for the same instant; sessions and meetings compare (and hash) by instant instead.
+    start = dt.datetime(2020, 11, 1, 1, 0, tzinfo=ZoneInfo("America/Los_Angeles"), fold=fold)
+    food = start - dt.timedelta(hours=5)
+    here = Session(start, last_food=food, id="s1")
+    there = Session(start.astimezone(dt.UTC), last_food=food.astimezone(dt.UTC), id="s1")
+    assert start != start.astimezone(dt.UTC)  # the trap itself
+    assert here == there
+    assert hash(here) == hash(there)
+    assert Integration(start) == Integration(start.astimezone(dt.UTC))

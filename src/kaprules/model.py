@@ -280,6 +280,14 @@ def _pretty(self: object, printer: Any, cycle: bool) -> None:
     printer.text(repr(self))
 
 
+def _as_instant(value: object) -> object:
+    # Sessions compare by instant: by PEP 495 an aware datetime in a repeated hour (a DST
+    # fold) never equals one in another zone, even for the same instant.
+    if isinstance(value, dt.datetime) and value.utcoffset() is not None:
+        return _time.to_utc(value)
+    return value
+
+
 @attrs.frozen
 class Session:
     """One session of a course, as recorded or planned.
@@ -305,10 +313,10 @@ class Session:
             an empty id or a wrong type; the message names the session and the field.
     """
 
-    start: dt.datetime
+    start: dt.datetime = attrs.field(eq=_as_instant)
     kind: Kind = attrs.field(default=Kind.INDUCTION, converter=to_kind, repr=lambda k: repr(str(k)))
     id: str | None = None
-    last_food: dt.datetime | None = None
+    last_food: dt.datetime | None = attrs.field(default=None, eq=_as_instant)
     escort: str | None = attrs.field(default=None, repr=_redacted)
     therapist: str | None = attrs.field(default=None, repr=_redacted, kw_only=True)
     extra: Mapping[str, Any] = attrs.field(
@@ -410,7 +418,7 @@ class Integration:
             a wrong type; the message names the meeting and the field.
     """
 
-    start: dt.datetime
+    start: dt.datetime = attrs.field(eq=_as_instant)
     id: str | None = None
     therapist: str | None = attrs.field(default=None, repr=_redacted, kw_only=True)
     _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)

@@ -426,3 +426,28 @@ def test_a_test_module_rule_is_honoured_by_scheduling() -> None:
     dec7 = kaprules.Session(dt.datetime(2026, 12, 7, 9, tzinfo=dt.UTC), id="p")
     report = kaprules.check_booking(course, dec7, today, tight, calendar)
     assert [f.rule for f in report.findings] == ["at-most-in-days"]
+
+
+def test_a_new_builtin_rule_is_one_class_and_one_registration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The design page's promise: registered as kaprules registers its own rules, a class
+    # is known to protocol files and the schema, and scheduling never assumes that the
+    # closed forms cover it.
+    monkeypatch.setitem(BUILTIN_RULES, AtMostInDays.default_id, AtMostInDays)
+    data = {"id": "c", "version": "1", "rules": [{"id": "at-most-in-days"}]}
+    assert Protocol.from_dict(data).rules == (AtMostInDays(),)
+    entries = kaprules.protocol_schema()["$defs"]["rule"]["allOf"]
+    assert any(e["if"]["properties"].get("id") == {"const": "at-most-in-days"} for e in entries)
+    tight = STANDARD.replace(AtMostInDays(sessions=3, days=7), id="tight", version="1")
+    held = [
+        kaprules.Session(
+            dt.datetime(2026, 12, d, 9, tzinfo=dt.UTC),
+            last_food=dt.datetime(2026, 12, d, 1, tzinfo=dt.UTC),
+            escort="x",
+        )
+        for d in (1, 3, 5)
+    ]
+    upcoming = kaprules.forecast(kaprules.Course("UTC", held), dt.date(2026, 12, 6), tight).next
+    assert upcoming is not None
+    assert upcoming.bookable_from == dt.date(2026, 12, 8)  # Dec 7 would be 4 in 7 days

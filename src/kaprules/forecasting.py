@@ -36,12 +36,14 @@ from kaprules.protocol import (
 )
 from kaprules.report import Finding, Help, Report, Severity
 from kaprules.rules import (
-    BUILTIN_RULES,
     BaseRule,
     BoosterInterval,
+    Escort,
+    Fasting,
     IntegrationFollowup,
     SessionCount,
     SessionSpacing,
+    Therapist,
     TreatmentWindow,
 )
 from kaprules.timeline import TimedSession, Timeline
@@ -217,7 +219,20 @@ class IntegrationDue:
         return {"needed": self.needed, "by": self.by.isoformat()}
 
 
-_BUILTIN_CLASSES = frozenset(BUILTIN_RULES.values())
+# The rules whose effect on a booking the closed forms know completely. A rule of any other
+# class, a built-in one added later included, is evaluated day by day in the search.
+_CLOSED_FORM_CLASSES: frozenset[type[BaseRule]] = frozenset(
+    (
+        SessionCount,
+        TreatmentWindow,
+        SessionSpacing,
+        Fasting,
+        Escort,
+        BoosterInterval,
+        Therapist,
+        IntegrationFollowup,
+    )
+)
 
 
 @attrs.frozen
@@ -258,7 +273,7 @@ class Schedule:
         booster = boosters[0] if boosters else None
         errors = [r for r in (*windows, *spacings, *boosters) if r.severity is Severity.ERROR]
         exact = (
-            all(type(r) in _BUILTIN_CLASSES for r in rules)
+            all(type(r) in _CLOSED_FORM_CLASSES for r in rules)
             and len(counts) == len(windows) == 1
             and len(spacings) <= 1
             and len(boosters) <= 1

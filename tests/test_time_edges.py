@@ -157,3 +157,28 @@ def test_a_plan_never_proposes_a_session_past_the_supported_years(
         assert forecast.next.bookable_from.year <= _time.MAX_YEAR
     elif sessions:
         assert forecast.status.value in ("complete", "cannot-complete")
+
+
+class _First:
+    """Choices that always take the lowest option."""
+
+    def integer(self, low: int, high: int) -> int:
+        return low
+
+    def choice(self, options: Any) -> Any:
+        return options[0]
+
+    def duration(self, low: dt.timedelta, high: dt.timedelta) -> dt.timedelta:
+        return low
+
+
+def test_a_rule_never_breaks_a_course_by_moving_a_session_to_a_skipped_day() -> None:
+    # The spacing rule moves session 2 to the day after session 1: 2011-12-30 in Apia.
+    course = Course(APIA, [_session(29), _session(31), _session(2, 1, 2012)])
+    spacing = next(r for r in kaprules.STANDARD.rules if isinstance(r, kaprules.SessionSpacing))
+    assert spacing.break_course(course, _First(), kaprules.STANDARD) is None
+    # A day that exists: broken as usual.
+    denver = Course("America/Denver", [_session(d, zone="America/Denver") for d in (1, 3, 5)])
+    broken = spacing.break_course(denver, _First(), kaprules.STANDARD)
+    assert broken is not None
+    assert not kaprules.evaluate(broken).ok

@@ -1,7 +1,8 @@
 """Shared fixtures and the hypothesis profiles.
 
 Profiles: ``ci`` (derandomized, more examples, no deadline: reproducible on a loaded
-machine) is loaded when the ``CI`` environment variable is set; ``dev`` otherwise.
+machine) is loaded when the ``CI`` environment variable is set; ``dev`` otherwise. Neither
+has a deadline or the ``too_slow`` health check: a slow machine cannot fail a test.
 ``HYPOTHESIS_PROFILE`` picks one explicitly.
 """
 
@@ -17,15 +18,19 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# No deadline and no too_slow health check in either profile: on a loaded machine a slow
+# example is not a failure. (A test that suppresses other health checks lists SLOW too:
+# a list of its own replaces the profile's.)
+SLOW = [HealthCheck.too_slow]
 settings.register_profile(
     "ci",
     derandomize=True,
     max_examples=100,
     deadline=None,
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=SLOW,
 )
-settings.register_profile("dev", max_examples=60, deadline=None)
+settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=SLOW)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from kaprules import InputError, evaluate, forecast, parse_course, plan
 from kaprules.cli import main
 
+from conftest import SLOW
+
 SECRET = "Qz7 Jordan Secret"
 FIELDS = ("id", "kind", "start", "last_food", "escort", "therapist", "extra")
 
@@ -109,7 +111,7 @@ def check_accepts_or_input_error(text: str | bytes) -> None:
 
 
 # Each document is large to draw: 100 examples keep the suite inside its minute.
-FUZZ = settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=100, suppress_health_check=SLOW)
 
 
 @FUZZ
@@ -156,7 +158,7 @@ def check_cli_run(code: int, out: str, err: str, arguments: tuple[str, ...]) -> 
     assert all(line.isprintable() for line in (out + err).splitlines())
 
 
-@settings(FUZZ, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(FUZZ, suppress_health_check=[*SLOW, HealthCheck.function_scoped_fixture])
 @given(text=documents(), arguments=st.sampled_from(ARGUMENTS))
 def test_the_command_keeps_its_promises(
     text: str,

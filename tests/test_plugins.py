@@ -32,7 +32,7 @@ from kaprules import (
 )
 from kaprules.auditing import audit, read_records
 
-from conftest import EXAMPLES, ROOT
+from conftest import EXAMPLES, ROOT, SLOW
 
 Run = Callable[..., tuple[int, str, str]]
 COMPLIANT = EXAMPLES / "compliant.json"
@@ -548,7 +548,7 @@ def test_start_up_scans_no_distributions(site: Path) -> None:
 BROKEN = ("broken-import", "not-a-class", "not-a-rule")
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[*SLOW, HealthCheck.function_scoped_fixture])
 @given(
     name=st.sampled_from(("at-most-in-days", "fasting", *BROKEN)) | st.text(min_size=1, max_size=30)
 )

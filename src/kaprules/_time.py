@@ -146,18 +146,36 @@ def add_months(date: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(date.day, last))
 
 
+class NoSuchDay(ValueError):
+    """A local date that never existed in a zone (Pacific/Apia skipped 2011-12-30)."""
+
+
+def day_exists(date: dt.date, zone: zoneinfo.ZoneInfo) -> bool:
+    """Whether local ``date`` happened in ``zone``: some wall time of it was on the clocks.
+
+    A date is missing when a change of offset of a day or more skipped all of it (Samoa
+    and Tokelau skipped 2011-12-30 to move across the date line). Its midnight, if skipped,
+    reads as the end of the skipped span; the date exists when that end is still on it.
+    """
+    midnight = dt.datetime.combine(date, dt.time(0), tzinfo=zone)
+    return midnight.astimezone(UTC).astimezone(zone).date() == date
+
+
 def at_local(date: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.datetime:
     """The aware datetime at wall ``time`` on local ``date`` in ``zone``.
 
     A wall time skipped by a DST change moves forward by the change, as clocks do; if
     that would leave ``date`` (a change at midnight), noon is used, so the local date is
     always ``date``.
+
+    Raises:
+        NoSuchDay: ``date`` never existed in ``zone`` (see `day_exists`).
     """
-    for wall in (time, dt.time(12), dt.time(9), dt.time(15)):
+    for wall in (time, dt.time(12), dt.time(9), dt.time(15), dt.time(0)):
         local = dt.datetime.combine(date, wall, tzinfo=zone).astimezone(UTC).astimezone(zone)
         if local.date() == date:
             return local
-    raise AssertionError(f"no wall time on {date} in {zone.key}")  # pragma: no cover
+    raise NoSuchDay(f"the local date {date.isoformat()} never existed in {zone.key}")
 
 
 def format_local(value: dt.datetime) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -187,12 +188,39 @@ class Closure:
 
 
 @functools.lru_cache(maxsize=256)
-def _holiday_names(country: str, subdivision: str | None, year: int) -> dict[dt.date, str]:
-    # Read-only once cached: callers only look dates up.
+def _holiday_names(country: str, subdivision: str | None, year: int) -> dict[dt.date, str] | str:
+    """The public holidays of a year by date, or why the holidays package does not know them.
+
+    Read-only once cached: callers only look dates up. A year outside the package's range
+    for the country (it returns nothing), or one it warns about (India outside 2001-2035:
+    part of its holidays missing), is not known: no holidays would be a wrong answer, and
+    the package's warning would reach stderr.
+    """
     import holidays  # an optional dependency, imported only when a calendar names a country
 
-    found = holidays.country_holidays(country, subdiv=subdivision, years=year)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = holidays.country_holidays(country, subdiv=subdivision, years=year)
+    if not found.start_year <= year <= found.end_year:
+        return (
+            f"the holidays package knows the public holidays of {country} from "
+            f"{found.start_year} to {found.end_year}, not in {year}"
+        )
+    told = [w for w in caught if not issubclass(w.category, DeprecationWarning | FutureWarning)]
+    if told:
+        # The package's own words (such as "available only from 2001 to 2035"), bounded.
+        return (
+            f"the holidays package does not know all public holidays of {country} in {year}: "
+            f"{echo(str(told[0].message), 120)}"
+        )
     return {date: str(name) for date, name in found.items()}
+
+
+def _holidays_in(country: str, subdivision: str | None, year: int) -> dict[dt.date, str]:
+    names = _holiday_names(country, subdivision, year)
+    if isinstance(names, str):
+        raise InputError(Problem("holidays", names, "range"))
+    return names
 
 
 def _holiday_problem(country: object, subdivision: object) -> Problem | None:
@@ -214,17 +242,22 @@ def _holiday_problem(country: object, subdivision: object) -> Problem | None:
             "public holidays need the holidays package: pip install 'kaprules[calendar]'",
             "missing",
         )
+    # Only a country code the package lists: it looks names up as attributes of its
+    # module, so "HolidayBase" or "__init__" would pass as countries with no holidays.
+    supported = holidays.list_supported_countries()
+    if country not in supported:
+        return Problem(
+            "holidays",
+            f"{echo(country)} is not a country code the holidays package knows "
+            "(ISO 3166-1 alpha-2, such as 'US')",
+            "value",
+        )
     try:
-        holidays.country_holidays(country, subdiv=subdivision)
+        with warnings.catch_warnings():
+            # A deprecated subdivision still works: its warning is the package's business.
+            warnings.simplefilter("ignore")
+            holidays.country_holidays(country, subdiv=subdivision)
     except NotImplementedError:
-        supported = holidays.list_supported_countries()
-        if country not in supported:
-            return Problem(
-                "holidays",
-                f"{echo(country)} is not a country code the holidays package knows "
-                "(ISO 3166-1 alpha-2, such as 'US')",
-                "value",
-            )
         return Problem(
             "subdivision",
             f"{echo(subdivision or '')} is not a subdivision of {country} the holidays package "
@@ -252,8 +285,10 @@ class ClinicCalendar:
             [`Closure`][kaprules.Closure] is a span of dates with an optional reason), in
             any order; kept in date order without repeats.
         holidays: A country code of the ``holidays`` package (ISO 3166-1 alpha-2, such as
-            ``"US"``) whose public holidays are closed days; None for none. Needs
-            ``pip install 'kaprules[calendar]'``.
+            ``"US"``, as its ``list_supported_countries()`` lists them) whose public
+            holidays are closed days; None for none. Needs
+            ``pip install 'kaprules[calendar]'``. A day in a year whose holidays the
+            package does not know for the country is an `InputError` when looked up.
         subdivision: A subdivision of that country, such as ``"CO"``, or None.
         at: The local wall time at which proposed sessions start (default 09:00). A time
             skipped by a DST change moves forward by the change, as clocks do.
@@ -361,6 +396,10 @@ class ClinicCalendar:
             Sundays"``, ``"closed: Winter break"`` (a closure with a reason), ``"the clinic
             is closed on 2026-12-24"`` (a closed date, or a closure without a reason),
             ``"Christmas Day (public holiday)"``.
+
+        Raises:
+            InputError: The calendar's ``holidays`` are needed on ``date`` and the holidays
+                package does not know them in its year (see `is_open`).
         """
         weekday = date.weekday()
         if weekday not in self._open:
@@ -377,7 +416,7 @@ class ClinicCalendar:
     def _holiday(self, date: dt.date) -> str | None:
         if self.holidays is None:
             return None
-        name = _holiday_names(self.holidays, self.subdivision, date.year).get(date)
+        name = _holidays_in(self.holidays, self.subdivision, date.year).get(date)
         if name is None:
             return None
         # The holidays package's text, not ours: escaped and bounded like any input.
@@ -392,6 +431,12 @@ class ClinicCalendar:
         Returns:
             True on an open weekday that is neither a closed date nor a public holiday:
             exactly when [`closure`][kaprules.ClinicCalendar.closure] is None.
+
+        Raises:
+            InputError: The calendar's ``holidays`` are needed on ``date`` (an open weekday,
+                not a closed date) and the holidays package does not know them in its
+                year: outside its range for the country, or a year it warns it knows only
+                in part (India outside 2001-2035). "No holidays" would be a wrong answer.
         """
         if date.weekday() not in self._open or date in self._closed_on:
             return False
@@ -399,7 +444,7 @@ class ClinicCalendar:
             return False
         if self.holidays is None:
             return True
-        return date not in _holiday_names(self.holidays, self.subdivision, date.year)
+        return date not in _holidays_in(self.holidays, self.subdivision, date.year)
 
     def to_dict(self) -> dict[str, Any]:
         """This calendar as plain data, in the calendar file format.

@@ -8,13 +8,20 @@ record; Dask only spreads the partitions over its workers (threads, processes, o
 - [`audit_bag`][kaprules.dask.audit_bag]: a bag of JSON Lines texts, one course each.
 - [`audit_dataframe`][kaprules.dask.audit_dataframe]: a DataFrame of session rows with
   the CSV table's columns; the rows of one course together, in one partition.
+- [`read_csv`][kaprules.dask.read_csv]: CSV session tables read into such a DataFrame
+  exactly as ``kaprules audit`` reads them (every cell as written: ``NA`` is an escort).
+
+Bad records are rejected as ``kaprules audit`` rejects them, with the same reasons; bad
+arguments (a protocol, ``as_of``, a DataFrame without the table's columns) raise
+`InputError` when the audit is made, before any work.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -23,13 +30,22 @@ from kaprules.auditing import (
     CSV_COLUMNS,
     AuditSummary,
     CourseResult,
+    Record,
+    audit,
     course_result,
     csv_courses,
     line_record,
 )
+from kaprules.errors import InputError, Problem, shown_id
 from kaprules.protocol import STANDARD, Protocol
 
-__all__ = ["DaskAudit", "audit_bag", "audit_dataframe"]
+__all__ = ["DaskAudit", "audit_bag", "audit_dataframe", "read_csv"]
+
+# The columns a session table must have (``therapist`` may be left out), as the CLI wants.
+_REQUIRED = tuple(c for c in CSV_COLUMNS if c != "therapist")
+# How pandas must read a session table for its cells to be the CLI's: every cell as text,
+# as written ("NA", "null" and "" are values, not missing ones).
+_AS_WRITTEN: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_filter": False}
 
 
 @attrs.frozen
@@ -98,12 +114,29 @@ def _fold(summary: AuditSummary, part: dict[str, Any]) -> None:
 
 
 def _check_lines(
-    lines: Sequence[str], offset: int, protocol: Protocol, as_of: Any, source: str
+    lines: Sequence[object], offset: int, protocol: Protocol, as_of: Any, source: str
 ) -> list[CourseResult]:
     return [
-        course_result(line_record(number, line, source), protocol, as_of)
+        course_result(_line(number, line, source), protocol, as_of)
         for number, line in enumerate(lines, start=offset + 1)
     ]
+
+
+def _line(number: int, item: object, source: str) -> Record:
+    """A bag item as the record ``kaprules audit`` makes of the same line of a file."""
+    if isinstance(item, str):
+        # The CLI reads bytes, and the loader skips a UTF-8 byte order mark; a bag of text
+        # holds it decoded, as U+FEFF.
+        return line_record(number, item.removeprefix("\ufeff"), source)
+    if isinstance(item, bytes | bytearray | memoryview):
+        return line_record(number, bytes(item), source)
+    # Any other value (None, a number, a dict) is read as the JSON it is written as: the
+    # result is the CLI's on that line ("null" and "5" are not courses; a dict may be one).
+    try:
+        text = json.dumps(item, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return Record(number, None, source, f"not a JSON Lines text: {type(item).__name__}")
+    return line_record(number, text, source)
 
 
 def _dask() -> tuple[Any, Any, Any]:
@@ -134,29 +167,130 @@ def audit_bag(
     """Audit a Dask bag of JSON Lines texts (such as ``dask.bag.read_text(paths)``).
 
     Line numbers count the bag's items in order, from 1 (for one file read with
-    ``read_text``, its line numbers). Counting them takes one pass over the bag.
+    ``read_text``, its line numbers). Counting them takes one pass over the bag. Each item
+    is checked as ``kaprules audit`` checks the same line of a file: a blank one is an
+    empty line, a leading byte order mark is skipped, bytes are UTF-8 (or UTF-16/32)
+    text, and an item that is not text (None, a number, a dict) is read as the JSON it
+    would be written as; a record that is not a course is a rejected result, with the
+    CLI's reason.
 
     Args:
-        lines: A ``dask.bag.Bag`` of strings, one course each.
+        lines: A ``dask.bag.Bag`` of strings (or bytes), one course each.
         protocol: The protocol (kap-standard v1 by default).
         as_of: As for `evaluate`, the same for every course.
         source: The input's name, given to each result.
 
     Returns:
         The lazy audit: ``.results`` (a bag) and ``.summary()``.
+
+    Raises:
+        InputError: ``lines`` is not a Dask bag, or ``protocol``, ``as_of`` or ``source`` is
+            unusable.
     """
+    _check_arguments(protocol, as_of, source)
+    import dask.bag
+
+    if not isinstance(lines, dask.bag.Bag):
+        raise InputError(
+            Problem("lines", f"must be a dask.bag.Bag of texts, got {type(lines).__name__}", "type")
+        )
     return _over_partitions(lines, _check_lines, protocol, as_of, source)
+
+
+def _check_arguments(protocol: Protocol, as_of: object, source: object) -> None:
+    # As kaprules.audit checks them, once, so that no record is rejected for them.
+    audit((), protocol, as_of=as_of)  # type: ignore[arg-type]
+    if not isinstance(source, str):
+        raise InputError(
+            Problem("source", f"must be a string (a name), got {type(source).__name__}", "type")
+        )
 
 
 def _check_rows(
     frame: Any, offset: int, protocol: Protocol, as_of: Any, source: str
 ) -> list[CourseResult]:
-    columns = [c for c in CSV_COLUMNS if c in frame.columns]
+    table = frame.rename(columns=_column_name)
+    columns = [c for c in CSV_COLUMNS if c in table.columns]
     index = {c: i for i, c in enumerate(columns)}
-    rows = frame[columns].fillna("").astype(str).itertuples(index=False, name=None)
-    # Lines as in the CSV file the frame was read from: the header is line 1.
-    numbered = ((number, list(row)) for number, row in enumerate(rows, start=offset + 2))
+    table = table[columns]
+    missing = table.isna().to_numpy()
+    if missing.any():
+        # A CSV file has no missing cell, only empty ones: a null here is a cell pandas
+        # read as missing ("NA", "null", "N/A", ""), and its text is lost.
+        row, column = (int(i[0]) for i in missing.nonzero())
+        raise InputError(
+            f"{shown_id(source or 'the DataFrame', 200)} line {offset + 2 + row}: the "
+            f"{columns[column]} cell is missing (NaN or None), not text: {_READ_HINT}"
+        )
+    numbered = _numbered(table.itertuples(index=False, name=None), offset, columns, source)
     return [course_result(r, protocol, as_of) for r in csv_courses(numbered, index, source)]
+
+
+def _numbered(
+    rows: Iterable[tuple[Any, ...]], offset: int, columns: list[str], source: str
+) -> Iterator[tuple[int, list[str]]]:
+    # Lines as in the CSV file the frame was read from: the header is line 1. Rows whose
+    # cells are all blank are skipped, as the CLI skips them.
+    for number, row in enumerate(rows, start=offset + 2):
+        cells = list(row)
+        if not all(type(cell) is str for cell in cells):
+            column = next(
+                c for c, cell in zip(columns, cells, strict=True) if type(cell) is not str
+            )
+            raise InputError(
+                f"{shown_id(source or 'the DataFrame', 200)} line {number}: the {column} cell "
+                f"is not text; {_READ_HINT}"
+            )
+        if any(cell.strip() for cell in cells):
+            yield number, cells
+
+
+_READ_HINT = (
+    "read the CSV with kaprules.dask.read_csv (or dask.dataframe.read_csv with dtype=str, "
+    "keep_default_na=False, na_filter=False), so that every cell is the text it holds"
+)
+
+
+def _column_name(name: object) -> str:
+    # The CLI strips the header's cells.
+    return str(name).strip()
+
+
+def _check_columns(frame: Any, source: str) -> None:
+    """The CLI's checks of a CSV header, on a DataFrame's columns, and its cells as text."""
+    import dask.dataframe
+
+    if not isinstance(frame, dask.dataframe.DataFrame):
+        raise InputError(
+            Problem(
+                "frame", f"must be a dask.dataframe.DataFrame, got {type(frame).__name__}", "type"
+            )
+        )
+    name = shown_id(source or "the DataFrame", 200)
+    found = [_column_name(c) for c in frame.columns]
+    shown = ", ".join(shown_id(c, 40) for c in found[:20]) + (", ..." if len(found) > 20 else "")
+    missing = [c for c in _REQUIRED if c not in found]
+    if missing:
+        raise InputError(
+            f"{name}: the DataFrame lacks the column(s) {', '.join(missing)}; the columns are "
+            f"{', '.join(CSV_COLUMNS)} (therapist optional); it has {shown or 'none'}"
+        )
+    unknown = [i for i, c in enumerate(found) if c not in CSV_COLUMNS]
+    repeated = len(set(found)) != len(found)
+    if unknown or repeated:
+        raise InputError(
+            f"{name}: the DataFrame has {len(unknown)} unknown column(s)"
+            + (" and a repeated one" if repeated else "")
+            + f"; the columns are {', '.join(CSV_COLUMNS)}; it has {shown}"
+        )
+    # Text columns are of kind "O" (object, pandas' string dtypes) or "U"; numbers are not.
+    typed = [
+        c
+        for c, dtype in zip(found, frame.dtypes, strict=True)
+        if getattr(dtype, "kind", None) not in ("O", "U")
+    ]
+    if typed:
+        raise InputError(f"{name}: the column(s) {', '.join(typed)} do not hold text; {_READ_HINT}")
 
 
 def audit_dataframe(
@@ -172,7 +306,10 @@ def audit_dataframe(
     ``kind``, ``start``, ``last_food``, ``escort``, optionally ``therapist``), as text. The
     rows of one course must be together and in one partition (read each file as one
     partition, or repartition on course boundaries). Lines are numbered as in a CSV file
-    with a header: the first row is line 2.
+    with a header: the first row is line 2. Read CSV files with `read_csv`, which keeps
+    every cell as written: pandas' default reading turns ``NA``, ``null``, ``N/A`` and an
+    empty cell into a missing value, and a missing cell here is refused rather than
+    guessed at.
 
     Args:
         frame: A ``dask.dataframe.DataFrame``.
@@ -182,8 +319,53 @@ def audit_dataframe(
 
     Returns:
         The lazy audit: ``.results`` (a bag) and ``.summary()``.
+
+    Raises:
+        InputError: ``frame`` is not a Dask DataFrame, lacks a column of the table, has
+            a column that is not one, or has one that does not hold text; ``protocol``,
+            ``as_of`` or ``source`` is unusable. When computed: a cell is missing (NaN or
+            None), as pandas' default NA values make "NA" or an empty cell.
     """
+    _check_arguments(protocol, as_of, source)
+    _check_columns(frame, source)
     return _over_partitions(frame, _check_rows, protocol, as_of, source)
+
+
+def read_csv(paths: Any, **options: Any) -> Any:
+    """CSV session tables as a Dask DataFrame, read exactly as ``kaprules audit`` reads them.
+
+    Every cell is the text it holds: ``NA``, ``null``, ``N/A`` are values (an escort
+    written ``NA`` is an escort) and an empty cell is empty, where pandas' defaults would
+    make them all missing. Each file is one partition, which keeps a course's rows
+    together, and blank lines are kept as rows (then skipped, as the CLI skips them) so
+    that line numbers are the file's.
+
+    Args:
+        paths: A path, a glob or a list of them, as ``dask.dataframe.read_csv`` takes.
+        **options: More options for ``dask.dataframe.read_csv`` (such as
+            ``storage_options``); the ones that decide how cells are read cannot be
+            changed.
+
+    Returns:
+        A ``dask.dataframe.DataFrame`` for `audit_dataframe`.
+
+    Raises:
+        InputError: An option would change how cells are read.
+    """
+    fixed = {**_AS_WRITTEN, "blocksize": None, "skip_blank_lines": False}
+    clash = sorted(set(options) & set(fixed))
+    if clash:
+        raise InputError(
+            Problem(
+                "options",
+                f"{', '.join(clash)} cannot be changed: they make the cells the CLI's",
+                "value",
+            )
+        )
+    import dask.dataframe
+
+    reader: Any = dask.dataframe.read_csv
+    return reader(paths, **fixed, **options)
 
 
 def _over_partitions(

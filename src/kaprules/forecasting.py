@@ -528,12 +528,38 @@ class Search:
     # --- days ---
 
     def is_open(self, day: dt.date) -> bool:
-        if self.calendar is None:
-            return True
         known = self._open.get(day)
         if known is None:
-            known = self._open[day] = self.calendar.is_open(day)
+            known = self._open[day] = self.usable(day) and (
+                self.calendar is None or self.calendar.is_open(day)
+            )
         return known
+
+    def usable(self, day: dt.date) -> bool:
+        """Whether a session can be proposed on ``day`` at all, whatever the calendar.
+
+        The day existed in the course's zone (Pacific/Apia has no 2011-12-30), and a
+        session at the calendar's time on it is within the supported years: a proposal
+        past them could not be booked or checked.
+        """
+        try:
+            start = _time.at_local(day, self.at, self.course.zone)
+        except _time.NoSuchDay:
+            return False
+        return _time.in_range(start)
+
+    def every_day_usable(self, upcoming: NextSession) -> bool:
+        """Whether the closed forms' days for ``upcoming`` are all `usable`.
+
+        They assume every day is: through the next session's bookable days and the
+        window the rest of the series fills after them.
+        """
+        first = upcoming.bookable_from
+        last = first
+        if upcoming.kind is Kind.INDUCTION:
+            last = (upcoming.latest or first) + dt.timedelta(days=self.schedule.window)
+        days = range((last - first).days + 1)
+        return all(self.usable(first + dt.timedelta(days=k)) for k in days)
 
     def open_days(self, first: dt.date, last: dt.date) -> Iterator[dt.date]:
         day = first
@@ -679,10 +705,10 @@ class Search:
 
     def forecast(self) -> Forecast:
         closed = _forecast(self.timeline, self.schedule, self.protocol, self.at)
-        if self.schedule.exact and self.calendar is None:
-            return closed
         upcoming = closed.next
         if upcoming is None:
+            return closed
+        if self.schedule.exact and self.calendar is None and self.every_day_usable(upcoming):
             return closed
         if upcoming.kind is Kind.BOOSTER:
             day = self.booster_day(upcoming.earliest)

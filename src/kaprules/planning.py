@@ -339,6 +339,13 @@ def plan(
     return steps.booster()
 
 
+def _past_years(last: dt.date) -> str:
+    # Days past the supported years are never proposed: a reason that ends there says so.
+    if last.year <= _time.MAX_YEAR:
+        return ""
+    return f" (no session is proposed after the year {_time.MAX_YEAR}, the last supported)"
+
+
 class _Steps:
     """The steps of a plan, over one search: a new series, the rest of one, a booster."""
 
@@ -407,7 +414,8 @@ class _Steps:
                 PlanStatus.CANNOT_COMPLETE,
                 (),
                 f"the calendar has no open day from {lower.isoformat()} to "
-                f"{search.horizon.isoformat()} on which the series could start",
+                f"{search.horizon.isoformat()} on which the series could start"
+                f"{_past_years(search.horizon)}",
                 None,
                 count,
             )
@@ -424,7 +432,7 @@ class _Steps:
             f"no first day up to {search.horizon.isoformat()} fits all {count} induction "
             f"sessions in a {self.schedule.window}-day window on open days; from the first "
             f"open day, {first.isoformat()}, the window would close on "
-            f"{(first + self.window).isoformat()} {why}",
+            f"{(first + self.window).isoformat()} {why}{_past_years(search.horizon)}",
             first,
             missing,
         )
@@ -483,7 +491,7 @@ class _Steps:
             end = start + dt.timedelta(days=HORIZON_DAYS)
             reason = (
                 f"the induction series is complete; the calendar has no bookable day from "
-                f"{start.isoformat()} to {end.isoformat()} for the booster"
+                f"{start.isoformat()} to {end.isoformat()} for the booster{_past_years(end)}"
             )
         return self.with_meetings(planned, reason, first)
 

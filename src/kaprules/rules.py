@@ -1648,9 +1648,13 @@ def _swapped(course: Course, old: Session, new: Session) -> Course:
     return attrs.evolve(course, sessions=[new if s is old else s for s in course.sessions])
 
 
-def _moved(course: Course, session: Session, date: dt.date) -> Course:
-    # The same wall time on another local date; the fast keeps its elapsed length.
-    start = _time.at_local(date, course.local(session.start).time(), course.zone)
+def _moved(course: Course, session: Session, date: dt.date) -> Course | None:
+    # The same wall time on another local date; the fast keeps its elapsed length. No move
+    # to a date the zone skipped (Pacific/Apia's 2011-12-30): the course cannot be broken so.
+    try:
+        start = _time.at_local(date, course.local(session.start).time(), course.zone)
+    except _time.NoSuchDay:
+        return None
     fast = None if session.food_instant is None else session.instant - session.food_instant
     food = None if fast is None else _time.to_utc(start) - fast
     return _swapped(course, session, attrs.evolve(session, start=start, last_food=food))

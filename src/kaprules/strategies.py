@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from kaprules import _time
+from kaprules.errors import InputError, Problem
 from kaprules.model import Course, Integration, Kind, Session
 from kaprules.protocol import STANDARD, Protocol
 from kaprules.rules import BaseRule, CourseShape, Rule
@@ -93,8 +94,14 @@ def local_datetime(date: dt.date, time: dt.time, zone: zoneinfo.ZoneInfo) -> dt.
 
     Returns:
         An aware datetime whose local date in ``zone`` is ``date``.
+
+    Raises:
+        InputError: ``date`` never existed in ``zone`` (Pacific/Apia skipped 2011-12-30).
     """
-    return _time.at_local(date, time, zone)
+    try:
+        return _time.at_local(date, time, zone)
+    except _time.NoSuchDay as exc:
+        raise InputError(Problem("date", str(exc), "value")) from None
 
 
 @functools.lru_cache(maxsize=4096)

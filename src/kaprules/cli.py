@@ -231,6 +231,17 @@ def _wall_time(text: str) -> dt.time:
     raise argparse.ArgumentTypeError(f"{echo(text)} is not a local time HH:MM, such as 09:00")
 
 
+def _add_format(
+    command: argparse.ArgumentParser,
+    choices: tuple[str, ...] = ("text", "json"),
+    what: str = "output format",
+) -> None:
+    # The one definition of --format: the first choice is the default.
+    command.add_argument(
+        "--format", choices=choices, default=choices[0], help=f"{what} (default: {choices[0]})"
+    )
+
+
 def _add_protocol(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--protocol",
@@ -281,9 +292,7 @@ def _add_scheduling(command: argparse.ArgumentParser) -> None:
         metavar="DATE|DATETIME|today",
         help=f"the moment of the answer: {_AS_OF_HELP}",
     )
-    command.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    _add_format(command)
     _add_protocol(command)
 
 
@@ -357,9 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATE|DATETIME|today",
         help=f"evaluate a course in progress: {_AS_OF_HELP}; later sessions count as planned",
     )
-    check.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    _add_format(check)
     _add_protocol(check)
 
     next_cmd = commands.add_parser(
@@ -430,9 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="the documentation's base URL, for the report's links to the rules page",
     )
-    audit_cmd.add_argument(
-        "--format", choices=("text", "json"), default="text", help="summary format (default: text)"
-    )
+    _add_format(audit_cmd, what="summary format")
     _add_protocol(audit_cmd)
 
     explain_cmd = commands.add_parser(
@@ -444,11 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument(
         "rule_id", metavar="RULE_ID", help="a rule id, such as session-spacing"
     )
-    explain_cmd.add_argument(
-        "--format",
-        choices=("text", "markdown"),
-        default="text",
-        help="plain text for a terminal, or the Markdown of the rules page (default: text)",
+    _add_format(
+        explain_cmd,
+        ("text", "markdown"),
+        "plain text for a terminal, or the Markdown of the rules page",
     )
     _add_protocol(explain_cmd)
 
@@ -458,9 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the rules of a protocol (kap-standard v1 by default) with their "
         "parameters and statements.",
     )
-    rules.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    _add_format(rules)
     rules.add_argument(
         "--plugins",
         action="store_true",
@@ -489,9 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of a clinic's own file.",
     )
     show.add_argument("spec", metavar="NAME@VERSION|FILE", help="such as kap-standard@2")
-    show.add_argument(
-        "--format", choices=("toml", "json"), default="toml", help="output format (default: toml)"
-    )
+    _add_format(show, ("toml", "json"))
     return parser
 
 

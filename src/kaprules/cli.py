@@ -29,6 +29,7 @@ import attrs
 from kaprules import _fast, _time
 from kaprules._output import STOP_SIGNALS, OutputError, Outputs, check_paths, write_error
 from kaprules._version import __version__
+from kaprules._words import plural
 from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar, Closure
 from kaprules.errors import InputError, KapRulesError, Problem, ProtocolError, echo, shown_id
 from kaprules.evaluation import evaluate
@@ -516,18 +517,14 @@ def _summary(report: Report, course: Course) -> str:
     verdict = "OK" if report.ok else "FAIL"
     as_of = f", as of {report.as_of}" if report.as_of else ""
     found = ", ".join(
-        _plural(counts[severity], noun)
+        plural(counts[severity], noun)
         for severity, noun in (("error", "error"), ("warning", "warning"), ("info", "info finding"))
     )
     return (
-        f"{verdict}: {found} in {_plural(len(course.sessions), 'session')}; "
+        f"{verdict}: {found} in {plural(len(course.sessions), 'session')}; "
         f"protocol {report.protocol_id} v{report.protocol_version}, "
         f"timezone {course.timezone}{as_of}"
     )
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _protocol(args: argparse.Namespace) -> Protocol:
@@ -793,7 +790,7 @@ def _plugins(args: argparse.Namespace, out: TextIO) -> int:
         )
         return EXIT_OK
     out.write(
-        f"{_plural(len(entries), 'rule plugin')} installed "
+        f"{plural(len(entries), 'rule plugin')} installed "
         f"(entry point group {plugins.ENTRY_POINT_GROUP}):\n"
     )
     for entry in entries:
@@ -1002,10 +999,10 @@ def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) ->
 
 def _audit_lines(data: dict[str, Any]) -> list[str]:
     lines = [
-        f"Audit: {_plural(data['lines_read'], 'record')} read, "
-        f"{_plural(data['courses'], 'course')} evaluated: {data['compliant']} compliant, "
+        f"Audit: {plural(data['lines_read'], 'record')} read, "
+        f"{plural(data['courses'], 'course')} evaluated: {data['compliant']} compliant, "
         f"{data['with_errors']} with an error finding; "
-        f"{_plural(data['rejected_count'], 'record')} rejected.",
+        f"{plural(data['rejected_count'], 'record')} rejected.",
         f"Protocol {data['protocol']['id']} version {data['protocol']['version']}, kaprules "
         f"{data['kaprules_version']}, as of {data['as_of'] or '(final records)'}.",
         f"Input SHA-256: {data['input_sha256']}",

@@ -26,6 +26,7 @@ import attrs
 from kaprules import _time
 from kaprules import report as _report
 from kaprules._version import __version__
+from kaprules._words import iso_date
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem, ProtocolError, echo, shown_id
 from kaprules.evaluation import check_course, check_protocol, evaluate_timeline
@@ -183,7 +184,10 @@ class Forecast:
             "status": self.status.value,
             "inductions": self.inductions,
             "count": self.count,
-            "window": {"opens": _iso(self.window_opens), "closes": _iso(self.window_closes)},
+            "window": {
+                "opens": iso_date(self.window_opens),
+                "closes": iso_date(self.window_closes),
+            },
             "next": None if self.next is None else self.next.to_dict(),
             "today": self.today.isoformat(),
             "as_of": self.as_of,
@@ -192,10 +196,6 @@ class Forecast:
             "kaprules_version": self.kaprules_version,
             "integration": None if self.integration is None else self.integration.to_dict(),
         }
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 @attrs.frozen

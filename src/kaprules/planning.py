@@ -21,6 +21,7 @@ import attrs
 
 from kaprules import _time
 from kaprules._version import __version__
+from kaprules._words import iso_date, plural
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem
 from kaprules.forecasting import HORIZON_DAYS, Forecast, Schedule, Search, scheduling_timeline
@@ -165,7 +166,10 @@ class Plan:
             "status": self.status.value,
             "sessions": [s.to_dict() for s in self.sessions],
             "reason": self.reason,
-            "window": {"opens": _iso(self.window_opens), "closes": _iso(self.window_closes)},
+            "window": {
+                "opens": iso_date(self.window_opens),
+                "closes": iso_date(self.window_closes),
+            },
             "unplaced": self.unplaced,
             "inductions": f.inductions,
             "count": f.count,
@@ -231,14 +235,6 @@ class Plan:
                 last_date=dt.date(last.year + 2, 1, 1),
             )
         return bytes(calendar.to_ical())
-
-
-def _count(sessions: int) -> str:
-    return f"{sessions} induction session{'' if sessions == 1 else 's'}"
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _summary(session: PlannedSession, count: int) -> str:
@@ -454,7 +450,8 @@ class _Steps:
                 PlanStatus.CANNOT_COMPLETE,
                 (),
                 f"the series' {self.schedule.window}-day window closes on "
-                f"{closes.isoformat()}: {missing} of the remaining {_count(remaining)} "
+                f"{closes.isoformat()}: {missing} of the remaining "
+                f"{plural(remaining, 'induction session')} "
                 f"{'does' if missing == 1 else 'do'} not fit {how} from {lower.isoformat()}",
                 first,
                 missing,
@@ -465,7 +462,8 @@ class _Steps:
             else f"from {days[0].isoformat()} to {days[-1].isoformat()}"
         )
         reason = (
-            f"the remaining {_count(remaining)} {'is' if remaining == 1 else 'are'} "
+            f"the remaining {plural(remaining, 'induction session')} "
+            f"{'is' if remaining == 1 else 'are'} "
             f"proposed {when}, in the window that closes on {closes.isoformat()}"
         )
         return self.with_meetings(self.inductions(days, n + 1), reason, first)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from kaprules import _examples, _time
+from kaprules._words import plural
 from kaprules.errors import Problem, ProtocolError
 from kaprules.model import Course, Integration, JSONValue, Kind, Session, to_kind
 from kaprules.report import Finding, Help, Severity, as_severity, rule_help
@@ -539,14 +540,6 @@ def _iso_duration(delta: dt.timedelta) -> str:
     return f"{sign}PT{body or '0S'}"
 
 
-def _days(n: int) -> str:
-    return f"{n} day" if n == 1 else f"{n} days"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
@@ -984,12 +977,13 @@ class TreatmentWindow(BaseRule):
         """What the rule requires, with its actual parameter values."""
         return (
             f"Every induction session's local date is on or before the first induction date "
-            f"+ {self.days - 1} days: the series fits in {_days(self.days)}, the first "
+            f"+ {self.days - 1} days: the series fits in {plural(self.days, 'day')}, the first "
             f"induction date being day 1 (a series that starts on Dec 1 ends by Dec "
             f"{self.days})."
             if self.days <= 31
             else f"Every induction session's local date is on or before the first induction "
-            f"date + {self.days - 1} days: the series fits in {_days(self.days)}, the first "
+            f"date + {self.days - 1} days: the series fits in {plural(self.days, 'day')}, "
+            f"the first "
             f"induction date being day 1."
         )
 
@@ -1065,7 +1059,7 @@ class SessionSpacing(BaseRule):
         """What the rule requires, with its actual parameter values."""
         text = (
             f"Any two sessions adjacent in start order, of any kind, are at least "
-            f"{_days(self.min_days)} apart: the difference of their local dates is "
+            f"{plural(self.min_days, 'day')} apart: the difference of their local dates is "
             f"{self.min_days} or more."
         )
         if self.min_days == 2:
@@ -1087,7 +1081,8 @@ class SessionSpacing(BaseRule):
         apart = "local date" if self.min_days - 1 == 1 else "local dates"
         return (
             (
-                f"{_days(self.min_days)} apart by local date, {hours} hours between the starts",
+                f"{plural(self.min_days, 'day')} apart by local date, "
+                f"{hours} hours between the starts",
                 pair(self.min_days),
             ),
             (f"{self.min_days - 1} {apart} apart", pair(self.min_days - 1)),
@@ -1119,9 +1114,9 @@ class SessionSpacing(BaseRule):
             if gap < self.min_days:
                 yield self.finding(
                     (a, b),
-                    f"{a.label} and {b.label} are {_days(gap)} apart"
+                    f"{a.label} and {b.label} are {plural(gap, 'day')} apart"
                     + (" (same day)" if gap == 0 else " (consecutive days)" if gap == 1 else "")
-                    + f"; sessions must be at least {_days(self.min_days)} apart",
+                    + f"; sessions must be at least {plural(self.min_days, 'day')} apart",
                     self.min_days,
                     gap,
                 )
@@ -1430,7 +1425,7 @@ class BoosterInterval(BaseRule):
                 if t.date < earliest:
                     yield self.finding(
                         (t,),
-                        f"booster {t.label} is {_days((earliest - t.date).days)} early: "
+                        f"booster {t.label} is {plural((earliest - t.date).days, 'day')} early: "
                         f"{previous.label} + {self.months} months is {earliest.isoformat()}",
                         earliest.isoformat(),
                         t.date.isoformat(),
@@ -1579,10 +1574,10 @@ class IntegrationFollowup(BaseRule):
         """What the rule requires, with its actual parameter values."""
         return (
             f"Once the induction series is complete, at least "
-            f"{_count(self.min_meetings, 'integration meeting')} "
+            f"{plural(self.min_meetings, 'integration meeting')} "
             f"{'takes' if self.min_meetings == 1 else 'take'} place with a local date "
             f"after the last induction session's local date and on or before it + "
-            f"{_days(self.within_days)}. With as_of, this is not a finding until the local "
+            f"{plural(self.within_days, 'day')}. With as_of, this is not a finding until the local "
             f"date of as_of is after that last day."
         )
 
@@ -1601,9 +1596,9 @@ class IntegrationFollowup(BaseRule):
                 ],
             )
 
-        n = _count(self.min_meetings, "meeting")
+        n = plural(self.min_meetings, "meeting")
         return (
-            (f"{n}, the last {_days(self.within_days)} after the series", meetings(0)),
+            (f"{n}, the last {plural(self.within_days, 'day')} after the series", meetings(0)),
             ("the same one day later", meetings(1)),
         )
 
@@ -1637,8 +1632,9 @@ class IntegrationFollowup(BaseRule):
             yield self.finding(
                 (last,),
                 f"the induction series ended with {last.label}; "
-                f"{_count(held, 'integration meeting')} followed by {closes.isoformat()} "
-                f"({_days(self.within_days)} after it), at least {self.min_meetings} required",
+                f"{plural(held, 'integration meeting')} followed by {closes.isoformat()} "
+                f"({plural(self.within_days, 'day')} after it), "
+                f"at least {self.min_meetings} required",
                 self.min_meetings,
                 held,
             )

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kaprules
 from kaprules import Course, InputError, evaluate, parse_course
@@ -276,3 +278,32 @@ def test_jobs_work_from_a_script_without_a_main_guard(tmp_path: Path) -> None:
         [sys.executable, "-"], input=script, capture_output=True, text=True, check=False
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "1200\n", "")
+
+
+@given(st.lists(st.sampled_from(["compliant", "violating", "rejected"]), max_size=30), st.data())
+def test_summaries_merge_as_one_summary_counts(kinds: list[str], data: st.DataObject) -> None:
+    # An audit split anywhere (Dask partitions) sums to the summary of the whole.
+    from kaprules.auditing import AuditSummary, CourseResult
+
+    finding = {"rule": "escort", "severity": "error", "sessions": ["1"], "message": "m"}
+    results = [
+        CourseResult(
+            n,
+            "in",
+            None,
+            0 if kind == "rejected" else 6,
+            (finding,) if kind == "violating" else (),
+            "not a course" if kind == "rejected" else None,
+        )
+        for n, kind in enumerate(kinds, start=1)
+    ]
+    cut = data.draw(st.integers(0, len(results)))
+    whole, first, second = (AuditSummary("p", "1", None, ("escort",)) for _ in range(3))
+    for r in results:
+        whole.add(r)
+    for r in results[:cut]:
+        first.add(r)
+    for r in results[cut:]:
+        second.add(r)
+    first.merge(second)
+    assert first.to_dict() == whole.to_dict()

@@ -210,6 +210,24 @@ class AuditSummary:
                 seen.add(finding["rule"])
                 counts[0] += 1
 
+    def merge(self, other: AuditSummary) -> None:
+        """Add the counts of another summary of the same audit (a partition's, a worker's).
+
+        Rejected records are kept up to the same bound; the rest are counted as omitted.
+
+        Args:
+            other: The other summary.
+        """
+        for name in ("lines_read", "courses", "compliant", "with_errors"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for source, line, reason in other.rejected:
+            self.reject(source, line, reason)
+        self.rejected_omitted += other.rejected_omitted
+        for rule_id, (courses, findings) in other.rules.items():
+            counts = self.rules.setdefault(rule_id, [0, 0])
+            counts[0] += courses
+            counts[1] += findings
+
     @property
     def ok(self) -> bool:
         """True when no course has an error finding and no record was rejected."""

@@ -74,7 +74,7 @@ class DaskAudit:
         counted = self.results.reduction(_count, _merge)
         (partial,) = _dask()[0](counted, **compute)
         summary = _empty(self.protocol, self.as_of)
-        _fold(summary, partial)
+        summary.merge(partial)
         return summary
 
 
@@ -87,30 +87,18 @@ def _empty(protocol: Protocol, as_of: dt.datetime | dt.date | None) -> AuditSumm
     )
 
 
-def _count(results: Iterable[CourseResult]) -> dict[str, Any]:
+def _count(results: Iterable[CourseResult]) -> AuditSummary:
     summary = AuditSummary("", "", None, ())
     for result in results:
         summary.add(result)
-    return attrs.asdict(summary)
+    return summary
 
 
-def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _merge(parts: Sequence[AuditSummary]) -> AuditSummary:
     total = AuditSummary("", "", None, ())
     for part in parts:
-        _fold(total, part)
-    return attrs.asdict(total)
-
-
-def _fold(summary: AuditSummary, part: dict[str, Any]) -> None:
-    for name in ("lines_read", "courses", "compliant", "with_errors"):
-        setattr(summary, name, getattr(summary, name) + part[name])
-    for source, line, reason in part["rejected"]:
-        summary.reject(source, line, reason)
-    summary.rejected_omitted += part["rejected_omitted"]
-    for rule_id, (courses, findings) in part["rules"].items():
-        counts = summary.rules.setdefault(rule_id, [0, 0])
-        counts[0] += courses
-        counts[1] += findings
+        total.merge(part)
+    return total
 
 
 def _check_lines(

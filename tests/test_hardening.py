@@ -131,16 +131,21 @@ def test_non_ascii_output_on_a_narrow_terminal(encoding: str, form: str) -> None
         assert "s\\xe9ance" in text or "séance" in text
 
 
-def test_output_is_valid_utf8_whatever_the_ids() -> None:
-    doc = course_with_id("s\u2028\u0085\u00e9\U0001f600")
-    proc = shell("kaprules check - --format json", PYTHONIOENCODING="utf-8")
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii", "latin-1"])
+def test_output_is_valid_utf8_whatever_the_ids(encoding: str) -> None:
+    # Whatever the environment's encoding, JSON output is UTF-8 and one whole document,
+    # and the id comes back as it went in.
+    odd = "s\u2028\u0085\u00e9\U0001f600"
     proc = subprocess.run(
         [sys.executable, "-m", "kaprules", "check", "-", "--format", "json"],
-        input=doc,
+        input=course_with_id(odd),
         capture_output=True,
         check=False,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
     )
-    json.loads(proc.stdout.decode("utf-8"))  # strict UTF-8 and one whole document
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout.decode("utf-8"))  # strict UTF-8 and one whole document
+    assert any(odd in f["sessions"] for f in report["findings"])
 
 
 # --- 3. streams and devices ----------------------------------------------------------------

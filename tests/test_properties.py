@@ -416,6 +416,7 @@ def find_any(strategy: st.SearchStrategy[Course], predicate: Any) -> Course:
 
 @pytest.mark.parametrize("predicate", [clamps_a_booster, straddles_dst, near_midnight])
 def test_compliant_courses_reach_the_hard_cases(predicate: Any) -> None:
+    # find_any guarantees the predicate; what this adds is that the hard case, once
+    # reached, is still a compliant course.
     found = find_any(compliant_courses(), predicate)
-    assert predicate(found)
     assert evaluate(found).ok

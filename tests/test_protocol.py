@@ -252,5 +252,11 @@ def test_evaluate_refuses_what_is_not_a_course() -> None:
 
 
 def test_protocol_evaluate_is_evaluate() -> None:
+    # The method is the function: the same findings for a messy course, under the
+    # protocol it is called on (not the default), with as_of passed through.
     c = messy()
-    assert STANDARD.evaluate(c).to_dict() == evaluate(c).to_dict()
+    v2 = kaprules.STANDARD_V2
+    assert v2.evaluate(c).to_dict() == evaluate(c, v2).to_dict()
+    assert v2.evaluate(c).to_dict() != evaluate(c).to_dict()  # v2 finds more
+    day = dt.date(2026, 12, 2)
+    assert STANDARD.evaluate(c, as_of=day).to_dict() == evaluate(c, as_of=day).to_dict()

@@ -19,6 +19,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import json
 import os
 import signal
 import sys
@@ -83,7 +84,8 @@ class Record:
 
     Attributes:
         line: Its 1-based line in its input (for CSV, the line of the course's first row).
-        data: The course as JSON text, as plain data (a CSV course), or a `Course`.
+        data: The course as JSON text, as plain data (a CSV course), or a `Course`; for a
+            record rejected before parsing, None or what is known of it (``{"id": ...}``).
         source: Which input it came from (a file name, ``-`` for standard input).
         rejected: Why the record cannot be a course, when known before parsing.
     """
@@ -107,13 +109,15 @@ class Record:
 
 
 def _course_of(data: object, rejected: str | None) -> Course:
+    if rejected is not None:
+        raise InputError(rejected)
     if isinstance(data, Course):
         return data
     if isinstance(data, dict):
         return course_from_data(data)
     if isinstance(data, str | bytes):
         return parse_course(data)
-    raise InputError(rejected or f"not a course: {type(data).__name__}")
+    raise InputError(f"not a course: {type(data).__name__}")
 
 
 class CourseResult(NamedTuple):
@@ -125,7 +129,8 @@ class CourseResult(NamedTuple):
     Attributes:
         line: The record's 1-based line.
         source: The input it came from.
-        course_id: The course's ``id``, or None.
+        course_id: The course's ``id``, or None; for a rejected record too, when its JSON
+            parsed (or its CSV rows had a course id) and the id is a string.
         sessions: How many sessions the course has (0 when rejected).
         findings: The findings, as `Finding.to_dict` gives them, in report order.
         rejected: The loader's reason when the record is not a course, else None.
@@ -405,16 +410,32 @@ def _fields(item: _Item, protocol: Protocol, as_of: dt.datetime | dt.date | None
     """A record's `CourseResult`, as the plain tuple of its fields (what workers send)."""
     line, data, source, rejected = item
     if rejected is not None:
-        return (line, source, None, 0, (), rejected)
+        return (line, source, _readable_id(data), 0, (), rejected)
     try:
         course = _course_of(data, rejected)
     except InputError as exc:
-        return (line, source, None, 0, (), _reason(exc))
+        return (line, source, _readable_id(data), 0, (), _reason(exc))
     # evaluate() without its argument checks, made once by audit(), and without a Report.
     timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
     found = findings_of(timeline, protocol)
     findings = tuple(f.to_dict() for f in found) if found else ()
     return (line, source, course.id, len(course.sessions), findings, None)
+
+
+def _readable_id(data: object) -> str | None:
+    """The course ``id`` of a rejected record, when its JSON parsed and the id is a string.
+
+    Parsed again only for a rejected record (the loader's error does not carry it).
+    """
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            return None
+    if isinstance(data, dict):
+        course_id = data.get("id")
+        return course_id if isinstance(course_id, str) else None
+    return None
 
 
 def _wanted(fields: _Fields) -> bool:
@@ -1002,9 +1023,25 @@ def _csv_course(
 ) -> Record:
     first = rows[0][0]
     width = len(index)
+    head = rows[0][1]
+    column = index["course_id"]
+    course_id = head[column] if len(head) > column and head[column] != "" else None
+    # What a rejected record keeps: its course id, when its rows name one.
+    known = None if course_id is None else {"id": course_id}
+    if course_id is not None:
+        # First, so that a course met again is found whatever else is wrong with it.
+        started = seen.setdefault(course_id, first)
+        if started != first:
+            return Record(
+                first,
+                known,
+                source,
+                f"the rows of course {echo(course_id)} are not together: it started on line "
+                f"{started} and appears again on line {first}",
+            )
     bad = [line for line, row in rows if len(row) != width]
     if bad:
-        return Record(first, None, source, f"line {bad[0]}: {width} cells expected in each row")
+        return Record(first, known, source, f"line {bad[0]}: {width} cells expected in each row")
 
     def cell(row: list[str], name: str) -> str | None:
         # An empty cell is a missing value; anything else is the value as written (a blank
@@ -1013,20 +1050,9 @@ def _csv_course(
         value = row[i] if i is not None else ""
         return value if value != "" else None
 
-    course_id = cell(rows[0][1], "course_id")
-    if course_id is not None:
-        started = seen.setdefault(course_id, first)
-        if started != first:
-            return Record(
-                first,
-                None,
-                source,
-                f"the rows of course {echo(course_id)} are not together: it started on line "
-                f"{started} and appears again on line {first}",
-            )
     zones = {cell(row, "timezone") for _, row in rows}
     if len(zones) > 1:
-        return Record(first, None, source, "the rows of one course give different timezones")
+        return Record(first, known, source, "the rows of one course give different timezones")
     sessions = []
     for _, row in rows:
         session = {

@@ -935,13 +935,13 @@ def _audit_run(
         csv_out = csv.writer(_NewlineRows(findings_out), lineterminator="\r\n")
         with outputs.writing(args.findings):
             head = ["input"] if several else []
-            csv_out.writerow([*head, "line", "course", "rule", "severity", "sessions", "message"])
+            csv_out.writerow([*head, *_FINDINGS_COLUMNS])
     progress = _progress()
     try:
         for result in run:
             if progress is not None:
                 progress.update(1)
-            if findings_out is not None and result.findings:
+            if findings_out is not None and (result.findings or result.rejected is not None):
                 try:  # not a context manager: this runs once a course
                     _write_findings(result, findings_out, csv_out, several)
                 except OSError as exc:
@@ -1018,17 +1018,33 @@ def _cell(value: object) -> object:
     return value
 
 
+# The findings CSV's columns (after ``input`` for several inputs): a finding fills all but
+# ``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
+_FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message", "rejected")
+
+
 def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) -> None:
+    if result.rejected is not None:
+        # A rejected record is a row too: the findings file lists every problem record.
+        if csv_out is not None:
+            row = [result.source] if several else []
+            row += [result.line, result.course_id, "", "", "", "", result.rejected]
+            csv_out.writerow([_cell(value) for value in row])
+            return
+        entry: dict[str, Any] = {"input": result.source} if several else {}
+        entry |= {"line": result.line, "course": result.course_id, "rejected": result.rejected}
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return
     if csv_out is not None:
         for finding in result.findings:
             row = [result.source] if several else []
             row += [result.line, result.course_id, finding["rule"], finding["severity"]]
-            row += [" ".join(finding["sessions"]), finding["message"]]
+            row += [" ".join(finding["sessions"]), finding["message"], ""]
             csv_out.writerow([_cell(value) for value in row])
         return
     if not _fast.ENABLED:
         for finding in result.findings:
-            entry: dict[str, Any] = {"input": result.source} if several else {}
+            entry = {"input": result.source} if several else {}
             entry |= {"line": result.line, "course": result.course_id, "rule": finding["rule"]}
             entry |= {"severity": finding["severity"], "sessions": list(finding["sessions"])}
             entry["message"] = finding["message"]

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 import kaprules
-from kaprules import InputError, auditing
+from kaprules import InputError, auditing, evaluate, parse_course
 from kaprules.auditing import read_records
 
 from conftest import EXAMPLES
 
 Run = Callable[..., tuple[int, str, str]]
 VIOLATIONS = EXAMPLES / "violations.json"
+V2 = kaprules.STANDARD_V2
 
 
 def _course_line(course_id: str) -> str:
@@ -169,3 +173,107 @@ def test_the_findings_file_lists_every_problem_record(
     ]
     assert [r["rejected"] for r in rejected][1] == "empty line"
     assert len(rows) > len(rejected)  # the findings of "ok" too
+
+
+# --- rough edges --------------------------------------------------------------------------
+
+
+def _today_course(zone: str) -> dict[str, Any]:
+    # Sessions yesterday and tomorrow in the course's zone: as of today, the second is planned.
+    today = dt.datetime.now(ZoneInfo(zone)).date()
+    sessions = []
+    for number, day in enumerate((today - dt.timedelta(days=1), today + dt.timedelta(days=1))):
+        start = dt.datetime.combine(day, dt.time(9), ZoneInfo(zone))
+        sessions.append(
+            {
+                "id": f"s{number}",
+                "start": start.isoformat(),
+                "last_food": (start - dt.timedelta(hours=6)).isoformat(),
+                "escort": "E",
+            }
+        )
+    return {"id": zone, "timezone": zone, "sessions": sessions}
+
+
+def test_audit_as_of_today_is_each_courses_local_date(tmp_path: Path, cli: Run) -> None:
+    zones = ("Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC")
+    courses = [_today_course(zone) for zone in zones]
+    results = list(kaprules.audit([json.dumps(c) for c in courses], as_of="today"))
+    for course, result in zip(courses, results, strict=True):
+        parsed = parse_course(json.dumps(course))
+        today = dt.datetime.now(parsed.zone).date()
+        expected = [f.to_dict() for f in evaluate(parsed, as_of=today).findings]
+        assert list(result.findings) == expected
+        # as_of matters here: the final record reads otherwise.
+        assert expected != [f.to_dict() for f in evaluate(parsed).findings]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(c) + "\n" for c in courses))
+    code, out, err = cli("audit", str(source), "--as-of", "today", "--format", "json")
+    assert code in (0, 1), err
+    assert json.loads(out)["as_of"].startswith("today (each course's local date at ")
+    with pytest.raises(InputError, match="as_of"):
+        kaprules.audit([], as_of="tomorrow")  # type: ignore[arg-type]
+
+
+def test_csv_header_messages_name_what_was_found(tmp_path: Path, cli: Run) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("COURSE_ID,Time-Zone,Session ID,KIND,start,last_food,escort\n")
+    code, _, err = cli("audit", str(table))
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "found 'COURSE_ID', column 2 (not shown: it may be data), 'Session ID', 'KIND'" in err
+    assert "the columns are course_id, timezone" in err
+    # A file without a header: its first row is data, never shown.
+    table.write_text("c-1,UTC,s1,induction,2026-12-01T09:00:00Z,,Jordan Secretperson\n")
+    code, _, err = cli("audit", str(table))
+    assert code == 2
+    assert "Jordan" not in err
+    assert "c-1" not in err
+    assert "column 7 (not shown" in err
+    # Bounded: a header of a thousand cells is named by its first dozen.
+    table.write_text(",".join(["kind"] * 1000) + "\n")
+    code, _, err = cli("audit", str(table))
+    assert "and 988 more" in err
+    assert len(err) < 2000
+
+
+def _as_csv(course: dict[str, Any], *, meetings: bool) -> str:
+    rows = [list(auditing.CSV_COLUMNS)]
+    zone = course["timezone"]
+    for s in course["sessions"]:
+        cells = [s["id"], s["kind"], s["start"], s["last_food"], s["escort"], s["therapist"]]
+        rows.append(["c", zone, *cells])
+    if meetings:
+        for m in course["integrations"]:
+            cells = [m.get("id", ""), "integration", m["start"], "", "", m.get("therapist", "")]
+            rows.append(["c", zone, *cells])
+    return "".join(",".join(row) + "\n" for row in rows)
+
+
+def test_csv_integration_rows_are_meetings(tmp_path: Path) -> None:
+    course = json.loads((EXAMPLES / "v2-compliant.json").read_text())
+    course["id"] = "c"
+    assert course["integrations"]
+    expected = [f.to_dict() for f in evaluate(parse_course(json.dumps(course)), V2).findings]
+    table = tmp_path / "t.csv"
+    table.write_text(_as_csv(course, meetings=True))
+    [result] = kaprules.audit(read_records([str(table)]), V2)
+    assert result.rejected is None
+    assert list(result.findings) == expected
+    assert not any(f["rule"] == "integration-followup" for f in result.findings)
+    # Without them, the course has no meetings, as a JSON course without integrations.
+    table.write_text(_as_csv(course, meetings=False))
+    [result] = kaprules.audit(read_records([str(table)]), V2)
+    assert any(f["rule"] == "integration-followup" for f in result.findings)
+    # A meeting row with session data is a rejected record naming its line.
+    text = _as_csv(course, meetings=True).splitlines()
+    cells = text[-1].split(",")
+    cells[6] = "Jordan"
+    text[-1] = ",".join(cells)
+    table.write_text("\n".join(text) + "\n")
+    [result] = kaprules.audit(read_records([str(table)]), V2)
+    assert result.rejected == (
+        f"line {len(text)}: a row of kind 'integration' (an integration meeting) takes no "
+        "last_food or escort"
+    )
+    assert result.course_id == "c"

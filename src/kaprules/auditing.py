@@ -27,7 +27,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 import attrs
 
@@ -43,6 +43,7 @@ from kaprules.timeline import Timeline
 
 __all__ = [
     "CSV_COLUMNS",
+    "INTEGRATION_KIND",
     "MAX_LINE_BYTES",
     "MAX_REJECTED_KEPT",
     "Audit",
@@ -52,6 +53,11 @@ __all__ = [
     "audit",
     "read_records",
 ]
+
+INTEGRATION_KIND = "integration"
+"""The ``kind`` of a CSV row that is an integration meeting, not a session: its
+``session_id`` is the meeting's id, ``start`` its start, ``therapist`` who held it, and its
+``last_food`` and ``escort`` are empty."""
 
 CSV_COLUMNS = (
     "course_id",
@@ -63,7 +69,8 @@ CSV_COLUMNS = (
     "escort",
     "therapist",
 )
-"""The columns of the CSV session table, one row per session; ``therapist`` is optional."""
+"""The columns of the CSV session table, one row per session (or integration meeting, of
+kind `INTEGRATION_KIND`); ``therapist`` is optional."""
 
 _REQUIRED_COLUMNS = CSV_COLUMNS[:7]
 # Records sent to a worker at once, and chunks in flight per worker: enough to keep the
@@ -333,7 +340,7 @@ def audit(
     courses: Iterable[Course | str | bytes | Record],
     protocol: Protocol = STANDARD,
     *,
-    as_of: dt.datetime | dt.date | None = None,
+    as_of: dt.datetime | dt.date | Literal["today"] | None = None,
     jobs: int = 1,
     sample: int = 0,
 ) -> Audit:
@@ -344,7 +351,10 @@ def audit(
             hold them), or `Record` objects from `read_records`. Read lazily: memory stays
             flat whatever their number.
         protocol: The protocol (kap-standard v1 by default).
-        as_of: As for `evaluate`, the same for every course.
+        as_of: As for `evaluate`, the same for every course; or ``"today"``: each
+            course's own local date (in its timezone) at the moment the audit starts, as
+            ``kaprules check --as-of today`` takes it. The summary's ``as_of`` then reads
+            ``"today (each course's local date at <UTC instant>)"``.
         jobs: Worker processes (1: evaluate in this process). Results come in input
             order whatever the number.
         sample: How many courses with an error finding to keep, with their results, as
@@ -362,14 +372,19 @@ def audit(
         raise InputError("jobs: must be a whole number from 1 to 256")
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
         raise InputError("sample: must be a whole number, 0 or more")
-    # as_of is checked once here, so that no record is rejected for it.
-    evaluate(Course("UTC", []), protocol, as_of=as_of)
-    summary = AuditSummary(
-        protocol.id,
-        protocol.version,
-        None if as_of is None else as_of.isoformat(),
-        protocol.rule_ids,
-    )
+    moment: _AsOf
+    shown: str | None
+    if isinstance(as_of, str) and as_of == "today":
+        # One instant for the whole audit: a run across midnight does not change its mind.
+        moment = _Today(dt.datetime.now(dt.UTC).replace(microsecond=0))
+        shown = f"today (each course's local date at {moment.instant.isoformat()})"
+    else:
+        # as_of is checked once here, so that no record is rejected for it.
+        evaluate(Course("UTC", []), protocol, as_of=as_of)
+        assert not isinstance(as_of, str)  # evaluate() refused any other text
+        moment = as_of
+        shown = None if as_of is None else as_of.isoformat()
+    summary = AuditSummary(protocol.id, protocol.version, shown, protocol.rule_ids)
     units: Iterator[Record | _Block]
     if jobs > 1 and _fast.ENABLED and isinstance(courses, _Records) and courses._fresh:
         # JSON Lines go to the workers as blocks of bytes, split there: the main process
@@ -378,10 +393,24 @@ def audit(
     else:
         units = (_as_record(item, index) for index, item in enumerate(courses, start=1))
     if jobs == 1:
-        results = _serial(units, protocol, as_of, sample)
+        results = _serial(units, protocol, moment, sample)
     else:
-        results = _parallel(units, protocol, as_of, jobs, sample)
+        results = _parallel(units, protocol, moment, jobs, sample)
     return Audit(results, summary, sample, courses if isinstance(courses, _Records) else None)
+
+
+@attrs.frozen
+class _Today:
+    """``as_of="today"`` of an audit, fixed at its start: each course's local date then."""
+
+    instant: dt.datetime
+
+    def date_in(self, zone: dt.tzinfo) -> dt.date:
+        """The local date of the instant in ``zone``."""
+        return self.instant.astimezone(zone).date()
+
+
+_AsOf = dt.datetime | dt.date | _Today | None
 
 
 def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
@@ -399,14 +428,12 @@ _Fields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | Non
 _Item = tuple[int, Any, str, str | None]
 
 
-def course_result(
-    record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None
-) -> CourseResult:
+def course_result(record: Record, protocol: Protocol, as_of: _AsOf) -> CourseResult:
     item = (record.line, record.data, record.source, record.rejected)
     return _make(CourseResult, _fields(item, protocol, as_of))
 
 
-def _fields(item: _Item, protocol: Protocol, as_of: dt.datetime | dt.date | None) -> _Fields:
+def _fields(item: _Item, protocol: Protocol, as_of: _AsOf) -> _Fields:
     """A record's `CourseResult`, as the plain tuple of its fields (what workers send)."""
     line, data, source, rejected = item
     if rejected is not None:
@@ -416,7 +443,8 @@ def _fields(item: _Item, protocol: Protocol, as_of: dt.datetime | dt.date | None
     except InputError as exc:
         return (line, source, _readable_id(data), 0, (), _reason(exc))
     # evaluate() without its argument checks, made once by audit(), and without a Report.
-    timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
+    moment = as_of.date_in(course.zone) if isinstance(as_of, _Today) else as_of
+    timeline = Timeline.of(course, moment, series_length=protocol.series_length)
     found = findings_of(timeline, protocol)
     findings = tuple(f.to_dict() for f in found) if found else ()
     return (line, source, course.id, len(course.sessions), findings, None)
@@ -454,7 +482,7 @@ def _items(units: Iterable[Record | _Block]) -> Iterator[_Item]:
 def _evaluated(
     units: Iterable[Record | _Block],
     protocol: Protocol,
-    as_of: dt.datetime | dt.date | None,
+    as_of: _AsOf,
     sample: int,
 ) -> Iterator[tuple[_Fields, Any]]:
     """Each record's result fields, and its data when a report may draw it.
@@ -473,7 +501,7 @@ def _evaluated(
 def _serial(
     units: Iterator[Record | _Block],
     protocol: Protocol,
-    as_of: dt.datetime | dt.date | None,
+    as_of: _AsOf,
     sample: int,
 ) -> Iterator[tuple[CourseResult, _Data | None]]:
     for fields, data in _evaluated(units, protocol, as_of, sample):
@@ -487,15 +515,13 @@ def _reason(exc: InputError) -> str:
 
 # --- worker processes -----------------------------------------------------------------
 
-_worker: tuple[Protocol, dt.datetime | dt.date | None, int] | None = None
+_worker: tuple[Protocol, _AsOf, int] | None = None
 
 # How often a worker looks for its parent where the kernel cannot be asked to tell it.
 _PARENT_POLL_SECONDS = 0.5
 
 
-def _start_worker(
-    protocol: Protocol, as_of: dt.datetime | dt.date | None, sample: int, parent: int
-) -> None:
+def _start_worker(protocol: Protocol, as_of: _AsOf, sample: int, parent: int) -> None:
     global _worker
     _worker = (protocol, as_of, sample)
     # Ctrl-C (and a terminal's SIGHUP) reaches the whole process group: the main process
@@ -571,7 +597,7 @@ def _chunks(units: Iterator[Record | _Block]) -> Iterator[list[_Block | tuple[An
 def _parallel(
     units: Iterator[Record | _Block],
     protocol: Protocol,
-    as_of: dt.datetime | dt.date | None,
+    as_of: _AsOf,
     jobs: int,
     sample: int,
 ) -> Iterator[tuple[CourseResult, _Data | None]]:
@@ -918,14 +944,16 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         if missing:
             raise InputError(
                 f"{shown_id(source, 200)}: the CSV header lacks the column(s) "
-                f"{', '.join(missing)}; the columns are {', '.join(CSV_COLUMNS)}"
+                f"{', '.join(missing)}; found {_found(columns)}; the columns are "
+                f"{', '.join(CSV_COLUMNS)}"
             )
         unknown = [i for i, c in enumerate(columns) if c not in CSV_COLUMNS]
         if unknown:
             raise InputError(
                 f"{shown_id(source, 200)}: the CSV header has {len(unknown)} unknown column(s) (at "
-                f"positions {', '.join(str(i + 1) for i in unknown)}); the columns are "
-                f"{', '.join(CSV_COLUMNS)}"
+                f"positions {', '.join(str(i + 1) for i in unknown[:20])}"
+                f"{', ...' if len(unknown) > 20 else ''}); found {_found(columns)}; the columns "
+                f"are {', '.join(CSV_COLUMNS)}"
             )
         index = {c: i for i, c in enumerate(columns)}
 
@@ -946,6 +974,28 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         ) from None
     finally:
         text.detach()
+
+
+# Header cells named in a message at most; the rest are counted.
+_HEADER_SHOWN = 12
+
+
+def _found(columns: list[str]) -> str:
+    """A CSV header as found, for a message: what names a column is shown, the rest not.
+
+    A cell that is a column's name but for case, spaces or hyphens (``COURSE_ID``,
+    ``Session ID``) is shown, escaped; any other cell only by its position, since a file
+    without a header has a course's data on its first line.
+    """
+    shown = []
+    for number, cell in enumerate(columns[:_HEADER_SHOWN], start=1):
+        plain = cell.strip().lower().replace("-", "_").replace(" ", "_")
+        if plain in CSV_COLUMNS:
+            shown.append(echo(cell, 40))
+        else:
+            shown.append(f"column {number} (not shown: it may be data)")
+    more = len(columns) - _HEADER_SHOWN
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 class _Seen:
@@ -1054,7 +1104,30 @@ def _csv_course(
     if len(zones) > 1:
         return Record(first, known, source, "the rows of one course give different timezones")
     sessions = []
-    for _, row in rows:
+    meetings = []
+    for line, row in rows:
+        if cell(row, "kind") == INTEGRATION_KIND:
+            # An integration meeting: its id, start and therapist; nothing of a session.
+            if cell(row, "last_food") is not None or cell(row, "escort") is not None:
+                return Record(
+                    first,
+                    known,
+                    source,
+                    f"line {line}: a row of kind {INTEGRATION_KIND!r} (an integration meeting) "
+                    "takes no last_food or escort",
+                )
+            meetings.append(
+                {
+                    name: value
+                    for name, value in (
+                        ("id", cell(row, "session_id")),
+                        ("start", cell(row, "start")),
+                        ("therapist", cell(row, "therapist")),
+                    )
+                    if value is not None
+                }
+            )
+            continue
         session = {
             name: value
             for name, value in (
@@ -1069,6 +1142,8 @@ def _csv_course(
         }
         sessions.append(session)
     data: dict[str, Any] = {"timezone": zones.pop(), "sessions": sessions}
+    if meetings:
+        data["integrations"] = meetings
     if course_id is not None:
         data["id"] = course_id
     if data["timezone"] is None:

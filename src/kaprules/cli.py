@@ -428,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of",
         type=_as_of,
         metavar="DATE|DATETIME",
-        help="evaluate courses in progress, as for check (the same moment for every course)",
+        help="evaluate courses in progress, as for check: the same moment for every course, "
+        "or 'today' (each course's local date when the audit starts)",
     )
     audit_cmd.add_argument(
         "--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default: 1)"
@@ -868,8 +869,6 @@ def _protocol_command(args: argparse.Namespace, out: TextIO) -> int:
 
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
     protocol = _protocol(args)
-    if args.as_of == _TODAY:
-        raise _UsageError("audit takes --as-of as a date or date-time, not 'today'")
     if args.inputs.count("-") > 1:
         raise _UsageError("standard input (-) can be read once")
     if "-" in args.inputs and sys.stdin is None:

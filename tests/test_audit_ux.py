@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import kaprules
+import kaprules.loading
 from kaprules import InputError, auditing, evaluate, parse_course
 from kaprules.auditing import read_records
 
@@ -277,3 +278,44 @@ def test_csv_integration_rows_are_meetings(tmp_path: Path) -> None:
         "last_food or escort"
     )
     assert result.course_id == "c"
+
+
+# --- bounded course size -----------------------------------------------------------------
+
+
+def _long_course(count: int) -> str:
+    start = dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC)
+    sessions = [
+        {"id": f"s{i}", "start": (start + dt.timedelta(hours=7 * i)).isoformat(), "escort": "E"}
+        for i in range(count)
+    ]
+    return json.dumps({"id": "long", "timezone": "UTC", "sessions": sessions})
+
+
+def test_a_course_holds_at_most_max_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    limit = kaprules.loading.MAX_SESSIONS
+    assert limit == 10_000
+    with pytest.raises(InputError, match="sessions: holds more than 10000 items, the limit"):
+        parse_course(_long_course(limit + 1))
+    # The boundary, on a smaller limit (cheap): the limit itself is allowed.
+    monkeypatch.setattr(kaprules.loading, "MAX_SESSIONS", 5)
+    assert len(parse_course(_long_course(5)).sessions) == 5
+    with pytest.raises(InputError, match="more than 5 items"):
+        parse_course(_long_course(6))
+    data = json.loads(_long_course(2))
+    data["integrations"] = [{"start": "2026-03-01T09:00:00Z"}] * 6
+    with pytest.raises(InputError, match="integrations: holds more than 5"):
+        parse_course(json.dumps(data))
+    [result] = kaprules.audit([_long_course(6)])
+    assert result.rejected is not None
+    assert "more than 5 items" in result.rejected
+    assert result.course_id == "long"
+
+
+def test_check_refuses_a_course_over_the_limit(tmp_path: Path, cli: Run) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(_long_course(kaprules.loading.MAX_SESSIONS + 1))
+    code, _, err = cli("check", str(path))
+    assert code == 2
+    assert "10000" in err
+    assert len(err.splitlines()) == 1

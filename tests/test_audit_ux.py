@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import html.parser
+import itertools
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kaprules
 import kaprules.loading
-from kaprules import InputError, auditing, evaluate, parse_course
+from kaprules import InputError, audit_html, auditing, evaluate, parse_course
 from kaprules.auditing import read_records
 
 from conftest import EXAMPLES
@@ -22,6 +27,26 @@ from conftest import EXAMPLES
 Run = Callable[..., tuple[int, str, str]]
 VIOLATIONS = EXAMPLES / "violations.json"
 V2 = kaprules.STANDARD_V2
+COURSES = EXAMPLES / "audit" / "courses.jsonl"
+CLINIC_PROTOCOL = """\
+id = "clinic"
+version = "3"
+derived_from = ["kap-standard", "1"]
+
+[[rules]]
+id = "fasting"
+rule = "fasting"
+parameters = { hours = 5 }
+
+[[rules]]
+id = "escort"
+rule = "escort"
+
+[rules.source]
+text = "Every patient leaves with a named adult."
+document = "Our clinic's intake handbook"
+location = "page 4"
+"""
 
 
 def _course_line(course_id: str) -> str:
@@ -319,3 +344,163 @@ def test_check_refuses_a_course_over_the_limit(tmp_path: Path, cli: Run) -> None
     assert code == 2
     assert "10000" in err
     assert len(err.splitlines()) == 1
+
+
+# --- the report a board reads -----------------------------------------------------------
+
+
+class _Page(html.parser.HTMLParser):
+    """The text, the links and the element ids of an HTML page."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.chunks: list[str] = []
+        self.feed(text)
+        self.text = " ".join(" ".join(self.chunks).split())
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "a" and found.get("href"):
+            self.links.append(found["href"] or "")
+        if found.get("id"):
+            self.ids.add(found["id"] or "")
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _report(tmp_path: Path, cli: Run, protocol: str, *options: str) -> _Page:
+    report = tmp_path / "r.html"
+    code, _, err = cli(
+        "audit", str(COURSES), "--html", str(report), "--sample", "2", "--protocol", protocol,
+        *options,
+    )  # fmt: skip
+    assert code == 1, err
+    return _Page(report.read_text(encoding="utf-8"))
+
+
+def test_the_report_states_every_rule(tmp_path: Path, cli: Run) -> None:
+    # A clinic's protocol: one rule with changed parameters, one with the clinic's own source.
+    clinic = tmp_path / "clinic.toml"
+    clinic.write_text(CLINIC_PROTOCOL)
+    protocol = kaprules.load_protocol(clinic)
+    page = _report(tmp_path, cli, str(clinic))
+    for rule in protocol.rules:
+        assert f"rule-{rule.id}" in page.ids
+        assert _flat(rule.statement) in page.text
+        assert _flat(kaprules.rationale_of(rule)) in page.text
+        source = kaprules.cited_source(rule)
+        assert _flat(source.quote) in page.text
+        assert _flat(source.document) in page.text
+        assert _flat(source.location) in page.text
+        if source.note:
+            assert _flat(source.note) in page.text
+        for name, value in rule.parameters().items():
+            assert f"{name} {json.dumps(value)}" in page.text
+    notes = [kaprules.cited_source(rule).note for rule in protocol.rules]
+    assert any(
+        "derives from the sentence above with changed parameters" in (n or "") for n in notes
+    )
+    assert "Our clinic's intake handbook" in page.text
+
+
+def test_rule_links_stay_in_the_page_unless_docs_url(tmp_path: Path, cli: Run) -> None:
+    page = _report(tmp_path, cli, "kap-standard@2")
+    rule_ids = kaprules.STANDARD_V2.rule_ids
+    links = [link for link in page.links if "rule-" in link or "rules/" in link]
+    assert links == [f"#rule-{rule_id}" for rule_id in rule_ids]
+    assert all(link[1:] in page.ids for link in links)
+    page = _report(tmp_path, cli, "kap-standard@2", "--docs-url", "https://docs.example/kap")
+    links = [link for link in page.links if "rule-" in link or "rules/" in link]
+    assert links == [f"https://docs.example/kap/rules/#{rule_id}" for rule_id in rule_ids]
+    assert all(f"rule-{rule_id}" in page.ids for rule_id in rule_ids)  # still stated
+
+
+def _extent(tick: dict[str, Any]) -> tuple[float, float]:
+    width = audit_html._TICK_LABEL
+    left = {"start": tick["x"], "middle": tick["x"] - width / 2, "end": tick["x"] - width}
+    return left[tick["anchor"]], left[tick["anchor"]] + width
+
+
+def _check_ticks(days: list[dt.date]) -> list[dict[str, Any]]:
+    _, ticks, _ = audit_html._scale(days)
+    extents = [_extent(t) for t in ticks]
+    for (_, right), (left, _) in itertools.pairwise(extents):
+        assert left >= right + audit_html._TICK_GAP
+    assert extents[0][0] >= 0
+    assert extents[-1][1] <= audit_html._WIDTH + 2 * audit_html._LEFT
+    return ticks
+
+
+def test_timeline_labels_do_not_overlap_two_days_apart() -> None:
+    # The issue's case: sessions two days apart, drawn on the report's 800-unit timeline.
+    days = [dt.date(2026, 12, 1) + dt.timedelta(days=2 * k) for k in range(6)]
+    ticks = _check_ticks([*days, dt.date(2026, 12, 14)])
+    assert len(ticks) >= 4
+
+
+@given(
+    st.lists(st.integers(0, 3 * 365), min_size=1, max_size=60, unique=True).map(
+        lambda offsets: sorted(dt.date(2026, 1, 1) + dt.timedelta(days=d) for d in offsets)
+    )
+)
+@settings(max_examples=40)
+def test_timeline_labels_never_overlap(days: list[dt.date]) -> None:
+    ticks = _check_ticks(days)
+    assert ticks[0]["label"] == days[0].isoformat()
+
+
+def test_timeline_labels_are_legible_on_a_phone(tmp_path: Path, cli: Run) -> None:
+    report = tmp_path / "r.html"
+    cli("audit", str(COURSES), "--html", str(report), "--sample", "2")
+    text = report.read_text(encoding="utf-8")
+    # The timeline never shrinks below its min-width (it scrolls instead): a tick label's
+    # size on screen is its font size scaled by min-width / drawing width.
+    match = re.search(r"\.timeline svg \{[^}]*min-width: (\d+)px", text)
+    assert match is not None
+    scale = int(match.group(1)) / (audit_html._WIDTH + 2 * audit_html._LEFT)
+    fonts = {int(f) for f in re.findall(r'<text x="[^"]*" y="76" font-size="(\d+)"', text)}
+    assert fonts
+    assert min(fonts) * scale >= 10
+    assert int(match.group(1)) <= 800  # and it does not grow the page on a desktop
+    # On a phone the share column stays on screen: no bar, rule ids may wrap.
+    phone = text[text.index("@media (max-width: 640px)") :]
+    phone = phone[: phone.index("</style>")]
+    assert ".bar { display: none; }" in phone
+    assert "table.rules code" in phone
+    assert "white-space: normal" in phone
+
+
+def test_timelines_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_html, "MAX_MARKS", 30)
+    monkeypatch.setattr(audit_html, "MAX_FINDINGS_LISTED", 5)
+    course = parse_course(_long_course(100))
+    run = kaprules.audit([course], sample=1)
+    [result] = list(run)
+    [(_, drawn)] = run.samples
+    page = audit_html.render(
+        run.summary.to_dict(),
+        run.samples,
+        protocol=kaprules.STANDARD,
+        inputs=["x"],
+        started="2026-01-01T00:00:00+00:00",
+        seconds=0.0,
+        docs_url="",
+        several_inputs=False,
+    )
+    parsed = _Page(page)
+    assert page.count("<circle") + page.count('transform="rotate(45') == 30
+    assert "This course has 100 sessions; its timeline draws 30 of them" in parsed.text
+    assert f"and {len(result.findings) - 5} more findings of this course" in parsed.text
+    # Sessions named by a finding are drawn first: here every session is named.
+    named = {s for f in result.findings for s in f["sessions"]}
+    assert len(named) == 100
+    timeline = audit_html._timeline(drawn, result, 14)
+    assert len(timeline["marks"]) == 30
+    assert len(timeline["findings"]) == 5

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import html
 import html.parser
 import itertools
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -504,3 +507,89 @@ def test_timelines_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     timeline = audit_html._timeline(drawn, result, 14)
     assert len(timeline["marks"]) == 30
     assert len(timeline["findings"]) == 5
+
+
+# Measured in a real browser where one is installed: each report is laid out in frames of
+# a desktop's and a phone's width, and a script reads where the browser put things.
+_PROBE = """<script>
+window.addEventListener("load", () => {
+  const out = {width: window.innerWidth, share: 0, overlaps: 0, height: 1e9, labels: 0};
+  for (const cell of document.querySelectorAll("table.rules tr > :nth-child(4)")) {
+    out.share = Math.max(out.share, cell.getBoundingClientRect().right);
+  }
+  for (const svg of document.querySelectorAll("svg[aria-label^=timeline]")) {
+    const ticks = svg.querySelectorAll("text[fill='#52606d']");  // the date labels
+    const boxes = [...ticks].map(t => t.getBoundingClientRect());
+    boxes.forEach((box, i) => {
+      out.labels += 1;
+      out.height = Math.min(out.height, box.height);
+      if (i > 0 && box.left < boxes[i - 1].right) out.overlaps += 1;
+    });
+  }
+  const pre = window.parent.document.createElement("pre");
+  pre.id = "probe-" + window.innerWidth;
+  pre.textContent = JSON.stringify(out);
+  window.parent.document.body.appendChild(pre);
+});
+</script>"""
+
+
+def _two_days_apart(count: int, index: int) -> str:
+    # Sessions every two days; a blank escort on the last, so that the report draws it.
+    start = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    sessions = []
+    for k in range(count):
+        at = start + dt.timedelta(days=2 * k)
+        sessions.append(
+            {
+                "id": f"s{k + 1}",
+                "start": at.isoformat(),
+                "last_food": (at - dt.timedelta(hours=6)).isoformat(),
+                "escort": " " if k == count - 1 else "E",
+            }
+        )
+    return json.dumps({"id": f"c{index}", "timezone": "UTC", "sessions": sessions})
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium for the layout")
+def test_the_report_reads_on_a_desktop_and_a_phone(tmp_path: Path, cli: Run) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(_two_days_apart(n, n) + "\n" for n in range(3, 16)))
+    report = tmp_path / "r.html"
+    cli(
+        "audit",
+        str(source),
+        "--html",
+        str(report),
+        "--sample",
+        "20",
+        "--protocol",
+        "kap-standard@2",
+    )
+    inner = report.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>")
+    frames = "".join(
+        f'<iframe style="display:block;width:{w}px;height:4000px;border:0" '
+        f'srcdoc="{html.escape(inner, quote=True)}"></iframe>'
+        for w in (1400, 390)
+    )
+    page = tmp_path / "frames.html"
+    page.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{frames}</body></html>")
+    profile = tmp_path / "profile"
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+    browser += ["--disable-background-networking", "--disable-component-update"]
+    browser += ["--disable-sync", f"--user-data-dir={profile}", "--window-size=1400,8000"]
+    done = subprocess.run(
+        [*browser, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    for width in (1400, 390):
+        match = re.search(rf'<pre id="probe-{width}">([^<]*)</pre>', done.stdout)
+        assert match is not None, done.stderr[-2000:]
+        seen = json.loads(html.unescape(match.group(1)))
+        assert seen["labels"] >= 13 * 3  # every timeline has its dates
+        assert seen["overlaps"] == 0
+        assert seen["height"] >= 9  # legible: the issue measured 4 px at 390 px
+        assert 0 < seen["share"] <= width  # the share column is on screen

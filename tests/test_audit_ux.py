@@ -593,3 +593,37 @@ def test_the_report_reads_on_a_desktop_and_a_phone(tmp_path: Path, cli: Run) -> 
         assert seen["overlaps"] == 0
         assert seen["height"] >= 9  # legible: the issue measured 4 px at 390 px
         assert 0 < seen["share"] <= width  # the share column is on screen
+
+
+def test_samples_are_bounded_by_their_size(
+    tmp_path: Path, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Five courses of the same size: 20 sessions, and their findings.
+    texts = [_long_course(20).replace('"long"', f'"c{n}"') for n in range(5)]
+    [first] = list(kaprules.audit(texts[:1]))
+    weight = first.sessions + len(first.findings)
+    assert first.sessions == 20
+    monkeypatch.setattr(auditing, "MAX_SAMPLE_WEIGHT", 2 * weight)
+    run = kaprules.audit(texts, sample=5)
+    list(run)
+    assert [r.course_id for r, _ in run.samples] == ["c0", "c1"]
+    assert run.samples_capped
+    # The first course is kept whatever its size; a bound that is not reached caps nothing.
+    monkeypatch.setattr(auditing, "MAX_SAMPLE_WEIGHT", 1)
+    run = kaprules.audit(texts, sample=5)
+    list(run)
+    assert [r.course_id for r, _ in run.samples] == ["c0"]
+    monkeypatch.setattr(auditing, "MAX_SAMPLE_WEIGHT", 5 * weight)
+    run = kaprules.audit(texts, sample=5)
+    list(run)
+    assert len(run.samples) == 5
+    assert not run.samples_capped
+    # The report says when courses were left out.
+    monkeypatch.setattr(auditing, "MAX_SAMPLE_WEIGHT", 2 * weight)
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(t + "\n" for t in texts))
+    report = tmp_path / "r.html"
+    cli("audit", str(source), "--html", str(report), "--sample", "5")
+    page = _Page(report.read_text(encoding="utf-8"))
+    assert "Courses with an error finding (2 shown)" in page.text
+    assert "Fewer courses are drawn than asked for" in page.text

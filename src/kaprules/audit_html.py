@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kaprules import _time
-from kaprules.auditing import CourseResult
+from kaprules.auditing import MAX_SAMPLE_WEIGHT, CourseResult
 from kaprules.errors import shown_id
 from kaprules.model import Course, Kind
 from kaprules.protocol import Protocol
@@ -221,6 +221,7 @@ def render(
     seconds: float,
     docs_url: str,
     several_inputs: bool,
+    samples_capped: bool = False,
 ) -> str:
     """The report as HTML text.
 
@@ -235,6 +236,8 @@ def render(
             the rule links to its rules page; ``""`` links each rule to its statement in
             the report itself (``#rule-<id>``).
         several_inputs: Whether to name the input of each rejected record.
+        samples_capped: Whether the audit left courses out of ``samples`` for their size
+            (`kaprules.auditing.MAX_SAMPLE_WEIGHT`): the report says so.
 
     Returns:
         One self-contained HTML document.
@@ -275,6 +278,8 @@ def render(
         external=bool(docs_url),
         samples=[_timeline(course, result, window_days) for result, course in samples],
         max_marks=MAX_MARKS,
+        samples_capped=samples_capped,
+        sample_weight=MAX_SAMPLE_WEIGHT,
         rejected=rejected[:_REJECTED_SHOWN],
         rejected_more=summary.get("rejected_count", len(rejected))
         - len(rejected[:_REJECTED_SHOWN]),

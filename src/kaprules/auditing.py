@@ -46,6 +46,7 @@ __all__ = [
     "INTEGRATION_KIND",
     "MAX_LINE_BYTES",
     "MAX_REJECTED_KEPT",
+    "MAX_SAMPLE_WEIGHT",
     "Audit",
     "AuditSummary",
     "CourseResult",
@@ -78,6 +79,11 @@ _REQUIRED_COLUMNS = CSV_COLUMNS[:7]
 _CHUNK = 500
 _IN_FLIGHT = 4
 _REASON_LIMIT = 500
+
+MAX_SAMPLE_WEIGHT = 50_000
+"""Sessions and findings, in all, of the courses an audit keeps as its samples (for the
+report to draw): fifty courses of 10,000 sessions and 20,000 findings each would hold
+1.3 GB; at this bound the samples hold about 45 MB however large the courses are."""
 
 MAX_REJECTED_KEPT = 1000
 """Rejected records an `AuditSummary` keeps the line and reason of (the first 1000): every
@@ -270,7 +276,8 @@ class Audit:
     """The results of [`audit`][kaprules.audit], one per record, in input order.
 
     Iterate it once for the `CourseResult` objects; `summary` and `samples` are complete
-    once the iteration has ended. Reading them earlier runs the rest of the audit first,
+    once the iteration has ended (``samples_capped`` then says whether `MAX_SAMPLE_WEIGHT`
+    left a course out of the samples). Reading them earlier runs the rest of the audit first,
     without keeping its results (memory stays flat): iterating the audit after that, or a
     second time, raises `KapRulesError` instead of silently giving no results.
     """
@@ -286,6 +293,8 @@ class Audit:
         self._summary = summary
         self._sample = sample
         self._samples: list[tuple[CourseResult, Course]] = []
+        self._weight = 0  # sessions and findings of the samples kept
+        self.samples_capped = False
         self._records = records
         self._started = False
         self._done = False
@@ -304,7 +313,12 @@ class Audit:
         for result, data in self._results:
             self._summary.add(result)
             if data is not None and len(self._samples) < self._sample:
-                self._samples.append((result, _course_of(data, None)))
+                weight = result.sessions + len(result.findings)
+                if self._samples and self._weight + weight > MAX_SAMPLE_WEIGHT:
+                    self.samples_capped = True
+                else:
+                    self._weight += weight
+                    self._samples.append((result, _course_of(data, None)))
             yield result
         if self._records is not None:
             # The digest of every byte kaprules read, whoever passed a digest object.
@@ -324,7 +338,9 @@ class Audit:
     def samples(self) -> list[tuple[CourseResult, Course]]:
         """Courses with an error finding, each with its result: what a report draws.
 
-        The first ``sample`` of them (the argument of `audit`), in input order.
+        The first ``sample`` of them (the argument of `audit`), in input order, while
+        their sessions and findings come to at most `MAX_SAMPLE_WEIGHT` in all (the first
+        is always kept); ``samples_capped`` is True when a course was left out for it.
         """
         self._finish()
         return self._samples

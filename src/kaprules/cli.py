@@ -966,6 +966,7 @@ def _audit_run(
             seconds=seconds,
             docs_url=args.docs_url or "",
             several_inputs=several,
+            samples_capped=run.samples_capped,
         )
     return _Audited(EXIT_OK if summary.ok else EXIT_FINDINGS, data, page, seconds)
 

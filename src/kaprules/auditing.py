@@ -19,6 +19,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import json
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 import attrs
 
@@ -42,8 +43,10 @@ from kaprules.timeline import Timeline
 
 __all__ = [
     "CSV_COLUMNS",
+    "INTEGRATION_KIND",
     "MAX_LINE_BYTES",
     "MAX_REJECTED_KEPT",
+    "MAX_SAMPLE_WEIGHT",
     "Audit",
     "AuditSummary",
     "CourseResult",
@@ -51,6 +54,11 @@ __all__ = [
     "audit",
     "read_records",
 ]
+
+INTEGRATION_KIND = "integration"
+"""The ``kind`` of a CSV row that is an integration meeting, not a session: its
+``session_id`` is the meeting's id, ``start`` its start, ``therapist`` who held it, and its
+``last_food`` and ``escort`` are empty."""
 
 CSV_COLUMNS = (
     "course_id",
@@ -62,7 +70,8 @@ CSV_COLUMNS = (
     "escort",
     "therapist",
 )
-"""The columns of the CSV session table, one row per session; ``therapist`` is optional."""
+"""The columns of the CSV session table, one row per session (or integration meeting, of
+kind `INTEGRATION_KIND`); ``therapist`` is optional."""
 
 _REQUIRED_COLUMNS = CSV_COLUMNS[:7]
 # Records sent to a worker at once, and chunks in flight per worker: enough to keep the
@@ -70,6 +79,11 @@ _REQUIRED_COLUMNS = CSV_COLUMNS[:7]
 _CHUNK = 500
 _IN_FLIGHT = 4
 _REASON_LIMIT = 500
+
+MAX_SAMPLE_WEIGHT = 50_000
+"""Sessions and findings, in all, of the courses an audit keeps as its samples (for the
+report to draw): fifty courses of 10,000 sessions and 20,000 findings each would hold
+1.3 GB; at this bound the samples hold about 45 MB however large the courses are."""
 
 MAX_REJECTED_KEPT = 1000
 """Rejected records an `AuditSummary` keeps the line and reason of (the first 1000): every
@@ -83,7 +97,8 @@ class Record:
 
     Attributes:
         line: Its 1-based line in its input (for CSV, the line of the course's first row).
-        data: The course as JSON text, as plain data (a CSV course), or a `Course`.
+        data: The course as JSON text, as plain data (a CSV course), or a `Course`; for a
+            record rejected before parsing, None or what is known of it (``{"id": ...}``).
         source: Which input it came from (a file name, ``-`` for standard input).
         rejected: Why the record cannot be a course, when known before parsing.
     """
@@ -107,13 +122,15 @@ class Record:
 
 
 def _course_of(data: object, rejected: str | None) -> Course:
+    if rejected is not None:
+        raise InputError(rejected)
     if isinstance(data, Course):
         return data
     if isinstance(data, dict):
         return course_from_data(data)
     if isinstance(data, str | bytes):
         return parse_course(data)
-    raise InputError(rejected or f"not a course: {type(data).__name__}")
+    raise InputError(f"not a course: {type(data).__name__}")
 
 
 class CourseResult(NamedTuple):
@@ -125,7 +142,8 @@ class CourseResult(NamedTuple):
     Attributes:
         line: The record's 1-based line.
         source: The input it came from.
-        course_id: The course's ``id``, or None.
+        course_id: The course's ``id``, or None; for a rejected record too, when its JSON
+            parsed (or its CSV rows had a course id) and the id is a string.
         sessions: How many sessions the course has (0 when rejected).
         findings: The findings, as `Finding.to_dict` gives them, in report order.
         rejected: The loader's reason when the record is not a course, else None.
@@ -276,7 +294,8 @@ class Audit:
     """The results of [`audit`][kaprules.audit], one per record, in input order.
 
     Iterate it once for the `CourseResult` objects; `summary` and `samples` are complete
-    once the iteration has ended. Reading them earlier runs the rest of the audit first,
+    once the iteration has ended (``samples_capped`` then says whether `MAX_SAMPLE_WEIGHT`
+    left a course out of the samples). Reading them earlier runs the rest of the audit first,
     without keeping its results (memory stays flat): iterating the audit after that, or a
     second time, raises `KapRulesError` instead of silently giving no results.
     """
@@ -292,6 +311,8 @@ class Audit:
         self._summary = summary
         self._sample = sample
         self._samples: list[tuple[CourseResult, Course]] = []
+        self._weight = 0  # sessions and findings of the samples kept
+        self.samples_capped = False
         self._records = records
         self._started = False
         self._done = False
@@ -310,7 +331,12 @@ class Audit:
         for result, data in self._results:
             self._summary.add(result)
             if data is not None and len(self._samples) < self._sample:
-                self._samples.append((result, _course_of(data, None)))
+                weight = result.sessions + len(result.findings)
+                if self._samples and self._weight + weight > MAX_SAMPLE_WEIGHT:
+                    self.samples_capped = True
+                else:
+                    self._weight += weight
+                    self._samples.append((result, _course_of(data, None)))
             yield result
         if self._records is not None:
             # The digest of every byte kaprules read, whoever passed a digest object.
@@ -330,7 +356,9 @@ class Audit:
     def samples(self) -> list[tuple[CourseResult, Course]]:
         """Courses with an error finding, each with its result: what a report draws.
 
-        The first ``sample`` of them (the argument of `audit`), in input order.
+        The first ``sample`` of them (the argument of `audit`), in input order, while
+        their sessions and findings come to at most `MAX_SAMPLE_WEIGHT` in all (the first
+        is always kept); ``samples_capped`` is True when a course was left out for it.
         """
         self._finish()
         return self._samples
@@ -346,7 +374,7 @@ def audit(
     courses: Iterable[Course | str | bytes | Record],
     protocol: Protocol = STANDARD,
     *,
-    as_of: dt.datetime | dt.date | None = None,
+    as_of: dt.datetime | dt.date | Literal["today"] | None = None,
     jobs: int = 1,
     sample: int = 0,
 ) -> Audit:
@@ -357,7 +385,10 @@ def audit(
             hold them), or `Record` objects from `read_records`. Read lazily: memory stays
             flat whatever their number.
         protocol: The protocol (kap-standard v1 by default).
-        as_of: As for `evaluate`, the same for every course.
+        as_of: As for `evaluate`, the same for every course; or ``"today"``: each
+            course's own local date (in its timezone) at the moment the audit starts, as
+            ``kaprules check --as-of today`` takes it. The summary's ``as_of`` then reads
+            ``"today (each course's local date at <UTC instant>)"``.
         jobs: Worker processes (1: evaluate in this process). Results come in input
             order whatever the number.
         sample: How many courses with an error finding to keep, with their results, as
@@ -375,14 +406,19 @@ def audit(
         raise InputError("jobs: must be a whole number from 1 to 256")
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
         raise InputError("sample: must be a whole number, 0 or more")
-    # as_of is checked once here, so that no record is rejected for it.
-    evaluate(Course("UTC", []), protocol, as_of=as_of)
-    summary = AuditSummary(
-        protocol.id,
-        protocol.version,
-        None if as_of is None else as_of.isoformat(),
-        protocol.rule_ids,
-    )
+    moment: _AsOf
+    shown: str | None
+    if isinstance(as_of, str) and as_of == "today":
+        # One instant for the whole audit: a run across midnight does not change its mind.
+        moment = _Today(dt.datetime.now(dt.UTC).replace(microsecond=0))
+        shown = f"today (each course's local date at {moment.instant.isoformat()})"
+    else:
+        # as_of is checked once here, so that no record is rejected for it.
+        evaluate(Course("UTC", []), protocol, as_of=as_of)
+        assert not isinstance(as_of, str)  # evaluate() refused any other text
+        moment = as_of
+        shown = None if as_of is None else as_of.isoformat()
+    summary = AuditSummary(protocol.id, protocol.version, shown, protocol.rule_ids)
     units: Iterator[Record | _Block]
     if jobs > 1 and _fast.ENABLED and isinstance(courses, _Records) and courses._fresh:
         # JSON Lines go to the workers as blocks of bytes, split there: the main process
@@ -391,10 +427,24 @@ def audit(
     else:
         units = (_as_record(item, index) for index, item in enumerate(courses, start=1))
     if jobs == 1:
-        results = _serial(units, protocol, as_of, sample)
+        results = _serial(units, protocol, moment, sample)
     else:
-        results = _parallel(units, protocol, as_of, jobs, sample)
+        results = _parallel(units, protocol, moment, jobs, sample)
     return Audit(results, summary, sample, courses if isinstance(courses, _Records) else None)
+
+
+@attrs.frozen
+class _Today:
+    """``as_of="today"`` of an audit, fixed at its start: each course's local date then."""
+
+    instant: dt.datetime
+
+    def date_in(self, zone: dt.tzinfo) -> dt.date:
+        """The local date of the instant in ``zone``."""
+        return self.instant.astimezone(zone).date()
+
+
+_AsOf = dt.datetime | dt.date | _Today | None
 
 
 def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
@@ -412,27 +462,42 @@ _Fields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | Non
 _Item = tuple[int, Any, str, str | None]
 
 
-def course_result(
-    record: Record, protocol: Protocol, as_of: dt.datetime | dt.date | None
-) -> CourseResult:
+def course_result(record: Record, protocol: Protocol, as_of: _AsOf) -> CourseResult:
     item = (record.line, record.data, record.source, record.rejected)
     return _make(CourseResult, _fields(item, protocol, as_of))
 
 
-def _fields(item: _Item, protocol: Protocol, as_of: dt.datetime | dt.date | None) -> _Fields:
+def _fields(item: _Item, protocol: Protocol, as_of: _AsOf) -> _Fields:
     """A record's `CourseResult`, as the plain tuple of its fields (what workers send)."""
     line, data, source, rejected = item
     if rejected is not None:
-        return (line, source, None, 0, (), rejected)
+        return (line, source, _readable_id(data), 0, (), rejected)
     try:
         course = _course_of(data, rejected)
     except InputError as exc:
-        return (line, source, None, 0, (), _reason(exc))
+        return (line, source, _readable_id(data), 0, (), _reason(exc))
     # evaluate() without its argument checks, made once by audit(), and without a Report.
-    timeline = Timeline.of(course, as_of, series_length=protocol.series_length)
+    moment = as_of.date_in(course.zone) if isinstance(as_of, _Today) else as_of
+    timeline = Timeline.of(course, moment, series_length=protocol.series_length)
     found = findings_of(timeline, protocol)
     findings = tuple(f.to_dict() for f in found) if found else ()
     return (line, source, course.id, len(course.sessions), findings, None)
+
+
+def _readable_id(data: object) -> str | None:
+    """The course ``id`` of a rejected record, when its JSON parsed and the id is a string.
+
+    Parsed again only for a rejected record (the loader's error does not carry it).
+    """
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            return None
+    if isinstance(data, dict):
+        course_id = data.get("id")
+        return course_id if isinstance(course_id, str) else None
+    return None
 
 
 def _wanted(fields: _Fields) -> bool:
@@ -451,7 +516,7 @@ def _items(units: Iterable[Record | _Block]) -> Iterator[_Item]:
 def _evaluated(
     units: Iterable[Record | _Block],
     protocol: Protocol,
-    as_of: dt.datetime | dt.date | None,
+    as_of: _AsOf,
     sample: int,
 ) -> Iterator[tuple[_Fields, Any]]:
     """Each record's result fields, and its data when a report may draw it.
@@ -470,7 +535,7 @@ def _evaluated(
 def _serial(
     units: Iterator[Record | _Block],
     protocol: Protocol,
-    as_of: dt.datetime | dt.date | None,
+    as_of: _AsOf,
     sample: int,
 ) -> Iterator[tuple[CourseResult, _Data | None]]:
     for fields, data in _evaluated(units, protocol, as_of, sample):
@@ -484,15 +549,13 @@ def _reason(exc: InputError) -> str:
 
 # --- worker processes -----------------------------------------------------------------
 
-_worker: tuple[Protocol, dt.datetime | dt.date | None, int] | None = None
+_worker: tuple[Protocol, _AsOf, int] | None = None
 
 # How often a worker looks for its parent where the kernel cannot be asked to tell it.
 _PARENT_POLL_SECONDS = 0.5
 
 
-def _start_worker(
-    protocol: Protocol, as_of: dt.datetime | dt.date | None, sample: int, parent: int
-) -> None:
+def _start_worker(protocol: Protocol, as_of: _AsOf, sample: int, parent: int) -> None:
     global _worker
     _worker = (protocol, as_of, sample)
     # Ctrl-C (and a terminal's SIGHUP) reaches the whole process group: the main process
@@ -568,7 +631,7 @@ def _chunks(units: Iterator[Record | _Block]) -> Iterator[list[_Block | tuple[An
 def _parallel(
     units: Iterator[Record | _Block],
     protocol: Protocol,
-    as_of: dt.datetime | dt.date | None,
+    as_of: _AsOf,
     jobs: int,
     sample: int,
 ) -> Iterator[tuple[CourseResult, _Data | None]]:
@@ -915,14 +978,16 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         if missing:
             raise InputError(
                 f"{shown_id(source, 200)}: the CSV header lacks the column(s) "
-                f"{', '.join(missing)}; the columns are {', '.join(CSV_COLUMNS)}"
+                f"{', '.join(missing)}; found {_found(columns)}; the columns are "
+                f"{', '.join(CSV_COLUMNS)}"
             )
         unknown = [i for i, c in enumerate(columns) if c not in CSV_COLUMNS]
         if unknown:
             raise InputError(
                 f"{shown_id(source, 200)}: the CSV header has {len(unknown)} unknown column(s) (at "
-                f"positions {', '.join(str(i + 1) for i in unknown)}); the columns are "
-                f"{', '.join(CSV_COLUMNS)}"
+                f"positions {', '.join(str(i + 1) for i in unknown[:20])}"
+                f"{', ...' if len(unknown) > 20 else ''}); found {_found(columns)}; the columns "
+                f"are {', '.join(CSV_COLUMNS)}"
             )
         index = {c: i for i, c in enumerate(columns)}
 
@@ -943,6 +1008,28 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         ) from None
     finally:
         text.detach()
+
+
+# Header cells named in a message at most; the rest are counted.
+_HEADER_SHOWN = 12
+
+
+def _found(columns: list[str]) -> str:
+    """A CSV header as found, for a message: what names a column is shown, the rest not.
+
+    A cell that is a column's name but for case, spaces or hyphens (``COURSE_ID``,
+    ``Session ID``) is shown, escaped; any other cell only by its position, since a file
+    without a header has a course's data on its first line.
+    """
+    shown = []
+    for number, cell in enumerate(columns[:_HEADER_SHOWN], start=1):
+        plain = cell.strip().lower().replace("-", "_").replace(" ", "_")
+        if plain in CSV_COLUMNS:
+            shown.append(echo(cell, 40))
+        else:
+            shown.append(f"column {number} (not shown: it may be data)")
+    more = len(columns) - _HEADER_SHOWN
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 class _Seen:
@@ -1020,9 +1107,25 @@ def _csv_course(
 ) -> Record:
     first = rows[0][0]
     width = len(index)
+    head = rows[0][1]
+    column = index["course_id"]
+    course_id = head[column] if len(head) > column and head[column] != "" else None
+    # What a rejected record keeps: its course id, when its rows name one.
+    known = None if course_id is None else {"id": course_id}
+    if course_id is not None:
+        # First, so that a course met again is found whatever else is wrong with it.
+        started = seen.setdefault(course_id, first)
+        if started != first:
+            return Record(
+                first,
+                known,
+                source,
+                f"the rows of course {echo(course_id)} are not together: it started on line "
+                f"{started} and appears again on line {first}",
+            )
     bad = [line for line, row in rows if len(row) != width]
     if bad:
-        return Record(first, None, source, f"line {bad[0]}: {width} cells expected in each row")
+        return Record(first, known, source, f"line {bad[0]}: {width} cells expected in each row")
 
     def cell(row: list[str], name: str) -> str | None:
         # An empty cell is a missing value; anything else is the value as written (a blank
@@ -1031,22 +1134,34 @@ def _csv_course(
         value = row[i] if i is not None else ""
         return value if value != "" else None
 
-    course_id = cell(rows[0][1], "course_id")
-    if course_id is not None:
-        started = seen.setdefault(course_id, first)
-        if started != first:
-            return Record(
-                first,
-                None,
-                source,
-                f"the rows of course {echo(course_id)} are not together: it started on line "
-                f"{started} and appears again on line {first}",
-            )
     zones = {cell(row, "timezone") for _, row in rows}
     if len(zones) > 1:
-        return Record(first, None, source, "the rows of one course give different timezones")
+        return Record(first, known, source, "the rows of one course give different timezones")
     sessions = []
-    for _, row in rows:
+    meetings = []
+    for line, row in rows:
+        if cell(row, "kind") == INTEGRATION_KIND:
+            # An integration meeting: its id, start and therapist; nothing of a session.
+            if cell(row, "last_food") is not None or cell(row, "escort") is not None:
+                return Record(
+                    first,
+                    known,
+                    source,
+                    f"line {line}: a row of kind {INTEGRATION_KIND!r} (an integration meeting) "
+                    "takes no last_food or escort",
+                )
+            meetings.append(
+                {
+                    name: value
+                    for name, value in (
+                        ("id", cell(row, "session_id")),
+                        ("start", cell(row, "start")),
+                        ("therapist", cell(row, "therapist")),
+                    )
+                    if value is not None
+                }
+            )
+            continue
         session = {
             name: value
             for name, value in (
@@ -1061,6 +1176,8 @@ def _csv_course(
         }
         sessions.append(session)
     data: dict[str, Any] = {"timezone": zones.pop(), "sessions": sessions}
+    if meetings:
+        data["integrations"] = meetings
     if course_id is not None:
         data["id"] = course_id
     if data["timezone"] is None:

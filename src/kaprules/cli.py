@@ -278,6 +278,28 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
+def _docs_url(text: str) -> str:
+    # The report puts it in every rule link's href: only a web address, never a
+    # javascript: or data: URL, and nothing that could leave the attribute.
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme.lower() not in ("http", "https")
+        or not parts.netloc
+        or not text.isprintable()
+        or any(c in text for c in ' "<>`')
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{echo(text)} is not an http(s) URL such as https://example.org/kaprules/"
+        )
+    return text if text.endswith("/") else text + "/"
+
+
 def _sample(text: str) -> int:
     if not text.isdigit() or int(text) > 100_000:
         raise argparse.ArgumentTypeError(f"{echo(text)} is not a number from 0 to 100000")
@@ -414,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of",
         type=_as_of,
         metavar="DATE|DATETIME",
-        help="evaluate courses in progress, as for check (the same moment for every course)",
+        help="evaluate courses in progress, as for check: the same moment for every course, "
+        "or 'today' (each course's local date when the audit starts)",
     )
     audit_cmd.add_argument(
         "--jobs", type=_jobs, default=1, metavar="N", help="worker processes (default: 1)"
@@ -434,9 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit_cmd.add_argument(
         "--docs-url",
-        default="",
+        type=_docs_url,
         metavar="URL",
-        help="the documentation's base URL, for the report's links to the rules page",
+        help="the documentation's base URL (http or https), for the report's rule links to "
+        "its rules page; without it they point to the rules stated in the report itself",
     )
     _add_format(audit_cmd, what="summary format")
     _add_protocol(audit_cmd)
@@ -842,8 +866,6 @@ def _protocol_command(args: argparse.Namespace, out: TextIO) -> int:
 
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
     protocol = _protocol(args)
-    if args.as_of == _TODAY:
-        raise _UsageError("audit takes --as-of as a date or date-time, not 'today'")
     if args.inputs.count("-") > 1:
         raise _UsageError("standard input (-) can be read once")
     if "-" in args.inputs and sys.stdin is None:
@@ -904,15 +926,18 @@ def _audit_run(
     if findings_out is not None and args.findings.lower().endswith(".csv"):
         import csv
 
-        csv_out = csv.writer(findings_out, lineterminator="\n")
+        # Rows end in "\r\n" for the writer, so that it quotes a cell holding a lone "\r"
+        # (with "\n" it would not, and the cell would break its row); written with "\n".
+        csv_out = csv.writer(_NewlineRows(findings_out), lineterminator="\r\n")
         with outputs.writing(args.findings):
-            csv_out.writerow(["line", "course", "rule", "severity", "sessions", "message"])
+            head = ["input"] if several else []
+            csv_out.writerow([*head, *_FINDINGS_COLUMNS])
     progress = _progress()
     try:
         for result in run:
             if progress is not None:
                 progress.update(1)
-            if findings_out is not None and result.findings:
+            if findings_out is not None and (result.findings or result.rejected is not None):
                 try:  # not a context manager: this runs once a course
                     _write_findings(result, findings_out, csv_out, several)
                 except OSError as exc:
@@ -936,8 +961,9 @@ def _audit_run(
             inputs=[shown_id(name, 200) for name in args.inputs],
             started=dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
             seconds=seconds,
-            docs_url=args.docs_url,
+            docs_url=args.docs_url or "",
             several_inputs=several,
+            samples_capped=run.samples_capped,
         )
     return _Audited(EXIT_OK if summary.ok else EXIT_FINDINGS, data, page, seconds)
 
@@ -968,17 +994,54 @@ def _progress() -> Any:
 _quote: Any = json.encoder.encode_basestring
 
 
+class _NewlineRows:
+    """A text file that takes CSV rows ending in CR LF and writes them ending in LF."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+
+    def write(self, row: str) -> int:
+        return self._handle.write(row[:-2] + "\n")
+
+
+# What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+# The findings CSV's columns (after ``input`` for several inputs): a finding fills all but
+# ``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
+_FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message", "rejected")
+
+
 def _write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) -> None:
+    if result.rejected is not None:
+        # A rejected record is a row too: the findings file lists every problem record.
+        if csv_out is not None:
+            row = [result.source] if several else []
+            row += [result.line, result.course_id, "", "", "", "", result.rejected]
+            csv_out.writerow([_cell(value) for value in row])
+            return
+        entry: dict[str, Any] = {"input": result.source} if several else {}
+        entry |= {"line": result.line, "course": result.course_id, "rejected": result.rejected}
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return
     if csv_out is not None:
         for finding in result.findings:
             row = [result.source] if several else []
             row += [result.line, result.course_id, finding["rule"], finding["severity"]]
-            row += [" ".join(finding["sessions"]), finding["message"]]
-            csv_out.writerow(row)
+            row += [" ".join(finding["sessions"]), finding["message"], ""]
+            csv_out.writerow([_cell(value) for value in row])
         return
     if not _fast.ENABLED:
         for finding in result.findings:
-            entry: dict[str, Any] = {"input": result.source} if several else {}
+            entry = {"input": result.source} if several else {}
             entry |= {"line": result.line, "course": result.course_id, "rule": finding["rule"]}
             entry |= {"severity": finding["severity"], "sessions": list(finding["sessions"])}
             entry["message"] = finding["message"]
@@ -1018,7 +1081,7 @@ def _audit_lines(data: dict[str, Any]) -> list[str]:
         lines += ["", "Rejected records:"]
         for item in data["rejected"][:20]:
             where = (
-                f"{item['input']} line {item['line']}"
+                f"{shown_id(item['input'], 200)} line {item['line']}"
                 if "input" in item
                 else f"line {item['line']}"
             )

@@ -517,7 +517,16 @@ def _items(
     return items
 
 
+MAX_SESSIONS = 10_000
+"""The most sessions (and, apart, integration meetings) a course may hold: a longer list
+is an `InputError`, so that one record cannot take minutes and gigabytes to check."""
+
+
 def course_from_data(data: object, *, clean: bool = False) -> Course:
+    for key in ("sessions", "integrations"):  # before any work on them
+        items = data.get(key) if isinstance(data, dict) else None
+        if isinstance(items, list) and len(items) > MAX_SESSIONS:
+            raise InputError(Problem(key, f"holds more than {MAX_SESSIONS} items, the limit"))
     if clean and _fast.ENABLED and (course := _fast_course(data)) is not None:
         return course
     if not isinstance(data, dict):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import kaprules
 from kaprules import Course, InputError, _fast, auditing, loading
 from kaprules.auditing import read_records
-from kaprules.cli import _write_findings
+from kaprules.cli._render import write_findings as _write_findings
 from kaprules.loading import _SLOW, _fast_json, _stdlib_json, course_from_data
 from kaprules.strategies import compliant_courses, courses
 from test_fuzz import documents

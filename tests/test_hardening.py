@@ -188,7 +188,7 @@ def test_an_unexpected_exception_is_exit_2_with_a_report_hint(
     def broken(*args: object, **kwargs: object) -> object:
         raise KeyError("internal")
 
-    monkeypatch.setattr("kaprules.cli.evaluate", broken)
+    monkeypatch.setattr("kaprules.cli._check.evaluate", broken)
     code, out, err = cli("check", COMPLIANT)
     assert (code, out) == (2, "")
     assert err.startswith("kaprules: error: internal error (KeyError)")

@@ -1,0 +1,138 @@
+"""kaprules audit: many courses, a summary, findings and a report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from typing import Any, NamedTuple, TextIO
+
+from kaprules._output import Outputs, check_paths, write_error
+from kaprules.cli._reading import need_extra, protocol_of
+from kaprules.cli._render import (
+    FINDINGS_COLUMNS,
+    NewlineRows,
+    audit_lines,
+    json_out,
+    write_findings,
+)
+from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError
+from kaprules.errors import InputError, shown_id
+from kaprules.protocol import Protocol
+
+
+def audit_command(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = protocol_of(args)
+    if args.inputs.count("-") > 1:
+        raise UsageError("standard input (-) can be read once")
+    if "-" in args.inputs and sys.stdin is None:
+        raise UsageError("standard input is closed; give a file instead of -")
+    wanted = [(o, p) for o, p in (("--findings", args.findings), ("--html", args.html)) if p]
+    # Before any work: a large audit is not run to be lost at the end.
+    check_paths(wanted, [*args.inputs, args.protocol])
+    if args.html:
+        need_extra("jinja2", "--html needs the jinja2 package: pip install 'kaprules[audit]'")
+    with Outputs() as outputs:
+        # Made now, so an unwritable directory stops the run before it starts.
+        findings_out = outputs.open(args.findings) if args.findings else None
+        html_out = outputs.open(args.html) if args.html else None
+        done = audit_run(args, protocol, findings_out, outputs)
+        if html_out is not None:
+            with outputs.writing(args.html):
+                html_out.write(done.page)
+        outputs.commit()
+    data, seconds = done.data, done.seconds
+    if args.format == "json":
+        json_out(data, out)
+    else:
+        out.write("\n".join(audit_lines(data)) + "\n")
+    if sys.stderr is not None and sys.stderr.isatty():
+        rate = data["lines_read"] / seconds if seconds > 0 else 0.0
+        sys.stderr.write(
+            f"kaprules: audited {data['lines_read']} records in {seconds:.1f} s "
+            f"({rate:.0f} a second)\n"
+        )
+    return done.code
+
+
+class Audited(NamedTuple):
+    code: int
+    data: dict[str, Any]
+    page: str
+    seconds: float
+
+
+def audit_run(
+    args: argparse.Namespace, protocol: Protocol, findings_out: TextIO | None, outputs: Outputs
+) -> Audited:
+    # The audit itself: findings written as they come; the summary and the HTML page
+    # returned, for the caller to write and commit.
+    import time
+
+    from kaprules.auditing import audit, read_records
+
+    started = time.time()
+    several = len(args.inputs) > 1
+    records = read_records(args.inputs)
+    sample = args.sample if args.html else 0
+    try:
+        run = audit(records, protocol, as_of=args.as_of, jobs=args.jobs, sample=sample)
+    except InputError as exc:
+        raise Failure("cannot audit", exc.problems) from None
+    csv_out = None
+    if findings_out is not None and args.findings.lower().endswith(".csv"):
+        import csv
+
+        # Rows end in "\r\n" for the writer, so that it quotes a cell holding a lone "\r"
+        # (with "\n" it would not, and the cell would break its row); written with "\n".
+        csv_out = csv.writer(NewlineRows(findings_out), lineterminator="\r\n")
+        with outputs.writing(args.findings):
+            head = ["input"] if several else []
+            csv_out.writerow([*head, *FINDINGS_COLUMNS])
+    progress = _progress_bar()
+    try:
+        for result in run:
+            if progress is not None:
+                progress.update(1)
+            if findings_out is not None and (result.findings or result.rejected is not None):
+                try:  # not a context manager: this runs once a course
+                    write_findings(result, findings_out, csv_out, several)
+                except OSError as exc:
+                    raise write_error(args.findings, exc) from None
+    except InputError as exc:
+        raise Failure("cannot audit", exc.problems) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = run.summary
+    seconds = time.time() - started
+    data = summary.to_dict(sources=several)
+    page = ""
+    if args.html:
+        from kaprules.audit_html import render
+
+        page = render(
+            data,
+            run.samples,
+            protocol=protocol,
+            inputs=[shown_id(name, 200) for name in args.inputs],
+            started=dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+            seconds=seconds,
+            docs_url=args.docs_url or "",
+            several_inputs=several,
+            samples_capped=run.samples_capped,
+        )
+    return Audited(EXIT_OK if summary.ok else EXIT_FINDINGS, data, page, seconds)
+
+
+def _progress_bar() -> Any:
+    # A progress bar on a terminal only; nothing extra when stderr is a file or a pipe.
+    if sys.stderr is None or not sys.stderr.isatty():
+        return None
+    try:
+        import tqdm  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    # No monitor thread: worker processes are forked while the bar is shown.
+    tqdm.tqdm.monitor_interval = 0
+    return tqdm.tqdm(unit=" courses", file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -1,0 +1,39 @@
+"""kaprules check: a course against a protocol."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from kaprules.cli._reading import course_of, moment_of, protocol_of
+from kaprules.cli._render import course_summary, finding_counts, finding_line, json_out, local_dates
+from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK
+from kaprules.evaluation import evaluate
+from kaprules.timeline import Timeline
+
+
+def check_command(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = protocol_of(args)
+    course = course_of(args)
+    moment = moment_of(args.as_of, course)
+    report = evaluate(course, protocol, as_of=moment)
+    if args.format == "json":
+        data = report.to_dict()
+        counts = finding_counts(report)
+        timeline = Timeline.of(course, moment)
+        # What the text summary line says, as data.
+        data["summary"] = {
+            "timezone": course.timezone,
+            "sessions": len(course.sessions),
+            "errors": counts["error"],
+            "warnings": counts["warning"],
+            "info": counts["info"],
+            "planned": [t.id for t in timeline.sessions if t.planned],
+        }
+        json_out(data, out)
+    else:
+        dates = local_dates(course)
+        for finding in report.findings:
+            out.write(finding_line(finding, dates) + "\n")
+        out.write(course_summary(report, course) + "\n")
+    return EXIT_OK if report.ok else EXIT_FINDINGS

@@ -1,0 +1,91 @@
+"""What the commands read from their arguments: the course, protocol and calendar."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+import attrs
+
+from kaprules.cli._arguments import TODAY, Moment
+from kaprules.cli._status import Failure, UsageError
+from kaprules.clinic_calendar import ClinicCalendar
+from kaprules.errors import InputError, shown_id
+from kaprules.loading import (
+    load_calendar,
+    parse_course,
+    resolve_protocol,
+)
+from kaprules.model import Course
+from kaprules.protocol import Protocol
+
+
+def moment_of(value: Moment | str, course: Course) -> Moment:
+    if value == TODAY:
+        return dt.datetime.now(course.zone).date()
+    assert not isinstance(value, str)
+    return value
+
+
+def protocol_of(args: argparse.Namespace) -> Protocol:
+    return resolve_protocol(args.protocol)
+
+
+def source_of(args: argparse.Namespace) -> str:
+    return "standard input" if args.path == "-" else shown_id(args.path, 200)
+
+
+def course_of(args: argparse.Namespace) -> Course:
+    limit: int = args.max_input_bytes
+    try:
+        if args.path == "-":
+            if sys.stdin is None:  # started with stdin closed (<&-)
+                raise UsageError("standard input is closed; give a file instead of -")
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(args.path, "rb") as handle:
+                data = handle.read(limit + 1)
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or "not a readable file"
+        raise UsageError(f"cannot read {source_of(args)}: {why}") from None
+    if len(data) > limit:
+        raise UsageError(
+            f"{source_of(args)} holds more than {limit} bytes, the input limit; raise it with "
+            "--max-input-bytes"
+        )
+    try:
+        return parse_course(data)
+    except InputError as exc:
+        raise Failure(f"invalid course in {source_of(args)}", exc.problems) from None
+
+
+def calendar_of(args: argparse.Namespace) -> ClinicCalendar:
+    try:
+        calendar = ClinicCalendar() if args.calendar is None else load_calendar(args.calendar)
+        # Options change only what they name (--closed adds dates): the file keeps the rest.
+        country, subdivision = calendar.holidays, calendar.subdivision
+        if args.holidays is not None and args.holidays != country:
+            # The file's subdivision belongs to the file's country.
+            country, subdivision = args.holidays, None
+        if args.subdivision is not None:
+            subdivision = args.subdivision
+        return attrs.evolve(
+            calendar,
+            weekdays=calendar.weekdays if args.open is None else args.open,
+            closed=(*calendar.closed, *(args.closed or ())),
+            at=calendar.at if args.at is None else args.at,
+            holidays=country,
+            subdivision=subdivision,
+        )
+    except InputError as exc:
+        where = f" {shown_id(args.calendar, 200)}" if args.calendar is not None else ""
+        raise Failure(f"invalid calendar{where}", exc.problems) from None
+
+
+def need_extra(module: str, hint: str) -> None:
+    # An optional extra, looked for before any work (not imported: that costs time).
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(hint)

@@ -1,0 +1,218 @@
+"""What the commands write: findings, summaries, forecasts, plans and audit rows."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, TextIO
+
+from kaprules import _fast, _time
+from kaprules._words import plural
+from kaprules.cli._status import one_line
+from kaprules.errors import shown_id
+from kaprules.model import Course
+from kaprules.protocol import Protocol
+from kaprules.report import Finding, Report
+
+if TYPE_CHECKING:
+    from kaprules.forecasting import Forecast
+    from kaprules.planning import Plan
+
+
+# What json.dumps(..., ensure_ascii=False) writes for a string, without its per-call cost
+# (it builds an encoder each time): a finding row is written several times faster.
+quote: Any = json.encoder.encode_basestring
+
+
+def local_dates(course: Course) -> dict[str, str]:
+    return {s.id or "": course.local(s.start).date().isoformat() for s in course.sessions}
+
+
+def finding_line(finding: Finding, dates: dict[str, str]) -> str:
+    where = ", ".join(f"{shown_id(s)} {dates.get(s, '?')}" for s in finding.sessions) or "course"
+    return f"{finding.severity.value:<7} {finding.rule:<16} [{where}] {finding.message}"
+
+
+def finding_counts(report: Report) -> dict[str, int]:
+    counts = dict.fromkeys(("error", "warning", "info"), 0)
+    for f in report.findings:
+        counts[f.severity.value] += 1
+    return counts
+
+
+def course_summary(report: Report, course: Course) -> str:
+    counts = finding_counts(report)
+    verdict = "OK" if report.ok else "FAIL"
+    as_of = f", as of {report.as_of}" if report.as_of else ""
+    found = ", ".join(
+        plural(counts[severity], noun)
+        for severity, noun in (("error", "error"), ("warning", "warning"), ("info", "info finding"))
+    )
+    return (
+        f"{verdict}: {found} in {plural(len(course.sessions), 'session')}; "
+        f"protocol {report.protocol_id} v{report.protocol_version}, "
+        f"timezone {course.timezone}{as_of}"
+    )
+
+
+def json_out(data: object, out: TextIO) -> None:
+    json.dump(data, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def forecast_lines(f: Forecast) -> list[str]:
+    from kaprules.forecasting import HORIZON_DAYS, SeriesStatus
+
+    progress = f"{f.inductions} of {f.count} sessions"
+    upcoming = f.next
+    if f.status is SeriesStatus.CANNOT_COMPLETE:
+        if f.window_closes is None:
+            return [
+                f"Series cannot be completed: {progress}.",
+                f"No next session: no first day within {HORIZON_DAYS} days fits the series.",
+            ]
+        return [
+            f"Series cannot be completed: {progress}; its window closed for them on "
+            f"{f.window_closes.isoformat()}.",
+            f"No next session: the remaining {f.count - f.inductions} no longer fit in the window.",
+        ]
+    status = {
+        SeriesStatus.NOT_STARTED: "Series not started",
+        SeriesStatus.IN_PROGRESS: "Series in progress",
+        SeriesStatus.COMPLETE: "Series complete",
+    }[f.status]
+    first = f"{status}: {progress}."
+    due = f.integration
+    meetings = (
+        []
+        if due is None
+        else [
+            f"Integration: {due.needed} {'meeting' if due.needed == 1 else 'meetings'} "
+            f"still needed by {due.by.isoformat()}."
+        ]
+    )
+    if upcoming is None:
+        return [first, *meetings, "No next session: the protocol has no booster to come."]
+    until = f" to {upcoming.latest.isoformat()}" if upcoming.latest is not None else ""
+    return [
+        first,
+        *meetings,
+        f"Next {upcoming.kind.value} session: from {upcoming.bookable_from.isoformat()}{until}.",
+    ]
+
+
+def plan_lines(result: Plan) -> list[str]:
+    lines = [f"{result.status.value}: {result.reason}."]
+    for s in result.sessions:
+        number = (
+            f"{s.number} of {result.forecast.count}" if s.kind == "induction" else f"{s.number}"
+        )
+        lines.append(
+            f"  {s.id:<10} {s.kind} {number:<8} {_time.format_local(s.start)} ({s.start:%a})"
+        )
+    return lines
+
+
+def identity(protocol: Protocol) -> str:
+    text = f"{protocol.id} version {protocol.version}"
+    if protocol.derived_from is not None:
+        text += f" (derived from {protocol.derived_from[0]} version {protocol.derived_from[1]})"
+    return text
+
+
+class NewlineRows:
+    """A text file that takes CSV rows ending in CR LF and writes them ending in LF."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+
+    def write(self, row: str) -> int:
+        return self._handle.write(row[:-2] + "\n")
+
+
+# What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: object) -> object:
+    """A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+# The findings CSV's columns (after ``input`` for several inputs): a finding fills all but
+# ``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
+FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message", "rejected")
+
+
+def write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) -> None:
+    if result.rejected is not None:
+        # A rejected record is a row too: the findings file lists every problem record.
+        if csv_out is not None:
+            row = [result.source] if several else []
+            row += [result.line, result.course_id, "", "", "", "", result.rejected]
+            csv_out.writerow([cell(value) for value in row])
+            return
+        entry: dict[str, Any] = {"input": result.source} if several else {}
+        entry |= {"line": result.line, "course": result.course_id, "rejected": result.rejected}
+        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return
+    if csv_out is not None:
+        for finding in result.findings:
+            row = [result.source] if several else []
+            row += [result.line, result.course_id, finding["rule"], finding["severity"]]
+            row += [" ".join(finding["sessions"]), finding["message"], ""]
+            csv_out.writerow([cell(value) for value in row])
+        return
+    if not _fast.ENABLED:
+        for finding in result.findings:
+            entry = {"input": result.source} if several else {}
+            entry |= {"line": result.line, "course": result.course_id, "rule": finding["rule"]}
+            entry |= {"severity": finding["severity"], "sessions": list(finding["sessions"])}
+            entry["message"] = finding["message"]
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return
+    # The text of json.dumps({"input"?, "line", "course", "rule", "severity", "sessions",
+    # "message"}, ensure_ascii=False), one line per finding.
+    head = f'{{"input": {quote(result.source)}, ' if several else "{"
+    course = "null" if result.course_id is None else quote(result.course_id)
+    head += f'"line": {int(result.line)}, "course": {course}, "rule": '
+    for finding in result.findings:
+        sessions = ", ".join(map(quote, finding["sessions"]))
+        handle.write(
+            f'{head}{quote(finding["rule"])}, "severity": {quote(finding["severity"])}, '
+            f'"sessions": [{sessions}], "message": {quote(finding["message"])}}}\n'
+        )
+
+
+def audit_lines(data: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Audit: {plural(data['lines_read'], 'record')} read, "
+        f"{plural(data['courses'], 'course')} evaluated: {data['compliant']} compliant, "
+        f"{data['with_errors']} with an error finding; "
+        f"{plural(data['rejected_count'], 'record')} rejected.",
+        f"Protocol {data['protocol']['id']} version {data['protocol']['version']}, kaprules "
+        f"{data['kaprules_version']}, as of {data['as_of'] or '(final records)'}.",
+        f"Input SHA-256: {data['input_sha256']}",
+        "",
+        f"{'rule':<24} {'courses':>8} {'findings':>9} {'share':>7}",
+    ]
+    for rule_id, counts in data["rules"].items():
+        lines.append(
+            f"{rule_id:<24} {counts['courses']:>8} {counts['findings']:>9} "
+            f"{100 * counts['share']:>6.1f}%"
+        )
+    if data["rejected_count"]:
+        lines += ["", "Rejected records:"]
+        for item in data["rejected"][:20]:
+            where = (
+                f"{shown_id(item['input'], 200)} line {item['line']}"
+                if "input" in item
+                else f"line {item['line']}"
+            )
+            lines.append(f"  {where}: {one_line(item['reason'])}")
+        more = data["rejected_count"] - min(len(data["rejected"]), 20)
+        if more > 0:
+            listed = len(data["rejected"])
+            lines.append(f"  ... and {more} more (--format json lists the first {listed})")
+    return lines

@@ -1,0 +1,94 @@
+"""kaprules rules and kaprules explain: the rules as auditors read them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from kaprules._words import plural
+from kaprules.cli._reading import protocol_of
+from kaprules.cli._render import identity, json_out
+from kaprules.cli._status import EXIT_OK, UsageError, one_line
+from kaprules.errors import ProtocolError, shown_id
+from kaprules.report import Severity
+
+
+def rules_command(args: argparse.Namespace, out: TextIO) -> int:
+    if args.plugins:
+        if getattr(args, "_given_protocol", False):
+            raise UsageError(
+                "--plugins lists the installed rule plugins; give it without --protocol"
+            )
+        return plugins_command(args, out)
+    protocol = protocol_of(args)
+    if args.format == "json":
+        data = protocol.to_dict()
+        data["rules"] = [
+            {**entry, "title": rule.title, "statement": rule.statement}
+            for entry, rule in zip(data["rules"], protocol.rules, strict=True)
+        ]
+        json_out(data, out)
+        return EXIT_OK
+    out.write(identity(protocol) + "\n")
+    for rule in protocol.rules:
+        params = ", ".join(f"{k}={v}" for k, v in rule.parameters().items()) or "no parameters"
+        out.write(f"\n{rule.id} ({Severity(rule.severity).value}): {rule.title}\n")
+        out.write(f"  parameters: {params}\n")
+        out.write(f"  {rule.statement}\n")
+    return EXIT_OK
+
+
+def plugins_command(args: argparse.Namespace, out: TextIO) -> int:
+    from kaprules import plugins
+    from kaprules.rules import BUILTIN_RULES
+
+    entries = []
+    for plugin in plugins.installed_plugins():
+        entry: dict[str, Any] = {**plugin.to_dict(), "title": None, "problem": None}
+        try:
+            title = getattr(plugin.load(), "title", None)
+            entry["title"] = title if isinstance(title, str) else None
+        except ProtocolError as exc:
+            entry["problem"] = exc.problems[0].what
+        if plugin.name in BUILTIN_RULES:
+            entry["problem"] = f"not used: kaprules' own rule {plugin.name} has this id"
+        entries.append(entry)
+    unreadable = list(plugins.unreadable_distributions())
+    if args.format == "json":
+        data = {"group": plugins.ENTRY_POINT_GROUP, "plugins": entries, "unreadable": unreadable}
+        json_out(data, out)
+        return EXIT_OK
+    for line in unreadable:
+        out.write(f"entry points cannot be read, skipped: {one_line(line)}\n")
+    if not entries:
+        out.write(
+            f"No rule plugins are installed (entry point group {plugins.ENTRY_POINT_GROUP}).\n"
+        )
+        return EXIT_OK
+    out.write(
+        f"{plural(len(entries), 'rule plugin')} installed "
+        f"(entry point group {plugins.ENTRY_POINT_GROUP}):\n"
+    )
+    for entry in entries:
+        origin = "unknown distribution"
+        if entry["distribution"] is not None:
+            origin = f"{entry['distribution']} {entry['version'] or '(no version)'}"
+        where = f"{shown_id(entry['value'], 200)} ({shown_id(origin, 200)})"
+        out.write(f"\n{shown_id(entry['name'])}: {where}\n")
+        if entry["problem"] is not None:
+            out.write(f"  {one_line(entry['problem'])}\n")
+        elif entry["title"] is not None:
+            out.write(f"  {shown_id(entry['title'], 200)}\n")
+    return EXIT_OK
+
+
+def explain_command(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = protocol_of(args)
+    try:
+        rule = protocol.rule(args.rule_id)
+    except ProtocolError as exc:
+        raise UsageError(str(exc)) from None
+    from kaprules.explanation import explain
+
+    out.write(explain(rule, format=args.format))
+    return EXIT_OK

@@ -1,0 +1,82 @@
+"""kaprules next and kaprules plan: the forecast and the plan of a course."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from kaprules._output import Outputs, check_paths
+from kaprules.cli._reading import calendar_of, course_of, moment_of, need_extra, protocol_of
+from kaprules.cli._render import forecast_lines, json_out, plan_lines
+from kaprules.cli._status import EXIT_OK, UsageError, complain
+from kaprules.errors import shown_id
+
+
+def next_command(args: argparse.Namespace, out: TextIO) -> int:
+    protocol = protocol_of(args)
+    course = course_of(args)
+    moment = moment_of(args.as_of, course)
+    assert moment is not None  # --as-of is required
+    from kaprules.forecasting import forecast
+
+    # Without a calendar option every day is open: the forecast of the protocol alone.
+    chosen = (args.calendar, args.open, args.closed, args.at, args.holidays, args.subdivision)
+    calendar = None if all(v is None for v in chosen) else calendar_of(args)
+    answer = forecast(course, moment, protocol, calendar)
+    if args.format == "json":
+        json_out(answer.to_dict(), out)
+    else:
+        out.write("\n".join(forecast_lines(answer)) + "\n")
+    return EXIT_OK
+
+
+ICS_HINT = "--ics needs the icalendar package: pip install 'kaprules[calendar]'"
+
+
+def plan_command(args: argparse.Namespace, out: TextIO) -> int:
+    if args.ics is not None:
+        check_paths([("--ics", args.ics)], [args.path, args.calendar, args.protocol])
+        need_extra("icalendar", ICS_HINT)
+    protocol = protocol_of(args)
+    calendar = calendar_of(args)
+    course = course_of(args)
+    moment = moment_of(args.as_of, course)
+    assert moment is not None  # --as-of is required
+    from kaprules.planning import plan
+
+    result = plan(course, moment, calendar, protocol)
+    # A plan without sessions writes no calendar file: an empty one would replace the
+    # target's events with nothing, and look like a plan.
+    unwritten = None
+    if args.ics is not None:
+        try:
+            data = result.to_ical()
+        except ImportError:
+            raise UsageError(ICS_HINT) from None
+        if not result.sessions:
+            unwritten = f"no calendar file written to {shown_id(args.ics, 200)}: " + (
+                "the series cannot be completed"
+                if result.status == "cannot-complete"
+                else "no session is proposed"
+            )
+        else:
+            with Outputs() as outputs:
+                handle = outputs.open_binary(args.ics)
+                with outputs.writing(args.ics):
+                    handle.write(data)
+                outputs.commit()
+    if args.format == "json":
+        json_out(result.to_dict(), out)
+        if unwritten is not None:
+            complain(f"note: {unwritten}")
+    else:
+        out.write("\n".join(plan_lines(result)) + "\n")
+        if unwritten is not None:
+            out.write(f"{unwritten}\n")
+        elif args.ics is not None:
+            events = len(result.sessions)
+            out.write(
+                f"calendar file: {shown_id(args.ics, 200)} "
+                f"({events} event{'' if events == 1 else 's'})\n"
+            )
+    return EXIT_OK

@@ -20,7 +20,16 @@ PUBLIC_MODULES = sorted(
 )
 # Modules with a namespace of their own; every other public module's names are curated
 # into `kaprules` itself.
-OWN_NAMESPACE = {"audit_html", "auditing", "cli", "dask", "explanation", "plugins", "strategies"}
+OWN_NAMESPACE = {
+    "audit_html",
+    "auditing",
+    "cli",
+    "dask",
+    "explanation",
+    "plugins",
+    "protocol_files",
+    "strategies",
+}
 # Module constants kept in their module (documented there).
 UNEXPORTED = {
     "BUILTIN_RULES",

@@ -46,13 +46,8 @@ from kaprules.model import (
     session_problems,
     timezone_problem,
 )
-from kaprules.protocol import (
-    Protocol,
-    builtin_protocols,
-    get_protocol,
-    given_classes,
-    protocol_json_schema,
-)
+from kaprules.protocol import Protocol, builtin_protocols, get_protocol
+from kaprules.protocol_files import given_classes, protocol_from_data, protocol_json_schema
 
 try:
     import orjson as _orjson
@@ -900,7 +895,7 @@ def parse_protocol(
         data = _document(text, format, "a protocol")
     except InputError as exc:
         raise ProtocolError(*exc.problems) from None
-    return Protocol.from_dict(data, rule_classes=classes)
+    return protocol_from_data(data, rule_classes=classes)
 
 
 def load_protocol(

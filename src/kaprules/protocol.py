@@ -13,28 +13,21 @@ build a protocol that contradicts itself.
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
 
-from kaprules import plugins
 from kaprules.errors import (
     Problem,
     ProtocolError,
     did_you_mean,
     echo,
-    json_type,
-    shown_id,
-    unknown_field,
 )
-from kaprules.model import Course, JSONValue
+from kaprules.model import Course
 from kaprules.report import Report, Severity, as_severity
 from kaprules.rules import (
-    BUILTIN_RULES,
     FOUNDING_DOCUMENT,
     RULE_MEMBERS,
     SERIES_LENGTH,
@@ -43,7 +36,6 @@ from kaprules.rules import (
     Escort,
     Fasting,
     IntegrationFollowup,
-    KindSet,
     Parameter,
     Role,
     Rule,
@@ -67,20 +59,6 @@ __all__ = [
 Status = Literal["draft", "active", "retired"]
 STATUSES: tuple[str, ...] = ("draft", "active", "retired")
 
-# A protocol's fields in its data form, in the order to_dict writes them.
-PROTOCOL_FIELDS = (
-    "$schema",
-    "id",
-    "version",
-    "title",
-    "status",
-    "effective",
-    "citation",
-    "derived_from",
-    "rules",
-)
-RULE_FIELDS = ("id", "rule", "severity", "parameters", "source", "rationale")
-SOURCE_FIELDS = ("text", "document", "location")
 
 # The built-in protocols by (id, version), filled below once they exist: no other protocol
 # may claim their identity.
@@ -184,7 +162,7 @@ def _holders(
     return found
 
 
-def _coherence_problems(
+def coherence_problems(
     rules: tuple[Rule, ...], positions: tuple[int, ...] | None = None
 ) -> list[Problem]:
     """Parameters of two rules that contradict each other, as the rules declare them.
@@ -318,7 +296,7 @@ class Protocol:
                 )
             seen.setdefault(rule.id, index)
         if not problems:
-            problems += _coherence_problems(self.rules)
+            problems += coherence_problems(self.rules)
         builtin = _BUILTINS.get((self.id, self.version))
         if not problems and builtin is not None and builtin.rules != self.rules:
             problems.append(
@@ -495,16 +473,9 @@ class Protocol:
             set, and a rule's ``rule`` (its class's id) when its id is not the class's.
             [`from_dict`][kaprules.Protocol.from_dict] builds an equal protocol from it.
         """
-        data: dict[str, JSONValue] = {"id": self.id, "version": self.version}
-        for name in ("title", "status", "citation"):
-            if getattr(self, name) is not None:
-                data[name] = getattr(self, name)
-        if self.effective is not None:
-            data["effective"] = self.effective.isoformat()
-        if self.derived_from is not None:
-            data["derived_from"] = {"id": self.derived_from[0], "version": self.derived_from[1]}
-        data["rules"] = [_rule_data(r) for r in self.rules]
-        return data
+        from kaprules.protocol_files import protocol_data  # the format builds on this
+
+        return protocol_data(self)
 
     def to_toml(self) -> str:
         """This protocol as a TOML protocol file, read back by `load_protocol`.
@@ -546,47 +517,9 @@ class Protocol:
                 its entry point. An item of ``rule_classes`` that is not a rule class is
                 refused before the data is read.
         """
-        known: dict[str, type[Any]] = dict(BUILTIN_RULES)
-        known.update(given_classes(rule_classes))
-        if not isinstance(data, Mapping):
-            raise ProtocolError(f"protocol data must be an object, got {json_type(data)}")
-        problems: list[Problem] = []
-        for position, key in enumerate(data):
-            if key not in PROTOCOL_FIELDS:
-                problems.append(unknown_field((), position, key, PROTOCOL_FIELDS))
-        fields: dict[str, Any] = {}
-        for name in ("id", "version"):
-            value = data.get(name)
-            if name == "version" and isinstance(value, int) and not isinstance(value, bool):
-                value = str(value)
-            if not isinstance(value, str) or not value.strip():
-                problems.append(Problem(name, f"is required: a non-empty string{_got(value)}"))
-            fields[name] = value
-        for name in ("title", "status", "citation"):
-            if name in data:
-                fields[name] = data[name]
-        if "effective" in data:
-            fields["effective"] = _date(data["effective"], problems)
-        if "derived_from" in data:
-            fields["derived_from"] = data["derived_from"]
-        raw_rules = data.get("rules")
-        rules: list[Any] = []
-        if not isinstance(raw_rules, list):
-            problems.append(Problem("rules", f"is required: a list of rules{_got(raw_rules)}"))
-        else:
-            built: list[int] = []
-            for index, item in enumerate(raw_rules):
-                rule = _rule_from(index, item, known, problems)
-                if rule is not None:
-                    rules.append(rule)
-                    built.append(index)
-            if problems:
-                # Every problem in one run: the rules that could be built are checked for
-                # coherence too, under their places in the file.
-                problems += _coherence_problems(tuple(rules), tuple(built))
-        if problems:
-            raise ProtocolError(*problems)
-        return cls(fields.pop("id"), fields.pop("version"), rules, **fields)
+        from kaprules.protocol_files import protocol_from_data  # the format builds on this
+
+        return protocol_from_data(data, rule_classes=rule_classes, build=cls)
 
     def _derive(self, rules: tuple[Rule, ...], id: str | None, version: str | None) -> Protocol:
         if id is not None or version is not None:
@@ -638,427 +571,9 @@ def _under_rule(problem: Problem, rule_id: str) -> Problem:
     return Problem((rule_id, *problem.path[1:]), problem.what, problem.code)
 
 
-def _got(value: object) -> str:
-    return "" if value is None else f", got {json_type(value)}"
-
-
-def _date(value: object, problems: list[Problem]) -> dt.date | None:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            problems.append(Problem("effective", f"{value} is not a real date", "value"))
-            return None
-    problems.append(Problem("effective", f"must be a date YYYY-MM-DD{_got(value)}", "type"))
-    return None
-
-
-def _class_id(cls: type[Any]) -> str | None:
-    for name in ("default_id", "id"):
-        value = inspect.getattr_static(cls, name, None)
-        if isinstance(value, str):
-            return value
-    return None
-
-
 def _parameter_names(cls: type[Any]) -> tuple[str, ...]:
     """The parameters a rule class takes (see `parameters_of`)."""
     return tuple(p.name for p in parameters_of(cls))
-
-
-def _rule_data(rule: Rule) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": rule.id}
-    class_id = _class_id(type(rule))
-    if class_id is not None and class_id != rule.id:
-        entry["rule"] = class_id
-    entry["severity"] = Severity(rule.severity).value
-    entry["parameters"] = dict(rule.parameters())  # a copy: the data is the caller's
-    own = getattr(rule, "own_source", None)
-    if isinstance(own, Source):
-        entry["source"] = {"text": own.quote, "document": own.document}
-        if own.location:
-            entry["source"]["location"] = own.location
-    rationale = getattr(rule, "own_rationale", None)
-    if isinstance(rationale, str):
-        entry["rationale"] = rationale
-    return entry
-
-
-def _rule_from(
-    index: int, item: object, known: Mapping[str, type[Any]], problems: list[Problem]
-) -> Rule | None:
-    where: tuple[Any, ...] = ("rules", index)
-    if not isinstance(item, Mapping):
-        problems.append(Problem(where, f"must be an object{_got(item)}", "type"))
-        return None
-    found = [
-        unknown_field(where, position, key, RULE_FIELDS)
-        for position, key in enumerate(item)
-        if key not in RULE_FIELDS
-    ]
-    rule_id = item.get("id")
-    if not isinstance(rule_id, str) or not rule_id:
-        found.append(Problem((*where, "id"), f"is required: a rule id{_got(rule_id)}"))
-    class_id = item.get("rule", rule_id)
-    if "rule" in item and (not isinstance(class_id, str) or not class_id):
-        # Never fall back to the id: the entry would silently become another rule or none.
-        found.append(
-            Problem((*where, "rule"), f"must be a rule class id (a string){_got(class_id)}", "type")
-        )
-    cls = known.get(class_id) if isinstance(class_id, str) else None
-    if cls is None and isinstance(class_id, str) and class_id:
-        name = "rule" if "rule" in item else "id"
-        try:
-            # Only now: a rule kaprules does not know may be an installed plugin's.
-            cls = plugins.load_rule_class(class_id)
-        except ProtocolError as exc:
-            found += [p.within(*where, name) for p in exc.problems]
-        else:
-            if cls is None:
-                names = [*known, *(p.name for p in plugins.installed_plugins())]
-                found.append(
-                    Problem(
-                        (*where, name),
-                        f"unknown rule {echo(class_id)}"
-                        + (
-                            did_you_mean(class_id, names)
-                            or "; pass its class in rule_classes, or install its plugin"
-                        ),
-                        "unknown-rule",
-                    )
-                )
-    severity = item.get("severity", "error")
-    if severity not in [s.value for s in Severity]:
-        choices = ", ".join(repr(s.value) for s in Severity)
-        found.append(Problem((*where, "severity"), f"must be one of {choices}", "value"))
-    parameters = item.get("parameters", {})
-    if not isinstance(parameters, Mapping):
-        found.append(Problem((*where, "parameters"), f"must be an object{_got(parameters)}"))
-    elif cls is not None:
-        declared = {p.name: p for p in parameters_of(cls)}
-        allowed = tuple(declared)
-        for position, name in enumerate(parameters):
-            if name in declared:
-                found += _value_problems(where, declared[name], parameters[name], cls)
-            else:
-                hint = did_you_mean(name, allowed) if isinstance(name, str) else ""
-                shown = name if hint else f"<key {position + 1}>"
-                found.append(
-                    Problem(
-                        (*where, "parameters", shown),
-                        "unknown parameter"
-                        + (hint or f"; {cls.__name__} takes {', '.join(allowed) or 'none'}"),
-                        "unknown-parameter",
-                    )
-                )
-    documentation = _documentation(where, item, cls, found)
-    problems += found
-    if found or cls is None:
-        return None
-    keywords: dict[str, Any] = {**parameters, **documentation, "severity": severity}
-    if class_id != rule_id or _takes_id(cls):
-        keywords["id"] = rule_id
-    try:
-        rule: Rule = cls(**keywords)
-    except ProtocolError as exc:
-        for p in exc.problems:
-            field = p.path[1] if len(p.path) > 1 else None
-            path = (
-                (*where, field)
-                if field in ("id", "severity")
-                else (*where, "parameters", *p.path[1:])
-            )
-            problems.append(Problem(path, p.what, p.code))
-        return None
-    except (TypeError, ValueError) as exc:
-        problems.append(Problem(where, f"cannot be built: {echo(str(exc), 200)}", "value"))
-        return None
-    return rule
-
-
-def _value_problems(
-    where: tuple[Any, ...], declared: Parameter, value: object, cls: type[Any]
-) -> list[Problem]:
-    # Each value checked against its declared bounds before the rule is built, so that
-    # every bad parameter of a rule is named at once (a constructor stops at the first).
-    if declared.check is None:
-        return []
-    converter = None
-    if attrs.has(cls):
-        converter = attrs.fields_dict(cls)[_field_name(cls, declared.name)].converter
-    try:
-        converted = converter(value) if callable(converter) else value
-    except Exception:  # a converter of a user's rule may raise anything
-        converted = value
-    what = declared.check.problem(converted)
-    if what is None:
-        return []
-    code = "value" if isinstance(declared.check, KindSet) else "range"
-    return [Problem((*where, "parameters", declared.name), what, code)]
-
-
-def _field_name(cls: type[Any], alias: str) -> str:
-    return str(next(a.name for a in attrs.fields(cls) if a.alias == alias))
-
-
-def _documentation(
-    where: tuple[Any, ...], item: Mapping[str, Any], cls: type[Any] | None, found: list[Problem]
-) -> dict[str, Any]:
-    """A rule entry's own ``source`` and ``rationale``, as keywords of its class."""
-    keywords: dict[str, Any] = {}
-    if "source" not in item and "rationale" not in item:
-        return keywords
-    if cls is not None and not (isinstance(cls, type) and issubclass(cls, BaseRule)):
-        found.append(
-            Problem(
-                where,
-                f"{cls.__name__} takes no source or rationale (only rules built on BaseRule do)",
-                "value",
-            )
-        )
-        return keywords
-    if "rationale" in item:
-        rationale = item["rationale"]
-        if _text_problem(rationale, 4_000):
-            found.append(
-                Problem(
-                    (*where, "rationale"),
-                    f"must be one line of at most 4000 printable characters{_got(rationale)}",
-                    "value",
-                )
-            )
-        else:
-            keywords["rationale"] = rationale
-    if "source" in item:
-        keywords["source"] = _source(where, item["source"], found)
-    return keywords
-
-
-def _source(where: tuple[Any, ...], data: object, found: list[Problem]) -> Source | None:
-    here = (*where, "source")
-    if not isinstance(data, Mapping):
-        found.append(Problem(here, f"must be a table {{text, document, location}}{_got(data)}"))
-        return None
-    before = len(found)
-    found += [
-        unknown_field(here, position, key, SOURCE_FIELDS)
-        for position, key in enumerate(data)
-        if key not in SOURCE_FIELDS
-    ]
-    for name in SOURCE_FIELDS:
-        value = data.get(name)
-        if (value is not None or name == "text") and _text_problem(value, 1_000):
-            required = "required: " if name == "text" else ""
-            found.append(
-                Problem(
-                    (*here, name),
-                    f"is {required}one line of at most 1000 printable characters{_got(value)}",
-                    "value" if value is not None else "missing",
-                )
-            )
-    if len(found) > before:
-        return None
-    return Source(
-        data["text"],
-        data.get("document") or "the clinic's protocol",
-        data.get("location") or "",
-    )
-
-
-def _text_problem(value: object, limit: int) -> bool:
-    return not (
-        isinstance(value, str) and value.strip() and len(value) <= limit and value.isprintable()
-    )
-
-
-def given_classes(rule_classes: Iterable[type[Any]] | None) -> dict[str, type[Any]]:
-    """``rule_classes`` by class id; each item that is not a rule class is a problem."""
-    if rule_classes is None:
-        return {}
-    if isinstance(rule_classes, str | bytes | Mapping) or not isinstance(rule_classes, Iterable):
-        raise ProtocolError(
-            Problem(
-                "rule_classes",
-                f"must be an iterable of rule classes, got {type(rule_classes).__name__}",
-                "type",
-            )
-        )
-    known: dict[str, type[Any]] = {}
-    problems: list[Problem] = []
-    for index, cls in enumerate(rule_classes):
-        why = plugins.class_problem(cls)
-        key = None if why is not None else _class_id(cls)
-        if why is None and key is None:
-            why = f"{shown_id(cls.__name__)} has no class id or default_id"
-        if why is not None:
-            problems.append(
-                Problem(("rule_classes", index), f"is not a rule class: {why}", "interface")
-            )
-        elif key is not None:
-            known[key] = cls
-    if problems:
-        raise ProtocolError(*problems)
-    return known
-
-
-def _takes_id(cls: type[Any]) -> bool:
-    return attrs.has(cls) and any(a.alias == "id" and a.init for a in attrs.fields(cls))
-
-
-def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, Any]:
-    """The JSON Schema of protocol files, generated from the rule classes themselves.
-
-    Each rule class contributes the parameters it declares (`parameters_of`): names,
-    types and bounds; roles give the coherence the loader checks beyond the schema. The
-    shipped ``protocol.schema.json`` is this schema for kaprules' own rules (a test holds
-    them equal).
-
-    Args:
-        rule_classes: Classes of your own rules, to include beside kaprules' own.
-
-    Returns:
-        The schema (JSON Schema draft 2020-12) as a dict.
-    """
-    classes = dict(BUILTIN_RULES)
-    for cls in rule_classes:
-        key = _class_id(cls)
-        if key is not None:
-            classes[key] = cls
-    per_rule: list[dict[str, Any]] = []
-    couplings: list[str] = []
-    held: dict[Role, list[str]] = {}
-    for key, cls in classes.items():
-        declared = parameters_of(cls)
-        parameters = {
-            "type": "object",
-            "properties": {p.name: p.json_schema() for p in declared},
-            "additionalProperties": False,
-        }
-        then = {"properties": {"parameters": parameters}}
-        per_rule.append(
-            {"if": {"properties": {"rule": {"const": key}}, "required": ["rule"]}, "then": then}
-        )
-        per_rule.append(
-            {
-                "if": {"properties": {"id": {"const": key}}, "not": {"required": ["rule"]}},
-                "then": then,
-            }
-        )
-        for p in declared:
-            if p.role is not None:
-                held.setdefault(p.role, []).append(f"{key}.{p.name}")
-    for key, cls in classes.items():
-        for p in parameters_of(cls):
-            if p.at_most is not None and held.get(p.at_most.role):
-                couplings.append(f"{key}.{p.name} <= {held[p.at_most.role][0]}")
-    couplings = [" = ".join(names) for names in held.values() if len(names) > 1] + couplings
-    text = {"type": "string", "minLength": 1, "maxLength": 1000}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "kaprules protocol file",
-        "description": "A clinic's protocol as read by kaprules.load_protocol: TOML or JSON (in "
-        "TOML, effective may be a TOML date). Generated from the rule classes. Beyond this "
-        "schema the loader also checks that rule ids are unique, that parameters of coupled "
-        f"rules agree ({'; '.join(couplings)}), that no protocol claims a built-in protocol's "
-        "id and version with other rules, and that effective is a real date.",
-        "type": "object",
-        "properties": {
-            "$schema": {
-                "description": "Optional: where this schema lives, for editors.",
-                "type": "string",
-            },
-            "id": {"description": "The protocol's id, such as lakeside-kap.", **text},
-            "version": {
-                "description": "Its version: change it whenever a rule, parameter or severity "
-                "changes. A whole number is read as text.",
-                "type": ["string", "integer"],
-                "minLength": 1,
-            },
-            "title": {"description": "Optional title for people.", **text},
-            "status": {
-                "description": "Optional: draft, active or retired.",
-                "enum": list(STATUSES),
-            },
-            "effective": {
-                "description": "Optional: the date from which the clinic applies the protocol, "
-                "YYYY-MM-DD.",
-                "type": "string",
-                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-            },
-            "citation": {
-                "description": "Optional: where the protocol's requirements come from.",
-                **text,
-            },
-            "derived_from": {
-                "description": "Set by kaprules for a protocol derived without a name of its "
-                "own: the protocol it came from.",
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string", "minLength": 1},
-                    "version": {"type": "string", "minLength": 1},
-                },
-                "required": ["id", "version"],
-                "additionalProperties": False,
-            },
-            "rules": {
-                "description": "The rules, in the order their findings are listed.",
-                "type": "array",
-                "items": {"$ref": "#/$defs/rule"},
-            },
-        },
-        "required": ["id", "version", "rules"],
-        "additionalProperties": False,
-        "$defs": {
-            "rule": {
-                "type": "object",
-                "properties": {
-                    "id": {
-                        "description": "The rule's id, unique in the protocol. For a built-in "
-                        "rule, its id names its class unless rule is given.",
-                        "type": "string",
-                        "minLength": 1,
-                    },
-                    "rule": {
-                        "description": "Optional: the rule's class id, when id is not it (two "
-                        "escort rules: escort and escort-booster, both rule = escort).",
-                        "type": "string",
-                        "minLength": 1,
-                    },
-                    "severity": {
-                        "description": "error (the default), warning or info.",
-                        "enum": [s.value for s in Severity],
-                    },
-                    "parameters": {
-                        "description": "The rule's parameters; the defaults for those left out.",
-                        "type": "object",
-                    },
-                    "source": {
-                        "description": "Optional: the clinic's own source for this rule, "
-                        "shown instead of the one its class cites.",
-                        "type": "object",
-                        "properties": {
-                            "text": {"description": "The sentence, word for word.", **text},
-                            "document": {"description": "The document quoted.", **text},
-                            "location": {"description": "Where it stands in it.", **text},
-                        },
-                        "required": ["text"],
-                        "additionalProperties": False,
-                    },
-                    "rationale": {
-                        "description": "Optional: the clinic's own rationale for this rule.",
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 4000,
-                    },
-                },
-                "required": ["id"],
-                "additionalProperties": False,
-                "allOf": per_rule,
-            },
-        },
-    }
 
 
 STANDARD = Protocol(

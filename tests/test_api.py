@@ -24,6 +24,7 @@ OWN_NAMESPACE = {
     "audit_html",
     "auditing",
     "cli",
+    "course_files",
     "dask",
     "explanation",
     "plugins",

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kaprules
-import kaprules.loading
+import kaprules.course_files
 from kaprules import InputError, audit_html, auditing, evaluate, parse_course
 from kaprules.auditing import read_records
 
@@ -321,12 +321,12 @@ def _long_course(count: int) -> str:
 
 
 def test_a_course_holds_at_most_max_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
-    limit = kaprules.loading.MAX_SESSIONS
+    limit = kaprules.course_files.MAX_SESSIONS
     assert limit == 10_000
     with pytest.raises(InputError, match="sessions: holds more than 10000 items, the limit"):
         parse_course(_long_course(limit + 1))
     # The boundary, on a smaller limit (cheap): the limit itself is allowed.
-    monkeypatch.setattr(kaprules.loading, "MAX_SESSIONS", 5)
+    monkeypatch.setattr(kaprules.course_files, "MAX_SESSIONS", 5)
     assert len(parse_course(_long_course(5)).sessions) == 5
     with pytest.raises(InputError, match="more than 5 items"):
         parse_course(_long_course(6))
@@ -342,7 +342,7 @@ def test_a_course_holds_at_most_max_sessions(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_check_refuses_a_course_over_the_limit(tmp_path: Path, cli: Run) -> None:
     path = tmp_path / "c.json"
-    path.write_text(_long_course(kaprules.loading.MAX_SESSIONS + 1))
+    path.write_text(_long_course(kaprules.course_files.MAX_SESSIONS + 1))
     code, _, err = cli("check", str(path))
     assert code == 2
     assert "10000" in err

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 import kaprules
-from kaprules import InputError, loading
+from kaprules import InputError, course_files
 from kaprules.auditing import CSV_COLUMNS
-from kaprules.loading import COURSE_FORMAT, INTEGRATION_FORMAT, SESSION_FORMAT, Field
+from kaprules.course_files import COURSE_FORMAT, INTEGRATION_FORMAT, SESSION_FORMAT, Field
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = kaprules.course_schema()
@@ -66,9 +66,9 @@ def test_the_schema_has_the_format_fields(fields: tuple[Field, ...], part: dict[
 
 
 def test_the_loader_knows_exactly_the_format_fields() -> None:
-    assert tuple(f.name for f in COURSE_FORMAT) == loading.COURSE_FIELDS
-    assert tuple(f.name for f in SESSION_FORMAT) == loading.SESSION_FIELDS
-    assert tuple(f.name for f in INTEGRATION_FORMAT) == loading.INTEGRATION_FIELDS
+    assert tuple(f.name for f in COURSE_FORMAT) == course_files.COURSE_FIELDS
+    assert tuple(f.name for f in SESSION_FORMAT) == course_files.SESSION_FIELDS
+    assert tuple(f.name for f in INTEGRATION_FORMAT) == course_files.INTEGRATION_FIELDS
 
 
 def test_the_csv_columns_are_course_and_session_fields() -> None:
@@ -115,10 +115,10 @@ def test_the_loader_refuses_a_wrong_type_for_each_course_field(field: Field) -> 
 
 
 def test_the_docs_tables_are_printed_from_the_format() -> None:
-    table = loading.field_table(SESSION_FORMAT)
+    table = course_files.field_table(SESSION_FORMAT)
     for f in SESSION_FORMAT:
         assert f"| `{f.name}` | {'yes' if f.required else 'no'} |" in table
         assert f.meaning in table
     page = (ROOT / "docs" / "input-format.md").read_text(encoding="utf-8")
     for name in ("COURSE_FORMAT", "SESSION_FORMAT", "INTEGRATION_FORMAT"):
-        assert f"loading.field_table(loading.{name})" in page
+        assert f"course_files.field_table(course_files.{name})" in page

@@ -18,10 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kaprules
-from kaprules import Course, InputError, _fast, auditing, loading
+from kaprules import Course, InputError, _fast, auditing, course_files, loading
 from kaprules.auditing import read_records
 from kaprules.cli._render import write_findings as _write_findings
-from kaprules.loading import _SLOW, _fast_json, _stdlib_json, course_from_data
+from kaprules.course_files import course_from_data
+from kaprules.loading import _SLOW, _fast_json, _stdlib_json
 from kaprules.strategies import compliant_courses, courses
 from test_fuzz import documents
 
@@ -241,7 +242,7 @@ def test_a_positional_id_equal_to_a_given_id_is_named() -> None:
 )
 def test_times_outside_the_format_take_the_full_path(start: str) -> None:
     session = {"start": start}
-    assert loading._fast_session(session, 0) is None
+    assert course_files._fast_session(session, 0) is None
     with pytest.raises(InputError, match=r"sessions\[0\]"):
         kaprules.parse_course(json.dumps({"timezone": "America/Denver", "sessions": [session]}))
 
@@ -260,7 +261,7 @@ def test_times_outside_the_format_take_the_full_path(start: str) -> None:
 )
 def test_times_in_the_format_take_the_fast_path(start: str, utc: dt.datetime) -> None:
     # The expected instants are written out, not computed by the parser under test.
-    session = loading._fast_session({"start": start}, 0)
+    session = course_files._fast_session({"start": start}, 0)
     assert session is not None
     assert session.start == utc
     assert session.instant == utc
@@ -438,9 +439,9 @@ def test_a_time_taken_by_its_layout_matches_the_pattern(
         elif chars:
             del chars[at % len(chars)]
     value = "".join(chars)
-    moment = loading._fast_time(value)
+    moment = course_files._fast_time(value)
     if moment is not None:
-        assert loading._DATETIME.fullmatch(value)
+        assert course_files._DATETIME.fullmatch(value)
         # An independent reading: the fields by position, the offset by hand.
         date, clock = value[:10], value[11:]
         zone = clock[-1:] if clock.endswith("Z") else clock[-6:]

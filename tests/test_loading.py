@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaprules import Course, InputError, course_schema, load_course, parse_course
-from kaprules.loading import DATETIME_PATTERN
+from kaprules.course_files import DATETIME_PATTERN
 
 from conftest import EXAMPLES
 

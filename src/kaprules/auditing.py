@@ -34,9 +34,10 @@ import attrs
 from kaprules import _fast
 from kaprules._output import STOP_SIGNALS, held_signals
 from kaprules._version import __version__
+from kaprules.course_files import course_from_data
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, findings_of
-from kaprules.loading import course_from_data, parse_course
+from kaprules.loading import parse_course
 from kaprules.model import Course
 from kaprules.protocol import STANDARD, Protocol
 from kaprules.timeline import Timeline

@@ -5,21 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from kaprules import _time
 from kaprules._version import __version__
 from kaprules.cli._status import UsageError
 from kaprules.clinic_calendar import WEEKDAYS, Closure
+from kaprules.course_files import DATETIME_PATTERN
 from kaprules.errors import InputError, echo
-from kaprules.loading import (
-    DATETIME_PATTERN,
-)
 from kaprules.protocol import STANDARD
-
-if TYPE_CHECKING:
-    pass
-
 
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

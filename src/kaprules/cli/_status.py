@@ -27,7 +27,7 @@ MAX_LISTED = 20
 
 
 class UsageError(Exception):
-    pass
+    """Bad usage of the command line: exit 2 with the message as one line."""
 
 
 class Failure(Exception):

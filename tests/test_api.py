@@ -23,6 +23,7 @@ PUBLIC_MODULES = sorted(
 OWN_NAMESPACE = {
     "audit_html",
     "auditing",
+    "calendar_files",
     "cli",
     "course_files",
     "dask",

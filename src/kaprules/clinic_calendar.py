@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from kaprules import _time
-from kaprules.errors import InputError, PathItem, Problem, echo, shown_id, unknown_field
+from kaprules.errors import InputError, PathItem, Problem, echo, shown_id
 
 __all__ = ["WEEKDAYS", "ClinicCalendar", "Closure"]
 
@@ -31,7 +31,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MAX_TEXT = 200
 _MAX_DURATION_MINUTES = 1440
 
-_FIELDS = (
+CALENDAR_FIELDS = (
     "$schema",
     "weekdays",
     "closed",
@@ -41,7 +41,7 @@ _FIELDS = (
     "duration_minutes",
     "location",
 )
-_CLOSURE_FIELDS = ("from", "to", "reason")
+CLOSURE_FIELDS = ("from", "to", "reason")
 # Closures spanning at most this many days are looked up by date; longer ones by comparison.
 _EXPANDED_DAYS = 400
 _EXPANDED_BUDGET = 100_000
@@ -106,7 +106,7 @@ def _closed_items(value: Iterable[dt.date | Closure]) -> tuple[dt.date | Closure
 
 def _date_problems(where: tuple[PathItem, ...], value: object) -> list[Problem]:
     if type(value) is not dt.date:
-        return [Problem(where, f"must be a date, got {_kind(value)}", "type")]
+        return [Problem(where, f"must be a date, got {json_kind(value)}", "type")]
     if not _time.MIN_YEAR <= value.year <= _time.MAX_YEAR:
         return [
             Problem(where, f"is outside the years {_time.MIN_YEAR} to {_time.MAX_YEAR}", "range")
@@ -119,7 +119,7 @@ def _text_problems(where: tuple[PathItem, ...], value: object) -> list[Problem]:
     if value is None:
         return []
     if not isinstance(value, str):
-        return [Problem(where, f"must be a string, got {_kind(value)}", "type")]
+        return [Problem(where, f"must be a string, got {json_kind(value)}", "type")]
     if not value.strip():
         return [Problem(where, "must not be blank; leave it out for none", "value")]
     if len(value) > _MAX_TEXT:
@@ -129,7 +129,7 @@ def _text_problems(where: tuple[PathItem, ...], value: object) -> list[Problem]:
     return []
 
 
-def _closure_problems(
+def closure_problems(
     start: object, end: object, reason: object, names: tuple[str, str, str]
 ) -> list[Problem]:
     """Every problem with a closure's values, by the names the caller uses for them."""
@@ -168,7 +168,7 @@ class Closure:
     reason: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        problems = _closure_problems(self.start, self.end, self.reason, ("start", "end", "reason"))
+        problems = closure_problems(self.start, self.end, self.reason, ("start", "end", "reason"))
         if problems:
             raise InputError(*problems)
 
@@ -229,10 +229,14 @@ def _holiday_problem(country: object, subdivision: object) -> Problem | None:
             return Problem("subdivision", "needs holidays: the country it belongs to", "missing")
         return None
     if not isinstance(country, str):
-        return Problem("holidays", f"must be a country code string, got {_kind(country)}", "type")
+        return Problem(
+            "holidays", f"must be a country code string, got {json_kind(country)}", "type"
+        )
     if subdivision is not None and not isinstance(subdivision, str):
         return Problem(
-            "subdivision", f"must be a subdivision code string, got {_kind(subdivision)}", "type"
+            "subdivision",
+            f"must be a subdivision code string, got {json_kind(subdivision)}",
+            "type",
         )
     try:
         import holidays
@@ -270,7 +274,7 @@ def _holiday_problem(country: object, subdivision: object) -> Problem | None:
     return None
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
     return type(value).__name__
 
 
@@ -348,7 +352,7 @@ class ClinicCalendar:
             problems.append(
                 Problem(
                     "duration_minutes",
-                    f"must be a whole number of minutes, got {_kind(minutes)}",
+                    f"must be a whole number of minutes, got {json_kind(minutes)}",
                     "type",
                 )
             )
@@ -483,110 +487,6 @@ class ClinicCalendar:
             InputError: An unknown key, or a value of a wrong type or form; every problem
                 is listed with its path (such as ``closed[2].to``).
         """
-        if not isinstance(data, dict):
-            raise InputError(Problem((), f"a calendar must be an object, got {_kind(data)}"))
-        problems: list[Problem] = [
-            unknown_field((), position, key, _FIELDS)
-            for position, key in enumerate(data)
-            if key not in _FIELDS
-        ]
-        values: dict[str, Any] = {}
-        if "weekdays" in data:
-            values["weekdays"] = data["weekdays"]
-        if "closed" in data:
-            values["closed"] = _read_closed(data["closed"], problems)
-        for key in ("holidays", "subdivision", "location"):
-            if key in data:
-                values[key] = data[key]
-        if "duration_minutes" in data:
-            values["duration_minutes"] = data["duration_minutes"]
-        if "at" in data:
-            values["at"] = _read_time(data["at"], problems)
-        try:
-            calendar = cls(**values)
-        except InputError as exc:
-            problems += exc.problems
-        if problems:
-            raise InputError(*problems)
-        return calendar
+        from kaprules.calendar_files import calendar_from_data  # the format builds on this
 
-
-def _read_date(value: object, where: tuple[PathItem, ...], problems: list[Problem]) -> object:
-    # A YYYY-MM-DD string as a date (JSON has no dates); anything else for the check.
-    if not isinstance(value, str):
-        return value
-    try:
-        if len(value) != 10:
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        problems.append(Problem(where, "must be a date YYYY-MM-DD", "value"))
-        return None
-
-
-def _read_closure(
-    item: dict[str, Any], where: tuple[PathItem, ...], problems: list[Problem]
-) -> Closure | None:
-    found = [
-        unknown_field(where, n, key, _CLOSURE_FIELDS)
-        for n, key in enumerate(item)
-        if key not in _CLOSURE_FIELDS
-    ]
-    ends: list[object] = []
-    for key in ("from", "to"):
-        if key not in item:
-            found.append(Problem((*where, key), "is required: a date YYYY-MM-DD", "required"))
-            ends.append(None)
-        else:
-            ends.append(_read_date(item[key], (*where, key), found))
-    # The one check of a closure, named in the file's words, for what is not yet reported.
-    reported = {p.path for p in found}
-    found += [
-        checked
-        for p in _closure_problems(ends[0], ends[1], item.get("reason"), _CLOSURE_FIELDS)
-        if (checked := p.within(*where)).path not in reported
-    ]
-    problems += found
-    if found:
-        return None
-    return Closure(ends[0], ends[1], item.get("reason"))  # type: ignore[arg-type]
-
-
-def _read_closed(value: object, problems: list[Problem]) -> object:
-    if not isinstance(value, list):
-        return value
-    out: list[object] = []
-    for index, item in enumerate(value):
-        where: tuple[PathItem, ...] = ("closed", index)
-        if isinstance(item, dict):
-            closure = _read_closure(item, where, problems)
-            if closure is not None:
-                out.append(closure)
-        elif isinstance(item, str):
-            date = _read_date(item, where, problems)
-            if date is not None:
-                out.append(date)
-        elif type(item) is dt.date:
-            out.append(item)
-        else:
-            problems.append(
-                Problem(
-                    where,
-                    f"must be a date YYYY-MM-DD or a closure {{from, to, reason}}, "
-                    f"got {_kind(item)}",
-                    "type",
-                )
-            )
-    return out
-
-
-def _read_time(value: object, problems: list[Problem]) -> object:
-    if isinstance(value, str):
-        try:
-            if len(value) != 5 or value[2] != ":":
-                raise ValueError
-            return dt.time.fromisoformat(value)
-        except ValueError:
-            problems.append(Problem("at", "must be a local time HH:MM, such as 09:00", "value"))
-            return dt.time(9)
-    return value
+        return calendar_from_data(data, build=cls)

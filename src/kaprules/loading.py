@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kaprules import _fast, _time
+from kaprules.calendar_files import calendar_from_data
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.course_files import (
     COURSE_FIELDS,
@@ -464,7 +465,7 @@ def parse_calendar(text: str | bytes, *, format: str = "toml") -> ClinicCalendar
         InputError: The text cannot be read in that format, or is not a calendar; every
             problem is listed with its path.
     """
-    return ClinicCalendar.from_dict(_document(text, format, "a calendar"))
+    return calendar_from_data(_document(text, format, "a calendar"))
 
 
 def load_calendar(path: str | os.PathLike[str]) -> ClinicCalendar:

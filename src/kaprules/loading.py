@@ -17,7 +17,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import IO, Any
 
 from kaprules import _fast, _time
 from kaprules.calendar_files import calendar_from_data
@@ -255,17 +255,38 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MiB): a device such as ``/dev/zero`` is refused instead of filling memory."""
 
 
+def read_at_most(handle: IO[bytes], limit: int) -> bytes | None:
+    """All of a stream's bytes if there are at most ``limit`` of them, else None.
+
+    The one bounded read of files and standard input: an endless device such as
+    ``/dev/zero`` costs ``limit + 1`` bytes, never more.
+
+    Args:
+        handle: A binary stream.
+        limit: The most bytes accepted.
+
+    Returns:
+        The bytes, or None when the stream holds more.
+
+    Raises:
+        OSError: The stream cannot be read.
+        ValueError: The stream is closed.
+    """
+    data = handle.read(limit + 1)
+    return None if len(data) > limit else data
+
+
 def _read(path: str | os.PathLike[str], error: type[InputError | ProtocolError]) -> bytes:
     if not isinstance(path, str | os.PathLike):
         raise error(f"expected a file path (str or os.PathLike), got {type(path).__name__}")
     shown = echo(os.fspath(path), 200)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            data = read_at_most(handle, MAX_FILE_BYTES)
     except (OSError, ValueError) as exc:
         strerror = getattr(exc, "strerror", None) or "not a usable path"
         raise error(f"{shown}: cannot read: {strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
+    if data is None:
         raise error(f"{shown}: holds more than {MAX_FILE_BYTES} bytes, the limit")
     return data
 

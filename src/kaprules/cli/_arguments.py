@@ -13,6 +13,7 @@ from kaprules.cli._status import UsageError
 from kaprules.clinic_calendar import WEEKDAYS, Closure
 from kaprules.course_files import DATETIME_PATTERN
 from kaprules.errors import InputError, echo
+from kaprules.loading import MAX_FILE_BYTES
 from kaprules.protocol import STANDARD
 
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -424,6 +425,5 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MAX_INPUT_BYTES = 64 * 1024 * 1024
-"""The most bytes a course file or standard input may hold (64 MiB) unless
-``--max-input-bytes`` raises it: ``kaprules check /dev/zero`` stops instead of filling memory."""
+# The loader's limit, the one constant: --max-input-bytes may raise it for a command.
+MAX_INPUT_BYTES = MAX_FILE_BYTES

@@ -15,6 +15,7 @@ from kaprules.errors import InputError, shown_id
 from kaprules.loading import (
     load_calendar,
     parse_course,
+    read_at_most,
     resolve_protocol,
 )
 from kaprules.model import Course
@@ -42,14 +43,14 @@ def course_of(args: argparse.Namespace) -> Course:
         if args.path == "-":
             if sys.stdin is None:  # started with stdin closed (<&-)
                 raise UsageError("standard input is closed; give a file instead of -")
-            data = sys.stdin.buffer.read(limit + 1)
+            data = read_at_most(sys.stdin.buffer, limit)
         else:
             with open(args.path, "rb") as handle:
-                data = handle.read(limit + 1)
+                data = read_at_most(handle, limit)
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or "not a readable file"
         raise UsageError(f"cannot read {source_of(args)}: {why}") from None
-    if len(data) > limit:
+    if data is None:
         raise UsageError(
             f"{source_of(args)} holds more than {limit} bytes, the input limit; raise it with "
             "--max-input-bytes"

@@ -1,14 +1,28 @@
-"""Builders for hand-written test courses."""
+"""Builders for hand-written test courses, and a clinic's own rule defined in the tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from kaprules import Course, Kind, Session
+import attrs
+
+from kaprules import (
+    BaseRule,
+    Bounds,
+    Course,
+    CourseShape,
+    Finding,
+    Kind,
+    Session,
+    Source,
+    Timeline,
+    parameter,
+)
 
 DENVER = "America/Denver"
 
@@ -63,3 +77,40 @@ def write_lines(path: Path, count: int, seed: int = 1) -> Path:
     """The benchmark's audit data set of ``count`` courses, as a JSON Lines file."""
     path.write_text("".join(line + "\n" for line in make_audit_data.lines(count, seed)))
     return path
+
+
+@attrs.frozen(repr=False)
+class AtMostInDays(BaseRule):
+    """At most ``sessions`` sessions in any ``days`` consecutive local days."""
+
+    default_id: ClassVar[str] = "at-most-in-days"
+    title: ClassVar[str] = "Not too many sessions in a short time"
+    rationale: ClassVar[str] = "The clinic spreads sessions out."
+    source: ClassVar[Source] = Source(
+        "No more than three sessions in any week.", "Lakeside clinic handbook", "page 3"
+    )
+    names: ClassVar[str] = "The session that makes one too many, one finding each."
+
+    sessions: int = parameter(3, Bounds(1, 50))
+    days: int = parameter(7, Bounds(1, 366))
+
+    @property
+    def statement(self) -> str:
+        return f"At most {self.sessions} sessions in any {self.days} consecutive local days."
+
+    def __call__(self, timeline: Timeline) -> Iterator[Finding]:
+        dates = [t.date for t in timeline.sessions]
+        for i, t in enumerate(timeline.sessions):
+            since = t.date - dt.timedelta(days=self.days - 1)
+            if sum(1 for d in dates[: i + 1] if d >= since) > self.sessions:
+                yield self.finding(
+                    (t,),
+                    f"{t.label} is one of more than {self.sessions} sessions in {self.days} days",
+                    self.sessions,
+                )
+
+    def course_shape(self, shape: CourseShape) -> CourseShape:
+        # Sessions at least ceil(days / sessions) apart never crowd a window of `days`.
+        return attrs.evolve(shape, gap=max(shape.gap, -(-self.days // self.sessions)))
+
+    # No break_course: this rule only says how to meet it.

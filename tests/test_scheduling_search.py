@@ -46,7 +46,7 @@ from kaprules import (
 )
 from kaprules.forecasting import CLINIC_CALENDAR
 
-from helpers import DENVER, at, course, series
+from helpers import DENVER, AtMostInDays, at, course, series
 
 DAY = dt.timedelta(days=1)
 ZONE = kaprules.Course(DENVER, []).zone
@@ -54,38 +54,6 @@ ZONE = kaprules.Course(DENVER, []).zone
 
 def d(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
-
-
-@attrs.frozen(repr=False)
-class AtMost(BaseRule):
-    """At most ``limit`` sessions in any ``days`` consecutive local days (a clinic's rule)."""
-
-    default_id: ClassVar[str] = "at-most-in-days"
-    title: ClassVar[str] = "Not too many sessions in a short span"
-    rationale: ClassVar[str] = "The clinic spreads sessions out."
-    source: ClassVar[Source] = Source("At most three sessions in any seven days.", "Handbook")
-    names: ClassVar[str] = "The session that makes one too many."
-
-    limit: int = 3
-    days: int = 7
-
-    @property
-    def statement(self) -> str:
-        """What the rule requires."""
-        return f"At most {self.limit} sessions in any {self.days} consecutive local days."
-
-    def __call__(self, timeline: Timeline) -> Iterator[Finding]:
-        """Yield a finding for each session that makes too many in its span."""
-        seen = timeline.sessions
-        for index, t in enumerate(seen):
-            span = [u for u in seen[: index + 1] if (t.date - u.date).days < self.days]
-            if len(span) > self.limit:
-                yield Finding(
-                    self.id,
-                    self.severity,
-                    (t.id,),
-                    f"{t.label} is session {len(span)} in {self.days} days",
-                )
 
 
 @attrs.frozen(repr=False)
@@ -237,7 +205,7 @@ def cases(
     span = draw(st.integers(2, 6))
     own: list[kaprules.Rule] = []
     if draw(st.booleans()):
-        own.append(AtMost(limit=limit, days=span))
+        own.append(AtMostInDays(sessions=limit, days=span))
     if draw(st.booleans()):
         own.append(NotApart(days=draw(st.integers(1, 4))))
     protocol = protocol_of(count, window, gap, own)
@@ -502,7 +470,7 @@ def test_a_session_count_with_another_id() -> None:
 
 def test_the_issues_transfer_case_keeps_the_clinics_own_rule() -> None:
     # Transferred in on Tue/Thu/Sat; a Mon/Wed/Fri clinic with "at most 3 in any 7 days".
-    protocol = protocol_of(6, 14, 1, [AtMost()])
+    protocol = protocol_of(6, 14, 1, [AtMostInDays()])
     c = course(series(["2026-12-01", "2026-12-03", "2026-12-05"]))
     calendar = ClinicCalendar(weekdays=["mon", "wed", "fri"])
     p = plan(c, d("2026-12-05"), calendar, protocol)
@@ -520,7 +488,7 @@ def test_the_search_goes_back_when_earliest_first_fails() -> None:
     # From Dec 1: the earliest accepted next days are Dec 2 and Dec 3, but then the 4th
     # session has no day (Dec 4 makes 4 in 4 days, Dec 5 is closed, Dec 6 is 3 days after
     # Dec 3). Moving the 3rd to Dec 4 frees Dec 6: the earliest completion goes back.
-    protocol = protocol_of(4, 6, 1, [NotApart(days=3), AtMost(limit=3, days=4)])
+    protocol = protocol_of(4, 6, 1, [NotApart(days=3), AtMostInDays(sessions=3, days=4)])
     c = course(series(["2026-12-01"]))
     calendar = ClinicCalendar(weekdays=range(7), closed=[d("2026-12-05"), d("2026-12-09")])
     p = plan(c, d("2026-12-01"), calendar, protocol)
@@ -551,7 +519,7 @@ def test_a_clinic_rule_can_leave_gaps_in_the_bookable_range() -> None:
 
 
 def test_a_clinic_rule_can_make_a_series_impossible() -> None:
-    protocol = protocol_of(3, 5, 1, [AtMost(limit=2, days=5)])
+    protocol = protocol_of(3, 5, 1, [AtMostInDays(sessions=2, days=5)])
     c = course(series(["2026-12-01"]))
     p = plan(c, d("2026-12-01"), ClinicCalendar(weekdays=range(7)), protocol)
     assert p.status == "cannot-complete"

@@ -1,8 +1,8 @@
 """Rules that describe themselves: declared parameters, roles, generation, sources.
 
-A rule defined here, in a test module only (no edit of src/), gets everything a built-in
-rule gets: loading from a protocol file, a generated schema entry, explain, strategies,
-scheduling and audit.
+A rule defined in the tests only (`helpers.AtMostInDays`, no edit of src/) gets everything
+a built-in rule gets: loading from a protocol file, a generated schema entry, explain,
+strategies, scheduling and audit.
 """
 
 from __future__ import annotations
@@ -31,58 +31,21 @@ from kaprules import (
     BaseRule,
     Bounds,
     Course,
-    CourseShape,
     Finding,
     Protocol,
     ProtocolError,
     Source,
     Timeline,
-    parameter,
     parameters_of,
 )
 from kaprules.rules import BUILTIN_RULES
 from kaprules.strategies import compliant_courses, course_shape, violating_courses
 
+from helpers import AtMostInDays
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import write_schemas  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
-
-
-@attrs.frozen(repr=False)
-class AtMostInDays(BaseRule):
-    """At most ``sessions`` sessions in any ``days`` consecutive local days."""
-
-    default_id: ClassVar[str] = "at-most-in-days"
-    title: ClassVar[str] = "Not too many sessions in a short time"
-    rationale: ClassVar[str] = "The clinic spreads sessions out."
-    source: ClassVar[Source] = Source(
-        "No more than three sessions in any week.", "Lakeside clinic handbook", "page 3"
-    )
-    names: ClassVar[str] = "The session that makes one too many, one finding each."
-
-    sessions: int = parameter(3, Bounds(1, 50))
-    days: int = parameter(7, Bounds(1, 366))
-
-    @property
-    def statement(self) -> str:
-        return f"At most {self.sessions} sessions in any {self.days} consecutive local days."
-
-    def __call__(self, timeline: Timeline) -> Iterator[Finding]:
-        dates = [t.date for t in timeline.sessions]
-        for i, t in enumerate(timeline.sessions):
-            since = t.date - dt.timedelta(days=self.days - 1)
-            if sum(1 for d in dates[: i + 1] if d >= since) > self.sessions:
-                yield self.finding(
-                    (t,),
-                    f"{t.label} is one of more than {self.sessions} sessions in {self.days} days",
-                    self.sessions,
-                )
-
-    def course_shape(self, shape: CourseShape) -> CourseShape:
-        # Sessions at least ceil(days / sessions) apart never crowd a window of `days`.
-        return attrs.evolve(shape, gap=max(shape.gap, -(-self.days // self.sessions)))
-
-    # No break_course: this rule only says how to meet it.
 
 
 @attrs.frozen(repr=False)

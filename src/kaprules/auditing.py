@@ -26,8 +26,8 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, Literal, NamedTuple
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import IO, Any, Literal, NamedTuple, TypeVar
 
 import attrs
 
@@ -303,7 +303,7 @@ class Audit:
 
     def __init__(
         self,
-        results: Iterator[tuple[CourseResult, _Data | None]],
+        results: Iterator[tuple[CourseResult, RecordData | None]],
         summary: AuditSummary,
         sample: int,
         records: _Records | None = None,
@@ -378,6 +378,7 @@ def audit(
     as_of: dt.datetime | dt.date | Literal["today"] | None = None,
     jobs: int = 1,
     sample: int = 0,
+    engine: str = "auto",
 ) -> Audit:
     """Evaluate ``protocol`` on many courses, streamed, in input order.
 
@@ -394,20 +395,28 @@ def audit(
             order whatever the number.
         sample: How many courses with an error finding to keep, with their results, as
             the audit's `samples` (for a report that draws them).
+        engine: ``"records"`` evaluates course by course; ``"columnar"`` reads the JSON
+            Lines of `read_records` in chunks as columns (Polars, the ``columnar`` extra)
+            and evaluates in vectorised form what it can take with certainty, the rest
+            course by course; ``"auto"`` (the default) takes the columnar engine when
+            Polars is installed, the input is `read_records`' and every rule has a
+            vectorised form. The results are the same, byte for byte.
 
     Returns:
         The audit: iterate it for the results; then read its summary.
 
     Raises:
-        InputError: ``protocol``, ``as_of``, ``jobs`` or ``sample`` is unusable (a bad
-            record is a rejected result, never an exception).
+        InputError: ``protocol``, ``as_of``, ``jobs``, ``sample`` or ``engine`` is
+            unusable (a bad record is a rejected result, never an exception).
     """
+    from kaprules import _columnar
+
     check_protocol(protocol)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 256:
         raise InputError("jobs: must be a whole number from 1 to 256")
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
         raise InputError("sample: must be a whole number, 0 or more")
-    moment: _AsOf
+    moment: AsOf
     shown: str | None
     if isinstance(as_of, str) and as_of == "today":
         # One instant for the whole audit: a run across midnight does not change its mind.
@@ -420,7 +429,13 @@ def audit(
         moment = as_of
         shown = None if as_of is None else as_of.isoformat()
     summary = AuditSummary(protocol.id, protocol.version, shown, protocol.rule_ids)
-    units: Iterator[Record | _Block]
+    readable = isinstance(courses, _Records) and courses._fresh
+    if _columnar.engine_for(engine, protocol, moment, readable):
+        assert isinstance(courses, _Records)
+        assert not isinstance(moment, _Today)  # engine_for leaves "today" to records
+        columnar = _columnar.results(courses._blocks(), protocol, moment, jobs, sample)
+        return Audit(columnar, summary, sample, courses)
+    units: Iterator[Record | LineBlock]
     if jobs > 1 and _fast.ENABLED and isinstance(courses, _Records) and courses._fresh:
         # JSON Lines go to the workers as blocks of bytes, split there: the main process
         # touches no line, so it keeps up with any number of workers.
@@ -445,7 +460,7 @@ class _Today:
         return self.instant.astimezone(zone).date()
 
 
-_AsOf = dt.datetime | dt.date | _Today | None
+AsOf = dt.datetime | dt.date | _Today | None
 
 
 def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
@@ -454,21 +469,24 @@ def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
     return Record(index, item)
 
 
-_Data = str | bytes | dict[str, Any] | Course
-_make = tuple.__new__
-_Fields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | None]
+RecordData = str | bytes | dict[str, Any] | Course
+make_result = tuple.__new__
+ResultFields = tuple[int, str, str | None, int, tuple[dict[str, Any], ...], str | None]
+WorkResult = tuple[list[ResultFields], list[tuple[int, Any]]]
+"""What a worker sends back for a task: its result fields in order, and ``(position,
+data)`` of the courses a report may draw."""
 
 
 # A record as plain values: (line, data, source, rejected), as Record holds them.
-_Item = tuple[int, Any, str, str | None]
+RecordItem = tuple[int, Any, str, str | None]
 
 
-def course_result(record: Record, protocol: Protocol, as_of: _AsOf) -> CourseResult:
+def course_result(record: Record, protocol: Protocol, as_of: AsOf) -> CourseResult:
     item = (record.line, record.data, record.source, record.rejected)
-    return _make(CourseResult, _fields(item, protocol, as_of))
+    return make_result(CourseResult, result_fields(item, protocol, as_of))
 
 
-def _fields(item: _Item, protocol: Protocol, as_of: _AsOf) -> _Fields:
+def result_fields(item: RecordItem, protocol: Protocol, as_of: AsOf) -> ResultFields:
     """A record's `CourseResult`, as the plain tuple of its fields (what workers send)."""
     line, data, source, rejected = item
     if rejected is not None:
@@ -501,46 +519,46 @@ def _readable_id(data: object) -> str | None:
     return None
 
 
-def _wanted(fields: _Fields) -> bool:
+def wanted_in_samples(fields: ResultFields) -> bool:
     # A course the report may draw: evaluated, with an error finding.
     return fields[5] is None and any(f["severity"] == "error" for f in fields[4])
 
 
-def _items(units: Iterable[Record | _Block]) -> Iterator[_Item]:
+def _items(units: Iterable[Record | LineBlock]) -> Iterator[RecordItem]:
     for unit in units:
-        if isinstance(unit, _Block):
+        if isinstance(unit, LineBlock):
             yield from unit.items()
         else:
             yield (unit.line, unit.data, unit.source, unit.rejected)
 
 
 def _evaluated(
-    units: Iterable[Record | _Block],
+    units: Iterable[Record | LineBlock],
     protocol: Protocol,
-    as_of: _AsOf,
+    as_of: AsOf,
     sample: int,
-) -> Iterator[tuple[_Fields, Any]]:
+) -> Iterator[tuple[ResultFields, Any]]:
     """Each record's result fields, and its data when a report may draw it.
 
     The data comes with the first ``sample`` courses with an error finding; None otherwise.
     """
     kept = 0
     for item in _items(units):
-        fields = _fields(item, protocol, as_of)
+        fields = result_fields(item, protocol, as_of)
         data = None
-        if kept < sample and _wanted(fields):
+        if kept < sample and wanted_in_samples(fields):
             data, kept = item[1], kept + 1
         yield fields, data
 
 
 def _serial(
-    units: Iterator[Record | _Block],
+    units: Iterator[Record | LineBlock],
     protocol: Protocol,
-    as_of: _AsOf,
+    as_of: AsOf,
     sample: int,
-) -> Iterator[tuple[CourseResult, _Data | None]]:
+) -> Iterator[tuple[CourseResult, RecordData | None]]:
     for fields, data in _evaluated(units, protocol, as_of, sample):
-        yield _make(CourseResult, fields), data
+        yield make_result(CourseResult, fields), data
 
 
 def _reason(exc: InputError) -> str:
@@ -550,13 +568,13 @@ def _reason(exc: InputError) -> str:
 
 # --- worker processes -----------------------------------------------------------------
 
-_worker: tuple[Protocol, _AsOf, int] | None = None
+_worker: tuple[Protocol, AsOf, int] | None = None
 
 # How often a worker looks for its parent where the kernel cannot be asked to tell it.
 _PARENT_POLL_SECONDS = 0.5
 
 
-def _start_worker(protocol: Protocol, as_of: _AsOf, sample: int, parent: int) -> None:
+def _start_worker(protocol: Protocol, as_of: AsOf, sample: int, parent: int) -> None:
     global _worker
     _worker = (protocol, as_of, sample)
     # Ctrl-C (and a terminal's SIGHUP) reaches the whole process group: the main process
@@ -593,7 +611,7 @@ def _watch(parent: int) -> None:
     os._exit(1)
 
 
-def _work(chunk: list[_Block | tuple[Any, ...]]) -> tuple[list[_Fields], list[tuple[int, Any]]]:
+def _work(chunk: list[LineBlock | tuple[Any, ...]]) -> WorkResult:
     """A chunk's results as plain tuples, and the data of the courses the report may draw.
 
     Plain tuples both ways: they cross the process boundary several times faster than
@@ -601,8 +619,8 @@ def _work(chunk: list[_Block | tuple[Any, ...]]) -> tuple[list[_Fields], list[tu
     """
     assert _worker is not None
     protocol, as_of, sample = _worker
-    units = (unit if isinstance(unit, _Block) else Record(*unit) for unit in chunk)
-    results: list[_Fields] = []
+    units = (unit if isinstance(unit, LineBlock) else Record(*unit) for unit in chunk)
+    results: list[ResultFields] = []
     drawn: list[tuple[int, Any]] = []
     for fields, data in _evaluated(units, protocol, as_of, sample):
         if data is not None:
@@ -611,11 +629,11 @@ def _work(chunk: list[_Block | tuple[Any, ...]]) -> tuple[list[_Fields], list[tu
     return results, drawn
 
 
-def _chunks(units: Iterator[Record | _Block]) -> Iterator[list[_Block | tuple[Any, ...]]]:
+def _chunks(units: Iterator[Record | LineBlock]) -> Iterator[list[LineBlock | tuple[Any, ...]]]:
     # A block (a few hundred lines) is a chunk of its own; records go _CHUNK at a time.
-    chunk: list[_Block | tuple[Any, ...]] = []
+    chunk: list[LineBlock | tuple[Any, ...]] = []
     for unit in units:
-        if isinstance(unit, _Block):
+        if isinstance(unit, LineBlock):
             if chunk:
                 yield chunk
                 chunk = []
@@ -629,15 +647,47 @@ def _chunks(units: Iterator[Record | _Block]) -> Iterator[list[_Block | tuple[An
         yield chunk
 
 
-def _parallel(
-    units: Iterator[Record | _Block],
+_Task = TypeVar("_Task")
+
+
+def worker_settings() -> tuple[Protocol, AsOf, int]:
+    """The protocol, ``as_of`` and ``sample`` of this worker process (from `in_workers`)."""
+    assert _worker is not None, "not in a worker process started by in_workers"
+    return _worker
+
+
+def in_workers(
+    tasks: Iterator[_Task],
+    work: Callable[[_Task], WorkResult],
     protocol: Protocol,
-    as_of: _AsOf,
+    as_of: AsOf,
     jobs: int,
     sample: int,
-) -> Iterator[tuple[CourseResult, _Data | None]]:
-    # A bounded window of chunks in flight, collected in submission order: input order out,
-    # and never more than jobs * _IN_FLIGHT chunks held in memory.
+    in_flight: int,
+) -> Generator[tuple[_Task, WorkResult], None, None]:
+    """Each task with ``work(task)``, run in ``jobs`` worker processes, in task order.
+
+    The one pool of an audit, whichever engine: workers that ignore the stop signals the
+    main process answers and die with it (`worker_settings` gives them the audit's
+    settings), a bounded window of ``jobs * in_flight`` tasks in flight, and no worker
+    left running after an error, a signal or a loop left early. A worker that died is
+    a `KapRulesError`.
+
+    Args:
+        tasks: The tasks, read as the window frees up.
+        work: A module-level function (a worker runs it by name).
+        protocol: The audit's protocol.
+        as_of: The audit's ``as_of``.
+        jobs: Worker processes.
+        sample: The audit's ``sample``.
+        in_flight: Tasks in flight per worker.
+
+    Yields:
+        ``(task, result)`` in the order of ``tasks``.
+
+    Raises:
+        KapRulesError: A worker process died.
+    """
     import multiprocessing
 
     # fork where there is one: workers start at once and nothing of the caller's __main__
@@ -645,18 +695,6 @@ def _parallel(
     # __main__ guard and stdin scripts).
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    kept = 0
-
-    def collected(
-        future: concurrent.futures.Future[tuple[list[_Fields], list[tuple[int, Any]]]],
-    ) -> Iterator[tuple[CourseResult, _Data | None]]:
-        nonlocal kept
-        results, data = future.result()
-        wanted = dict(data[: max(sample - kept, 0)])
-        kept += len(wanted)
-        for position, fields in enumerate(results):
-            yield _make(CourseResult, fields), wanted.get(position)
-
     pool = concurrent.futures.ProcessPoolExecutor(
         jobs,
         mp_context=context,
@@ -664,21 +702,22 @@ def _parallel(
         initargs=(protocol, as_of, sample, os.getpid()),
     )
     try:
-        pending: collections.deque[
-            concurrent.futures.Future[tuple[list[_Fields], list[tuple[int, Any]]]]
-        ] = collections.deque()
-        for chunk in _chunks(units):
+        pending: collections.deque[tuple[_Task, concurrent.futures.Future[WorkResult]]]
+        pending = collections.deque()
+        for task in tasks:
             if not pending:
                 # Workers are forked at the first submit: a signal then would run the
                 # caller's handler in a worker before _start_worker replaces it.
                 with held_signals():
-                    pending.append(pool.submit(_work, chunk))
+                    pending.append((task, pool.submit(work, task)))
                 continue
-            pending.append(pool.submit(_work, chunk))
-            if len(pending) >= jobs * _IN_FLIGHT:
-                yield from collected(pending.popleft())
+            pending.append((task, pool.submit(work, task)))
+            if len(pending) >= jobs * in_flight:
+                done, future = pending.popleft()
+                yield done, future.result()
         while pending:
-            yield from collected(pending.popleft())
+            done, future = pending.popleft()
+            yield done, future.result()
     except concurrent.futures.process.BrokenProcessPool:
         _stop(pool)
         raise KapRulesError(
@@ -691,6 +730,25 @@ def _parallel(
         _stop(pool)
         raise
     pool.shutdown(wait=True)
+
+
+def _parallel(
+    units: Iterator[Record | LineBlock],
+    protocol: Protocol,
+    as_of: AsOf,
+    jobs: int,
+    sample: int,
+) -> Iterator[tuple[CourseResult, RecordData | None]]:
+    # A bounded window of chunks in flight, collected in submission order: input order out,
+    # and never more than jobs * _IN_FLIGHT chunks held in memory.
+    kept = 0
+    done = in_workers(_chunks(units), _work, protocol, as_of, jobs, sample, _IN_FLIGHT)
+    with contextlib.closing(done):  # leaving early stops the workers at once
+        for _, (results, data) in done:
+            wanted = dict(data[: max(sample - kept, 0)])
+            kept += len(wanted)
+            for position, fields in enumerate(results):
+                yield make_result(CourseResult, fields), wanted.get(position)
 
 
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
@@ -737,19 +795,19 @@ class _Hashing(io.RawIOBase):
 
 
 @attrs.frozen
-class _Block:
+class LineBlock:
     """Whole lines of a JSON Lines input, read in one go for a worker to split."""
 
     source: str
     first_line: int
     data: bytes
 
-    def items(self) -> Iterator[_Item]:
+    def items(self) -> Iterator[RecordItem]:
         lines = self.data.split(b"\n")
         if self.data.endswith(b"\n"):
             lines.pop()
         for number, line in enumerate(lines, start=self.first_line):
-            yield _line_item(number, line, self.source)
+            yield line_item(number, line, self.source)
 
 
 class _Records(Iterator[Record]):
@@ -763,13 +821,13 @@ class _Records(Iterator[Record]):
         # Its own SHA-256 (an audit's input_sha256), and the caller's digest if any.
         self._sha256 = hashlib.sha256()
         self._digest = _Digests(self._sha256, digest)
-        self._units: Iterator[Record | _Block] | None = None
+        self._units: Iterator[Record | LineBlock] | None = None
 
     @property
     def _fresh(self) -> bool:
         return self._units is None
 
-    def _blocks(self) -> Iterator[Record | _Block]:
+    def _blocks(self) -> Iterator[Record | LineBlock]:
         # An audit takes the records as blocks: they are its to read, and this reader is
         # left empty.
         self._units = iter(())
@@ -822,7 +880,7 @@ class _Digests:
             self._other.update(data)
 
 
-def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Record | _Block]:
+def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Record | LineBlock]:
     for source in sources:
         if source == "-":
             raw: IO[bytes] = sys.stdin.buffer
@@ -877,7 +935,7 @@ def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
 _BLOCK_BYTES = 1 << 20
 
 
-def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[_Block]:
+def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
     # The lines of _jsonl_records, in blocks; the same limit on a line's length.
     before = 0  # lines in the blocks yielded so far
     carry = b""  # the start of a line whose end is not read yet
@@ -885,7 +943,7 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[_Block]:
         data = stream.read(_BLOCK_BYTES)
         if not data:
             if carry:
-                yield _Block(source, before + 1, carry)
+                yield LineBlock(source, before + 1, carry)
             return
         buffer = carry + data if carry else data
         # A line that starts and ends in `data` is shorter than _BLOCK_BYTES, far below the
@@ -899,7 +957,7 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[_Block]:
             continue
         block, carry = buffer[:cut], buffer[cut:]
         for part in _split(block):
-            yield _Block(source, before + 1, part)
+            yield LineBlock(source, before + 1, part)
             before += part.count(b"\n")
 
 
@@ -927,10 +985,10 @@ def _too_long(source: str, number: int, form: str = "JSON Lines, one course per 
 
 def line_record(number: int, line: str | bytes, source: str) -> Record:
     # Shared with kaprules.dask, whose bags hold str lines.
-    return Record(*_line_item(number, line, source))
+    return Record(*line_item(number, line, source))
 
 
-def _line_item(number: int, line: str | bytes, source: str) -> _Item:
+def line_item(number: int, line: str | bytes, source: str) -> RecordItem:
     text = line.rstrip(b"\r\n") if isinstance(line, bytes) else line.rstrip("\r\n")
     if not text.strip():
         return (number, None, source, "empty line")

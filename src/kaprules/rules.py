@@ -915,6 +915,42 @@ class SessionCount(BaseRule):
         """Courses with exactly ``count`` induction sessions."""
         return attrs.evolve(shape, count=self.count)
 
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: one finding for a series longer or shorter than ``count``.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        extra = c.induction & (c.inductions_before >= self.count)
+        many = c.inductions > self.count
+        return [
+            c.finding(
+                many & c.induction & (c.inductions_before == self.count),
+                c.text(
+                    "the induction series has ",
+                    c.inductions,
+                    " sessions, ",
+                    c.inductions - self.count,
+                    f" more than the {self.count} of the protocol: ",
+                    c.joined(extra, c.label),
+                    c.choose(c.inductions - self.count == 1, " comes", " come"),
+                    f" after the {_ordinal(self.count)}",
+                ),
+                c.number(self.count),
+                c.number(c.inductions),
+                sessions=extra,
+            ),
+            c.finding(
+                c.first & (c.inductions < self.count),
+                c.text("the induction series has ", c.inductions, f" of {self.count} sessions"),
+                c.number(self.count),
+                c.number(c.inductions),
+                sessions=None,
+            ),
+        ]
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for a series longer or shorter than ``count``."""
         series = timeline.inductions
@@ -1006,6 +1042,33 @@ class TreatmentWindow(BaseRule):
     def course_shape(self, shape: CourseShape) -> CourseShape:
         """Courses whose series fits in ``days`` local days."""
         return attrs.evolve(shape, window=self.days)
+
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: a finding for each induction session after the window.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        first = c.first_induction_date
+        last = first + (self.days - 1)
+        return [
+            c.finding(
+                c.induction & (c.date > last),
+                c.text(
+                    c.label,
+                    " is on day ",
+                    c.date - first + 1,
+                    f" of the induction series; the {self.days}-day window that opened on ",
+                    c.iso(first),
+                    " closed on ",
+                    c.iso(last),
+                ),
+                c.string(c.iso(last)),
+                c.string(c.iso(c.date)),
+            )
+        ]
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each induction session after the window."""
@@ -1106,6 +1169,36 @@ class SessionSpacing(BaseRule):
         i = choose.integer(1, last - 1)
         day = series[i - 1].date + dt.timedelta(days=self.min_days - 1)
         return _moved(course, series[i].session, day)
+
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: a finding for each adjacent pair closer than ``min_days``.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        gap = c.date - c.previous_date
+        return [
+            c.finding(
+                ~c.first & (gap < self.min_days),
+                c.text(
+                    c.previous_label,
+                    " and ",
+                    c.label,
+                    " are ",
+                    c.days(gap),
+                    " apart",
+                    c.choose(
+                        gap == 0, " (same day)", c.choose(gap == 1, " (consecutive days)", "")
+                    ),
+                    f"; sessions must be at least {plural(self.min_days, 'day')} apart",
+                ),
+                c.number(self.min_days),
+                c.number(gap),
+                sessions="pair",
+            )
+        ]
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each adjacent pair closer than ``min_days``."""
@@ -1213,6 +1306,38 @@ class Fasting(BaseRule):
         changed = attrs.evolve(target, last_food=_time.to_utc(target.start) - short)
         return _swapped(course, target, changed)
 
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: a finding for each session with a missing or short fast.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        limit, expected = self._limit
+        covered = c.of_kinds(self.kinds)
+        fast = c.utc - c.food  # whole seconds: the engine reads no fractions
+        short = fast * 1_000_000 < limit // dt.timedelta(microseconds=1)
+        detail = c.choose(
+            fast < 0,
+            c.text("the last food is recorded ", c.duration(-fast), " after the start"),
+            c.text("the fast lasted ", c.duration(fast)),
+        )
+        return [
+            c.finding(
+                covered & c.food.is_null(),
+                c.text(c.label, " has no last_food recorded"),
+                c.string(expected),
+                c.null(),
+            ),
+            c.finding(
+                covered & c.food.is_not_null() & short,
+                c.text(c.label, ": ", detail, f"; at least {_number(self.hours)} h are required"),
+                c.string(expected),
+                c.string(c.iso_duration(fast)),
+            ),
+        ]
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session with a missing or short fast."""
         limit, expected = self._limit
@@ -1299,6 +1424,18 @@ class Escort(BaseRule):
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One covered session's escort missing or blank."""
         return _blanked(self, course, choose, protocol, "escort")
+
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: a finding for each session without an escort.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        return _unrecorded_columnar(
+            self, c, c.escort, "escort", "an", "someone must drive the patient home"
+        )
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session without an escort."""
@@ -1397,6 +1534,56 @@ class BoosterInterval(BaseRule):
         target, day = choose.choice(moves)
         return _moved(course, target.session, day)
 
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: the findings of each booster, as ``__call__`` makes them.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        booster = ~c.induction
+        earliest = c.add_months(c.previous_date, self.months)
+        return [
+            c.finding(
+                booster & c.first,
+                c.text(
+                    "booster ",
+                    c.label,
+                    " has no session before it; a booster follows the induction series",
+                ),
+                c.string(f">= {self.min_induction} induction sessions before"),
+                c.number(0),
+            ),
+            c.finding(
+                booster & ~c.first & (c.inductions_before < self.min_induction),
+                c.text(
+                    "booster ",
+                    c.label,
+                    " has ",
+                    c.inductions_before,
+                    f" induction sessions before it; at least {self.min_induction} are required",
+                ),
+                c.number(self.min_induction),
+                c.number(c.inductions_before),
+            ),
+            c.finding(
+                booster & ~c.first & (c.date < earliest),
+                c.text(
+                    "booster ",
+                    c.label,
+                    " is ",
+                    c.days(earliest - c.date),
+                    " early: ",
+                    c.previous_label,
+                    f" + {self.months} months is ",
+                    c.iso(earliest),
+                ),
+                c.string(c.iso(earliest)),
+                c.string(c.iso(c.date)),
+            ),
+        ]
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield findings for each booster too early or without a full series before it."""
         inductions = 0
@@ -1468,6 +1655,27 @@ def _unrecorded(
             )
 
 
+def _unrecorded_columnar(
+    rule: Escort | Therapist, c: Any, name: Any, field: str, article: str, why: str
+) -> list[Any]:
+    # The vectorised form of _unrecorded (no session is planned without as_of).
+    covered = c.of_kinds(rule.kinds)
+    return [
+        c.finding(
+            covered & name.is_null(),
+            c.text(c.label, f" has no {field} recorded; {why}"),
+            c.string(f"{article} {field}"),
+            c.null(),
+        ),
+        c.finding(
+            covered & name.is_not_null() & c.blank(name),
+            c.text(c.label, f" has a blank {field}; {why}"),
+            c.string(f"{article} {field}"),
+            c.string("blank"),
+        ),
+    ]
+
+
 @_builtin
 @attrs.frozen(repr=False)
 class Therapist(BaseRule):
@@ -1526,6 +1734,18 @@ class Therapist(BaseRule):
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One covered session's therapist missing or blank."""
         return _blanked(self, course, choose, protocol, "therapist")
+
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: a finding for each session without a therapist.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        return _unrecorded_columnar(
+            self, c, c.therapist, "therapist", "a", "a psychotherapist guides each session"
+        )
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without a therapist."""
@@ -1615,6 +1835,34 @@ class IntegrationFollowup(BaseRule):
         if any(r is not self and type(r) is type(self) for r in protocol.rules):
             return None
         return attrs.evolve(course, integrations=())
+
+    def columnar(self, c: Any) -> list[Any]:
+        """The vectorised form: courses read there have no meetings, so a complete series is one.
+
+        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
+        read. The columnar audit engine evaluates them; a differential test holds their
+        findings byte-identical to ``__call__``'s.
+        """
+        complete = c.inductions > 0
+        if c.series_length is not None:
+            complete = complete & (c.inductions >= c.series_length)
+        closes = c.date + self.within_days
+        return [
+            c.finding(
+                complete & c.induction & (c.inductions_before == c.inductions - 1),
+                c.text(
+                    "the induction series ended with ",
+                    c.label,
+                    "; 0 integration meetings followed by ",
+                    c.iso(closes),
+                    f" ({plural(self.within_days, 'day')} after it), "
+                    f"at least {self.min_meetings} required",
+                ),
+                c.number(self.min_meetings),
+                c.number(0),
+            )
+        ]
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding when too few meetings follow a complete series in time."""

@@ -368,6 +368,14 @@ def build_parser() -> argparse.ArgumentParser:
         "its rules page; without it they point to the rules stated in the report itself",
     )
     _add_format(audit_cmd, what="summary format")
+    audit_cmd.add_argument(
+        "--engine",
+        choices=("auto", "columnar", "records"),
+        default="auto",
+        help="columnar: read JSON Lines in chunks as columns (needs kaprules[columnar]); "
+        "records: course by course; auto (default): columnar when it can. The outputs are "
+        "the same",
+    )
     _add_protocol(audit_cmd)
 
     explain_cmd = commands.add_parser(

@@ -76,7 +76,9 @@ def audit_run(
     records = read_records(args.inputs)
     sample = args.sample if args.html else 0
     try:
-        run = audit(records, protocol, as_of=args.as_of, jobs=args.jobs, sample=sample)
+        run = audit(
+            records, protocol, as_of=args.as_of, jobs=args.jobs, sample=sample, engine=args.engine
+        )
     except InputError as exc:
         raise Failure("cannot audit", exc.problems) from None
     csv_out = None

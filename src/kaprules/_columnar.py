@@ -1,0 +1,954 @@
+"""The columnar audit engine (private): JSON Lines courses in chunks, as Polars columns.
+
+`kaprules.audit` hands this engine the blocks of JSON Lines its reader makes. A chunk of
+lines becomes one frame: a line is taken here only when it is certain to be a course the
+per-record loader accepts, read to the same values (strict JSON, strings without escapes
+or control characters, every key known and given once, instants in the two layouts
+exporters write, a zone that exists, unique session ids). Each rule of the protocol then
+states, as column operations (its ``columnar`` method), at which sessions it may have a
+finding. A course taken here without any such session is compliant, and its result is
+made from its columns. Every other line (not taken with certainty, or possibly with a
+finding) goes through the per-record code, which rejects it or renders its findings as
+it always has: so the results are those of the per-record engine, byte for byte, and a
+doubt only costs time.
+
+Polars is imported when a chunk is first read, never by ``import kaprules``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import importlib.util
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kaprules import _fast, _time
+from kaprules.auditing import (
+    AsOf,
+    CourseResult,
+    LineBlock,
+    Record,
+    RecordData,
+    ResultFields,
+    WorkResult,
+    in_workers,
+    line_item,
+    make_result,
+    result_fields,
+    wanted_in_samples,
+    worker_settings,
+)
+from kaprules.errors import InputError
+from kaprules.protocol import Protocol
+
+__all__: list[str] = []
+
+ENGINES = ("auto", "columnar", "records")
+
+# Bytes of JSON Lines in one frame: large enough that Polars' per-call costs vanish,
+# small enough that a few chunks in flight keep memory far under the 500 MB bound.
+_CHUNK_BYTES = 16 << 20
+_IN_FLIGHT = 2
+_FINDINGS = 40_000
+# Lines in one chunk at most: each comes back as a result, and 16 MiB of blank lines
+# would otherwise be 16 million of them at once.
+_CHUNK_LINES = 1 << 15
+
+# Every character str.strip() removes (str.isspace()): a blank escort or id.
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+# Strict JSON of the shape of a course: string members, and one array of flat objects
+# of string members (the sessions). Strings hold no escape, quote or control character,
+# so each is its own text. Lines outside this shape take the per-record path.
+_S = r'"[^"\\\x00-\x1f]*"'
+_M = _S + r" ?: ?" + _S
+_O = r"\{ ?(?:" + _M + r"(?: ?, ?" + _M + r")*)? ?\}"
+_A = r'"sessions" ?: ?\[ ?(?:' + _O + r"(?: ?, ?" + _O + r")*)? ?\]"
+# What the shape lets through but a list cannot be decoded from: text for "sessions" (no
+# string holds a quote, so this is a key and its value).
+_NO_LIST = r'"sessions" ?: ?"'
+_LINE = r"^\{ ?(?:" + _M + "|" + _A + r")(?: ?, ?(?:" + _M + "|" + _A + r"))* ?\}$"
+# An instant in the two layouts: 2026-12-01T09:00:00-07:00 and 2026-12-01T16:00:00Z.
+_INSTANT = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]|Z)$"
+)
+_COURSE_KEYS = ("$schema", "id", "timezone", "patient")
+_SESSION_KEYS = ("id", "kind", "start", "last_food", "escort", "therapist")
+# Local years a course read here may have: within the loader's range and the zone tables'.
+_YEARS = (1901, 2199)
+
+
+def available() -> bool:
+    """Whether Polars can be imported (without importing it)."""
+    return importlib.util.find_spec("polars") is not None
+
+
+def supports(protocol: Protocol, as_of: object) -> bool:
+    """Whether every rule of ``protocol`` has a vectorised form usable with ``as_of``."""
+    return as_of is None and all(_vectorised(rule) for rule in protocol.rules)
+
+
+def _vectorised(rule: object) -> bool:
+    # The class whose __call__ the rule runs must also be the one that states its
+    # columnar form: a subclass that changes __call__ only has none.
+    def owner(name: str) -> type | None:
+        return next((c for c in type(rule).__mro__ if name in c.__dict__), None)
+
+    return owner("columnar") is not None and owner("columnar") is owner("__call__")
+
+
+def engine_for(engine: object, protocol: Protocol, as_of: object, readable: bool) -> bool:
+    """Whether an audit runs on the columnar engine.
+
+    Args:
+        engine: ``"auto"``, ``"columnar"`` or ``"records"``.
+        protocol: The protocol.
+        as_of: The audit's ``as_of``.
+        readable: The input is the file reader's, not yet read (the engine reads bytes).
+
+    Returns:
+        True for the columnar engine. ``auto`` never takes it when the fast paths are
+        off (``KAPRULES_NO_FAST_PATHS=1``), nor for ``as_of`` "today".
+
+    Raises:
+        InputError: ``engine`` is not one of `ENGINES`, or ``"columnar"`` without Polars.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"engine: must be one of {', '.join(ENGINES)}")
+    if engine == "records":
+        return False
+    if not available():
+        if engine == "columnar":
+            raise InputError("engine: the columnar engine needs Polars; install kaprules[columnar]")
+        return False
+    if as_of is not None and not isinstance(as_of, dt.date):
+        return False  # "today": a moment per course, read by the per-record path
+    if engine == "columnar":
+        return readable
+    return _fast.ENABLED and readable and supports(protocol, as_of)
+
+
+# --- the engine -----------------------------------------------------------------------
+
+
+def results(
+    units: Iterator[Record | LineBlock],
+    protocol: Protocol,
+    as_of: AsOf,
+    jobs: int,
+    sample: int,
+) -> Iterator[tuple[CourseResult, RecordData | None]]:
+    """The results of `kaprules.audit`, in input order, from the columnar engine."""
+    size = _Size()
+    chunks = _chunks(units, size)
+    if jobs > 1 and "polars" not in sys.modules:
+        yield from _parallel(chunks, size, protocol, as_of, jobs, sample)
+        return
+    # Polars' own threads cannot be forked safely once it is loaded here: one process.
+    kept = 0
+    for chunk in chunks:
+        fields, drawn = _work_on(chunk, protocol, as_of, max(sample - kept, 0))
+        size.learn(chunk, fields)
+        wanted = dict(drawn)
+        kept += len(wanted)
+        for position, result in enumerate(fields):
+            yield make_result(CourseResult, result), wanted.get(position)
+
+
+class _Size:
+    """How many bytes the next chunk takes: findings, not only bytes, cost memory.
+
+    A chunk's results hold its findings as dicts (about a kilobyte each): chunks start at
+    one block and grow to _CHUNK_BYTES while their findings stay under _FINDINGS; input
+    dense with findings keeps them small, so memory stays bounded whatever the input.
+    """
+
+    def __init__(self) -> None:
+        self.bytes = 1
+
+    def learn(self, chunk: _Chunk, fields: list[ResultFields]) -> None:
+        found = sum(len(f[4]) for f in fields)
+        size = sum(len(u.data) if isinstance(u, LineBlock) else 1024 for u in chunk)
+        if found <= _FINDINGS // 4:
+            self.bytes = min(max(self.bytes, size) * 4, _CHUNK_BYTES)
+        elif found <= _FINDINGS // 2:
+            self.bytes = min(max(self.bytes, size) * 2, _CHUNK_BYTES)
+        else:
+            self.bytes = max(1, size * _FINDINGS // (2 * found))
+
+
+_Chunk = list[Record | LineBlock]
+
+
+def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chunk]:
+    # Blocks gathered up to limit.bytes and _CHUNK_LINES lines; a record (a CSV course)
+    # travels with the chunk it falls in, in order.
+    chunk: _Chunk = []
+    size = lines = 0
+    for unit in units:
+        chunk.append(unit)
+        if isinstance(unit, LineBlock):
+            size += len(unit.data)
+            lines += unit.data.count(b"\n") + 1
+        else:
+            size += 1024
+            lines += 1
+        if size >= limit.bytes or lines >= _CHUNK_LINES:
+            yield chunk
+            chunk, size, lines = [], 0, 0
+    if chunk:
+        yield chunk
+
+
+def _work(chunk: _Chunk) -> WorkResult:
+    # In a worker of auditing.in_workers: the same pool, signals and parent watch as the
+    # per-record engine's.
+    protocol, as_of, sample = worker_settings()
+    return _work_on(chunk, protocol, as_of, sample)
+
+
+def _parallel(
+    chunks: Iterator[_Chunk],
+    size: _Size,
+    protocol: Protocol,
+    as_of: AsOf,
+    jobs: int,
+    sample: int,
+) -> Iterator[tuple[CourseResult, RecordData | None]]:
+    kept = 0
+    done = in_workers(chunks, _work, protocol, as_of, jobs, sample, _IN_FLIGHT)
+    with contextlib.closing(done):  # leaving early stops the workers at once
+        for chunk, (fields, drawn) in done:
+            size.learn(chunk, fields)
+            wanted = dict(drawn[: max(sample - kept, 0)])
+            kept += len(wanted)
+            for position, result in enumerate(fields):
+                yield make_result(CourseResult, result), wanted.get(position)
+
+
+def _work_on(chunk: _Chunk, protocol: Protocol, as_of: AsOf, sample: int) -> WorkResult:
+    """A chunk's result fields in order, and the data of courses a report may draw."""
+    blocks = [unit.data for unit in chunk if isinstance(unit, LineBlock)]
+    data = b"".join(d if d.endswith(b"\n") else d + b"\n" for d in blocks)
+    # Only a line with an object can be a course: blank or stray lines need no Polars.
+    certain = b"{" in data and supports(protocol, as_of)
+    known = _evaluated(data, protocol) if certain else {}
+    fields: list[ResultFields] = []
+    drawn: list[tuple[int, Any]] = []
+    row = 0  # the line's row among the blocks' lines
+    for unit in chunk:
+        if not isinstance(unit, LineBlock):
+            fields.append(
+                result_fields((unit.line, unit.data, unit.source, unit.rejected), protocol, as_of)
+            )
+            if len(drawn) < sample and wanted_in_samples(fields[-1]):
+                drawn.append((len(fields) - 1, unit.data))
+            continue
+        lines = unit.data.split(b"\n")
+        if unit.data.endswith(b"\n"):
+            lines.pop()
+        source, first = unit.source, unit.first_line
+        for offset, line in enumerate(lines):
+            done = known.get(row)
+            row += 1
+            if done is not None:
+                result: ResultFields = (first + offset, source, done[0], done[1], done[2], None)
+            else:
+                result = result_fields(line_item(first + offset, line, source), protocol, as_of)
+            if sample and len(drawn) < sample and wanted_in_samples(result):
+                drawn.append((len(fields), line_item(first + offset, line, source)[1]))
+            fields.append(result)
+    return fields, drawn
+
+
+_Known = tuple[str | None, int, tuple[dict[str, Any], ...]]
+
+
+def _evaluated(data: bytes, protocol: Protocol) -> dict[int, _Known]:
+    """``{row: (course id, sessions, findings)}`` of the lines read here, by their row.
+
+    ``data`` holds lines, each ending in a newline: Polars reads them straight from the
+    bytes. Bytes it refuses (a line it cannot decode) send them the slow way: line by line
+    into a frame, the undecodable ones left out.
+    """
+    import polars as pl
+
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:  # the lines that are not UTF-8 become empty here
+        data = b"\n".join(line if _utf8(line) else b"" for line in data.split(b"\n"))
+    try:
+        lines = pl.scan_lines(data).with_row_index("row")
+        shaped = pl.col("line").str.contains(_LINE) & ~pl.col("line").str.contains(_NO_LIST)
+        courses = _courses(lines.filter(shaped)).collect()
+    except pl.exceptions.PolarsError:
+        texts = data.decode("utf-8").split("\n")[:-1]
+        frame = pl.DataFrame({"line": texts}, schema={"line": pl.String}).with_row_index("row")
+        decoded = _decoded(frame.filter(pl.col("line").str.contains(_LINE)))
+        if decoded is None:
+            return {}
+        courses = _courses(decoded.lazy()).collect()
+    if courses.height == 0:
+        return {}
+    sessions = _sessions(courses)
+    taken = sessions.filter(pl.col("place") == 0)["row"]
+    heads = courses.filter(pl.col("row").is_in(taken.implode())).select("row", "course_id", "n")
+    columns = Columns(protocol.series_length)
+    table = _findings(sessions.lazy(), columns, _forms(protocol, columns)).collect()
+    found = _assembled(table, protocol)
+    known: dict[int, _Known] = {}
+    rows, ids, counts = (heads[name].to_list() for name in ("row", "course_id", "n"))
+    for row, course_id, count in zip(rows, ids, counts, strict=True):
+        findings = found.get(row, ())
+        if findings is not None:
+            known[row] = (course_id, count, findings)
+    return known
+
+
+def _schema() -> Any:
+    import polars as pl
+
+    session = pl.Struct(dict.fromkeys(_SESSION_KEYS, pl.String))
+    return pl.Struct({**dict.fromkeys(_COURSE_KEYS, pl.String), "sessions": pl.List(session)})
+
+
+def _utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _decoded(frame: Any) -> Any | None:
+    """The lines with their courses decoded (``c``); lines Polars cannot decode left out."""
+    import polars as pl
+
+    try:
+        return frame.with_columns(pl.col("line").str.json_decode(_schema()).alias("c"))
+    except pl.exceptions.PolarsError:
+        if frame.height <= 1:
+            return None
+        half = frame.height // 2
+        parts = [_decoded(frame.slice(0, half)), _decoded(frame.slice(half))]
+        kept = [p for p in parts if p is not None]
+        return pl.concat(kept) if kept else None
+
+
+def _courses(lines: Any) -> Any:
+    """One row per line of the course's shape: ``row, course_id, n, tz, sessions``.
+
+    Lazy: ``lines`` is a LazyFrame of ``row, line``, or of ``row, line, c`` already decoded.
+    """
+    import polars as pl
+
+    if "c" not in lines.collect_schema():
+        lines = lines.with_columns(pl.col("line").str.json_decode(_schema()).alias("c"))
+    c = pl.col("c")
+    quotes = pl.col("line").str.count_matches('"', literal=True)
+    # Quotes the decoded values account for: two per string, keys included. Any key the
+    # decoder dropped (unknown, repeated) or value it made a string leaves quotes over.
+    strings = (
+        pl.sum_horizontal(
+            [c.struct.field(k).is_not_null().cast(pl.Int64) * 4 for k in _COURSE_KEYS]
+        )
+        + c.struct.field("sessions").is_not_null().cast(pl.Int64) * 2
+    )
+    clean = (
+        c.is_not_null()
+        & c.struct.field("timezone").is_not_null()
+        & (c.struct.field("sessions").list.len() > 0)
+        & (
+            c.struct.field("id").is_null()
+            | (c.struct.field("id").str.strip_chars(_WHITESPACE) != "")
+        )
+    )
+    return lines.filter(clean).select(
+        "row",
+        course_id=c.struct.field("id"),
+        tz=c.struct.field("timezone"),
+        sessions=c.struct.field("sessions"),
+        n=c.struct.field("sessions").list.len(),
+        course_quotes=quotes - strings,
+    )
+
+
+def _days_from(y: Any, month: Any, day: Any) -> Any:
+    era = y // 400
+    yoe = y - era * 400
+    mp = (month + 9) % 12
+    doy = (153 * mp + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _days_in_month(year: Any, month: Any) -> Any:
+    import polars as pl
+
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    # 31 or 30 by the month's parity, which flips after July.
+    return (
+        pl.when(month == 2).then(28 + leap.cast(pl.Int64)).otherwise(30 + (month + month // 8) % 2)
+    )
+
+
+def _instant_parts(column: str) -> dict[str, Any]:
+    """The number fields of an instant column (a first stage: expressions stay small)."""
+    import polars as pl
+
+    text = pl.col(column)
+    names = ("year", "month", "day", "hour", "minute", "second", "off_h", "off_m")
+    parts = {
+        f"_{column}_{name}": text.str.slice(a, b).cast(pl.Int64, strict=False)
+        for name, (a, b) in zip(names, _PARTS, strict=True)
+    }
+    parts[f"_{column}_sign"] = pl.when(text.str.slice(19, 1) == "-").then(-1).otherwise(1)
+    parts[f"_{column}_z"] = text.str.len_bytes() == 20
+    parts[f"_{column}_shape"] = text.str.contains(_INSTANT)
+    return parts
+
+
+def _instant(column: str) -> tuple[Any, Any]:
+    """(UTC seconds, valid) of an instant column, from its `_instant_parts`; null stays null."""
+    import polars as pl
+
+    def part(name: str) -> Any:
+        return pl.col(f"_{column}_{name}")
+
+    year, month, day = part("year"), part("month"), part("day")
+    offset = (
+        pl.when(part("z"))
+        .then(0)
+        .otherwise(part("sign") * (part("off_h") * 3600 + part("off_m") * 60))
+    )
+    days = _days_from(year - (month <= 2).cast(pl.Int64), month, day)
+    seconds = days * 86400 + part("hour") * 3600 + part("minute") * 60 + part("second") - offset
+    valid = (
+        part("shape")
+        & year.is_between(*_YEARS)
+        & month.is_between(1, 12)
+        & (day >= 1)
+        & (day <= _days_in_month(year, month))
+        & (part("hour") <= 23)
+        & (part("minute") <= 59)
+        & (part("second") <= 59)
+    )
+    return seconds, valid
+
+
+_PARTS = ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, 2), (23, 2))
+
+
+def _sessions(courses: Any) -> Any:
+    """One row per session of the clean courses, in start order, with the rules' columns.
+
+    Eager, step by step: on these frames Polars' in-memory steps cost less than one lazy
+    plan. Only the courses certain to be read as the loader reads them are kept.
+    """
+    import polars as pl
+
+    zones = courses["tz"].unique().drop_nulls().to_list()
+    keys, values, index = _zone_keys(zones)
+    courses = courses.with_columns(
+        zone=pl.col("tz").replace_strict(index, default=None, return_dtype=pl.Int64)
+    )
+    s = (
+        courses.select(
+            "row", "zone", "n", "course_quotes", "sessions", pos=pl.int_ranges(0, pl.col("n"))
+        )
+        .explode("sessions", "pos")
+        .unnest("sessions")
+    )
+    s = s.with_columns(**_instant_parts("start"), **_instant_parts("last_food"))
+    start, start_ok = _instant("start")
+    food, food_ok = _instant("last_food")
+    given = [pl.col(k).is_not_null().cast(pl.Int64) for k in _SESSION_KEYS]
+    s = s.select(
+        "row",
+        "zone",
+        "course_quotes",
+        "pos",
+        "escort",
+        "therapist",
+        utc=start,
+        food=food,
+        sid=pl.coalesce(pl.col("id"), (pl.col("pos") + 1).cast(pl.String)),
+        induction=pl.col("kind").is_null() | (pl.col("kind") == "induction"),
+        valid=start_ok.fill_null(False)
+        & (pl.col("last_food").is_null() | food_ok.fill_null(False))
+        & (pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"]))
+        & (pl.col("id").is_null() | (pl.col("id").str.strip_chars(_WHITESPACE) != "")),
+        quotes=pl.sum_horizontal(given) * 4,
+    )
+    s = s.with_columns(offset=_offset_of(keys, values))
+    # Start order; sessions that start together (ordered by id in the timeline) send their
+    # course the per-record way, so that only integers are sorted here.
+    s = s.with_columns(date=(pl.col("utc") + pl.col("offset")) // 86400).sort("row", "utc")
+    s = s.with_columns(
+        _tie=(pl.col("row") == pl.col("row").shift(1)) & (pl.col("utc") == pl.col("utc").shift(1))
+    )
+    # Whether the course is certain: every session valid, every quote accounted for, its
+    # zone known, its session ids unique, no two at the same instant.
+    certain = (
+        ~pl.col("_tie").fill_null(False).any()
+        & pl.col("valid").all()
+        & pl.col("offset").is_not_null().all()
+        & (pl.col("course_quotes").first() == pl.col("quotes").sum())
+        & (pl.col("sid").n_unique() == pl.len())
+    )
+    ok = s.group_by("row").agg(certain.alias("ok")).filter(pl.col("ok"))["row"]
+    s = s.filter(pl.col("row").is_in(ok.implode()))
+    row = pl.col("row")
+    start_row = row != row.shift(1)
+    number = pl.int_range(pl.len(), dtype=pl.Int64)
+    ind = pl.col("induction").cast(pl.Int64)
+    # Rows are sorted by course: each course's first row, and running sums from there.
+    s = s.with_columns(
+        _start=pl.when(start_row).then(number).forward_fill(),
+        _cum=ind.cum_sum() - ind,
+    )
+    s = s.with_columns(
+        place=number - pl.col("_start"),
+        _base=pl.when(start_row).then(pl.col("_cum")).forward_fill(),
+    )
+    first_ind = pl.col("induction") & (pl.col("_cum") == pl.col("_base"))
+    s = s.with_columns(
+        prev_date=pl.when(~start_row).then(pl.col("date").shift(1)),
+        inductions_before=pl.col("_cum") - pl.col("_base"),
+        _fid_row=pl.when(first_ind).then(row).forward_fill(),
+        _fid=pl.when(first_ind).then(pl.col("date")).forward_fill(),
+    )
+    return s.with_columns(
+        n_induction=ind.sum().over("row"),
+        first_induction_date=pl.when(pl.col("_fid_row") == row).then(pl.col("_fid")),
+    ).drop("_start", "_cum", "_base", "_fid_row", "_fid", "_tie")
+
+
+# UTC seconds the zone tables cover: 1901-01-01 and 2200-01-01, two days either way.
+_LO = -2_177_452_800 - 2 * 86400
+_HI = 7_258_118_400 + 2 * 86400
+_BIAS = 1 << 32
+_SHIFT = 1 << 35
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone_table(name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(segment starts, UTC offsets) of a zone, in seconds, from _LO to _HI; None: unknown.
+
+    The offset is zoneinfo's own (``astimezone``, as the timeline converts), asked at the
+    start of each segment. The segments' starts are a superset of the instants where the
+    offset can change: every transition of the zone's file, and for the years its rule
+    (its POSIX TZ string) covers, every instant around that rule's changes and the years'
+    boundaries, read with the standard library's pure-Python zoneinfo. Between two starts
+    zoneinfo's offset is constant, so one question per segment answers for all of it.
+    Anything unexpected makes the zone unknown: its courses take the per-record path.
+    """
+    try:
+        zone = _time.zone(name)
+        from zoneinfo import _zoneinfo as pure  # type: ignore[attr-defined]
+
+        parsed = pure.ZoneInfo.no_cache(name)
+        transitions = [int(t) for t in parsed._trans_utc]
+        points = {_LO, *(t for t in transitions if _LO < t < _HI)}
+        after = parsed._tz_after
+        if isinstance(after, pure._TZStr):
+            # zoneinfo's rule for a UTC instant: the DST bounds of the instant's UTC year,
+            # the start in standard time and the end in daylight time (_TZStr).
+            first = max(1900, _year_of(transitions[-1]) - 1) if transitions else 1900
+            std = int(after.std.utcoff.total_seconds())
+            dst = int(after.dst.utcoff.total_seconds())
+            for year in range(first, 2202):
+                begin, end = (int(t) for t in after.transitions(year))
+                new_year = int((dt.datetime(year, 1, 1, tzinfo=dt.UTC) - _EPOCH).total_seconds())
+                for point in (new_year, begin - std, begin - dst, end - std, end - dst):
+                    if _LO < point < _HI:
+                        points.add(point)
+        elif not isinstance(after, pure._ttinfo):
+            return None
+        starts = tuple(sorted(points))
+        offsets = tuple(_offset(zone, t) for t in starts)
+    except Exception:  # a zone this engine cannot read with certainty: per record
+        return None
+    return starts, offsets
+
+
+def _year_of(seconds: int) -> int:
+    return (_EPOCH + dt.timedelta(seconds=seconds)).year
+
+
+def _offset(zone: Any, seconds: int) -> int:
+    local = (_EPOCH + dt.timedelta(seconds=seconds)).astimezone(zone)
+    offset = local.utcoffset()
+    assert offset is not None
+    return offset // dt.timedelta(seconds=1)
+
+
+def _zone_keys(zones: list[str]) -> tuple[list[int], list[int], dict[str, int]]:
+    """The zone tables of ``zones`` as one sorted key list: (keys, offsets, zone ids)."""
+    keys: list[int] = []
+    values: list[int] = []
+    index: dict[str, int] = {}
+    for name in sorted(zones):
+        table = _zone_table(name)
+        if table is None:
+            continue
+        index[name] = z = len(index) + 1
+        keys.extend(z * _SHIFT + _BIAS + t for t in table[0])
+        values.extend(table[1])
+    return keys, values, index
+
+
+def _offset_of(keys: list[int], values: list[int]) -> Any:
+    """The UTC offset in seconds of each session (``zone``, ``utc``); null where unknown."""
+    import polars as pl
+
+    if not keys:
+        return pl.lit(None, dtype=pl.Int64)
+    utc = pl.col("utc")
+    wanted = pl.when((utc >= _LO) & (utc < _HI)).then(pl.col("zone") * _SHIFT + _BIAS + utc)
+    # Within its zone's keys: the first key of a zone is at _LO, below any wanted value.
+    place = pl.lit(pl.Series(keys, dtype=pl.Int64)).search_sorted(wanted.fill_null(0), side="right")
+    place = (place.cast(pl.Int64) - 1).clip(0, len(keys) - 1)
+    found = pl.lit(pl.Series(values, dtype=pl.Int64)).gather(place)
+    return pl.when(wanted.is_not_null()).then(found)
+
+
+class Columns:
+    """What a rule's ``columnar`` form reads and writes: Polars expressions, a row a session.
+
+    Rows are in start order within each course (ties broken by id), as the timeline has
+    them; courses read here have no integration meetings, and there is no ``as_of``.
+
+    Attributes:
+        induction: Whether the session is an induction session.
+        date: Its local date, in days since 1970-01-01.
+        previous_date: The local date of the session before it in the course, or null.
+        utc: Its start, in seconds since 1970-01-01 UTC.
+        food: Its ``last_food``, in seconds since 1970-01-01 UTC, or null.
+        escort: Its escort, or null.
+        therapist: Its therapist, or null.
+        inductions: The course's induction sessions.
+        inductions_before: Induction sessions before it in the course.
+        first_induction_date: The local date of the course's first induction, or null.
+        first: Whether it is the course's first session.
+        label: How messages name it (`TimedSession.label`).
+        previous_label: How messages name the session before it.
+        series_length: The protocol's series length (`Timeline.series_length`), or None.
+    """
+
+    def __init__(self, series_length: int | None) -> None:
+        import polars as pl
+
+        self._pl = pl
+        self.series_length = series_length
+        self.induction = pl.col("induction")
+        self.date = pl.col("date")
+        self.previous_date = pl.col("prev_date")
+        self.utc = pl.col("utc")
+        self.food = pl.col("food")
+        self.escort = pl.col("escort")
+        self.therapist = pl.col("therapist")
+        self.inductions = pl.col("n_induction")
+        self.inductions_before = pl.col("inductions_before")
+        self.first_induction_date = pl.col("first_induction_date")
+        self.first = pl.col("place") == 0
+        self.label = pl.col("label")
+        self.previous_label = pl.col("prev_label")
+        self.groups: list[tuple[str, Any]] = []
+        self.stages: list[tuple[str, Any]] = []
+
+    def of_kinds(self, kinds: Iterable[object]) -> Any:
+        """Whether the session is of one of ``kinds``."""
+        values = {str(k) for k in kinds}
+        if values >= {"induction", "booster"}:
+            return self._pl.lit(True)
+        if "induction" in values:
+            return self.induction
+        if "booster" in values:
+            return ~self.induction
+        return self._pl.lit(False)
+
+    def blank(self, text: Any) -> Any:
+        """Whether a text column is null or only whitespace (as ``not text.strip()``)."""
+        return text.is_null() | (text.str.strip_chars(_WHITESPACE) == "")
+
+    def add_months(self, date: Any, months: int) -> Any:
+        """``_time.add_months`` on a date column (days since the epoch): day clamped."""
+        pl = self._pl
+        at = self._stage
+        # Date to civil fields, Howard Hinnant's algorithm, a column at each step: Polars
+        # would otherwise grow (and evaluate) the nested expressions many times over.
+        z = at(date.cast(pl.Int64) + 719468)
+        era = at(z // 146097)
+        doe = at(z - era * 146097)
+        yoe = at((doe - doe // 1460 + doe // 36524 - doe // 146096) // 365)
+        doy = at(doe - (365 * yoe + yoe // 4 - yoe // 100))
+        mp = at((5 * doy + 2) // 153)
+        day = at(doy - (153 * mp + 2) // 5 + 1)
+        month = at(mp + 3 - 12 * (mp >= 10).cast(pl.Int64))
+        year = at(yoe + era * 400 + (month <= 2).cast(pl.Int64))
+        total = at(year * 12 + month - 1 + months)
+        year, month = at(total // 12), at(total % 12 + 1)
+        last = at(_days_in_month(year, month))
+        day = at(pl.when(day > last).then(last).otherwise(day))
+        y = at(year - (month <= 2).cast(pl.Int64))
+        return at(_days_from(y, month, day))
+
+    def _stage(self, expr: Any) -> Any:
+        # A column computed before the rules' expressions are (see add_months).
+        name = f"_stage{len(self.stages)}"
+        self.stages.append((name, expr))
+        return self._pl.col(name)
+
+    # --- messages ---------------------------------------------------------------------
+
+    def text(self, *parts: Any) -> Any:
+        """Parts (text, or integer or text expressions) joined, as an f-string would."""
+        pl = self._pl
+        return pl.concat_str(
+            [pl.lit(p) if isinstance(p, str) else p.cast(pl.String) for p in parts]
+        )
+
+    def choose(self, condition: Any, then: Any, otherwise: Any) -> Any:
+        """``then`` where ``condition`` holds, else ``otherwise`` (texts or expressions)."""
+        pl = self._pl
+        return pl.when(condition).then(_lit(pl, then)).otherwise(_lit(pl, otherwise))
+
+    def joined(self, where: Any, text: Any) -> Any:
+        """The texts of a course's sessions where ``where`` holds, joined by ``", "``."""
+        name = f"_group{len(self.groups)}"
+        self.groups.append((name, text.filter(where).str.join(", ")))
+        return self._pl.col(name)
+
+    def iso(self, date: Any) -> Any:
+        """A date column as ``date.isoformat()``."""
+        return date.cast(self._pl.Int32).cast(self._pl.Date).dt.to_string("%Y-%m-%d")
+
+    def days(self, n: Any) -> Any:
+        """``_days(n)``: ``1 day``, ``2 days``."""
+        return self.text(n, self.choose(n == 1, " day", " days"))
+
+    def duration(self, seconds: Any) -> Any:
+        """``_time.format_duration`` of whole seconds: ``3 h 59 min``, ``-1 h 00 min 05 s``."""
+        pl = self._pl
+        size = seconds.abs()
+        minutes = (size % 3600 // 60).cast(pl.String).str.zfill(2)
+        secs = (size % 60).cast(pl.String).str.zfill(2)
+        return self.text(
+            self.choose(seconds < 0, "-", ""),
+            size // 3600,
+            " h ",
+            minutes,
+            " min",
+            self.choose(size % 60 != 0, self.text(" ", secs, " s"), ""),
+        )
+
+    def iso_duration(self, seconds: Any) -> Any:
+        """``_iso_duration`` of whole seconds: ``PT3H59M``, ``-PT1H``, ``PT0S``."""
+        pl = self._pl
+        size = seconds.abs()
+        hours, minutes, secs = size // 3600, size % 3600 // 60, size % 60
+        body = pl.concat_str(
+            [
+                self.choose(hours != 0, self.text(hours, "H"), ""),
+                self.choose(minutes != 0, self.text(minutes, "M"), ""),
+                self.choose(secs != 0, self.text(secs, "S"), ""),
+            ]
+        )
+        return self.text(
+            self.choose(seconds < 0, "-", ""), "PT", self.choose(body == "", "0S", body)
+        )
+
+    def number(self, value: Any) -> Any:
+        """An integer (or integer column) as a finding's expected or actual value."""
+        return self.text(value if not isinstance(value, int) else str(value))
+
+    def string(self, value: Any) -> Any:
+        """A text (or text column, without quotes or escapes) as an expected or actual value."""
+        if isinstance(value, str):
+            return self._pl.lit(json.dumps(value))
+        return self.text('"', value, '"')
+
+    def null(self) -> Any:
+        """None as an expected or actual value."""
+        return self._pl.lit("null")
+
+    def finding(
+        self, where: Any, message: Any, expected: Any, actual: Any, sessions: Any = "this"
+    ) -> tuple[Any, ...]:
+        """A finding at each session where ``where`` holds.
+
+        Args:
+            where: Where the rule has the finding (one finding a row).
+            message: Its message.
+            expected: Its expected value, from `number`, `string` or `null`.
+            actual: Its actual value, likewise.
+            sessions: The sessions it names: ``"this"`` (the row's), ``"pair"`` (the one
+                before and the row's), None (none), or a condition: the course's sessions
+                where it holds.
+        """
+        if sessions is None or isinstance(sessions, str):
+            return (where, message, expected, actual, sessions)
+        name = f"_group{len(self.groups)}"
+        self.groups.append((name + "_ids", self._pl.col("sid").filter(sessions)))
+        self.groups.append((name + "_places", self._pl.col("place").filter(sessions)))
+        return (where, message, expected, actual, name)
+
+
+def _lit(pl: Any, value: Any) -> Any:
+    return pl.lit(value) if isinstance(value, str) else value
+
+
+def _forms(protocol: Protocol, columns: Columns) -> list[tuple[int, tuple[Any, ...]]]:
+    """(rule index, finding form) of every vectorised finding of the protocol's rules."""
+    rules: list[Any] = list(protocol.rules)  # each with a columnar form (see supports)
+    return [(index, form) for index, rule in enumerate(rules) for form in rule.columnar(columns)]
+
+
+def _findings(sessions: Any, columns: Columns, forms: list[tuple[int, tuple[Any, ...]]]) -> Any:
+    """The findings of the certain sessions' courses, a row each (lazy).
+
+    ``row, drawable, form, rule, first, places, ids, message, expected, actual``.
+    """
+    import polars as pl
+
+    for name, expr in columns.stages:
+        sessions = sessions.with_columns(expr.alias(name))
+    # Each form's rows, once; any null (an unknown) counts as a finding: the course is
+    # then read again.
+    sessions = sessions.with_columns(
+        [form[0].fill_null(True).alias(f"_at{k}") for k, (_, form) in enumerate(forms)]
+    )
+    hit = pl.any_horizontal([pl.col(f"_at{k}") for k in range(len(forms))])
+    rows = sessions.filter(hit).select("row").unique()
+    flagged = _labelled(sessions.join(rows, on="row", how="semi", maintain_order="left"))
+    if columns.groups:
+        grouped = flagged.group_by("row").agg(**dict(columns.groups))
+        flagged = flagged.join(grouped, on="row", how="left", maintain_order="left")
+    # Ids as messages show them as they are: printable ASCII, 40 characters at most.
+    drawable = pl.col("sid").str.contains(r"^[ -~]{1,40}$").all().over("row")
+    flagged = flagged.with_columns(drawable=drawable.fill_null(False))
+    parts = []
+    for number, (index, (_, message, expected, actual, named)) in enumerate(forms):
+        if named == "this":
+            ids, places = pl.concat_list("sid"), pl.concat_list("place")
+        elif named == "pair":
+            ids = pl.concat_list(pl.col("prev_sid"), pl.col("sid"))
+            places = pl.concat_list(pl.col("place") - 1, pl.col("place"))
+        elif named is None:
+            ids = pl.lit([], dtype=pl.List(pl.String))
+            places = pl.lit([], dtype=pl.List(pl.Int64))
+        else:
+            ids, places = pl.col(named + "_ids"), pl.col(named + "_places")
+        parts.append(
+            flagged.filter(pl.col(f"_at{number}")).select(
+                "row",
+                "drawable",
+                form=pl.lit(number, dtype=pl.Int64),
+                rule=pl.lit(index, dtype=pl.Int64),
+                first=places.list.first().fill_null(-1).cast(pl.Int64),
+                places=places.cast(pl.List(pl.Int64)),
+                ids=ids,
+                message=message,
+                expected=expected,
+                actual=actual,
+            )
+        )
+    return pl.concat(parts).sort("row", "first", "rule", "form")
+
+
+def _assembled(table: Any, protocol: Protocol) -> dict[int, tuple[dict[str, Any], ...] | None]:
+    """Each course's findings from the table of `_findings`, in report order.
+
+    None for a course whose findings cannot be drawn here (an id messages would echo, an
+    unknown); a course absent from the answer has no finding.
+    """
+    rules: list[Any] = list(protocol.rules)  # built-in rules: BaseRule's help
+    heads = [(rule.id, getattr(rule.severity, "value", rule.severity)) for rule in rules]
+    helps = [None if rule.help is None else rule.help.to_dict() for rule in rules]
+    out: dict[int, tuple[dict[str, Any], ...] | None] = {}
+    found: dict[int, list[tuple[Any, dict[str, Any]]]] = {}
+    decoded: dict[str, Any] = {}
+    # Column by column: several times faster than row tuples.
+    columns = [
+        table[name].to_list()
+        for name in ("row", "drawable", "rule", "places", "ids", "message", "expected", "actual")
+    ]
+    for row, drawable, index, places, ids, message, expected, actual in zip(*columns, strict=True):
+        if not drawable or message is None or expected is None or actual is None:
+            out[row] = None
+            continue
+        if expected not in decoded:
+            decoded[expected] = json.loads(expected)
+        if actual not in decoded:
+            decoded[actual] = json.loads(actual)
+        rule_id, severity = heads[index]
+        help = helps[index]
+        finding = {
+            "rule": rule_id,
+            "severity": severity,
+            "sessions": ids,
+            "message": message,
+            "expected": decoded[expected],
+            "actual": decoded[actual],
+            "help": None if help is None else help.copy(),
+        }
+        # The order of protocol._findings: first session, rule, sessions, message.
+        key = ((places[:1] or [-1]), index, places, message)
+        pairs = found.get(row)
+        if pairs is None:
+            found[row] = [(key, finding)]
+        else:
+            pairs.append((key, finding))
+    for row, pairs in found.items():
+        if row in out:
+            continue
+        if len(pairs) > 1:
+            pairs.sort(key=lambda pair: pair[0])
+        out[row] = tuple(f for _, f in pairs)
+    return out
+
+
+def _labelled(sessions: Any) -> Any:
+    """The sessions with their labels: ``session s3 (2026-12-03 09:00 UTC-07:00)``."""
+    import polars as pl
+
+    local = pl.col("utc") + pl.col("offset")
+    of_day = local - pl.col("date") * 86400
+    minutes = pl.col("offset").abs() // 60
+
+    def two(value: Any) -> Any:
+        return value.cast(pl.String).str.zfill(2)
+
+    label = pl.concat_str(
+        [
+            pl.lit("session "),
+            pl.col("sid"),
+            pl.lit(" ("),
+            pl.col("date").cast(pl.Int32).cast(pl.Date).dt.to_string("%Y-%m-%d"),
+            pl.lit(" "),
+            two(of_day // 3600),
+            pl.lit(":"),
+            two(of_day % 3600 // 60),
+            pl.lit(" UTC"),
+            pl.when(pl.col("offset") < 0).then(pl.lit("-")).otherwise(pl.lit("+")),
+            two(minutes // 60),
+            pl.lit(":"),
+            two(minutes % 60),
+            pl.lit(")"),
+        ]
+    )
+    same = pl.col("row") == pl.col("row").shift(1)
+    return sessions.with_columns(label=label).with_columns(
+        prev_label=pl.when(same).then(pl.col("label").shift(1)),
+        prev_sid=pl.when(same).then(pl.col("sid").shift(1)),
+    )

@@ -1,0 +1,410 @@
+"""The columnar audit engine against the per-record one: the same outputs, byte for byte."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kaprules import (
+    STANDARD,
+    BoosterInterval,
+    Escort,
+    Fasting,
+    InputError,
+    Protocol,
+    SessionCount,
+    SessionSpacing,
+    Therapist,
+    TreatmentWindow,
+    _fast,
+    dumps,
+    get_protocol,
+)
+from kaprules import _columnar as columnar
+from kaprules.auditing import audit, read_records
+from kaprules.strategies import compliant_courses, violating_courses
+
+from conftest import ROOT
+from helpers import make_audit_data
+
+pytest.importorskip("polars", reason="the columnar engine needs the columnar extra (Polars)")
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+def _session(start: str, **more: Any) -> dict[str, Any]:
+    return {"start": start, "last_food": _minus(start, hours=5), "escort": "E", **more}
+
+
+def _minus(start: str, **delta: float) -> str:
+    return (dt.datetime.fromisoformat(start) - dt.timedelta(**delta)).isoformat()
+
+
+def _series(zone: str, first: dt.datetime, gaps: list[int], **more: Any) -> str:
+    sessions = []
+    day = first
+    for n, gap in enumerate([0, *gaps]):
+        day += dt.timedelta(days=gap)
+        sessions.append({"id": f"s{n + 1}", **_session(day.isoformat(), **more)})
+    return json.dumps({"id": "c", "timezone": zone, "sessions": sessions}, separators=(",", ":"))
+
+
+def _hostile() -> list[str | bytes]:
+    """Lines the columnar reader must hand over, or read exactly as the loader does."""
+    ok = make_audit_data.lines(3, seed=7)
+    good = next(ok)
+    doc = json.loads(good)
+    start = doc["sessions"][0]["start"]
+    utc = dt.datetime.fromisoformat(start).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines: list[str | bytes] = [
+        good,
+        json.dumps(doc),  # json.dumps's own separators
+        json.dumps(doc, indent=None, separators=(", ", ":")),
+        good.replace('"timezone"', '"timezone":"UTC","timezone"', 1),  # a repeated key
+        good.replace('"patient"', '"patients"', 1),  # an unknown field
+        good.replace('"patient":"P-SECRET-4471"', '"patient":null', 1),
+        good.replace('"patient":"P-SECRET-4471"', '"patient":12', 1),
+        good.replace('"patient":"P-SECRET-4471"', '"patient":' + "9" * 5000, 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"J\\u00e9"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"Jé"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"\u3000"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"\\t"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"a\\"b"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"\\ud800"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":null', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"therapist":"T"', 1),
+        good.replace('"id":"s1"', '"id":" "', 1),
+        good.replace('"id":"s1"', '"id":"s2"', 1),
+        good.replace('"id":"s1",', "", 1),
+        good.replace('"id":"c-', '"id":"\\n', 1),
+        good.replace('"id":"c-0000001"', '"id":"\u3000"', 1),
+        good.replace(start, start.replace("T", " "), 1),
+        good.replace(start, start[:19] + ".5" + start[19:], 1),
+        good.replace(start, utc, 1),
+        good.replace(start, utc.replace("Z", "z"), 1),
+        good.replace(start, utc[:19] + "+24:00", 1),
+        good.replace(start, "2025-02-29" + start[10:], 1),
+        good.replace(start, start[:11] + "24:00:00" + start[19:], 1),
+        good.replace(start, start[:17] + "60" + start[19:], 1),
+        good.replace(start, "1900" + start[4:], 1),
+        good.replace(start, "8999" + start[4:], 1),
+        good.replace(start, "2300" + start[4:], 1),
+        good.replace(start, "\uff11" + start[1:], 1),  # a digit, not an ASCII one
+        good.replace('"sessions":[', '"sessions":[{"start":"2026-01-01T00:00:00Z"},', 1),
+        good.replace('"sessions":[', '"sessions":[null,', 1),
+        good.replace('"sessions":[', '"sessions":[[],', 1),
+        good.replace('"sessions":[', '"sessions":[1e999,', 1),
+        good.replace('"sessions":[', '"sessions":[{},', 1),
+        good.replace("}]}", "},]}", 1),
+        good.replace('"timezone":"', '"timezone":"Mars/', 1),
+        good.replace('"timezone":"', '"timezone":"posix/', 1),
+        good[:-1],
+        good + " ",
+        " " + good,
+        good + "\r",
+        good.replace("{", "{\r", 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"J\ro"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":"J\u2028\x85\x0bo"', 1),
+        "\ufeff" + good,
+        good.encode()[:40] + b"\xff" + good.encode()[41:],
+        "",
+        "   ",
+        "[]",
+        "null",
+        '{"timezone":"UTC","sessions":[]}',
+        '{"timezone":"UTC","sessions":{}}',
+        '{"timezone":"UTC","sessions":"x"}',
+        '{"timezone":["UTC"],"sessions":[{"start":"2026-01-01T00:00:00Z"}]}',
+        '{"timezone":"UTC","sessions":[{"start":"2026-01-01T00:00:00Z","kind":"Booster"}]}',
+        '{"timezone":"UTC","sessions":[{"start":"2026-01-01T00:00:00Z","kind":"booster"}]}',
+        '{"timezone":"UTC","sessions":[{"start":"2026-01-01T00:00:00Z","id":"2"},'
+        '{"start":"2026-01-05T00:00:00Z"}]}',
+        '{"timezone":"UTC","sessions":[{"start":"2026-01-01T00:00:00Z","extra":{}}]}',
+        '{"timezone":"UTC","sessions":[{"start":"2026-01-01T00:00:00Z","id":"b","escort":"E"},'
+        '{"start":"2026-01-01T01:00:00+01:00","id":"a","last_food":"2025-12-31T00:00:00Z"}]}',
+        '{"timezone":"UTC","integrations":[],"sessions":[{"start":"2026-01-01T00:00:00Z"}]}',
+        '{"$schema":"x","timezone":"UTC","sessions":[{"start":"2026-01-01T00:00:00Z"}]}',
+    ]
+    # DST folds and gaps, half-hour changes, odd offsets, old and far years, month ends.
+    for zone, first in [
+        ("America/Denver", dt.datetime(2026, 3, 1, 23, 30)),
+        ("America/Denver", dt.datetime(2026, 10, 25, 0, 30)),
+        ("Australia/Lord_Howe", dt.datetime(2026, 3, 28, 1, 45)),
+        ("Australia/Lord_Howe", dt.datetime(2026, 9, 26, 23, 50)),
+        ("Europe/London", dt.datetime(1901, 1, 1, 0, 0)),
+        ("America/St_Johns", dt.datetime(2180, 10, 25, 23, 0)),
+        ("Asia/Kathmandu", dt.datetime(1985, 12, 25, 23, 50)),
+        ("Pacific/Apia", dt.datetime(2011, 12, 25, 23, 0)),
+        ("UTC", dt.datetime(2024, 2, 20, 23, 59, 59)),
+    ]:
+        tz = __import__("zoneinfo").ZoneInfo(zone)
+        aware = first.replace(tzinfo=tz)
+        for gaps in ([2, 2, 2, 2, 2], [1, 3, 2, 2, 2], [2, 2, 2, 2, 2, 2], [3, 3, 3, 3, 3]):
+            lines.append(_series(zone, aware, gaps))
+        lines.append(_series(zone, aware.astimezone(dt.UTC), [2, 2, 2, 2, 2]))
+        series = json.loads(_series(zone, aware, [2, 2, 2, 2, 2]))
+        for months, day in ((6, 0), (5, 0), (6, -1), (6, 3)):
+            last = dt.datetime.fromisoformat(series["sessions"][-1]["start"])
+            month = last.month - 1 + months
+            booster = dt.datetime(
+                last.year + month // 12, month % 12 + 1, 28, last.hour, tzinfo=tz
+            ) + dt.timedelta(days=day)
+            series["sessions"].append(
+                {"id": "b", "kind": "booster", **_session(booster.isoformat())}
+            )
+            lines.append(json.dumps(series, separators=(",", ":")))
+        month_end = dt.datetime(2026, 8, 31, 9, tzinfo=tz)
+        series = json.loads(_series(zone, month_end - dt.timedelta(days=10), [2, 2, 2, 2, 2]))
+        for target in (dt.datetime(2027, 2, 28, 9), dt.datetime(2027, 2, 27, 9)):
+            series["sessions"].append(
+                {"id": "b", "kind": "booster", **_session(target.replace(tzinfo=tz).isoformat())}
+            )
+            lines.append(json.dumps(series, separators=(",", ":")))
+            series["sessions"].pop()
+    short = json.loads(good)
+    short["sessions"][0]["last_food"] = _minus(short["sessions"][0]["start"], hours=4)
+    lines.append(json.dumps(short, separators=(",", ":")))
+    short["sessions"][0]["last_food"] = _minus(short["sessions"][0]["start"], hours=3.9999)
+    lines.append(json.dumps(short, separators=(",", ":")))
+    short["sessions"][0]["last_food"] = _minus(short["sessions"][0]["start"], hours=-1)
+    lines.append(json.dumps(short, separators=(",", ":")))
+    for fast in ((3, 59, 30), (-1, 0, -5), (0, 0, 0), (0, 0, 7), (-2, -30, 0)):
+        start = short["sessions"][0]["start"]
+        food = _minus(start, hours=fast[0], minutes=fast[1], seconds=fast[2])
+        short["sessions"][0]["last_food"] = food
+        lines.append(json.dumps(short, separators=(",", ":")))
+    return lines
+
+
+class _Custom(Fasting):
+    # A subclass that changes what the rule does has no vectorised form of its own.
+    def __call__(self, timeline: Any) -> Any:
+        return iter(())
+
+
+PROTOCOLS = [
+    STANDARD,
+    get_protocol("kap-standard@2"),
+    Protocol(
+        "clinic",
+        "1",
+        (
+            SessionCount(count=6, window_days=15),
+            TreatmentWindow(days=15),
+            SessionSpacing(min_days=2, severity="warning"),
+            Fasting(hours=4.5, kinds={"booster"}),
+            Escort(kinds={"induction"}, severity="info"),
+            Therapist(kinds={"booster"}),
+            BoosterInterval(months=5, min_induction=0),
+        ),
+    ),
+    Protocol("custom", "1", (_Custom(), Escort())),
+    # Hardly any course breaks it: a line read wrongly shows as a result, not as a finding.
+    Protocol("lenient", "1", (Escort(kinds={"booster"}),)),
+]
+
+
+def _outputs(path: Path, protocol: Protocol, engine: str, jobs: int = 1) -> Any:
+    run = audit(read_records([str(path)]), protocol, engine=engine, jobs=jobs, sample=5)
+    results = list(run)
+    return results, run.summary.to_dict(), run.samples
+
+
+def _write(path: Path, lines: list[str | bytes]) -> Path:
+    path.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS, ids=lambda p: f"{p.id}@{p.version}")
+def test_hostile_and_generated_lines_give_the_same_results(
+    protocol: Protocol, tmp_path: Path
+) -> None:
+    lines = [*_hostile(), *make_audit_data.lines(400, seed=3)]
+    path = _write(tmp_path / "in.jsonl", lines)
+    records = _outputs(path, protocol, "records")
+    assert _outputs(path, protocol, "columnar") == records
+    assert _outputs(path, protocol, "auto") == records
+    # Some lines must have been taken by the columnar path, or this test proves nothing.
+    if protocol.id in ("kap-standard", "clinic", "lenient") and protocol.version == "1":
+        data = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
+        taken = columnar._evaluated(data, protocol)
+        assert len(taken) > 200
+        drawn = sum(1 for _, _, findings in taken.values() if findings)
+        assert drawn > 40 or protocol.id == "lenient"
+        for index, (course_id, count, findings) in taken.items():
+            assert records[0][index][2:5] == (course_id, count, findings)
+
+
+def test_the_slow_way_in_gives_the_same_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # When Polars refuses a chunk's bytes, its lines go into a frame one by one.
+    import polars as pl
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise pl.exceptions.ComputeError("refused")
+
+    path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(200, seed=3)])
+    records = _outputs(path, STANDARD, "records")
+    monkeypatch.setattr(pl, "scan_lines", refuse)
+    assert _outputs(path, STANDARD, "columnar") == records
+
+
+def _timeless(html: bytes) -> bytes:
+    # The report states when the run started and how long it took: nothing else may differ.
+    return re.sub(rb"started [0-9T:+-]+, took [0-9.]+ s", b"started, took", html)
+
+
+def test_cli_outputs_are_byte_identical(tmp_path: Path, cli: Run) -> None:
+    path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(300, seed=4)])
+    seen = []
+    for engine in ("records", "columnar", "auto"):
+        for suffix in ("jsonl", "csv"):
+            out, html = tmp_path / f"{engine}.{suffix}", tmp_path / f"{engine}.html"
+            more = ("--html", str(html), "--sample", "8") if suffix == "csv" else ()
+            code, summary, err = cli(
+                "audit", str(path), "--engine", engine, "--findings", str(out), "--format",
+                "json", *more,
+            )  # fmt: skip
+            assert (code, err) == (1, "")
+            seen.append((suffix, summary, out.read_bytes()))
+        seen.append(("html", "", _timeless(html.read_bytes())))
+    assert b"<table" in seen[2][2]
+    assert seen[0::3] == [seen[0]] * 3
+    assert seen[1::3] == [seen[1]] * 3
+    assert seen[2::3] == [seen[2]] * 3
+
+
+def test_worker_processes_give_the_same_outputs(tmp_path: Path) -> None:
+    # --jobs 2 in a fresh process: the columnar chunks go to real workers (forked before
+    # Polars is loaded), whose results must match the per-record workers' byte for byte.
+    path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(300, seed=5)])
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    seen = []
+    for engine in ("records", "columnar", "auto"):
+        out = tmp_path / f"{engine}.jsonl"
+        process = subprocess.run(
+            [sys.executable, "-m", "kaprules", "audit", str(path), "--jobs", "2",
+             "--engine", engine, "--findings", str(out), "--format", "json"],
+            env=env, capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert (process.returncode, process.stderr) == (1, b"")
+        seen.append((process.stdout, out.read_bytes()))
+    assert seen == [seen[0]] * 3
+    assert json.loads(seen[0][0])["input_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@settings(
+    max_examples=8,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    courses=st.lists(
+        st.one_of(
+            compliant_courses(),
+            st.sampled_from(["session-spacing", "fasting", "escort", "booster-interval"]).flatmap(
+                violating_courses
+            ),
+        ),
+        min_size=5,
+        max_size=25,
+    ),
+    separators=st.sampled_from([(",", ":"), (", ", ": ")]),
+)
+def test_generated_courses_give_the_same_results(
+    courses: list[Any], separators: tuple[str, str], tmp_path: Path
+) -> None:
+    lines: list[str | bytes] = [
+        json.dumps(c.to_dict(), separators=separators, ensure_ascii=False) for c in courses
+    ]
+    lines += [dumps(c, indent=None) for c in courses[:3]]
+    path = _write(tmp_path / "gen.jsonl", lines)
+    for protocol in PROTOCOLS[:2]:
+        assert _outputs(path, protocol, "columnar") == _outputs(path, protocol, "records")
+
+
+def test_the_engine_is_chosen_and_checked(tmp_path: Path) -> None:
+    # auto: the fast path, taken only when the fast paths are on (KAPRULES_NO_FAST_PATHS).
+    assert columnar.engine_for("auto", STANDARD, None, True) is _fast.ENABLED
+    assert columnar.engine_for("columnar", STANDARD, None, True)
+    assert not columnar.engine_for("auto", STANDARD, dt.date(2026, 1, 1), True)
+    assert not columnar.engine_for("auto", PROTOCOLS[3], None, True)
+    assert not columnar.engine_for("auto", STANDARD, None, False)
+    assert not columnar.engine_for("records", STANDARD, None, True)
+    with pytest.raises(InputError, match="engine: must be one of auto, columnar, records"):
+        audit([], engine="fast")
+
+
+def test_without_polars_auto_takes_records_and_columnar_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(columnar, "available", lambda: False)
+    path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(5)))
+    assert not columnar.engine_for("auto", STANDARD, None, True)
+    with pytest.raises(InputError, match=r"install kaprules\[columnar\]"):
+        audit(read_records([str(path)]), engine="columnar")
+
+
+def test_whitespace_is_what_strip_removes() -> None:
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    assert every == columnar._WHITESPACE
+
+
+def test_zone_tables_agree_with_zoneinfo_at_every_change() -> None:
+    import zoneinfo
+
+    for name in ("America/Denver", "Australia/Lord_Howe", "Europe/Dublin", "Pacific/Apia"):
+        table = columnar._zone_table(name)
+        assert table is not None
+        zone = zoneinfo.ZoneInfo(name)
+        starts, offsets = table
+        for k in range(1, len(starts)):
+            for t in (starts[k] - 1, starts[k], (starts[k - 1] + starts[k]) // 2):
+                moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=t)
+                offset = moment.astimezone(zone).utcoffset()
+                assert offset is not None
+                expected = offsets[k] if t >= starts[k] else offsets[k - 1]
+                assert int(offset.total_seconds()) == expected, (name, t)
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_zone_offsets_agree_with_zoneinfo_anywhere(seed: int) -> None:
+    # Instants across the whole range, and hourly ones over DST seasons, in zones with
+    # odd rules: the table lookup answers as zoneinfo does.
+    import random
+    import zoneinfo
+
+    import polars as pl
+
+    names = [
+        "America/Denver", "America/St_Johns", "Australia/Lord_Howe", "Europe/Dublin",
+        "Africa/Casablanca", "Pacific/Apia", "Asia/Tehran", "America/Santiago", "UTC",
+        "Antarctica/Troll", "Europe/Moscow", "Pacific/Chatham",
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    keys, values, index = columnar._zone_keys(names)
+    rows = []
+    for name in names:
+        base = rng.randrange(columnar._LO, columnar._HI - 400 * 86400)
+        rows += [(index[name], rng.randrange(columnar._LO, columnar._HI)) for _ in range(200)]
+        rows += [(index[name], base + 3600 * k + rng.randrange(3600)) for k in range(0, 9000, 11)]
+    frame = pl.DataFrame(rows, schema=["zone", "utc"], orient="row")
+    found = frame.select(columnar._offset_of(keys, values)).to_series().to_list()
+    zones = {index[n]: zoneinfo.ZoneInfo(n) for n in names}
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for (zone, utc), offset in zip(rows, found, strict=True):
+        local = (epoch + dt.timedelta(seconds=utc)).astimezone(zones[zone])
+        assert local.utcoffset() == dt.timedelta(seconds=offset), (zone, utc)

@@ -530,9 +530,10 @@ class Search:
     def is_open(self, day: dt.date) -> bool:
         known = self._open.get(day)
         if known is None:
-            known = self._open[day] = self.usable(day) and (
+            # The calendar first: it is the cheaper test, and most closed days end there.
+            known = self._open[day] = (
                 self.calendar is None or self.calendar.is_open(day)
-            )
+            ) and self.usable(day)
         return known
 
     def usable(self, day: dt.date) -> bool:

@@ -1392,6 +1392,12 @@ class Escort(BaseRule):
         location="section 'Considering Ketamine Treatment', fourth sentence",
     )
     names: ClassVar[str] = "The session, one finding each."
+    recorded: ClassVar[tuple[str, str, str]] = (
+        "escort",
+        "an",
+        "someone must drive the patient home",
+    )
+    """The session field, its article and why it is needed: read by every form of the rule."""
 
     kinds: frozenset[Kind] = (
         attrs.field(  # not parameter(): mypy reads the converter's type only from attrs.field
@@ -1423,7 +1429,7 @@ class Escort(BaseRule):
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One covered session's escort missing or blank."""
-        return _blanked(self, course, choose, protocol, "escort")
+        return _blanked(self, course, choose, protocol)
 
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: a finding for each session without an escort.
@@ -1433,13 +1439,11 @@ class Escort(BaseRule):
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
         """
-        return _unrecorded_columnar(
-            self, c, c.escort, "escort", "an", "someone must drive the patient home"
-        )
+        return _unrecorded_columnar(self, c)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session without an escort."""
-        return _unrecorded(self, timeline, "escort", "an", "someone must drive the patient home")
+        return _unrecorded(self, timeline)
 
 
 @_builtin
@@ -1636,11 +1640,10 @@ def _presence_examples(
     return ((present, one("recorded")), (blank, one(" ")))
 
 
-def _unrecorded(
-    rule: Escort | Therapist, timeline: Timeline, field: str, article: str, why: str
-) -> Iterator[Finding]:
+def _unrecorded(rule: Escort | Therapist, timeline: Timeline) -> Iterator[Finding]:
     # Escort and therapist alike: each held session of a kind the rule covers names
     # someone. Only whether a name is there is ever shown, never the name.
+    field, article, why = rule.recorded
     for t in timeline.sessions:
         if t.planned or t.kind not in rule.kinds:
             continue
@@ -1655,10 +1658,11 @@ def _unrecorded(
             )
 
 
-def _unrecorded_columnar(
-    rule: Escort | Therapist, c: Any, name: Any, field: str, article: str, why: str
-) -> list[Any]:
-    # The vectorised form of _unrecorded (no session is planned without as_of).
+def _unrecorded_columnar(rule: Escort | Therapist, c: Any) -> list[Any]:
+    # The vectorised form of _unrecorded (no session is planned without as_of), from the
+    # same words.
+    field, article, why = rule.recorded
+    name = getattr(c, field)
     covered = c.of_kinds(rule.kinds)
     return [
         c.finding(
@@ -1701,6 +1705,12 @@ class Therapist(BaseRule):
         location="section 'The Impact of Ketamine Assisted Psychotherapy (KAP)', second sentence",
     )
     names: ClassVar[str] = "The session, one finding each."
+    recorded: ClassVar[tuple[str, str, str]] = (
+        "therapist",
+        "a",
+        "a psychotherapist guides each session",
+    )
+    """The session field, its article and why it is needed: read by every form of the rule."""
 
     kinds: frozenset[Kind] = (
         attrs.field(  # not parameter(): mypy reads the converter's type only from attrs.field
@@ -1733,7 +1743,7 @@ class Therapist(BaseRule):
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One covered session's therapist missing or blank."""
-        return _blanked(self, course, choose, protocol, "therapist")
+        return _blanked(self, course, choose, protocol)
 
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: a finding for each session without a therapist.
@@ -1743,15 +1753,11 @@ class Therapist(BaseRule):
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
         """
-        return _unrecorded_columnar(
-            self, c, c.therapist, "therapist", "a", "a psychotherapist guides each session"
-        )
+        return _unrecorded_columnar(self, c)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without a therapist."""
-        return _unrecorded(
-            self, timeline, "therapist", "a", "a psychotherapist guides each session"
-        )
+        return _unrecorded(self, timeline)
 
 
 @_builtin
@@ -1918,10 +1924,11 @@ def _covered(
 
 
 def _blanked(
-    rule: Escort | Therapist, course: Course, choose: Choices, protocol: Any, field: str
+    rule: Escort | Therapist, course: Course, choose: Choices, protocol: Any
 ) -> Course | None:
     target = _covered(rule, course, choose, protocol)
     if target is None:
         return None
-    changes: dict[str, Any] = {field: choose.choice([None, "", " ", "\t\n", "\u3000"])}
+    blank = choose.choice([None, "", " ", "\t\n", "\u3000"])
+    changes: dict[str, Any] = {rule.recorded[0]: blank}
     return _swapped(course, target, attrs.evolve(target, **changes))

@@ -407,6 +407,17 @@ def parameters_of(cls: type[Any]) -> tuple[Parameter, ...]:
     Returns:
         The parameters, in the order the class declares them.
     """
+    found = _DECLARED.get(cls)
+    if found is None:
+        found = _DECLARED[cls] = _declared(cls)
+    return found
+
+
+# A class declares its parameters once; protocols read them on every build and update.
+_DECLARED: dict[type[Any], tuple[Parameter, ...]] = {}
+
+
+def _declared(cls: type[Any]) -> tuple[Parameter, ...]:
     if attrs.has(cls):
         found = []
         for a in attrs.fields(cls):

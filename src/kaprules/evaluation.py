@@ -96,7 +96,7 @@ def findings_of(timeline: Timeline, protocol: Protocol) -> tuple[Finding, ...]:
     for index, rule in enumerate(protocol.rules):
         try:
             for finding in rule(timeline):
-                if type(finding) is not Finding and not isinstance(finding, Finding):
+                if not isinstance(finding, Finding):
                     raise _Misbehaved(f"yielded a {type(finding).__name__}, not a Finding")
                 found.append((index, finding))
         except KapRulesError:

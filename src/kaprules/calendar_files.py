@@ -18,7 +18,7 @@ from kaprules.clinic_calendar import (
     ClinicCalendar,
     Closure,
     closure_problems,
-    json_kind,
+    type_name,
 )
 from kaprules.errors import InputError, PathItem, Problem, unknown_field
 
@@ -43,7 +43,7 @@ def calendar_from_data(
         InputError: Every problem, each with its path.
     """
     if not isinstance(data, dict):
-        raise InputError(Problem((), f"a calendar must be an object, got {json_kind(data)}"))
+        raise InputError(Problem((), f"a calendar must be an object, got {type_name(data)}"))
     problems: list[Problem] = [
         unknown_field((), position, key, CALENDAR_FIELDS)
         for position, key in enumerate(data)
@@ -132,7 +132,7 @@ def _read_closed(value: object, problems: list[Problem]) -> object:
                 Problem(
                     where,
                     f"must be a date YYYY-MM-DD or a closure {{from, to, reason}}, "
-                    f"got {json_kind(item)}",
+                    f"got {type_name(item)}",
                     "type",
                 )
             )

@@ -106,7 +106,7 @@ def _closed_items(value: Iterable[dt.date | Closure]) -> tuple[dt.date | Closure
 
 def _date_problems(where: tuple[PathItem, ...], value: object) -> list[Problem]:
     if type(value) is not dt.date:
-        return [Problem(where, f"must be a date, got {json_kind(value)}", "type")]
+        return [Problem(where, f"must be a date, got {type_name(value)}", "type")]
     if not _time.MIN_YEAR <= value.year <= _time.MAX_YEAR:
         return [
             Problem(where, f"is outside the years {_time.MIN_YEAR} to {_time.MAX_YEAR}", "range")
@@ -119,7 +119,7 @@ def _text_problems(where: tuple[PathItem, ...], value: object) -> list[Problem]:
     if value is None:
         return []
     if not isinstance(value, str):
-        return [Problem(where, f"must be a string, got {json_kind(value)}", "type")]
+        return [Problem(where, f"must be a string, got {type_name(value)}", "type")]
     if not value.strip():
         return [Problem(where, "must not be blank; leave it out for none", "value")]
     if len(value) > _MAX_TEXT:
@@ -230,12 +230,12 @@ def _holiday_problem(country: object, subdivision: object) -> Problem | None:
         return None
     if not isinstance(country, str):
         return Problem(
-            "holidays", f"must be a country code string, got {json_kind(country)}", "type"
+            "holidays", f"must be a country code string, got {type_name(country)}", "type"
         )
     if subdivision is not None and not isinstance(subdivision, str):
         return Problem(
             "subdivision",
-            f"must be a subdivision code string, got {json_kind(subdivision)}",
+            f"must be a subdivision code string, got {type_name(subdivision)}",
             "type",
         )
     try:
@@ -274,7 +274,8 @@ def _holiday_problem(country: object, subdivision: object) -> Problem | None:
     return None
 
 
-def json_kind(value: object) -> str:
+def type_name(value: object) -> str:
+    """The Python type's name of a value, for messages about calendar values."""
     return type(value).__name__
 
 
@@ -352,7 +353,7 @@ class ClinicCalendar:
             problems.append(
                 Problem(
                     "duration_minutes",
-                    f"must be a whole number of minutes, got {json_kind(minutes)}",
+                    f"must be a whole number of minutes, got {type_name(minutes)}",
                     "type",
                 )
             )

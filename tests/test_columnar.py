@@ -23,6 +23,7 @@ from kaprules import (
     Escort,
     Fasting,
     InputError,
+    KapRulesError,
     Protocol,
     SessionCount,
     SessionSpacing,
@@ -219,7 +220,13 @@ PROTOCOLS = [
 def _outputs(path: Path, protocol: Protocol, engine: str, jobs: int = 1) -> Any:
     run = audit(read_records([str(path)]), protocol, engine=engine, jobs=jobs, sample=5)
     results = list(run)
-    return results, run.summary.to_dict(), run.samples
+    outputs = results, run.summary.to_dict(), run.samples
+    # flagged(), the CLI's way through, is the same audit without the compliant results.
+    run = audit(read_records([str(path)]), protocol, engine=engine, jobs=jobs, sample=5)
+    flagged = list(run.flagged())
+    assert flagged == [r for r in results if r.findings or r.rejected is not None]
+    assert (run.summary.to_dict(), run.samples) == outputs[1:]
+    return outputs
 
 
 def _write(path: Path, lines: list[str | bytes]) -> Path:
@@ -239,12 +246,15 @@ def test_hostile_and_generated_lines_give_the_same_results(
     # Some lines must have been taken by the columnar path, or this test proves nothing.
     if protocol.id in ("kap-standard", "clinic", "lenient") and protocol.version == "1":
         data = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
-        taken = columnar._evaluated(data, protocol)
-        assert len(taken) > 200
-        drawn = sum(1 for _, _, findings in taken.values() if findings)
-        assert drawn > 40 or protocol.id == "lenient"
-        for index, (course_id, count, findings) in taken.items():
+        found, (rows, ids, counts) = columnar._evaluated(data, protocol)
+        assert len(found) + len(rows) > 200
+        assert len(found) > 40 or protocol.id == "lenient"
+        assert not set(found) & set(rows)
+        for index, (course_id, count, findings) in found.items():
+            assert findings
             assert records[0][index][2:5] == (course_id, count, findings)
+        for index, course_id, count in zip(rows, ids, counts, strict=True):
+            assert records[0][index][2:6] == (course_id, count, (), None)
 
 
 def test_the_slow_way_in_gives_the_same_results(
@@ -408,3 +418,17 @@ def test_zone_offsets_agree_with_zoneinfo_anywhere(seed: int) -> None:
     for (zone, utc), offset in zip(rows, found, strict=True):
         local = (epoch + dt.timedelta(seconds=utc)).astimezone(zones[zone])
         assert local.utcoffset() == dt.timedelta(seconds=offset), (zone, utc)
+
+
+@pytest.mark.parametrize("how", ["iterate", "flagged"])
+def test_a_loop_left_within_a_batch_still_counts_its_rest(tmp_path: Path, how: str) -> None:
+    # A batch's results come from one iteration: leaving it early must not lose them.
+    path = _write(tmp_path / "in.jsonl", [*make_audit_data.lines(300, seed=5)])
+    whole = audit(read_records([str(path)]), STANDARD, engine="records").summary.to_dict()
+    run = audit(read_records([str(path)]), STANDARD, engine="columnar")
+    started = iter(run) if how == "iterate" else run.flagged()
+    assert next(started).line >= 1
+    assert run.summary.to_dict() == whole
+    assert run.counted == 300
+    with pytest.raises(KapRulesError, match="already consumed"):
+        list(run)

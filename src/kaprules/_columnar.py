@@ -17,11 +17,13 @@ Polars is imported when a chunk is first read, never by ``import kaprules``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import functools
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,15 +31,13 @@ from typing import Any
 from kaprules import _fast, _time
 from kaprules.auditing import (
     AsOf,
-    CourseResult,
     LineBlock,
     Record,
     RecordData,
+    ResultBatch,
     ResultFields,
-    WorkResult,
     in_workers,
     line_item,
-    make_result,
     result_fields,
     wanted_in_samples,
     worker_settings,
@@ -145,7 +145,7 @@ def results(
     as_of: AsOf,
     jobs: int,
     sample: int,
-) -> Iterator[tuple[CourseResult, RecordData | None]]:
+) -> Iterator[ResultBatch]:
     """The results of `kaprules.audit`, in input order, from the columnar engine."""
     size = _Size()
     chunks = _chunks(units, size)
@@ -155,12 +155,10 @@ def results(
     # Polars' own threads cannot be forked safely once it is loaded here: one process.
     kept = 0
     for chunk in chunks:
-        fields, drawn = _work_on(chunk, protocol, as_of, max(sample - kept, 0))
-        size.learn(chunk, fields)
-        wanted = dict(drawn)
-        kept += len(wanted)
-        for position, result in enumerate(fields):
-            yield make_result(CourseResult, result), wanted.get(position)
+        batch = _work_on(chunk, protocol, as_of, max(sample - kept, 0))
+        size.learn(chunk, batch)
+        kept += sum(data is not None for _, _, data in batch.others)
+        yield batch
 
 
 class _Size:
@@ -174,8 +172,8 @@ class _Size:
     def __init__(self) -> None:
         self.bytes = 1
 
-    def learn(self, chunk: _Chunk, fields: list[ResultFields]) -> None:
-        found = sum(len(f[4]) for f in fields)
+    def learn(self, chunk: _Chunk, batch: ResultBatch) -> None:
+        found = sum(len(fields[4]) for _, fields, _ in batch.others)
         size = sum(len(u.data) if isinstance(u, LineBlock) else 1024 for u in chunk)
         if found <= _FINDINGS // 4:
             self.bytes = min(max(self.bytes, size) * 4, _CHUNK_BYTES)
@@ -197,7 +195,7 @@ def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chun
         chunk.append(unit)
         if isinstance(unit, LineBlock):
             size += len(unit.data)
-            lines += unit.data.count(b"\n") + 1
+            lines += unit.lines
         else:
             size += 1024
             lines += 1
@@ -208,9 +206,11 @@ def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chun
         yield chunk
 
 
-def _work(chunk: _Chunk) -> WorkResult:
+def _work(chunk: _Chunk) -> ResultBatch:
     # In a worker of auditing.in_workers: the same pool, signals and parent watch as the
-    # per-record engine's.
+    # per-record engine's. One Polars thread a worker: the workers already fill the cores,
+    # and Polars' threads would only contend with them.
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
     protocol, as_of, sample = worker_settings()
     return _work_on(chunk, protocol, as_of, sample)
 
@@ -222,65 +222,94 @@ def _parallel(
     as_of: AsOf,
     jobs: int,
     sample: int,
-) -> Iterator[tuple[CourseResult, RecordData | None]]:
+) -> Iterator[ResultBatch]:
     kept = 0
     done = in_workers(chunks, _work, protocol, as_of, jobs, sample, _IN_FLIGHT)
     with contextlib.closing(done):  # leaving early stops the workers at once
-        for chunk, (fields, drawn) in done:
-            size.learn(chunk, fields)
-            wanted = dict(drawn[: max(sample - kept, 0)])
-            kept += len(wanted)
-            for position, result in enumerate(fields):
-                yield make_result(CourseResult, result), wanted.get(position)
+        for chunk, batch in done:
+            size.learn(chunk, batch)
+            # Each worker drew up to `sample` courses of its own: the first ones count.
+            drawn = sum(data is not None for _, _, data in batch.others)
+            if drawn and kept + drawn > sample:
+                others, left = [], max(sample - kept, 0)
+                for position, fields, data in batch.others:
+                    if data is not None:
+                        data, left = (data, left - 1) if left else (None, 0)
+                    others.append((position, fields, data))
+                batch = batch._replace(others=others)
+                drawn = min(drawn, max(sample - kept, 0))
+            kept += drawn
+            yield batch
 
 
-def _work_on(chunk: _Chunk, protocol: Protocol, as_of: AsOf, sample: int) -> WorkResult:
-    """A chunk's result fields in order, and the data of courses a report may draw."""
-    blocks = [unit.data for unit in chunk if isinstance(unit, LineBlock)]
-    data = b"".join(d if d.endswith(b"\n") else d + b"\n" for d in blocks)
+def _work_on(chunk: _Chunk, protocol: Protocol, as_of: AsOf, sample: int) -> ResultBatch:
+    """A chunk's results: compliant courses as columns, every other result as its fields.
+
+    ``sample``: at most this many records come with their data, for a report to draw.
+    """
+    data = b"".join(
+        unit.data if unit.data.endswith(b"\n") else unit.data + b"\n"
+        for unit in chunk
+        if isinstance(unit, LineBlock)
+    )
     # Only a line with an object can be a course: blank or stray lines need no Polars.
     certain = b"{" in data and supports(protocol, as_of)
-    known = _evaluated(data, protocol) if certain else {}
-    fields: list[ResultFields] = []
-    drawn: list[tuple[int, Any]] = []
-    row = 0  # the line's row among the blocks' lines
+    found, (rows, ids, counts) = _evaluated(data, protocol) if certain else ({}, ([], [], []))
+    others: list[tuple[int, ResultFields, RecordData | None]] = []
+    blocks: list[tuple[int, int, str, int]] = []
+    drawn = 0
+    position = row = at = 0  # `at`: the first compliant row of the current block
     for unit in chunk:
         if not isinstance(unit, LineBlock):
-            fields.append(
-                result_fields((unit.line, unit.data, unit.source, unit.rejected), protocol, as_of)
-            )
-            if len(drawn) < sample and wanted_in_samples(fields[-1]):
-                drawn.append((len(fields) - 1, unit.data))
+            item = (unit.line, unit.data, unit.source, unit.rejected)
+            fields = result_fields(item, protocol, as_of)
+            wanted = drawn < sample and wanted_in_samples(fields)
+            drawn += wanted
+            others.append((position, fields, unit.data if wanted else None))
+            position += 1
             continue
-        lines = unit.data.split(b"\n")
-        if unit.data.endswith(b"\n"):
-            lines.pop()
-        source, first = unit.source, unit.first_line
-        for offset, line in enumerate(lines):
-            done = known.get(row)
-            row += 1
-            if done is not None:
-                result: ResultFields = (first + offset, source, done[0], done[1], done[2], None)
+        blocks.append((row, position, unit.source, unit.first_line))
+        end = bisect.bisect_left(rows, row + unit.lines, lo=at)
+        rest = sorted(set(range(row, row + unit.lines)).difference(rows[at:end]))
+        lines: list[bytes] | None = None  # split only when a line is read again
+        for r in rest:
+            number = unit.first_line + r - row
+            done = found.get(r)
+            if done is None:
+                lines = lines or unit.data.split(b"\n")
+                item = line_item(number, lines[r - row], unit.source)
+                fields = result_fields(item, protocol, as_of)
             else:
-                result = result_fields(line_item(first + offset, line, source), protocol, as_of)
-            if sample and len(drawn) < sample and wanted_in_samples(result):
-                drawn.append((len(fields), line_item(first + offset, line, source)[1]))
-            fields.append(result)
-    return fields, drawn
+                fields = (number, unit.source, done[0], done[1], done[2], None)
+            record = None
+            if drawn < sample and wanted_in_samples(fields):
+                lines = lines or unit.data.split(b"\n")
+                record = line_item(number, lines[r - row], unit.source)[1]
+                drawn += 1
+            others.append((position + r - row, fields, record))
+        position += unit.lines
+        row += unit.lines
+        at = end
+    return ResultBatch(position, others, rows, ids, counts, blocks)
 
 
 _Known = tuple[str | None, int, tuple[dict[str, Any], ...]]
 
 
-def _evaluated(data: bytes, protocol: Protocol) -> dict[int, _Known]:
-    """``{row: (course id, sessions, findings)}`` of the lines read here, by their row.
+def _evaluated(
+    data: bytes, protocol: Protocol
+) -> tuple[dict[int, _Known], tuple[list[int], list[str | None], list[int]]]:
+    """The courses of the lines read here, by their row: those with findings, and the rest.
 
-    ``data`` holds lines, each ending in a newline: Polars reads them straight from the
-    bytes. Bytes it refuses (a line it cannot decode) send them the slow way: line by line
-    into a frame, the undecodable ones left out.
+    Returns ``{row: (course id, sessions, findings)}`` of the courses with findings, and
+    ``(rows, course ids, sessions)`` of those without, rows ascending. ``data`` holds lines,
+    each ending in a newline: Polars reads them straight from the bytes. Bytes it refuses
+    (a line it cannot decode) send them the slow way: line by line into a frame, the
+    undecodable ones left out.
     """
     import polars as pl
 
+    none: tuple[list[int], list[str | None], list[int]] = ([], [], [])
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:  # the lines that are not UTF-8 become empty here
@@ -294,23 +323,27 @@ def _evaluated(data: bytes, protocol: Protocol) -> dict[int, _Known]:
         frame = pl.DataFrame({"line": texts}, schema={"line": pl.String}).with_row_index("row")
         decoded = _decoded(frame.filter(pl.col("line").str.contains(_LINE)))
         if decoded is None:
-            return {}
+            return {}, none
         courses = _courses(decoded.lazy()).collect()
     if courses.height == 0:
-        return {}
+        return {}, none
     sessions = _sessions(courses)
     taken = sessions.filter(pl.col("place") == 0)["row"]
     heads = courses.filter(pl.col("row").is_in(taken.implode())).select("row", "course_id", "n")
     columns = Columns(protocol.series_length)
     table = _findings(sessions.lazy(), columns, _forms(protocol, columns)).collect()
+    flagged = table["row"].unique()
     found = _assembled(table, protocol)
+    plain = heads.filter(~pl.col("row").is_in(flagged.implode())).sort("row")
+    compliant = (plain["row"].to_list(), plain["course_id"].to_list(), plain["n"].to_list())
     known: dict[int, _Known] = {}
-    rows, ids, counts = (heads[name].to_list() for name in ("row", "course_id", "n"))
+    flagged_heads = heads.filter(pl.col("row").is_in(flagged.implode()))
+    rows, ids, counts = (flagged_heads[name].to_list() for name in ("row", "course_id", "n"))
     for row, course_id, count in zip(rows, ids, counts, strict=True):
-        findings = found.get(row, ())
+        findings = found[row]
         if findings is not None:
             known[row] = (course_id, count, findings)
-    return known
+    return known, compliant
 
 
 def _schema() -> Any:

@@ -207,6 +207,12 @@ class AuditSummary:
         else:
             self.rejected_omitted += 1
 
+    def _add_compliant(self, courses: int) -> None:
+        # Compliant courses without a finding, counted in bulk (a columnar batch's).
+        self.lines_read += courses
+        self.courses += courses
+        self.compliant += courses
+
     def add(self, result: CourseResult) -> None:
         """Count one result."""
         self.lines_read += 1
@@ -294,8 +300,9 @@ class AuditSummary:
 class Audit:
     """The results of [`audit`][kaprules.audit], one per record, in input order.
 
-    Iterate it once for the `CourseResult` objects; `summary` and `samples` are complete
-    once the iteration has ended (``samples_capped`` then says whether `MAX_SAMPLE_WEIGHT`
+    Iterate it once for the `CourseResult` objects (or `flagged` for only those with a
+    finding or a rejection); `summary` and `samples` are complete once the iteration has
+    ended (``samples_capped`` then says whether `MAX_SAMPLE_WEIGHT`
     left a course out of the samples). Reading them earlier runs the rest of the audit first,
     without keeping its results (memory stays flat): iterating the audit after that, or a
     second time, raises `KapRulesError` instead of silently giving no results.
@@ -303,7 +310,7 @@ class Audit:
 
     def __init__(
         self,
-        results: Iterator[tuple[CourseResult, RecordData | None]],
+        results: Iterator[tuple[CourseResult, RecordData | None] | ResultBatch],
         summary: AuditSummary,
         sample: int,
         records: _Records | None = None,
@@ -317,8 +324,14 @@ class Audit:
         self._records = records
         self._started = False
         self._done = False
+        self._running: Iterator[CourseResult] | None = None
 
     def __iter__(self) -> Iterator[CourseResult]:
+        self._claim()
+        self._running = self._iterate()
+        return self._running
+
+    def _claim(self) -> None:
         if self._started:
             raise KapRulesError(
                 "this audit's results were already consumed (by an earlier iteration, or "
@@ -326,31 +339,72 @@ class Audit:
                 "summary, or call kaprules.audit again"
             )
         self._started = True
-        return self._iterate()
 
-    def _iterate(self) -> Iterator[CourseResult]:
-        for result, data in self._results:
-            self._summary.add(result)
-            if data is not None and len(self._samples) < self._sample:
-                weight = result.sessions + len(result.findings)
-                if self._samples and self._weight + weight > MAX_SAMPLE_WEIGHT:
-                    self.samples_capped = True
-                else:
-                    self._weight += weight
-                    self._samples.append((result, _course_of(data, None)))
-            yield result
+    def _iterate(self, everything: bool = True) -> Iterator[CourseResult]:
+        # Every result, or (everything=False) only those with a finding or a rejection:
+        # the others are counted, and a columnar batch's compliant courses never made.
+        for item in self._results:
+            if not isinstance(item, ResultBatch):
+                result, data = item
+                self._take(result, data)
+                if everything or result.findings or result.rejected is not None:
+                    yield result
+            elif everything:
+                for result, data in item.results():
+                    self._take(result, data)
+                    yield result
+            else:
+                self._summary._add_compliant(len(item.rows))
+                for _, fields, data in item.others:
+                    result = make_result(CourseResult, fields)
+                    self._take(result, data)
+                    if result.findings or result.rejected is not None:
+                        yield result
         if self._records is not None:
             # The digest of every byte kaprules read, whoever passed a digest object.
             self._summary.input_sha256 = self._records._sha256.hexdigest()
         self._done = True
 
+    def _take(self, result: CourseResult, data: RecordData | None) -> None:
+        self._summary.add(result)
+        if data is not None and len(self._samples) < self._sample:
+            weight = result.sessions + len(result.findings)
+            if self._samples and self._weight + weight > MAX_SAMPLE_WEIGHT:
+                self.samples_capped = True
+            else:
+                self._weight += weight
+                self._samples.append((result, _course_of(data, None)))
+
+    def flagged(self) -> Iterator[CourseResult]:
+        """Iterate the results with a finding or a rejection only, in input order.
+
+        The same audit as iterating it (`summary` and `samples` are complete once it has
+        ended): the other records, compliant courses without any finding, are counted
+        without their results being made. The fast way through a large audit whose
+        output is the summary and the findings, as ``kaprules audit`` writes them.
+
+        Raises:
+            KapRulesError: The audit's results were already consumed.
+        """
+        self._claim()
+        self._running = self._iterate(everything=False)
+        return self._running
+
+    @property
+    def counted(self) -> int:
+        """Records counted so far: every record read, once an iteration has ended."""
+        return self._summary.lines_read
+
     def _finish(self) -> None:
         if self._done:
             return
         # The rest of the results (all of them, or those after a loop left early),
-        # counted and dropped; a later iteration is an error.
+        # counted and dropped; a later iteration is an error. A loop left early goes on
+        # where it stopped: within a columnar batch, its rest is in that iteration only.
         self._started = True
-        for _ in self._iterate():
+        for _ in self._running or ():
+            pass
+        for _ in () if self._done else self._iterate(everything=False):
             pass
 
     @property
@@ -479,6 +533,57 @@ data)`` of the courses a report may draw."""
 
 # A record as plain values: (line, data, source, rejected), as Record holds them.
 RecordItem = tuple[int, Any, str, str | None]
+
+
+class ResultBatch(NamedTuple):
+    """The results of consecutive records as the columnar engine sends them.
+
+    Compliant courses (evaluated, without a finding) stay columns: an audit that only
+    counts them never makes their results. Positions count the batch's results from 0.
+
+    Attributes:
+        size: The batch's results.
+        others: ``(position, fields, data)`` of every other result, in order; ``data``
+            is the record's for a report that may draw it, else None.
+        rows: The rows of the compliant courses, ascending: each row is a line of the
+            batch's blocks, counted from 0 across them.
+        ids: Their course ids.
+        sessions: Their numbers of sessions.
+        blocks: ``(first row, its position, source, its line)`` of each block of lines,
+            in order: where a row's position, source and line come from.
+    """
+
+    size: int
+    others: list[tuple[int, ResultFields, RecordData | None]]
+    rows: list[int]
+    ids: list[str | None]
+    sessions: list[int]
+    blocks: list[tuple[int, int, str, int]]
+
+    def compliant(self) -> Iterator[tuple[int, CourseResult]]:
+        """``(position, result)`` of each compliant course, in order."""
+        blocks, at = self.blocks, 0
+        for row, course_id, sessions in zip(self.rows, self.ids, self.sessions, strict=True):
+            while at + 1 < len(blocks) and blocks[at + 1][0] <= row:
+                at += 1
+            first_row, position, source, line = blocks[at]
+            offset = row - first_row
+            fields = (line + offset, source, course_id, sessions, (), None)
+            yield position + offset, make_result(CourseResult, fields)
+
+    def results(self) -> Iterator[tuple[CourseResult, RecordData | None]]:
+        """Every result of the batch, in order, each with its ``data``."""
+        others = iter(self.others)
+        compliant = self.compliant()
+        following = next(others, None)
+        for position, result in compliant:
+            while following is not None and following[0] < position:
+                yield make_result(CourseResult, following[1]), following[2]
+                following = next(others, None)
+            yield result, None
+        while following is not None:
+            yield make_result(CourseResult, following[1]), following[2]
+            following = next(others, None)
 
 
 def course_result(record: Record, protocol: Protocol, as_of: AsOf) -> CourseResult:
@@ -648,6 +753,7 @@ def _chunks(units: Iterator[Record | LineBlock]) -> Iterator[list[LineBlock | tu
 
 
 _Task = TypeVar("_Task")
+_Done = TypeVar("_Done")
 
 
 def worker_settings() -> tuple[Protocol, AsOf, int]:
@@ -658,13 +764,13 @@ def worker_settings() -> tuple[Protocol, AsOf, int]:
 
 def in_workers(
     tasks: Iterator[_Task],
-    work: Callable[[_Task], WorkResult],
+    work: Callable[[_Task], _Done],
     protocol: Protocol,
     as_of: AsOf,
     jobs: int,
     sample: int,
     in_flight: int,
-) -> Generator[tuple[_Task, WorkResult], None, None]:
+) -> Generator[tuple[_Task, _Done], None, None]:
     """Each task with ``work(task)``, run in ``jobs`` worker processes, in task order.
 
     The one pool of an audit, whichever engine: workers that ignore the stop signals the
@@ -702,7 +808,7 @@ def in_workers(
         initargs=(protocol, as_of, sample, os.getpid()),
     )
     try:
-        pending: collections.deque[tuple[_Task, concurrent.futures.Future[WorkResult]]]
+        pending: collections.deque[tuple[_Task, concurrent.futures.Future[_Done]]]
         pending = collections.deque()
         for task in tasks:
             if not pending:
@@ -796,11 +902,16 @@ class _Hashing(io.RawIOBase):
 
 @attrs.frozen
 class LineBlock:
-    """Whole lines of a JSON Lines input, read in one go for a worker to split."""
+    """Whole lines of a JSON Lines input, read in one go for a worker to split.
+
+    ``lines`` counts them: the line breaks, and one more when ``data`` does not end in one
+    (a file's last line without its line break).
+    """
 
     source: str
     first_line: int
     data: bytes
+    lines: int
 
     def items(self) -> Iterator[RecordItem]:
         lines = self.data.split(b"\n")
@@ -943,7 +1054,7 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
         data = stream.read(_BLOCK_BYTES)
         if not data:
             if carry:
-                yield LineBlock(source, before + 1, carry)
+                yield LineBlock(source, before + 1, carry, 1)
             return
         buffer = carry + data if carry else data
         # A line that starts and ends in `data` is shorter than _BLOCK_BYTES, far below the
@@ -956,9 +1067,9 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
             carry = buffer
             continue
         block, carry = buffer[:cut], buffer[cut:]
-        for part in _split(block):
-            yield LineBlock(source, before + 1, part)
-            before += part.count(b"\n")
+        for part, lines in _split(block):
+            yield LineBlock(source, before + 1, part, lines)
+            before += lines
 
 
 # Lines in one block at most: a block comes back from its worker as one result per line,
@@ -966,10 +1077,14 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
 _BLOCK_LINES = 4096
 
 
-def _split(block: bytes) -> Iterator[bytes]:
-    """``block`` (whole lines) in parts of at most `_BLOCK_LINES` lines, cut in halves."""
-    if block.count(b"\n") <= _BLOCK_LINES:
-        yield block
+def _split(block: bytes) -> Iterator[tuple[bytes, int]]:
+    """``block`` (whole lines) in parts of at most `_BLOCK_LINES` lines, cut in halves.
+
+    Each part comes with its number of lines.
+    """
+    lines = block.count(b"\n")
+    if lines <= _BLOCK_LINES:
+        yield block, lines
         return
     middle = block.rfind(b"\n", 0, len(block) // 2) + 1 or block.find(b"\n") + 1
     yield from _split(block[:middle])

@@ -93,10 +93,11 @@ def audit_run(
             csv_out.writerow([*head, *FINDINGS_COLUMNS])
     progress = _progress_bar()
     try:
-        for result in run:
+        # Only the results with something to write: compliant courses are counted.
+        for result in run.flagged():
             if progress is not None:
-                progress.update(1)
-            if findings_out is not None and (result.findings or result.rejected is not None):
+                progress.update(run.counted - progress.n)
+            if findings_out is not None:
                 try:  # not a context manager: this runs once a course
                     write_findings(result, findings_out, csv_out, several)
                 except OSError as exc:

@@ -25,12 +25,13 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from kaprules import _fast, _time
 from kaprules.auditing import (
     AsOf,
+    CourseResult,
     LineBlock,
     Record,
     RecordData,
@@ -204,6 +205,57 @@ def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chun
             chunk, size, lines = [], 0, 0
     if chunk:
         yield chunk
+
+
+def partition_results(
+    items: Sequence[object],
+    first_line: int,
+    protocol: Protocol,
+    as_of: AsOf,
+    source: str,
+    record_of: Callable[[int, object], Record],
+) -> Iterator[CourseResult]:
+    """The results of a partition of JSON Lines texts (`kaprules.dask`), in order.
+
+    Runs of plain text lines (a string holding one line, with at most its line break, and
+    no byte order mark or lone surrogate) are read as a block of JSON Lines; any other
+    item is the record ``record_of(line number, item)`` makes of it, read per record.
+    """
+    units: _Chunk = []
+    run: list[bytes] = []
+    start = first_line
+
+    def close() -> None:
+        if run:
+            data = b"".join(run)
+            units.append(LineBlock(source, start, data, len(run)))
+            run.clear()
+
+    for number, item in enumerate(items, start=first_line):
+        line = _plain(item)
+        if line is None:
+            close()
+            units.append(record_of(number, item))
+            continue
+        if not run:
+            start = number
+        run.append(line)
+    close()
+    batch = _work_on(units, protocol, as_of, 0)
+    return (result for result, _ in batch.results())
+
+
+def _plain(item: object) -> bytes | None:
+    # A bag item that is one line of text as a file holds it, else None.
+    if not isinstance(item, str) or item.startswith("\ufeff"):
+        return None
+    text = item[:-1] if item.endswith("\n") else item
+    if "\n" in text:
+        return None
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return None
 
 
 def _work(chunk: _Chunk) -> ResultBatch:

@@ -19,6 +19,7 @@ arguments (a protocol, ``as_of``, a DataFrame without the table's columns) raise
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -102,8 +103,22 @@ def _merge(parts: Sequence[AuditSummary]) -> AuditSummary:
 
 
 def _check_lines(
-    lines: Sequence[object], offset: int, protocol: Protocol, as_of: Any, source: str
+    lines: Sequence[object],
+    offset: int,
+    protocol: Protocol,
+    as_of: Any,
+    source: str,
+    engine: str = "auto",
 ) -> list[CourseResult]:
+    from kaprules import _columnar
+
+    if _columnar.engine_for(engine, protocol, as_of, readable=True):
+
+        def record_of(number: int, item: object) -> Record:
+            return _line(number, item, source)
+
+        found = _columnar.partition_results(lines, offset + 1, protocol, as_of, source, record_of)
+        return list(found)
     return [
         course_result(_line(number, line, source), protocol, as_of)
         for number, line in enumerate(lines, start=offset + 1)
@@ -151,6 +166,7 @@ def audit_bag(
     *,
     as_of: dt.datetime | dt.date | None = None,
     source: str = "",
+    engine: str = "auto",
 ) -> DaskAudit:
     """Audit a Dask bag of JSON Lines texts (such as ``dask.bag.read_text(paths)``).
 
@@ -167,22 +183,30 @@ def audit_bag(
         protocol: The protocol (kap-standard v1 by default).
         as_of: As for `evaluate`, the same for every course.
         source: The input's name, given to each result.
+        engine: As for `kaprules.audit`: ``"auto"`` reads each partition's plain text
+            lines with the columnar engine when Polars is installed and every rule has a
+            vectorised form (without ``as_of``); ``"records"`` course by course;
+            ``"columnar"`` insists on the columnar engine. The results are the same.
 
     Returns:
         The lazy audit: ``.results`` (a bag) and ``.summary()``.
 
     Raises:
-        InputError: ``lines`` is not a Dask bag, or ``protocol``, ``as_of`` or ``source`` is
-            unusable.
+        InputError: ``lines`` is not a Dask bag, or ``protocol``, ``as_of``, ``source`` or
+            ``engine`` is unusable.
     """
+    from kaprules import _columnar
+
     _check_arguments(protocol, as_of, source)
+    _columnar.engine_for(engine, protocol, as_of, readable=True)  # checks it up front
     import dask.bag
 
     if not isinstance(lines, dask.bag.Bag):
         raise InputError(
             Problem("lines", f"must be a dask.bag.Bag of texts, got {type(lines).__name__}", "type")
         )
-    return _over_partitions(lines, _check_lines, protocol, as_of, source)
+    check = functools.partial(_check_lines, engine=engine)
+    return _over_partitions(lines, check, protocol, as_of, source)
 
 
 def _check_arguments(protocol: Protocol, as_of: object, source: object) -> None:

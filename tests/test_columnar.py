@@ -432,3 +432,55 @@ def test_a_loop_left_within_a_batch_still_counts_its_rest(tmp_path: Path, how: s
     assert run.counted == 300
     with pytest.raises(KapRulesError, match="already consumed"):
         list(run)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-01T09:00:00-07:00",
+        "2026-12-01T16:00:00Z",
+        "2026-12-01T16:00:00+14:00",
+        "2026-12-01T16:00:00-23:59",
+        "2026-12-01T16:00:00+24:00",
+        "2026-12-01T16:00:00+05:60",
+        "1901-01-01T00:00:00Z",
+        "1900-12-31T23:59:59Z",
+        "2199-12-31T23:59:59+01:00",
+        "2200-01-01T00:00:00Z",
+        "2024-02-29T10:00:00Z",
+        "2023-02-29T10:00:00Z",
+        "2026-04-31T10:00:00Z",
+        "2026-00-10T10:00:00Z",
+        "2026-13-10T10:00:00Z",
+        "2026-12-00T10:00:00Z",
+        "2026-12-32T10:00:00Z",
+        "2026-12-01T24:00:00Z",
+        "2026-12-01T23:60:00Z",
+        "2026-12-01T23:59:60Z",
+        "2026-12-01T09:00:00.5Z",
+        "2026-12-01 09:00:00Z",
+        "2026-12-01T09:00:00z",
+        "2026-12-01T09:00:00+0700",
+        "+2026-12-01T09:00:00Z",
+        "2026-12-01T09:00:00Z ",
+        "",
+    ],
+)
+def test_instants_are_read_as_python_reads_them_or_not_at_all(text: str) -> None:
+    import polars as pl
+
+    seconds, valid = columnar._instant("t")
+    got = pl.DataFrame({"t": [text]}).select(seconds.alias("s"), valid.alias("ok")).row(0)
+    try:
+        instant = dt.datetime.fromisoformat(text)
+        python = instant.tzinfo is not None and 1901 <= instant.year <= 2199
+    except ValueError:
+        python = False
+    if got[1]:  # taken: Python reads it, to the same instant
+        assert python
+        assert got[0] == instant.timestamp()
+    # Every instant of the two layouts is taken, offsets written as zones have them (the
+    # rest, "+05:60" included, go per record).
+    layout = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:[0-5]\d)", text)
+    if python and layout:
+        assert got[1]

@@ -27,6 +27,7 @@ OWN_NAMESPACE = {
     "cli",
     "course_files",
     "dask",
+    "findings_files",
     "explanation",
     "plugins",
     "protocol_files",

@@ -31,6 +31,7 @@ from kaprules import (
     TreatmentWindow,
     _fast,
     dumps,
+    findings_files,
     get_protocol,
 )
 from kaprules import _columnar as columnar
@@ -221,11 +222,25 @@ def _outputs(path: Path, protocol: Protocol, engine: str, jobs: int = 1) -> Any:
     run = audit(read_records([str(path)]), protocol, engine=engine, jobs=jobs, sample=5)
     results = list(run)
     outputs = results, run.summary.to_dict(), run.samples
-    # flagged(), the CLI's way through, is the same audit without the compliant results.
+    # flagged() is the same audit without the compliant results.
     run = audit(read_records([str(path)]), protocol, engine=engine, jobs=jobs, sample=5)
     flagged = list(run.flagged())
     assert flagged == [r for r in results if r.findings or r.rejected is not None]
     assert (run.summary.to_dict(), run.samples) == outputs[1:]
+    # findings_text(), the CLI's way through: the rows of those results, the same counts.
+    forms: list[tuple[findings_files.FindingsForm | None, bool]]
+    forms = [("jsonl", False), ("csv", True), (None, False)]
+    for form, inputs in forms:
+        run = audit(read_records([str(path)]), protocol, engine=engine, jobs=jobs, sample=5)
+        text = "".join(run.findings_text(form, inputs=inputs))
+        if form is None:
+            assert text == ""
+        else:
+            assert text == findings_files.header(form, inputs) + findings_files.rows(
+                results, form, inputs
+            )
+        assert (run.summary.to_dict(), run.samples) == outputs[1:]
+        assert run.counted == len(results)
     return outputs
 
 
@@ -484,3 +499,11 @@ def test_instants_are_read_as_python_reads_them_or_not_at_all(text: str) -> None
     layout = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:[0-5]\d)", text)
     if python and layout:
         assert got[1]
+
+
+def test_findings_text_takes_the_two_forms_or_none(tmp_path: Path) -> None:
+    path = _write(tmp_path / "in.jsonl", [*make_audit_data.lines(20, seed=5)])
+    run = audit(read_records([str(path)]), STANDARD)
+    with pytest.raises(InputError, match="form: must be 'jsonl', 'csv' or None"):
+        run.findings_text("xml")  # type: ignore[arg-type]
+    assert "".join(run.findings_text("csv")).startswith("line,course,rule,")

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 import kaprules
 from kaprules import Course, InputError, _fast, auditing, course_files, loading
 from kaprules.auditing import read_records
-from kaprules.cli._render import write_findings as _write_findings
 from kaprules.course_files import course_from_data
+from kaprules.findings_files import rows as findings_rows
 from kaprules.loading import _SLOW, _fast_json, _stdlib_json
 from kaprules.strategies import compliant_courses, courses
 from test_fuzz import documents
@@ -389,8 +389,6 @@ def test_findings_rows_are_what_json_dumps_writes(
             {"rule": r, "severity": s, "sessions": ids, "message": m} for r, s, ids, m in findings
         ),
     )
-    out = io.StringIO()
-    _write_findings(result, out, None, several)
     expected = "".join(
         json.dumps(
             {
@@ -404,7 +402,7 @@ def test_findings_rows_are_what_json_dumps_writes(
         + "\n"
         for f in result.findings
     )
-    assert out.getvalue() == expected
+    assert findings_rows([result], "jsonl", several) == expected
 
 
 # --- date-times by layout ----------------------------------------------------------------

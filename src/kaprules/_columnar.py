@@ -31,19 +31,24 @@ from typing import Any
 from kaprules import _fast, _time
 from kaprules.auditing import (
     AsOf,
+    AuditSummary,
     CourseResult,
     LineBlock,
     Record,
     RecordData,
     ResultBatch,
     ResultFields,
+    ResultForm,
     in_workers,
     line_item,
+    make_result,
     result_fields,
     wanted_in_samples,
     worker_settings,
 )
 from kaprules.errors import InputError
+from kaprules.findings_files import FindingsForm
+from kaprules.findings_files import rows as findings_rows
 from kaprules.protocol import Protocol
 
 __all__: list[str] = []
@@ -146,17 +151,22 @@ def results(
     as_of: AsOf,
     jobs: int,
     sample: int,
+    form: ResultForm,
 ) -> Iterator[ResultBatch]:
-    """The results of `kaprules.audit`, in input order, from the columnar engine."""
+    """The results of `kaprules.audit`, in input order, from the columnar engine.
+
+    ``form`` is asked as each chunk is sent: batches come as results, or as the findings
+    file's text and counts when the audit is read that way.
+    """
     size = _Size()
-    chunks = _chunks(units, size)
+    tasks = ((chunk, form.text) for chunk in _chunks(units, size))
     if jobs > 1 and "polars" not in sys.modules:
-        yield from _parallel(chunks, size, protocol, as_of, jobs, sample)
+        yield from _parallel(tasks, size, protocol, as_of, jobs, sample)
         return
     # Polars' own threads cannot be forked safely once it is loaded here: one process.
     kept = 0
-    for chunk in chunks:
-        batch = _work_on(chunk, protocol, as_of, max(sample - kept, 0))
+    for chunk, text in tasks:
+        batch = _work_on(chunk, protocol, as_of, max(sample - kept, 0), text)
         size.learn(chunk, batch)
         kept += sum(data is not None for _, _, data in batch.others)
         yield batch
@@ -174,7 +184,10 @@ class _Size:
         self.bytes = 1
 
     def learn(self, chunk: _Chunk, batch: ResultBatch) -> None:
-        found = sum(len(fields[4]) for _, fields, _ in batch.others)
+        if batch.summary is not None:  # text: the findings' rows, not their dicts
+            found = sum(findings for _, findings in batch.summary.rules.values())
+        else:
+            found = sum(len(fields[4]) for _, fields, _ in batch.others)
         size = sum(len(u.data) if isinstance(u, LineBlock) else 1024 for u in chunk)
         if found <= _FINDINGS // 4:
             self.bytes = min(max(self.bytes, size) * 4, _CHUNK_BYTES)
@@ -258,17 +271,22 @@ def _plain(item: object) -> bytes | None:
         return None
 
 
-def _work(chunk: _Chunk) -> ResultBatch:
+_Text = tuple[FindingsForm | None, bool] | None
+_Task = tuple[_Chunk, _Text]
+
+
+def _work(task: _Task) -> ResultBatch:
     # In a worker of auditing.in_workers: the same pool, signals and parent watch as the
     # per-record engine's. One Polars thread a worker: the workers already fill the cores,
     # and Polars' threads would only contend with them.
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
     protocol, as_of, sample = worker_settings()
-    return _work_on(chunk, protocol, as_of, sample)
+    chunk, text = task
+    return _work_on(chunk, protocol, as_of, sample, text)
 
 
 def _parallel(
-    chunks: Iterator[_Chunk],
+    tasks: Iterator[_Task],
     size: _Size,
     protocol: Protocol,
     as_of: AsOf,
@@ -276,9 +294,9 @@ def _parallel(
     sample: int,
 ) -> Iterator[ResultBatch]:
     kept = 0
-    done = in_workers(chunks, _work, protocol, as_of, jobs, sample, _IN_FLIGHT)
+    done = in_workers(tasks, _work, protocol, as_of, jobs, sample, _IN_FLIGHT)
     with contextlib.closing(done):  # leaving early stops the workers at once
-        for chunk, batch in done:
+        for (chunk, _), batch in done:
             size.learn(chunk, batch)
             # Each worker drew up to `sample` courses of its own: the first ones count.
             drawn = sum(data is not None for _, _, data in batch.others)
@@ -294,10 +312,14 @@ def _parallel(
             yield batch
 
 
-def _work_on(chunk: _Chunk, protocol: Protocol, as_of: AsOf, sample: int) -> ResultBatch:
+def _work_on(
+    chunk: _Chunk, protocol: Protocol, as_of: AsOf, sample: int, text: _Text = None
+) -> ResultBatch:
     """A chunk's results: compliant courses as columns, every other result as its fields.
 
     ``sample``: at most this many records come with their data, for a report to draw.
+    ``text``: ``(form, inputs)`` for the findings file's rows and the counts instead (see
+    `ResultBatch`).
     """
     data = b"".join(
         unit.data if unit.data.endswith(b"\n") else unit.data + b"\n"
@@ -342,7 +364,17 @@ def _work_on(chunk: _Chunk, protocol: Protocol, as_of: AsOf, sample: int) -> Res
         position += unit.lines
         row += unit.lines
         at = end
-    return ResultBatch(position, others, rows, ids, counts, blocks)
+    if text is None:
+        return ResultBatch(position, others, rows, ids, counts, blocks)
+    summary = AuditSummary("", "", None, ())
+    summary.add_compliant(len(rows))
+    results = [make_result(CourseResult, fields) for _, fields, _ in others]
+    for result in results:
+        summary.add(result)
+    form, inputs = text
+    written = findings_rows(results, form, inputs) if form is not None else ""
+    drawn_only = [entry for entry in others if entry[2] is not None]
+    return ResultBatch(position, drawn_only, [], [], [], [], summary, written)
 
 
 _Known = tuple[str | None, int, tuple[dict[str, Any], ...]]

@@ -37,6 +37,7 @@ from kaprules._version import __version__
 from kaprules.course_files import course_from_data
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, findings_of
+from kaprules.findings_files import FindingsForm, header, rows
 from kaprules.loading import parse_course
 from kaprules.model import Course
 from kaprules.protocol import STANDARD, Protocol
@@ -207,8 +208,12 @@ class AuditSummary:
         else:
             self.rejected_omitted += 1
 
-    def _add_compliant(self, courses: int) -> None:
-        # Compliant courses without a finding, counted in bulk (a columnar batch's).
+    def add_compliant(self, courses: int) -> None:
+        """Count compliant courses without any finding, in bulk (a columnar batch's).
+
+        Args:
+            courses: How many.
+        """
         self.lines_read += courses
         self.courses += courses
         self.compliant += courses
@@ -314,6 +319,7 @@ class Audit:
         summary: AuditSummary,
         sample: int,
         records: _Records | None = None,
+        form: ResultForm | None = None,
     ) -> None:
         self._results = results
         self._summary = summary
@@ -324,7 +330,8 @@ class Audit:
         self._records = records
         self._started = False
         self._done = False
-        self._running: Iterator[CourseResult] | None = None
+        self._running: Iterator[Any] | None = None
+        self.form = form or ResultForm()
 
     def __iter__(self) -> Iterator[CourseResult]:
         self._claim()
@@ -354,12 +361,15 @@ class Audit:
                     self._take(result, data)
                     yield result
             else:
-                self._summary._add_compliant(len(item.rows))
+                self._summary.add_compliant(len(item.rows))
                 for _, fields, data in item.others:
                     result = make_result(CourseResult, fields)
                     self._take(result, data)
                     if result.findings or result.rejected is not None:
                         yield result
+        self._end()
+
+    def _end(self) -> None:
         if self._records is not None:
             # The digest of every byte kaprules read, whoever passed a digest object.
             self._summary.input_sha256 = self._records._sha256.hexdigest()
@@ -367,6 +377,9 @@ class Audit:
 
     def _take(self, result: CourseResult, data: RecordData | None) -> None:
         self._summary.add(result)
+        self._keep(result, data)
+
+    def _keep(self, result: CourseResult, data: RecordData | None) -> None:
         if data is not None and len(self._samples) < self._sample:
             weight = result.sessions + len(result.findings)
             if self._samples and self._weight + weight > MAX_SAMPLE_WEIGHT:
@@ -390,6 +403,51 @@ class Audit:
         self._running = self._iterate(everything=False)
         return self._running
 
+    def findings_text(
+        self, form: FindingsForm | None = "jsonl", *, inputs: bool = False
+    ) -> Iterator[str]:
+        """Read the audit as its findings file: the text, in pieces, in input order.
+
+        The same audit as iterating it (`summary` and `samples` are complete once it has
+        ended), with no result made: with the columnar engine, the rows are written where
+        the courses are evaluated. ``kaprules audit --findings`` writes these pieces.
+
+        Args:
+            form: ``"jsonl"`` or ``"csv"`` (`kaprules.findings_files`; the CSV header comes
+                first); None: counts only, every piece empty (one per batch of records,
+                for a progress bar).
+            inputs: Rows name their input (an audit of several inputs).
+
+        Raises:
+            KapRulesError: The audit's results were already consumed.
+            InputError: ``form`` is not one of these.
+        """
+        if form not in ("jsonl", "csv", None):
+            raise InputError("form: must be 'jsonl', 'csv' or None")
+        self._claim()
+        self.form.text = (form, bool(inputs))
+        self._running = self._texts(form, bool(inputs))
+        return self._running
+
+    def _texts(self, form: FindingsForm | None, inputs: bool) -> Iterator[str]:
+        if form is not None and header(form, inputs):
+            yield header(form, inputs)
+        for item in self._results:
+            if isinstance(item, ResultBatch) and item.summary is not None:
+                self._summary.merge(item.summary)
+                for _, fields, data in item.others:
+                    self._keep(make_result(CourseResult, fields), data)
+                yield item.text if form is not None else ""
+                continue
+            pairs = item.results() if isinstance(item, ResultBatch) else (item,)
+            flagged = []
+            for result, data in pairs:
+                self._take(result, data)
+                if result.findings or result.rejected is not None:
+                    flagged.append(result)
+            yield rows(flagged, form, inputs) if form is not None and flagged else ""
+        self._end()
+
     @property
     def counted(self) -> int:
         """Records counted so far: every record read, once an iteration has ended."""
@@ -404,8 +462,10 @@ class Audit:
         self._started = True
         for _ in self._running or ():
             pass
-        for _ in () if self._done else self._iterate(everything=False):
-            pass
+        if not self._done:
+            self.form.text = (None, False)
+            for _ in self._texts(None, False):
+                pass
 
     @property
     def samples(self) -> list[tuple[CourseResult, Course]]:
@@ -487,8 +547,9 @@ def audit(
     if _columnar.engine_for(engine, protocol, moment, readable):
         assert isinstance(courses, _Records)
         assert not isinstance(moment, _Today)  # engine_for leaves "today" to records
-        columnar = _columnar.results(courses._blocks(), protocol, moment, jobs, sample)
-        return Audit(columnar, summary, sample, courses)
+        form = ResultForm()
+        columnar = _columnar.results(courses._blocks(), protocol, moment, jobs, sample, form)
+        return Audit(columnar, summary, sample, courses, form)
     units: Iterator[Record | LineBlock]
     if jobs > 1 and _fast.ENABLED and isinstance(courses, _Records) and courses._fresh:
         # JSON Lines go to the workers as blocks of bytes, split there: the main process
@@ -535,6 +596,18 @@ data)`` of the courses a report may draw."""
 RecordItem = tuple[int, Any, str, str | None]
 
 
+@attrs.define
+class ResultForm:
+    """How an audit's results are read, set when reading starts (the engine asks then).
+
+    Attributes:
+        text: None: as results; else ``(form, inputs)``: as the findings file's text
+            (`kaprules.findings_files`; form None: counts only, no text).
+    """
+
+    text: tuple[FindingsForm | None, bool] | None = None
+
+
 class ResultBatch(NamedTuple):
     """The results of consecutive records as the columnar engine sends them.
 
@@ -551,6 +624,10 @@ class ResultBatch(NamedTuple):
         sessions: Their numbers of sessions.
         blocks: ``(first row, its position, source, its line)`` of each block of lines,
             in order: where a row's position, source and line come from.
+        summary: For an audit read as findings text (`ResultForm.text`): the batch's
+            counts, made where it was evaluated; ``others`` then holds only the results
+            a report may draw, and the columns are empty.
+        text: Likewise: the batch's rows of the findings file, in order.
     """
 
     size: int
@@ -559,6 +636,8 @@ class ResultBatch(NamedTuple):
     ids: list[str | None]
     sessions: list[int]
     blocks: list[tuple[int, int, str, int]]
+    summary: AuditSummary | None = None
+    text: str = ""
 
     def compliant(self) -> Iterator[tuple[int, CourseResult]]:
         """``(position, result)`` of each compliant course, in order."""

@@ -9,15 +9,10 @@ from typing import Any, NamedTuple, TextIO
 
 from kaprules._output import Outputs, check_paths, write_error
 from kaprules.cli._reading import need_extra, protocol_of
-from kaprules.cli._render import (
-    FINDINGS_COLUMNS,
-    NewlineRows,
-    audit_lines,
-    json_out,
-    write_findings,
-)
+from kaprules.cli._render import audit_lines, json_out
 from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError
 from kaprules.errors import InputError, shown_id
+from kaprules.findings_files import FindingsForm
 from kaprules.protocol import Protocol
 
 
@@ -36,7 +31,7 @@ def audit_command(args: argparse.Namespace, out: TextIO) -> int:
         # Made now, so an unwritable directory stops the run before it starts.
         findings_out = outputs.open(args.findings) if args.findings else None
         html_out = outputs.open(args.html) if args.html else None
-        done = audit_run(args, protocol, findings_out, outputs)
+        done = audit_run(args, protocol, findings_out)
         if html_out is not None:
             with outputs.writing(args.html):
                 html_out.write(done.page)
@@ -62,9 +57,7 @@ class Audited(NamedTuple):
     seconds: float
 
 
-def audit_run(
-    args: argparse.Namespace, protocol: Protocol, findings_out: TextIO | None, outputs: Outputs
-) -> Audited:
+def audit_run(args: argparse.Namespace, protocol: Protocol, findings_out: TextIO | None) -> Audited:
     # The audit itself: findings written as they come; the summary and the HTML page
     # returned, for the caller to write and commit.
     import time
@@ -81,25 +74,19 @@ def audit_run(
         )
     except InputError as exc:
         raise Failure("cannot audit", exc.problems) from None
-    csv_out = None
-    if findings_out is not None and args.findings.lower().endswith(".csv"):
-        import csv
-
-        # Rows end in "\r\n" for the writer, so that it quotes a cell holding a lone "\r"
-        # (with "\n" it would not, and the cell would break its row); written with "\n".
-        csv_out = csv.writer(NewlineRows(findings_out), lineterminator="\r\n")
-        with outputs.writing(args.findings):
-            head = ["input"] if several else []
-            csv_out.writerow([*head, *FINDINGS_COLUMNS])
+    form: FindingsForm | None = None
+    if findings_out is not None:
+        form = "csv" if args.findings.lower().endswith(".csv") else "jsonl"
     progress = _progress_bar()
     try:
-        # Only the results with something to write: compliant courses are counted.
-        for result in run.flagged():
+        # The findings file's text as the audit makes it: no result is made in this
+        # process, and compliant courses are only counted.
+        for piece in run.findings_text(form, inputs=several):
             if progress is not None:
                 progress.update(run.counted - progress.n)
-            if findings_out is not None:
-                try:  # not a context manager: this runs once a course
-                    write_findings(result, findings_out, csv_out, several)
+            if piece and findings_out is not None:
+                try:  # not a context manager: this runs once a batch
+                    findings_out.write(piece)
                 except OSError as exc:
                     raise write_error(args.findings, exc) from None
     except InputError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, TextIO
 
-from kaprules import _fast, _time
+from kaprules import _time
 from kaprules._words import plural
 from kaprules.cli._status import one_line
 from kaprules.errors import shown_id
@@ -16,11 +16,6 @@ from kaprules.report import Finding, Report
 if TYPE_CHECKING:
     from kaprules.forecasting import Forecast
     from kaprules.planning import Plan
-
-
-# What json.dumps(..., ensure_ascii=False) writes for a string, without its per-call cost
-# (it builds an encoder each time): a finding row is written several times faster.
-quote: Any = json.encoder.encode_basestring
 
 
 def local_dates(course: Course) -> dict[str, str]:
@@ -117,72 +112,6 @@ def identity(protocol: Protocol) -> str:
     if protocol.derived_from is not None:
         text += f" (derived from {protocol.derived_from[0]} version {protocol.derived_from[1]})"
     return text
-
-
-class NewlineRows:
-    """A text file that takes CSV rows ending in CR LF and writes them ending in LF."""
-
-    def __init__(self, handle: TextIO) -> None:
-        self._handle = handle
-
-    def write(self, row: str) -> int:
-        return self._handle.write(row[:-2] + "\n")
-
-
-# What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def cell(value: object) -> object:
-    """A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-# The findings CSV's columns (after ``input`` for several inputs): a finding fills all but
-# ``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
-FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message", "rejected")
-
-
-def write_findings(result: Any, handle: TextIO, csv_out: Any, several: bool) -> None:
-    if result.rejected is not None:
-        # A rejected record is a row too: the findings file lists every problem record.
-        if csv_out is not None:
-            row = [result.source] if several else []
-            row += [result.line, result.course_id, "", "", "", "", result.rejected]
-            csv_out.writerow([cell(value) for value in row])
-            return
-        entry: dict[str, Any] = {"input": result.source} if several else {}
-        entry |= {"line": result.line, "course": result.course_id, "rejected": result.rejected}
-        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        return
-    if csv_out is not None:
-        for finding in result.findings:
-            row = [result.source] if several else []
-            row += [result.line, result.course_id, finding["rule"], finding["severity"]]
-            row += [" ".join(finding["sessions"]), finding["message"], ""]
-            csv_out.writerow([cell(value) for value in row])
-        return
-    if not _fast.ENABLED:
-        for finding in result.findings:
-            entry = {"input": result.source} if several else {}
-            entry |= {"line": result.line, "course": result.course_id, "rule": finding["rule"]}
-            entry |= {"severity": finding["severity"], "sessions": list(finding["sessions"])}
-            entry["message"] = finding["message"]
-            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        return
-    # The text of json.dumps({"input"?, "line", "course", "rule", "severity", "sessions",
-    # "message"}, ensure_ascii=False), one line per finding.
-    head = f'{{"input": {quote(result.source)}, ' if several else "{"
-    course = "null" if result.course_id is None else quote(result.course_id)
-    head += f'"line": {int(result.line)}, "course": {course}, "rule": '
-    for finding in result.findings:
-        sessions = ", ".join(map(quote, finding["sessions"]))
-        handle.write(
-            f'{head}{quote(finding["rule"])}, "severity": {quote(finding["severity"])}, '
-            f'"sessions": [{sessions}], "message": {quote(finding["message"])}}}\n'
-        )
 
 
 def audit_lines(data: dict[str, Any]) -> list[str]:

@@ -1,0 +1,141 @@
+"""The findings file of an audit: a row per finding and per rejected record.
+
+``kaprules audit --findings OUT.jsonl`` writes JSON Lines, ``OUT.csv`` CSV; both are
+described here once, and [`Audit.findings_text`][kaprules.Audit.findings_text] yields
+them. A finding's row holds its record's ``line`` and ``course`` id, the finding's
+``rule``, ``severity``, ``sessions`` and ``message``; a rejected record's row holds
+``line``, ``course`` (when known) and the ``rejected`` reason. With several inputs, each
+row starts with its ``input``. A CSV cell that a spreadsheet would run as a formula gets
+a leading ``'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from kaprules import _fast
+
+__all__ = ["FINDINGS_COLUMNS", "FORMULA_START", "FindingsForm", "cell", "header", "rows"]
+
+FindingsForm = Literal["jsonl", "csv"]
+
+# The findings CSV's columns (after ``input`` for several inputs): a finding fills all but
+# ``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
+FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message", "rejected")
+
+# What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# What json.dumps(..., ensure_ascii=False) writes for a string, without its per-call cost
+# (it builds an encoder each time): a finding row is written several times faster.
+quote: Any = json.encoder.encode_basestring
+
+
+def cell(value: object) -> object:
+    """A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``.
+
+    Args:
+        value: The cell's value.
+
+    Returns:
+        The value, with ``'`` before text that starts as a formula does.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def header(form: FindingsForm, inputs: bool) -> str:
+    """The text a findings file starts with: the CSV header row, or nothing for JSON Lines.
+
+    Args:
+        form: ``"jsonl"`` or ``"csv"``.
+        inputs: Rows name their input (an audit of several inputs).
+
+    Returns:
+        The header's text, ending in a line break; ``""`` for JSON Lines.
+    """
+    if form != "csv":
+        return ""
+    return _Text("csv", inputs).row([*(["input"] if inputs else []), *FINDINGS_COLUMNS])
+
+
+def rows(results: Iterable[Any], form: FindingsForm, inputs: bool) -> str:
+    """The rows of some results (`CourseResult`), in order, as one text.
+
+    Args:
+        results: The results; a compliant course without findings has no row.
+        form: ``"jsonl"`` or ``"csv"``.
+        inputs: Rows name their input (an audit of several inputs).
+
+    Returns:
+        The rows, each ending in a line break.
+    """
+    text = _Text(form, inputs)
+    for result in results:
+        if result.findings or result.rejected is not None:
+            text.add(result)
+    return "".join(text.parts)
+
+
+class _Text:
+    """Rows gathered as text: CSV through the csv module, JSON Lines by hand."""
+
+    def __init__(self, form: FindingsForm, inputs: bool) -> None:
+        self.parts: list[str] = []
+        self.inputs = inputs
+        # Rows end in "\r\n" for the writer, so that it quotes a cell holding a lone "\r"
+        # (with "\n" it would not, and the cell would break its row); kept with "\n".
+        self._csv = csv.writer(self, lineterminator="\r\n") if form == "csv" else None
+
+    def write(self, row: str) -> None:
+        self.parts.append(row[:-2] + "\n")
+
+    def row(self, values: list[Any]) -> str:
+        assert self._csv is not None
+        self._csv.writerow([cell(value) for value in values])
+        return self.parts.pop()
+
+    def add(self, result: Any) -> None:
+        head = [result.source] if self.inputs else []
+        if result.rejected is not None:
+            # A rejected record is a row too: the findings file lists every problem record.
+            if self._csv is not None:
+                self.parts.append(
+                    self.row(
+                        [*head, result.line, result.course_id, "", "", "", "", result.rejected]
+                    )
+                )
+                return
+            entry: dict[str, Any] = {"input": result.source} if self.inputs else {}
+            entry |= {"line": result.line, "course": result.course_id, "rejected": result.rejected}
+            self.parts.append(json.dumps(entry, ensure_ascii=False) + "\n")
+            return
+        if self._csv is not None:
+            for finding in result.findings:
+                values = [*head, result.line, result.course_id, finding["rule"]]
+                values += [finding["severity"], " ".join(finding["sessions"]), finding["message"]]
+                self.parts.append(self.row([*values, ""]))
+            return
+        if not _fast.ENABLED:
+            for finding in result.findings:
+                entry = {"input": result.source} if self.inputs else {}
+                entry |= {"line": result.line, "course": result.course_id}
+                entry |= {"rule": finding["rule"], "severity": finding["severity"]}
+                entry |= {"sessions": list(finding["sessions"]), "message": finding["message"]}
+                self.parts.append(json.dumps(entry, ensure_ascii=False) + "\n")
+            return
+        # The text of json.dumps({"input"?, "line", "course", "rule", "severity", "sessions",
+        # "message"}, ensure_ascii=False), one line per finding.
+        start = f'{{"input": {quote(result.source)}, ' if self.inputs else "{"
+        course = "null" if result.course_id is None else quote(result.course_id)
+        start += f'"line": {int(result.line)}, "course": {course}, "rule": '
+        for finding in result.findings:
+            sessions = ", ".join(map(quote, finding["sessions"]))
+            self.parts.append(
+                f'{start}{quote(finding["rule"])}, "severity": {quote(finding["severity"])}, '
+                f'"sessions": [{sessions}], "message": {quote(finding["message"])}}}\n'
+            )

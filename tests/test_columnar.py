@@ -92,6 +92,11 @@ def _hostile() -> list[str | bytes]:
         good.replace('"id":"s1",', "", 1),
         good.replace('"id":"c-', '"id":"\\n', 1),
         good.replace('"id":"c-0000001"', '"id":"\u3000"', 1),
+        # Ids a spreadsheet would run as formulas, or a CSV cell would have to quote.
+        good.replace('"id":"c-0000001"', '"id":"=HYPERLINK(1,2)"', 1),
+        good.replace('"id":"c-0000001"', '"id":"@c\r1"', 1),
+        good.replace('"id":"s1"', '"id":"-s1"', 1).replace('"id":"s2"', '"id":"+2,3"', 1),
+        good.replace('"escort":"Jordan Secretperson"', '"escort":""', 1),
         good.replace(start, start.replace("T", " "), 1),
         good.replace(start, start[:19] + ".5" + start[19:], 1),
         good.replace(start, utc, 1),

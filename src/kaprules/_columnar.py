@@ -21,12 +21,14 @@ import bisect
 import contextlib
 import datetime as dt
 import functools
+import heapq
 import importlib.util
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from kaprules import _fast, _time
 from kaprules.auditing import (
@@ -36,6 +38,7 @@ from kaprules.auditing import (
     LineBlock,
     Record,
     RecordData,
+    RecordItem,
     ResultBatch,
     ResultFields,
     ResultForm,
@@ -47,7 +50,7 @@ from kaprules.auditing import (
     worker_settings,
 )
 from kaprules.errors import InputError
-from kaprules.findings_files import FindingsForm
+from kaprules.findings_files import FORMULA_START, FindingsForm, quote
 from kaprules.findings_files import rows as findings_rows
 from kaprules.protocol import Protocol
 
@@ -328,44 +331,26 @@ def _work_on(
     )
     # Only a line with an object can be a course: blank or stray lines need no Polars.
     certain = b"{" in data and supports(protocol, as_of)
+    if text is not None and _fast.ENABLED:
+        tables = _tables(data, protocol) if certain else None
+        return _written(chunk, tables, protocol, as_of, sample, text)
     found, (rows, ids, counts) = _evaluated(data, protocol) if certain else ({}, ([], [], []))
     others: list[tuple[int, ResultFields, RecordData | None]] = []
-    blocks: list[tuple[int, int, str, int]] = []
     drawn = 0
-    position = row = at = 0  # `at`: the first compliant row of the current block
-    for unit in chunk:
-        if not isinstance(unit, LineBlock):
-            item = (unit.line, unit.data, unit.source, unit.rejected)
-            fields = result_fields(item, protocol, as_of)
-            wanted = drawn < sample and wanted_in_samples(fields)
-            drawn += wanted
-            others.append((position, fields, unit.data if wanted else None))
-            position += 1
-            continue
-        blocks.append((row, position, unit.source, unit.first_line))
-        end = bisect.bisect_left(rows, row + unit.lines, lo=at)
-        rest = sorted(set(range(row, row + unit.lines)).difference(rows[at:end]))
-        lines: list[bytes] | None = None  # split only when a line is read again
-        for r in rest:
-            number = unit.first_line + r - row
-            done = found.get(r)
-            if done is None:
-                lines = lines or unit.data.split(b"\n")
-                item = line_item(number, lines[r - row], unit.source)
-                fields = result_fields(item, protocol, as_of)
-            else:
-                fields = (number, unit.source, done[0], done[1], done[2], None)
-            record = None
-            if drawn < sample and wanted_in_samples(fields):
-                lines = lines or unit.data.split(b"\n")
-                record = line_item(number, lines[r - row], unit.source)[1]
-                drawn += 1
-            others.append((position + r - row, fields, record))
-        position += unit.lines
-        row += unit.lines
-        at = end
+    for position, row, unit, number, line in _rest(chunk, rows):
+        done = found.get(row)
+        if done is not None:
+            fields: ResultFields = (number, unit.source, done[0], done[1], done[2], None)
+        else:
+            fields = result_fields(_item(unit, number, line), protocol, as_of)
+        record = None
+        if drawn < sample and wanted_in_samples(fields):
+            record, drawn = _item(unit, number, line)[1], drawn + 1
+        others.append((position, fields, record))
+    blocks = _blocks(chunk)
+    size = sum(u.lines if isinstance(u, LineBlock) else 1 for u in chunk)
     if text is None:
-        return ResultBatch(position, others, rows, ids, counts, blocks)
+        return ResultBatch(size, others, rows, ids, counts, blocks)
     summary = AuditSummary("", "", None, ())
     summary.add_compliant(len(rows))
     results = [make_result(CourseResult, fields) for _, fields, _ in others]
@@ -374,7 +359,303 @@ def _work_on(
     form, inputs = text
     written = findings_rows(results, form, inputs) if form is not None else ""
     drawn_only = [entry for entry in others if entry[2] is not None]
-    return ResultBatch(position, drawn_only, [], [], [], [], summary, written)
+    return ResultBatch(size, drawn_only, [], [], [], [], summary, written)
+
+
+def _written(
+    chunk: _Chunk,
+    tables: tuple[Any, Any] | None,
+    protocol: Protocol,
+    as_of: AsOf,
+    sample: int,
+    text: tuple[FindingsForm | None, bool],
+) -> ResultBatch:
+    """A chunk as the findings file's rows and its counts (a `ResultBatch` of text).
+
+    The courses read with certainty are counted, and their rows written, as columns;
+    every other record goes through the per-record code, as in `_work_on`.
+    """
+    form, inputs = text
+    blocks = _blocks(chunk)
+    summary = AuditSummary("", "", None, ())
+    pieces: list[tuple[int, str]] = []
+    candidates: list[tuple[int, int]] = []  # (position, row) of courses a report may draw
+    taken: list[int] = []
+    table = heads = None
+    if tables is not None:
+        heads, table = tables
+        vector = _vector(heads, table, protocol, form, inputs, blocks)
+        taken = vector.taken
+        summary.add_compliant(vector.compliant)
+        summary.lines_read += vector.with_errors
+        summary.courses += vector.with_errors
+        summary.with_errors += vector.with_errors
+        summary.rules = vector.rules
+        pieces = vector.rows
+        candidates = vector.drawable
+    others: list[tuple[int, ResultFields, RecordData | None]] = []
+    record_pieces: list[tuple[int, str]] = []
+    for position, _, unit, number, line in _rest(chunk, taken):
+        item = _item(unit, number, line)
+        result = make_result(CourseResult, result_fields(item, protocol, as_of))
+        summary.add(result)
+        if form is not None and (result.findings or result.rejected is not None):
+            record_pieces.append((position, findings_rows([result], form, inputs)))
+        if sample and wanted_in_samples(result):
+            others.append((position, tuple(result), item[1]))  # type: ignore[arg-type]
+    if sample and candidates and table is not None and heads is not None:
+        others = _drawn(chunk, others, candidates, sample, table, heads, protocol)
+    others = sorted(others, key=lambda entry: entry[0])[:sample]
+    merged = heapq.merge(pieces, record_pieces, key=lambda piece: piece[0])
+    written = "".join(piece for _, piece in merged) if form is not None else ""
+    size = sum(u.lines if isinstance(u, LineBlock) else 1 for u in chunk)
+    return ResultBatch(size, others, [], [], [], [], summary, written)
+
+
+class _Vector(NamedTuple):
+    """What `_vector` makes of the courses read with certainty."""
+
+    taken: list[int]  # their rows, ascending: every other record goes per record
+    compliant: int  # courses without an error finding
+    with_errors: int
+    rules: dict[str, list[int]]  # rule id: [courses, findings]
+    rows: list[tuple[int, str]]  # (position, a finding's row of the findings file)
+    drawable: list[tuple[int, int]]  # (position, row) of courses with an error finding
+
+
+def _vector(
+    heads: Any,
+    table: Any,
+    protocol: Protocol,
+    form: FindingsForm | None,
+    inputs: bool,
+    blocks: list[tuple[int, int, str, int]],
+) -> _Vector:
+    """The counts and findings rows of the courses read with certainty, as columns.
+
+    A course whose findings cannot be drawn here with certainty (see `_assembled`, and a
+    message with a control character, which the rows would escape) is not taken.
+    """
+    import polars as pl
+
+    rules: list[Any] = list(protocol.rules)
+    severities = [getattr(rule.severity, "value", rule.severity) for rule in rules]
+    doubtful = (
+        ~pl.col("drawable")
+        | pl.col("message").is_null()
+        | pl.col("expected").is_null()
+        | pl.col("actual").is_null()
+        | pl.col("message").str.contains(r"[\x00-\x1f]")
+    )
+    bad = table.filter(doubtful)["row"].unique()
+    table = table.filter(~pl.col("row").is_in(bad.implode()))
+    heads = heads.filter(~pl.col("row").is_in(bad.implode()))
+    taken = heads["row"].to_list()
+    errors = [index for index, severity in enumerate(severities) if severity == "error"]
+    with_errors = table.filter(pl.col("rule").is_in(errors))["row"].unique().sort()
+    counts = table.group_by("rule").agg(pl.col("row").n_unique().alias("courses"), pl.len())
+    found: dict[str, list[int]] = {}
+    for index, courses, findings in counts.iter_rows():
+        found[rules[index].id] = [courses, findings]
+    # Where each row's record is: its block (by first row), its line and its position.
+    starts = pl.Series([b[0] for b in blocks], dtype=pl.Int64)
+    block = pl.lit(starts).search_sorted(pl.col("row"), side="right").cast(pl.Int64) - 1
+    offset = pl.col("row") - pl.lit(starts).gather(block)
+    line = offset + pl.lit(pl.Series([b[3] for b in blocks], dtype=pl.Int64)).gather(block)
+    place = offset + pl.lit(pl.Series([b[1] for b in blocks], dtype=pl.Int64)).gather(block)
+    rows: list[tuple[int, str]] = []
+    if form is not None and table.height:
+        table = table.join(heads.select("row", "course_id"), on="row", how="left")
+        # The order of protocol._findings (`_assembled`): first session, rule, sessions,
+        # message.
+        table = table.sort("row", "first", "rule", "places", "message")
+        sources = [b[2] for b in blocks]
+        render = _csv_row if form == "csv" else _jsonl_row
+        written = table.select(
+            place.alias("position"),
+            render(line, block, sources if inputs else None, rules, severities),
+        )
+        rows = list(zip(written["position"].to_list(), written["text"].to_list(), strict=True))
+    drawn = heads.filter(pl.col("row").is_in(with_errors.implode()))
+    drawn = drawn.select(place.alias("position"), "row")
+    return _Vector(
+        taken,
+        heads.height - with_errors.len(),
+        with_errors.len(),
+        found,
+        rows,
+        [(position, row) for position, row in drawn.iter_rows()],
+    )
+
+
+def _json_text(text: Any) -> Any:
+    """A text column as JSON writes it (``ensure_ascii=False``): no control characters."""
+    import polars as pl
+
+    escaped = text.str.replace_all("\\", "\\\\", literal=True)
+    escaped = escaped.str.replace_all('"', '\\"', literal=True)
+    return pl.concat_str([pl.lit('"'), escaped, pl.lit('"')])
+
+
+def _csv_cell(text: Any) -> Any:
+    """A text column as a findings CSV cell (`findings_files.cell`, then csv's quoting)."""
+    import polars as pl
+
+    starts = "".join(re.escape(c) for c in FORMULA_START)
+    text = pl.when(text.str.contains(f"^[{starts}]")).then(pl.lit("'") + text).otherwise(text)
+    quoted = pl.concat_str(
+        [pl.lit('"'), text.str.replace_all('"', '""', literal=True), pl.lit('"')]
+    )
+    return pl.when(text.str.contains('[,"\r\n]')).then(quoted).otherwise(text)
+
+
+def _jsonl_row(
+    line: Any, block: Any, sources: list[str] | None, rules: list[Any], severities: list[str]
+) -> Any:
+    """Each finding's row of a JSON Lines findings file (`findings_files.rows`)."""
+    import polars as pl
+
+    def each(values: list[str]) -> Any:
+        return pl.lit(pl.Series(values, dtype=pl.String))
+
+    course = pl.col("course_id")
+    parts = [
+        pl.lit("{"),
+        *(
+            [pl.lit('"input": '), each([quote(s) for s in sources]).gather(block), pl.lit(", ")]
+            if sources is not None
+            else []
+        ),
+        pl.lit('"line": '),
+        line.cast(pl.String),
+        pl.lit(', "course": '),
+        pl.when(course.is_null())
+        .then(pl.lit("null"))
+        .otherwise(pl.lit('"') + course + pl.lit('"')),
+        pl.lit(', "rule": '),
+        each([quote(rule.id) for rule in rules]).gather(pl.col("rule")),
+        pl.lit(', "severity": '),
+        each([quote(severity) for severity in severities]).gather(pl.col("rule")),
+        pl.lit(', "sessions": ['),
+        pl.col("ids").list.eval(_json_text(pl.element())).list.join(", "),
+        pl.lit('], "message": '),
+        _json_text(pl.col("message")),
+        pl.lit("}\n"),
+    ]
+    return pl.concat_str(parts).alias("text")
+
+
+def _csv_row(
+    line: Any, block: Any, sources: list[str] | None, rules: list[Any], severities: list[str]
+) -> Any:
+    """Each finding's row of a CSV findings file (`findings_files.rows`)."""
+    import polars as pl
+
+    def each(values: list[str]) -> Any:
+        return pl.lit(pl.Series(values, dtype=pl.String))
+
+    cells = [
+        *([_csv_cell(each(sources).gather(block))] if sources is not None else []),
+        line.cast(pl.String),
+        _csv_cell(pl.col("course_id").fill_null("")),
+        _csv_cell(each([rule.id for rule in rules]).gather(pl.col("rule"))),
+        _csv_cell(each(severities).gather(pl.col("rule"))),
+        _csv_cell(pl.col("ids").list.join(" ")),
+        _csv_cell(pl.col("message")),
+        pl.lit(""),
+    ]
+    return (pl.concat_str(cells, separator=",") + pl.lit("\n")).alias("text")
+
+
+def _drawn(
+    chunk: _Chunk,
+    others: list[tuple[int, ResultFields, RecordData | None]],
+    candidates: list[tuple[int, int]],
+    sample: int,
+    table: Any,
+    heads: Any,
+    protocol: Protocol,
+) -> list[tuple[int, ResultFields, RecordData | None]]:
+    """The first ``sample`` courses a report may draw: per-record ones, and those read here.
+
+    ``candidates``: ``(position, row)`` of the courses read here with an error finding,
+    ascending; their results are made (findings as dicts) only when drawn.
+    """
+    import polars as pl
+
+    first = sorted([*((p, None) for p, _, _ in others), *candidates[:sample]])[:sample]
+    rows = [row for _, row in first if row is not None]
+    if not rows:
+        return others
+    found = _assembled(table.filter(pl.col("row").is_in(rows)), protocol)
+    known = heads.filter(pl.col("row").is_in(rows))
+    facts = {row: (course_id, n) for row, course_id, n in known.iter_rows()}
+    positions = {row: position for position, row in first if row is not None}
+    kept = list(others)
+    for row in rows:
+        unit, number, line = _line_at(chunk, row)
+        findings = found[row]
+        assert findings is not None  # drawable: checked by _vector
+        course_id, n = facts[row]
+        fields: ResultFields = (number, unit.source, course_id, n, findings, None)
+        kept.append((positions[row], fields, line_item(number, line, unit.source)[1]))
+    return kept
+
+
+def _line_at(chunk: _Chunk, row: int) -> tuple[LineBlock, int, bytes]:
+    """The block, line number and text of a row of the chunk's blocks."""
+    start = 0
+    for unit in chunk:
+        if isinstance(unit, LineBlock):
+            if row < start + unit.lines:
+                return unit, unit.first_line + row - start, unit.data.split(b"\n")[row - start]
+            start += unit.lines
+    raise AssertionError(f"row {row} is beyond the chunk")
+
+
+def _blocks(chunk: _Chunk) -> list[tuple[int, int, str, int]]:
+    """``(first row, its position, source, its line)`` of each block (`ResultBatch`)."""
+    found: list[tuple[int, int, str, int]] = []
+    position = row = 0
+    for unit in chunk:
+        if isinstance(unit, LineBlock):
+            found.append((row, position, unit.source, unit.first_line))
+            row += unit.lines
+            position += unit.lines
+        else:
+            position += 1
+    return found
+
+
+def _item(unit: LineBlock | Record, number: int, line: bytes | None) -> RecordItem:
+    if isinstance(unit, LineBlock):
+        assert line is not None
+        return line_item(number, line, unit.source)
+    return (unit.line, unit.data, unit.source, unit.rejected)
+
+
+def _rest(
+    chunk: _Chunk, taken: list[int]
+) -> Iterator[tuple[int, int, LineBlock | Record, int, bytes | None]]:
+    """``(position, row, unit, line number, line)`` of each record whose row is not taken.
+
+    ``taken``: rows ascending. A CSV record comes as itself (row -1, line None); a line
+    with its block, split only when one of its lines is wanted.
+    """
+    position = row = at = 0
+    for unit in chunk:
+        if not isinstance(unit, LineBlock):
+            yield position, -1, unit, unit.line, None
+            position += 1
+            continue
+        end = bisect.bisect_left(taken, row + unit.lines, lo=at)
+        rest = sorted(set(range(row, row + unit.lines)).difference(taken[at:end]))
+        lines = unit.data.split(b"\n") if rest else []
+        for r in rest:
+            yield position + r - row, r, unit, unit.first_line + r - row, lines[r - row]
+        position += unit.lines
+        row += unit.lines
+        at = end
 
 
 _Known = tuple[str | None, int, tuple[dict[str, Any], ...]]
@@ -386,14 +667,38 @@ def _evaluated(
     """The courses of the lines read here, by their row: those with findings, and the rest.
 
     Returns ``{row: (course id, sessions, findings)}`` of the courses with findings, and
-    ``(rows, course ids, sessions)`` of those without, rows ascending. ``data`` holds lines,
-    each ending in a newline: Polars reads them straight from the bytes. Bytes it refuses
-    (a line it cannot decode) send them the slow way: line by line into a frame, the
-    undecodable ones left out.
+    ``(rows, course ids, sessions)`` of those without, rows ascending (see `_tables`).
     """
     import polars as pl
 
-    none: tuple[list[int], list[str | None], list[int]] = ([], [], [])
+    tables = _tables(data, protocol)
+    if tables is None:
+        return {}, ([], [], [])
+    heads, table = tables
+    flagged = table["row"].unique()
+    found = _assembled(table, protocol)
+    plain = heads.filter(~pl.col("row").is_in(flagged.implode()))
+    compliant = (plain["row"].to_list(), plain["course_id"].to_list(), plain["n"].to_list())
+    known: dict[int, _Known] = {}
+    flagged_heads = heads.filter(pl.col("row").is_in(flagged.implode()))
+    rows, ids, counts = (flagged_heads[name].to_list() for name in ("row", "course_id", "n"))
+    for row, course_id, count in zip(rows, ids, counts, strict=True):
+        findings = found[row]
+        if findings is not None:
+            known[row] = (course_id, count, findings)
+    return known, compliant
+
+
+def _tables(data: bytes, protocol: Protocol) -> tuple[Any, Any] | None:
+    """The courses read here with certainty, and their findings; None: no course.
+
+    Returns ``heads`` (``row, course_id, n``: one row per course, rows ascending) and the
+    findings table of `_findings`. ``data`` holds lines, each ending in a newline: Polars
+    reads them straight from the bytes. Bytes it refuses (a line it cannot decode) send
+    them the slow way: line by line into a frame, the undecodable ones left out.
+    """
+    import polars as pl
+
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:  # the lines that are not UTF-8 become empty here
@@ -407,27 +712,16 @@ def _evaluated(
         frame = pl.DataFrame({"line": texts}, schema={"line": pl.String}).with_row_index("row")
         decoded = _decoded(frame.filter(pl.col("line").str.contains(_LINE)))
         if decoded is None:
-            return {}, none
+            return None
         courses = _courses(decoded.lazy()).collect()
     if courses.height == 0:
-        return {}, none
+        return None
     sessions = _sessions(courses)
     taken = sessions.filter(pl.col("place") == 0)["row"]
     heads = courses.filter(pl.col("row").is_in(taken.implode())).select("row", "course_id", "n")
     columns = Columns(protocol.series_length)
     table = _findings(sessions.lazy(), columns, _forms(protocol, columns)).collect()
-    flagged = table["row"].unique()
-    found = _assembled(table, protocol)
-    plain = heads.filter(~pl.col("row").is_in(flagged.implode())).sort("row")
-    compliant = (plain["row"].to_list(), plain["course_id"].to_list(), plain["n"].to_list())
-    known: dict[int, _Known] = {}
-    flagged_heads = heads.filter(pl.col("row").is_in(flagged.implode()))
-    rows, ids, counts = (flagged_heads[name].to_list() for name in ("row", "course_id", "n"))
-    for row, course_id, count in zip(rows, ids, counts, strict=True):
-        findings = found[row]
-        if findings is not None:
-            known[row] = (course_id, count, findings)
-    return known, compliant
+    return heads.sort("row"), table
 
 
 def _schema() -> Any:

@@ -59,12 +59,13 @@ __all__: list[str] = []
 ENGINES = ("auto", "columnar", "records")
 
 # Bytes of JSON Lines in one frame: large enough that Polars' per-call costs vanish,
-# small enough that a few chunks in flight keep memory far under the 500 MB bound.
-_CHUNK_BYTES = 16 << 20
+# small enough that a few chunks in flight keep memory far under the 500 MB bound, and
+# that the workers finish together (16 MiB left one idle at the end: 3 to 5% slower).
+_CHUNK_BYTES = 8 << 20
 _IN_FLIGHT = 2
 _FINDINGS = 40_000
-# Lines in one chunk at most: each comes back as a result, and 16 MiB of blank lines
-# would otherwise be 16 million of them at once.
+# Lines in one chunk at most: each comes back as a result, and 8 MiB of blank lines
+# would otherwise be 8 million of them at once.
 _CHUNK_LINES = 1 << 15
 
 # Every character str.strip() removes (str.isspace()): a blank escort or id.

@@ -432,20 +432,29 @@ class Audit:
     def _texts(self, form: FindingsForm | None, inputs: bool) -> Iterator[str]:
         if form is not None and header(form, inputs):
             yield header(form, inputs)
+        flagged: list[CourseResult] = []  # results one by one: written in runs
+        since = 0
         for item in self._results:
             if isinstance(item, ResultBatch) and item.summary is not None:
+                if flagged or since:
+                    yield rows(flagged, form, inputs) if form is not None else ""
+                    flagged, since = [], 0
                 self._summary.merge(item.summary)
                 for _, fields, data in item.others:
                     self._keep(make_result(CourseResult, fields), data)
                 yield item.text if form is not None else ""
                 continue
             pairs = item.results() if isinstance(item, ResultBatch) else (item,)
-            flagged = []
             for result, data in pairs:
                 self._take(result, data)
+                since += 1
                 if result.findings or result.rejected is not None:
                     flagged.append(result)
-            yield rows(flagged, form, inputs) if form is not None and flagged else ""
+            if since >= _TEXT_RUN:
+                yield rows(flagged, form, inputs) if form is not None else ""
+                flagged, since = [], 0
+        if flagged or since:
+            yield rows(flagged, form, inputs) if form is not None else ""
         self._end()
 
     @property
@@ -594,6 +603,10 @@ data)`` of the courses a report may draw."""
 
 # A record as plain values: (line, data, source, rejected), as Record holds them.
 RecordItem = tuple[int, Any, str, str | None]
+
+
+# Results read one by one are written as findings text this many at a time.
+_TEXT_RUN = 500
 
 
 @attrs.define

@@ -186,6 +186,7 @@ class _Size:
 
     def __init__(self) -> None:
         self.bytes = 1
+        self.seen = 0
 
     def learn(self, chunk: _Chunk, batch: ResultBatch) -> None:
         if batch.summary is not None:  # text: the findings' rows, not their dicts
@@ -193,10 +194,14 @@ class _Size:
         else:
             found = sum(len(fields[4]) for _, fields, _ in batch.others)
         size = sum(len(u.data) if isinstance(u, LineBlock) else 1024 for u in chunk)
+        self.seen += size
+        # A long input takes chunks twice as large: each chunk costs Polars some 25 ms of
+        # its own, and a chunk left to one worker at the end matters less.
+        cap = _CHUNK_BYTES * (2 if self.seen >= 16 * _CHUNK_BYTES else 1)
         if found <= _FINDINGS // 4:
-            self.bytes = min(max(self.bytes, size) * 4, _CHUNK_BYTES)
+            self.bytes = min(max(self.bytes, size) * 4, cap)
         elif found <= _FINDINGS // 2:
-            self.bytes = min(max(self.bytes, size) * 2, _CHUNK_BYTES)
+            self.bytes = min(max(self.bytes, size) * 2, cap)
         else:
             self.bytes = max(1, size * _FINDINGS // (2 * found))
 

@@ -403,12 +403,13 @@ def _written(
     record_pieces: list[tuple[int, str]] = []
     for position, _, unit, number, line in _rest(chunk, taken):
         item = _item(unit, number, line)
-        result = make_result(CourseResult, result_fields(item, protocol, as_of))
+        fields = result_fields(item, protocol, as_of)
+        result = make_result(CourseResult, fields)
         summary.add(result)
         if form is not None and (result.findings or result.rejected is not None):
             record_pieces.append((position, findings_rows([result], form, inputs)))
-        if sample and wanted_in_samples(result):
-            others.append((position, tuple(result), item[1]))  # type: ignore[arg-type]
+        if sample and wanted_in_samples(fields):
+            others.append((position, fields, item[1]))
     if sample and candidates and table is not None and heads is not None:
         others = _drawn(chunk, others, candidates, sample, table, heads, protocol)
     others = sorted(others, key=lambda entry: entry[0])[:sample]

@@ -220,6 +220,8 @@ PROTOCOLS = [
     Protocol("custom", "1", (_Custom(), Escort())),
     # Hardly any course breaks it: a line read wrongly shows as a result, not as a finding.
     Protocol("lenient", "1", (Escort(kinds={"booster"}),)),
+    # No rule reads the session before: nothing makes a chunk's first course doubtful.
+    Protocol("fasting", "1", (Fasting(),)),
 ]
 
 
@@ -512,3 +514,47 @@ def test_findings_text_takes_the_two_forms_or_none(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="form: must be 'jsonl', 'csv' or None"):
         run.findings_text("xml")  # type: ignore[arg-type]
     assert "".join(run.findings_text("csv")).startswith("line,course,rule,")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_first_course_of_a_chunk_is_read_once(tmp_path: Path, jobs: int) -> None:
+    # The first row of a chunk's frame once had no "start of its course": without a rule
+    # that reads the session before, its course went per record while its columnar
+    # findings were still counted and written (found by a hostile run).
+    first = '{"id":"c1","timezone":"UTC","sessions":[{"id":"s1","start":"2026-04-09T12:00:00Z"}]}'
+    path = _write(tmp_path / "in.jsonl", [first, *make_audit_data.lines(50, seed=8)])
+    fasting = Protocol("fasting", "1", (Fasting(),))
+    texts = []
+    for engine in ("records", "columnar"):
+        run = audit(read_records([str(path)]), fasting, engine=engine, jobs=jobs)
+        texts.append(("".join(run.findings_text("jsonl")), run.summary.to_dict()))
+    assert texts[1] == texts[0]
+    assert texts[0][0].count('"course": "c1"') == 1
+    data = path.read_bytes()
+    found, _ = columnar._evaluated(data, fasting)
+    assert 0 in found  # taken by the columnar path, not only handed over
+
+
+@pytest.mark.parametrize("engine", ["records", "columnar"])
+def test_an_input_named_in_bytes_that_are_not_utf8_is_written_escaped(
+    tmp_path: Path, cli: Run, engine: str
+) -> None:
+    # Several inputs: each row names its input, and a name that is not UTF-8 (lone
+    # surrogates in Python) cannot be written to a UTF-8 file as it is (found by a
+    # hostile run: an internal error).
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/\xff\xfe.jsonl"))
+    _write(odd, [*make_audit_data.lines(30, seed=9), "not a course"])
+    plain = _write(tmp_path / "plain.jsonl", [*make_audit_data.lines(5, seed=9)])
+    for suffix in ("jsonl", "csv"):
+        out = tmp_path / f"findings.{suffix}"
+        code, summary, err = cli(
+            "audit", str(odd), str(plain), "--engine", engine, "--findings", str(out),
+            "--format", "json",
+        )  # fmt: skip
+        assert (code, err) == (1, "")
+        text = out.read_text(encoding="utf-8")
+        named = text.splitlines()[1].split(",")[0] if suffix == "csv" else text.splitlines()[0]
+        if suffix == "jsonl":
+            named = json.loads(named)["input"]
+        assert named.endswith("/\\xff\\xfe.jsonl")
+        assert json.loads(summary)["rejected"][0]["input"] == named

@@ -50,7 +50,7 @@ from kaprules.auditing import (
     worker_settings,
 )
 from kaprules.errors import InputError
-from kaprules.findings_files import FORMULA_START, FindingsForm, quote
+from kaprules.findings_files import FORMULA_START, FindingsForm, input_name, quote
 from kaprules.findings_files import rows as findings_rows
 from kaprules.protocol import Protocol
 
@@ -455,7 +455,9 @@ def _vector(
         | pl.col("message").str.contains(r"[\x00-\x1f]")
     )
     bad = table.filter(doubtful)["row"].unique()
+    # Only the findings of the courses taken (heads) are counted and written here.
     table = table.filter(~pl.col("row").is_in(bad.implode()))
+    table = table.filter(pl.col("row").is_in(heads["row"].implode()))
     heads = heads.filter(~pl.col("row").is_in(bad.implode()))
     taken = heads["row"].to_list()
     errors = [index for index, severity in enumerate(severities) if severity == "error"]
@@ -476,7 +478,7 @@ def _vector(
         # The order of protocol._findings (`_assembled`): first session, rule, sessions,
         # message.
         table = table.sort("row", "first", "rule", "places", "message")
-        sources = [b[2] for b in blocks]
+        sources = [input_name(b[2]) for b in blocks]
         render = _csv_row if form == "csv" else _jsonl_row
         written = table.select(
             place.alias("position"),
@@ -905,7 +907,8 @@ def _sessions(courses: Any) -> Any:
     ok = s.group_by("row").agg(certain.alias("ok")).filter(pl.col("ok"))["row"]
     s = s.filter(pl.col("row").is_in(ok.implode()))
     row = pl.col("row")
-    start_row = row != row.shift(1)
+    # The frame's first row starts a course too (the shift gives it null, not True).
+    start_row = (row != row.shift(1)).fill_null(True)
     number = pl.int_range(pl.len(), dtype=pl.Int64)
     ind = pl.col("induction").cast(pl.Int64)
     # Rows are sorted by course: each course's first row, and running sums from there.

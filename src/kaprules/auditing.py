@@ -37,7 +37,7 @@ from kaprules._version import __version__
 from kaprules.course_files import course_from_data
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, findings_of
-from kaprules.findings_files import FindingsForm, header, rows
+from kaprules.findings_files import FindingsForm, header, input_name, rows
 from kaprules.loading import parse_course
 from kaprules.model import Course
 from kaprules.protocol import STANDARD, Protocol
@@ -283,7 +283,7 @@ class AuditSummary:
             share = round(courses / self.courses, 6) if self.courses else 0.0
             rules[rule_id] = {"courses": courses, "findings": findings, "share": share}
         rejected = [
-            {**({"input": source} if sources else {}), "line": line, "reason": reason}
+            {**({"input": input_name(source)} if sources else {}), "line": line, "reason": reason}
             for source, line, reason in self.rejected
         ]
         return {

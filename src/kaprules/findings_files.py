@@ -18,7 +18,15 @@ from typing import Any, Literal
 
 from kaprules import _fast
 
-__all__ = ["FINDINGS_COLUMNS", "FORMULA_START", "FindingsForm", "cell", "header", "rows"]
+__all__ = [
+    "FINDINGS_COLUMNS",
+    "FORMULA_START",
+    "FindingsForm",
+    "cell",
+    "header",
+    "input_name",
+    "rows",
+]
 
 FindingsForm = Literal["jsonl", "csv"]
 
@@ -46,6 +54,31 @@ def cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def input_name(source: str) -> str:
+    r"""An input's name as rows write it: text any UTF-8 file can hold.
+
+    A file name that is not UTF-8 reaches Python with its undecodable bytes as lone
+    surrogates (``surrogateescape``), which no UTF-8 file can hold: they are written as
+    ``\xff`` escapes instead (any other lone surrogate as ``\udc00``). Other names are
+    unchanged.
+
+    Args:
+        source: The name, as given.
+
+    Returns:
+        The name to write.
+    """
+    try:
+        source.encode("utf-8")
+        return source
+    except UnicodeEncodeError:
+        pass
+    try:
+        return source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return source.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def header(form: FindingsForm, inputs: bool) -> str:
@@ -100,7 +133,8 @@ class _Text:
         return self.parts.pop()
 
     def add(self, result: Any) -> None:
-        head = [result.source] if self.inputs else []
+        source = input_name(result.source)
+        head = [source] if self.inputs else []
         if result.rejected is not None:
             # A rejected record is a row too: the findings file lists every problem record.
             if self._csv is not None:
@@ -110,7 +144,7 @@ class _Text:
                     )
                 )
                 return
-            entry: dict[str, Any] = {"input": result.source} if self.inputs else {}
+            entry: dict[str, Any] = {"input": source} if self.inputs else {}
             entry |= {"line": result.line, "course": result.course_id, "rejected": result.rejected}
             self.parts.append(json.dumps(entry, ensure_ascii=False) + "\n")
             return
@@ -122,7 +156,7 @@ class _Text:
             return
         if not _fast.ENABLED:
             for finding in result.findings:
-                entry = {"input": result.source} if self.inputs else {}
+                entry = {"input": source} if self.inputs else {}
                 entry |= {"line": result.line, "course": result.course_id}
                 entry |= {"rule": finding["rule"], "severity": finding["severity"]}
                 entry |= {"sessions": list(finding["sessions"]), "message": finding["message"]}
@@ -130,7 +164,7 @@ class _Text:
             return
         # The text of json.dumps({"input"?, "line", "course", "rule", "severity", "sessions",
         # "message"}, ensure_ascii=False), one line per finding.
-        start = f'{{"input": {quote(result.source)}, ' if self.inputs else "{"
+        start = f'{{"input": {quote(source)}, ' if self.inputs else "{"
         course = "null" if result.course_id is None else quote(result.course_id)
         start += f'"line": {int(result.line)}, "course": {course}, "rule": '
         for finding in result.findings:

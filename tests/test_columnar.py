@@ -558,3 +558,16 @@ def test_an_input_named_in_bytes_that_are_not_utf8_is_written_escaped(
             named = json.loads(named)["input"]
         assert named.endswith("/\\xff\\xfe.jsonl")
         assert json.loads(summary)["rejected"][0]["input"] == named
+
+
+def test_records_travel_in_chunks_of_a_few_hundred() -> None:
+    # CSV courses are read slowly by the main process and evaluated one by one: a chunk
+    # sized for JSON Lines bytes would hold thousands and keep the workers waiting.
+    from kaprules.auditing import Record
+
+    size = columnar._Size()
+    size.bytes = columnar._CHUNK_BYTES
+    records = (Record(n, "{}") for n in range(1, 1201))
+    chunks = list(columnar._chunks(records, size))
+    assert [len(c) for c in chunks] == [500, 500, 200]
+    assert [r.line for c in chunks for r in c if isinstance(r, Record)] == list(range(1, 1201))

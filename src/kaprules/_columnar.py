@@ -67,6 +67,7 @@ _FINDINGS = 40_000
 # Lines in one chunk at most: each comes back as a result, and 8 MiB of blank lines
 # would otherwise be 8 million of them at once.
 _CHUNK_LINES = 1 << 15
+_RECORDS = 500
 
 # Every character str.strip() removes (str.isspace()): a blank escort or id.
 _WHITESPACE = (
@@ -211,9 +212,11 @@ _Chunk = list[Record | LineBlock]
 
 def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chunk]:
     # Blocks gathered up to limit.bytes and _CHUNK_LINES lines; a record (a CSV course)
-    # travels with the chunk it falls in, in order.
+    # travels with the chunk it falls in, in order, and _RECORDS of them make a chunk: a
+    # record is evaluated course by course, and the main process reads it slowly, so
+    # large chunks of them would only keep the workers waiting.
     chunk: _Chunk = []
-    size = lines = 0
+    size = lines = records = 0
     for unit in units:
         chunk.append(unit)
         if isinstance(unit, LineBlock):
@@ -222,9 +225,10 @@ def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chun
         else:
             size += 1024
             lines += 1
-        if size >= limit.bytes or lines >= _CHUNK_LINES:
+            records += 1
+        if size >= limit.bytes or lines >= _CHUNK_LINES or records >= _RECORDS:
             yield chunk
-            chunk, size, lines = [], 0, 0
+            chunk, size, lines, records = [], 0, 0, 0
     if chunk:
         yield chunk
 

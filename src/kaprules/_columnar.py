@@ -825,11 +825,13 @@ def _days_in_month(year: Any, month: Any) -> Any:
 
 
 def _instant(column: str) -> tuple[Any, Any]:
-    """(UTC seconds, valid) of an instant column; null stays null.
+    """(UTC seconds, layout) of an instant column; null stays null.
 
-    The local part is read by Polars' own parser of the one layout (its fast path: several
-    times cheaper than slicing out each field), which leaves impossible dates (February
-    30) null; the pattern (`_INSTANT`) holds every field to its range.
+    The instant is valid where its layout holds and its seconds are not null. The local
+    part is read by Polars' own parser of the one layout (its fast path: several times
+    cheaper than slicing out each field), which leaves impossible dates (February 30)
+    null; the pattern (`_INSTANT`) holds every field to its range. The two come apart so
+    that the parse runs once: Polars would run it again for an expression using it twice.
     """
     import polars as pl
 
@@ -849,7 +851,7 @@ def _instant(column: str) -> tuple[Any, Any]:
         .then(0)
         .otherwise(sign * (number(20) * 3600 + number(23) * 60))
     )
-    return local - offset, text.str.contains(_INSTANT) & local.is_not_null()
+    return local - offset, text.str.contains(_INSTANT)
 
 
 def _sessions(courses: Any) -> Any:
@@ -872,8 +874,8 @@ def _sessions(courses: Any) -> Any:
         .explode("sessions", "pos")
         .unnest("sessions")
     )
-    start, start_ok = _instant("start")
-    food, food_ok = _instant("last_food")
+    start, start_layout = _instant("start")
+    food, food_layout = _instant("last_food")
     given = [pl.col(k).is_not_null().cast(pl.Int64) for k in _SESSION_KEYS]
     s = s.select(
         "row",
@@ -886,12 +888,16 @@ def _sessions(courses: Any) -> Any:
         food=food,
         sid=pl.coalesce(pl.col("id"), (pl.col("pos") + 1).cast(pl.String)),
         induction=pl.col("kind").is_null() | (pl.col("kind") == "induction"),
-        valid=start_ok.fill_null(False)
-        & (pl.col("last_food").is_null() | food_ok.fill_null(False))
+        valid=start_layout.fill_null(False)
+        & (pl.col("last_food").is_null() | food_layout.fill_null(False))
         & (pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"]))
         & (pl.col("id").is_null() | (pl.col("id").str.strip_chars(_WHITESPACE) != "")),
+        _food_given=pl.col("last_food").is_not_null(),
         quotes=pl.sum_horizontal(given) * 4,
     )
+    # A start, and a last_food when given, that were read (see _instant).
+    read = pl.col("utc").is_not_null() & (~pl.col("_food_given") | pl.col("food").is_not_null())
+    s = s.with_columns(valid=pl.col("valid") & read).drop("_food_given")
     s = s.with_columns(offset=_offset_of(keys, values))
     # Start order; sessions that start together (ordered by id in the timeline) send their
     # course the per-record way, so that only integers are sorted here.

@@ -442,16 +442,29 @@ def test_zone_offsets_agree_with_zoneinfo_anywhere(seed: int) -> None:
         assert local.utcoffset() == dt.timedelta(seconds=offset), (zone, utc)
 
 
-@pytest.mark.parametrize("how", ["iterate", "flagged"])
-def test_a_loop_left_within_a_batch_still_counts_its_rest(tmp_path: Path, how: str) -> None:
-    # A batch's results come from one iteration: leaving it early must not lose them.
-    path = _write(tmp_path / "in.jsonl", [*make_audit_data.lines(300, seed=5)])
+@pytest.mark.parametrize("close", [False, True])
+@pytest.mark.parametrize("how", ["iterate", "flagged", "text"])
+def test_a_loop_left_within_a_batch_still_counts_its_rest(
+    tmp_path: Path, how: str, close: bool
+) -> None:
+    # A batch's results come from one iteration: leaving it early, or closing it, must
+    # not lose them (closing once did).
+    path = _write(tmp_path / "in.jsonl", [*make_audit_data.lines(3000, seed=5)])
     whole = audit(read_records([str(path)]), STANDARD, engine="records").summary.to_dict()
     run = audit(read_records([str(path)]), STANDARD, engine="columnar")
-    started = iter(run) if how == "iterate" else run.flagged()
-    assert next(started).line >= 1
+    started: Any
+    if how == "iterate":
+        started = iter(run)
+    elif how == "flagged":
+        started = run.flagged()
+    else:
+        started = run.findings_text("jsonl")
+    assert next(started)
+    assert next(started)
+    if close:
+        started.close()
     assert run.summary.to_dict() == whole
-    assert run.counted == 300
+    assert run.counted == 3000
     with pytest.raises(KapRulesError, match="already consumed"):
         list(run)
 

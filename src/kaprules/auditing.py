@@ -331,7 +331,8 @@ class Audit:
         self._started = False
         self._done = False
         self._running: Iterator[Any] | None = None
-        self.form = form or ResultForm()
+        self._pending: Iterator[tuple[CourseResult, RecordData | None]] | None = None
+        self._form = form or ResultForm()
 
     def __iter__(self) -> Iterator[CourseResult]:
         self._claim()
@@ -357,16 +358,21 @@ class Audit:
                 if everything or result.findings or result.rejected is not None:
                     yield result
             elif everything:
-                for result, data in item.results():
+                # The rest of a batch lives in this iteration: kept where _finish finds it
+                # if the iteration is closed halfway.
+                self._pending = item.results()
+                for result, data in self._pending:
                     self._take(result, data)
                     yield result
+                self._pending = None
             else:
                 self._summary.add_compliant(len(item.rows))
-                for _, fields, data in item.others:
-                    result = make_result(CourseResult, fields)
+                self._pending = ((make_result(CourseResult, f), d) for _, f, d in item.others)
+                for result, data in self._pending:
                     self._take(result, data)
                     if result.findings or result.rejected is not None:
                         yield result
+                self._pending = None
         self._end()
 
     def _end(self) -> None:
@@ -425,7 +431,7 @@ class Audit:
         if form not in ("jsonl", "csv", None):
             raise InputError("form: must be 'jsonl', 'csv' or None")
         self._claim()
-        self.form.text = (form, bool(inputs))
+        self._form.text = (form, bool(inputs))
         self._running = self._texts(form, bool(inputs))
         return self._running
 
@@ -444,12 +450,13 @@ class Audit:
                     self._keep(make_result(CourseResult, fields), data)
                 yield item.text if form is not None else ""
                 continue
-            pairs = item.results() if isinstance(item, ResultBatch) else (item,)
-            for result, data in pairs:
+            self._pending = item.results() if isinstance(item, ResultBatch) else iter((item,))
+            for result, data in self._pending:
                 self._take(result, data)
                 since += 1
                 if result.findings or result.rejected is not None:
                     flagged.append(result)
+            self._pending = None
             if since >= _TEXT_RUN:
                 yield rows(flagged, form, inputs) if form is not None else ""
                 flagged, since = [], 0
@@ -471,8 +478,12 @@ class Audit:
         self._started = True
         for _ in self._running or ():
             pass
+        # An iteration closed within a batch left the batch's rest here.
+        for result, data in self._pending or ():
+            self._take(result, data)
+        self._pending = None
         if not self._done:
-            self.form.text = (None, False)
+            self._form.text = (None, False)
             for _ in self._texts(None, False):
                 pass
 

@@ -120,8 +120,9 @@ def _audit_file(path: Path) -> tuple[list[Any], dict[str, Any]]:
     return results, run.summary.to_dict()
 
 
+@pytest.mark.parametrize("engine", ["records", "auto"])
 def test_a_bag_of_odd_items_is_rejected_as_the_cli_rejects_the_same_lines(
-    tmp_path: Path, cli: Any
+    tmp_path: Path, cli: Any, engine: str
 ) -> None:
     good = json.dumps(_compliant("c1"))
     items: list[object] = [
@@ -136,6 +137,9 @@ def test_a_bag_of_odd_items_is_rejected_as_the_cli_rejects_the_same_lines(
         "  \n",
         b"\xff not UTF-8",
         "[1, 2]",
+        "\u3000",  # Unicode spaces: not JSON to the CLI, which reads bytes
+        "\xa0\n",
+        "\u0085",
     ]
     # The same lines in a file, as JSON Lines: what each item is written as.
     lines = []
@@ -149,14 +153,14 @@ def test_a_bag_of_odd_items_is_rejected_as_the_cli_rejects_the_same_lines(
     data = tmp_path / "odd.jsonl"
     data.write_bytes(b"\n".join(lines) + b"\n")
     expected, summary = _audit_file(data)
-    run = audit_bag(from_sequence(items, npartitions=3))
+    run = audit_bag(from_sequence(items, npartitions=3), engine=engine)
     assert run.results.compute(scheduler="sync") == expected
     got = run.summary(scheduler="sync").to_dict()
     assert got["rejected"] == summary["rejected"]
-    assert (got["courses"], got["rejected_count"]) == (summary["courses"], 7)
+    assert (got["courses"], got["rejected_count"]) == (summary["courses"], 10)
     # Through the command, the same count of rejected records.
     code, out, _ = cli("audit", str(data), "--format", "json")
-    assert json.loads(out)["rejected_count"] == 7
+    assert json.loads(out)["rejected_count"] == 10
     assert code == 1
 
 
@@ -260,3 +264,27 @@ def test_a_frame_whose_columns_are_not_text_is_an_input_error(tmp_path: Path) ->
         audit_dataframe(frame)
     with pytest.raises(kaprules.InputError, match="frame"):
         audit_dataframe(frame.compute())
+
+
+def test_a_large_partition_is_read_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One partition read whole took nine times its size in memory: it is read in chunks,
+    # as a file is.
+    pytest.importorskip("polars", reason="the columnar engine needs the columnar extra")
+    from kaprules import _columnar
+
+    chunks: list[int] = []
+    work_on = _columnar._work_on
+
+    def counting(chunk: Any, *args: Any) -> Any:  # the engine's own, counted
+        chunks.append(len(chunk))
+        return work_on(chunk, *args)
+
+    monkeypatch.setattr(_columnar, "_work_on", counting)
+    data = write_lines(tmp_path / "d.jsonl", 5000, seed=3)
+    items = data.read_text(encoding="utf-8").splitlines(keepends=True)
+    got = audit_bag(from_sequence(items, npartitions=1), engine="columnar")
+    expected = audit_bag(from_sequence(items, npartitions=1), engine="records")
+    assert got.results.compute(scheduler="sync") == expected.results.compute(scheduler="sync")
+    assert len(chunks) >= 2

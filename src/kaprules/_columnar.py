@@ -244,31 +244,47 @@ def partition_results(
     """The results of a partition of JSON Lines texts (`kaprules.dask`), in order.
 
     Runs of plain text lines (a string holding one line, with at most its line break, and
-    no byte order mark or lone surrogate) are read as a block of JSON Lines; any other
+    no byte order mark or lone surrogate) are read as blocks of JSON Lines; any other
     item is the record ``record_of(line number, item)`` makes of it, read per record.
+    The partition is read in chunks as a file is: memory stays bounded whatever its size.
     """
-    units: _Chunk = []
+    size = _Size()
+    units = _partition_units(items, first_line, source, record_of)
+    for chunk in _chunks(units, size):
+        batch = _work_on(chunk, protocol, as_of, 0)
+        size.learn(chunk, batch)
+        for result, _ in batch.results():
+            yield result
+
+
+# A block of a partition's lines, as the file reader's: at most this many bytes or lines.
+_BLOCK_BYTES = 1 << 20
+_BLOCK_LINES = 4096
+
+
+def _partition_units(
+    items: Sequence[object],
+    first_line: int,
+    source: str,
+    record_of: Callable[[int, object], Record],
+) -> Iterator[Record | LineBlock]:
     run: list[bytes] = []
     start = first_line
-
-    def close() -> None:
-        if run:
-            data = b"".join(run)
-            units.append(LineBlock(source, start, data, len(run)))
-            run.clear()
-
+    size = 0
     for number, item in enumerate(items, start=first_line):
         line = _plain(item)
-        if line is None:
-            close()
-            units.append(record_of(number, item))
-            continue
-        if not run:
+        if line is not None and not run:
             start = number
-        run.append(line)
-    close()
-    batch = _work_on(units, protocol, as_of, 0)
-    return (result for result, _ in batch.results())
+        if line is not None:
+            run.append(line)
+            size += len(line)
+        if run and (line is None or size >= _BLOCK_BYTES or len(run) >= _BLOCK_LINES):
+            yield LineBlock(source, start, b"".join(run), len(run))
+            run, size = [], 0
+        if line is None:
+            yield record_of(number, item)
+    if run:
+        yield LineBlock(source, start, b"".join(run), len(run))
 
 
 def _plain(item: object) -> bytes | None:

@@ -129,8 +129,14 @@ def _line(number: int, item: object, source: str) -> Record:
     """A bag item as the record ``kaprules audit`` makes of the same line of a file."""
     if isinstance(item, str):
         # The CLI reads bytes, and the loader skips a UTF-8 byte order mark; a bag of text
-        # holds it decoded, as U+FEFF.
-        return line_record(number, item.removeprefix("\ufeff"), source)
+        # holds it decoded, as U+FEFF. Read as the bytes of the file's line, so that a
+        # line of Unicode spaces is what the CLI finds it (not JSON; a blank line is
+        # ASCII blanks only); text no file holds (lone surrogates) is read as it is.
+        text = item.removeprefix("\ufeff")
+        try:
+            return line_record(number, text.encode("utf-8"), source)
+        except UnicodeEncodeError:
+            return line_record(number, text, source)
     if isinstance(item, bytes | bytearray | memoryview):
         return line_record(number, bytes(item), source)
     # Any other value (None, a number, a dict) is read as the JSON it is written as: the

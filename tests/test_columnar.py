@@ -236,7 +236,7 @@ def _outputs(path: Path, protocol: Protocol, engine: str, jobs: int = 1) -> Any:
     assert (run.summary.to_dict(), run.samples) == outputs[1:]
     # findings_text(), the CLI's way through: the rows of those results, the same counts.
     forms: list[tuple[findings_files.FindingsForm | None, bool]]
-    forms = [("jsonl", False), ("csv", True), (None, False)]
+    forms = [("jsonl", False), ("jsonl", True), ("csv", False), ("csv", True), (None, False)]
     for form, inputs in forms:
         run = audit(read_records([str(path)]), protocol, engine=engine, jobs=jobs, sample=5)
         text = "".join(run.findings_text(form, inputs=inputs))
@@ -589,3 +589,20 @@ def test_records_travel_in_chunks_of_a_few_hundred() -> None:
     chunks = list(columnar._chunks(records, size))
     assert [len(c) for c in chunks] == [500, 500, 200]
     assert [r.line for c in chunks for r in c if isinstance(r, Record)] == list(range(1, 1201))
+
+
+def test_rows_name_odd_inputs_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With several inputs each row names its input: the one text of a row that is not a
+    # course's, so the one the columns must quote and escape (JSON and CSV) as Python does.
+    monkeypatch.chdir(tmp_path)
+    names = ["=a.jsonl", "-c", "\tb", "a,b", 'q"x', "new\nline", "\rx", "s\\l", "é ü"]
+    for seed, name in enumerate(names):
+        _write(tmp_path / name, [*make_audit_data.lines(40, seed=seed)])
+    written = []
+    for engine in ("records", "columnar"):
+        for form in ("jsonl", "csv"):
+            run = audit(read_records(names), STANDARD, engine=engine)
+            written.append("".join(run.findings_text(form, inputs=True)))
+    assert written[2:] == written[:2]
+    assert "'=a.jsonl" in written[1]  # neutralised as a formula, and quoted where needed
+    assert '"q""x"' in written[1]

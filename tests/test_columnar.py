@@ -243,9 +243,8 @@ def _outputs(path: Path, protocol: Protocol, engine: str, jobs: int = 1) -> Any:
         if form is None:
             assert text == ""
         else:
-            assert text == findings_files.header(form, inputs) + findings_files.rows(
-                results, form, inputs
-            )
+            head = findings_files.header(form, inputs=inputs)
+            assert text == head + findings_files.rows(results, form, inputs=inputs)
         assert (run.summary.to_dict(), run.samples) == outputs[1:]
         assert run.counted == len(results)
     return outputs
@@ -524,6 +523,13 @@ def test_instants_are_read_as_python_reads_them_or_not_at_all(text: str) -> None
     layout = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:[0-5]\d)", text)
     if python and layout:
         assert got[1]
+
+
+def test_the_findings_format_takes_its_two_forms() -> None:
+    with pytest.raises(InputError, match="form: must be 'jsonl' or 'csv'"):
+        findings_files.rows([], "CSV", inputs=False)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="form: must be 'jsonl' or 'csv'"):
+        findings_files.header("xml", inputs=False)  # type: ignore[arg-type]
 
 
 def test_findings_text_takes_the_two_forms_or_none(tmp_path: Path) -> None:

@@ -402,7 +402,7 @@ def test_findings_rows_are_what_json_dumps_writes(
         + "\n"
         for f in result.findings
     )
-    assert findings_rows([result], "jsonl", several) == expected
+    assert findings_rows([result], "jsonl", inputs=several) == expected
 
 
 # --- date-times by layout ----------------------------------------------------------------

@@ -50,7 +50,7 @@ from kaprules.auditing import (
     worker_settings,
 )
 from kaprules.errors import InputError
-from kaprules.findings_files import FORMULA_START, FindingsForm, input_name, quote
+from kaprules.findings_files import FORMULA_START, FindingsForm, input_name
 from kaprules.findings_files import rows as findings_rows
 from kaprules.protocol import Protocol
 
@@ -383,7 +383,7 @@ def _work_on(
     for result in results:
         summary.add(result)
     form, inputs = text
-    written = findings_rows(results, form, inputs) if form is not None else ""
+    written = findings_rows(results, form, inputs=inputs) if form is not None else ""
     drawn_only = [entry for entry in others if entry[2] is not None]
     return ResultBatch(size, drawn_only, [], [], [], [], summary, written)
 
@@ -427,7 +427,7 @@ def _written(
         result = make_result(CourseResult, fields)
         summary.add(result)
         if form is not None and (result.findings or result.rejected is not None):
-            record_pieces.append((position, findings_rows([result], form, inputs)))
+            record_pieces.append((position, findings_rows([result], form, inputs=inputs)))
         if sample and wanted_in_samples(fields):
             others.append((position, fields, item[1]))
     if sample and candidates and table is not None and heads is not None:
@@ -1346,6 +1346,9 @@ def _assembled(table: Any, protocol: Protocol) -> dict[int, tuple[dict[str, Any]
         out[row] = tuple(f for _, f in pairs)
     return out
 
+
+# What json.dumps(..., ensure_ascii=False) writes for a string (findings_files' rows).
+quote: Any = json.encoder.encode_basestring
 
 # " 09:00" for each minute of a day; " UTC+05:30)" for each offset in minutes, up to a
 # day, then " UTC-05:30)" for the same negative ones.

@@ -436,14 +436,14 @@ class Audit:
         return self._running
 
     def _texts(self, form: FindingsForm | None, inputs: bool) -> Iterator[str]:
-        if form is not None and header(form, inputs):
-            yield header(form, inputs)
+        if form is not None and header(form, inputs=inputs):
+            yield header(form, inputs=inputs)
         flagged: list[CourseResult] = []  # results one by one: written in runs
         since = 0
         for item in self._results:
             if isinstance(item, ResultBatch) and item.summary is not None:
                 if flagged or since:
-                    yield rows(flagged, form, inputs) if form is not None else ""
+                    yield rows(flagged, form, inputs=inputs) if form is not None else ""
                     flagged, since = [], 0
                 self._summary.merge(item.summary)
                 for _, fields, data in item.others:
@@ -458,10 +458,10 @@ class Audit:
                     flagged.append(result)
             self._pending = None
             if since >= _TEXT_RUN:
-                yield rows(flagged, form, inputs) if form is not None else ""
+                yield rows(flagged, form, inputs=inputs) if form is not None else ""
                 flagged, since = [], 0
         if flagged or since:
-            yield rows(flagged, form, inputs) if form is not None else ""
+            yield rows(flagged, form, inputs=inputs) if form is not None else ""
         self._end()
 
     @property

@@ -14,9 +14,13 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kaprules import _fast
+from kaprules.errors import InputError
+
+if TYPE_CHECKING:
+    from kaprules.auditing import CourseResult
 
 __all__ = [
     "FINDINGS_COLUMNS",
@@ -39,7 +43,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # What json.dumps(..., ensure_ascii=False) writes for a string, without its per-call cost
 # (it builds an encoder each time): a finding row is written several times faster.
-quote: Any = json.encoder.encode_basestring
+_quote: Any = json.encoder.encode_basestring
 
 
 def cell(value: object) -> object:
@@ -81,7 +85,7 @@ def input_name(source: str) -> str:
         return source.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def header(form: FindingsForm, inputs: bool) -> str:
+def header(form: FindingsForm, *, inputs: bool) -> str:
     """The text a findings file starts with: the CSV header row, or nothing for JSON Lines.
 
     Args:
@@ -90,13 +94,17 @@ def header(form: FindingsForm, inputs: bool) -> str:
 
     Returns:
         The header's text, ending in a line break; ``""`` for JSON Lines.
+
+    Raises:
+        InputError: ``form`` is neither.
     """
+    _check(form)
     if form != "csv":
         return ""
     return _Text("csv", inputs).row([*(["input"] if inputs else []), *FINDINGS_COLUMNS])
 
 
-def rows(results: Iterable[Any], form: FindingsForm, inputs: bool) -> str:
+def rows(results: Iterable[CourseResult], form: FindingsForm, *, inputs: bool) -> str:
     """The rows of some results (`CourseResult`), in order, as one text.
 
     Args:
@@ -106,12 +114,21 @@ def rows(results: Iterable[Any], form: FindingsForm, inputs: bool) -> str:
 
     Returns:
         The rows, each ending in a line break.
+
+    Raises:
+        InputError: ``form`` is neither.
     """
+    _check(form)
     text = _Text(form, inputs)
     for result in results:
         if result.findings or result.rejected is not None:
             text.add(result)
     return "".join(text.parts)
+
+
+def _check(form: object) -> None:
+    if form not in ("jsonl", "csv"):
+        raise InputError("form: must be 'jsonl' or 'csv'")
 
 
 class _Text:
@@ -164,12 +181,12 @@ class _Text:
             return
         # The text of json.dumps({"input"?, "line", "course", "rule", "severity", "sessions",
         # "message"}, ensure_ascii=False), one line per finding.
-        start = f'{{"input": {quote(source)}, ' if self.inputs else "{"
-        course = "null" if result.course_id is None else quote(result.course_id)
+        start = f'{{"input": {_quote(source)}, ' if self.inputs else "{"
+        course = "null" if result.course_id is None else _quote(result.course_id)
         start += f'"line": {int(result.line)}, "course": {course}, "rule": '
         for finding in result.findings:
-            sessions = ", ".join(map(quote, finding["sessions"]))
+            sessions = ", ".join(map(_quote, finding["sessions"]))
             self.parts.append(
-                f'{start}{quote(finding["rule"])}, "severity": {quote(finding["severity"])}, '
-                f'"sessions": [{sessions}], "message": {quote(finding["message"])}}}\n'
+                f'{start}{_quote(finding["rule"])}, "severity": {_quote(finding["severity"])}, '
+                f'"sessions": [{sessions}], "message": {_quote(finding["message"])}}}\n'
             )

@@ -495,6 +495,13 @@ def test_blocks_of_short_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(lines == part.count(b"\n") <= 3 for part, lines in parts)
 
 
+def test_blocks_count_their_lines_a_last_one_without_its_break_too(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"".join(b"%d\n" % i for i in range(10)) + b"last")
+    blocks = list(read_records([str(path)])._blocks())
+    assert [(b.first_line, b.lines) for b in blocks] == [(1, 10), (11, 1)]
+
+
 def test_a_csv_row_longer_than_the_limit_is_refused_naming_its_line(tmp_path: Path) -> None:
     header = "course_id,timezone,session_id,kind,start,last_food,escort\n"
     long = tmp_path / "zeros.csv.gz"

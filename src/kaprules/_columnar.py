@@ -180,9 +180,10 @@ def results(
 class _Size:
     """How many bytes the next chunk takes: findings, not only bytes, cost memory.
 
-    A chunk's results hold its findings as dicts (about a kilobyte each): chunks start at
-    one block and grow to _CHUNK_BYTES while their findings stay under _FINDINGS; input
-    dense with findings keeps them small, so memory stays bounded whatever the input.
+    A chunk's findings come back as dicts (about a kilobyte each) or as rows of text:
+    chunks start at one block and grow to _CHUNK_BYTES (twice that after 16 of them)
+    while their findings stay under _FINDINGS; input dense with findings keeps them small,
+    so memory stays bounded whatever the input.
     """
 
     def __init__(self) -> None:

@@ -305,6 +305,8 @@ class AuditSummary:
 class Audit:
     """The results of [`audit`][kaprules.audit], one per record, in input order.
 
+    Made by `audit` (its constructor's arguments are the engines' own, not an API).
+
     Iterate it once for the `CourseResult` objects (or `flagged` for only those with a
     finding or a rejection); `summary` and `samples` are complete once the iteration has
     ended (``samples_capped`` then says whether `MAX_SAMPLE_WEIGHT`
@@ -399,8 +401,7 @@ class Audit:
 
         The same audit as iterating it (`summary` and `samples` are complete once it has
         ended): the other records, compliant courses without any finding, are counted
-        without their results being made. The fast way through a large audit whose
-        output is the summary and the findings, as ``kaprules audit`` writes them.
+        (with the columnar engine, without their results being made).
 
         Raises:
             KapRulesError: The audit's results were already consumed.
@@ -415,8 +416,9 @@ class Audit:
         """Read the audit as its findings file: the text, in pieces, in input order.
 
         The same audit as iterating it (`summary` and `samples` are complete once it has
-        ended), with no result made: with the columnar engine, the rows are written where
-        the courses are evaluated. ``kaprules audit --findings`` writes these pieces.
+        ended). With the columnar engine, a course read with certainty gets no result:
+        its rows and counts are made where it is evaluated (the per-record engine makes
+        each result, and writes the rows from it). ``kaprules audit`` writes these pieces.
 
         Args:
             form: ``"jsonl"`` or ``"csv"`` (`kaprules.findings_files`; the CSV header comes
@@ -532,9 +534,10 @@ def audit(
         engine: ``"records"`` evaluates course by course; ``"columnar"`` reads the JSON
             Lines of `read_records` in chunks as columns (Polars, the ``columnar`` extra)
             and evaluates in vectorised form what it can take with certainty, the rest
-            course by course; ``"auto"`` (the default) takes the columnar engine when
-            Polars is installed, the input is `read_records`' and every rule has a
-            vectorised form. The results are the same, byte for byte.
+            (everything, with ``as_of``) course by course; ``"auto"`` (the default) takes
+            the columnar engine when Polars is installed, the input is `read_records`',
+            every rule has a vectorised form and there is no ``as_of``. The results are
+            the same, byte for byte.
 
     Returns:
         The audit: iterate it for the results; then read its summary.

@@ -33,13 +33,16 @@ __all__ = [
 ]
 
 FindingsForm = Literal["jsonl", "csv"]
+"""The two forms of a findings file: JSON Lines, or CSV."""
 
-# The findings CSV's columns (after ``input`` for several inputs): a finding fills all but
-# ``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
 FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message", "rejected")
+"""The findings CSV's columns, after ``input`` for several inputs: a finding fills all but
+``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
+A JSON Lines row has the same keys, but for ``rejected`` on a finding's row and ``rule``,
+``severity``, ``sessions`` and ``message`` on a rejected record's."""
 
-# What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection)."""
 
 # What json.dumps(..., ensure_ascii=False) writes for a string, without its per-call cost
 # (it builds an encoder each time): a finding row is written several times faster.

@@ -79,8 +79,8 @@ def audit_run(args: argparse.Namespace, protocol: Protocol, findings_out: TextIO
         form = "csv" if args.findings.lower().endswith(".csv") else "jsonl"
     progress = _progress_bar()
     try:
-        # The findings file's text as the audit makes it: no result is made in this
-        # process, and compliant courses are only counted.
+        # The findings file's text as the audit makes it (with the columnar engine, in
+        # the worker processes, without result objects).
         for piece in run.findings_text(form, inputs=several):
             if progress is not None:
                 progress.update(run.counted - progress.n)

@@ -613,3 +613,14 @@ def test_rows_name_odd_inputs_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert written[2:] == written[:2]
     assert "'=a.jsonl" in written[1]  # neutralised as a formula, and quoted where needed
     assert '"q""x"' in written[1]
+
+
+def test_compliant_courses_are_counted_in_bulk_only_by_a_count() -> None:
+    from kaprules.auditing import AuditSummary
+
+    summary = AuditSummary("p", "1", None, ())
+    summary.add_compliant(3)
+    assert (summary.lines_read, summary.courses, summary.compliant) == (3, 3, 3)
+    for bad in (-1, True, 2.0):
+        with pytest.raises(InputError, match="courses: must be a whole number"):
+            summary.add_compliant(bad)  # type: ignore[arg-type]

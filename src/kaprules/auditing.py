@@ -213,7 +213,12 @@ class AuditSummary:
 
         Args:
             courses: How many.
+
+        Raises:
+            InputError: ``courses`` is not a whole number, 0 or more.
         """
+        if isinstance(courses, bool) or not isinstance(courses, int) or courses < 0:
+            raise InputError("courses: must be a whole number, 0 or more")
         self.lines_read += courses
         self.courses += courses
         self.compliant += courses

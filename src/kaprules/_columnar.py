@@ -374,10 +374,8 @@ def _work_on(
         if drawn < sample and wanted_in_samples(fields):
             record, drawn = _item(unit, number, line)[1], drawn + 1
         others.append((position, fields, record))
-    blocks = _blocks(chunk)
-    size = sum(u.lines if isinstance(u, LineBlock) else 1 for u in chunk)
     if text is None:
-        return ResultBatch(size, others, rows, ids, counts, blocks)
+        return ResultBatch(others, rows, ids, counts, _blocks(chunk))
     summary = AuditSummary("", "", None, ())
     summary.add_compliant(len(rows))
     results = [make_result(CourseResult, fields) for _, fields, _ in others]
@@ -386,7 +384,7 @@ def _work_on(
     form, inputs = text
     written = findings_rows(results, form, inputs=inputs) if form is not None else ""
     drawn_only = [entry for entry in others if entry[2] is not None]
-    return ResultBatch(size, drawn_only, [], [], [], [], summary, written)
+    return ResultBatch(drawn_only, [], [], [], [], summary, written)
 
 
 def _written(
@@ -436,8 +434,7 @@ def _written(
     others = sorted(others, key=lambda entry: entry[0])[:sample]
     merged = heapq.merge(pieces, record_pieces, key=lambda piece: piece[0])
     written = "".join(piece for _, piece in merged) if form is not None else ""
-    size = sum(u.lines if isinstance(u, LineBlock) else 1 for u in chunk)
-    return ResultBatch(size, others, [], [], [], [], summary, written)
+    return ResultBatch(others, [], [], [], [], summary, written)
 
 
 class _Vector(NamedTuple):

@@ -647,7 +647,6 @@ class ResultBatch(NamedTuple):
     counts them never makes their results. Positions count the batch's results from 0.
 
     Attributes:
-        size: The batch's results.
         others: ``(position, fields, data)`` of every other result, in order; ``data``
             is the record's for a report that may draw it, else None.
         rows: The rows of the compliant courses, ascending: each row is a line of the
@@ -662,7 +661,6 @@ class ResultBatch(NamedTuple):
         text: Likewise: the batch's rows of the findings file, in order.
     """
 
-    size: int
     others: list[tuple[int, ResultFields, RecordData | None]]
     rows: list[int]
     ids: list[str | None]

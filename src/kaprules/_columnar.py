@@ -536,20 +536,24 @@ def _csv_cell(text: Any) -> Any:
     return pl.when(text.str.contains('[,"\r\n]')).then(quoted).otherwise(text)
 
 
+def _each(values: list[str]) -> Any:
+    """A text per value, to be gathered by an index column (a rule's, a block's)."""
+    import polars as pl
+
+    return pl.lit(pl.Series(values, dtype=pl.String))
+
+
 def _jsonl_row(
     line: Any, block: Any, sources: list[str] | None, rules: list[Any], severities: list[str]
 ) -> Any:
     """Each finding's row of a JSON Lines findings file (`findings_files.rows`)."""
     import polars as pl
 
-    def each(values: list[str]) -> Any:
-        return pl.lit(pl.Series(values, dtype=pl.String))
-
     course = pl.col("course_id")
     parts = [
         pl.lit("{"),
         *(
-            [pl.lit('"input": '), each([quote(s) for s in sources]).gather(block), pl.lit(", ")]
+            [pl.lit('"input": '), _each([quote(s) for s in sources]).gather(block), pl.lit(", ")]
             if sources is not None
             else []
         ),
@@ -560,9 +564,9 @@ def _jsonl_row(
         .then(pl.lit("null"))
         .otherwise(pl.lit('"') + course + pl.lit('"')),
         pl.lit(', "rule": '),
-        each([quote(rule.id) for rule in rules]).gather(pl.col("rule")),
+        _each([quote(rule.id) for rule in rules]).gather(pl.col("rule")),
         pl.lit(', "severity": '),
-        each([quote(severity) for severity in severities]).gather(pl.col("rule")),
+        _each([quote(severity) for severity in severities]).gather(pl.col("rule")),
         pl.lit(', "sessions": ['),
         pl.col("ids").list.eval(_json_text(pl.element())).list.join(", "),
         pl.lit('], "message": '),
@@ -578,15 +582,12 @@ def _csv_row(
     """Each finding's row of a CSV findings file (`findings_files.rows`)."""
     import polars as pl
 
-    def each(values: list[str]) -> Any:
-        return pl.lit(pl.Series(values, dtype=pl.String))
-
     cells = [
-        *([_csv_cell(each(sources).gather(block))] if sources is not None else []),
+        *([_csv_cell(_each(sources).gather(block))] if sources is not None else []),
         line.cast(pl.String),
         _csv_cell(pl.col("course_id").fill_null("")),
-        _csv_cell(each([rule.id for rule in rules]).gather(pl.col("rule"))),
-        _csv_cell(each(severities).gather(pl.col("rule"))),
+        _csv_cell(_each([rule.id for rule in rules]).gather(pl.col("rule"))),
+        _csv_cell(_each(severities).gather(pl.col("rule"))),
         _csv_cell(pl.col("ids").list.join(" ")),
         _csv_cell(pl.col("message")),
         pl.lit(""),

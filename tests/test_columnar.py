@@ -624,3 +624,64 @@ def test_compliant_courses_are_counted_in_bulk_only_by_a_count() -> None:
     for bad in (-1, True, 2.0):
         with pytest.raises(InputError, match="courses: must be a whole number"):
             summary.add_compliant(bad)  # type: ignore[arg-type]
+
+
+def test_chunks_wait_for_their_workers_in_shared_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaprules.auditing import LineBlock, Record
+
+    chunk: list[Any] = [
+        LineBlock("a", 1, b"{}\n[]\n", 2),
+        Record(3, "{}"),
+        LineBlock("a", 4, b"x\n", 1),
+    ]
+    first, second = columnar._Shared(1), columnar._Shared(1)
+    try:
+        packed = first.packed((chunk, None, None))
+        assert packed[2] is not None
+        assert [u.data for u in packed[0]] == [b"", "{}", b""]
+        # Read back by its buffer's key, whichever other audit's buffer is live.
+        assert columnar._Shared.unpacked(packed[0], packed[2]) == chunk
+        assert columnar._bytes(packed[0], packed[2]) == columnar._bytes(chunk) == 8 + 1024
+        # No free slot, or no lines: the chunk travels with its task.
+        assert first.packed((chunk, None, None)) == (chunk, None, None)
+        assert second.packed(([Record(1, "{}")], None, None))[2] is None
+        first.release(packed)
+        assert first.packed((chunk, None, None))[2] == (first.key, 0, (6, 2))
+        monkeypatch.setattr(columnar._Shared, "SLOT", 7)
+        assert second.packed((chunk, None, None)) == (chunk, None, None)  # too large
+    finally:
+        first.close()
+        second.close()
+    assert first.key not in columnar._Shared.live
+
+
+def test_two_audits_at_once_read_their_own_chunks(tmp_path: Path) -> None:
+    # Each audit's workers inherit every buffer live when they are forked: a task names
+    # its own. Two audits in two threads, each with workers, must not mix their lines.
+    paths = []
+    for seed in (1, 2):
+        paths.append(_write(tmp_path / f"{seed}.jsonl", make_audit_data.lines(400, seed=seed)))
+    script = (
+        "import sys, threading\n"
+        "from kaprules import STANDARD\n"
+        "from kaprules.auditing import audit, read_records\n"
+        "def run(path, engine, out):\n"
+        "    run = audit(read_records([path]), STANDARD, jobs=2, engine=engine)\n"
+        "    out.append(''.join(run.findings_text('jsonl')))\n"
+        "alone = [[], []]\n"
+        "for path, out in zip(sys.argv[1:], alone):\n"
+        "    run(path, 'records', out)\n"
+        "both = [[], []]\n"
+        "threads = [threading.Thread(target=run, args=(p, 'columnar', o))\n"
+        "           for p, o in zip(sys.argv[1:], both)]\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+        "assert both == alone and alone[0] != alone[1], 'mixed'\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (process.returncode, process.stdout, process.stderr) == (0, "ok\n", "")

@@ -24,11 +24,14 @@ import functools
 import heapq
 import importlib.util
 import json
+import mmap
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
+
+import attrs
 
 from kaprules import _fast, _time
 from kaprules.auditing import (
@@ -164,15 +167,15 @@ def results(
     file's text and counts when the audit is read that way.
     """
     size = _Size()
-    tasks = ((chunk, form.text) for chunk in _chunks(units, size))
+    tasks = ((chunk, form.text, None) for chunk in _chunks(units, size))
     if jobs > 1 and "polars" not in sys.modules:
         yield from _parallel(tasks, size, protocol, as_of, jobs, sample)
         return
     # Polars' own threads cannot be forked safely once it is loaded here: one process.
     kept = 0
-    for chunk, text in tasks:
+    for chunk, text, _ in tasks:
         batch = _work_on(chunk, protocol, as_of, max(sample - kept, 0), text)
-        size.learn(chunk, batch)
+        size.learn(_bytes(chunk), batch)
         kept += sum(data is not None for _, _, data in batch.others)
         yield batch
 
@@ -190,12 +193,12 @@ class _Size:
         self.bytes = 1
         self.seen = 0
 
-    def learn(self, chunk: _Chunk, batch: ResultBatch) -> None:
+    def learn(self, size: int, batch: ResultBatch) -> None:
+        """Learn from a chunk of ``size`` bytes (`_bytes`) and its results."""
         if batch.summary is not None:  # text: the findings' rows, not their dicts
             found = sum(findings for _, findings in batch.summary.rules.values())
         else:
             found = sum(len(fields[4]) for _, fields, _ in batch.others)
-        size = sum(len(u.data) if isinstance(u, LineBlock) else 1024 for u in chunk)
         self.seen += size
         # A long input takes chunks twice as large: each chunk costs Polars some 25 ms of
         # its own, and a chunk left to one worker at the end matters less.
@@ -209,6 +212,12 @@ class _Size:
 
 
 _Chunk = list[Record | LineBlock]
+
+
+def _bytes(chunk: _Chunk, slot: _Slot = None) -> int:
+    """A chunk's size as `_Size` counts it: its lines' bytes, and a kilobyte a record."""
+    lines = sum(slot[2]) if slot is not None else 0
+    return lines + sum(len(u.data) if isinstance(u, LineBlock) else 1024 for u in chunk)
 
 
 def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chunk]:
@@ -253,7 +262,7 @@ def partition_results(
     units = _partition_units(items, first_line, source, record_of)
     for chunk in _chunks(units, size):
         batch = _work_on(chunk, protocol, as_of, 0)
-        size.learn(chunk, batch)
+        size.learn(_bytes(chunk), batch)
         for result, _ in batch.results():
             yield result
 
@@ -302,7 +311,10 @@ def _plain(item: object) -> bytes | None:
 
 
 _Text = tuple[FindingsForm | None, bool] | None
-_Task = tuple[_Chunk, _Text]
+# Where a chunk's lines wait for its worker: (buffer key, slot, each block's length), or
+# None when they travel with the task.
+_Slot = tuple[int, int, tuple[int, ...]] | None
+_Task = tuple[_Chunk, _Text, _Slot]
 
 
 def _work(task: _Task) -> ResultBatch:
@@ -311,8 +323,97 @@ def _work(task: _Task) -> ResultBatch:
     # and Polars' threads would only contend with them.
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
     protocol, as_of, sample = worker_settings()
-    chunk, text = task
+    chunk, text, slot = task
+    if slot is not None:
+        chunk = _Shared.unpacked(chunk, slot)
     return _work_on(chunk, protocol, as_of, sample, text)
+
+
+class _Shared:
+    """Memory the main process shares with the workers it forks, to hand them lines.
+
+    A pipe moves a chunk of 8 MiB in some 25 ms, while its worker waits and the main
+    process works; a copy into memory both map takes 2. The buffer is mapped before the
+    pool forks its workers (they inherit it, by its key: two audits at once each have
+    theirs) and holds one slot per chunk in flight. A slot is reused only once its chunk's
+    results are back, so a worker reads it undisturbed.
+    """
+
+    # Bytes a slot holds: a chunk of _CHUNK_BYTES * 2 and a block with a line at the
+    # loader's limit; a larger chunk travels with its task.
+    SLOT = 36 << 20
+    live: ClassVar[dict[int, mmap.mmap]] = {}
+
+    def __init__(self, slots: int) -> None:
+        self.key = id(self)
+        self.buffer = mmap.mmap(-1, slots * self.SLOT)
+        self.free = list(range(slots))
+        _Shared.live[self.key] = self.buffer
+
+    @classmethod
+    def make(cls, slots: int) -> _Shared | None:
+        """A buffer for ``slots`` chunks, where workers are forked (else None)."""
+        import multiprocessing
+
+        # auditing.in_workers forks where it can; spawned workers would not inherit it.
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        try:
+            return cls(slots)
+        except (OSError, ValueError):  # no such memory to be had: the pipe, as before
+            return None
+
+    def close(self) -> None:
+        """Unmap the buffer (once its workers are stopped)."""
+        _Shared.live.pop(self.key, None)
+        self.buffer.close()
+
+    def packed(self, task: _Task) -> _Task:
+        """The task with its lines in a free slot, or as it is (no slot, or too large)."""
+        chunk, text, _ = task
+        blocks = [unit.data for unit in chunk if isinstance(unit, LineBlock)]
+        if not self.free or not blocks or sum(map(len, blocks)) > self.SLOT:
+            return task
+        slot = self.free.pop()
+        at = slot * self.SLOT
+        for data in blocks:
+            self.buffer[at : at + len(data)] = data
+            at += len(data)
+        empty = [
+            attrs.evolve(unit, data=b"") if isinstance(unit, LineBlock) else unit for unit in chunk
+        ]
+        return empty, text, (self.key, slot, tuple(map(len, blocks)))
+
+    def release(self, task: _Task) -> None:
+        """Free the task's slot: its results are back."""
+        if task[2] is not None:
+            self.free.append(task[2][1])
+
+    @staticmethod
+    @contextlib.contextmanager
+    def closing(shared: _Shared | None) -> Iterator[None]:
+        """Close ``shared`` (if any) on leaving."""
+        try:
+            yield
+        finally:
+            if shared is not None:
+                shared.close()
+
+    @staticmethod
+    def unpacked(chunk: _Chunk, slot: tuple[int, int, tuple[int, ...]]) -> _Chunk:
+        """In a worker: the chunk with its lines read back from the slot."""
+        key, index, lengths = slot
+        buffer = _Shared.live[key]
+        at = index * _Shared.SLOT
+        found: _Chunk = []
+        sizes = iter(lengths)
+        for unit in chunk:
+            if isinstance(unit, LineBlock):
+                size = next(sizes)
+                unit = attrs.evolve(unit, data=buffer[at : at + size])
+                at += size
+            found.append(unit)
+        return found
 
 
 def _parallel(
@@ -324,10 +425,15 @@ def _parallel(
     sample: int,
 ) -> Iterator[ResultBatch]:
     kept = 0
+    shared = _Shared.make(jobs * _IN_FLIGHT)
+    if shared is not None:
+        tasks = map(shared.packed, tasks)
     done = in_workers(tasks, _work, protocol, as_of, jobs, sample, _IN_FLIGHT)
-    with contextlib.closing(done):  # leaving early stops the workers at once
-        for (chunk, _), batch in done:
-            size.learn(chunk, batch)
+    with contextlib.closing(done), _Shared.closing(shared):  # leaving early stops the workers
+        for task, batch in done:
+            if shared is not None:
+                shared.release(task)
+            size.learn(_bytes(task[0], task[2]), batch)
             # Each worker drew up to `sample` courses of its own: the first ones count.
             drawn = sum(data is not None for _, _, data in batch.others)
             if drawn and kept + drawn > sample:

@@ -1356,21 +1356,26 @@ def _findings(sessions: Any, columns: Columns, forms: list[tuple[int, tuple[Any,
     for name, expr in columns.stages:
         sessions = sessions.with_columns(expr.alias(name))
     # Each form's rows, once; any null (an unknown) counts as a finding: the course is
-    # then read again.
+    # then read again. Each step is collected before the next reads it twice: a plan
+    # that reads a frame twice computes it twice.
     sessions = sessions.with_columns(
         [form[0].fill_null(True).alias(f"_at{k}") for k, (_, form) in enumerate(forms)]
-    )
+    ).collect()
     hit = pl.any_horizontal([pl.col(f"_at{k}") for k in range(len(forms))])
-    rows = sessions.filter(hit).select("row").unique()
-    flagged = _labelled(sessions.join(rows, on="row", how="semi", maintain_order="left"))
-    if columns.groups:
-        grouped = flagged.group_by("row").agg(**dict(columns.groups))
+    flagged = _within(sessions, sessions.filter(hit)["row"])
+    flagged = _labelled(flagged.lazy()).collect()
+    # A course's grouped texts and lists, only for the courses where a form reads them.
+    readers = [k for k, (_, form) in enumerate(forms) if _reads(form, columns.groups)]
+    if readers:
+        wanted = pl.any_horizontal([pl.col(f"_at{k}") for k in readers])
+        grouped = _within(flagged, flagged.filter(wanted)["row"])
+        grouped = grouped.group_by("row").agg(**dict(columns.groups))
         flagged = flagged.join(grouped, on="row", how="left", maintain_order="left")
     # Ids as messages show them as they are: printable ASCII, 40 characters at most.
     drawable = pl.col("sid").str.contains(r"^[ -~]{1,40}$").all().over("row")
     # Computed once here: the forms below all read it, and Polars would compute it again
-    # for each of them (a third of this step's time).
-    flagged = flagged.with_columns(drawable=drawable.fill_null(False)).collect().lazy()
+    # for each of them.
+    flagged = flagged.with_columns(drawable=drawable.fill_null(False)).lazy()
     parts = []
     for number, (index, (_, message, expected, actual, named)) in enumerate(forms):
         if named == "this":
@@ -1398,6 +1403,25 @@ def _findings(sessions: Any, columns: Columns, forms: list[tuple[int, tuple[Any,
             )
         )
     return pl.concat(parts).sort("row", "first", "rule", "form")
+
+
+def _within(frame: Any, rows: Any) -> Any:
+    """The rows of ``frame`` whose course (``row``) is among ``rows``."""
+    import polars as pl
+
+    return frame.filter(pl.col("row").is_in(rows.unique().implode()))
+
+
+def _reads(form: tuple[Any, ...], groups: list[tuple[str, Any]]) -> bool:
+    """Whether a finding form reads any of the grouped columns (`Columns.joined`)."""
+    _, message, expected, actual, named = form
+    names = {name for name, _ in groups}
+    read = {named} if isinstance(named, str) else set()
+    read.update(f"{named}_ids" for named in list(read))
+    for part in (message, expected, actual):
+        if not isinstance(part, str):
+            read.update(part.meta.root_names())
+    return not names.isdisjoint(read)
 
 
 def _assembled(table: Any, protocol: Protocol) -> dict[int, tuple[dict[str, Any], ...] | None]:

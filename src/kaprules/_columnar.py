@@ -853,8 +853,8 @@ def _tables(data: bytes, protocol: Protocol) -> tuple[Any, Any] | None:
     sessions = _sessions(courses)
     taken = sessions.filter(pl.col("place") == 0)["row"]
     heads = courses.filter(pl.col("row").is_in(taken.implode())).select("row", "course_id", "n")
-    columns = Columns(protocol.series_length)
-    table = _findings(sessions.lazy(), columns, _forms(protocol, columns)).collect()
+    columns, forms = _plan(protocol)
+    table = _findings(sessions.lazy(), columns, forms).collect()
     return heads.sort("row"), table
 
 
@@ -984,7 +984,7 @@ def _sessions(courses: Any) -> Any:
     import polars as pl
 
     zones = courses["tz"].unique().drop_nulls().to_list()
-    keys, values, index = _zone_keys(zones)
+    offset, index = _zone_offsets(tuple(sorted(zones)))
     courses = courses.with_columns(
         zone=pl.col("tz").replace_strict(index, default=None, return_dtype=pl.Int64)
     )
@@ -1019,7 +1019,7 @@ def _sessions(courses: Any) -> Any:
     # A start, and a last_food when given, that were read (see _instant).
     read = pl.col("utc").is_not_null() & (~pl.col("_food_given") | pl.col("food").is_not_null())
     s = s.with_columns(valid=pl.col("valid") & read).drop("_food_given")
-    s = s.with_columns(offset=_offset_of(keys, values))
+    s = s.with_columns(offset=offset)
     # Start order; sessions that start together (ordered by id in the timeline) send their
     # course the per-record way, so that only integers are sorted here.
     s = s.with_columns(date=(pl.col("utc") + pl.col("offset")) // 86400).sort("row", "utc")
@@ -1137,6 +1137,13 @@ def _zone_keys(zones: list[str]) -> tuple[list[int], list[int], dict[str, int]]:
         keys.extend(z * _SHIFT + _BIAS + t for t in table[0])
         values.extend(table[1])
     return keys, values, index
+
+
+@functools.lru_cache(maxsize=64)
+def _zone_offsets(zones: tuple[str, ...]) -> tuple[Any, dict[str, int]]:
+    """`_offset_of` for ``zones``, and their ids: built once for the zones of many chunks."""
+    keys, values, index = _zone_keys(list(zones))
+    return _offset_of(keys, values), index
 
 
 def _offset_of(keys: list[int], values: list[int]) -> Any:
@@ -1338,6 +1345,13 @@ class Columns:
 
 def _lit(pl: Any, value: Any) -> Any:
     return pl.lit(value) if isinstance(value, str) else value
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(protocol: Protocol) -> tuple[Columns, list[tuple[int, tuple[Any, ...]]]]:
+    """The protocol's finding forms, and the columns they read: built once per protocol."""
+    columns = Columns(protocol.series_length)
+    return columns, _forms(protocol, columns)
 
 
 def _forms(protocol: Protocol, columns: Columns) -> list[tuple[int, tuple[Any, ...]]]:

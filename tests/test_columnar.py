@@ -685,3 +685,35 @@ def test_two_audits_at_once_read_their_own_chunks(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (process.returncode, process.stdout, process.stderr) == (0, "ok\n", "")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_zone_tables_are_not_kept_for_every_set_of_zones() -> None:
+    # A chunk's zones make one offset table, some 16 bytes a segment (a megabyte for the
+    # zones of Europe, 3 MiB for every zone). Kept for each set of zones met, they took a
+    # worker past 500 MB on a million courses whose chunks each had zones of their own.
+    import gc
+    import zoneinfo
+
+    def resident() -> int:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) << 10 for line in status if line.startswith("VmRSS"))
+
+    zones = sorted(z for z in zoneinfo.available_timezones() if z.startswith("Europe/"))[:40]
+    session = {"id": "s1", "start": "2026-12-01T16:00:00Z", "last_food": "2026-12-01T08:00:00Z"}
+
+    def chunk(left_out: int) -> bytes:
+        courses = (
+            {"id": f"c{k}", "timezone": zone, "sessions": [{**session, "escort": "E"}]}
+            for k, zone in enumerate(zones)
+            if k != left_out
+        )
+        return "".join(json.dumps(c, separators=(",", ":")) + "\n" for c in courses).encode()
+
+    assert columnar._tables(chunk(-1), STANDARD) is not None  # every zone's own table made
+    gc.collect()
+    before = resident()
+    for left_out in range(len(zones)):  # a set of zones of its own each time
+        columnar._tables(chunk(left_out), STANDARD)
+    gc.collect()
+    assert resident() - before < 12 << 20

@@ -1139,7 +1139,9 @@ def _zone_keys(zones: list[str]) -> tuple[list[int], list[int], dict[str, int]]:
     return keys, values, index
 
 
-@functools.lru_cache(maxsize=64)
+# A few sets of zones only: a table for every zone holds some 3 MiB, and input whose
+# chunks each have zones of their own would keep one for each.
+@functools.lru_cache(maxsize=4)
 def _zone_offsets(zones: tuple[str, ...]) -> tuple[Any, dict[str, int]]:
     """`_offset_of` for ``zones``, and their ids: built once for the zones of many chunks."""
     keys, values, index = _zone_keys(list(zones))

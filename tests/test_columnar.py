@@ -717,3 +717,39 @@ def test_zone_tables_are_not_kept_for_every_set_of_zones() -> None:
         columnar._tables(chunk(left_out), STANDARD)
     gc.collect()
     assert resident() - before < 12 << 20
+
+
+def test_a_rule_with_unhashable_fields_is_read_as_columns(tmp_path: Path) -> None:
+    # A rule that inherits a built-in rule's two forms is read as columns: its protocol
+    # must not need to be hashable (a list among its fields) for its plan to be kept.
+    import attrs
+
+    @attrs.frozen
+    class NotedEscort(Escort):
+        notes: list[str] = attrs.field(factory=list, kw_only=True)
+
+    protocol = Protocol("noted", "1", (NotedEscort(notes=["x"]), Fasting()))
+    assert columnar.supports(protocol, None)
+    path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(60, seed=3)))
+    texts = [
+        "".join(audit(read_records([str(path)]), protocol, engine=engine).findings_text())
+        for engine in ("records", "columnar")
+    ]
+    assert texts[1] == texts[0] != ""
+
+
+def test_equal_protocols_worded_apart_each_have_their_messages(tmp_path: Path) -> None:
+    # Fasting(hours=0.0) == Fasting(hours=-0.0), but the second says "at least -0 h": a
+    # plan kept for one protocol must not word another one's findings.
+    start = "2026-12-01T09:00:00-07:00"
+    session = {"id": "s1", "start": start, "last_food": _minus(start, hours=-1), "escort": "E"}
+    course = {"id": "c", "timezone": "America/Denver", "sessions": [session]}
+    path = _write(tmp_path / "in.jsonl", [json.dumps(course, separators=(",", ":"))])
+    texts = []
+    for hours in (0.0, -0.0):
+        protocol = Protocol("fast", "1", (Fasting(hours=hours),))
+        for engine in ("columnar", "records"):
+            run = audit(read_records([str(path)]), protocol, engine=engine)
+            texts.append("".join(run.findings_text()))
+    assert "at least -0 h" in texts[3]
+    assert texts[0::2] == texts[1::2]

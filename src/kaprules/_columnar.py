@@ -1349,11 +1349,24 @@ def _lit(pl: Any, value: Any) -> Any:
     return pl.lit(value) if isinstance(value, str) else value
 
 
-@functools.lru_cache(maxsize=8)
-def _plan(protocol: Protocol) -> tuple[Columns, list[tuple[int, tuple[Any, ...]]]]:
+_Plan = tuple[Columns, list[tuple[int, tuple[Any, ...]]]]
+# The plans of the last few protocols, by identity: a protocol need not be hashable (a
+# rule with a list among its fields), and equal protocols may word messages apart
+# (Fasting(hours=-0.0) says "-0 h"). Each entry holds its protocol, so its id is not reused.
+_PLANS: dict[int, tuple[Protocol, _Plan]] = {}
+
+
+def _plan(protocol: Protocol) -> _Plan:
     """The protocol's finding forms, and the columns they read: built once per protocol."""
+    kept = _PLANS.get(id(protocol))
+    if kept is not None and kept[0] is protocol:
+        return kept[1]
     columns = Columns(protocol.series_length)
-    return columns, _forms(protocol, columns)
+    plan = columns, _forms(protocol, columns)
+    if len(_PLANS) >= 8:
+        _PLANS.clear()
+    _PLANS[id(protocol)] = (protocol, plan)
+    return plan
 
 
 def _forms(protocol: Protocol, columns: Columns) -> list[tuple[int, tuple[Any, ...]]]:

@@ -753,3 +753,29 @@ def test_equal_protocols_worded_apart_each_have_their_messages(tmp_path: Path) -
             texts.append("".join(run.findings_text()))
     assert "at least -0 h" in texts[3]
     assert texts[0::2] == texts[1::2]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_chunk_read_from_its_slot_leaves_no_page_resident() -> None:
+    # A worker reads a chunk from a slot and keeps its own copy: the slot's pages, left
+    # resident, counted in each worker's memory for every slot it had read (a worker
+    # passed 500 MB with --jobs 2 on lines near the 16 MiB limit).
+    from kaprules.auditing import LineBlock
+
+    def shared_resident() -> int:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) << 10 for line in status if "RssShmem" in line)
+
+    data = b"".join(b"%07d\n" % i for i in range(1 << 20))  # 8 MiB
+    shared = columnar._Shared(1)
+    try:
+        before = shared_resident()
+        chunk, _, slot = shared.packed(([LineBlock("a", 1, data, 1 << 20)], None, None))
+        assert slot is not None
+        assert shared_resident() - before >= 8 << 20  # written here, as the main process does
+        (block,) = columnar._Shared.unpacked(chunk, slot)
+        assert isinstance(block, LineBlock)
+        assert block.data == data
+        assert shared_resident() - before < 1 << 20
+    finally:
+        shared.close()

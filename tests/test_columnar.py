@@ -779,3 +779,40 @@ def test_a_chunk_read_from_its_slot_leaves_no_page_resident() -> None:
         assert shared_resident() - before < 1 << 20
     finally:
         shared.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
+@pytest.mark.xfail(
+    strict=True,
+    reason="workers ask for SIGKILL when the *thread* that forked them ends (prctl "
+    "PR_SET_PDEATHSIG): an audit read first in a thread that has since ended dies",
+)
+@pytest.mark.parametrize("engine", ["records", "columnar"])
+def test_an_audit_read_on_after_its_first_thread_ended(tmp_path: Path, engine: str) -> None:
+    # A thread pool, or a web server's request threads, may read an audit begun in a
+    # thread that has ended since: its workers must live as long as the process does.
+    path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(600, seed=2)))
+    script = (
+        "import sys, threading\n"
+        "from kaprules import STANDARD, auditing\n"
+        "from kaprules import _columnar as columnar\n"
+        "from kaprules.auditing import audit, read_records\n"
+        "auditing._BLOCK_BYTES = columnar._CHUNK_BYTES = 16 << 10  # many chunks\n"
+        "def texts(jobs, engine):\n"
+        "    run = audit(read_records([sys.argv[1]]), STANDARD, jobs=jobs, engine=engine)\n"
+        "    return run.findings_text('jsonl')\n"
+        "alone = ''.join(texts(1, 'records'))  # (Polars not loaded: workers are forked)\n"
+        "pieces = texts(2, sys.argv[2])\n"
+        "read = []\n"
+        "first = threading.Thread(target=lambda: read.append(next(pieces)))\n"
+        "first.start()\n"
+        "first.join()\n"
+        "read.extend(pieces)\n"
+        "print(''.join(read) == alone != '')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.run(
+        [sys.executable, "-c", script, str(path), engine],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (process.returncode, process.stdout, process.stderr) == (0, "True\n", "")

@@ -816,3 +816,16 @@ def test_an_audit_read_on_after_its_first_thread_ended(tmp_path: Path, engine: s
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (process.returncode, process.stdout, process.stderr) == (0, "True\n", "")
+
+
+def test_a_protocol_without_rules_gives_the_same_results(tmp_path: Path) -> None:
+    # Nothing to vectorise: every form of Polars' fold over no finding forms failed
+    # (ComputeError, "internal error" from the CLI with the default engine).
+    protocol = Protocol("empty", "1", ())
+    path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(30, seed=1)])
+    seen = []
+    for engine in ("records", "columnar", "auto"):
+        run = audit(read_records([str(path)]), protocol, engine=engine)
+        seen.append(("".join(run.findings_text()), run.summary.to_dict()))
+    assert seen == [seen[0]] * 3
+    assert seen[0][1]["compliant"] > 0

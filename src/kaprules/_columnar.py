@@ -106,8 +106,12 @@ def available() -> bool:
 
 
 def supports(protocol: Protocol, as_of: object) -> bool:
-    """Whether every rule of ``protocol`` has a vectorised form usable with ``as_of``."""
-    return as_of is None and all(_vectorised(rule) for rule in protocol.rules)
+    """Whether every rule of ``protocol`` has a vectorised form usable with ``as_of``.
+
+    A protocol without rules has none to evaluate as columns: its courses go per record.
+    """
+    rules = protocol.rules
+    return as_of is None and bool(rules) and all(_vectorised(rule) for rule in rules)
 
 
 def _vectorised(rule: object) -> bool:

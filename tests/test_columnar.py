@@ -829,3 +829,39 @@ def test_a_protocol_without_rules_gives_the_same_results(tmp_path: Path) -> None
         seen.append(("".join(run.findings_text()), run.summary.to_dict()))
     assert seen == [seen[0]] * 3
     assert seen[0][1]["compliant"] > 0
+
+
+def test_slots_reused_and_the_pipe_give_the_same_results(tmp_path: Path) -> None:
+    # Small blocks, chunks and slots: real forked workers get chunks through reused
+    # slots and, for chunks too large for a slot, through the pipe; all read the same.
+    path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(600, seed=9)])
+    script = (
+        "import sys\n"
+        "from kaprules import STANDARD, auditing, _columnar\n"
+        "auditing._BLOCK_BYTES = 4096\n"
+        "_columnar._CHUNK_BYTES = 1 << 14\n"
+        "_columnar._Shared.SLOT = 18_000\n"
+        "ways = []\n"
+        "packed = _columnar._Shared.packed\n"
+        "def counted(self, task):\n"
+        "    out = packed(self, task)\n"
+        "    ways.append(out[2][1] if out[2] is not None else 'pipe')\n"
+        "    return out\n"
+        "_columnar._Shared.packed = counted\n"
+        "seen = []\n"
+        "for engine, jobs in (('records', 1), ('columnar', 2)):\n"
+        "    for form in ('jsonl', 'csv'):\n"
+        "        run = auditing.audit(auditing.read_records([sys.argv[1]]), STANDARD,\n"
+        "                             jobs=jobs, engine=engine)\n"
+        "        seen.append((''.join(run.findings_text(form)), run.summary.to_dict()))\n"
+        "assert seen[2:] == seen[:2], 'engines differ'\n"
+        "reused = len([w for w in ways if w != 'pipe']) > 2 * len(set(ways) - {'pipe'})\n"
+        "assert 'pipe' in ways and reused, ways\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (process.returncode, process.stdout, process.stderr) == (0, "ok\n", "")

@@ -49,6 +49,7 @@ from kaprules.auditing import (
     line_item,
     make_result,
     result_fields,
+    start_method,
     wanted_in_samples,
     worker_settings,
 )
@@ -357,10 +358,8 @@ class _Shared:
     @classmethod
     def make(cls, slots: int) -> _Shared | None:
         """A buffer for ``slots`` chunks, where workers are forked (else None)."""
-        import multiprocessing
-
-        # auditing.in_workers forks where it can; spawned workers would not inherit it.
-        if "fork" not in multiprocessing.get_all_start_methods():
+        # Spawned workers would not inherit it.
+        if start_method() != "fork":
             return None
         try:
             return cls(slots)
@@ -420,9 +419,12 @@ class _Shared:
         # Left mapped, the pages read would count in this worker's memory for the whole
         # audit: each worker would come to hold every slot (2 * jobs, up to 36 MiB each).
         # The main process's pages stay as they are.
-        if hasattr(mmap, "MADV_DONTNEED"):
-            start = index * _Shared.SLOT
-            buffer.madvise(mmap.MADV_DONTNEED, start, max(at - start, 1))
+        # Only whole pages can be dropped, and a refusal only costs memory.
+        page = mmap.PAGESIZE
+        start = -(-index * _Shared.SLOT // page) * page
+        if hasattr(mmap, "MADV_DONTNEED") and at - start >= page:
+            with contextlib.suppress(OSError):
+                buffer.madvise(mmap.MADV_DONTNEED, start, (at - start) // page * page)
         return found
 
 
@@ -439,7 +441,8 @@ def _parallel(
     if shared is not None:
         tasks = map(shared.packed, tasks)
     done = in_workers(tasks, _work, protocol, as_of, jobs, sample, _IN_FLIGHT)
-    with contextlib.closing(done), _Shared.closing(shared):  # leaving early stops the workers
+    # Leaving early stops the workers at once; the buffer is unmapped after them.
+    with _Shared.closing(shared), contextlib.closing(done):
         for task, batch in done:
             if shared is not None:
                 shared.release(task)

@@ -871,6 +871,18 @@ def worker_settings() -> tuple[Protocol, AsOf, int]:
     return _worker
 
 
+def start_method() -> str:
+    """How `in_workers` starts its worker processes: ``"fork"`` where there is a fork.
+
+    Forked workers start at once and nothing of the caller's ``__main__`` is run again
+    (spawn and forkserver import it, which breaks scripts without a ``__main__`` guard
+    and stdin scripts); they also inherit what the caller mapped before the pool.
+    """
+    import multiprocessing
+
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 def in_workers(
     tasks: Iterator[_Task],
     work: Callable[[_Task], _Done],
@@ -905,11 +917,7 @@ def in_workers(
     """
     import multiprocessing
 
-    # fork where there is one: workers start at once and nothing of the caller's __main__
-    # is run again (spawn and forkserver import it, which breaks scripts without a
-    # __main__ guard and stdin scripts).
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context(start_method())
     pool = concurrent.futures.ProcessPoolExecutor(
         jobs,
         mp_context=context,

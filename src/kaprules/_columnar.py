@@ -21,7 +21,6 @@ import bisect
 import contextlib
 import datetime as dt
 import functools
-import heapq
 import importlib.util
 import json
 import mmap
@@ -522,7 +521,7 @@ def _written(
     form, inputs = text
     blocks = _blocks(chunk)
     summary = AuditSummary("", "", None, ())
-    pieces: list[tuple[int, str]] = []
+    pieces: tuple[list[int], list[str]] = ([], [])
     candidates: list[tuple[int, int]] = []  # (position, row) of courses a report may draw
     taken: list[int] = []
     table = heads = None
@@ -551,9 +550,25 @@ def _written(
     if sample and candidates and table is not None and heads is not None:
         others = _drawn(chunk, others, candidates, sample, table, heads, protocol)
     others = sorted(others, key=lambda entry: entry[0])[:sample]
-    merged = heapq.merge(pieces, record_pieces, key=lambda piece: piece[0])
-    written = "".join(piece for _, piece in merged) if form is not None else ""
+    written = _interleaved(pieces, record_pieces) if form is not None else ""
     return ResultBatch(others, [], [], [], [], summary, written)
+
+
+def _interleaved(rows: tuple[list[int], list[str]], records: list[tuple[int, str]]) -> str:
+    """The rows (positions ascending, and their texts) with the records' rows among them.
+
+    ``records``: ``(position, rows)`` ascending, a few a chunk; the columns' rows, the
+    many, are joined in runs between them.
+    """
+    positions, texts = rows
+    parts: list[str] = []
+    at = 0
+    for position, text in records:
+        cut = bisect.bisect_left(positions, position, lo=at)
+        parts.extend((*texts[at:cut], text))
+        at = cut
+    parts.extend(texts[at:])
+    return "".join(parts)
 
 
 class _Vector(NamedTuple):
@@ -563,7 +578,7 @@ class _Vector(NamedTuple):
     compliant: int  # courses without an error finding
     with_errors: int
     rules: dict[str, list[int]]  # rule id: [courses, findings]
-    rows: list[tuple[int, str]]  # (position, a finding's row of the findings file)
+    rows: tuple[list[int], list[str]]  # each finding's position, and its findings row
     drawable: list[tuple[int, int]]  # (position, row) of courses with an error finding
 
 
@@ -609,7 +624,7 @@ def _vector(
     offset = pl.col("row") - pl.lit(starts).gather(block)
     line = offset + pl.lit(pl.Series([b[3] for b in blocks], dtype=pl.Int64)).gather(block)
     place = offset + pl.lit(pl.Series([b[1] for b in blocks], dtype=pl.Int64)).gather(block)
-    rows: list[tuple[int, str]] = []
+    rows: tuple[list[int], list[str]] = ([], [])
     if form is not None and table.height:
         table = table.join(heads.select("row", "course_id"), on="row", how="left")
         # The order of protocol._findings (`_assembled`): first session, rule, sessions,
@@ -621,7 +636,7 @@ def _vector(
             place.alias("position"),
             render(line, block, sources if inputs else None, rules, severities),
         )
-        rows = list(zip(written["position"].to_list(), written["text"].to_list(), strict=True))
+        rows = written["position"].to_list(), written["text"].to_list()
     drawn = heads.filter(pl.col("row").is_in(with_errors.implode()))
     drawn = drawn.select(place.alias("position"), "row")
     return _Vector(

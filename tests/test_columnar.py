@@ -784,16 +784,11 @@ def test_a_chunk_read_from_its_slot_leaves_no_page_resident() -> None:
         shared.close()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
-@pytest.mark.xfail(
-    strict=True,
-    reason="workers ask for SIGKILL when the *thread* that forked them ends (prctl "
-    "PR_SET_PDEATHSIG): an audit read first in a thread that has since ended dies",
-)
 @pytest.mark.parametrize("engine", ["records", "columnar"])
 def test_an_audit_read_on_after_its_first_thread_ended(tmp_path: Path, engine: str) -> None:
     # A thread pool, or a web server's request threads, may read an audit begun in a
-    # thread that has ended since: its workers must live as long as the process does.
+    # thread that has ended since: its workers must live as long as the process does
+    # (the kernel's parent-death signal is the forking thread's: not asked for there).
     path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(600, seed=2)))
     script = (
         "import sys, threading\n"

@@ -788,7 +788,9 @@ _worker: tuple[Protocol, AsOf, int] | None = None
 _PARENT_POLL_SECONDS = 0.5
 
 
-def _start_worker(protocol: Protocol, as_of: AsOf, sample: int, parent: int) -> None:
+def _start_worker(
+    protocol: Protocol, as_of: AsOf, sample: int, parent: int, by_main_thread: bool
+) -> None:
     global _worker
     _worker = (protocol, as_of, sample)
     # Ctrl-C (and a terminal's SIGHUP) reaches the whole process group: the main process
@@ -799,13 +801,18 @@ def _start_worker(protocol: Protocol, as_of: AsOf, sample: int, parent: int) -> 
         signal.signal(number, signal.SIG_DFL if number == signal.SIGTERM else signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # held by _parallel while forking
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
-    _die_with(parent)
+    _die_with(parent, by_main_thread)
 
 
-def _die_with(parent: int) -> None:
-    """End this worker when the process that started it ends, even by ``kill -9``."""
-    if sys.platform.startswith("linux"):
-        # The kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG = 1).
+def _die_with(parent: int, by_main_thread: bool) -> None:
+    """End this worker when the process that started it ends, even by ``kill -9``.
+
+    ``by_main_thread``: whether the parent's main thread forked it.
+    """
+    if sys.platform.startswith("linux") and by_main_thread:
+        # The kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG = 1). It means
+        # the parent *thread*: a worker forked by another thread, which may end while the
+        # audit is read on in another, has only the watch below.
         with contextlib.suppress(OSError, AttributeError):
             import ctypes
 
@@ -922,7 +929,14 @@ def in_workers(
         jobs,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(protocol, as_of, sample, os.getpid()),
+        # The workers are forked by the thread that reads the audit first (it submits).
+        initargs=(
+            protocol,
+            as_of,
+            sample,
+            os.getpid(),
+            threading.current_thread() is threading.main_thread(),
+        ),
     )
     try:
         pending: collections.deque[tuple[_Task, concurrent.futures.Future[_Done]]]

@@ -832,7 +832,7 @@ def test_a_protocol_without_rules_gives_the_same_results(tmp_path: Path) -> None
 def test_slots_reused_and_the_pipe_give_the_same_results(tmp_path: Path) -> None:
     # Small blocks, chunks and slots: real forked workers get chunks through reused
     # slots and, for chunks too large for a slot, through the pipe; all read the same.
-    path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(600, seed=9)])
+    path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(250, seed=9)])
     script = (
         "import sys\n"
         "from kaprules import STANDARD, auditing, _columnar\n"

@@ -431,3 +431,33 @@ def test_a_rule_with_an_unhashable_severity_is_a_protocol_error() -> None:
 
     with pytest.raises(kaprules.ProtocolError, match=r"rules\[0\]\.severity"):
         kaprules.Protocol("x", "1", [Odd()])  # type: ignore[list-item]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="O_NONBLOCK pipes")
+def test_a_non_blocking_input_is_waited_for_not_taken_as_ended() -> None:
+    # A pipe left non-blocking by whatever started kaprules has "nothing yet", not an end:
+    # the audit waits for the rest and reads it all (it was an internal error).
+    import fcntl
+    import threading
+    import time
+
+    data = (EXAMPLES / "audit" / "courses.jsonl").read_bytes()
+    read, write = os.pipe()
+    fcntl.fcntl(read, fcntl.F_SETFL, fcntl.fcntl(read, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+    def feed() -> None:
+        for part in (data[:300], data[300:]):
+            time.sleep(0.3)
+            os.write(write, part)
+        os.close(write)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "kaprules", "audit", "-", "--format", "json"]
+    late = subprocess.run(command, stdin=read, env=env, capture_output=True, timeout=60)
+    feeder.join()
+    os.close(read)
+    whole = subprocess.run(command, input=data, env=env, capture_output=True, timeout=60)
+    assert (late.returncode, late.stderr) == (whole.returncode, b"") == (1, b"")
+    assert json.loads(late.stdout) == json.loads(whole.stdout)

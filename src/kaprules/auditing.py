@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -1025,10 +1026,21 @@ class _Hashing(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
-        self._digest.update(data)
-        buffer[: len(data)] = data
-        return len(data)
+        readinto = getattr(self._raw, "readinto", None)
+        while True:
+            if readinto is None:
+                data = self._raw.read(len(buffer))
+                size = None if data is None else len(data)
+                if data:
+                    buffer[: len(data)] = data
+            else:  # straight into the buffer: no copy
+                size = readinto(buffer)
+            if size is not None:
+                break
+            # A non-blocking stream with nothing ready yet (not its end): wait for it.
+            select.select([self._raw], [], [])
+        self._digest.update(memoryview(buffer)[:size])
+        return int(size)
 
 
 @attrs.frozen
@@ -1187,17 +1199,19 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
             if carry:
                 yield LineBlock(source, before + 1, carry, 1)
             return
-        buffer = carry + data if carry else data
         # A line that starts and ends in `data` is shorter than _BLOCK_BYTES, far below the
         # limit: only the first one, carried over from earlier reads, can pass it.
-        first = buffer.find(b"\n")
-        if (first if first >= 0 else len(buffer)) > MAX_LINE_BYTES:
+        first = data.find(b"\n")
+        if len(carry) + (first if first >= 0 else len(data)) > MAX_LINE_BYTES:
             raise InputError(_too_long(source, before + 1))
-        cut = buffer.rfind(b"\n") + 1
+        cut = data.rfind(b"\n") + 1
         if cut == 0:
-            carry = buffer
+            carry += data
             continue
-        block, carry = buffer[:cut], buffer[cut:]
+        # One copy at most (the carry never holds a line break): every byte of the input
+        # passes here.
+        block = b"".join((carry, memoryview(data)[:cut])) if carry or cut < len(data) else data
+        carry = data[cut:]
         for part, lines in _split(block):
             yield LineBlock(source, before + 1, part, lines)
             before += lines

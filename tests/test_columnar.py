@@ -507,10 +507,11 @@ def test_a_loop_left_within_a_batch_still_counts_its_rest(
 def test_instants_are_read_as_python_reads_them_or_not_at_all(text: str) -> None:
     import polars as pl
 
-    seconds, layout = columnar._instant("t")
+    # Taken: in a line of the shape (the pattern holds the layout), and read.
+    line = json.dumps({"timezone": "UTC", "sessions": [{"start": text, "last_food": text}]})
     got = (
-        pl.DataFrame({"t": [text]})
-        .select(seconds.alias("s"), layout.alias("layout"))
+        pl.DataFrame({"line": [line], "t": [text]})
+        .select(s=columnar._instant("t"), layout=pl.col("line").str.contains(columnar._LINE))
         .select("s", ok=pl.col("layout") & pl.col("s").is_not_null())
         .row(0)
     )

@@ -78,26 +78,36 @@ _WHITESPACE = (
     "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 
-# Strict JSON of the shape of a course: string members, and one array of flat objects
-# of string members (the sessions). Strings hold no escape, quote or control character,
-# so each is its own text. Lines outside this shape take the per-record path.
-_S = r'"[^"\\\x00-\x1f]*"'
-_M = _S + r" ?: ?" + _S
-_O = r"\{ ?(?:" + _M + r"(?: ?, ?" + _M + r")*)? ?\}"
-_A = r'"sessions" ?: ?\[ ?(?:' + _O + r"(?: ?, ?" + _O + r")*)? ?\]"
-# What the shape lets through but a list cannot be decoded from: text for "sessions" (no
-# string holds a quote, so this is a key and its value).
-_NO_LIST = r'"sessions" ?: ?"'
-_LINE = r"^\{ ?(?:" + _M + "|" + _A + r")(?: ?, ?(?:" + _M + "|" + _A + r"))* ?\}$"
+_COURSE_KEYS = ("$schema", "id", "timezone", "patient")
+_SESSION_KEYS = ("id", "kind", "start", "last_food", "escort", "therapist")
+_INSTANT_KEYS = ("start", "last_food")
 # An instant in the two layouts, 2026-12-01T09:00:00-07:00 and 2026-12-01T16:00:00Z, each
 # field in its range (the day within its month is left to the parser), and the local year
 # from 1901 to 2199: within the loader's range and the zone tables'.
 _INSTANT = (
-    r"^(?:190[1-9]|19[1-9][0-9]|2[01][0-9]{2})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]|Z)$"
+    r"(?:190[1-9]|19[1-9][0-9]|2[01][0-9]{2})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]|Z)"
 )
-_COURSE_KEYS = ("$schema", "id", "timezone", "patient")
-_SESSION_KEYS = ("id", "kind", "start", "last_food", "escort", "therapist")
+# Strict JSON of the shape of a course: known keys with string values, "start" and
+# "last_food" instants of `_INSTANT`, and "sessions" one array of flat objects (the
+# sessions). Strings hold no escape, quote or control character, so each is its own
+# text. Lines outside this shape take the per-record path. The instants are checked
+# here, where the pattern runs over the line anyway, at no cost a session.
+_S = r'"[^"\\\x00-\x1f]*"'
+
+
+def _keys(names: Iterable[str]) -> str:
+    return '"(?:' + "|".join(re.escape(name) for name in names) + ')" ?: ?'
+
+
+_SESSION_MEMBER = (
+    "(?:" + _keys(k for k in _SESSION_KEYS if k not in _INSTANT_KEYS) + _S
+    + "|" + _keys(_INSTANT_KEYS) + '"' + _INSTANT + '")'
+)  # fmt: skip
+_O = r"\{ ?(?:" + _SESSION_MEMBER + r"(?: ?, ?" + _SESSION_MEMBER + r")*)? ?\}"
+_A = r'"sessions" ?: ?\[ ?(?:' + _O + r"(?: ?, ?" + _O + r")*)? ?\]"
+_MEMBER = "(?:" + _keys(_COURSE_KEYS) + _S + "|" + _A + ")"
+_LINE = r"^\{ ?" + _MEMBER + r"(?: ?, ?" + _MEMBER + r")* ?\}$"
 
 
 def available() -> bool:
@@ -867,8 +877,7 @@ def _tables(data: bytes, protocol: Protocol) -> tuple[Any, Any] | None:
         data = b"\n".join(line if _utf8(line) else b"" for line in data.split(b"\n"))
     try:
         lines = pl.scan_lines(data).with_row_index("row")
-        shaped = pl.col("line").str.contains(_LINE) & ~pl.col("line").str.contains(_NO_LIST)
-        courses = _courses(lines.filter(shaped)).collect()
+        courses = _courses(lines.filter(pl.col("line").str.contains(_LINE))).collect()
     except pl.exceptions.PolarsError:
         texts = data.decode("utf-8").split("\n")[:-1]
         frame = pl.DataFrame({"line": texts}, schema={"line": pl.String}).with_row_index("row")
@@ -973,14 +982,12 @@ def _days_in_month(year: Any, month: Any) -> Any:
     )
 
 
-def _instant(column: str) -> tuple[Any, Any]:
-    """(UTC seconds, layout) of an instant column; null stays null.
+def _instant(column: str) -> Any:
+    """The UTC seconds of an instant column (of a layout `_LINE` lets through); null: null.
 
-    The instant is valid where its layout holds and its seconds are not null. The local
-    part is read by Polars' own parser of the one layout (its fast path: several times
-    cheaper than slicing out each field), which leaves impossible dates (February 30)
-    null; the pattern (`_INSTANT`) holds every field to its range. The two come apart so
-    that the parse runs once: Polars would run it again for an expression using it twice.
+    The local part is read by Polars' own parser of the one layout (its fast path: several
+    times cheaper than slicing out each field), which leaves impossible dates (February
+    30) null; the line's pattern holds every field to its range.
     """
     import polars as pl
 
@@ -990,11 +997,10 @@ def _instant(column: str) -> tuple[Any, Any]:
         .str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False, cache=False)
         .dt.epoch("s")
     )
-
     # The offset looked up: half the cost of reading its fields; null where not an offset.
     texts, seconds = _offset_texts()
     offset = text.str.slice(19).replace_strict(texts, seconds, default=None)
-    return local - offset, text.str.contains(_INSTANT)
+    return local - offset
 
 
 @functools.cache
@@ -1030,8 +1036,8 @@ def _sessions(courses: Any) -> Any:
         .explode("sessions", "pos")
         .unnest("sessions")
     )
-    start, start_layout = _instant("start")
-    food, food_layout = _instant("last_food")
+    start = _instant("start")
+    food = _instant("last_food")
     given = [pl.col(k).is_not_null().cast(pl.Int64) for k in _SESSION_KEYS]
     s = s.select(
         "row",
@@ -1044,14 +1050,13 @@ def _sessions(courses: Any) -> Any:
         food=food,
         sid=pl.coalesce(pl.col("id"), (pl.col("pos") + 1).cast(pl.String)),
         induction=pl.col("kind").is_null() | (pl.col("kind") == "induction"),
-        valid=start_layout.fill_null(False)
-        & (pl.col("last_food").is_null() | food_layout.fill_null(False))
-        & (pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"]))
+        valid=(pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"]))
         & (pl.col("id").is_null() | (pl.col("id").str.strip_chars(_WHITESPACE) != "")),
         _food_given=pl.col("last_food").is_not_null(),
         quotes=pl.sum_horizontal(given) * 4,
     )
-    # A start, and a last_food when given, that were read (see _instant).
+    # A start (required), and a last_food when given, that were read: their layouts are
+    # the line's (_LINE), their dates real (see _instant).
     read = pl.col("utc").is_not_null() & (~pl.col("_food_given") | pl.col("food").is_not_null())
     s = s.with_columns(valid=pl.col("valid") & read).drop("_food_given")
     s = s.with_columns(offset=offset)

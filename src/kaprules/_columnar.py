@@ -94,6 +94,12 @@ _INSTANT = (
 # text. Lines outside this shape take the per-record path. The instants are checked
 # here, where the pattern runs over the line anyway, at no cost a session.
 _S = r'"[^"\\\x00-\x1f]*"'
+# An id: text that is not all whitespace (the loader refuses a blank id).
+_ID = (
+    r'"[^"\\\x00-\x1f]*[^"\\\x00-\x1f'
+    + "".join(f"\\u{ord(c):04x}" for c in _WHITESPACE if c > "\x1f")
+    + r'][^"\\\x00-\x1f]*"'
+)
 
 
 def _keys(names: Iterable[str]) -> str:
@@ -101,12 +107,16 @@ def _keys(names: Iterable[str]) -> str:
 
 
 _SESSION_MEMBER = (
-    "(?:" + _keys(k for k in _SESSION_KEYS if k not in _INSTANT_KEYS) + _S
+    "(?:" + _keys(k for k in _SESSION_KEYS if k not in (*_INSTANT_KEYS, "id")) + _S
+    + "|" + _keys(["id"]) + _ID
     + "|" + _keys(_INSTANT_KEYS) + '"' + _INSTANT + '")'
 )  # fmt: skip
 _O = r"\{ ?(?:" + _SESSION_MEMBER + r"(?: ?, ?" + _SESSION_MEMBER + r")*)? ?\}"
 _A = r'"sessions" ?: ?\[ ?(?:' + _O + r"(?: ?, ?" + _O + r")*)? ?\]"
-_MEMBER = "(?:" + _keys(_COURSE_KEYS) + _S + "|" + _A + ")"
+_MEMBER = (
+    "(?:" + _keys(k for k in _COURSE_KEYS if k != "id") + _S
+    + "|" + _keys(["id"]) + _ID + "|" + _A + ")"
+)  # fmt: skip
 _LINE = r"^\{ ?" + _MEMBER + r"(?: ?, ?" + _MEMBER + r")* ?\}$"
 
 
@@ -944,14 +954,11 @@ def _courses(lines: Any) -> Any:
         )
         + c.struct.field("sessions").is_not_null().cast(pl.Int64) * 2
     )
+    # (A blank id does not pass _LINE.)
     clean = (
         c.is_not_null()
         & c.struct.field("timezone").is_not_null()
         & (c.struct.field("sessions").list.len() > 0)
-        & (
-            c.struct.field("id").is_null()
-            | (c.struct.field("id").str.strip_chars(_WHITESPACE) != "")
-        )
     )
     return lines.filter(clean).select(
         "row",
@@ -1050,8 +1057,7 @@ def _sessions(courses: Any) -> Any:
         food=food,
         sid=pl.coalesce(pl.col("id"), (pl.col("pos") + 1).cast(pl.String)),
         induction=pl.col("kind").is_null() | (pl.col("kind") == "induction"),
-        valid=(pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"]))
-        & (pl.col("id").is_null() | (pl.col("id").str.strip_chars(_WHITESPACE) != "")),
+        valid=(pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"])),
         _food_given=pl.col("last_food").is_not_null(),
         quotes=pl.sum_horizontal(given) * 4,
     )

@@ -881,9 +881,9 @@ def _tables(data: bytes, protocol: Protocol) -> tuple[Any, Any] | None:
     """
     import polars as pl
 
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:  # the lines that are not UTF-8 become empty here
+    # ASCII is UTF-8, and telling so makes no text of the chunk (megabytes of it).
+    if not data.isascii() and not _utf8(data):
+        # The lines that are not UTF-8 become empty here.
         data = b"\n".join(line if _utf8(line) else b"" for line in data.split(b"\n"))
     try:
         lines = pl.scan_lines(data).with_row_index("row")

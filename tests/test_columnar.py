@@ -643,8 +643,14 @@ def test_chunks_wait_for_their_workers_in_shared_slots(monkeypatch: pytest.Monke
         packed = first.packed((chunk, None, None))
         assert packed[2] is not None
         assert [u.data for u in packed[0]] == [b"", "{}", b""]
-        # Read back by its buffer's key, whichever other audit's buffer is live.
-        assert columnar._Shared.unpacked(packed[0], packed[2]) == chunk
+        # Read back by its buffer's key, whichever other audit's buffer is live: as the
+        # lines joined when every block ends its last line, else block by block.
+        assert columnar._Shared.unpacked(packed[0], packed[2]) == (packed[0], b"{}\n[]\nx\n")
+        ragged = [LineBlock("a", 1, b"{}", 1), LineBlock("b", 1, b"x\n", 1)]
+        packed_ragged = second.packed((ragged, None, None))
+        assert packed_ragged[2] is not None
+        assert columnar._Shared.unpacked(packed_ragged[0], packed_ragged[2]) == (ragged, None)
+        second.release(packed_ragged)
         assert columnar._bytes(packed[0], packed[2]) == columnar._bytes(chunk) == 8 + 1024
         # No free slot, or no lines: the chunk travels with its task.
         assert first.packed((chunk, None, None)) == (chunk, None, None)
@@ -777,9 +783,8 @@ def test_a_chunk_read_from_its_slot_leaves_no_page_resident() -> None:
         chunk, _, slot = shared.packed(([LineBlock("a", 1, data, 1 << 20)], None, None))
         assert slot is not None
         assert shared_resident() - before >= 8 << 20  # written here, as the main process does
-        (block,) = columnar._Shared.unpacked(chunk, slot)
-        assert isinstance(block, LineBlock)
-        assert block.data == data
+        _, joined = columnar._Shared.unpacked(chunk, slot)
+        assert joined == data
         assert shared_resident() - before < 1 << 20
     finally:
         shared.close()

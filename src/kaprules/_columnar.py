@@ -348,9 +348,10 @@ def _work(task: _Task) -> ResultBatch:
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
     protocol, as_of, sample = worker_settings()
     chunk, text, slot = task
+    data = None
     if slot is not None:
-        chunk = _Shared.unpacked(chunk, slot)
-    return _work_on(chunk, protocol, as_of, sample, text)
+        chunk, data = _Shared.unpacked(chunk, slot)
+    return _work_on(chunk, protocol, as_of, sample, text, data)
 
 
 class _Shared:
@@ -422,19 +423,35 @@ class _Shared:
                 shared.close()
 
     @staticmethod
-    def unpacked(chunk: _Chunk, slot: tuple[int, int, tuple[int, ...]]) -> _Chunk:
-        """In a worker: the chunk with its lines read back from the slot."""
+    def unpacked(
+        chunk: _Chunk, slot: tuple[int, int, tuple[int, ...]]
+    ) -> tuple[_Chunk, bytes | None]:
+        """In a worker: the chunk with its lines read back from the slot.
+
+        Returns the chunk, and its lines as `_work_on` joins them: when every block ends
+        its last line, the slot's bytes are that text, and the blocks stay empty (one
+        copy out of the slot, not two).
+        """
         key, index, lengths = slot
         buffer = _Shared.live[key]
-        at = index * _Shared.SLOT
-        found: _Chunk = []
-        sizes = iter(lengths)
-        for unit in chunk:
-            if isinstance(unit, LineBlock):
-                size = next(sizes)
-                unit = attrs.evolve(unit, data=buffer[at : at + size])
-                at += size
-            found.append(unit)
+        at = start = index * _Shared.SLOT
+        ends = []
+        for size in lengths:
+            at += size
+            ends.append(buffer[at - 1 : at] == b"\n" if size else False)
+        found: _Chunk = chunk
+        data = None
+        if all(ends):
+            data = buffer[start:at]
+        else:
+            found, at = [], start
+            sizes = iter(lengths)
+            for unit in chunk:
+                if isinstance(unit, LineBlock):
+                    size = next(sizes)
+                    unit = attrs.evolve(unit, data=buffer[at : at + size])
+                    at += size
+                found.append(unit)
         # Left mapped, the pages read would count in this worker's memory for the whole
         # audit: each worker would come to hold every slot (2 * jobs, up to 36 MiB each).
         # The main process's pages stay as they are.
@@ -444,7 +461,7 @@ class _Shared:
         if hasattr(mmap, "MADV_DONTNEED") and at - start >= page:
             with contextlib.suppress(OSError):
                 buffer.madvise(mmap.MADV_DONTNEED, start, (at - start) // page * page)
-        return found
+        return found, data
 
 
 def _parallel(
@@ -481,28 +498,36 @@ def _parallel(
 
 
 def _work_on(
-    chunk: _Chunk, protocol: Protocol, as_of: AsOf, sample: int, text: _Text = None
+    chunk: _Chunk,
+    protocol: Protocol,
+    as_of: AsOf,
+    sample: int,
+    text: _Text = None,
+    data: bytes | None = None,
 ) -> ResultBatch:
     """A chunk's results: compliant courses as columns, every other result as its fields.
 
     ``sample``: at most this many records come with their data, for a report to draw.
     ``text``: ``(form, inputs)`` for the findings file's rows and the counts instead (see
-    `ResultBatch`).
+    `ResultBatch`). ``data``: the blocks' lines joined, each ending in a line break, when
+    already at hand (the blocks are then empty).
     """
-    data = b"".join(
-        unit.data if unit.data.endswith(b"\n") else unit.data + b"\n"
-        for unit in chunk
-        if isinstance(unit, LineBlock)
-    )
+    if data is None:
+        data = b"".join(
+            unit.data if unit.data.endswith(b"\n") else unit.data + b"\n"
+            for unit in chunk
+            if isinstance(unit, LineBlock)
+        )
+    lines = _Rows(data)
     # Only a line with an object can be a course: blank or stray lines need no Polars.
     certain = b"{" in data and supports(protocol, as_of)
     if text is not None and _fast.ENABLED:
         tables = _tables(data, protocol) if certain else None
-        return _written(chunk, tables, protocol, as_of, sample, text)
+        return _written(chunk, lines, tables, protocol, as_of, sample, text)
     found, (rows, ids, counts) = _evaluated(data, protocol) if certain else ({}, ([], [], []))
     others: list[tuple[int, ResultFields, RecordData | None]] = []
     drawn = 0
-    for position, row, unit, number, line in _rest(chunk, rows):
+    for position, row, unit, number, line in _rest(chunk, rows, lines):
         done = found.get(row)
         if done is not None:
             fields: ResultFields = (number, unit.source, done[0], done[1], done[2], None)
@@ -527,6 +552,7 @@ def _work_on(
 
 def _written(
     chunk: _Chunk,
+    lines: _Rows,
     tables: tuple[Any, Any] | None,
     protocol: Protocol,
     as_of: AsOf,
@@ -558,7 +584,7 @@ def _written(
         candidates = vector.drawable
     others: list[tuple[int, ResultFields, RecordData | None]] = []
     record_pieces: list[tuple[int, str]] = []
-    for position, _, unit, number, line in _rest(chunk, taken):
+    for position, _, unit, number, line in _rest(chunk, taken, lines):
         item = _item(unit, number, line)
         fields = result_fields(item, protocol, as_of)
         result = make_result(CourseResult, fields)
@@ -568,7 +594,7 @@ def _written(
         if sample and wanted_in_samples(fields):
             others.append((position, fields, item[1]))
     if sample and candidates and table is not None and heads is not None:
-        others = _drawn(chunk, others, candidates, sample, table, heads, protocol)
+        others = _drawn(chunk, lines, others, candidates, sample, table, heads, protocol)
     others = sorted(others, key=lambda entry: entry[0])[:sample]
     written = _interleaved(pieces, record_pieces) if form is not None else ""
     return ResultBatch(others, [], [], [], [], summary, written)
@@ -751,6 +777,7 @@ def _csv_row(
 
 def _drawn(
     chunk: _Chunk,
+    lines: _Rows,
     others: list[tuple[int, ResultFields, RecordData | None]],
     candidates: list[tuple[int, int]],
     sample: int,
@@ -775,7 +802,8 @@ def _drawn(
     positions = {row: position for position, row in first if row is not None}
     kept = list(others)
     for row in rows:
-        unit, number, line = _line_at(chunk, row)
+        unit, number = _line_at(chunk, row)
+        line = lines[row]
         findings = found[row]
         assert findings is not None  # drawable: checked by _vector
         course_id, n = facts[row]
@@ -784,13 +812,13 @@ def _drawn(
     return kept
 
 
-def _line_at(chunk: _Chunk, row: int) -> tuple[LineBlock, int, bytes]:
-    """The block, line number and text of a row of the chunk's blocks."""
+def _line_at(chunk: _Chunk, row: int) -> tuple[LineBlock, int]:
+    """The block and line number of a row of the chunk's blocks."""
     start = 0
     for unit in chunk:
         if isinstance(unit, LineBlock):
             if row < start + unit.lines:
-                return unit, unit.first_line + row - start, unit.data.split(b"\n")[row - start]
+                return unit, unit.first_line + row - start
             start += unit.lines
     raise AssertionError(f"row {row} is beyond the chunk")
 
@@ -817,12 +845,12 @@ def _item(unit: LineBlock | Record, number: int, line: bytes | None) -> RecordIt
 
 
 def _rest(
-    chunk: _Chunk, taken: list[int]
+    chunk: _Chunk, taken: list[int], lines: _Rows
 ) -> Iterator[tuple[int, int, LineBlock | Record, int, bytes | None]]:
     """``(position, row, unit, line number, line)`` of each record whose row is not taken.
 
     ``taken``: rows ascending. A CSV record comes as itself (row -1, line None); a line
-    with its block, split only when one of its lines is wanted.
+    with its block.
     """
     position = row = at = 0
     for unit in chunk:
@@ -832,12 +860,24 @@ def _rest(
             continue
         end = bisect.bisect_left(taken, row + unit.lines, lo=at)
         rest = sorted(set(range(row, row + unit.lines)).difference(taken[at:end]))
-        lines = unit.data.split(b"\n") if rest else []
         for r in rest:
-            yield position + r - row, r, unit, unit.first_line + r - row, lines[r - row]
+            yield position + r - row, r, unit, unit.first_line + r - row, lines[r]
         position += unit.lines
         row += unit.lines
         at = end
+
+
+class _Rows:
+    """A chunk's lines by row (its blocks' lines, in order), split when first wanted."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._lines: list[bytes] | None = None
+
+    def __getitem__(self, row: int) -> bytes:
+        if self._lines is None:
+            self._lines = self._data.split(b"\n")
+        return self._lines[row]
 
 
 _Known = tuple[str | None, int, tuple[dict[str, Any], ...]]

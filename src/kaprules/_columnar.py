@@ -573,7 +573,7 @@ def _written(
     table = heads = None
     if tables is not None:
         heads, table = tables
-        vector = _vector(heads, table, protocol, form, inputs, blocks)
+        vector = _vector(heads, table, protocol, form, inputs, blocks, sample)
         taken = vector.taken
         summary.add_compliant(vector.compliant)
         summary.lines_read += vector.with_errors
@@ -625,7 +625,7 @@ class _Vector(NamedTuple):
     with_errors: int
     rules: dict[str, list[int]]  # rule id: [courses, findings]
     rows: tuple[list[int], list[str]]  # each finding's position, and its findings row
-    drawable: list[tuple[int, int]]  # (position, row) of courses with an error finding
+    drawable: list[tuple[int, int]]  # (position, row) of the first such: a report's draw
 
 
 def _vector(
@@ -635,11 +635,13 @@ def _vector(
     form: FindingsForm | None,
     inputs: bool,
     blocks: list[tuple[int, int, str, int]],
+    sample: int,
 ) -> _Vector:
     """The counts and findings rows of the courses read with certainty, as columns.
 
     A course whose findings cannot be drawn here with certainty (see `_assembled`, and a
-    message with a control character, which the rows would escape) is not taken.
+    message with a control character, which the rows would escape) is not taken. The
+    first ``sample`` courses with an error finding are named for a report to draw.
     """
     import polars as pl
 
@@ -683,7 +685,7 @@ def _vector(
             render(line, block, sources if inputs else None, rules, severities),
         )
         rows = written["position"].to_list(), written["text"].to_list()
-    drawn = heads.filter(pl.col("row").is_in(with_errors.implode()))
+    drawn = heads.filter(pl.col("row").is_in(with_errors.implode())).head(sample)
     drawn = drawn.select(place.alias("position"), "row")
     return _Vector(
         taken,

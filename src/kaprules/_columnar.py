@@ -454,8 +454,8 @@ class _Shared:
                 found.append(unit)
         # Left mapped, the pages read would count in this worker's memory for the whole
         # audit: each worker would come to hold every slot (2 * jobs, up to 36 MiB each).
-        # The main process's pages stay as they are.
-        # Only whole pages can be dropped, and a refusal only costs memory.
+        # The main process's pages stay as they are. Only whole pages can be dropped, and
+        # a refusal only costs memory.
         page = mmap.PAGESIZE
         start = -(-index * _Shared.SLOT // page) * page
         if hasattr(mmap, "MADV_DONTNEED") and at - start >= page:

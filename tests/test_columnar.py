@@ -869,3 +869,31 @@ def test_slots_reused_and_the_pipe_give_the_same_results(tmp_path: Path) -> None
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (process.returncode, process.stdout, process.stderr) == (0, "ok\n", "")
+
+
+def test_a_course_past_the_session_limit_is_rejected_as_the_loader_does(tmp_path: Path) -> None:
+    # The loader refuses a course of more than MAX_SESSIONS sessions; a line of the
+    # course's shape that holds them must not be read as columns.
+    from kaprules.course_files import MAX_SESSIONS
+
+    first = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def course(n: int) -> str:
+        starts = [
+            (first + dt.timedelta(hours=3 * k)).strftime("%Y-%m-%dT%H:%M:%SZ") for k in range(n)
+        ]
+        sessions = [{"start": start} for start in starts]
+        return json.dumps(
+            {"id": f"c{n}", "timezone": "UTC", "sessions": sessions}, separators=(",", ":")
+        )
+
+    path = _write(tmp_path / "in.jsonl", [course(MAX_SESSIONS), course(MAX_SESSIONS + 1)])
+    protocol = PROTOCOLS[4]  # lenient: both courses compliant, were they read
+    records = audit(read_records([str(path)]), protocol, engine="records")
+    results = list(records)
+    assert [r.rejected is None for r in results] == [True, False]
+    run = audit(read_records([str(path)]), protocol, engine="columnar")
+    assert list(run) == results
+    assert run.summary.to_dict() == records.summary.to_dict()
+    # The course at the limit is still read as columns.
+    assert columnar._evaluated(path.read_bytes(), protocol)[1][0] == [0]

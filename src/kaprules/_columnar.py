@@ -52,6 +52,7 @@ from kaprules.auditing import (
     wanted_in_samples,
     worker_settings,
 )
+from kaprules.course_files import MAX_SESSIONS
 from kaprules.errors import InputError
 from kaprules.findings_files import FORMULA_START, FindingsForm, input_name
 from kaprules.findings_files import rows as findings_rows
@@ -996,11 +997,13 @@ def _courses(lines: Any) -> Any:
         )
         + c.struct.field("sessions").is_not_null().cast(pl.Int64) * 2
     )
-    # (A blank id does not pass _LINE.)
+    # (A blank id does not pass _LINE.) The loader refuses more than MAX_SESSIONS sessions.
+    count = c.struct.field("sessions").list.len()
     clean = (
         c.is_not_null()
         & c.struct.field("timezone").is_not_null()
-        & (c.struct.field("sessions").list.len() > 0)
+        & (count > 0)
+        & (count <= MAX_SESSIONS)
     )
     return lines.filter(clean).select(
         "row",

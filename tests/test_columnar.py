@@ -646,7 +646,7 @@ def test_chunks_wait_for_their_workers_in_shared_slots(monkeypatch: pytest.Monke
         # Read back by its buffer's key, whichever other audit's buffer is live: as the
         # lines joined when every block ends its last line, else block by block.
         assert columnar._Shared.unpacked(packed[0], packed[2]) == (packed[0], b"{}\n[]\nx\n")
-        ragged = [LineBlock("a", 1, b"{}", 1), LineBlock("b", 1, b"x\n", 1)]
+        ragged: list[Any] = [LineBlock("a", 1, b"{}", 1), LineBlock("b", 1, b"x\n", 1)]
         packed_ragged = second.packed((ragged, None, None))
         assert packed_ragged[2] is not None
         assert columnar._Shared.unpacked(packed_ragged[0], packed_ragged[2]) == (ragged, None)

@@ -252,6 +252,19 @@ def _outputs(path: Path, protocol: Protocol, engine: str, jobs: int = 1) -> Any:
     return outputs
 
 
+def _fresh(script: str, *args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``script`` run in a fresh process.
+
+    Polars is not loaded there, so its audits fork their workers as the command line's do.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return process.returncode, process.stdout, process.stderr
+
+
 def _write(path: Path, lines: list[str | bytes]) -> Path:
     path.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines) + b"\n")
     return path
@@ -689,12 +702,7 @@ def test_two_audits_at_once_read_their_own_chunks(tmp_path: Path) -> None:
         "assert both == alone and alone[0] != alone[1], 'mixed'\n"
         "print('ok')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.run(
-        [sys.executable, "-c", script, *map(str, paths)],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert (process.returncode, process.stdout, process.stderr) == (0, "ok\n", "")
+    assert _fresh(script, *map(str, paths)) == (0, "ok\n", "")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
@@ -814,12 +822,7 @@ def test_an_audit_read_on_after_its_first_thread_ended(tmp_path: Path, engine: s
         "read.extend(pieces)\n"
         "print(''.join(read) == alone != '')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.run(
-        [sys.executable, "-c", script, str(path), engine],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert (process.returncode, process.stdout, process.stderr) == (0, "True\n", "")
+    assert _fresh(script, str(path), engine) == (0, "True\n", "")
 
 
 def test_a_protocol_without_rules_gives_the_same_results(tmp_path: Path) -> None:
@@ -863,12 +866,7 @@ def test_slots_reused_and_the_pipe_give_the_same_results(tmp_path: Path) -> None
         "assert 'pipe' in ways and reused, ways\n"
         "print('ok')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.run(
-        [sys.executable, "-c", script, str(path)],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert (process.returncode, process.stdout, process.stderr) == (0, "ok\n", "")
+    assert _fresh(script, str(path)) == (0, "ok\n", "")
 
 
 def test_a_course_past_the_session_limit_is_rejected_as_the_loader_does(tmp_path: Path) -> None:

@@ -277,7 +277,7 @@ def test_hostile_and_generated_lines_give_the_same_results(
     lines = [*_hostile(), *make_audit_data.lines(400, seed=3)]
     path = _write(tmp_path / "in.jsonl", lines)
     records = _outputs(path, protocol, "records")
-    # (auto is columnar here, or records with the fast paths off: the CLI test runs it.)
+    # (auto is records here, the input being small: the CLI test runs it.)
     assert _outputs(path, protocol, "columnar") == records
     # Some lines must have been taken by the columnar path, or this test proves nothing.
     if protocol.id in ("kap-standard", "clinic", "lenient") and protocol.version == "1":
@@ -391,6 +391,58 @@ def test_the_engine_is_chosen_and_checked(tmp_path: Path) -> None:
     assert not columnar.engine_for("records", STANDARD, None, True)
     with pytest.raises(InputError, match="engine: must be one of auto, columnar, records"):
         audit([], engine="fast")
+
+
+@pytest.mark.parametrize(
+    ("jobs", "limit"), [(1, 4 << 20), (2, 8 << 20), (4, 16 << 20), (64, 16 << 20)]
+)
+def test_a_small_input_is_small_per_worker_up_to_four(jobs: int, limit: int) -> None:
+    assert columnar.small_input(jobs) == limit
+
+
+@pytest.mark.parametrize(("over", "engine"), [(0, "columnar"), (1, "records")])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_auto_audits_an_input_smaller_than_its_bound_course_by_course(
+    over: int, engine: str, jobs: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bound set to the input's size (plus `over`): at it, the columnar engine; one
+    # byte short of it, course by course. Either way the results of both engines.
+    lines = [*_hostile(), *make_audit_data.lines(40, seed=2)]
+    path = _write(tmp_path / "in.jsonl", lines)
+    if path.stat().st_size % jobs:  # a bound of whole bytes a worker
+        path = _write(tmp_path / "in.jsonl", [*lines, "[]"])
+    expected = _outputs(path, STANDARD, "records")
+    assert _outputs(path, STANDARD, "columnar") == expected
+    monkeypatch.setattr(columnar, "_SMALL_PER_JOB", (path.stat().st_size + over * jobs) // jobs)
+    assert columnar.small_input(jobs) == path.stat().st_size + over * jobs
+    taken = []
+    results = columnar.results
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        taken.append(engine)
+        return results(*args, **kwargs)
+
+    monkeypatch.setattr(columnar, "results", watched)
+    assert _outputs(path, STANDARD, "auto", jobs) == expected
+    assert bool(taken) == (engine == "columnar" and _fast.ENABLED)  # else always records
+
+
+def test_auto_does_not_load_polars_for_a_small_input(tmp_path: Path) -> None:
+    path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(200, seed=6)))
+    script = (
+        "import sys\n"
+        "from kaprules import STANDARD, audit\n"
+        "from kaprules.auditing import read_records\n"
+        "run = audit(read_records([sys.argv[1]]), STANDARD, engine=sys.argv[2])\n"
+        "text = ''.join(run.findings_text())\n"
+        "print('polars' in sys.modules, run.summary.compliant, len(text))\n"
+    )
+    code, auto, err = _fresh(script, str(path), "auto")
+    assert (code, err) == (0, "")
+    assert auto.split()[0] == "False"
+    code, forced, err = _fresh(script, str(path), "columnar")
+    assert (code, err) == (0, "")
+    assert forced.split() == ["True", *auto.split()[1:]]
 
 
 def test_without_polars_auto_takes_records_and_columnar_says_why(

@@ -72,6 +72,13 @@ _FINDINGS = 40_000
 # would otherwise be 8 million of them at once.
 _CHUNK_LINES = 1 << 15
 _RECORDS = 500
+# What a record (a CSV course, read per record) counts for in a chunk's bytes.
+RECORD_BYTES = 1024
+# auto audits an input of fewer bytes than this per worker course by course (see
+# small_input): on 2 cores the columnar engine drew level at some 6 MB with one process
+# and 13 MB with two, and no course is read twice to tell.
+_SMALL_PER_JOB = 4 << 20
+_SMALL_JOBS = 4
 
 # Every character str.strip() removes (str.isspace()): a blank escort or id.
 _WHITESPACE = (
@@ -124,6 +131,17 @@ _LINE = r"^\{ ?" + _MEMBER + r"(?: ?, ?" + _MEMBER + r")* ?\}$"
 def available() -> bool:
     """Whether Polars can be imported (without importing it)."""
     return importlib.util.find_spec("polars") is not None
+
+
+def small_input(jobs: int) -> int:
+    """Bytes of input below which ``auto`` audits course by course, with ``jobs`` workers.
+
+    Each process of the columnar engine first loads Polars and reads its zones' tables
+    (some 0.2 s): below this size the per-record engine ends sooner. Its workers share
+    the per-course work, so the bound grows with them (up to `_SMALL_JOBS`, which keeps
+    what is read ahead to tell small).
+    """
+    return _SMALL_PER_JOB * min(jobs, _SMALL_JOBS)
 
 
 def supports(protocol: Protocol, as_of: object) -> bool:
@@ -242,7 +260,7 @@ _Chunk = list[Record | LineBlock]
 def _bytes(chunk: _Chunk, slot: _Slot = None) -> int:
     """A chunk's size as `_Size` counts it: its lines' bytes, and a kilobyte a record."""
     lines = sum(slot[2]) if slot is not None else 0
-    return lines + sum(len(u.data) if isinstance(u, LineBlock) else 1024 for u in chunk)
+    return lines + sum(len(u.data) if isinstance(u, LineBlock) else RECORD_BYTES for u in chunk)
 
 
 def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chunk]:
@@ -258,7 +276,7 @@ def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chun
             size += len(unit.data)
             lines += unit.lines
         else:
-            size += 1024
+            size += RECORD_BYTES
             lines += 1
             records += 1
         if size >= limit.bytes or lines >= _CHUNK_LINES or records >= _RECORDS:

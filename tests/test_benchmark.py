@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from hypothesis import strategies as st
 
 from kaprules import ClinicCalendar, Course, evaluate, kap_protocol, parse_course, plan
 from kaprules.strategies import compliant_courses, courses
+
+from conftest import ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_evaluate  # type: ignore[import-not-found]
@@ -70,6 +74,24 @@ def test_benchmark_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "parse_course + evaluate" in out
     assert "ratio" in out
+
+
+@pytest.mark.slow
+def test_floor_script_runs_beside_the_polars_peer(tmp_path: Path) -> None:
+    peers = ROOT.parent / "shared" / "bench" / "peers"
+    if not (peers / "peer_polars.py").exists():
+        pytest.skip("the peers are not beside this checkout")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_floor.py"), "--courses", "60",
+         "--rounds", "1", "--dir", str(tmp_path), "--peers", str(peers)],
+        capture_output=True, text=True, check=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    rows = [line.split() for line in out.stdout.splitlines() if line.endswith("x")]
+    assert len(rows) == 5
+    assert rows[0][-1] == "1.00x"
+    assert all(float(row[-1][:-1]) > 0 for row in rows)
+    assert "The proofs alone take" in out.stdout
 
 
 @given(

@@ -30,12 +30,13 @@ from kaprules import (
     Therapist,
     TreatmentWindow,
     _fast,
+    auditing,
     dumps,
     findings_files,
     get_protocol,
 )
 from kaprules import _columnar as columnar
-from kaprules.auditing import audit, read_records
+from kaprules.auditing import LineBlock, Record, audit, read_records
 from kaprules.strategies import compliant_courses, violating_courses
 
 from conftest import ROOT
@@ -861,7 +862,7 @@ def test_an_audit_read_on_after_its_first_thread_ended(tmp_path: Path, engine: s
         "from kaprules import STANDARD, auditing\n"
         "from kaprules import _columnar as columnar\n"
         "from kaprules.auditing import audit, read_records\n"
-        "auditing._BLOCK_BYTES = columnar._CHUNK_BYTES = 16 << 10  # many chunks\n"
+        "auditing.BLOCK_BYTES = columnar._CHUNK_BYTES = 16 << 10  # many chunks\n"
         "def texts(jobs, engine):\n"
         "    run = audit(read_records([sys.argv[1]]), STANDARD, jobs=jobs, engine=engine)\n"
         "    return run.findings_text('jsonl')\n"
@@ -897,7 +898,7 @@ def test_slots_reused_and_the_pipe_give_the_same_results(tmp_path: Path) -> None
     script = (
         "import sys\n"
         "from kaprules import STANDARD, auditing, _columnar\n"
-        "auditing._BLOCK_BYTES = 4096\n"
+        "auditing.BLOCK_BYTES = 4096\n"
         "_columnar._CHUNK_BYTES = 1 << 14\n"
         "_columnar._Shared.SLOT = 18_000\n"
         "ways = []\n"
@@ -947,3 +948,18 @@ def test_a_course_past_the_session_limit_is_rejected_as_the_loader_does(tmp_path
     assert run.summary.to_dict() == records.summary.to_dict()
     # The course at the limit is still read as columns.
     assert columnar._evaluated(path.read_bytes(), protocol)[1][0] == [0]
+
+
+@pytest.mark.parametrize(("limit", "name"), [(3, "BLOCK_LINES"), (40, "BLOCK_BYTES")])
+def test_a_partition_is_cut_in_the_file_readers_blocks(
+    limit: int, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dask partitions and files go in blocks of the same bounds, the reader's own.
+    monkeypatch.setattr(auditing, name, limit)
+    items: list[object] = [f'{{"n": {k}}}\n' for k in range(10)]
+    items[6] = {"not": "a line"}
+    units = list(columnar._partition_units(items, 5, "bag", lambda n, _: Record(n, None, "bag")))
+    assert [(u.first_line, u.lines) for u in units if isinstance(u, LineBlock)] == (
+        [(5, 3), (8, 3), (12, 3)] if name == "BLOCK_LINES" else [(5, 5), (10, 1), (12, 3)]
+    )
+    assert [u.line for u in units if isinstance(u, Record)] == [11]

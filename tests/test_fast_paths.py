@@ -297,7 +297,7 @@ def test_blocks_hold_the_lines_read_one_by_one(
     if cut_last and data:
         data = data.rstrip(b"\r\n")  # a last line without its end
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auditing, "_BLOCK_BYTES", size)
+        patch.setattr(auditing, "BLOCK_BYTES", size)
         assert _by_blocks(data) == _by_lines(data)
 
 
@@ -317,7 +317,7 @@ def test_blocks_hold_the_lines_read_one_by_one(
 def test_the_line_limit_is_the_same_in_blocks(data: bytes, too_long: int | None, size: int) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(auditing, "MAX_LINE_BYTES", 10)
-        patch.setattr(auditing, "_BLOCK_BYTES", size)
+        patch.setattr(auditing, "BLOCK_BYTES", size)
         for read in (_by_lines, _by_blocks):
             if too_long is None:
                 assert [line for line, *_ in read(data)] == list(
@@ -356,7 +356,7 @@ def test_a_reader_taken_by_an_audit_yields_nothing_more(tmp_path: Path) -> None:
     data = write_lines(tmp_path / "d.jsonl", 3000)  # several blocks
     records = read_records([str(data)])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auditing, "_BLOCK_BYTES", 100_000)
+        patch.setattr(auditing, "BLOCK_BYTES", 100_000)
         run = kaprules.audit(records, jobs=2)
         assert next(iter(run)).line == 1
         assert list(records) == []

@@ -489,7 +489,7 @@ def test_blank_lines_cost_no_memory(tmp_path: Path, jobs: str) -> None:
 
 
 def test_blocks_of_short_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auditing, "_BLOCK_LINES", 3)
+    monkeypatch.setattr(auditing, "BLOCK_LINES", 3)
     data = b"".join(b"%d\n" % i for i in range(20))
     parts = list(auditing._split(data))
     assert b"".join(part for part, _ in parts) == data

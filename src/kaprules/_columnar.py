@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import attrs
 
-from kaprules import _fast, _time
+from kaprules import _fast, _time, auditing
 from kaprules.auditing import (
     AsOf,
     AuditSummary,
@@ -310,11 +310,6 @@ def partition_results(
             yield result
 
 
-# A block of a partition's lines, as the file reader's: at most this many bytes or lines.
-_BLOCK_BYTES = 1 << 20
-_BLOCK_LINES = 4096
-
-
 def _partition_units(
     items: Sequence[object],
     first_line: int,
@@ -331,7 +326,9 @@ def _partition_units(
         if line is not None:
             run.append(line)
             size += len(line)
-        if run and (line is None or size >= _BLOCK_BYTES or len(run) >= _BLOCK_LINES):
+        # A block of a partition's lines, as the file reader's: as many bytes and lines.
+        full = size >= auditing.BLOCK_BYTES or len(run) >= auditing.BLOCK_LINES
+        if run and (line is None or full):
             yield LineBlock(source, start, b"".join(run), len(run))
             run, size = [], 0
         if line is None:

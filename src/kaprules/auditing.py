@@ -1228,7 +1228,7 @@ def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
 
 # Bytes of JSON Lines read at a time for the workers: about a thousand courses (fewer,
 # larger tasks cost the pool less than a block of 256 KiB, 7% of the wall time).
-_BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 20
 
 
 def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
@@ -1236,12 +1236,12 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
     before = 0  # lines in the blocks yielded so far
     carry = b""  # the start of a line whose end is not read yet
     while True:
-        data = stream.read(_BLOCK_BYTES)
+        data = stream.read(BLOCK_BYTES)
         if not data:
             if carry:
                 yield LineBlock(source, before + 1, carry, 1)
             return
-        # A line that starts and ends in `data` is shorter than _BLOCK_BYTES, far below the
+        # A line that starts and ends in `data` is shorter than BLOCK_BYTES, far below the
         # limit: only the first one, carried over from earlier reads, can pass it.
         first = data.find(b"\n")
         if len(carry) + (first if first >= 0 else len(data)) > MAX_LINE_BYTES:
@@ -1261,16 +1261,16 @@ def _jsonl_blocks(stream: IO[bytes], source: str) -> Iterator[LineBlock]:
 
 # Lines in one block at most: a block comes back from its worker as one result per line,
 # all at once, and a mebibyte of blank lines would be a million of them.
-_BLOCK_LINES = 4096
+BLOCK_LINES = 4096
 
 
 def _split(block: bytes) -> Iterator[tuple[bytes, int]]:
-    """``block`` (whole lines) in parts of at most `_BLOCK_LINES` lines, cut in halves.
+    """``block`` (whole lines) in parts of at most `BLOCK_LINES` lines, cut in halves.
 
     Each part comes with its number of lines.
     """
     lines = block.count(b"\n")
-    if lines <= _BLOCK_LINES:
+    if lines <= BLOCK_LINES:
         yield block, lines
         return
     middle = block.rfind(b"\n", 0, len(block) // 2) + 1 or block.find(b"\n") + 1

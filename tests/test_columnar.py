@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
@@ -426,6 +427,25 @@ def test_auto_audits_an_input_smaller_than_its_bound_course_by_course(
     monkeypatch.setattr(columnar, "results", watched)
     assert _outputs(path, STANDARD, "auto", jobs) == expected
     assert bool(taken) == (engine == "columnar" and _fast.ENABLED)  # else always records
+
+
+def test_auto_reads_no_csv_course_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CSV course's size is unknown: the columnar engine takes the input from there,
+    # without reading on (a CSV of large courses was once read ahead whole).
+    path = tmp_path / "in.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(make_audit_data.csv_rows(30, 4))
+    read = []
+    results = columnar.results
+
+    def watched(units: Any, *args: Any, **kwargs: Any) -> Any:
+        read.append(units)
+        return results(units, *args, **kwargs)
+
+    monkeypatch.setattr(columnar, "results", watched)
+    expected = _outputs(path, STANDARD, "records")
+    assert _outputs(path, STANDARD, "auto") == expected
+    assert len(read) == 7 if _fast.ENABLED else read == []
 
 
 def test_auto_does_not_load_polars_for_a_small_input(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ _FINDINGS = 40_000
 _CHUNK_LINES = 1 << 15
 _RECORDS = 500
 # What a record (a CSV course, read per record) counts for in a chunk's bytes.
-RECORD_BYTES = 1024
+_RECORD_BYTES = 1024
 # auto audits an input of fewer bytes than this per worker course by course (see
 # small_input): on 2 cores the columnar engine drew level at some 6 MB with one process
 # and 13 MB with two, and no course is read twice to tell.
@@ -260,7 +260,7 @@ _Chunk = list[Record | LineBlock]
 def _bytes(chunk: _Chunk, slot: _Slot = None) -> int:
     """A chunk's size as `_Size` counts it: its lines' bytes, and a kilobyte a record."""
     lines = sum(slot[2]) if slot is not None else 0
-    return lines + sum(len(u.data) if isinstance(u, LineBlock) else RECORD_BYTES for u in chunk)
+    return lines + sum(len(u.data) if isinstance(u, LineBlock) else _RECORD_BYTES for u in chunk)
 
 
 def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chunk]:
@@ -276,7 +276,7 @@ def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chun
             size += len(unit.data)
             lines += unit.lines
         else:
-            size += RECORD_BYTES
+            size += _RECORD_BYTES
             lines += 1
             records += 1
         if size >= limit.bytes or lines >= _CHUNK_LINES or records >= _RECORDS:

@@ -543,9 +543,10 @@ def audit(
             and evaluates in vectorised form what it can take with certainty, the rest
             (everything, with ``as_of``) course by course; ``"auto"`` (the default) takes
             the columnar engine when Polars is installed, the input is `read_records`',
-            every rule has a vectorised form, there is no ``as_of`` and the input does
-            not end within its first 4 MiB for each of ``jobs`` (up to 16 MiB), which
-            audit sooner course by course. The results are the same, byte for byte.
+            every rule has a vectorised form, there is no ``as_of``, and the input is
+            not JSON Lines of fewer than 4 MiB (decompressed) for each of ``jobs`` (up to
+            16 MiB), which audit sooner course by course. The results are the same, byte
+            for byte.
 
     Returns:
         The audit: iterate it for the results; then read its summary.
@@ -616,9 +617,10 @@ def _by_size(
     """The ``auto`` engine: columnar for a large input, course by course for a small one.
 
     The columnar engine pays a fixed cost in each process that runs it (loading Polars,
-    reading the zones' tables): an input that ends within `_columnar.small_input` bytes
-    costs less course by course, with the same results. Its blocks are read ahead to
-    tell, then evaluated as they are.
+    reading the zones' tables): JSON Lines of fewer than `_columnar.small_input` bytes
+    cost less course by course, with the same results. Its blocks are read ahead to
+    tell, then evaluated as they are. A CSV course (a record) ends the reading ahead: its
+    size is not known, and the columnar engine reads CSV course by course anyway.
     """
     from kaprules import _columnar
 
@@ -627,7 +629,7 @@ def _by_size(
     size = 0
     for unit in blocks:
         ahead.append(unit)
-        size += len(unit.data) if isinstance(unit, LineBlock) else _columnar.RECORD_BYTES
+        size += len(unit.data) if isinstance(unit, LineBlock) else limit
         if size >= limit:
             units = itertools.chain(ahead, blocks)
             yield from _columnar.results(units, protocol, as_of, jobs, sample, form)

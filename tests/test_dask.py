@@ -50,8 +50,8 @@ def test_each_engine_gives_the_bag_the_same_results(
     taken: list[int] = []
     evaluated = _columnar._evaluated
 
-    def counting(data: bytes, protocol: Any) -> Any:  # the engine's own, counted
-        found, compliant = evaluated(data, protocol)
+    def counting(data: bytes, protocol: Any, as_of: Any) -> Any:  # the engine's own, counted
+        found, compliant = evaluated(data, protocol, as_of)
         taken.append(len(found) + len(compliant[0]))
         return found, compliant
 

@@ -145,12 +145,12 @@ def small_input(jobs: int) -> int:
 
 
 def supports(protocol: Protocol, as_of: object) -> bool:
-    """Whether every rule of ``protocol`` has a vectorised form usable with ``as_of``.
+    """Whether every rule of ``protocol`` has a vectorised form (usable with any ``as_of``).
 
     A protocol without rules has none to evaluate as columns: its courses go per record.
     """
     rules = protocol.rules
-    return as_of is None and bool(rules) and all(_vectorised(rule) for rule in rules)
+    return bool(rules) and all(_vectorised(rule) for rule in rules)
 
 
 def _vectorised(rule: object) -> bool:
@@ -173,7 +173,7 @@ def engine_for(engine: object, protocol: Protocol, as_of: object, readable: bool
 
     Returns:
         True for the columnar engine. ``auto`` never takes it when the fast paths are
-        off (``KAPRULES_NO_FAST_PATHS=1``), nor for ``as_of`` "today".
+        off (``KAPRULES_NO_FAST_PATHS=1``).
 
     Raises:
         InputError: ``engine`` is not one of `ENGINES`, or ``"columnar"`` without Polars.
@@ -186,8 +186,6 @@ def engine_for(engine: object, protocol: Protocol, as_of: object, readable: bool
         if engine == "columnar":
             raise InputError("engine: the columnar engine needs Polars; install kaprules[columnar]")
         return False
-    if as_of is not None and not isinstance(as_of, dt.date):
-        return False  # "today": a moment per course, read by the per-record path
     if engine == "columnar":
         return readable
     return _fast.ENABLED and readable and supports(protocol, as_of)
@@ -538,9 +536,11 @@ def _work_on(
     # Only a line with an object can be a course: blank or stray lines need no Polars.
     certain = b"{" in data and supports(protocol, as_of)
     if text is not None and _fast.ENABLED:
-        tables = _tables(data, protocol) if certain else None
+        tables = _tables(data, protocol, as_of) if certain else None
         return _written(chunk, lines, tables, protocol, as_of, sample, text)
-    found, (rows, ids, counts) = _evaluated(data, protocol) if certain else ({}, ([], [], []))
+    found, (rows, ids, counts) = (
+        _evaluated(data, protocol, as_of) if certain else ({}, ([], [], []))
+    )
     others: list[tuple[int, ResultFields, RecordData | None]] = []
     drawn = 0
     for position, row, unit, number, line in _rest(chunk, rows, lines):
@@ -902,7 +902,7 @@ _Known = tuple[str | None, int, tuple[dict[str, Any], ...]]
 
 
 def _evaluated(
-    data: bytes, protocol: Protocol
+    data: bytes, protocol: Protocol, as_of: AsOf = None
 ) -> tuple[dict[int, _Known], tuple[list[int], list[str | None], list[int]]]:
     """The courses of the lines read here, by their row: those with findings, and the rest.
 
@@ -911,7 +911,7 @@ def _evaluated(
     """
     import polars as pl
 
-    tables = _tables(data, protocol)
+    tables = _tables(data, protocol, as_of)
     if tables is None:
         return {}, ([], [], [])
     heads, table = tables
@@ -929,7 +929,7 @@ def _evaluated(
     return known, compliant
 
 
-def _tables(data: bytes, protocol: Protocol) -> tuple[Any, Any] | None:
+def _tables(data: bytes, protocol: Protocol, as_of: AsOf = None) -> tuple[Any, Any] | None:
     """The courses read here with certainty, and their findings; None: no course.
 
     Returns ``heads`` (``row, course_id, n``: one row per course, rows ascending) and the
@@ -955,7 +955,7 @@ def _tables(data: bytes, protocol: Protocol) -> tuple[Any, Any] | None:
         courses = _courses(decoded.lazy()).collect()
     if courses.height == 0:
         return None
-    sessions = _sessions(courses)
+    sessions = _sessions(courses, as_of)
     taken = sessions.filter(pl.col("place") == 0)["row"]
     heads = courses.filter(pl.col("row").is_in(taken.implode())).select("row", "course_id", "n")
     columns, forms = _plan(protocol)
@@ -1083,7 +1083,7 @@ def _offset_texts() -> tuple[Any, Any]:
     return pl.Series(list(table), dtype=pl.String), pl.Series(table.values(), dtype=pl.Int64)
 
 
-def _sessions(courses: Any) -> Any:
+def _sessions(courses: Any, as_of: AsOf = None) -> Any:
     """One row per session of the clean courses, in start order, with the rules' columns.
 
     Eager, step by step: on these frames Polars' in-memory steps cost less than one lazy
@@ -1129,6 +1129,7 @@ def _sessions(courses: Any) -> Any:
     # Start order; sessions that start together (ordered by id in the timeline) send their
     # course the per-record way, so that only integers are sorted here.
     s = s.with_columns(date=(pl.col("utc") + pl.col("offset")) // 86400).sort("row", "utc")
+    s = s.with_columns(_as_of(as_of, index))
     s = s.with_columns(
         _tie=(pl.col("row") == pl.col("row").shift(1)) & (pl.col("utc") == pl.col("utc").shift(1))
     )
@@ -1168,6 +1169,44 @@ def _sessions(courses: Any) -> Any:
         n_induction=ind.sum().over("row"),
         first_induction_date=pl.when(pl.col("_fid_row") == row).then(pl.col("_fid")),
     ).drop("_start", "_cum", "_base", "_fid_row", "_fid", "_tie")
+
+
+_EPOCH_DAY = dt.date(1970, 1, 1)
+
+
+def _as_of(as_of: AsOf, zones: dict[str, int]) -> list[Any]:
+    """``planned`` and ``as_of_date`` of each session, as `Timeline.of` sets them.
+
+    ``as_of_date``: the local date of ``as_of`` in the course's zone (``zones``: the ids
+    of the ``zone`` column), in days since 1970-01-01, null without ``as_of``. A session
+    is planned when it starts after an ``as_of`` instant, or on a local date after an
+    ``as_of`` date; "today" is a date in each zone (the per-record path's ``date_in``).
+    """
+    import polars as pl
+
+    if as_of is None:
+        return [pl.lit(False).alias("planned"), pl.lit(None, dtype=pl.Int64).alias("as_of_date")]
+    if isinstance(as_of, dt.date) and not isinstance(as_of, dt.datetime):
+        day = (dt.date(as_of.year, as_of.month, as_of.day) - _EPOCH_DAY).days
+        return [
+            (pl.col("date") > day).alias("planned"),
+            pl.lit(day, dtype=pl.Int64).alias("as_of_date"),
+        ]
+    if isinstance(as_of, dt.datetime):
+        instant = _time.to_utc(as_of)
+        days = {
+            z: (instant.astimezone(_time.zone(name)).date() - _EPOCH_DAY).days
+            for name, z in zones.items()
+        }
+        micro = (instant - _EPOCH) // dt.timedelta(microseconds=1)
+        planned = pl.col("utc") * 1_000_000 > micro
+    else:  # "today": its date in each zone
+        days = {z: (as_of.date_in(_time.zone(name)) - _EPOCH_DAY).days for name, z in zones.items()}
+        planned = None
+    date = pl.col("zone").replace_strict(days, default=None, return_dtype=pl.Int64)
+    if planned is None:
+        planned = pl.col("date") > date
+    return [planned.alias("planned"), date.alias("as_of_date")]
 
 
 # UTC seconds the zone tables cover: 1901-01-01 and 2200-01-01, two days either way.
@@ -1273,7 +1312,8 @@ class Columns:
     """What a rule's ``columnar`` form reads and writes: Polars expressions, a row a session.
 
     Rows are in start order within each course (ties broken by id), as the timeline has
-    them; courses read here have no integration meetings, and there is no ``as_of``.
+    them; courses read here have no integration meetings. A form honours ``as_of``
+    through `planned` and `as_of_date`, as ``__call__`` does through the timeline's.
 
     Attributes:
         induction: Whether the session is an induction session.
@@ -1289,6 +1329,10 @@ class Columns:
         first: Whether it is the course's first session.
         label: How messages name it (`TimedSession.label`).
         previous_label: How messages name the session before it.
+        planned: Whether the session is still planned (`TimedSession.planned`): always
+            False without ``as_of``.
+        as_of_date: The local date of ``as_of`` in the course's zone
+            (`Timeline.as_of_date`), in days since 1970-01-01; null without ``as_of``.
         series_length: The protocol's series length (`Timeline.series_length`), or None.
     """
 
@@ -1309,6 +1353,8 @@ class Columns:
         self.first_induction_date = pl.col("first_induction_date")
         self.first = pl.col("place") == 0
         self.label = pl.col("label")
+        self.planned = pl.col("planned")
+        self.as_of_date = pl.col("as_of_date")
         self.previous_label = pl.col("prev_label")
         self.groups: list[tuple[str, Any]] = []
         self.stages: list[tuple[str, Any]] = []

@@ -540,13 +540,12 @@ def audit(
             the audit's `samples` (for a report that draws them).
         engine: ``"records"`` evaluates course by course; ``"columnar"`` reads the JSON
             Lines of `read_records` in chunks as columns (Polars, the ``columnar`` extra)
-            and evaluates in vectorised form what it can take with certainty, the rest
-            (everything, with ``as_of``) course by course; ``"auto"`` (the default) takes
+            and evaluates in vectorised form what it can take with certainty (``as_of``
+            included), the rest course by course; ``"auto"`` (the default) takes
             the columnar engine when Polars is installed, the input is `read_records`',
-            every rule has a vectorised form, there is no ``as_of``, and the input is
-            not JSON Lines of fewer than 4 MiB (decompressed) for each of ``jobs`` (up to
-            16 MiB), which audit sooner course by course. The results are the same, byte
-            for byte.
+            every rule has a vectorised form, and the input is not JSON Lines of fewer
+            than 4 MiB (decompressed) for each of ``jobs`` (up to 16 MiB), which audit
+            sooner course by course. The results are the same, byte for byte.
 
     Returns:
         The audit: iterate it for the results; then read its summary.
@@ -578,7 +577,6 @@ def audit(
     readable = isinstance(courses, _Records) and courses._fresh
     if _columnar.engine_for(engine, protocol, moment, readable):
         assert isinstance(courses, _Records)
-        assert not isinstance(moment, _Today)  # engine_for leaves "today" to records
         form = ResultForm()
         blocks = courses._blocks()
         columnar: Iterator[tuple[CourseResult, RecordData | None] | ResultBatch]

@@ -191,9 +191,8 @@ def audit_bag(
         source: The input's name, given to each result.
         engine: As for `kaprules.audit`: ``"auto"`` reads each partition's plain text
             lines with the columnar engine when Polars is installed and every rule has a
-            vectorised form (without ``as_of``); ``"records"`` course by course;
-            ``"columnar"`` insists on the columnar engine, which hands every line to the
-            per-record code when ``as_of`` is given. The results are the same.
+            vectorised form; ``"records"`` course by course; ``"columnar"`` insists on
+            the columnar engine. The results are the same.
 
     Returns:
         The lazy audit: ``.results`` (a bag) and ``.summary()``.

@@ -929,13 +929,19 @@ class SessionCount(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: one finding for a series longer or shorter than ``count``.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
         """
         extra = c.induction & (c.inductions_before >= self.count)
         many = c.inductions > self.count
+        few = c.text("the induction series has ", c.inductions, f" of {self.count} sessions")
+        # With as_of, a short series is a finding once its window closed before as_of:
+        # at its first induction, where its date is known (none: no finding).
+        given = c.as_of_date.is_not_null()
+        closes = c.first_induction_date + (self.window_days - 1)
+        closed = c.induction & (c.inductions_before == 0) & (c.as_of_date > closes)
         return [
             c.finding(
                 many & c.induction & (c.inductions_before == self.count),
@@ -954,8 +960,19 @@ class SessionCount(BaseRule):
                 sessions=extra,
             ),
             c.finding(
-                c.first & (c.inductions < self.count),
-                c.text("the induction series has ", c.inductions, f" of {self.count} sessions"),
+                (c.inductions < self.count) & (~given & c.first | given & closed),
+                c.choose(
+                    given,
+                    c.text(
+                        few,
+                        f" and its {self.window_days}-day window closed on ",
+                        c.iso(closes),
+                        " (as of ",
+                        c.iso(c.as_of_date),
+                        ")",
+                    ),
+                    few,
+                ),
                 c.number(self.count),
                 c.number(c.inductions),
                 sessions=None,
@@ -1057,7 +1074,7 @@ class TreatmentWindow(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: a finding for each induction session after the window.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
@@ -1184,7 +1201,7 @@ class SessionSpacing(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: a finding for each adjacent pair closer than ``min_days``.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
@@ -1320,7 +1337,7 @@ class Fasting(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: a finding for each session with a missing or short fast.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
@@ -1336,7 +1353,7 @@ class Fasting(BaseRule):
         )
         return [
             c.finding(
-                covered & c.food.is_null(),
+                covered & c.food.is_null() & ~c.planned,
                 c.text(c.label, " has no last_food recorded"),
                 c.string(expected),
                 c.null(),
@@ -1445,7 +1462,7 @@ class Escort(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: a finding for each session without an escort.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
@@ -1552,7 +1569,7 @@ class BoosterInterval(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: the findings of each booster, as ``__call__`` makes them.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
@@ -1670,11 +1687,10 @@ def _unrecorded(rule: Escort | Therapist, timeline: Timeline) -> Iterator[Findin
 
 
 def _unrecorded_columnar(rule: Escort | Therapist, c: Any) -> list[Any]:
-    # The vectorised form of _unrecorded (no session is planned without as_of), from the
-    # same words.
+    # The vectorised form of _unrecorded, from the same words.
     field, article, why = rule.recorded
     name = getattr(c, field)
-    covered = c.of_kinds(rule.kinds)
+    covered = c.of_kinds(rule.kinds) & ~c.planned
     return [
         c.finding(
             covered & name.is_null(),
@@ -1759,7 +1775,7 @@ class Therapist(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: a finding for each session without a therapist.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
@@ -1856,7 +1872,7 @@ class IntegrationFollowup(BaseRule):
     def columnar(self, c: Any) -> list[Any]:
         """The vectorised form: courses read there have no meetings, so a complete series is one.
 
-        The findings of ``__call__`` (without ``as_of``), as Polars expressions over the
+        The findings of ``__call__``, as Polars expressions over the
         sessions of many courses at once: `kaprules._columnar.Columns` lists what they
         read. The columnar audit engine evaluates them; a differential test holds their
         findings byte-identical to ``__call__``'s.
@@ -1865,9 +1881,11 @@ class IntegrationFollowup(BaseRule):
         if c.series_length is not None:
             complete = complete & (c.inductions >= c.series_length)
         closes = c.date + self.within_days
+        # With as_of, not before the meetings' time is up (null: no as_of).
+        over = c.as_of_date.is_null() | (c.as_of_date > closes)
         return [
             c.finding(
-                complete & c.induction & (c.inductions_before == c.inductions - 1),
+                complete & c.induction & (c.inductions_before == c.inductions - 1) & over,
                 c.text(
                     "the induction series ended with ",
                     c.label,

@@ -489,6 +489,19 @@ def test_a_small_input_is_small_per_worker_up_to_four(jobs: int, limit: int) -> 
     assert columnar.small_input(jobs) == limit
 
 
+def _columnar_runs(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The units of each audit the columnar engine takes from here on, as it takes them."""
+    runs: list[object] = []
+    results = columnar.results
+
+    def watched(units: Any, *args: Any, **kwargs: Any) -> Any:
+        runs.append(units)
+        return results(units, *args, **kwargs)
+
+    monkeypatch.setattr(columnar, "results", watched)
+    return runs
+
+
 @pytest.mark.parametrize(("over", "engine"), [(0, "columnar"), (1, "records")])
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_auto_audits_an_input_smaller_than_its_bound_course_by_course(
@@ -504,14 +517,7 @@ def test_auto_audits_an_input_smaller_than_its_bound_course_by_course(
     assert _outputs(path, STANDARD, "columnar") == expected
     monkeypatch.setattr(columnar, "_SMALL_PER_JOB", (path.stat().st_size + over * jobs) // jobs)
     assert columnar.small_input(jobs) == path.stat().st_size + over * jobs
-    taken = []
-    results = columnar.results
-
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        taken.append(engine)
-        return results(*args, **kwargs)
-
-    monkeypatch.setattr(columnar, "results", watched)
+    taken = _columnar_runs(monkeypatch)
     assert _outputs(path, STANDARD, "auto", jobs) == expected
     assert bool(taken) == (engine == "columnar" and _fast.ENABLED)  # else always records
 
@@ -522,14 +528,7 @@ def test_auto_reads_no_csv_course_ahead(tmp_path: Path, monkeypatch: pytest.Monk
     path = tmp_path / "in.csv"
     with path.open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows(make_audit_data.csv_rows(30, 4))
-    read = []
-    results = columnar.results
-
-    def watched(units: Any, *args: Any, **kwargs: Any) -> Any:
-        read.append(units)
-        return results(units, *args, **kwargs)
-
-    monkeypatch.setattr(columnar, "results", watched)
+    read = _columnar_runs(monkeypatch)
     expected = _outputs(path, STANDARD, "records")
     assert _outputs(path, STANDARD, "auto") == expected
     assert len(read) == 7 if _fast.ENABLED else read == []

@@ -178,6 +178,7 @@ def test_a_bag_item_that_is_no_json_is_a_rejected_record() -> None:
         ({"lines": ["{}"]}, "lines"),
         ({"protocol": 5}, "protocol"),
         ({"as_of": "2026-12-01"}, "as_of"),
+        ({"as_of": "today"}, "as_of: must be None, a date or an aware datetime, got str"),
         ({"source": 5}, "source"),
     ],
 )

@@ -38,6 +38,8 @@ from kaprules.auditing import (
     line_record,
 )
 from kaprules.errors import InputError, Problem, shown_id
+from kaprules.evaluation import evaluate
+from kaprules.model import Course
 from kaprules.protocol import STANDARD, Protocol
 
 __all__ = ["DaskAudit", "audit_bag", "audit_dataframe", "read_csv"]
@@ -218,6 +220,8 @@ def audit_bag(
 def _check_arguments(protocol: Protocol, as_of: object, source: object) -> None:
     # As kaprules.audit checks them, once, so that no record is rejected for them.
     audit((), protocol, as_of=as_of)  # type: ignore[arg-type]
+    if isinstance(as_of, str):  # audit's "today" is none of evaluate's: its own error
+        evaluate(Course("UTC", []), protocol, as_of=as_of)  # type: ignore[arg-type]
     if not isinstance(source, str):
         raise InputError(
             Problem("source", f"must be a string (a name), got {type(source).__name__}", "type")

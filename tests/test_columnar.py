@@ -471,13 +471,11 @@ def test_generated_courses_give_the_same_results(
 
 def test_the_engine_is_chosen_and_checked(tmp_path: Path) -> None:
     # auto: the fast path, taken only when the fast paths are on (KAPRULES_NO_FAST_PATHS).
-    assert columnar.engine_for("auto", STANDARD, None, True) is _fast.ENABLED
-    assert columnar.engine_for("columnar", STANDARD, None, True)
-    as_of = dt.date(2026, 1, 1)
-    assert columnar.engine_for("auto", STANDARD, as_of, True) is _fast.ENABLED
-    assert not columnar.engine_for("auto", PROTOCOLS[3], None, True)
-    assert not columnar.engine_for("auto", STANDARD, None, False)
-    assert not columnar.engine_for("records", STANDARD, None, True)
+    assert columnar.engine_for("auto", STANDARD, True) is _fast.ENABLED
+    assert columnar.engine_for("columnar", STANDARD, True)
+    assert not columnar.engine_for("auto", PROTOCOLS[3], True)
+    assert not columnar.engine_for("auto", STANDARD, False)
+    assert not columnar.engine_for("records", STANDARD, True)
     with pytest.raises(InputError, match="engine: must be one of auto, columnar, records"):
         audit([], engine="fast")
 
@@ -557,7 +555,7 @@ def test_without_polars_auto_takes_records_and_columnar_says_why(
 ) -> None:
     monkeypatch.setattr(columnar, "available", lambda: False)
     path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(5)))
-    assert not columnar.engine_for("auto", STANDARD, None, True)
+    assert not columnar.engine_for("auto", STANDARD, True)
     with pytest.raises(InputError, match=r"install kaprules\[columnar\]"):
         audit(read_records([str(path)]), engine="columnar")
 
@@ -906,7 +904,7 @@ def test_a_rule_with_unhashable_fields_is_read_as_columns(tmp_path: Path) -> Non
         notes: list[str] = attrs.field(factory=list, kw_only=True)
 
     protocol = Protocol("noted", "1", (NotedEscort(notes=["x"]), Fasting()))
-    assert columnar.supports(protocol, None)
+    assert columnar.supports(protocol)
     path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(60, seed=3)))
     texts = [
         "".join(audit(read_records([str(path)]), protocol, engine=engine).findings_text())

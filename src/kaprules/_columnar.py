@@ -144,8 +144,8 @@ def small_input(jobs: int) -> int:
     return _SMALL_PER_JOB * min(jobs, _SMALL_JOBS)
 
 
-def supports(protocol: Protocol, as_of: object) -> bool:
-    """Whether every rule of ``protocol`` has a vectorised form (usable with any ``as_of``).
+def supports(protocol: Protocol) -> bool:
+    """Whether every rule of ``protocol`` has a vectorised form (``as_of`` or not).
 
     A protocol without rules has none to evaluate as columns: its courses go per record.
     """
@@ -162,13 +162,12 @@ def _vectorised(rule: object) -> bool:
     return owner("columnar") is not None and owner("columnar") is owner("__call__")
 
 
-def engine_for(engine: object, protocol: Protocol, as_of: object, readable: bool) -> bool:
+def engine_for(engine: object, protocol: Protocol, readable: bool) -> bool:
     """Whether an audit runs on the columnar engine.
 
     Args:
         engine: ``"auto"``, ``"columnar"`` or ``"records"``.
         protocol: The protocol.
-        as_of: The audit's ``as_of``.
         readable: The input is the file reader's, not yet read (the engine reads bytes).
 
     Returns:
@@ -188,7 +187,7 @@ def engine_for(engine: object, protocol: Protocol, as_of: object, readable: bool
         return False
     if engine == "columnar":
         return readable
-    return _fast.ENABLED and readable and supports(protocol, as_of)
+    return _fast.ENABLED and readable and supports(protocol)
 
 
 # --- the engine -----------------------------------------------------------------------
@@ -534,7 +533,7 @@ def _work_on(
         )
     lines = _Rows(data)
     # Only a line with an object can be a course: blank or stray lines need no Polars.
-    certain = b"{" in data and supports(protocol, as_of)
+    certain = b"{" in data and supports(protocol)
     if text is not None and _fast.ENABLED:
         tables = _tables(data, protocol, as_of) if certain else None
         return _written(chunk, lines, tables, protocol, as_of, sample, text)

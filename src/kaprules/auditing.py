@@ -575,7 +575,7 @@ def audit(
         shown = None if as_of is None else as_of.isoformat()
     summary = AuditSummary(protocol.id, protocol.version, shown, protocol.rule_ids)
     readable = isinstance(courses, _Records) and courses._fresh
-    if _columnar.engine_for(engine, protocol, moment, readable):
+    if _columnar.engine_for(engine, protocol, readable):
         assert isinstance(courses, _Records)
         form = ResultForm()
         blocks = courses._blocks()

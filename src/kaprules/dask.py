@@ -114,7 +114,7 @@ def _check_lines(
 ) -> list[CourseResult]:
     from kaprules import _columnar
 
-    if _columnar.engine_for(engine, protocol, as_of, readable=True):
+    if _columnar.engine_for(engine, protocol, readable=True):
 
         def record_of(number: int, item: object) -> Record:
             return _line(number, item, source)
@@ -206,7 +206,7 @@ def audit_bag(
     from kaprules import _columnar
 
     _check_arguments(protocol, as_of, source)
-    _columnar.engine_for(engine, protocol, as_of, readable=True)  # checks it up front
+    _columnar.engine_for(engine, protocol, readable=True)  # checks it up front
     import dask.bag
 
     if not isinstance(lines, dask.bag.Bag):

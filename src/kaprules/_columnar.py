@@ -1193,19 +1193,19 @@ def _as_of(as_of: AsOf, zones: dict[str, int]) -> list[Any]:
         ]
     if isinstance(as_of, dt.datetime):
         instant = _time.to_utc(as_of)
-        days = {
-            z: (instant.astimezone(_time.zone(name)).date() - _EPOCH_DAY).days
-            for name, z in zones.items()
-        }
+        date = _local_dates(zones, lambda zone: instant.astimezone(zone).date())
         micro = (instant - _EPOCH) // dt.timedelta(microseconds=1)
-        planned = pl.col("utc") * 1_000_000 > micro
-    else:  # "today": its date in each zone
-        days = {z: (as_of.date_in(_time.zone(name)) - _EPOCH_DAY).days for name, z in zones.items()}
-        planned = None
-    date = pl.col("zone").replace_strict(days, default=None, return_dtype=pl.Int64)
-    if planned is None:
-        planned = pl.col("date") > date
-    return [planned.alias("planned"), date.alias("as_of_date")]
+        return [(pl.col("utc") * 1_000_000 > micro).alias("planned"), date.alias("as_of_date")]
+    date = _local_dates(zones, as_of.date_in)  # "today": its date in each zone
+    return [(pl.col("date") > date).alias("planned"), date.alias("as_of_date")]
+
+
+def _local_dates(zones: dict[str, int], local: Callable[[Any], dt.date]) -> Any:
+    """``local(zone)`` of each session's zone, in days since 1970-01-01 (a column)."""
+    import polars as pl
+
+    days = {z: (local(_time.zone(name)) - _EPOCH_DAY).days for name, z in zones.items()}
+    return pl.col("zone").replace_strict(days, default=None, return_dtype=pl.Int64)
 
 
 # UTC seconds the zone tables cover: 1901-01-01 and 2200-01-01, two days either way.

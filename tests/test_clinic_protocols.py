@@ -559,7 +559,7 @@ def test_the_v2_file_is_v2() -> None:
             [
                 "efective: unknown field; did you mean 'effective'?",
                 "unknown field (key 5 of the object); allowed: $schema, id, version, title, "
-                "status, effective, citation, derived_from, rules",
+                "status, effective, citation, derived_from, phases, rules",
             ],
         ),
         (

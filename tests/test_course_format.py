@@ -25,6 +25,9 @@ SCHEMA_TYPES: dict[str, dict[str, Any]] = {
     "object": {"type": "object"},
     "date-time": DATETIME,
     "date-time or null": {"anyOf": [DATETIME, {"type": "null"}]},
+    "date or null": {"anyOf": [{"$ref": "#/$defs/date"}, {"type": "null"}]},
+    "number or null": {"type": ["number", "null"]},
+    "integer": {"type": "integer"},
     "kind": {"enum": ["induction", "booster"]},
 }
 # A JSON value of the wrong type for each type in words.
@@ -35,6 +38,9 @@ WRONG: dict[str, object] = {
     "object": [1],
     "date-time": 5,
     "date-time or null": 5,
+    "date or null": 5,
+    "number or null": "x",
+    "integer": "x",
     "kind": 5,
 }
 

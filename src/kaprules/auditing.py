@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import os
+import re
 import select
 import signal
 import sys
@@ -36,7 +37,7 @@ import attrs
 from kaprules import _fast
 from kaprules._output import STOP_SIGNALS, held_signals
 from kaprules._version import __version__
-from kaprules.course_files import course_from_data
+from kaprules.course_files import DATE_PATTERN, DATETIME_PATTERN, course_from_data
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, findings_of
 from kaprules.findings_files import FindingsForm, header, input_name, rows
@@ -62,7 +63,8 @@ __all__ = [
 INTEGRATION_KIND = "integration"
 """The ``kind`` of a CSV row that is an integration meeting, not a session: its
 ``session_id`` is the meeting's id, ``start`` its start, ``therapist`` who held it, and its
-``last_food`` and ``escort`` are empty."""
+``last_food``, ``escort`` and session-day cells (``last_liquid`` to ``vitals``) are
+empty."""
 
 CSV_COLUMNS = (
     "course_id",
@@ -73,11 +75,30 @@ CSV_COLUMNS = (
     "last_food",
     "escort",
     "therapist",
+    "last_liquid",
+    "ready_to_leave",
+    "dose_mg",
+    "monitoring_form",
+    "vitals",
+    "enrolled",
 )
 """The columns of the CSV session table, one row per session (or integration meeting, of
-kind `INTEGRATION_KIND`); ``therapist`` is optional."""
+kind `INTEGRATION_KIND`).
+
+The first seven are required; ``therapist`` and the rest are optional, and in the columns
+after ``therapist`` an empty (or blank) cell is a value not recorded. ``last_liquid``,
+``ready_to_leave`` and ``monitoring_form`` are date-times written as ``start`` is;
+``dose_mg`` is a number of milligrams written with digits and an optional decimal point
+(``37.5``); ``vitals`` holds the session's blood-pressure readings in one cell, separated
+by ``;``, each ``AT SYSTOLIC/DIASTOLIC``
+(``2026-12-01T08:40:00-07:00 128/82; 2026-12-01T09:45:00-07:00 130/80``). ``enrolled``
+is the course's REMS enrollment date (``YYYY-MM-DD``): every row of a course that gives
+one must give the same, and the others leave it empty. A cell of these columns that
+cannot be read is a rejected record naming its line and column, never its content."""
 
 _REQUIRED_COLUMNS = CSV_COLUMNS[:7]
+# The session-day columns: cells of a session row, empty in an integration meeting's.
+_SESSION_DAY_COLUMNS = ("last_liquid", "ready_to_leave", "dose_mg", "monitoring_form", "vitals")
 # Records sent to a worker at once, and chunks in flight per worker: enough to keep the
 # workers busy, few enough that memory stays flat whatever the input's size.
 _CHUNK = 500
@@ -1463,6 +1484,66 @@ def csv_courses(
         yield _csv_course(group, index, source, seen)
 
 
+_CSV_DOSE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12}")
+_CSV_READING = re.compile(r"(\S+)\s+([0-9]{1,6})\s*/\s*([0-9]{1,6})")
+_CSV_INSTANT = re.compile(DATETIME_PATTERN)
+_CSV_DATE = re.compile(DATE_PATTERN)
+
+
+def _given(row: list[str], index: dict[str, int], name: str) -> str | None:
+    # A session-day cell's text, stripped; None for a cell that is empty or blank (or a
+    # column the table lacks).
+    i = index.get(name)
+    return (row[i].strip() or None) if i is not None else None
+
+
+def _csv_session_day(
+    line: int, row: list[str], index: dict[str, int]
+) -> tuple[list[tuple[str, Any]], str | None]:
+    """A session row's session-day cells as the course format's values, or why not.
+
+    Returns the ``(name, value)`` pairs given, or no pairs and the reason (naming the line
+    and column, never the cell: it holds readings and doses).
+    """
+    values: list[tuple[str, Any]] = []
+    for name in ("last_liquid", "ready_to_leave", "monitoring_form"):
+        value = _given(row, index, name)
+        if value is None:
+            continue
+        if not _CSV_INSTANT.fullmatch(value):
+            return [], (
+                f"line {line}: the {name} cell is not an ISO 8601 date-time with an offset, "
+                "such as 2026-12-01T09:00:00-07:00"
+            )
+        values.append((name, value))
+    text = _given(row, index, "dose_mg")
+    if text is not None:
+        if not _CSV_DOSE.fullmatch(text):
+            return [], (
+                f"line {line}: the dose_mg cell is not a number of milligrams written with "
+                "digits and an optional decimal point, such as 37.5"
+            )
+        values.append(("dose_mg", float(text) if "." in text else int(text)))
+    vitals = _given(row, index, "vitals")
+    if vitals is not None:
+        readings = []
+        for number, part in enumerate(vitals.split(";"), start=1):
+            if not part.strip():
+                continue  # a trailing ';'
+            found = _CSV_READING.fullmatch(part.strip())
+            if found is None or not _CSV_INSTANT.fullmatch(found.group(1)):
+                return [], (
+                    f"line {line}: reading {number} of the vitals cell is not "
+                    "'AT SYSTOLIC/DIASTOLIC' (such as 2026-12-01T08:40:00-07:00 128/82); "
+                    "readings are separated by ';'"
+                )
+            at, systolic, diastolic = found.groups()
+            readings.append({"at": at, "systolic": int(systolic), "diastolic": int(diastolic)})
+        if readings:
+            values.append(("vitals", readings))
+    return values, None
+
+
 def _csv_course(
     rows: list[tuple[int, list[str]]], index: dict[str, int], source: str, seen: _Seen
 ) -> Record:
@@ -1498,6 +1579,30 @@ def _csv_course(
     zones = {cell(row, "timezone") for _, row in rows}
     if len(zones) > 1:
         return Record(first, known, source, "the rows of one course give different timezones")
+    enrolled: str | None = None
+    if "enrolled" in index:
+        for line, row in rows:
+            given = _given(row, index, "enrolled")
+            if given is None:
+                continue
+            if not _CSV_DATE.fullmatch(given):
+                return Record(
+                    first,
+                    known,
+                    source,
+                    f"line {line}: the enrolled cell is not a date written YYYY-MM-DD, "
+                    "such as 2026-11-02",
+                )
+            if enrolled is not None and given != enrolled:
+                return Record(
+                    first,
+                    known,
+                    source,
+                    f"line {line}: the rows of one course give different enrolled dates; "
+                    "give the course's one date in each row, or leave the cell empty",
+                )
+            enrolled = given
+    day_columns = [name for name in _SESSION_DAY_COLUMNS if name in index]
     sessions = []
     meetings = []
     for line, row in rows:
@@ -1510,6 +1615,14 @@ def _csv_course(
                     source,
                     f"line {line}: a row of kind {INTEGRATION_KIND!r} (an integration meeting) "
                     "takes no last_food or escort",
+                )
+            if any(_given(row, index, name) is not None for name in day_columns):
+                return Record(
+                    first,
+                    known,
+                    source,
+                    f"line {line}: a row of kind {INTEGRATION_KIND!r} (an integration meeting) "
+                    f"takes no session-day data ({', '.join(_SESSION_DAY_COLUMNS)})",
                 )
             meetings.append(
                 {
@@ -1535,8 +1648,15 @@ def _csv_course(
             )
             if value is not None
         }
+        if day_columns:
+            day, reason = _csv_session_day(line, row, index)
+            if reason is not None:
+                return Record(first, known, source, reason)
+            session.update(day)
         sessions.append(session)
     data: dict[str, Any] = {"timezone": zones.pop(), "sessions": sessions}
+    if enrolled is not None:
+        data["enrolled"] = enrolled
     if meetings:
         data["integrations"] = meetings
     if course_id is not None:

@@ -29,24 +29,32 @@ from kaprules.errors import (
 )
 from kaprules.model import (
     KIND_BY_VALUE,
+    READING_RANGE,
     Course,
     Integration,
     Session,
+    Vital,
+    enrolled_problems,
     freeze_json,
     integration_problems,
+    reading_problems,
     session_problems,
     timezone_problem,
+    vital_problems,
 )
 
 __all__ = [
     "COURSE_FIELDS",
     "COURSE_FORMAT",
     "DATETIME_PATTERN",
+    "DATE_PATTERN",
     "INTEGRATION_FIELDS",
     "INTEGRATION_FORMAT",
     "MAX_SESSIONS",
     "SESSION_FIELDS",
     "SESSION_FORMAT",
+    "VITAL_FIELDS",
+    "VITAL_FORMAT",
     "Field",
     "course_from_data",
     "field_table",
@@ -60,6 +68,9 @@ DATETIME_PATTERN = (
     r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _DATETIME = re.compile(DATETIME_PATTERN)
+# A calendar date, YYYY-MM-DD; the schema carries the same pattern.
+DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_DATE = re.compile(DATE_PATTERN)
 
 
 @attrs.frozen
@@ -74,7 +85,8 @@ class Field:
         name: The key.
         required: Whether an object must have it.
         type: Its JSON type in words: ``string``, ``string or null``, ``date-time``,
-            ``date-time or null``, ``kind``, ``array`` or ``object``.
+            ``date-time or null``, ``date or null`` (``YYYY-MM-DD``), ``number or null``,
+            ``integer``, ``kind``, ``array`` or ``object``.
         meaning: What it holds, for people.
     """
 
@@ -103,6 +115,13 @@ COURSE_FORMAT: tuple[Field, ...] = (
         "dates in this zone.",
     ),
     Field("patient", False, "string or null", f"An opaque patient identifier. {_NEVER_SHOWN}"),
+    Field(
+        "enrolled",
+        False,
+        "date or null",
+        "The local date the patient was enrolled in the REMS, written `YYYY-MM-DD`; null or "
+        "absent when not recorded.",
+    ),
     Field("sessions", True, "array", "The sessions, in any order."),
     Field(
         "integrations",
@@ -134,7 +153,8 @@ SESSION_FORMAT: tuple[Field, ...] = (
         "start",
         True,
         "date-time",
-        "When the session starts: ISO 8601 with a UTC offset or `Z`, such as "
+        "When the session starts, which is when dosing begins (the first device, or the "
+        "infusion's start): ISO 8601 with a UTC offset or `Z`, such as "
         "`2026-12-01T09:00:00-07:00`.",
     ),
     Field(
@@ -159,8 +179,55 @@ SESSION_FORMAT: tuple[Field, ...] = (
     Field(
         "extra", False, "object", "Clinic-defined data for rules of your own, as for the course."
     ),
+    Field(
+        "last_liquid",
+        False,
+        "date-time or null",
+        "When the patient last drank before the session, in the same notation as `start`; "
+        "null or absent when not recorded.",
+    ),
+    Field(
+        "vitals",
+        False,
+        "array",
+        "The blood-pressure readings taken during the session, each an object "
+        f"`{{at, systolic, diastolic}}`; absent or empty when none are recorded. {_NEVER_SHOWN}",
+    ),
+    Field(
+        "ready_to_leave",
+        False,
+        "date-time or null",
+        "When monitoring ended and the patient was assessed ready to leave, in the same "
+        "notation as `start`; null or absent when not recorded.",
+    ),
+    Field(
+        "dose_mg",
+        False,
+        "number or null",
+        f"The ketamine dose given, in milligrams: a number above 0; null or absent when not "
+        f"recorded. {_NEVER_SHOWN}",
+    ),
+    Field(
+        "monitoring_form",
+        False,
+        "date-time or null",
+        "When the REMS Patient Monitoring Form for the session was submitted, in the same "
+        "notation as `start`; null or absent when not recorded.",
+    ),
 )
 """A session object's fields."""
+
+VITAL_FORMAT: tuple[Field, ...] = (
+    Field(
+        "at",
+        True,
+        "date-time",
+        "When the reading was taken, in the same notation as a session's `start`.",
+    ),
+    Field("systolic", True, "integer", f"The systolic pressure: {READING_RANGE}."),
+    Field("diastolic", True, "integer", f"The diastolic pressure: {READING_RANGE}."),
+)
+"""A blood-pressure reading object's fields (an item of a session's ``vitals``)."""
 
 INTEGRATION_FORMAT: tuple[Field, ...] = (
     Field("id", False, "string", "A non-blank id, unique among the meetings."),
@@ -177,6 +244,7 @@ INTEGRATION_FORMAT: tuple[Field, ...] = (
 COURSE_FIELDS = tuple(f.name for f in COURSE_FORMAT)
 SESSION_FIELDS = tuple(f.name for f in SESSION_FORMAT)
 INTEGRATION_FIELDS = tuple(f.name for f in INTEGRATION_FORMAT)
+VITAL_FIELDS = tuple(f.name for f in VITAL_FORMAT)
 
 
 def field_table(fields: tuple[Field, ...]) -> str:
@@ -190,14 +258,30 @@ def field_table(fields: tuple[Field, ...]) -> str:
     """
     rows = ["| field | required | type | meaning |", "|---|---|---|---|"]
     for f in sorted(fields, key=lambda f: not f.required):
-        shown = {"date-time": "string", "date-time or null": "string or null", "kind": "string"}
+        shown = {
+            "date-time": "string",
+            "date-time or null": "string or null",
+            "date or null": "string or null",
+            "kind": "string",
+        }
         kind = shown.get(f.type, f.type)
         rows.append(f"| `{f.name}` | {'yes' if f.required else 'no'} | {kind} | {f.meaning} |")
     return "\n".join(rows)
 
 
+# Keys whose closest spelling is not the field they mean: "last_meal" reads nearer to
+# "last_liquid" than to "last_food".
+_MEANT = {"last_meal": "last_food", "last_eaten": "last_food", "last_drink": "last_liquid"}
+
+
 def _unknown_fields(obj: dict[str, Any], allowed: tuple[str, ...]) -> list[Problem]:
-    return [unknown_field((), n, key, allowed) for n, key in enumerate(obj) if key not in allowed]
+    return [_unknown(n, key, allowed) for n, key in enumerate(obj) if key not in allowed]
+
+
+def _unknown(position: int, key: object, allowed: tuple[str, ...]) -> Problem:
+    if isinstance(key, str) and (meant := _MEANT.get(key.lower())) in allowed:
+        return Problem(key, f"unknown field; did you mean {meant!r}?", "unknown-field")
+    return unknown_field((), position, key, allowed)
 
 
 def _instant(obj: dict[str, Any], key: str, problems: list[Problem], *, required: bool) -> Any:
@@ -230,6 +314,102 @@ def _instant(obj: dict[str, Any], key: str, problems: list[Problem], *, required
     except ValueError:
         problems.append(Problem(key, f"{echo(value)} is not a real date and time", "value"))
         return None
+
+
+def _date(obj: dict[str, Any], key: str, problems: list[Problem]) -> dt.date | None:
+    # An optional calendar date, YYYY-MM-DD, in the supported years.
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.append(
+            Problem(
+                key, f"must be a date string (YYYY-MM-DD) or null, got {json_type(value)}", "type"
+            )
+        )
+        return None
+    if not _DATE.fullmatch(value):
+        problems.append(
+            Problem(
+                key,
+                f"{echo(value)} is not a date written YYYY-MM-DD, such as '2026-11-02'",
+                "format",
+            )
+        )
+        return None
+    try:
+        date = dt.date.fromisoformat(value)
+    except ValueError:
+        problems.append(Problem(key, f"{echo(value)} is not a real date", "value"))
+        return None
+    found = enrolled_problems(date)
+    problems += [Problem(key, p.what, p.code) for p in found]
+    return None if found else date
+
+
+def _dose(obj: dict[str, Any], problems: list[Problem]) -> Any:
+    # The JSON type only: the model checks the value (positive, finite), once.
+    value = obj.get("dose_mg")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        problems.append(
+            Problem("dose_mg", f"must be a number or null, got {json_type(value)}", "type")
+        )
+        return None
+    return value
+
+
+def _reading(obj: dict[str, Any], key: str, problems: list[Problem]) -> int | None:
+    # A blood-pressure reading: a JSON integer (1.0e2 is one, as for JSON Schema) in range.
+    # Never shown: a problem says what is wrong, not the value.
+    if key not in obj:
+        problems.append(Problem(key, f"is required: {READING_RANGE}", "required"))
+        return None
+    value = obj[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.append(Problem(key, f"must be {READING_RANGE}, got {json_type(value)}", "type"))
+        return None
+    if isinstance(value, float):
+        problems.append(Problem(key, f"must be {READING_RANGE}, got a fraction", "type"))
+        return None
+    found = reading_problems(key, value)
+    problems += found
+    return None if found else value
+
+
+def _vitals(obj: dict[str, Any], problems: list[Problem]) -> tuple[Vital, ...]:
+    # The readings of a session, each checked here with its path (vitals[0].systolic).
+    if "vitals" not in obj:
+        return ()
+    value = obj["vitals"]
+    if not isinstance(value, list):
+        problems.append(
+            Problem("vitals", f"must be an array of readings, got {json_type(value)}", "type")
+        )
+        return ()
+    readings = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            problems.append(
+                Problem(
+                    ("vitals", index),
+                    f"must be an object {{at, systolic, diastolic}}, got {json_type(item)}",
+                    "type",
+                )
+            )
+            continue
+        found = _unknown_fields(item, VITAL_FIELDS)
+        at = _instant(item, "at", found, required=True)
+        systolic = _reading(item, "systolic", found)
+        diastolic = _reading(item, "diastolic", found)
+        if not found:
+            found = vital_problems(at, systolic, diastolic)
+        if found:
+            problems += [p.within("vitals", index) for p in found]
+        else:
+            readings.append(Vital(at, systolic, diastolic))  # type: ignore[arg-type]
+    return tuple(readings)
 
 
 def _step(index: int, item_id: object) -> PathItem:
@@ -376,6 +556,9 @@ def _record(
     return value, []
 
 
+_OPTIONAL_INSTANTS = ("last_food", "last_liquid", "ready_to_leave", "monitoring_form")
+
+
 def _fields(
     fields: tuple[str, ...],
     null_id: str,
@@ -389,10 +572,15 @@ def _fields(
     if "id" in obj and record_id is None:
         problems.append(Problem("id", f"must be a string, got null; {null_id}", "type"))
     values: _Values = {"start": _instant(obj, "start", problems, required=True)}
-    if "last_food" in fields:
-        values["last_food"] = _instant(obj, "last_food", problems, required=False)
+    for key in _OPTIONAL_INSTANTS:
+        if key in fields:
+            values[key] = _instant(obj, key, problems, required=False)
     if "extra" in fields:
         values["extra"] = _extra(obj, problems)
+    if "vitals" in fields:
+        values["vitals"] = _vitals(obj, problems)
+    if "dose_mg" in fields:
+        values["dose_mg"] = _dose(obj, problems)
     # Text fields' JSON types, in JSON's words (the model would say NoneType or list).
     for field in ("id", "kind", "escort", "therapist"):
         value = obj.get(field)
@@ -423,7 +611,19 @@ def _session_check(obj: dict[str, Any], values: _Values) -> list[Problem]:
         values["last_food"],
         obj.get("escort"),
         obj.get("therapist"),
+        **_session_day(values),
     )
+
+
+def _session_day(values: _Values) -> dict[str, Any]:
+    # The session-day data, as read, by the model's keyword names.
+    return {
+        "last_liquid": values["last_liquid"],
+        "vitals": values["vitals"],
+        "ready_to_leave": values["ready_to_leave"],
+        "dose_mg": values["dose_mg"],
+        "monitoring_form": values["monitoring_form"],
+    }
 
 
 def _session_build(obj: dict[str, Any], values: _Values) -> Session:
@@ -435,6 +635,7 @@ def _session_build(obj: dict[str, Any], values: _Values) -> Session:
         obj.get("escort"),
         therapist=obj.get("therapist"),
         extra=values["extra"],
+        **_session_day(values),
     )
 
 
@@ -546,6 +747,7 @@ def course_from_data(data: object, *, clean: bool = False) -> Course:
     schema = data.get("$schema")
     if schema is not None and not isinstance(schema, str):
         problems.append(Problem("$schema", f"must be a string, got {json_type(schema)}", "type"))
+    enrolled = _date(data, "enrolled", problems)
     # Text without lone surrogates takes the fast path for plain sessions.
     fast = _fast_session if clean and _fast.ENABLED else None
     sessions = _items(data, "sessions", _session, problems, required=True, fast=fast)
@@ -560,6 +762,7 @@ def course_from_data(data: object, *, clean: bool = False) -> Course:
         integrations=integrations,
         extra=extra,
         id=course_id,
+        enrolled=enrolled,
     )
 
 

@@ -44,8 +44,9 @@ from kaprules.protocol import STANDARD, Protocol
 
 __all__ = ["DaskAudit", "audit_bag", "audit_dataframe", "read_csv"]
 
-# The columns a session table must have (``therapist`` may be left out), as the CLI wants.
-_REQUIRED = tuple(c for c in CSV_COLUMNS if c != "therapist")
+# The columns a session table must have (``therapist`` and the session-day columns after it
+# may be left out), as the CLI wants.
+_REQUIRED = CSV_COLUMNS[: CSV_COLUMNS.index("therapist")]
 # How pandas must read a session table for its cells to be the CLI's: every cell as text,
 # as written ("NA", "null" and "" are values, not missing ones).
 _AS_WRITTEN: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_filter": False}
@@ -295,7 +296,8 @@ def _check_columns(frame: Any, source: str) -> None:
     if missing:
         raise InputError(
             f"{name}: the DataFrame lacks the column(s) {', '.join(missing)}; the columns are "
-            f"{', '.join(CSV_COLUMNS)} (therapist optional); it has {shown or 'none'}"
+            f"{', '.join(CSV_COLUMNS)} (therapist and those after it optional); it has "
+            f"{shown or 'none'}"
         )
     unknown = [i for i, c in enumerate(found) if c not in CSV_COLUMNS]
     repeated = len(set(found)) != len(found)
@@ -325,7 +327,8 @@ def audit_dataframe(
     """Audit a Dask DataFrame of session rows, as the CSV session table holds them.
 
     The columns are those of the CSV table (``course_id``, ``timezone``, ``session_id``,
-    ``kind``, ``start``, ``last_food``, ``escort``, optionally ``therapist``), as text. The
+    ``kind``, ``start``, ``last_food``, ``escort``, optionally ``therapist`` and the
+    session-day columns of `kaprules.auditing.CSV_COLUMNS`), as text. The
     rows of one course must be together and in one partition (read each file as one
     partition, or repartition on course boundaries). Lines are numbered as in a CSV file
     with a header: the first row is line 2. Read CSV files with `read_csv`, which keeps

@@ -26,6 +26,7 @@ from kaprules.course_files import (
     COURSE_FIELDS,
     INTEGRATION_FIELDS,
     SESSION_FIELDS,
+    VITAL_FIELDS,
     course_from_data,
     session_from_data,
 )
@@ -71,7 +72,15 @@ class _Duplicate(Exception):
 
 # Field names of both formats: a repeated key is named only when it is one of these.
 _KNOWN_KEYS = frozenset(
-    (*COURSE_FIELDS, *SESSION_FIELDS, *INTEGRATION_FIELDS, "version", "rules", "parameters")
+    (
+        *COURSE_FIELDS,
+        *SESSION_FIELDS,
+        *INTEGRATION_FIELDS,
+        *VITAL_FIELDS,
+        "version",
+        "rules",
+        "parameters",
+    )
 )
 
 

@@ -21,7 +21,7 @@ import attrs
 from kaprules import _time
 from kaprules.errors import InputError, PathItem, Problem, echo
 
-__all__ = ["Course", "Integration", "JSONValue", "Kind", "Session"]
+__all__ = ["Course", "Integration", "JSONValue", "Kind", "Session", "Vital"]
 
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 """A value that ``json.dumps`` writes as it is: what rule parameters, expected and actual
@@ -40,9 +40,9 @@ class Kind(enum.StrEnum):
     BOOSTER = "booster"
 
 
-def _redacted(value: str | None) -> str:
-    # Escort and therapist names and patient ids are clinical data: keep them out of logs
-    # and tracebacks.
+def _redacted(value: object) -> str:
+    # Escort and therapist names, patient ids, readings and doses are clinical data: keep
+    # them out of logs and tracebacks.
     return "None" if value is None else "'<redacted>'"
 
 
@@ -105,6 +105,87 @@ def _id_problems(value: object) -> list[Problem]:
     return []
 
 
+MIN_READING, MAX_READING = 1, 400
+"""The blood-pressure readings a `Vital` accepts, in mmHg (whole numbers, bounds included)."""
+
+READING_RANGE = f"a whole number from {MIN_READING} to {MAX_READING} (mmHg)"
+
+
+def reading_problems(name: str, value: object) -> list[Problem]:
+    """The problem with one blood-pressure reading (private helper). Never shows the value."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [Problem(name, f"must be {READING_RANGE}, got {_type_name(value)}", "type")]
+    if not MIN_READING <= value <= MAX_READING:
+        return [Problem(name, f"must be {READING_RANGE}, got one outside that range", "range")]
+    return []
+
+
+def vital_problems(at: object, systolic: object, diastolic: object) -> list[Problem]:
+    """Every structural problem with one reading's values, by field name (private helper)."""
+    return (
+        _check_instant("at", at, required=True)
+        + reading_problems("systolic", systolic)
+        + reading_problems("diastolic", diastolic)
+    )
+
+
+def dose_problems(value: object) -> list[Problem]:
+    """The problem with a session's dose, or none (private helper). Never shows the value."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return [
+            Problem(
+                "dose_mg",
+                f"must be a number (int or float) or None, got {_type_name(value)}",
+                "type",
+            )
+        ]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [Problem("dose_mg", "must be a finite number of milligrams", "value")]
+    if value <= 0:
+        return [Problem("dose_mg", "must be a number of milligrams above 0", "range")]
+    return []
+
+
+def _vitals_problems(value: object) -> list[Problem]:
+    if isinstance(value, set | frozenset):
+        return [
+            Problem(
+                "vitals",
+                f"is an unordered {_type_name(value)}; give a list or tuple of Vital",
+                "type",
+            )
+        ]
+    if not isinstance(value, tuple):
+        return [
+            Problem("vitals", f"must be a list or tuple of Vital, got {_type_name(value)}", "type")
+        ]
+    return [
+        Problem(("vitals", index), f"must be a Vital, got {_type_name(item)}", "type")
+        for index, item in enumerate(value)
+        if not isinstance(item, Vital)
+    ]
+
+
+def enrolled_problems(value: object) -> list[Problem]:
+    """The problem with a course's enrollment date, or none (private helper)."""
+    if value is None:
+        return []
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        return [
+            Problem(
+                "enrolled",
+                f"must be a datetime.date (a local date, not a datetime) or None, got "
+                f"{_type_name(value)}",
+                "type",
+            )
+        ]
+    if not _time.MIN_YEAR <= value.year <= _time.MAX_YEAR:
+        return [Problem("enrolled", out_of_range(value), "range")]
+    return []
+
+
 def session_problems(
     start: object,
     kind: object,
@@ -112,6 +193,12 @@ def session_problems(
     last_food: object,
     escort: object,
     therapist: object = None,
+    *,
+    last_liquid: object = None,
+    vitals: object = (),
+    ready_to_leave: object = None,
+    dose_mg: object = None,
+    monitoring_form: object = None,
 ) -> list[Problem]:
     """Every structural problem with one session's values, by field name (private helper)."""
     problems = _check_instant("start", start, required=True)
@@ -129,6 +216,11 @@ def session_problems(
     problems += _check_instant("last_food", last_food, required=False)
     problems += _optional_text("escort", escort)
     problems += _optional_text("therapist", therapist)
+    problems += _check_instant("last_liquid", last_liquid, required=False)
+    problems += _vitals_problems(vitals)
+    problems += _check_instant("ready_to_leave", ready_to_leave, required=False)
+    problems += dose_problems(dose_mg)
+    problems += _check_instant("monitoring_form", monitoring_form, required=False)
     return problems
 
 
@@ -274,6 +366,16 @@ def _instant_text(value: dt.datetime) -> str:
 # --- the records ------------------------------------------------------------------------
 
 
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    # Accept any ordered iterable, but leave strings, mappings, unordered collections and
+    # non-iterables for the post-init check to name.
+    if isinstance(value, str | bytes | Mapping | set | frozenset) or not isinstance(
+        value, Iterable
+    ):
+        return value  # type: ignore[return-value]
+    return tuple(value)
+
+
 def _pretty(self: object, printer: Any, cycle: bool) -> None:
     # Pretty-printers (IPython, hypothesis' failing examples) would list attrs fields one by
     # one, names included; give them the redacted repr instead.
@@ -286,6 +388,47 @@ def _as_instant(value: object) -> object:
     if isinstance(value, dt.datetime) and value.utcoffset() is not None:
         return _time.to_utc(value)
     return value
+
+
+@attrs.frozen
+class Vital:
+    """A blood-pressure reading taken during a session.
+
+    Args:
+        at: When it was taken: an aware datetime in the years 1900 to 9000 (UTC).
+        systolic: The systolic pressure in mmHg, a whole number from 1 to 400.
+        diastolic: The diastolic pressure in mmHg, a whole number from 1 to 400.
+
+    The readings are clinical data: never shown in findings, messages or this object's
+    repr.
+
+    Raises:
+        InputError: A naive datetime or one outside the supported years, or a reading that
+            is not a whole number (an ``int``, not a ``bool``) from 1 to 400; the message
+            names the field, never the reading.
+    """
+
+    at: dt.datetime = attrs.field(eq=_as_instant)
+    systolic: int = attrs.field(repr=_redacted)
+    diastolic: int = attrs.field(repr=_redacted)
+    _repr_pretty_ = _pretty
+
+    def __attrs_post_init__(self) -> None:
+        problems = vital_problems(self.at, self.systolic, self.diastolic)
+        if problems:
+            raise InputError(*(p.within("vital") for p in problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """This reading in the JSON course format.
+
+        Returns:
+            ``{"at", "systolic", "diastolic"}``; the instant keeps its UTC offset.
+        """
+        return {
+            "at": _instant_text(self.at),
+            "systolic": self.systolic,
+            "diastolic": self.diastolic,
+        }
 
 
 @attrs.frozen
@@ -307,10 +450,26 @@ class Session:
         extra: Clinic-defined data for rules of your own: a mapping of JSON values, kept
             read-only (objects as read-only mappings, arrays as tuples). Never shown in
             findings, messages or this object's repr.
+        last_liquid: When the patient last drank before the session: an aware datetime,
+            or None when not recorded.
+        vitals: The blood-pressure readings taken during the session, as
+            [`Vital`][kaprules.Vital] objects in any ordered iterable (kept as a tuple);
+            empty when none are recorded.
+        ready_to_leave: When monitoring ended and the patient was assessed ready to leave:
+            an aware datetime, or None when not recorded.
+        dose_mg: The ketamine dose given, in milligrams: a positive, finite ``int`` or
+            ``float``, or None when not recorded.
+        monitoring_form: When the REMS Patient Monitoring Form for the session was
+            submitted: an aware datetime, or None when not recorded.
+
+    ``start`` is when dosing begins (the first device, or the infusion's start). The
+    session-day data (``last_liquid`` to ``monitoring_form``) is clinical data: never shown
+    in findings, messages or this object's repr.
 
     Raises:
         InputError: A naive datetime or one outside the supported years, an unknown kind,
-            an empty id or a wrong type; the message names the session and the field.
+            an empty id, a dose that is not a positive finite number, a reading that is not
+            a `Vital`, or a wrong type; the message names the session and the field.
     """
 
     start: dt.datetime = attrs.field(eq=_as_instant)
@@ -322,12 +481,35 @@ class Session:
     extra: Mapping[str, Any] = attrs.field(
         default=None, converter=_extra, repr=False, hash=False, kw_only=True
     )
+    last_liquid: dt.datetime | None = attrs.field(
+        default=None, eq=_as_instant, repr=False, kw_only=True
+    )
+    vitals: tuple[Vital, ...] = attrs.field(
+        default=(), converter=_as_tuple, repr=False, kw_only=True
+    )
+    ready_to_leave: dt.datetime | None = attrs.field(
+        default=None, eq=_as_instant, repr=False, kw_only=True
+    )
+    dose_mg: float | int | None = attrs.field(default=None, repr=False, kw_only=True)
+    monitoring_form: dt.datetime | None = attrs.field(
+        default=None, eq=_as_instant, repr=False, kw_only=True
+    )
     _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
     _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
         problems = session_problems(
-            self.start, self.kind, self.id, self.last_food, self.escort, self.therapist
+            self.start,
+            self.kind,
+            self.id,
+            self.last_food,
+            self.escort,
+            self.therapist,
+            last_liquid=self.last_liquid,
+            vitals=self.vitals,
+            ready_to_leave=self.ready_to_leave,
+            dose_mg=self.dose_mg,
+            monitoring_form=self.monitoring_form,
         )
         problems += _extra_problems(self.extra)
         if problems:
@@ -358,6 +540,11 @@ class Session:
         _SESSION_SET[5](self, therapist)
         _SESSION_SET[6](self, _EMPTY)
         _SESSION_SET[7](self, start.astimezone(_time.UTC))
+        _SESSION_SET[8](self, None)
+        _SESSION_SET[9](self, ())
+        _SESSION_SET[10](self, None)
+        _SESSION_SET[11](self, None)
+        _SESSION_SET[12](self, None)
         return self
 
     @property
@@ -374,8 +561,10 @@ class Session:
         """This session in the JSON course format.
 
         Returns:
-            ``{"id", "kind", "start", ...}``; ``last_food``, ``escort``, ``therapist`` and
-            ``extra`` only when set. Instants keep their UTC offset.
+            ``{"id", "kind", "start", ...}``; ``last_food``, ``escort``, ``therapist``,
+            ``extra``, ``last_liquid``, ``vitals`` (when not empty), ``ready_to_leave``,
+            ``dose_mg`` and ``monitoring_form`` only when set. Instants keep their UTC
+            offset.
         """
         data: dict[str, JSONValue] = {"id": self.id, "kind": self.kind.value}
         data["start"] = _instant_text(self.start)
@@ -387,6 +576,16 @@ class Session:
             data["therapist"] = self.therapist
         if self.extra:
             data["extra"] = thaw_json(self.extra)
+        if self.last_liquid is not None:
+            data["last_liquid"] = _instant_text(self.last_liquid)
+        if self.vitals:
+            data["vitals"] = [v.to_dict() for v in self.vitals]
+        if self.ready_to_leave is not None:
+            data["ready_to_leave"] = _instant_text(self.ready_to_leave)
+        if self.dose_mg is not None:
+            data["dose_mg"] = self.dose_mg
+        if self.monitoring_form is not None:
+            data["monitoring_form"] = _instant_text(self.monitoring_form)
         return data
 
 
@@ -399,7 +598,20 @@ def _slot_setters(cls: type[Any], *names: str) -> tuple[Any, ...]:
 
 
 _SESSION_SET = _slot_setters(
-    Session, "start", "kind", "id", "last_food", "escort", "therapist", "extra", "_instant"
+    Session,
+    "start",
+    "kind",
+    "id",
+    "last_food",
+    "escort",
+    "therapist",
+    "extra",
+    "_instant",
+    "last_liquid",
+    "vitals",
+    "ready_to_leave",
+    "dose_mg",
+    "monitoring_form",
 )
 
 
@@ -461,16 +673,6 @@ def integration_problems(start: object, id: object, therapist: object) -> list[P
     )
 
 
-def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    # Accept any ordered iterable, but leave strings, mappings, unordered collections and
-    # non-iterables for the post-init check to name.
-    if isinstance(value, str | bytes | Mapping | set | frozenset) or not isinstance(
-        value, Iterable
-    ):
-        return value  # type: ignore[return-value]
-    return tuple(value)
-
-
 @attrs.frozen
 class Course:
     """A patient's course of sessions, in the clinic's timezone.
@@ -488,10 +690,14 @@ class Course:
             object's repr.
         id: An opaque record id for the course, such as ``"c-0012"``, shown in audit output
             (so never a name), or None.
+        enrolled: The local date the patient was enrolled in the REMS: a
+            ``datetime.date`` (not a ``datetime``) in the years 1900 to 9000, or None when
+            not recorded.
 
     Raises:
         InputError: An unknown timezone, a session that is not a `Session`, a duplicate id,
-            or a wrong type; every problem is listed.
+            an enrollment date that is not a date, or a wrong type; every problem is
+            listed.
     """
 
     timezone: str
@@ -504,6 +710,7 @@ class Course:
         default=None, converter=_extra, repr=False, hash=False, kw_only=True
     )
     id: str | None = attrs.field(default=None, kw_only=True)
+    enrolled: dt.date | None = attrs.field(default=None, repr=False, kw_only=True)
     _zone: zoneinfo.ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _repr_pretty_ = _pretty
 
@@ -532,6 +739,7 @@ class Course:
                 "integrations", Integration, self.integrations, "meeting", number=False
             )[1]
         problems += _extra_problems(self.extra)
+        problems += enrolled_problems(self.enrolled)
         if problems:
             raise InputError(*problems)
 
@@ -557,6 +765,7 @@ class Course:
         _COURSE_SET[4](self, _EMPTY)
         _COURSE_SET[5](self, id)
         _COURSE_SET[6](self, zone)
+        _COURSE_SET[7](self, None)
         return self
 
     @property
@@ -579,13 +788,16 @@ class Course:
         """This course in the JSON course format, which `parse_course` reads back.
 
         Returns:
-            ``{"timezone", "sessions", ...}``; ``id``, ``patient``, ``integrations`` and
-            ``extra`` only when set. ``parse_course(json.dumps(course.to_dict())) == course``.
+            ``{"timezone", "sessions", ...}``; ``id``, ``enrolled`` (``"YYYY-MM-DD"``),
+            ``patient``, ``integrations`` and ``extra`` only when set.
+            ``parse_course(json.dumps(course.to_dict())) == course``.
         """
         data: dict[str, JSONValue] = {}
         if self.id is not None:
             data["id"] = self.id
         data["timezone"] = self.timezone
+        if self.enrolled is not None:
+            data["enrolled"] = self.enrolled.isoformat()
         if self.patient is not None:
             data["patient"] = self.patient
         data["sessions"] = [s.to_dict() for s in self.sessions]
@@ -597,7 +809,7 @@ class Course:
 
 
 _COURSE_SET = _slot_setters(
-    Course, "timezone", "sessions", "patient", "integrations", "extra", "id", "_zone"
+    Course, "timezone", "sessions", "patient", "integrations", "extra", "id", "_zone", "enrolled"
 )
 
 

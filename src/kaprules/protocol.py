@@ -26,6 +26,14 @@ from kaprules.errors import (
     echo,
 )
 from kaprules.model import Course
+from kaprules.phases import (
+    BeyondEvaluated,
+    MinGap,
+    Overdue,
+    Phase,
+    WeeklyCap,
+    WeeklyTarget,
+)
 from kaprules.report import Report, Severity, as_severity
 from kaprules.rules import (
     FOUNDING_DOCUMENT,
@@ -46,8 +54,20 @@ from kaprules.rules import (
     TreatmentWindow,
     parameters_of,
 )
+from kaprules.session_day import (
+    BloodPressureAfter,
+    BloodPressureBefore,
+    BloodPressureLimit,
+    Dose,
+    LiquidFasting,
+    MonitoringForm,
+    PostDoseMonitoring,
+    RemsEnrolment,
+)
 
 __all__ = [
+    "ESKETAMINE_MDSI",
+    "ESKETAMINE_TRD",
     "STANDARD",
     "STANDARD_V2",
     "Protocol",
@@ -595,14 +615,96 @@ STANDARD_V2 = Protocol(
 """kap-standard version 2: version 1's six rules, then `therapist-present` and
 `integration-followup`, the founding document's other two requirements."""
 
-_BUILTINS.update({(p.id, p.version): p for p in (STANDARD, STANDARD_V2)})
+_ESKETAMINE = "the esketamine nasal spray label and REMS, as quoted rule by rule"
+_DRIVING = Source(
+    "Advise patients that they will need someone to drive them home after each treatment session",
+    document="SPRAVATO (esketamine) nasal spray, US Prescribing Information (03/2019), a copy, "
+    "http://www.120ty.net/bencandy.php?aid=58243&fid=134&page=21",
+    location="section 17, 'Impaired Ability to Drive and Operate Machinery'",
+    note="Spaces lost in the copy's PDF text are restored. The label also says not to drive "
+    "until the next day after a restful sleep: escort records the transport home.",
+)
+_FOOD = Source(
+    "You should avoid eating two hours before and drinking liquids 30 minutes before taking "
+    "SPRAVATO",
+    document=LiquidFasting.source.document,
+    location=LiquidFasting.source.location,
+)
+
+
+def _session_day(first_dose: tuple[float, ...], then: tuple[float, ...]) -> tuple[Rule, ...]:
+    # The session-day rules both esketamine protocols share, in one place.
+    return (
+        Fasting(hours=2, source=_FOOD),
+        LiquidFasting(),
+        BloodPressureBefore(),
+        BloodPressureLimit(),
+        BloodPressureAfter(),
+        PostDoseMonitoring(),
+        Escort(source=_DRIVING),
+        Dose(first=first_dose, then=then),
+        RemsEnrolment(),
+        MonitoringForm(),
+    )
+
+
+ESKETAMINE_TRD = Protocol(
+    "esketamine-trd",
+    "1",
+    (
+        WeeklyCap(),
+        WeeklyTarget(),
+        Overdue(),
+        MinGap(),
+        *_session_day((56,), (56, 84)),
+    ),
+    title="Esketamine nasal spray for treatment-resistant depression, as labelled",
+    citation=_ESKETAMINE,
+)
+"""esketamine-trd version 1: the label's phases for treatment-resistant depression (weeks
+1-4 twice a week, 5-8 once a week, week 9 on every 2 weeks), never two sessions on one local
+date, and the session-day rules of the label and REMS."""
+
+_MDSI_PHASES = (Phase("induction", (1, 4), at_most=2, target=2, min_gap_days=1),)
+_MDSI_DOSE = Source(
+    "84 mg twice per week for 4 weeks; may be reduced to 56 mg twice per week if needed",
+    document="'Spravato dosage', Medical News Today, "
+    "https://www.medicalnewstoday.com/articles/drugs-spravato-dosage",
+    location="the dosage table, depressive symptoms in major depressive disorder",
+    note="A secondary source: kaprules has read no copy of the label's section 2. Twice per "
+    "week is read as a cap and a target of 2 sessions in each treatment week.",
+)
+
+ESKETAMINE_MDSI = Protocol(
+    "esketamine-mdsi",
+    "1",
+    (
+        WeeklyCap(phases=_MDSI_PHASES, source=_MDSI_DOSE),
+        WeeklyTarget(phases=_MDSI_PHASES, source=_MDSI_DOSE),
+        MinGap(phases=_MDSI_PHASES, source=_MDSI_DOSE),
+        BeyondEvaluated(),
+        *(
+            Dose(first=(84,), then=(84, 56), source=_MDSI_DOSE) if isinstance(r, Dose) else r
+            for r in _session_day((84,), (84, 56))
+        ),
+    ),
+    title="Esketamine nasal spray for depressive symptoms with acute suicidal ideation or "
+    "behaviour, as labelled",
+    citation=_ESKETAMINE,
+)
+"""esketamine-mdsi version 1: twice a week for 4 weeks (a session after week 4 is a
+warning), a first dose of 84 mg, then 84 or 56 mg, and the same session-day rules."""
+
+_BUILTINS.update(
+    {(p.id, p.version): p for p in (STANDARD, STANDARD_V2, ESKETAMINE_TRD, ESKETAMINE_MDSI)}
+)
 
 
 def builtin_protocols() -> tuple[Protocol, ...]:
     """Every built-in protocol, oldest first.
 
     Returns:
-        kap-standard versions 1 and 2.
+        kap-standard versions 1 and 2, esketamine-trd and esketamine-mdsi version 1.
     """
     return tuple(_BUILTINS.values())
 

@@ -28,6 +28,7 @@ from kaprules.errors import (
     unknown_field,
 )
 from kaprules.model import JSONValue
+from kaprules.phases import PHASES, PhaseList
 from kaprules.protocol import STATUSES, Protocol, coherence_problems
 from kaprules.report import Severity
 from kaprules.rules import (
@@ -61,6 +62,7 @@ PROTOCOL_FIELDS = (
     "effective",
     "citation",
     "derived_from",
+    "phases",
     "rules",
 )
 
@@ -68,7 +70,7 @@ PROTOCOL_FIELDS = (
 RULE_FIELDS = ("id", "rule", "severity", "parameters", "source", "rationale")
 
 
-SOURCE_FIELDS = ("text", "document", "location")
+SOURCE_FIELDS = ("text", "document", "location", "note")
 
 
 def _got(value: object) -> str:
@@ -108,6 +110,8 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
         entry["source"] = {"text": own.quote, "document": own.document}
         if own.location:
             entry["source"]["location"] = own.location
+        if own.note:
+            entry["source"]["note"] = own.note
     rationale = getattr(rule, "own_rationale", None)
     if isinstance(rationale, str):
         entry["rationale"] = rationale
@@ -115,7 +119,11 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
 
 
 def _rule_from(
-    index: int, item: object, known: Mapping[str, type[Any]], problems: list[Problem]
+    index: int,
+    item: object,
+    known: Mapping[str, type[Any]],
+    problems: list[Problem],
+    shared: Mapping[Role, object] | None = None,
 ) -> Rule | None:
     where: tuple[Any, ...] = ("rules", index)
     if not isinstance(item, Mapping):
@@ -186,6 +194,10 @@ def _rule_from(
     if found or cls is None:
         return None
     keywords: dict[str, Any] = {**parameters, **documentation, "severity": severity}
+    for p in parameters_of(cls):
+        # A quantity the protocol gives once (its phases) fills the rules that hold it.
+        if shared and p.role in shared and p.name not in parameters:
+            keywords[p.name] = shared[p.role]
     if class_id != rule_id or _takes_id(cls):
         keywords["id"] = rule_id
     try:
@@ -267,7 +279,9 @@ def _documentation(
 def _source(where: tuple[Any, ...], data: object, found: list[Problem]) -> Source | None:
     here = (*where, "source")
     if not isinstance(data, Mapping):
-        found.append(Problem(here, f"must be a table {{text, document, location}}{_got(data)}"))
+        found.append(
+            Problem(here, f"must be a table {{text, document, location, note}}{_got(data)}")
+        )
         return None
     before = len(found)
     found += [
@@ -292,6 +306,7 @@ def _source(where: tuple[Any, ...], data: object, found: list[Problem]) -> Sourc
         data["text"],
         data.get("document") or "the clinic's protocol",
         data.get("location") or "",
+        data.get("note") or "",
     )
 
 
@@ -430,6 +445,12 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
                 "required": ["id", "version"],
                 "additionalProperties": False,
             },
+            "phases": {
+                **PhaseList().json_schema(),
+                "description": "Optional: the protocol's phases, in week order, for every rule "
+                "that reads them (weekly-cap, weekly-target, overdue, min-gap) and does not "
+                "give its own.",
+            },
             "rules": {
                 "description": "The rules, in the order their findings are listed.",
                 "type": "array",
@@ -470,6 +491,11 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
                             "text": {"description": "The sentence, word for word.", **text},
                             "document": {"description": "The document quoted.", **text},
                             "location": {"description": "Where it stands in it.", **text},
+                            "note": {
+                                "description": "How the rule reads the text, where it does "
+                                "not say exactly what the text says.",
+                                **text,
+                            },
                         },
                         "required": ["text"],
                         "additionalProperties": False,
@@ -531,6 +557,13 @@ def protocol_from_data(
         fields["effective"] = _date(data["effective"], problems)
     if "derived_from" in data:
         fields["derived_from"] = data["derived_from"]
+    shared: dict[Role, object] = {}
+    if "phases" in data:
+        what = PhaseList().problem(data["phases"])
+        if what is not None:
+            problems.append(Problem("phases", what, "range"))
+        else:
+            shared[PHASES] = data["phases"]
     raw_rules = data.get("rules")
     rules: list[Any] = []
     if not isinstance(raw_rules, list):
@@ -538,7 +571,7 @@ def protocol_from_data(
     else:
         built: list[int] = []
         for index, item in enumerate(raw_rules):
-            rule = _rule_from(index, item, known, problems)
+            rule = _rule_from(index, item, known, problems, shared)
             if rule is not None:
                 rules.append(rule)
                 built.append(index)
@@ -546,9 +579,23 @@ def protocol_from_data(
             # Every problem in one run: the rules that could be built are checked for
             # coherence too, under their places in the file.
             problems += coherence_problems(tuple(rules), tuple(built))
+    if shared and not problems and not any(_holds(type(r), PHASES) for r in rules):
+        problems.append(
+            Problem(
+                "phases",
+                "no rule of the protocol reads phases; add weekly-cap, weekly-target, overdue "
+                "or min-gap, or leave phases out",
+                "value",
+            )
+        )
     if problems:
         raise ProtocolError(*problems)
     return build(fields.pop("id"), fields.pop("version"), rules, **fields)
+
+
+def _holds(cls: type[Any], role: Role) -> str | None:
+    """The name of the parameter of ``cls`` that holds ``role``, or None."""
+    return next((p.name for p in parameters_of(cls) if p.role == role), None)
 
 
 def protocol_data(protocol: Protocol) -> dict[str, Any]:
@@ -568,5 +615,16 @@ def protocol_data(protocol: Protocol) -> dict[str, Any]:
         data["effective"] = protocol.effective.isoformat()
     if protocol.derived_from is not None:
         data["derived_from"] = {"id": protocol.derived_from[0], "version": protocol.derived_from[1]}
-    data["rules"] = [_rule_data(r) for r in protocol.rules]
+    rules = [_rule_data(r) for r in protocol.rules]
+    # The phases, written once: every rule that reads them holds the same (a role).
+    held = [(r, name) for r in protocol.rules if (name := _holds(type(r), PHASES))]
+    if held:
+        rule, name = held[0]
+        phases = rule.parameters()[name]  # type: ignore[attr-defined]
+        data["phases"] = phases
+        for entry in rules:
+            parameters = entry.get("parameters", {})
+            if parameters.get(name) == phases:
+                del parameters[name]
+    data["rules"] = rules  # type: ignore[assignment]
     return data

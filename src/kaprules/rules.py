@@ -48,6 +48,7 @@ __all__ = [
     "IntegrationFollowup",
     "KindSet",
     "Parameter",
+    "ParameterCheck",
     "Role",
     "Rule",
     "SessionCount",
@@ -287,6 +288,28 @@ class KindSet:
         }
 
 
+@runtime_checkable
+class ParameterCheck(Protocol):
+    """What a parameter's validator holds as data: `Bounds`, `KindSet` and the like.
+
+    A field declared with [`parameter`][kaprules.parameter] and such a check refuses bad
+    values when the rule is built; protocol files, their schema and the rules page read the
+    same check back, so the allowed values are described once.
+    """
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        """Refuse a bad value (the attrs validator protocol)."""
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value`` (after the field's converter), or None."""
+
+    def describe(self) -> str:
+        """The allowed values in words."""
+
+    def json_schema(self) -> dict[str, JSONValue]:
+        """The allowed values as a JSON Schema."""
+
+
 @attrs.frozen
 class Role:
     """A quantity of the protocol that parameters of several rules may share.
@@ -332,15 +355,15 @@ class Parameter:
     Attributes:
         name: The keyword the rule's class and protocol files take.
         default: Its default value, or ``attrs.NOTHING`` when it has none.
-        check: Its validator holding the allowed values (a `Bounds`, a `KindSet`, or None
-            when the rule does not declare one).
+        check: Its validator holding the allowed values (a `Bounds`, a `KindSet` or
+            another `ParameterCheck`; None when the rule does not declare one).
         role: The protocol quantity it holds, shared with other rules (or None).
         at_most: The role its value may not exceed (or None).
     """
 
     name: str
     default: object
-    check: Bounds | KindSet | None = None
+    check: ParameterCheck | None = None
     role: Role | None = None
     at_most: AtMost | None = None
 
@@ -358,13 +381,14 @@ _META = "kaprules.parameter"
 
 def parameter(
     default: Any,
-    check: Bounds | KindSet,
+    check: ParameterCheck,
     *,
     role: Role | None = None,
     at_most: AtMost | None = None,
     kw_only: bool = False,
     omit_default: bool = False,
     repr: Any = True,
+    converter: Any = None,
 ) -> Any:
     """Declare a rule parameter: an attrs field whose bounds and role can be read back.
 
@@ -377,6 +401,8 @@ def parameter(
         omit_default: Left out of ``parameters()`` at its default, so that a protocol's
             data stays as it was when a parameter is added to a rule.
         repr: The attrs ``repr`` setting.
+        converter: An attrs converter, run before the check: it should pass a value it
+            cannot convert through unchanged, for the check to name.
 
     Returns:
         An attrs field, for a class body: ``count: int = parameter(6, Bounds(1, 1000))``.
@@ -384,6 +410,7 @@ def parameter(
     return attrs.field(
         default=default,
         validator=check,
+        converter=converter,
         kw_only=kw_only,
         repr=repr,
         metadata={_META: (role, at_most), "omit_default": omit_default},
@@ -424,7 +451,7 @@ def _declared(cls: type[Any]) -> tuple[Parameter, ...]:
             if not a.init or a.alias in _NOT_PARAMETERS:
                 continue
             role, at_most = a.metadata.get(_META, (None, None))
-            check = a.validator if isinstance(a.validator, Bounds | KindSet) else None
+            check = a.validator if isinstance(a.validator, ParameterCheck) else None
             found.append(Parameter(a.alias, a.default, check, role, at_most))
         return tuple(found)
     try:
@@ -492,13 +519,13 @@ def _check_own_source(instance: object, attribute: attrs.Attribute[Any], value: 
     if value is not None and not (
         isinstance(value, Source)
         and all(_one_line(getattr(value, f)) for f in ("quote", "document"))
-        and (not value.location or _one_line(value.location))
+        and all(not getattr(value, f) or _one_line(getattr(value, f)) for f in ("location", "note"))
     ):
         raise _bad(
             instance,
             "source",
-            "must be a Source whose quote and document are lines of at most 1000 printable "
-            "characters",
+            "must be a Source whose quote and document (and location and note, when given) are "
+            "lines of at most 1000 printable characters",
             "value",
         )
 
@@ -528,6 +555,9 @@ def _plain(value: object) -> JSONValue:
         return [k.value for k in Kind if k in value]
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):  # a structured parameter, such as a phase
+        return to_dict()  # type: ignore[no-any-return]
     return value  # type: ignore[return-value]
 
 
@@ -574,6 +604,14 @@ class CourseShape:
     least ``meetings`` integration meetings within ``meetings_within`` days after the
     series.
 
+    With ``phases`` set (by the phased rules, such as `weekly-cap`), a phased course is
+    generated instead of the induction series: treatment weeks from the first session's
+    local date, each week of a phase with its target to its cap of sessions, then a few
+    sessions of an open-ended last phase. With ``session_day`` set (by the session-day
+    rules, such as `liquid-fasting`), every session records its session-day data
+    (``last_liquid``, ``vitals``, ``ready_to_leave``, ``dose_mg``, ``monitoring_form``)
+    within the bounds below. The defaults are the loosest bounds, and leave both off.
+
     Attributes:
         count: Induction sessions in the series.
         window: Local calendar days the series fits in (the first date being day 1).
@@ -582,6 +620,25 @@ class CourseShape:
         booster_months: The fewest calendar months before a booster.
         meetings: The fewest integration meetings after the series.
         meetings_within: The last day for them, in days after the last induction date.
+        phases: The protocol's phases (`kaprules.Phase` objects, in week order), or None
+            for an induction series.
+        weeks: The last treatment week a session may fall in (counted from the first
+            session's local date, as `kaprules.phases.treatment_week` does), or None.
+        session_day: Whether sessions record session-day data.
+        liquid_minutes: The shortest time without liquids before the start, in minutes
+            of elapsed time.
+        bp_before_minutes: How long before the start the reading before dosing is taken,
+            at most, in minutes.
+        bp_limit: The highest ``(systolic, diastolic)`` pressure of that reading, in mmHg.
+        bp_after: ``(from, to)``: minutes after the start between which a reading after
+            dosing is taken, both included.
+        monitoring_minutes: The shortest monitoring after the start, in minutes of
+            elapsed time, before ``ready_to_leave``.
+        doses: ``(first, then)``: the doses in mg the first session may have, and those
+            every later one may have; None for any dose.
+        form_days: The most days of elapsed time from the start to ``monitoring_form``.
+        enrolled: Whether the course records ``enrolled`` on or before its first
+            session's local date.
     """
 
     count: int = 6
@@ -591,6 +648,17 @@ class CourseShape:
     booster_months: int = 1
     meetings: int = 0
     meetings_within: int = 14
+    phases: tuple[Any, ...] | None = None
+    weeks: int | None = None
+    session_day: bool = False
+    liquid_minutes: float = 0
+    bp_before_minutes: int = 24 * 60
+    bp_limit: tuple[int, int] = (400, 400)
+    bp_after: tuple[int, int] = (0, 24 * 60)
+    monitoring_minutes: float = 0
+    doses: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    form_days: int = 366
+    enrolled: bool = False
 
 
 class Choices(Protocol):

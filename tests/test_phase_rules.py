@@ -86,7 +86,7 @@ def test_weeks_are_local_dates_across_a_dst_change() -> None:
     # Denver falls back on 2026-11-01: a week of local dates still has 7 of them.
     first = dt.date(2026, 10, 29)
     c = course([first, dt.date(2026, 11, 4), dt.date(2026, 11, 5)])
-    protocol = Protocol("t", "1", [WeeklyCap(phases=[Phase("p", (1,), at_most=1)])])
+    protocol = Protocol("t", "1", [WeeklyCap(phases=(Phase("p", (1,), at_most=1),))])
     # Nov 4 is day 7 (week 1 with Oct 29), Nov 5 opens week 2.
     assert found(protocol, c) == [("weekly-cap", "error", ("s1", "s2"))]
 
@@ -302,10 +302,7 @@ def test_monitoring_across_a_dst_change_is_elapsed_time() -> None:
 def test_dose(doses: list[float | None], bad: list[str]) -> None:
     c = Course(
         "America/Denver",
-        [
-            Session(at(day(2 * i)), id=f"s{i + 1}", dose_mg=d)  # type: ignore[arg-type]
-            for i, d in enumerate(doses)
-        ],
+        [Session(at(day(2 * i)), id=f"s{i + 1}", dose_mg=d) for i, d in enumerate(doses)],
     )
     findings = kaprules.evaluate(c, Protocol("x", "1", [Dose()])).findings
     assert [f.sessions[0] for f in findings] == bad
@@ -434,7 +431,7 @@ def test_phases_without_a_rule_that_reads_them_are_refused() -> None:
 
 
 def test_phased_rules_share_their_phases() -> None:
-    other = [Phase("x", (1,), at_most=3)]
+    other = (Phase("x", (1,), at_most=3),)
     with pytest.raises(ProtocolError, match="phases"):
         Protocol("c", "1", [WeeklyCap(), WeeklyTarget(phases=other)])
     updated = Protocol("c", "1", [WeeklyCap(), WeeklyTarget()]).update("weekly-cap", phases=other)

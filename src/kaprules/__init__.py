@@ -101,6 +101,7 @@ if TYPE_CHECKING:
         parameter,
         parameters_of,
         rationale_of,
+        severity_field,
     )
     from kaprules.session_day import (
         BLOOD_PRESSURE_WINDOW,
@@ -160,6 +161,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "parse_session",
         "protocol_schema",
         "resolve_protocol",
+        "severity_field",
     ),
     "model": (
         "Course",
@@ -233,6 +235,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "parameter",
         "parameters_of",
         "rationale_of",
+        "severity_field",
     ),
     "session_day": (
         "BLOOD_PRESSURE_WINDOW",
@@ -359,6 +362,7 @@ __all__ = [
     "protocol_schema",
     "rationale_of",
     "resolve_protocol",
+    "severity_field",
     "treatment_week",
     "week_dates",
 ]

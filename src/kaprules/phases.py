@@ -39,6 +39,7 @@ from kaprules.rules import (
     Role,
     Source,
     parameter,
+    severity_field,
 )
 from kaprules.timeline import TimedSession, Timeline
 
@@ -178,7 +179,7 @@ class Phase:
     """
 
     name: str
-    weeks: tuple[int, int | None] = attrs.field(converter=_weeks)  # type: ignore[misc]
+    weeks: tuple[int, int | None] = attrs.field(converter=_weeks)
     at_most: int | None = None
     target: int | None = None
     every_days: int | None = None
@@ -576,12 +577,7 @@ class WeeklyTarget(_Phased):
     names: ClassVar[str] = "The sessions of the week under its target (possibly none)."
 
     phases: tuple[Phase, ...] = _phases_field()
-    severity: Severity = attrs.field(
-        default=Severity.WARNING,
-        converter=BaseRule.__attrs_attrs__.severity.converter,  # type: ignore[attr-defined]
-        validator=BaseRule.__attrs_attrs__.severity.validator,  # type: ignore[attr-defined]
-        kw_only=True,
-    )
+    severity: Severity = severity_field(Severity.WARNING)
 
     @property
     def statement(self) -> str:
@@ -670,12 +666,7 @@ class Overdue(_Phased):
     names: ClassVar[str] = "The session before the gap (the last session, with as_of)."
 
     phases: tuple[Phase, ...] = _phases_field()
-    severity: Severity = attrs.field(
-        default=Severity.WARNING,
-        converter=BaseRule.__attrs_attrs__.severity.converter,  # type: ignore[attr-defined]
-        validator=BaseRule.__attrs_attrs__.severity.validator,  # type: ignore[attr-defined]
-        kw_only=True,
-    )
+    severity: Severity = severity_field(Severity.WARNING)
 
     @property
     def statement(self) -> str:
@@ -820,12 +811,7 @@ class BeyondEvaluated(BaseRule):
     names: ClassVar[str] = "Each session after the week, one finding each."
 
     after_week: int = parameter(4, Bounds(1, MAX_WEEK))
-    severity: Severity = attrs.field(
-        default=Severity.WARNING,
-        converter=BaseRule.__attrs_attrs__.severity.converter,  # type: ignore[attr-defined]
-        validator=BaseRule.__attrs_attrs__.severity.validator,  # type: ignore[attr-defined]
-        kw_only=True,
-    )
+    severity: Severity = severity_field(Severity.WARNING)
 
     @property
     def statement(self) -> str:

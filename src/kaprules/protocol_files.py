@@ -194,10 +194,11 @@ def _rule_from(
     if found or cls is None:
         return None
     keywords: dict[str, Any] = {**parameters, **documentation, "severity": severity}
-    for p in parameters_of(cls):
+    for taken in parameters_of(cls):
         # A quantity the protocol gives once (its phases) fills the rules that hold it.
-        if shared and p.role in shared and p.name not in parameters:
-            keywords[p.name] = shared[p.role]
+        role = taken.role
+        if shared and role is not None and role in shared and taken.name not in parameters:
+            keywords[taken.name] = shared[role]
     if class_id != rule_id or _takes_id(cls):
         keywords["id"] = rule_id
     try:
@@ -617,14 +618,14 @@ def protocol_data(protocol: Protocol) -> dict[str, Any]:
         data["derived_from"] = {"id": protocol.derived_from[0], "version": protocol.derived_from[1]}
     rules = [_rule_data(r) for r in protocol.rules]
     # The phases, written once: every rule that reads them holds the same (a role).
-    held = [(r, name) for r in protocol.rules if (name := _holds(type(r), PHASES))]
+    held = [(r, k) for r in protocol.rules if (k := _holds(type(r), PHASES)) is not None]
     if held:
-        rule, name = held[0]
-        phases = rule.parameters()[name]  # type: ignore[attr-defined]
+        rule, key = held[0]
+        phases: JSONValue = dict(rule.parameters())[key]  # type: ignore[assignment]
         data["phases"] = phases
         for entry in rules:
             parameters = entry.get("parameters", {})
-            if parameters.get(name) == phases:
-                del parameters[name]
-    data["rules"] = rules  # type: ignore[assignment]
+            if parameters.get(key) == phases:
+                del parameters[key]
+    data["rules"] = rules
     return data

@@ -60,6 +60,7 @@ __all__ = [
     "parameter",
     "parameters_of",
     "rationale_of",
+    "severity_field",
 ]
 
 _T = TypeVar("_T")
@@ -489,6 +490,31 @@ def _check_severity(instance: object, attribute: attrs.Attribute[Any], value: ob
         )
 
 
+def _severity_repr(value: object) -> str:
+    return repr(getattr(value, "value", value))
+
+
+def severity_field(default: Severity) -> Any:
+    """Declare a rule class's ``severity`` keyword with another default than ``"error"``.
+
+    For a rule whose findings are warnings unless a protocol says otherwise:
+    ``severity: Severity = severity_field(Severity.WARNING)`` in the class body.
+
+    Args:
+        default: The severity of the rule's findings by default.
+
+    Returns:
+        An attrs field, checked as `BaseRule`'s ``severity`` is.
+    """
+    return attrs.field(
+        default=default,
+        converter=_lenient_severity,
+        validator=_check_severity,
+        kw_only=True,
+        repr=_severity_repr,
+    )
+
+
 def _default_id(instance: BaseRule) -> str:
     return type(instance).default_id
 
@@ -733,7 +759,7 @@ class BaseRule:
         converter=_lenient_severity,
         validator=_check_severity,
         kw_only=True,
-        repr=lambda s: repr(getattr(s, "value", s)),
+        repr=_severity_repr,
     )
 
     own_source: Source | None = attrs.field(

@@ -35,6 +35,7 @@ from kaprules.rules import (
     Role,
     Source,
     parameter,
+    severity_field,
 )
 from kaprules.timeline import TimedSession, Timeline
 
@@ -88,15 +89,6 @@ def _time_of(t: TimedSession, instant: dt.datetime) -> str:
     # A time of the session's day in the course zone: the time a reading was taken, never
     # the reading.
     return _time.format_local(_time.to_utc(instant).astimezone(t.local.tzinfo))
-
-
-def _warning() -> Any:
-    return attrs.field(
-        default=Severity.WARNING,
-        converter=BaseRule.__attrs_attrs__.severity.converter,  # type: ignore[attr-defined]
-        validator=BaseRule.__attrs_attrs__.severity.validator,  # type: ignore[attr-defined]
-        kw_only=True,
-    )
 
 
 def _with(session: Session, **changes: Any) -> Session:
@@ -250,9 +242,7 @@ class BloodPressureBefore(BaseRule):
 
     def course_shape(self, shape: CourseShape) -> CourseShape:
         """Generated sessions have a reading within ``minutes`` before dosing."""
-        return _day_shape(
-            shape, bp_before_minutes=min(shape.bp_before_minutes, int(self.minutes))
-        )
+        return _day_shape(shape, bp_before_minutes=min(shape.bp_before_minutes, int(self.minutes)))
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One held session's readings before dosing dropped.
@@ -318,7 +308,7 @@ class BloodPressureLimit(BaseRule):
     systolic: int = parameter(140, Bounds(50, 300))
     diastolic: int = parameter(90, Bounds(30, 200))
     minutes: int = parameter(60, Bounds(1, _MINUTES), role=BLOOD_PRESSURE_WINDOW)
-    severity: Severity = _warning()
+    severity: Severity = severity_field(Severity.WARNING)
 
     @property
     def statement(self) -> str:
@@ -525,9 +515,7 @@ class PostDoseMonitoring(BaseRule):
 
     def course_shape(self, shape: CourseShape) -> CourseShape:
         """Generated sessions monitor long enough."""
-        return _day_shape(
-            shape, monitoring_minutes=max(shape.monitoring_minutes, self.minutes)
-        )
+        return _day_shape(shape, monitoring_minutes=max(shape.monitoring_minutes, self.minutes))
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One held session's monitoring cut short, or not recorded."""
@@ -553,8 +541,12 @@ class PostDoseMonitoring(BaseRule):
                 yield self.finding(
                     (t,),
                     f"{t.label}: monitoring ended {_time_of(t, ready)}, "
-                    f"{_time.format_duration(monitored) if monitored >= dt.timedelta(0) else 'before'}"
-                    f" after the start; at least {_minutes(self.minutes)} are required",
+                    + (
+                        f"{_time.format_duration(monitored)} after the start"
+                        if monitored >= dt.timedelta(0)
+                        else "before the start"
+                    )
+                    + f"; at least {_minutes(self.minutes)} are required",
                     self.minutes,
                     monitored.total_seconds() / 60,
                 )

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
         Forecast,
         IntegrationDue,
         NextSession,
+        Refusal,
         SeriesStatus,
         check_booking,
         forecast,
+        protocol_phases,
     )
     from kaprules.loading import (
         calendar_schema,
@@ -50,7 +52,6 @@ if TYPE_CHECKING:
     from kaprules.phases import (
         MAX_WEEK,
         PHASES,
-        TABLE_COPY,
         TRD_PHASES,
         BeyondEvaluated,
         MinGap,
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
         treatment_week,
         week_dates,
     )
-    from kaprules.planning import Plan, PlannedSession, PlanStatus, plan
+    from kaprules.planning import MissedTarget, Plan, PlannedSession, PlanStatus, plan
     from kaprules.protocol import (
         ESKETAMINE_MDSI,
         ESKETAMINE_TRD,
@@ -144,9 +145,11 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Forecast",
         "IntegrationDue",
         "NextSession",
+        "Refusal",
         "SeriesStatus",
         "check_booking",
         "forecast",
+        "protocol_phases",
     ),
     "loading": (
         "calendar_schema",
@@ -180,7 +183,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Overdue",
         "Phase",
         "PhaseList",
-        "TABLE_COPY",
         "WeeklyCap",
         "WeeklyTarget",
         "phase_of",
@@ -188,6 +190,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "week_dates",
     ),
     "planning": (
+        "MissedTarget",
         "Plan",
         "PlanStatus",
         "PlannedSession",
@@ -267,7 +270,6 @@ __all__ = [
     "SERIES_WINDOW",
     "STANDARD",
     "STANDARD_V2",
-    "TABLE_COPY",
     "TRD_PHASES",
     "AtMost",
     "Audit",
@@ -302,6 +304,7 @@ __all__ = [
     "KindSet",
     "LiquidFasting",
     "MinGap",
+    "MissedTarget",
     "MonitoringForm",
     "NextSession",
     "Overdue",
@@ -317,6 +320,7 @@ __all__ = [
     "Problem",
     "Protocol",
     "ProtocolError",
+    "Refusal",
     "RemsEnrolment",
     "Report",
     "Role",
@@ -359,6 +363,7 @@ __all__ = [
     "parse_session",
     "phase_of",
     "plan",
+    "protocol_phases",
     "protocol_schema",
     "rationale_of",
     "resolve_protocol",

@@ -31,6 +31,7 @@ from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem, ProtocolError, echo, shown_id
 from kaprules.evaluation import check_course, check_protocol, evaluate_timeline
 from kaprules.model import Course, Integration, Kind, Session
+from kaprules.phases import PHASES, Phase, phase_of, treatment_week, week_dates
 from kaprules.protocol import (
     STANDARD,
     Protocol,
@@ -46,6 +47,7 @@ from kaprules.rules import (
     SessionSpacing,
     Therapist,
     TreatmentWindow,
+    parameters_of,
 )
 from kaprules.timeline import TimedSession, Timeline
 
@@ -57,9 +59,11 @@ __all__ = [
     "Forecast",
     "IntegrationDue",
     "NextSession",
+    "Refusal",
     "SeriesStatus",
     "check_booking",
     "forecast",
+    "protocol_phases",
 ]
 
 CLINIC_CALENDAR = "clinic-calendar"
@@ -107,6 +111,13 @@ class NextSession:
         not_bookable: The open days after ``bookable_from`` and before ``latest`` that are
             not bookable, in date order. Always empty for kaprules' own rules (every open
             day in the range is bookable); a clinic's own rule may leave such gaps.
+        phase: For a phased protocol, the name of the phase of the next session's
+            treatment week; None otherwise (and for a week no phase covers).
+        week: For a phased protocol, the treatment week of the next session on
+            ``bookable_from`` (1 for a course without sessions); None otherwise.
+        refused: For a phased protocol, why the next session is not earlier: the first
+            open day after ``as_of`` and the last session that the protocol refuses, with
+            the rule that refuses it; None when nothing did (or the protocol is not phased).
     """
 
     kind: Kind
@@ -114,6 +125,9 @@ class NextSession:
     bookable_from: dt.date
     latest: dt.date | None
     not_bookable: tuple[dt.date, ...] = ()
+    phase: str | None = None
+    week: int | None = None
+    refused: Refusal | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """This next session as plain data for JSON.
@@ -121,14 +135,45 @@ class NextSession:
         Returns:
             A dict with the keys ``kind``, ``earliest``, ``bookable_from``, ``latest`` and
             ``not_bookable`` (a list); dates as ``YYYY-MM-DD``, a missing ``latest`` as None.
+            For a phased protocol also ``phase``, ``week`` and ``refused`` (as by
+            `Refusal.to_dict`, or None); these keys are absent otherwise.
         """
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind.value,
             "earliest": self.earliest.isoformat(),
             "bookable_from": self.bookable_from.isoformat(),
             "latest": None if self.latest is None else self.latest.isoformat(),
             "not_bookable": [day.isoformat() for day in self.not_bookable],
         }
+        if self.week is not None:
+            data["phase"] = self.phase
+            data["week"] = self.week
+            data["refused"] = None if self.refused is None else self.refused.to_dict()
+        return data
+
+
+@attrs.frozen
+class Refusal:
+    """Why a day is not bookable: the first error a booking on it gets, and its rule.
+
+    Attributes:
+        date: The local date refused.
+        rule: The id of the rule that refuses it, such as ``"weekly-cap"``.
+        message: That rule's message, such as "treatment week 3 (...) has 3 sessions (...);
+            phase induction allows at most 2 a week".
+    """
+
+    date: dt.date
+    rule: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """This refusal as plain data for JSON.
+
+        Returns:
+            ``{"date": "YYYY-MM-DD", "rule": ..., "message": ...}``.
+        """
+        return {"date": self.date.isoformat(), "rule": self.rule, "message": self.message}
 
 
 @attrs.frozen
@@ -154,6 +199,15 @@ class Forecast:
         integration: The integration meetings a complete series still needs under the
             protocol's `IntegrationFollowup` rule, or None (none needed, no such rule, or
             a series not complete yet).
+        phased: Whether the protocol is phased (not in `to_dict`: the next session's
+            ``phase`` and ``week`` say so there).
+
+    For a phased protocol (see `protocol_phases`) the series is the course's phases:
+    ``inductions`` counts the course's sessions of every kind, ``count`` the sessions the
+    targets of its finite phases ask for in all, ``window_opens`` is the first session's
+    local date (treatment week 1) and ``window_closes`` the last day of the last phase
+    when that phase is finite (None when it is open-ended); the status is ``complete``
+    once no phase covers the weeks ahead.
     """
 
     status: SeriesStatus
@@ -169,6 +223,7 @@ class Forecast:
     protocol_version: str
     kaprules_version: str
     integration: IntegrationDue | None = None
+    phased: bool = attrs.field(default=False, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         """This forecast as plain data for JSON.
@@ -309,7 +364,7 @@ def _missing(protocol: Protocol, cls: type[BaseRule], name: str) -> ProtocolErro
 
 
 def scheduling_timeline(
-    course: Course, as_of: dt.datetime | dt.date, schedule_length: int
+    course: Course, as_of: dt.datetime | dt.date, schedule_length: int | None
 ) -> Timeline:
     check_course(course)
     if as_of is None:
@@ -358,6 +413,17 @@ def forecast(
       `BoosterInterval` and n >= K; otherwise no next session. With an
       `IntegrationFollowup` rule, ``integration`` holds the meetings still needed.
 
+    For a **phased** protocol (one whose rules hold phases, such as esketamine-trd) the
+    next session is on the first bookable day within 366 days in a week a phase covers,
+    and ``next`` also has its ``phase`` and treatment ``week``, and what ``refused`` the
+    days before it. ``latest`` is the last bookable day that still meets the current
+    target: while the week of ``bookable_from`` is under its phase's target, the last day
+    of that week from which its missing sessions all still fit in it; in an open-ended
+    phase with ``every_days``, the last bookable day by the previous session +
+    ``every_days``; None when no target applies or it can no longer be met, and for a
+    course without sessions (its first session starts week 1). Once no phase covers the
+    weeks ahead the status is ``complete``; with no bookable day, ``cannot-complete``.
+
     Args:
         course: The course.
         as_of: The moment of the forecast, read as `evaluate` reads it: a date is a local
@@ -375,10 +441,41 @@ def forecast(
             range, or ``calendar`` is not a ClinicCalendar.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
+    phases = protocol_phases(protocol)
+    if phases is not None:
+        check_protocol(protocol)
+        timeline = scheduling_timeline(course, as_of, None)
+        return PhasedSearch(timeline, phases, protocol, _check_calendar(calendar)).forecast()
     schedule = Schedule.of(protocol)
     timeline = scheduling_timeline(course, as_of, schedule.count)
     search = Search(timeline, schedule, protocol, _check_calendar(calendar))
     return search.forecast()
+
+
+def protocol_phases(protocol: Protocol) -> tuple[Phase, ...] | None:
+    """The phases of a phased protocol, or None for a protocol that has none.
+
+    A protocol is phased when one of its rules has a parameter of role
+    `kaprules.phases.PHASES` (such as `WeeklyCap`'s ``phases``); its phased rules all read
+    the same phases.
+
+    Args:
+        protocol: A protocol.
+
+    Returns:
+        The first such parameter's phases, or None.
+    """
+    for rule in protocol.rules:
+        for p in parameters_of(type(rule)):
+            if p.role == PHASES:
+                return tuple(getattr(rule, p.name))
+    return None
+
+
+def _series_rules(protocol: Protocol) -> bool:
+    return any(isinstance(r, SessionCount) for r in protocol.rules) and any(
+        isinstance(r, TreatmentWindow) for r in protocol.rules
+    )
 
 
 def _forecast(
@@ -790,6 +887,10 @@ def check_booking(
     proposal on a day the clinic is closed has an error finding of rule id
     ``"clinic-calendar"`` that says why.
 
+    A phased protocol (see [`forecast`][kaprules.forecast]) has no series to complete:
+    its rules judge the booking, and a booking over a week's cap is refused by the
+    ``weekly-cap`` finding, whose message names the week and its sessions.
+
     An [`Integration`][kaprules.Integration] meeting is checked by adding it to the
     course's meetings: the report keeps the findings it adds (and the calendar's).
 
@@ -811,8 +912,14 @@ def check_booking(
             `forecast`.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
-    schedule = Schedule.of(protocol)
-    scheduling_timeline(course, as_of, schedule.count)
+    schedule: Schedule | None
+    if protocol_phases(protocol) is not None and not _series_rules(protocol):
+        # A phased protocol: the rules judge the booking; there is no series to complete.
+        check_protocol(protocol)
+        schedule = None
+    else:
+        schedule = Schedule.of(protocol)
+    scheduling_timeline(course, as_of, None if schedule is None else schedule.count)
     calendar = _check_calendar(calendar)
     if isinstance(proposed, Integration):
         return _meeting_booking(course, proposed, as_of, protocol, schedule, calendar)
@@ -853,15 +960,18 @@ def _booking(
     proposed: Session,
     as_of: dt.datetime | dt.date,
     protocol: Protocol,
-    schedule: Schedule,
+    schedule: Schedule | None,
     calendar: ClinicCalendar | None,
 ) -> Report:
-    """The booking check of a session with an id of its own, on a checked course."""
+    """The booking check of a session with an id of its own, on a checked course.
+
+    ``schedule`` is None for a phased protocol: no series-completion check.
+    """
     name = proposed.id
     assert name is not None
-    before = Timeline.of(course, as_of, series_length=schedule.count)
+    length = None if schedule is None else schedule.count
     booked = attrs.evolve(course, sessions=(*course.sessions, proposed))
-    timeline = Timeline.of(booked, as_of, series_length=schedule.count)
+    timeline = Timeline.of(booked, as_of, series_length=length)
     # A booking is a planned session, even on today's date: what is due at the session
     # itself (escort, fasting, therapist) cannot be faulted yet.
     timeline = attrs.evolve(
@@ -872,8 +982,9 @@ def _booking(
     report = evaluate_timeline(timeline, protocol)
     findings = [f for f in report.findings if name in f.sessions]
     placed = next(t for t in timeline.sessions if t.id == name)
-    if proposed.kind is Kind.INDUCTION:
+    if schedule is not None and proposed.kind is Kind.INDUCTION:
         at = dt.time(9) if calendar is None else calendar.at
+        before = Timeline.of(course, as_of, series_length=schedule.count)
         was = _forecast(before, schedule, protocol, at)
         now = _forecast(timeline, schedule, protocol, at)
         if was.status is not SeriesStatus.CANNOT_COMPLETE and (
@@ -892,9 +1003,10 @@ def _meeting_booking(
     proposed: Integration,
     as_of: dt.datetime | dt.date,
     protocol: Protocol,
-    schedule: Schedule,
+    schedule: Schedule | None,
     calendar: ClinicCalendar | None,
 ) -> Report:
+    length = None if schedule is None else schedule.count
     taken = {m.id for m in course.integrations}
     if proposed.id is None:
         proposed = attrs.evolve(proposed, id=_fresh(taken))
@@ -902,9 +1014,9 @@ def _meeting_booking(
         raise InputError(_duplicate(proposed.id, "an integration meeting"))
     name = proposed.id
     assert name is not None
-    before = evaluate_timeline(Timeline.of(course, as_of, series_length=schedule.count), protocol)
+    before = evaluate_timeline(Timeline.of(course, as_of, series_length=length), protocol)
     booked = attrs.evolve(course, integrations=(*course.integrations, proposed))
-    report = evaluate_timeline(Timeline.of(booked, as_of, series_length=schedule.count), protocol)
+    report = evaluate_timeline(Timeline.of(booked, as_of, series_length=length), protocol)
     old = set(before.findings)
     findings = [f for f in report.findings if f not in old]
     if calendar is not None:
@@ -954,3 +1066,220 @@ def _completion_finding(
         placed.date.isoformat(),
         help=Help(f"{_report.DOCS_URL}scheduling/#booking-check"),
     )
+
+
+class PhasedSearch:
+    """Bookable days of a course under a phased protocol, shared by forecast and plan.
+
+    A day is bookable for a new session when it is open (in the calendar, and a day the
+    course's zone has), a session on it at the calendar's time starts after ``as_of`` and
+    after the course's last session, and [`check_booking`][kaprules.check_booking] with
+    the whole protocol accepts it given the sessions placed before it. Days are tried in
+    date order; treatment weeks count from the course's first session, or from the first
+    session placed when the course has none.
+    """
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        phases: tuple[Phase, ...],
+        protocol: Protocol,
+        calendar: ClinicCalendar | None,
+    ) -> None:
+        self.timeline = timeline
+        self.phases = phases
+        self.protocol = protocol
+        self.calendar = calendar
+        self.course = timeline.course
+        self.at = dt.time(9) if calendar is None else calendar.at
+        today, as_of = timeline.as_of_date, timeline.as_of
+        assert today is not None
+        assert as_of is not None
+        self.today = today
+        self.as_of = as_of
+        sessions = timeline.sessions
+        self.held = tuple(t.date for t in sessions)
+        self.d0 = sessions[0].date if sessions else None
+        self.last = sessions[-1] if sessions else None
+        self.start = self.after_last(_first_candidate_day(timeline, self.at))
+        self.last_week = phases[-1].last  # None: the last phase is open-ended
+        self.checks = 0
+        self._taken = {s.id for s in self.course.sessions if s.id is not None}
+        self._proposed = _fresh(set(self._taken))  # never planned-k: see session_id
+        self._ids: list[str] = []
+        self._open: dict[dt.date, bool] = {}
+
+    # --- days and weeks ---
+
+    def after_last(self, day: dt.date) -> dt.date:
+        """The first day from ``day`` on which a session starts after the last one's start."""
+        last = self.last
+        if last is None or day > last.date:
+            return day
+        if _time.at_local(last.date, self.at, self.course.zone) > last.instant:
+            return last.date
+        return last.date + _DAY
+
+    def is_open(self, day: dt.date) -> bool:
+        known = self._open.get(day)
+        if known is None:
+            known = self._open[day] = (
+                self.calendar is None or self.calendar.is_open(day)
+            ) and self._usable(day)
+        return known
+
+    def _usable(self, day: dt.date) -> bool:
+        try:
+            start = _time.at_local(day, self.at, self.course.zone)
+        except _time.NoSuchDay:
+            return False
+        return _time.in_range(start)
+
+    def beyond(self, week: int) -> bool:
+        """Whether ``week`` is after the last phase (never, when it is open-ended)."""
+        return self.last_week is not None and week > self.last_week
+
+    def in_week(self, d0: dt.date, week: int, placed: tuple[dt.date, ...]) -> int:
+        """How many sessions, recorded and placed, the treatment week has."""
+        first, last = week_dates(d0, week)
+        return sum(1 for day in (*self.held, *placed) if first <= day <= last)
+
+    def phase_end(self, d0: dt.date) -> dt.date | None:
+        """The last day of the last phase, or None when it is open-ended."""
+        return None if self.last_week is None else week_dates(d0, self.last_week)[1]
+
+    # --- booking checks ---
+
+    def session_id(self, index: int) -> str:
+        while len(self._ids) <= index:
+            self._ids = _free_ids(self._taken, 2 * len(self._ids) + 8)
+        return self._ids[index]
+
+    def candidate(self, day: dt.date, index: int) -> Session:
+        start = _time.at_local(day, self.at, self.course.zone)
+        return Session(start, Kind.INDUCTION, self.session_id(index))
+
+    def sessions(self, placed: tuple[dt.date, ...]) -> tuple[Session, ...]:
+        return tuple(self.candidate(day, k) for k, day in enumerate(placed))
+
+    def booking(self, placed: tuple[dt.date, ...], day: dt.date) -> Report:
+        """The booking check of a session on ``day`` after the ``placed`` ones (no calendar)."""
+        self.checks += 1
+        course = attrs.evolve(self.course, sessions=(*self.course.sessions, *self.sessions(placed)))
+        start = _time.at_local(day, self.at, self.course.zone)
+        proposed = Session(start, Kind.INDUCTION, self._proposed)
+        return _booking(course, proposed, self.as_of, self.protocol, None, None)
+
+    def bookable(self, placed: tuple[dt.date, ...], day: dt.date) -> bool:
+        return self.is_open(day) and self.booking(placed, day).ok
+
+    def fill(self, placed: tuple[dt.date, ...], more: int, first: dt.date, last: dt.date) -> bool:
+        """Whether ``more`` sessions fit, earliest first, on bookable days first..last."""
+        day = first
+        while more > 0 and day <= last:
+            if self.bookable(placed, day):
+                placed, more = (*placed, day), more - 1
+            day += _DAY
+        return more <= 0
+
+    def first_bookable(
+        self, placed: tuple[dt.date, ...], start: dt.date, end: dt.date
+    ) -> tuple[dt.date | None, Refusal | None, bool]:
+        """The first bookable day from ``start`` to ``end`` in a week a phase covers.
+
+        Returns:
+            The day (or None), the first open day refused by a rule before it (or None),
+            and whether the search stopped because the phases were over.
+        """
+        refused = None
+        day = start
+        anchor = self.d0 if self.d0 is not None else (placed[0] if placed else None)
+        while day <= end:
+            week = 1 if anchor is None else treatment_week(anchor, day)
+            if self.beyond(week):
+                return None, refused, True
+            if self.is_open(day) and phase_of(self.phases, week) is not None:
+                report = self.booking(placed, day)
+                if report.ok:
+                    return day, refused, False
+                if refused is None:
+                    error = next(f for f in report.findings if f.severity is Severity.ERROR)
+                    refused = Refusal(day, error.rule, error.message)
+            day += _DAY
+        return None, refused, False
+
+    # --- the forecast ---
+
+    def earliest(self) -> dt.date:
+        """The first day after the last session the rules accept, ignoring as_of and calendar."""
+        if self.last is None:
+            return self.today
+        day = self.after_last(self.last.date)
+        for _ in range(HORIZON_DAYS):
+            if self._usable(day) and self.booking((), day).ok:
+                return day
+            day += _DAY
+        return day
+
+    def latest(self, first: dt.date) -> dt.date | None:
+        """The last bookable day that still meets the current target, from ``first``."""
+        d0 = self.d0
+        if d0 is None:
+            return None
+        week = treatment_week(d0, first)
+        phase = phase_of(self.phases, week)
+        if phase is None:
+            return None
+        need = 0 if phase.target is None else phase.target - self.in_week(d0, week, ())
+        if need > 0:
+            end = week_dates(d0, week)[1]
+            for day in _downward(end, first):
+                if self.bookable((), day) and self.fill((day,), need - 1, day + _DAY, end):
+                    return day
+            return None
+        if phase.every_days is not None and self.last is not None:
+            due = self.last.date + dt.timedelta(days=phase.every_days)
+            return next((day for day in _downward(due, first) if self.bookable((), day)), None)
+        return None
+
+    def forecast(self) -> Forecast:
+        phases, d0 = self.phases, self.d0
+        end = self.start + dt.timedelta(days=HORIZON_DAYS)
+        first, refused, over = self.first_bookable((), self.start, end)
+        upcoming = None
+        if first is not None:
+            week = 1 if d0 is None else treatment_week(d0, first)
+            phase = phase_of(phases, week)
+            upcoming = NextSession(
+                Kind.INDUCTION,
+                self.earliest(),
+                first,
+                self.latest(first),
+                phase=None if phase is None else phase.name,
+                week=week,
+                refused=refused,
+            )
+            status = SeriesStatus.NOT_STARTED if d0 is None else SeriesStatus.IN_PROGRESS
+        else:
+            status = SeriesStatus.COMPLETE if over else SeriesStatus.CANNOT_COMPLETE
+        count = sum(
+            p.target * (p.last - p.first + 1)
+            for p in phases
+            if p.target is not None and p.last is not None
+        )
+        return Forecast(
+            status,
+            len(self.held),
+            count,
+            d0,
+            None if d0 is None else self.phase_end(d0),
+            upcoming,
+            self.today,
+            self.as_of.isoformat(),
+            self.course.timezone,
+            self.protocol.id,
+            self.protocol.version,
+            __version__,
+            None,
+            phased=True,
+        )

@@ -25,10 +25,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from kaprules import _examples
+from kaprules import _examples, _time
 from kaprules._words import plural
 from kaprules.errors import Problem, ProtocolError
-from kaprules.model import Course, JSONValue
+from kaprules.model import Course, JSONValue, Session, Vital
 from kaprules.report import Finding, Severity
 from kaprules.rules import (
     BUILTIN_RULES,
@@ -36,8 +36,11 @@ from kaprules.rules import (
     Bounds,
     Choices,
     CourseShape,
+    Escort,
+    Fasting,
     Role,
     Source,
+    Therapist,
     parameter,
     severity_field,
 )
@@ -46,7 +49,6 @@ from kaprules.timeline import TimedSession, Timeline
 __all__ = [
     "MAX_WEEK",
     "PHASES",
-    "TABLE_COPY",
     "TRD_PHASES",
     "BeyondEvaluated",
     "MinGap",
@@ -60,7 +62,7 @@ __all__ = [
     "week_dates",
 ]
 
-TABLE_COPY = (
+_TABLE_COPY = (
     "'About Spravato (Esketamine)', a clinic's page reproducing the label's TRD dosing table, "
     "https://liobm.com/spravato/"
 )
@@ -419,7 +421,7 @@ _LABEL_PHASES = Source(
     "Weeks 1 to 4: Administer twice per week; Day 1 starting dose: 56 mg followed by "
     "subsequent doses of 56 mg or 84 mg. Maintenance Phase Weeks 5 to 8: Administer once "
     "weekly at 56 mg or 84 mg.",
-    document=TABLE_COPY,
+    document=_TABLE_COPY,
     location="'Introduction Phase' and 'Maintenance Phase'",
     note="Twice per week is read as a cap and a target of 2 sessions in each treatment week. "
     "min_gap_days 1 (never two sessions on one local date) is kaprules' reading, a clinic "
@@ -448,14 +450,141 @@ def _week_words(first: dt.date, week: int) -> str:
     return f"treatment week {week} ({start.isoformat()} to {end.isoformat()})"
 
 
+# Helpers of break_course: mutations of generated courses (kaprules.strategies).
+
+
+def _alone(rule: BaseRule, protocol: Any) -> bool:
+    # No other rule of the protocol is of this rule's class: a mutation could trip it too.
+    return not any(r is not rule and type(r) is type(rule) for r in protocol.rules)
+
+
+def _counts(sessions: Sequence[TimedSession]) -> dict[int, int]:
+    first = sessions[0].date
+    counts: dict[int, int] = {}
+    for t in sessions:
+        week = treatment_week(first, t.date)
+        counts[week] = counts.get(week, 0) + 1
+    return counts
+
+
+def _trips(
+    phases: Sequence[Phase], dates: Sequence[dt.date], after_week: int | None
+) -> set[type[BaseRule]]:
+    """The phased rules that sessions on local ``dates`` would have findings of.
+
+    Without as_of, as a final record; the first of ``dates`` is the first session's.
+    ``after_week`` is a `beyond-evaluated` rule's, or None.
+    """
+    first, ordered = dates[0], sorted(dates)
+    found: set[type[BaseRule]] = set()
+    counts: dict[int, int] = {}
+    for day in ordered:
+        week = treatment_week(first, day)
+        counts[week] = counts.get(week, 0) + 1
+    last = treatment_week(first, ordered[-1])
+    for week in range(1, last + 1):
+        phase = phase_of(phases, week)
+        if phase is None:
+            continue
+        if phase.at_most is not None and counts.get(week, 0) > phase.at_most:
+            found.add(WeeklyCap)
+        if phase.target is not None and counts.get(week, 0) < phase.target:
+            found.add(WeeklyTarget)
+    for a, b in itertools.pairwise(ordered):
+        phase = phase_of(phases, treatment_week(first, b))
+        if phase is None:
+            continue
+        if phase.every_days is not None and (b - a).days > phase.every_days:
+            found.add(Overdue)
+        if phase.min_gap_days is not None and (b - a).days < phase.min_gap_days:
+            found.add(MinGap)
+    if after_week is not None and last > after_week:
+        found.add(BeyondEvaluated)
+    return found
+
+
+def _without(course: Course, gone: Session) -> Course:
+    return attrs.evolve(course, sessions=[s for s in course.sessions if s is not gone])
+
+
+def _replaced(course: Course, new: Mapping[int, Session | None]) -> Course | None:
+    # The course with each session whose id() is a key replaced; None if one cannot be
+    # (a date the zone skipped).
+    if any(s is None for s in new.values()):
+        return None
+    return attrs.evolve(course, sessions=[new.get(id(s)) or s for s in course.sessions])
+
+
+_MINUTE = dt.timedelta(minutes=1)
+
+
+def _at(course: Course, session: Session, day: dt.date) -> Session | None:
+    # The session on local `day` at its wall time; None for a date the zone skipped.
+    try:
+        start = _time.at_local(day, course.local(session.start).time(), course.zone)
+    except _time.NoSuchDay:
+        return None
+    return _started(session, start)
+
+
+def _on_date(course: Course, session: Session, start: dt.datetime, day: dt.date) -> Session | None:
+    # The session started at `start`, if that is on local `day`; else None.
+    if course.local(start).date() != day:
+        return None
+    return _started(session, start)
+
+
+def _started(session: Session, start: dt.datetime) -> Session:
+    # The session started at `start`, every recorded time of its day moved by the same
+    # elapsed time.
+    delta = _time.to_utc(start) - session.instant
+
+    def moved(value: dt.datetime | None) -> dt.datetime | None:
+        return None if value is None else _time.to_utc(value) + delta
+
+    return attrs.evolve(
+        session,
+        start=start,
+        last_food=moved(session.last_food),
+        last_liquid=moved(session.last_liquid),
+        vitals=tuple(
+            Vital(_time.to_utc(v.at) + delta, v.systolic, v.diastolic) for v in session.vitals
+        ),
+        ready_to_leave=moved(session.ready_to_leave),
+        monitoring_form=moved(session.monitoring_form),
+    )
+
+
+def _added(course: Course, model: Session, day: dt.date) -> Course | None:
+    # The course with a copy of `model` (not its first session) on local `day`, under a
+    # new id.
+    copy = _at(course, model, day)
+    if copy is None:
+        return None
+    ids = {s.id for s in course.sessions}
+    number = len(ids) + 1
+    while f"s{number}" in ids:
+        number += 1
+    return attrs.evolve(course, sessions=[*course.sessions, attrs.evolve(copy, id=f"s{number}")])
+
+
 class _Phased(BaseRule):
     """What the phased rules share: their phases, and courses generated to meet them."""
 
     phases: tuple[Phase, ...]
 
     def course_shape(self, shape: CourseShape) -> CourseShape | None:
-        """Phased courses are generated by `kaprules.strategies` from the phases."""
-        return shape
+        """Phased courses, generated by `kaprules.strategies` from the phases."""
+        return attrs.evolve(shape, phases=self.phases)
+
+    def _only(self, protocol: Any, dates: list[dt.date]) -> bool:
+        # Whether sessions on local `dates` (the first session's first) break this rule
+        # and no other phased rule of the protocol's phases, nor its beyond-evaluated.
+        after_week = min(
+            (r.after_week for r in protocol.rules if isinstance(r, BeyondEvaluated)),
+            default=None,
+        )
+        return _trips(self.phases, dates, after_week) == {type(self)}
 
 
 @_builtin
@@ -500,6 +629,31 @@ class WeeklyCap(_Phased):
         if phase is None:
             return ()
         return _cap_examples(phase)
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """One session more in a week at its cap, on a free local date after the first.
+
+        A copy of a later session's day (wall time, fasts, session-day data), on a date
+        where no other phased rule has a finding: every gap stays in its phase's bounds
+        and no week after it is left under a target. None when no week has room.
+        """
+        sessions = Timeline.of(course).sessions
+        if len(sessions) < 2 or not _alone(self, protocol):
+            return None
+        first, dates = sessions[0].date, [t.date for t in sessions]
+        counts = _counts(sessions)
+        days = []
+        for week in range(1, treatment_week(first, dates[-1]) + 1):
+            phase = phase_of(self.phases, week)
+            if phase is None or phase.at_most is None or counts.get(week, 0) != phase.at_most:
+                continue
+            start, _ = week_dates(first, week)
+            for day in (start + dt.timedelta(days=k) for k in range(7)):
+                if day > first and day not in dates and self._only(protocol, [*dates, day]):
+                    days.append(day)
+        if not days:
+            return None
+        return _added(course, choose.choice(sessions[1:]).session, choose.choice(days))
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each treatment week over its phase's cap."""
@@ -634,6 +788,43 @@ class WeeklyTarget(_Phased):
                     len(group),
                 )
 
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """A session taken from a week that has just its target: dropped, or moved.
+
+        Moved to a free date of the week before or after, at its wall time. Never the
+        first session (it defines the weeks); only where no other phased rule has a
+        finding (no gap overdue, no week over its cap) and the week is still judged.
+        """
+        sessions = Timeline.of(course).sessions
+        if len(sessions) < 2 or not _alone(self, protocol):
+            return None
+        first, dates = sessions[0].date, [t.date for t in sessions]
+        counts = _counts(sessions)
+        changes: list[tuple[TimedSession, dt.date | None]] = []
+        for i, t in enumerate(sessions[1:], start=1):
+            week = treatment_week(first, t.date)
+            phase = phase_of(self.phases, week)
+            if phase is None or phase.target is None or counts[week] != phase.target:
+                continue
+            rest = dates[:i] + dates[i + 1 :]
+            if self._only(protocol, rest):
+                changes.append((t, None))
+            start, _ = week_dates(first, week - 1)
+            for day in (start + dt.timedelta(days=k) for k in range(21)):
+                if (
+                    day > first
+                    and day not in dates
+                    and treatment_week(first, day) != week
+                    and self._only(protocol, [*rest, day])
+                ):
+                    changes.append((t, day))
+        if not changes:
+            return None
+        t, moved = choose.choice(changes)
+        if moved is None:
+            return _without(course, t.session)
+        return _replaced(course, {id(t.session): _at(course, t.session, moved)})
+
 
 @_builtin
 @attrs.frozen(repr=False)
@@ -658,7 +849,7 @@ class Overdue(_Phased):
     )
     source: ClassVar[Source] = Source(
         "Week 9 and after: Administer every 2 weeks or once weekly at 56 mg or 84 mg.",
-        document=TABLE_COPY,
+        document=_TABLE_COPY,
         location="'Maintenance Phase'",
         note="Every 2 weeks is read as at most 14 local days between sessions; once weekly "
         "as a cap of 1 session in each treatment week.",
@@ -677,6 +868,54 @@ class Overdue(_Phased):
             + _phases_text(self.phases, "every_days", "every {n} days at most")
             + ". With as_of, the next session is overdue when the local date of as_of is more "
             "than every_days after the last session's (every_days or more, for a plain date)."
+        )
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """One gap in an open-ended phase made longer than its every_days.
+
+        Every session from one in such a phase on moved later by whole weeks (each keeps
+        its weekday, and the weeks their counts), a session between two dropped, or a
+        session added after the last one, past its every_days: only where no other
+        phased rule has a finding.
+        """
+        sessions = Timeline.of(course).sessions
+        if len(sessions) < 2 or not _alone(self, protocol):
+            return None
+        first, dates = sessions[0].date, [t.date for t in sessions]
+        changes: list[tuple[str, int, int]] = []
+        for j in range(1, len(sessions)):
+            phase = phase_of(self.phases, treatment_week(first, dates[j]))
+            if phase is None or phase.every_days is None:
+                continue
+            gap = (dates[j] - dates[j - 1]).days
+            weeks = -(-(phase.every_days - gap + 1) // 7)
+            later = [d + dt.timedelta(days=7 * weeks) for d in dates[j:]]
+            if self._only(protocol, dates[:j] + later):
+                changes.append(("later", j, weeks))
+            if j >= 2 and self._only(protocol, dates[: j - 1] + dates[j:]):
+                changes.append(("drop", j - 1, 0))
+        # A session after the last one, in an open-ended phase.
+        last, phase = dates[-1], self.phases[-1]
+        if phase.every_days is not None:
+            for extra in range(1, 8):
+                day = last + dt.timedelta(days=phase.every_days + extra)
+                if self._only(protocol, [*dates, day]):
+                    changes.append(("add", extra, 0))
+        if not changes:
+            return None
+        how, j, weeks = choose.choice(changes)
+        if how == "drop":
+            return _without(course, sessions[j].session)
+        if how == "add":
+            assert phase.every_days is not None
+            day = last + dt.timedelta(days=phase.every_days + j)
+            return _added(course, sessions[-1].session, day)
+        return _replaced(
+            course,
+            {
+                id(t.session): _at(course, t.session, t.date + dt.timedelta(days=7 * weeks))
+                for t in sessions[j:]
+            },
         )
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
@@ -757,8 +996,40 @@ class MinGap(_Phased):
         )
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
-        """Not generated: a closer pair would also change weekly counts."""
-        return None
+        """A session moved onto the local date of its neighbour in the same week.
+
+        At its own wall time, or a minute after (before) the neighbour, so that the two
+        keep their order and the first session stays first; weekly counts do not change,
+        and only where the wider gap it leaves on the other side is not overdue.
+        """
+        sessions = Timeline.of(course).sessions
+        if len(sessions) < 2 or not _alone(self, protocol):
+            return None
+        first, dates = sessions[0].date, [t.date for t in sessions]
+        moves: list[tuple[Session, Session]] = []
+        for i in range(1, len(sessions)):
+            a, b = sessions[i - 1], sessions[i]
+            if treatment_week(first, a.date) != treatment_week(first, b.date):
+                continue
+            # b back onto a's date, after a: at its own wall time, or a minute after a.
+            if self._only(protocol, [*dates[:i], a.date, *dates[i + 1 :]]):
+                back = _at(course, b.session, a.date)
+                if back is None or back.instant <= a.instant:
+                    back = _on_date(course, b.session, a.instant + _MINUTE, a.date)
+                if back is not None:
+                    moves.append((b.session, back))
+            # a forward onto b's date, before b (never the first session): at its own wall
+            # time, or a minute before b.
+            if i >= 2 and self._only(protocol, [*dates[: i - 1], b.date, *dates[i:]]):
+                forward = _at(course, a.session, b.date)
+                if forward is None or forward.instant >= b.instant:
+                    forward = _on_date(course, a.session, b.instant - _MINUTE, b.date)
+                if forward is not None:
+                    moves.append((a.session, forward))
+        if not moves:
+            return None
+        old, new = choose.choice(moves)
+        return _replaced(course, {id(old): new})
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each adjacent pair closer than its phase allows."""
@@ -838,8 +1109,37 @@ class BeyondEvaluated(BaseRule):
         )
 
     def course_shape(self, shape: CourseShape) -> CourseShape | None:
-        """Phased courses are generated by `kaprules.strategies` from the phases."""
-        return shape
+        """Courses whose sessions are all in treatment weeks 1 to ``after_week``."""
+        weeks = self.after_week if shape.weeks is None else min(shape.weeks, self.after_week)
+        return attrs.evolve(shape, weeks=weeks)
+
+    def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
+        """A session added in week ``after_week + 1``, a copy of the last one's day.
+
+        Only in protocols of phased and per-session rules (a series rule would see the
+        session too), on a date where no phased rule has a finding: the phases' caps,
+        targets and gaps kept.
+        """
+        sessions = Timeline.of(course).sessions
+        if len(sessions) < 2 or not _alone(self, protocol):
+            return None
+        if not all(
+            isinstance(r, _Phased | BeyondEvaluated | Fasting | Escort | Therapist)
+            or type(r).__module__ == "kaprules.session_day"
+            for r in protocol.rules
+        ):
+            return None
+        phases = next((r.phases for r in protocol.rules if isinstance(r, _Phased)), ())
+        first, dates = sessions[0].date, [t.date for t in sessions]
+        start, _ = week_dates(first, self.after_week + 1)
+        days = [
+            day
+            for day in (start + dt.timedelta(days=k) for k in range(7))
+            if day > dates[-1] and _trips(phases, [*dates, day], self.after_week) == {type(self)}
+        ]
+        if not days:
+            return None
+        return _added(course, sessions[-1].session, choose.choice(days))
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session after ``after_week``."""

@@ -24,11 +24,33 @@ from kaprules._version import __version__
 from kaprules._words import iso_date, plural
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem
-from kaprules.forecasting import HORIZON_DAYS, Forecast, Schedule, Search, scheduling_timeline
+from kaprules.evaluation import check_protocol
+from kaprules.forecasting import (
+    HORIZON_DAYS,
+    Forecast,
+    PhasedSearch,
+    Schedule,
+    Search,
+    protocol_phases,
+    scheduling_timeline,
+)
 from kaprules.model import Course, Integration, Kind, Session
+from kaprules.phases import Phase, phase_of, treatment_week, week_dates
 from kaprules.protocol import STANDARD, Protocol
 
-__all__ = ["HORIZON_DAYS", "INTEGRATION", "Plan", "PlanStatus", "PlannedSession", "plan"]
+__all__ = [
+    "HORIZON_DAYS",
+    "INTEGRATION",
+    "MissedTarget",
+    "Plan",
+    "PlanStatus",
+    "PlannedSession",
+    "plan",
+]
+
+DEFAULT_WEEKS = 12
+"""How many weeks after ``as_of`` a plan of a phased protocol that ends open-ended goes,
+without ``until``."""
 
 INTEGRATION: Literal["integration"] = "integration"
 """The kind of a proposed integration meeting (`PlannedSession.kind`)."""
@@ -45,11 +67,50 @@ class PlanStatus(enum.StrEnum):
             day for it within the horizon; the plan's ``reason`` says which).
         CANNOT_COMPLETE: The remaining induction sessions do not fit on open days; nothing is
             proposed.
+        TARGETS_MISSED: A phased protocol's plan: some targets cannot be met on the
+            calendar (`Plan.missed` says which); the sessions that fit are proposed.
     """
 
     PLANNED = "planned"
     COMPLETE = "complete"
     CANNOT_COMPLETE = "cannot-complete"
+    TARGETS_MISSED = "targets-missed"
+
+
+@attrs.frozen
+class MissedTarget:
+    """A target of a phased protocol that a plan cannot meet on the clinic's calendar.
+
+    Attributes:
+        week: The treatment week.
+        phase: The name of its phase.
+        needed: The sessions the target asks for: the phase's weekly ``target``, or 1 for
+            a session due within ``every_days``.
+        sessions: The sessions the week has with the plan (for a weekly target), or 0
+            when no session fits by ``due`` (``every_days``).
+        due: The last day that would have met it: the week's last day, or the previous
+            session + ``every_days``.
+    """
+
+    week: int
+    phase: str
+    needed: int
+    sessions: int
+    due: dt.date
+
+    def to_dict(self) -> dict[str, Any]:
+        """This missed target as plain data for JSON.
+
+        Returns:
+            ``{"week", "phase", "needed", "sessions", "due"}``, ``due`` as ``YYYY-MM-DD``.
+        """
+        return {
+            "week": self.week,
+            "phase": self.phase,
+            "needed": self.needed,
+            "sessions": self.sessions,
+            "due": self.due.isoformat(),
+        }
 
 
 @attrs.frozen
@@ -64,12 +125,18 @@ class PlannedSession:
         number: Its place in the induction series (1-based), among the course's
             boosters, or among the proposed meetings.
         start: Its start, an aware datetime in the course timezone at the calendar's time.
+        week: For a phased protocol, its treatment week; None otherwise.
+        phase: For a phased protocol, the name of that week's phase; None otherwise.
+
+    For a phased protocol ``number`` is its place among all the course's sessions.
     """
 
     id: str
     kind: Kind | Literal["integration"]
     number: int
     start: dt.datetime
+    week: int | None = None
+    phase: str | None = None
 
     @property
     def session(self) -> Session:
@@ -98,14 +165,19 @@ class PlannedSession:
 
         Returns:
             A dict with ``id``, ``kind``, ``number`` and ``start`` (ISO 8601 with the
-            course zone's offset, such as ``2026-12-07T09:00:00-07:00``).
+            course zone's offset, such as ``2026-12-07T09:00:00-07:00``); for a phased
+            protocol also ``week`` and ``phase``.
         """
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "kind": str(self.kind),
             "number": self.number,
             "start": self.start.isoformat(),
         }
+        if self.week is not None:
+            data["week"] = self.week
+            data["phase"] = self.phase
+        return data
 
 
 @attrs.frozen
@@ -125,6 +197,9 @@ class Plan:
         forecast: The forecast the plan starts from.
         calendar: The clinic calendar used.
         course: The course planned for (never shown in the plan's output).
+        until: For a phased protocol, the last day planned for; None otherwise.
+        missed: For a phased protocol, the targets the calendar does not let the plan
+            meet, in date order; empty otherwise.
     """
 
     status: PlanStatus
@@ -136,6 +211,8 @@ class Plan:
     forecast: Forecast
     calendar: ClinicCalendar
     course: Course = attrs.field(repr=False)
+    until: dt.date | None = None
+    missed: tuple[MissedTarget, ...] = ()
 
     @property
     def planned_course(self) -> Course:
@@ -159,10 +236,11 @@ class Plan:
             A dict with ``status``, ``sessions`` (each as by `PlannedSession.to_dict`),
             ``reason``, ``window`` (``{"opens", "closes"}``), ``unplaced``, ``inductions``,
             ``count``, ``calendar``, ``today``, ``as_of``, ``timezone``, ``protocol``
-            (``{"id", "version"}``) and ``kaprules_version``.
+            (``{"id", "version"}``) and ``kaprules_version``; for a phased protocol also
+            ``until`` and ``missed`` (each as by `MissedTarget.to_dict`).
         """
         f = self.forecast
-        return {
+        data: dict[str, Any] = {
             "status": self.status.value,
             "sessions": [s.to_dict() for s in self.sessions],
             "reason": self.reason,
@@ -180,6 +258,10 @@ class Plan:
             "protocol": {"id": f.protocol_id, "version": f.protocol_version},
             "kaprules_version": f.kaprules_version,
         }
+        if f.phased:
+            data["until"] = iso_date(self.until)
+            data["missed"] = [m.to_dict() for m in self.missed]
+        return data
 
     def to_ical(self) -> bytes:
         """The proposed sessions as an iCalendar file (RFC 5545), made with ``icalendar``.
@@ -219,7 +301,7 @@ class Plan:
                 event.add("dtend", _end(s.start, self.calendar.duration_minutes))
             if self.calendar.location is not None:
                 event.add("location", self.calendar.location)
-            event.add("summary", _summary(s, f.count))
+            event.add("summary", _summary(s, f))
             event.add("status", "TENTATIVE")
             event.add(
                 "description",
@@ -237,9 +319,13 @@ class Plan:
         return bytes(calendar.to_ical())
 
 
-def _summary(session: PlannedSession, count: int) -> str:
+def _summary(session: PlannedSession, forecast: Forecast) -> str:
+    if session.week is not None:
+        return f"{forecast.protocol_id} session {session.number}, treatment week {session.week}" + (
+            "" if session.phase is None else f" ({session.phase})"
+        )
     if session.kind is Kind.INDUCTION:
-        return f"KAP induction session {session.number} of {count}"
+        return f"KAP induction session {session.number} of {forecast.count}"
     if session.kind == INTEGRATION:
         return f"KAP integration meeting {session.number}"
     return f"KAP booster session {session.number}"
@@ -277,6 +363,8 @@ def plan(
     as_of: dt.datetime | dt.date,
     calendar: ClinicCalendar | None = None,
     protocol: Protocol = STANDARD,
+    *,
+    until: dt.date | None = None,
 ) -> Plan:
     """Propose the rest of a course's series on the days the clinic is open.
 
@@ -303,28 +391,57 @@ def plan(
     ``cannot-complete`` and the reason names the window's last day and how many sessions
     did not fit.
 
+    For a **phased** protocol (such as esketamine-trd: see
+    [`forecast`][kaprules.forecast]) the plan proposes the sessions that meet every
+    target from ``as_of`` to ``until``, day by day in date order: each treatment week's
+    missing sessions (its phase's ``target`` less the sessions it has) on its earliest
+    bookable days, and in an open-ended phase with ``every_days`` each session on the first
+    bookable day after the one before it (the rules' gap and weekly cap allowing), which
+    keeps it within ``every_days`` whenever the calendar can. A course without sessions
+    starts treatment week 1 on its first bookable day. A week whose target cannot be met
+    on the calendar (or a session that cannot be within ``every_days``) is listed in
+    `Plan.missed`, the status is ``targets-missed``, and the plan goes on with the next
+    week; a week that ends after ``until`` is planned up to ``until`` and not listed.
+    Every proposed day is accepted by [`check_booking`][kaprules.check_booking] with the
+    whole protocol given the sessions proposed before it.
+
     Args:
         course: The course.
         as_of: The moment of planning, read as `evaluate` reads it (a plain date: that
             day is over; an aware datetime: a session later that day may be proposed).
         calendar: The clinic's calendar; Monday to Friday at 09:00 by default.
         protocol: The protocol (kap-standard v1 by default).
+        until: Phased protocols only: the last local date to plan for, from the local
+            date of ``as_of`` to 366 days after it. By default the last day of the last
+            phase, or 12 weeks after ``as_of`` when the last phase is open-ended.
 
     Returns:
         The plan.
 
     Raises:
-        InputError: ``course``, ``as_of`` or ``calendar`` is unusable.
-        ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
+        InputError: ``course``, ``as_of``, ``calendar`` or ``until`` is unusable, or
+            ``until`` is given for a protocol that is not phased.
+        ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule (and
+            is not phased).
     """
+    phases = protocol_phases(protocol)
+    if phases is not None:
+        check_protocol(protocol)
+        timeline = scheduling_timeline(course, as_of, None)
+        phased = PhasedSearch(timeline, phases, protocol, _calendar(calendar))
+        return _PhasedSteps(phased, _calendar(calendar), _until(until, phased.today)).plan()
+    if until is not None:
+        raise InputError(
+            Problem(
+                "until",
+                f"only a phased protocol's plan takes until; protocol {protocol.id} version "
+                f"{protocol.version} has no phases (its plan completes its series)",
+                "unsupported",
+            )
+        )
     schedule = Schedule.of(protocol)
     timeline = scheduling_timeline(course, as_of, schedule.count)
-    if calendar is None:
-        calendar = ClinicCalendar()
-    elif not isinstance(calendar, ClinicCalendar):
-        raise InputError(
-            Problem("calendar", f"must be a ClinicCalendar, got {type(calendar).__name__}", "type")
-        )
+    calendar = _calendar(calendar)
     search = Search(timeline, schedule, protocol, calendar)
     forecast = search.forecast()
     steps = _Steps(search, forecast, calendar)
@@ -333,6 +450,34 @@ def plan(
     if search.n < schedule.count:
         return steps.rest_of_series()
     return steps.booster()
+
+
+def _calendar(calendar: object) -> ClinicCalendar:
+    if calendar is None:
+        return ClinicCalendar()
+    if not isinstance(calendar, ClinicCalendar):
+        raise InputError(
+            Problem("calendar", f"must be a ClinicCalendar, got {type(calendar).__name__}", "type")
+        )
+    return calendar
+
+
+def _until(until: object, today: dt.date) -> dt.date | None:
+    if until is None:
+        return None
+    if not isinstance(until, dt.date) or isinstance(until, dt.datetime):
+        raise InputError(Problem("until", f"must be a date, got {type(until).__name__}", "type"))
+    last = today + dt.timedelta(days=HORIZON_DAYS)
+    if not today <= until <= last:
+        raise InputError(
+            Problem(
+                "until",
+                f"{until.isoformat()} is not from as_of's local date {today.isoformat()} to "
+                f"{HORIZON_DAYS} days after it ({last.isoformat()})",
+                "range",
+            )
+        )
+    return until
 
 
 def _past_years(last: dt.date) -> str:
@@ -539,3 +684,172 @@ class _Steps:
                 f"{by.isoformat()} fit on open days"
             )
         return found, note
+
+
+class _PhasedSteps:
+    """A phased protocol's plan: every target from as_of to until, day by day."""
+
+    def __init__(
+        self, search: PhasedSearch, calendar: ClinicCalendar, until: dt.date | None
+    ) -> None:
+        self.search = search
+        self.calendar = calendar
+        self.until = until
+        self.forecast = search.forecast()
+        self.phases: tuple[Phase, ...] = search.phases
+
+    def limit(self, d0: dt.date) -> dt.date:
+        if self.until is not None:
+            return self.until
+        end = self.search.phase_end(d0)
+        if end is not None:
+            return end
+        return self.search.today + dt.timedelta(weeks=DEFAULT_WEEKS)
+
+    def result(
+        self,
+        status: PlanStatus,
+        placed: tuple[dt.date, ...],
+        reason: str,
+        d0: dt.date | None,
+        until: dt.date | None,
+        missed: tuple[MissedTarget, ...] = (),
+    ) -> Plan:
+        search = self.search
+        ahead = len(search.held)
+        sessions = []
+        for k, day in enumerate(placed):
+            week = None if d0 is None else treatment_week(d0, day)
+            phase = None if week is None else phase_of(self.phases, week)
+            sessions.append(
+                PlannedSession(
+                    search.session_id(k),
+                    Kind.INDUCTION,
+                    ahead + k + 1,
+                    _time.at_local(day, self.calendar.at, search.course.zone),
+                    week,
+                    None if phase is None else phase.name,
+                )
+            )
+        return Plan(
+            status,
+            tuple(sessions),
+            reason,
+            d0,
+            None if d0 is None else search.phase_end(d0),
+            sum(m.needed - m.sessions for m in missed),
+            self.forecast,
+            self.calendar,
+            search.course,
+            until,
+            missed,
+        )
+
+    def plan(self) -> Plan:
+        search = self.search
+        placed: tuple[dt.date, ...] = ()
+        d0, day = search.d0, search.start
+        if d0 is None:
+            upcoming = self.forecast.next
+            if upcoming is None:
+                end = search.start + dt.timedelta(days=HORIZON_DAYS)
+                return self.result(
+                    PlanStatus.CANNOT_COMPLETE,
+                    (),
+                    f"the calendar has no bookable day from {search.start.isoformat()} to "
+                    f"{end.isoformat()} on which the course could start{_past_years(end)}",
+                    None,
+                    self.until,
+                )
+            d0 = upcoming.bookable_from
+            until = self.limit(d0)
+            if d0 > until:
+                return self.result(
+                    PlanStatus.COMPLETE,
+                    (),
+                    f"the course's first bookable day, {d0.isoformat()}, is after "
+                    f"{until.isoformat()}: no session is proposed",
+                    None,
+                    until,
+                )
+            placed, day = (d0,), d0 + _DAY
+        until = self.limit(d0)
+        missed: list[MissedTarget] = []
+        over = False
+        while day <= until:
+            week = treatment_week(d0, day)
+            if search.beyond(week):
+                over = True
+                break
+            phase = phase_of(self.phases, week)
+            if phase is not None:
+                if self.needed(d0, week, phase, placed) and search.bookable(placed, day):
+                    placed = (*placed, day)
+                missed += self.misses(d0, day, week, phase, placed)
+            day += _DAY
+        over = over or search.beyond(treatment_week(d0, day))
+        return self.answer(placed, d0, until, tuple(missed), over)
+
+    def needed(self, d0: dt.date, week: int, phase: Phase, placed: tuple[dt.date, ...]) -> bool:
+        """Whether a session on a day of ``week`` is one the targets ask for."""
+        if phase.target is not None and self.search.in_week(d0, week, placed) < phase.target:
+            return True
+        return phase.every_days is not None
+
+    def misses(
+        self, d0: dt.date, day: dt.date, week: int, phase: Phase, placed: tuple[dt.date, ...]
+    ) -> list[MissedTarget]:
+        """The targets that ``day``, the last day that could meet them, leaves unmet."""
+        found = []
+        if phase.target is not None and day == week_dates(d0, week)[1]:
+            have = self.search.in_week(d0, week, placed)
+            if have < phase.target:
+                found.append(MissedTarget(week, phase.name, phase.target, have, day))
+        if phase.every_days is not None and phase.target is None:
+            days = (*self.search.held, *placed)
+            before = [x for x in days if x < day]
+            due = bool(before) and day == before[-1] + dt.timedelta(days=phase.every_days)
+            if due and days[-1] != day:
+                found.append(MissedTarget(week, phase.name, 1, 0, day))
+        return found
+
+    def answer(
+        self,
+        placed: tuple[dt.date, ...],
+        d0: dt.date,
+        until: dt.date,
+        missed: tuple[MissedTarget, ...],
+        over: bool,
+    ) -> Plan:
+        if placed:
+            when = (
+                f"on {placed[0].isoformat()}"
+                if len(placed) == 1
+                else f"from {placed[0].isoformat()} to {placed[-1].isoformat()}"
+            )
+            reason = f"{plural(len(placed), 'session')} proposed {when}"
+        elif over:
+            reason = "the protocol's phases are over: no session is proposed"
+        else:
+            reason = (
+                f"no session is needed or bookable from {self.search.start.isoformat()} to "
+                f"{until.isoformat()}"
+            )
+        if missed:
+            listed = ", ".join(_missed_words(m) for m in missed)
+            reason += (
+                f"; {plural(len(missed), 'target')} cannot be met on the calendar by "
+                f"{until.isoformat()}: {listed}"
+            )
+            status = PlanStatus.TARGETS_MISSED
+        else:
+            if placed:
+                reason += f", meeting every target through {until.isoformat()}"
+            status = PlanStatus.PLANNED if placed else PlanStatus.COMPLETE
+        return self.result(status, placed, reason, d0, until, missed)
+
+
+def _missed_words(m: MissedTarget) -> str:
+    if m.needed == 1 and m.sessions == 0:
+        return f"week {m.week} ({m.phase}: no session fits by {m.due.isoformat()})"
+    return f"week {m.week} ({m.phase}: {m.sessions} of {m.needed} sessions)"

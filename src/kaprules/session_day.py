@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -250,13 +250,23 @@ class BloodPressureBefore(BaseRule):
         None when a reading dropped is also one after dosing for a `BloodPressureAfter` of
         the protocol (a reading at the start, with ``from_minutes`` 0).
         """
-        session = _one(self, course, choose, protocol)
+        session = _one(
+            self,
+            course,
+            choose,
+            protocol,
+            lambda s: (
+                not any(
+                    _after_dosing(rule, s, v)
+                    for rule in protocol.rules
+                    for v in s.vitals
+                    if _time.to_utc(v.at) <= s.instant
+                )
+            ),
+        )
         if session is None:
             return None
         kept = tuple(v for v in session.vitals if _time.to_utc(v.at) > session.instant)
-        dropped = [v for v in session.vitals if v not in kept]
-        if any(_after_dosing(rule, session, v) for rule in protocol.rules for v in dropped):
-            return None
         return _swap(course, session, vitals=kept)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
@@ -444,13 +454,20 @@ class BloodPressureAfter(BaseRule):
 
         None when one of them is at the start, and so also a reading before dosing.
         """
-        session = _one(self, course, choose, protocol)
+        session = _one(
+            self,
+            course,
+            choose,
+            protocol,
+            lambda s: (
+                not any(
+                    _after_dosing(self, s, v) and _time.to_utc(v.at) <= s.instant for v in s.vitals
+                )
+            ),
+        )
         if session is None:
             return None
-        dropped = [v for v in session.vitals if _after_dosing(self, session, v)]
-        if any(_time.to_utc(v.at) <= session.instant for v in dropped):
-            return None
-        kept = tuple(v for v in session.vitals if v not in dropped)
+        kept = tuple(v for v in session.vitals if not _after_dosing(self, session, v))
         return _swap(course, session, vitals=kept)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
@@ -907,12 +924,19 @@ def _alone(rule: BaseRule, protocol: Any) -> bool:
     return not any(r is not rule and type(r) is type(rule) for r in protocol.rules)
 
 
-def _one(rule: BaseRule, course: Course, choose: Choices, protocol: Any) -> Session | None:
-    # A held session to break (every session, without as_of), or None when another rule
-    # of this rule's class could see the mutation as well.
-    if not course.sessions or not _alone(rule, protocol):
+def _one(
+    rule: BaseRule,
+    course: Course,
+    choose: Choices,
+    protocol: Any,
+    can: Callable[[Session], bool] | None = None,
+) -> Session | None:
+    # A held session to break (every session, without as_of) of those that `can` be, or
+    # None: there is none, or another rule of this rule's class could see the mutation.
+    if not _alone(rule, protocol):
         return None
-    return choose.choice(list(course.sessions))
+    sessions = [s for s in course.sessions if can is None or can(s)]
+    return choose.choice(sessions) if sessions else None
 
 
 def _after_dosing(rule: object, session: Session, vital: Vital) -> bool:

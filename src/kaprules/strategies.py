@@ -36,7 +36,8 @@ from hypothesis.errors import InvalidArgument
 
 from kaprules import _time
 from kaprules.errors import InputError, Problem
-from kaprules.model import Course, Integration, Kind, Session
+from kaprules.model import Course, Integration, Kind, Session, Vital
+from kaprules.phases import Phase, phase_of, treatment_week
 from kaprules.protocol import STANDARD, Protocol
 from kaprules.rules import BaseRule, CourseShape, Rule
 
@@ -205,12 +206,33 @@ def course_shape(protocol: Protocol) -> CourseShape:
                 "meet it; give it a course_shape(shape) method (see kaprules.BaseRule)"
             )
         shape = narrowed
-    if (shape.count - 1) * shape.gap > shape.window - 1:
+    name = f"{protocol.id} {protocol.version}"
+    if shape.phases is not None:
+        if (
+            _week_bounds(shape.phases, shape.weeks, 0) is None
+            or _solve(_slots(shape.phases, shape.weeks, 0, None)) is None
+        ):
+            raise InvalidArgument(
+                f"no course meets {name}: no sessions fit its phases' targets, caps and gaps"
+                + ("" if shape.weeks is None else f" within {shape.weeks} treatment weeks")
+            )
+    elif (shape.count - 1) * shape.gap > _window(shape) - 1:
         raise InvalidArgument(
-            f"no course meets {protocol.id} {protocol.version}: {shape.count} sessions "
-            f"{shape.gap} days apart do not fit in {shape.window} days"
+            f"no course meets {name}: {shape.count} sessions "
+            f"{shape.gap} days apart do not fit in {_window(shape)} days"
         )
+    if shape.bp_after[0] > shape.bp_after[1]:
+        raise InvalidArgument(
+            f"no course meets {name}: no time is in every window for a reading after dosing"
+        )
+    if shape.doses is not None and not all(shape.doses):
+        raise InvalidArgument(f"no course meets {name}: no dose is allowed by every dose rule")
     return shape
+
+
+def _window(shape: CourseShape) -> int:
+    # The series' window, within the last treatment week a session may fall in.
+    return shape.window if shape.weeks is None else min(shape.window, 7 * shape.weeks)
 
 
 def compliant_courses(
@@ -226,12 +248,26 @@ def compliant_courses(
     escort and a therapist; then boosters, each on or after the previous session's local
     date + 6 months. For another protocol built from kaprules' own rules, the same with
     its parameters, and with the integration meetings its ``integration-followup`` asks.
+
+    For a phased protocol (one with `weekly-cap`, `weekly-target`, `overdue` or
+    `min-gap`, such as esketamine-trd), a phased course instead: treatment weeks 1
+    through the last week of the last phase that ends, each week of a phase with its
+    target to its cap of sessions (week 1 at least one, the first session defining the
+    weeks), on distinct local dates at least the phase's ``min_gap_days`` apart, then 0 to
+    4 sessions of an open-ended last phase, each within its ``every_days`` of the one
+    before and at most its cap a week; sessions of weeks before an open-ended phase are
+    induction sessions, those in it boosters. `beyond-evaluated` ends courses at its week.
+    With session-day rules (`liquid-fasting`, `blood-pressure-before`, ...), every
+    session also records a last liquid, readings before and after dosing (and sometimes
+    an earlier one of any value), a time ready to leave, a dose and a monitoring form
+    that meet them, and the course an enrolment date on or before its first session's.
+
     Dates cluster around DST changes and month ends; wall times around midnight and the
     small hours. Session ids are ``"s1"``, ``"s2"``, ... in start order; sessions come in
     shuffled order.
 
     Args:
-        boosters: How many boosters (default: 0 to 3).
+        boosters: How many boosters (default: 0 to 3); phased courses ignore it.
         zones: The zone names to use (default: any IANA zone).
         protocol: The protocol the courses meet; only kaprules' own rules are known.
 
@@ -256,10 +292,12 @@ def _compliant_courses(
     zones: st.SearchStrategy[str],
     shape: CourseShape,
 ) -> Course:
+    if shape.phases is not None:
+        return draw(_phased_courses(zones, shape))
     zone_name = draw(zones)
     zone = _time.zone(zone_name)
     offsets = [0]
-    slack = shape.window - 1 - shape.gap * (shape.count - 1)
+    slack = _window(shape) - 1 - shape.gap * (shape.count - 1)
     for _ in range(shape.count - 1):
         extra = draw(st.integers(0, slack))
         slack -= extra
@@ -282,8 +320,23 @@ def _compliant_courses(
         # the previous session was on day 29-31.
         late = draw(st.one_of(st.just(0), st.integers(0, 90)))
         local = local_datetime(earliest + dt.timedelta(days=late), draw(times), zone)
+        if shape.weeks is not None and treatment_week(first, local.date()) > shape.weeks:
+            break
         starts.append((Kind.BOOSTER, local))
+    return _finished(draw, shape, zone_name, starts, last_induction, times)
 
+
+def _finished(
+    draw: st.DrawFn,
+    shape: CourseShape,
+    zone_name: str,
+    starts: list[tuple[Kind, dt.datetime]],
+    last_induction: dt.date,
+    times: st.SearchStrategy[dt.time],
+) -> Course:
+    # The course of sessions at `starts` (in start order): fasts, escorts, therapists,
+    # session-day data, integration meetings after `last_induction`, a patient.
+    zone = _time.zone(zone_name)
     least = dt.timedelta(hours=shape.fast_hours)
     fasts = st.one_of(st.just(least), st.timedeltas(least, least + dt.timedelta(hours=32)))
     sessions = []
@@ -291,20 +344,261 @@ def _compliant_courses(
         fast = draw(fasts)
         start = draw(notations(local))
         last_food = draw(notations(_time.to_utc(local) - fast))
+        data = _session_day(draw, shape, local, first=index == 1) if shape.session_day else {}
         sessions.append(
-            Session(start, kind, f"s{index}", last_food, draw(_ESCORTS), therapist=draw(_ESCORTS))
+            Session(
+                start,
+                kind,
+                f"s{index}",
+                last_food,
+                draw(_ESCORTS),
+                therapist=draw(_ESCORTS),
+                **data,
+            )
         )
     meetings = []
     for n in range(max(shape.meetings, draw(st.integers(0, 2)))):
         day = last_induction + dt.timedelta(days=draw(st.integers(1, shape.meetings_within)))
         meetings.append(Integration(local_datetime(day, draw(times), zone), f"i{n + 1}"))
     patient = draw(st.none() | st.text(max_size=12))
+    enrolled = None
+    if shape.enrolled:
+        before = draw(st.one_of(st.just(0), st.integers(0, 60)))
+        enrolled = starts[0][1].date() - dt.timedelta(days=before)
     return Course(
         zone_name,
         draw(st.permutations(sessions)),
         patient,
         integrations=draw(st.permutations(meetings)),
+        enrolled=enrolled,
     )
+
+
+_ANY_READING = st.integers(1, 400)
+_EARLIER = st.timedeltas(dt.timedelta(minutes=1), dt.timedelta(hours=3))
+
+
+@functools.lru_cache(maxsize=256)
+def _at_least(least: dt.timedelta, more: dt.timedelta) -> st.SearchStrategy[dt.timedelta]:
+    # `least` itself often (the boundary), else up to `more` above it.
+    return st.one_of(st.just(least), st.timedeltas(least, least + more))
+
+
+@functools.lru_cache(maxsize=256)
+def _up_to(most: dt.timedelta) -> st.SearchStrategy[dt.timedelta]:
+    # A duration from 0 to `most`, often one of the two bounds.
+    return st.one_of(st.sampled_from((dt.timedelta(0), most)), st.timedeltas(dt.timedelta(0), most))
+
+
+@functools.lru_cache(maxsize=256)
+def _reading(limit: int) -> st.SearchStrategy[int]:
+    return st.one_of(st.just(limit), st.integers(1, limit))
+
+
+def _session_day(
+    draw: st.DrawFn, shape: CourseShape, local: dt.datetime, *, first: bool
+) -> dict[str, Any]:
+    """Session-day data that meets ``shape`` for a session starting at ``local``."""
+    start = _time.to_utc(local)
+    # One notation for all of the session's day (drawing one per instant costs more than
+    # it finds): another UTC offset, zone or type than the start's, often.
+    notation = draw(_notations())
+
+    def written(instant: dt.datetime) -> dt.datetime:
+        return _rewrite(instant, notation)
+
+    minutes = dt.timedelta(minutes=1)
+    hours = dt.timedelta(hours=1)
+    liquid = start - draw(_at_least(shape.liquid_minutes * minutes, 6 * hours))
+    systolic, diastolic = shape.bp_limit
+    # The latest reading in the window before dosing, within the limit.
+    before = start - draw(_up_to(shape.bp_before_minutes * minutes))
+    vitals = [Vital(written(before), draw(_reading(systolic)), draw(_reading(diastolic)))]
+    if draw(st.booleans()):
+        # An earlier reading of any value: not the latest, so never judged against the limit.
+        earlier = before - draw(_EARLIER)
+        vitals.append(Vital(written(earlier), draw(_ANY_READING), draw(_ANY_READING)))
+    low, high = shape.bp_after
+    after = start + low * minutes + draw(_up_to((high - low) * minutes))
+    # A reading at the start itself is also one before dosing, and may be the latest.
+    at_start = after == start
+    vitals.append(
+        Vital(
+            written(after),
+            draw(_reading(systolic) if at_start else _ANY_READING),
+            draw(_reading(diastolic) if at_start else _ANY_READING),
+        )
+    )
+    # In any order: the latest reading is found by time.
+    turn = draw(st.integers(0, 2 * len(vitals) - 1))
+    vitals = vitals[turn % len(vitals) :] + vitals[: turn % len(vitals)]
+    ready = start + draw(_at_least(shape.monitoring_minutes * minutes, 3 * hours))
+    form = start + draw(_up_to(dt.timedelta(days=shape.form_days)))
+    doses = (28, 56, 84) if shape.doses is None else shape.doses[0 if first else 1]
+    return {
+        "last_liquid": written(liquid),
+        "vitals": tuple(vitals if turn < len(vitals) else reversed(vitals)),
+        "ready_to_leave": written(ready),
+        "dose_mg": draw(_one_of(doses)),
+        "monitoring_form": written(form),
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _one_of(values: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    return st.sampled_from(values)
+
+
+# Planning phased courses. A slot is one session to place: the earliest and the latest day
+# offset from the first session's local date (day 0), the fewest days after the session
+# before, and the most (None: any).
+_Slot = tuple[int, int, int, int | None]
+_OPEN_SPAN = 35  # the most days an open-ended phase's next session is looked for in
+
+
+def _open_phase(phases: tuple[Phase, ...]) -> Phase | None:
+    return phases[-1] if phases[-1].last is None else None
+
+
+def _week_bounds(
+    phases: tuple[Phase, ...], weeks: int | None, open_weeks: int
+) -> list[tuple[int, int, int, int | None]] | None:
+    """For each treatment week from 1: (fewest sessions, most, gap, every_days).
+
+    The weeks of phases that end, and ``open_weeks`` weeks of an open-ended phase with a
+    target, up to ``weeks``; None when week 1 cannot hold the first session.
+    """
+    last = max((p.last for p in phases if p.last is not None), default=0)
+    open_phase = _open_phase(phases)
+    if open_phase is not None and open_phase.target is not None:
+        last = max(last, open_phase.first - 1 + open_weeks)
+    last = max(last, 1)
+    if weeks is not None:
+        last = min(last, weeks)
+    bounds: list[tuple[int, int, int, int | None]] = []
+    for week in range(1, last + 1):
+        phase = phase_of(phases, week)
+        if phase is None:
+            bounds.append((1, 1, 1, None) if week == 1 else (0, 0, 1, None))
+            continue
+        fewest = phase.target or 0
+        most = phase.at_most if phase.at_most is not None else max(fewest, 2)
+        if week == 1:
+            fewest = max(fewest, 1)
+        if fewest > most:
+            return None
+        every = phase.every_days if phase.last is None else None
+        bounds.append((fewest, most, phase.min_gap_days or 1, every))
+    return bounds
+
+
+def _slots(
+    phases: tuple[Phase, ...], weeks: int | None, open_weeks: int, counts: list[int] | None
+) -> list[_Slot]:
+    # The slots of `counts` sessions in each week (None: the fewest each week may have).
+    bounds = _week_bounds(phases, weeks, open_weeks)
+    assert bounds is not None
+    slots: list[_Slot] = []
+    for index, (fewest, _, gap, every) in enumerate(bounds):
+        n = fewest if counts is None else counts[index]
+        slots += [(7 * index, 7 * index + 6, gap, every)] * n
+    first = slots[0]
+    slots[0] = (0, 0, first[2], None)
+    return slots
+
+
+def _solve(slots: list[_Slot]) -> list[tuple[int, int]] | None:
+    """Each slot's days that a whole placement can use, or None when none fits.
+
+    Adjacent slots bound each other's difference: on a chain, narrowing each slot by the
+    one after it (last to first) leaves every day of a slot with a day of the next one
+    that fits, so placing them first to last never gets stuck.
+    """
+    bounds = [(low, high) for low, high, _, _ in slots]
+    for i in range(len(slots) - 1, 0, -1):
+        _, _, gap, every = slots[i]
+        if every is not None and every < gap:
+            return None
+        low, high = bounds[i]
+        before_low, before_high = bounds[i - 1]
+        before_high = min(before_high, high - gap)
+        if every is not None:
+            before_low = max(before_low, low - every)
+        bounds[i - 1] = (before_low, before_high)
+    if any(low > high for low, high in bounds):
+        return None
+    return bounds
+
+
+@st.composite
+def _phased_offsets(draw: st.DrawFn, phases: tuple[Phase, ...], weeks: int | None) -> list[int]:
+    """Day offsets of a phased course's sessions from the first one's local date."""
+    open_phase = _open_phase(phases)
+    # Weeks of an open-ended phase with a target: a few, or up to the last week allowed.
+    most = 4
+    if open_phase is not None and weeks is not None:
+        most = min(max(most, weeks - open_phase.first + 1), 8)
+    open_weeks = draw(st.one_of(st.just(most), st.integers(0, most)))
+    bounds = _week_bounds(phases, weeks, open_weeks)
+    assert bounds is not None
+    counts = [draw(st.integers(fewest, most)) for fewest, most, _, _ in bounds]
+    slots = _slots(phases, weeks, open_weeks, counts)
+    solved = _solve(slots)
+    if solved is None:  # too many sessions drawn to fit: the fewest always do
+        slots = _slots(phases, weeks, open_weeks, None)
+        solved = _solve(slots)
+        assert solved is not None
+    offsets: list[int] = []
+    for (_, _, gap, every), (low, high) in zip(slots, solved, strict=True):
+        if offsets:
+            low = max(low, offsets[-1] + gap)
+            high = high if every is None else min(high, offsets[-1] + every)
+        offsets.append(draw(st.integers(low, high)))
+    if open_phase is None or open_phase.target is not None or open_phase.at_most == 0:
+        return offsets
+    # An open-ended phase without a target: a few sessions, each within every_days of
+    # the one before, at most at_most a week.
+    per_week: dict[int, int] = {}
+    for offset in offsets:
+        per_week[offset // 7] = per_week.get(offset // 7, 0) + 1
+    gap = open_phase.min_gap_days or 1
+    for _ in range(draw(st.integers(0, 4))):
+        low = max(offsets[-1] + gap, 7 * (open_phase.first - 1))
+        high = low + _OPEN_SPAN
+        if open_phase.every_days is not None:
+            high = min(high, offsets[-1] + open_phase.every_days)
+        if weeks is not None:
+            high = min(high, 7 * weeks - 1)
+        free = [
+            day
+            for day in range(low, high + 1)
+            if open_phase.at_most is None or per_week.get(day // 7, 0) < open_phase.at_most
+        ]
+        if not free:
+            break
+        offsets.append(draw(st.sampled_from(free)))
+        per_week[offsets[-1] // 7] = per_week.get(offsets[-1] // 7, 0) + 1
+    return offsets
+
+
+@st.composite
+def _phased_courses(draw: st.DrawFn, zones: st.SearchStrategy[str], shape: CourseShape) -> Course:
+    assert shape.phases is not None
+    zone_name = draw(zones)
+    zone = _time.zone(zone_name)
+    offsets = draw(_phased_offsets(shape.phases, shape.weeks))
+    # Day 0 or a later session on a month end, or the weeks straddling a DST change.
+    first = draw(_first_dates(zone_name, draw(st.sampled_from(offsets))))
+    times = st.one_of(st.sampled_from(INTERESTING_TIMES), st.times())
+    open_phase = _open_phase(shape.phases)
+    starts: list[tuple[Kind, dt.datetime]] = []
+    for offset in offsets:
+        maintained = open_phase is not None and offset // 7 + 1 >= open_phase.first
+        local = local_datetime(first + dt.timedelta(days=offset), draw(times), zone)
+        starts.append((Kind.BOOSTER if maintained else Kind.INDUCTION, local))
+    inductions = [local.date() for kind, local in starts if kind is Kind.INDUCTION]
+    last_induction = inductions[-1] if inductions else starts[-1][1].date()
+    return _finished(draw, shape, zone_name, starts, last_induction, times)
 
 
 def violating_courses(rule_id: str, protocol: Protocol = STANDARD) -> st.SearchStrategy[Course]:

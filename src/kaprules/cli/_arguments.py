@@ -322,6 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.ics",
         help="also write the proposed sessions to this iCalendar file",
     )
+    plan_cmd.add_argument(
+        "--until",
+        type=_closed_date,
+        metavar="YYYY-MM-DD",
+        help="phased protocols only: the last local date to plan for (default: the end of "
+        "the last phase, or 12 weeks after --as-of when it is open-ended)",
+    )
 
     audit_cmd = commands.add_parser(
         "audit",

@@ -57,6 +57,8 @@ def json_out(data: object, out: TextIO) -> None:
 def forecast_lines(f: Forecast) -> list[str]:
     from kaprules.forecasting import HORIZON_DAYS, SeriesStatus
 
+    if f.phased:
+        return _phased_forecast_lines(f)
     progress = f"{f.inductions} of {f.count} sessions"
     upcoming = f.next
     if f.status is SeriesStatus.CANNOT_COMPLETE:
@@ -95,9 +97,45 @@ def forecast_lines(f: Forecast) -> list[str]:
     ]
 
 
+def _phased_forecast_lines(f: Forecast) -> list[str]:
+    from kaprules.forecasting import HORIZON_DAYS, SeriesStatus
+
+    upcoming = f.next
+    if f.window_opens is None:
+        first = "Course not started: no session yet."
+    else:
+        state = "complete" if f.status is SeriesStatus.COMPLETE else "in progress"
+        first = (
+            f"Course {state}: {plural(f.inductions, 'session')} since "
+            f"{f.window_opens.isoformat()} (treatment week 1)."
+        )
+    if upcoming is None:
+        if f.status is SeriesStatus.COMPLETE:
+            return [first, "No next session: the protocol's phases are over."]
+        return [first, f"No next session: no bookable day within {HORIZON_DAYS} days."]
+    phase = "" if upcoming.phase is None else f" ({upcoming.phase})"
+    until = "" if upcoming.latest is None else f" to {upcoming.latest.isoformat()}"
+    lines = [
+        first,
+        f"Next session: treatment week {upcoming.week}{phase}, from "
+        f"{upcoming.bookable_from.isoformat()}{until}.",
+    ]
+    refused = upcoming.refused
+    if refused is not None:
+        lines.append(
+            f"Not earlier: {refused.date.isoformat()} is refused by {refused.rule}: "
+            f"{one_line(refused.message)}."
+        )
+    return lines
+
+
 def plan_lines(result: Plan) -> list[str]:
     lines = [f"{result.status.value}: {result.reason}."]
     for s in result.sessions:
+        if s.week is not None:
+            number = f"{s.number:<3} week {s.week:<3} {s.phase or ''}"
+            lines.append(f"  {s.id:<10} {number:<28} {_time.format_local(s.start)} ({s.start:%a})")
+            continue
         number = (
             f"{s.number} of {result.forecast.count}" if s.kind == "induction" else f"{s.number}"
         )

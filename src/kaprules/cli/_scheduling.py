@@ -44,7 +44,15 @@ def plan_command(args: argparse.Namespace, out: TextIO) -> int:
     assert moment is not None  # --as-of is required
     from kaprules.planning import plan
 
-    result = plan(course, moment, calendar, protocol)
+    if args.until is not None:
+        from kaprules.forecasting import protocol_phases
+
+        if protocol_phases(protocol) is None:
+            raise UsageError(
+                f"--until is for phased protocols; {protocol.id} version {protocol.version} "
+                "has no phases (its plan completes its series)"
+            )
+    result = plan(course, moment, calendar, protocol, until=args.until)
     # A plan without sessions writes no calendar file: an empty one would replace the
     # target's events with nothing, and look like a plan.
     unwritten = None

@@ -431,7 +431,7 @@ def feasible_placements(
     return prefixes, None
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(phased_cases())
 def test_the_plan_is_the_earliest_by_brute_force(case: tuple) -> None:  # type: ignore[type-arg]
     protocol, phases, c, moment, calendar = case

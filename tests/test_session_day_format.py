@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kaprules
@@ -399,6 +399,7 @@ def day_courses(draw: st.DrawFn) -> Course:
     return Course(draw(st.sampled_from(["UTC", "America/Denver"])), sessions, enrolled=enrolled)
 
 
+@settings(max_examples=30)
 @given(day_courses())
 def test_session_day_data_round_trips(course: Course) -> None:
     text = kaprules.dumps(course)

@@ -544,10 +544,13 @@ def _phased_offsets(draw: st.DrawFn, phases: tuple[Phase, ...], weeks: int | Non
     counts = [draw(st.integers(fewest, most)) for fewest, most, _, _ in bounds]
     slots = _slots(phases, weeks, open_weeks, counts)
     solved = _solve(slots)
-    if solved is None:  # too many sessions drawn to fit: the fewest always do
+    if solved is None:  # too many sessions drawn to fit: the fewest do,
         slots = _slots(phases, weeks, open_weeks, None)
         solved = _solve(slots)
-        assert solved is not None
+    if solved is None:  # or, failing that, the fewest without open weeks (course_shape)
+        slots = _slots(phases, weeks, 0, None)
+        solved = _solve(slots)
+    assert solved is not None
     offsets: list[int] = []
     for (_, _, gap, every), (low, high) in zip(slots, solved, strict=True):
         if offsets:
@@ -612,6 +615,16 @@ def violating_courses(rule_id: str, protocol: Protocol = STANDARD) -> st.SearchS
     a booster to the day before its earliest date (``booster-interval``). Times of day and
     fasts (as elapsed time) move with a session. Evaluated with ``protocol``, the course
     has findings of that rule and of no other.
+
+    Phased rules add a session to a week at its cap (``weekly-cap``), take one from a week
+    that has just its target (``weekly-target``), stretch a gap of an open-ended phase
+    past its ``every_days`` (``overdue``), move a session onto its neighbour's local date
+    (``min-gap``) or add one after the weeks evaluated (``beyond-evaluated``), keeping
+    every other phase bound; session-day rules spoil one session's record: a late last
+    liquid, the readings before or after dosing dropped, the latest one before raised
+    over the limit, monitoring cut short, a dose no session may have, enrolment missing
+    or late, the monitoring form early, late or missing. A course that cannot be broken
+    so is drawn again; a rule with a twin of its class in the protocol, never.
 
     Args:
         rule_id: The id of the rule to break, in ``protocol``.

@@ -70,11 +70,18 @@ def test_every_line_is_accounted_for_and_agrees_with_check(tmp_path: Path, cli: 
         "rejected",
         "rejected_omitted",
         "rules",
+        "waived",
+        "waived_omitted",
         "protocol",
         "kaprules_version",
         "as_of",
         "input_sha256",
     ]
+    assert summary["protocol"] == {
+        "id": "kap-standard",
+        "version": "1",
+        "sha256": kaprules.STANDARD.digest,
+    }
 
 
 def test_output_is_the_same_whatever_the_jobs(tmp_path: Path, cli: Run) -> None:

@@ -185,7 +185,8 @@ def test_the_findings_file_lists_every_problem_record(
         with findings.open(newline="") as handle:
             reader = csv.DictReader(handle)
             assert reader.fieldnames == [
-                "line", "course", "rule", "severity", "sessions", "message", "rejected"
+                "line", "course", "rule", "severity", "sessions", "message", "rejected",
+                "protocol_version", "waiver_reason", "waiver_approved_by", "waiver_approved_at"
             ]  # fmt: skip
             rows = list(reader)
         rejected = [row for row in rows if row["rejected"]]

@@ -60,6 +60,7 @@ def test_json_output_is_report_to_dict(capsys: pytest.CaptureFixture[str]) -> No
         "errors": len(report.errors),
         "warnings": 0,
         "info": 0,
+        "waived": 0,
         "planned": [],
     }
     assert data == report.to_dict()

@@ -559,7 +559,7 @@ def test_the_v2_file_is_v2() -> None:
             [
                 "efective: unknown field; did you mean 'effective'?",
                 "unknown field (key 5 of the object); allowed: $schema, id, version, title, "
-                "status, effective, citation, derived_from, phases, rules",
+                "status, effective, citation, derived_from, reasons, phases, rules",
             ],
         ),
         (
@@ -667,7 +667,7 @@ def test_a_closed_stdout_is_exit_2_with_one_line(command: tuple[str, ...]) -> No
 def test_protocol_validate_and_show(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "protocol", "validate", str(LAKESIDE))
     assert code == 0
-    assert out.startswith("valid: lakeside-kap version 2026.1, 9 rules")
+    assert out.startswith("valid: lakeside-kap version 2026.1, effective 2027-01-01, 9 rules")
     code, out, _ = run(capsys, "protocol", "show", "kap-standard@2")
     assert code == 0
     assert kaprules.parse_protocol(out) == STANDARD_V2

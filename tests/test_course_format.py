@@ -12,7 +12,13 @@ import pytest
 import kaprules
 from kaprules import InputError, course_files
 from kaprules.auditing import CSV_COLUMNS
-from kaprules.course_files import COURSE_FORMAT, INTEGRATION_FORMAT, SESSION_FORMAT, Field
+from kaprules.course_files import (
+    COURSE_FORMAT,
+    INTEGRATION_FORMAT,
+    SESSION_FORMAT,
+    WAIVER_FORMAT,
+    Field,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = kaprules.course_schema()
@@ -55,8 +61,9 @@ def _schema_of(part: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         (COURSE_FORMAT, SCHEMA),
         (SESSION_FORMAT, SCHEMA["$defs"]["session"]),
         (INTEGRATION_FORMAT, SCHEMA["$defs"]["integration"]),
+        (WAIVER_FORMAT, SCHEMA["$defs"]["waiver"]),
     ],
-    ids=["course", "session", "integration"],
+    ids=["course", "session", "integration", "waiver"],
 )
 def test_the_schema_has_the_format_fields(fields: tuple[Field, ...], part: dict[str, Any]) -> None:
     properties, required = _schema_of(part)
@@ -65,7 +72,7 @@ def test_the_schema_has_the_format_fields(fields: tuple[Field, ...], part: dict[
     for f in fields:
         expected = SCHEMA_TYPES[f.type]
         got = {k: v for k, v in properties[f.name].items() if k in expected}
-        if f.name != "sessions" and f.name != "integrations":
+        if f.name not in ("sessions", "integrations", "waivers"):
             assert got == expected, f.name
         else:
             assert properties[f.name]["type"] == "array"
@@ -126,5 +133,5 @@ def test_the_docs_tables_are_printed_from_the_format() -> None:
         assert f"| `{f.name}` | {'yes' if f.required else 'no'} |" in table
         assert f.meaning in table
     page = (ROOT / "docs" / "input-format.md").read_text(encoding="utf-8")
-    for name in ("COURSE_FORMAT", "SESSION_FORMAT", "INTEGRATION_FORMAT"):
+    for name in ("COURSE_FORMAT", "SESSION_FORMAT", "INTEGRATION_FORMAT", "WAIVER_FORMAT"):
         assert f"course_files.field_table(course_files.{name})" in page

@@ -368,16 +368,30 @@ def test_a_reader_taken_by_an_audit_yields_nothing_more(tmp_path: Path) -> None:
 _row_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
 
 
+_waiver = st.none() | st.fixed_dictionaries(
+    {"reason": _row_text, "approved_by": _row_text, "approved_at": _row_text, "note": _row_text}
+)
+
+
 @given(
     st.integers(1, 10**9),
     st.none() | _row_text,
-    st.lists(st.tuples(_row_text, _row_text, st.lists(_row_text, max_size=3), _row_text)),
+    st.lists(
+        st.tuples(
+            _row_text,
+            _row_text,
+            st.lists(_row_text, max_size=3),
+            _row_text,
+            st.none() | _row_text,
+            _waiver,
+        )
+    ),
     st.booleans(),
 )
 def test_findings_rows_are_what_json_dumps_writes(
     line: int,
     course_id: str | None,
-    findings: list[tuple[str, str, list[str], str]],
+    findings: list[tuple[str, str, list[str], str, str | None, dict[str, str] | None]],
     several: bool,
 ) -> None:
     result = auditing.CourseResult(
@@ -386,7 +400,9 @@ def test_findings_rows_are_what_json_dumps_writes(
         course_id,
         1,
         tuple(
-            {"rule": r, "severity": s, "sessions": ids, "message": m} for r, s, ids, m in findings
+            {"rule": r, "severity": s, "sessions": ids, "message": m}
+            | {"protocol_version": v, "waiver": w}
+            for r, s, ids, m, v, w in findings
         ),
     )
     expected = "".join(
@@ -396,6 +412,11 @@ def test_findings_rows_are_what_json_dumps_writes(
                 "line": line,
                 "course": course_id,
                 **{k: f[k] for k in ("rule", "severity", "sessions", "message")},
+                "protocol_version": f["protocol_version"],
+                # A waiver's note is never written.
+                "waiver": None
+                if f["waiver"] is None
+                else {k: f["waiver"][k] for k in ("reason", "approved_by", "approved_at")},
             },
             ensure_ascii=False,
         )

@@ -360,7 +360,7 @@ def test_rule_classes_refuses_what_is_not_a_rule_class_at_once(
 def kaprules_load(path: Path, given: object) -> object:
     from kaprules import load_protocol
 
-    return load_protocol(path, rule_classes=given)  # type: ignore[arg-type]
+    return load_protocol(path, rule_classes=given)  # type: ignore[call-overload]
 
 
 def test_rule_classes_takes_any_iterable() -> None:

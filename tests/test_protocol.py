@@ -219,7 +219,18 @@ def test_report_to_dict_shape() -> None:
     assert data["as_of"] == "2026-12-25"
     assert data["kaprules_version"] == kaprules.__version__
     first = data["findings"][0]
-    assert list(first) == ["rule", "severity", "sessions", "message", "expected", "actual", "help"]
+    assert list(first) == [
+        "rule",
+        "severity",
+        "sessions",
+        "message",
+        "expected",
+        "actual",
+        "help",
+        "waiver",
+        "protocol_version",
+    ]
+    assert (first["waiver"], first["protocol_version"]) == (None, "1")
     assert first["help"] == {
         "command": f"kaprules explain {first['rule']}",
         "url": f"rules/#{first['rule']}",

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         load_calendar,
         load_course,
         load_protocol,
+        load_versions,
         parse_calendar,
         parse_course,
         parse_protocol,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
         protocol_schema,
         resolve_protocol,
     )
-    from kaprules.model import Course, Integration, JSONValue, Kind, Session, Vital
+    from kaprules.model import Course, Integration, JSONValue, Kind, Session, Vital, Waiver
     from kaprules.phases import (
         MAX_WEEK,
         PHASES,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
         STANDARD,
         STANDARD_V2,
         Protocol,
+        ProtocolVersions,
         builtin_protocols,
         get_protocol,
         kap_protocol,
@@ -117,6 +119,7 @@ if TYPE_CHECKING:
         RemsEnrolment,
     )
     from kaprules.timeline import TimedIntegration, TimedSession, Timeline
+    from kaprules.waivers import REASONS
 
 # The module defining each public name; tests/test_startup.py holds it equal to the imports
 # above and to __all__.
@@ -158,6 +161,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "load_calendar",
         "load_course",
         "load_protocol",
+        "load_versions",
         "parse_calendar",
         "parse_course",
         "parse_protocol",
@@ -173,6 +177,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Kind",
         "Session",
         "Vital",
+        "Waiver",
     ),
     "phases": (
         "MAX_WEEK",
@@ -202,6 +207,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "STANDARD",
         "STANDARD_V2",
         "Protocol",
+        "ProtocolVersions",
         "builtin_protocols",
         "get_protocol",
         "kap_protocol",
@@ -257,6 +263,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "TimedSession",
         "Timeline",
     ),
+    "waivers": ("REASONS",),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -266,6 +273,7 @@ __all__ = [
     "ESKETAMINE_TRD",
     "MAX_WEEK",
     "PHASES",
+    "REASONS",
     "SERIES_LENGTH",
     "SERIES_WINDOW",
     "STANDARD",
@@ -320,6 +328,7 @@ __all__ = [
     "Problem",
     "Protocol",
     "ProtocolError",
+    "ProtocolVersions",
     "Refusal",
     "RemsEnrolment",
     "Report",
@@ -337,6 +346,7 @@ __all__ = [
     "Timeline",
     "TreatmentWindow",
     "Vital",
+    "Waiver",
     "WeeklyCap",
     "WeeklyTarget",
     "__version__",
@@ -355,6 +365,7 @@ __all__ = [
     "load_calendar",
     "load_course",
     "load_protocol",
+    "load_versions",
     "parameter",
     "parameters_of",
     "parse_calendar",

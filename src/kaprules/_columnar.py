@@ -56,7 +56,7 @@ from kaprules.course_files import MAX_SESSIONS
 from kaprules.errors import InputError
 from kaprules.findings_files import FORMULA_START, FindingsForm, input_name
 from kaprules.findings_files import rows as findings_rows
-from kaprules.protocol import Protocol
+from kaprules.protocol import Protocol, ProtocolVersions
 
 __all__: list[str] = []
 
@@ -162,7 +162,7 @@ def _vectorised(rule: object) -> bool:
     return owner("columnar") is not None and owner("columnar") is owner("__call__")
 
 
-def engine_for(engine: object, protocol: Protocol, readable: bool) -> bool:
+def engine_for(engine: object, protocol: Protocol | ProtocolVersions, readable: bool) -> bool:
     """Whether an audit runs on the columnar engine.
 
     Args:
@@ -179,8 +179,8 @@ def engine_for(engine: object, protocol: Protocol, readable: bool) -> bool:
     """
     if engine not in ENGINES:
         raise InputError(f"engine: must be one of {', '.join(ENGINES)}")
-    if engine == "records":
-        return False
+    if engine == "records" or not isinstance(protocol, Protocol):
+        return False  # several versions are judged course by course
     if not available():
         if engine == "columnar":
             raise InputError("engine: the columnar engine needs Polars; install kaprules[columnar]")
@@ -236,7 +236,7 @@ class _Size:
     def learn(self, size: int, batch: ResultBatch) -> None:
         """Learn from a chunk of ``size`` bytes (`_bytes`) and its results."""
         if batch.summary is not None:  # text: the findings' rows, not their dicts
-            found = sum(findings for _, findings in batch.summary.rules.values())
+            found = sum(tally[1] for tally in batch.summary.rules.values())
         else:
             found = sum(len(fields[4]) for _, fields, _ in batch.others)
         self.seen += size
@@ -360,6 +360,7 @@ def _work(task: _Task) -> ResultBatch:
     # and Polars' threads would only contend with them.
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
     protocol, as_of, sample = worker_settings()
+    assert isinstance(protocol, Protocol)  # several versions never run here
     chunk, text, slot = task
     data = None
     if slot is not None:
@@ -638,7 +639,7 @@ class _Vector(NamedTuple):
     taken: list[int]  # their rows, ascending: every other record goes per record
     compliant: int  # courses without an error finding
     with_errors: int
-    rules: dict[str, list[int]]  # rule id: [courses, findings]
+    rules: dict[str, list[int]]  # rule id: [courses, findings, waived]
     rows: tuple[list[int], list[str]]  # each finding's position, and its findings row
     drawable: list[tuple[int, int]]  # (position, row) of the first such: a report's draw
 
@@ -680,7 +681,7 @@ def _vector(
     counts = table.group_by("rule").agg(pl.col("row").n_unique().alias("courses"), pl.len())
     found: dict[str, list[int]] = {}
     for index, courses, findings in counts.iter_rows():
-        found[rules[index].id] = [courses, findings]
+        found[rules[index].id] = [courses, findings, 0]
     # Where each row's record is: its block (by first row), its line and its position.
     starts = pl.Series([b[0] for b in blocks], dtype=pl.Int64)
     block = pl.lit(starts).search_sorted(pl.col("row"), side="right").cast(pl.Int64) - 1
@@ -697,7 +698,7 @@ def _vector(
         render = _csv_row if form == "csv" else _jsonl_row
         written = table.select(
             place.alias("position"),
-            render(line, block, sources if inputs else None, rules, severities),
+            render(line, block, sources if inputs else None, rules, severities, protocol.version),
         )
         rows = written["position"].to_list(), written["text"].to_list()
     drawn = heads.filter(pl.col("row").is_in(with_errors.implode())).head(sample)
@@ -741,7 +742,12 @@ def _each(values: list[str]) -> Any:
 
 
 def _jsonl_row(
-    line: Any, block: Any, sources: list[str] | None, rules: list[Any], severities: list[str]
+    line: Any,
+    block: Any,
+    sources: list[str] | None,
+    rules: list[Any],
+    severities: list[str],
+    version: str,
 ) -> Any:
     """Each finding's row of a JSON Lines findings file (`findings_files.rows`)."""
     import polars as pl
@@ -768,13 +774,19 @@ def _jsonl_row(
         pl.col("ids").list.eval(_json_text(pl.element())).list.join(", "),
         pl.lit('], "message": '),
         _json_text(pl.col("message")),
-        pl.lit("}\n"),
+        # Courses with waivers are never read here: every finding is unwaived.
+        pl.lit(f', "protocol_version": {quote(version)}, "waiver": null}}\n'),
     ]
     return pl.concat_str(parts).alias("text")
 
 
 def _csv_row(
-    line: Any, block: Any, sources: list[str] | None, rules: list[Any], severities: list[str]
+    line: Any,
+    block: Any,
+    sources: list[str] | None,
+    rules: list[Any],
+    severities: list[str],
+    version: str,
 ) -> Any:
     """Each finding's row of a CSV findings file (`findings_files.rows`)."""
     import polars as pl
@@ -788,6 +800,8 @@ def _csv_row(
         _csv_cell(pl.col("ids").list.join(" ")),
         _csv_cell(pl.col("message")),
         pl.lit(""),
+        _csv_cell(pl.lit(version)),
+        *(pl.lit("") for _ in range(3)),  # no waiver: courses with waivers go per record
     ]
     return (pl.concat_str(cells, separator=",") + pl.lit("\n")).alias("text")
 
@@ -1639,6 +1653,8 @@ def _assembled(table: Any, protocol: Protocol) -> dict[int, tuple[dict[str, Any]
             "expected": decoded[expected],
             "actual": decoded[actual],
             "help": None if help is None else help.copy(),
+            "waiver": None,  # a course with waivers is never read here
+            "protocol_version": protocol.version,
         }
         # The order of protocol._findings: first session, rule, sessions, message.
         key = ((places[:1] or [-1]), index, places, message)

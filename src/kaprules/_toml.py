@@ -66,3 +66,27 @@ def protocol_toml(data: Mapping[str, Any]) -> str:
             lines.append("[rules.parameters]")
             lines += [f"{key(k)} = {value(v)}" for k, v in parameters.items() if v is not None]
     return "\n".join(lines) + "\n"
+
+
+def protocol_versions_toml(data: Mapping[str, Any]) -> str:
+    """A versioned protocol (``{"id", "versions": [protocol data]}``) as ``[[versions]]``."""
+    lines = [f"id = {string(data['id'])}"]
+    for version in data["versions"]:
+        lines += ["", "[[versions]]"]
+        lines += [
+            f"{key(k)} = {v if k == 'effective' else value(v)}"
+            for k, v in version.items()
+            if k != "rules" and v is not None
+        ]
+        for rule in version.get("rules", []):
+            lines += ["", "[[versions.rules]]"]
+            lines += [
+                f"{key(k)} = {value(v)}"
+                for k, v in rule.items()
+                if k != "parameters" and v is not None
+            ]
+            parameters = rule.get("parameters") or {}
+            if parameters:
+                lines.append("[versions.rules.parameters]")
+                lines += [f"{key(k)} = {value(v)}" for k, v in parameters.items() if v is not None]
+    return "\n".join(lines) + "\n"

@@ -256,6 +256,7 @@ def render(
                 "title": stated[rule_id]["title"] if rule_id in stated else "",
                 "courses": counts["courses"],
                 "findings": counts["findings"],
+                "waived": counts.get("waived", 0),
                 "percent": f"{100 * counts['courses'] / courses:.1f}",
                 "bar": round(300 * counts["courses"] / courses, 1),
                 "url": stated[rule_id]["url"] if rule_id in stated else None,

@@ -39,12 +39,15 @@ from kaprules._output import STOP_SIGNALS, held_signals
 from kaprules._version import __version__
 from kaprules.course_files import DATE_PATTERN, DATETIME_PATTERN, course_from_data
 from kaprules.errors import InputError, KapRulesError, echo, shown_id
-from kaprules.evaluation import check_protocol, evaluate, findings_of
+from kaprules.evaluation import check_protocol, evaluate, judged, versioned_findings
 from kaprules.findings_files import FindingsForm, header, input_name, rows
 from kaprules.loading import parse_course
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, Protocol
+from kaprules.protocol import STANDARD, Protocol, ProtocolVersions
 from kaprules.timeline import Timeline
+
+# A protocol, or the versions of one (judged course by course).
+AnyProtocol = Protocol | ProtocolVersions
 
 __all__ = [
     "CSV_COLUMNS",
@@ -158,6 +161,11 @@ def _course_of(data: object, rejected: str | None) -> Course:
     raise InputError(f"not a course: {type(data).__name__}")
 
 
+def counts(finding: dict[str, Any]) -> bool:
+    """Whether a finding (as `Finding.to_dict` gives it) fails its course: an unwaived error."""
+    return finding["severity"] == "error" and finding.get("waiver") is None
+
+
 class CourseResult(NamedTuple):
     """What an audit found for one input record.
 
@@ -184,7 +192,7 @@ class CourseResult(NamedTuple):
     @property
     def ok(self) -> bool:
         """True for a course without an error finding."""
-        return self.rejected is None and not any(f["severity"] == "error" for f in self.findings)
+        return self.rejected is None and not any(counts(f) for f in self.findings)
 
 
 @attrs.define
@@ -199,11 +207,18 @@ class AuditSummary:
         rejected: ``(source, line, reason)`` of each record that is not a course, the
             first `MAX_REJECTED_KEPT` of them.
         rejected_omitted: Rejected records counted but not kept in ``rejected``.
-        rules: For each rule id: ``[courses with a finding, findings]``.
+        rules: For each rule id: ``[courses with a finding, findings, waived findings]``.
         protocol_id: The protocol's id.
         protocol_version: Its version.
         as_of: The ``as_of`` of every evaluation, as ISO text, or None.
         input_sha256: SHA-256 of the input bytes, in input order, when read from files.
+        protocol_sha256: The protocol's `digest` (None for several versions).
+        waived: The first `MAX_REJECTED_KEPT` waived findings, each ``{"line", "course",
+            "rule", "sessions", "reason", "approved_by", "approved_at"}`` (``input`` first
+            for several inputs): every exception an auditor signs off.
+        waived_omitted: Waived findings counted but not kept in ``waived``.
+        versions: For several versions of a protocol: each one's version, effective date
+            and digest, in effective order.
     """
 
     protocol_id: str
@@ -218,6 +233,10 @@ class AuditSummary:
     rules: dict[str, list[int]] = attrs.Factory(dict)
     input_sha256: str | None = None
     rejected_omitted: int = 0
+    protocol_sha256: str | None = None
+    versions: list[dict[str, str | None]] | None = None
+    waived: list[dict[str, Any]] = attrs.Factory(list)
+    waived_omitted: int = 0
 
     @property
     def rejected_count(self) -> int:
@@ -262,11 +281,32 @@ class AuditSummary:
             self.with_errors += 1
         seen: set[str] = set()
         for finding in result.findings:
-            counts = self.rules.setdefault(finding["rule"], [0, 0])
-            counts[1] += 1
+            tally = self.rules.setdefault(finding["rule"], [0, 0, 0])
+            tally[1] += 1
+            waiver = finding.get("waiver")
+            if waiver is not None:
+                tally[2] += 1
+                self._waived(result, finding, waiver)
             if finding["rule"] not in seen:
                 seen.add(finding["rule"])
-                counts[0] += 1
+                tally[0] += 1
+
+    def _waived(self, result: CourseResult, finding: dict[str, Any], waiver: Any) -> None:
+        if len(self.waived) >= MAX_REJECTED_KEPT:
+            self.waived_omitted += 1
+            return
+        self.waived.append(
+            {
+                "input": input_name(result.source),
+                "line": result.line,
+                "course": result.course_id,
+                "rule": finding["rule"],
+                "sessions": list(finding["sessions"]),
+                "reason": waiver["reason"],
+                "approved_by": waiver["approved_by"],
+                "approved_at": waiver["approved_at"],
+            }
+        )
 
     def merge(self, other: AuditSummary) -> None:
         """Add the counts of another summary of the same audit (a partition's, a worker's).
@@ -281,10 +321,25 @@ class AuditSummary:
         for source, line, reason in other.rejected:
             self.reject(source, line, reason)
         self.rejected_omitted += other.rejected_omitted
-        for rule_id, (courses, findings) in other.rules.items():
-            counts = self.rules.setdefault(rule_id, [0, 0])
-            counts[0] += courses
-            counts[1] += findings
+        for item in other.waived:
+            if len(self.waived) < MAX_REJECTED_KEPT:
+                self.waived.append(item)
+            else:
+                self.waived_omitted += 1
+        self.waived_omitted += other.waived_omitted
+        for rule_id, other_tally in other.rules.items():
+            tally = self.rules.setdefault(rule_id, [0, 0, 0])
+            for index, value in enumerate(other_tally):
+                tally[index] += value
+
+    def _protocol(self) -> dict[str, Any]:
+        # What judged the audit: the protocol's digest, or each version's.
+        shown: dict[str, Any] = {"id": self.protocol_id, "version": self.protocol_version}
+        if self.versions is not None:
+            shown["versions"] = self.versions
+        elif self.protocol_sha256 is not None:
+            shown["sha256"] = self.protocol_sha256
+        return shown
 
     @property
     def ok(self) -> bool:
@@ -300,16 +355,24 @@ class AuditSummary:
         Returns:
             ``{"lines_read", "courses", "compliant", "with_errors", "rejected_count",
             "rejected": [{"line", "reason"}], "rejected_omitted", "rules": {rule id:
-            {"courses", "findings", "share"}}, "protocol": {"id", "version"},
+            {"courses", "findings", "share", "waived"}}, "protocol": {"id", "version",
+            "sha256"} (or, for several versions, {"id", "version", "versions": [{"version",
+            "effective", "sha256"}]}),
             "kaprules_version", "as_of", "input_sha256"}``. Every rule of the protocol is
             listed, with zeros when it found nothing; ``rejected`` lists the first
-            `MAX_REJECTED_KEPT` rejected records, ``rejected_omitted`` counts the rest.
+            `MAX_REJECTED_KEPT` rejected records, ``rejected_omitted`` counts the rest;
+            ``waived`` and ``waived_omitted`` do the same for waived findings.
         """
         rules: dict[str, Any] = {}
         for rule_id in (*self.rule_ids, *sorted(set(self.rules) - set(self.rule_ids))):
-            courses, findings = self.rules.get(rule_id, (0, 0))
+            courses, findings, *waived = self.rules.get(rule_id, (0, 0, 0))
             share = round(courses / self.courses, 6) if self.courses else 0.0
-            rules[rule_id] = {"courses": courses, "findings": findings, "share": share}
+            rules[rule_id] = {
+                "courses": courses,
+                "findings": findings,
+                "share": share,
+                "waived": sum(waived),
+            }
         rejected = [
             {**({"input": input_name(source)} if sources else {}), "line": line, "reason": reason}
             for source, line, reason in self.rejected
@@ -323,7 +386,11 @@ class AuditSummary:
             "rejected": rejected,
             "rejected_omitted": self.rejected_omitted,
             "rules": rules,
-            "protocol": {"id": self.protocol_id, "version": self.protocol_version},
+            "waived": [
+                {k: v for k, v in item.items() if sources or k != "input"} for item in self.waived
+            ],
+            "waived_omitted": self.waived_omitted,
+            "protocol": self._protocol(),
             "kaprules_version": __version__,
             "as_of": self.as_of,
             "input_sha256": self.input_sha256,
@@ -537,7 +604,7 @@ class Audit:
 
 def audit(
     courses: Iterable[Course | str | bytes | Record],
-    protocol: Protocol = STANDARD,
+    protocol: AnyProtocol = STANDARD,
     *,
     as_of: dt.datetime | dt.date | Literal["today"] | None = None,
     jobs: int = 1,
@@ -550,7 +617,8 @@ def audit(
         courses: `Course` objects, JSON texts of courses (one per item, as JSON Lines
             hold them), or `Record` objects from `read_records`. Read lazily: memory stays
             flat whatever their number.
-        protocol: The protocol (kap-standard v1 by default).
+        protocol: The protocol (kap-standard v1 by default), or its versions: each
+            session is judged by the version in force on its local date, course by course.
         as_of: As for `evaluate`, the same for every course; or ``"today"``: each
             course's own local date (in its timezone) at the moment the audit starts, as
             ``kaprules check --as-of today`` takes it. The summary's ``as_of`` then reads
@@ -594,10 +662,11 @@ def audit(
         assert not isinstance(as_of, str)  # evaluate() refused any other text
         moment = as_of
         shown = None if as_of is None else as_of.isoformat()
-    summary = AuditSummary(protocol.id, protocol.version, shown, protocol.rule_ids)
+    summary = summary_for(protocol, shown)
     readable = isinstance(courses, _Records) and courses._fresh
     if _columnar.engine_for(engine, protocol, readable):
         assert isinstance(courses, _Records)
+        assert isinstance(protocol, Protocol)
         form = ResultForm()
         blocks = courses._blocks()
         columnar: Iterator[tuple[CourseResult, RecordData | None] | ResultBatch]
@@ -617,8 +686,27 @@ def audit(
     return Audit(results, summary, sample, courses if isinstance(courses, _Records) else None)
 
 
+def summary_for(protocol: AnyProtocol, as_of: str | None) -> AuditSummary:
+    """An empty summary of an audit of ``protocol``, stamped with its digests."""
+    if isinstance(protocol, ProtocolVersions):
+        return AuditSummary(
+            protocol.id,
+            protocol.latest.version,
+            as_of,
+            protocol.rule_ids,
+            versions=protocol.stamp(),
+        )
+    return AuditSummary(
+        protocol.id, protocol.version, as_of, protocol.rule_ids, protocol_sha256=protocol.digest
+    )
+
+
 def _per_record(
-    units: Iterator[Record | LineBlock], protocol: Protocol, as_of: AsOf, jobs: int, sample: int
+    units: Iterator[Record | LineBlock],
+    protocol: AnyProtocol,
+    as_of: AsOf,
+    jobs: int,
+    sample: int,
 ) -> Iterator[tuple[CourseResult, RecordData | None]]:
     if jobs == 1:
         return _serial(units, protocol, as_of, sample)
@@ -759,12 +847,12 @@ class ResultBatch(NamedTuple):
             following = next(others, None)
 
 
-def course_result(record: Record, protocol: Protocol, as_of: AsOf) -> CourseResult:
+def course_result(record: Record, protocol: AnyProtocol, as_of: AsOf) -> CourseResult:
     item = (record.line, record.data, record.source, record.rejected)
     return make_result(CourseResult, result_fields(item, protocol, as_of))
 
 
-def result_fields(item: RecordItem, protocol: Protocol, as_of: AsOf) -> ResultFields:
+def result_fields(item: RecordItem, protocol: AnyProtocol, as_of: AsOf) -> ResultFields:
     """A record's `CourseResult`, as the plain tuple of its fields (what workers send)."""
     line, data, source, rejected = item
     if rejected is not None:
@@ -775,8 +863,11 @@ def result_fields(item: RecordItem, protocol: Protocol, as_of: AsOf) -> ResultFi
         return (line, source, _readable_id(data), 0, (), _reason(exc))
     # evaluate() without its argument checks, made once by audit(), and without a Report.
     moment = as_of.date_in(course.zone) if isinstance(as_of, _Today) else as_of
-    timeline = Timeline.of(course, moment, series_length=protocol.series_length)
-    found = findings_of(timeline, protocol)
+    if isinstance(protocol, ProtocolVersions):
+        found = versioned_findings(course, protocol, moment)[0]
+    else:
+        timeline = Timeline.of(course, moment, series_length=protocol.series_length)
+        found = judged(timeline, protocol)
     findings = tuple(f.to_dict() for f in found) if found else ()
     return (line, source, course.id, len(course.sessions), findings, None)
 
@@ -799,7 +890,7 @@ def _readable_id(data: object) -> str | None:
 
 def wanted_in_samples(fields: ResultFields) -> bool:
     # A course the report may draw: evaluated, with an error finding.
-    return fields[5] is None and any(f["severity"] == "error" for f in fields[4])
+    return fields[5] is None and any(counts(f) for f in fields[4])
 
 
 def _items(units: Iterable[Record | LineBlock]) -> Iterator[RecordItem]:
@@ -812,7 +903,7 @@ def _items(units: Iterable[Record | LineBlock]) -> Iterator[RecordItem]:
 
 def _evaluated(
     units: Iterable[Record | LineBlock],
-    protocol: Protocol,
+    protocol: AnyProtocol,
     as_of: AsOf,
     sample: int,
 ) -> Iterator[tuple[ResultFields, Any]]:
@@ -831,7 +922,7 @@ def _evaluated(
 
 def _serial(
     units: Iterator[Record | LineBlock],
-    protocol: Protocol,
+    protocol: AnyProtocol,
     as_of: AsOf,
     sample: int,
 ) -> Iterator[tuple[CourseResult, RecordData | None]]:
@@ -846,14 +937,18 @@ def _reason(exc: InputError) -> str:
 
 # --- worker processes -----------------------------------------------------------------
 
-_worker: tuple[Protocol, AsOf, int] | None = None
+_worker: tuple[AnyProtocol, AsOf, int] | None = None
 
 # How often a worker looks for its parent where the kernel cannot be asked to tell it.
 _PARENT_POLL_SECONDS = 0.5
 
 
 def _start_worker(
-    protocol: Protocol, as_of: AsOf, sample: int, parent: int, by_main_thread: bool
+    protocol: AnyProtocol,
+    as_of: AsOf,
+    sample: int,
+    parent: int,
+    by_main_thread: bool,
 ) -> None:
     global _worker
     _worker = (protocol, as_of, sample)
@@ -936,7 +1031,7 @@ _Task = TypeVar("_Task")
 _Done = TypeVar("_Done")
 
 
-def worker_settings() -> tuple[Protocol, AsOf, int]:
+def worker_settings() -> tuple[AnyProtocol, AsOf, int]:
     """The protocol, ``as_of`` and ``sample`` of this worker process (from `in_workers`)."""
     assert _worker is not None, "not in a worker process started by in_workers"
     return _worker
@@ -957,7 +1052,7 @@ def start_method() -> str:
 def in_workers(
     tasks: Iterator[_Task],
     work: Callable[[_Task], _Done],
-    protocol: Protocol,
+    protocol: AnyProtocol,
     as_of: AsOf,
     jobs: int,
     sample: int,
@@ -1035,7 +1130,7 @@ def in_workers(
 
 def _parallel(
     units: Iterator[Record | LineBlock],
-    protocol: Protocol,
+    protocol: AnyProtocol,
     as_of: AsOf,
     jobs: int,
     sample: int,
@@ -1356,6 +1451,11 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
             return
         lines.row_done()
         columns = [c.strip() for c in header]
+        if any(c.lower() == "waivers" for c in columns):
+            raise InputError(
+                f"{shown_id(source, 200)}: the CSV session table cannot carry waivers (a "
+                "waivers column was found); write courses with waivers as JSON Lines"
+            )
         missing = [c for c in _REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise InputError(

@@ -34,6 +34,7 @@ from kaprules.model import (
     Integration,
     Session,
     Vital,
+    Waiver,
     enrolled_problems,
     freeze_json,
     integration_problems,
@@ -41,6 +42,7 @@ from kaprules.model import (
     session_problems,
     timezone_problem,
     vital_problems,
+    waiver_problems,
 )
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     "SESSION_FORMAT",
     "VITAL_FIELDS",
     "VITAL_FORMAT",
+    "WAIVER_FIELDS",
+    "WAIVER_FORMAT",
     "Field",
     "course_from_data",
     "field_table",
@@ -136,6 +140,14 @@ COURSE_FORMAT: tuple[Field, ...] = (
         "object",
         f"Clinic-defined data for rules of your own: any JSON object, read-only in Python. "
         f"{_NEVER_SHOWN}",
+    ),
+    Field(
+        "waivers",
+        False,
+        "array",
+        "Accepted exceptions to the protocol's rules, each an object "
+        "`{rule, sessions, reason, approved_by, approved_at, note}`, in any order (see the "
+        "page on waivers and versions in force).",
     ),
 )
 """The course object's fields."""
@@ -241,10 +253,51 @@ INTEGRATION_FORMAT: tuple[Field, ...] = (
 )
 """An integration meeting object's fields."""
 
+WAIVER_FORMAT: tuple[Field, ...] = (
+    Field("rule", True, "string", "The id of the rule waived, as its findings name it."),
+    Field(
+        "sessions",
+        True,
+        "array",
+        "The ids of the sessions it covers (strings); empty for a finding about the course "
+        "as a whole.",
+    ),
+    Field(
+        "reason",
+        True,
+        "string or null",
+        "A reason code from the protocol's vocabulary, such as `clinical-judgement`; null "
+        "or blank is reported as a `waiver` finding.",
+    ),
+    Field(
+        "approved_by",
+        True,
+        "string or null",
+        "Who approved it: a clinician's name or staff id; null or blank is reported as a "
+        "`waiver` finding. Shown in reports, so that a board sees who accepted each "
+        "exception.",
+    ),
+    Field(
+        "approved_at",
+        True,
+        "date-time or null",
+        "When it was approved, in the same notation as a session's `start`; null is "
+        "reported as a `waiver` finding.",
+    ),
+    Field(
+        "note",
+        False,
+        "string or null",
+        "Free text for the clinic's record. Never shown in shared outputs unless asked for.",
+    ),
+)
+"""A waiver object's fields (an item of a course's ``waivers``)."""
+
 COURSE_FIELDS = tuple(f.name for f in COURSE_FORMAT)
 SESSION_FIELDS = tuple(f.name for f in SESSION_FORMAT)
 INTEGRATION_FIELDS = tuple(f.name for f in INTEGRATION_FORMAT)
 VITAL_FIELDS = tuple(f.name for f in VITAL_FORMAT)
+WAIVER_FIELDS = tuple(f.name for f in WAIVER_FORMAT)
 
 
 def field_table(fields: tuple[Field, ...]) -> str:
@@ -410,6 +463,50 @@ def _vitals(obj: dict[str, Any], problems: list[Problem]) -> tuple[Vital, ...]:
         else:
             readings.append(Vital(at, systolic, diastolic))  # type: ignore[arg-type]
     return tuple(readings)
+
+
+def _waiver(index: int, item: object) -> tuple[Waiver | None, list[Problem]]:
+    # One waiver, its problems pathed from it (waivers[0].approved_at).
+    if not isinstance(item, dict):
+        problems = [Problem(("waivers", index), f"must be an object, got {json_type(item)}")]
+        return None, problems
+    found = _unknown_fields(item, WAIVER_FIELDS)
+    for key in ("rule", "sessions", "reason", "approved_by", "approved_at"):
+        if key not in item:
+            found.append(Problem(key, "is required (null where not recorded)", "required"))
+    rule = item.get("rule")
+    if "rule" in item and not isinstance(rule, str):
+        found.append(Problem("rule", f"must be a string, got {json_type(rule)}", "type"))
+    sessions = item.get("sessions", [])
+    if not isinstance(sessions, list):
+        found.append(
+            Problem("sessions", f"must be an array of session ids, got {json_type(sessions)}")
+        )
+    for key in ("reason", "approved_by", "note"):
+        value = item.get(key)
+        if value is not None and not isinstance(value, str):
+            found.append(Problem(key, f"must be a string or null, got {json_type(value)}", "type"))
+    approved_at = _instant(item, "approved_at", found, required=False)
+    if not found:
+        found = waiver_problems(
+            rule,
+            tuple(sessions),
+            item["reason"],
+            item["approved_by"],
+            approved_at,
+            item.get("note"),
+        )
+    if found:
+        return None, [p.within("waivers", index) for p in found]
+    waiver = Waiver(
+        rule,  # type: ignore[arg-type]
+        sessions,
+        item["reason"],
+        item["approved_by"],
+        approved_at,
+        item.get("note"),
+    )
+    return waiver, []
 
 
 def _step(index: int, item_id: object) -> PathItem:
@@ -753,6 +850,7 @@ def course_from_data(data: object, *, clean: bool = False) -> Course:
     sessions = _items(data, "sessions", _session, problems, required=True, fast=fast)
     integrations = _items(data, "integrations", _integration, problems, required=False)
     extra = _extra(data, problems)
+    waivers = _items(data, "waivers", _waiver, problems, required=False)
     if problems:
         raise InputError(*problems, *_extra_content(extra))
     return Course(
@@ -763,6 +861,7 @@ def course_from_data(data: object, *, clean: bool = False) -> Course:
         extra=extra,
         id=course_id,
         enrolled=enrolled,
+        waivers=waivers,
     )
 
 

@@ -36,6 +36,7 @@ from kaprules.auditing import (
     course_result,
     csv_courses,
     line_record,
+    summary_for,
 )
 from kaprules.errors import InputError, Problem, shown_id
 from kaprules.evaluation import evaluate
@@ -83,12 +84,7 @@ class DaskAudit:
 
 
 def _empty(protocol: Protocol, as_of: dt.datetime | dt.date | None) -> AuditSummary:
-    return AuditSummary(
-        protocol.id,
-        protocol.version,
-        None if as_of is None else as_of.isoformat(),
-        protocol.rule_ids,
-    )
+    return summary_for(protocol, None if as_of is None else as_of.isoformat())
 
 
 def _count(results: Iterable[CourseResult]) -> AuditSummary:

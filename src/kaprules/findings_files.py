@@ -35,11 +35,28 @@ __all__ = [
 FindingsForm = Literal["jsonl", "csv"]
 """The two forms of a findings file: JSON Lines, or CSV."""
 
-FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message", "rejected")
+FINDINGS_COLUMNS = (
+    "line",
+    "course",
+    "rule",
+    "severity",
+    "sessions",
+    "message",
+    "rejected",
+    "protocol_version",
+    "waiver_reason",
+    "waiver_approved_by",
+    "waiver_approved_at",
+)
 """The findings CSV's columns, after ``input`` for several inputs: a finding fills all but
-``rejected``; a rejected record fills ``line``, ``course`` (when known) and ``rejected``.
-A JSON Lines row has the same keys, but for ``rejected`` on a finding's row and ``rule``,
-``severity``, ``sessions`` and ``message`` on a rejected record's."""
+``rejected`` (and the ``waiver_`` columns when it is not waived); a rejected record fills
+``line``, ``course`` (when known) and ``rejected``. A JSON Lines row has the keys up to
+``rejected``, but for ``rejected`` on a finding's row and ``rule``, ``severity``,
+``sessions`` and ``message`` on a rejected record's; a finding's row ends with
+``protocol_version`` and ``waiver`` (``{"reason", "approved_by", "approved_at"}`` or
+null). A waiver's note is never written."""
+
+_NO_WAIVER = ("", "", "")
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 """What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection)."""
@@ -129,6 +146,13 @@ def rows(results: Iterable[CourseResult], form: FindingsForm, *, inputs: bool) -
     return "".join(text.parts)
 
 
+def _waiver(waiver: dict[str, Any] | None) -> dict[str, Any] | None:
+    # What a findings file shows of a waiver: never its note.
+    if waiver is None:
+        return None
+    return {k: waiver[k] for k in ("reason", "approved_by", "approved_at")}
+
+
 def _check(form: object) -> None:
     if form not in ("jsonl", "csv"):
         raise InputError("form: must be 'jsonl' or 'csv'")
@@ -160,7 +184,14 @@ class _Text:
             if self._csv is not None:
                 self.parts.append(
                     self.row(
-                        [*head, result.line, result.course_id, "", "", "", "", result.rejected]
+                        [
+                            *head,
+                            result.line,
+                            result.course_id,
+                            *("", "", "", ""),
+                            result.rejected,
+                            *("", *_NO_WAIVER),
+                        ]
                     )
                 )
                 return
@@ -172,7 +203,14 @@ class _Text:
             for finding in result.findings:
                 values = [*head, result.line, result.course_id, finding["rule"]]
                 values += [finding["severity"], " ".join(finding["sessions"]), finding["message"]]
-                self.parts.append(self.row([*values, ""]))
+                waiver = finding.get("waiver")
+                waived = (
+                    _NO_WAIVER
+                    if waiver is None
+                    else (waiver["reason"], waiver["approved_by"], waiver["approved_at"])
+                )
+                version = finding.get("protocol_version") or ""
+                self.parts.append(self.row([*values, "", version, *waived]))
             return
         if not _fast.ENABLED:
             for finding in result.findings:
@@ -180,16 +218,27 @@ class _Text:
                 entry |= {"line": result.line, "course": result.course_id}
                 entry |= {"rule": finding["rule"], "severity": finding["severity"]}
                 entry |= {"sessions": list(finding["sessions"]), "message": finding["message"]}
+                entry |= {
+                    "protocol_version": finding.get("protocol_version"),
+                    "waiver": _waiver(finding.get("waiver")),
+                }
                 self.parts.append(json.dumps(entry, ensure_ascii=False) + "\n")
             return
         # The text of json.dumps({"input"?, "line", "course", "rule", "severity", "sessions",
-        # "message"}, ensure_ascii=False), one line per finding.
+        # "message", "protocol_version", "waiver"}, ensure_ascii=False), one line per finding.
         start = f'{{"input": {_quote(source)}, ' if self.inputs else "{"
         course = "null" if result.course_id is None else _quote(result.course_id)
         start += f'"line": {int(result.line)}, "course": {course}, "rule": '
         for finding in result.findings:
             sessions = ", ".join(map(_quote, finding["sessions"]))
+            version = finding.get("protocol_version")
+            waiver = finding.get("waiver")
+            shown = "null" if waiver is None else json.dumps(_waiver(waiver), ensure_ascii=False)
+            tail = (
+                f', "protocol_version": {"null" if version is None else _quote(version)}, '
+                f'"waiver": {shown}'
+            )
             self.parts.append(
                 f'{start}{_quote(finding["rule"])}, "severity": {_quote(finding["severity"])}, '
-                f'"sessions": [{sessions}], "message": {_quote(finding["message"])}}}\n'
+                f'"sessions": [{sessions}], "message": {_quote(finding["message"])}{tail}}}\n'
             )

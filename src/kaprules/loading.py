@@ -16,8 +16,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any, overload
 
 from kaprules import _fast, _time
 from kaprules.calendar_files import calendar_from_data
@@ -27,6 +27,7 @@ from kaprules.course_files import (
     INTEGRATION_FIELDS,
     SESSION_FIELDS,
     VITAL_FIELDS,
+    WAIVER_FIELDS,
     course_from_data,
     session_from_data,
 )
@@ -42,8 +43,14 @@ from kaprules.model import (
     Course,
     Session,
 )
-from kaprules.protocol import Protocol, builtin_protocols, get_protocol
-from kaprules.protocol_files import given_classes, protocol_from_data, protocol_json_schema
+from kaprules.protocol import Protocol, ProtocolVersions, builtin_protocols, get_protocol
+from kaprules.protocol_files import (
+    given_classes,
+    joined_versions,
+    protocol_from_data,
+    protocol_json_schema,
+    versions_from_data,
+)
 
 try:
     import orjson as _orjson
@@ -57,6 +64,7 @@ __all__ = [
     "load_calendar",
     "load_course",
     "load_protocol",
+    "load_versions",
     "parse_calendar",
     "parse_course",
     "parse_protocol",
@@ -77,6 +85,7 @@ _KNOWN_KEYS = frozenset(
         *SESSION_FIELDS,
         *INTEGRATION_FIELDS,
         *VITAL_FIELDS,
+        *WAIVER_FIELDS,
         "version",
         "rules",
         "parameters",
@@ -406,53 +415,136 @@ def parse_protocol(
         The protocol.
 
     Raises:
-        ProtocolError: The text cannot be read in that format, or is not a protocol;
+        ProtocolError: The text cannot be read in that format, or is not a protocol (a
+            file of several versions, ``[[versions]]``, is read by `load_versions`);
             every problem is listed with its path.
     """
+    found = _protocol_document(text, format, rule_classes)
+    if isinstance(found, ProtocolVersions):
+        raise ProtocolError(
+            "versions: the file holds several versions of a protocol ([[versions]]); read "
+            "it with kaprules.load_versions"
+        )
+    return found
+
+
+def _protocol_document(
+    text: str | bytes, format: str, rule_classes: Iterable[type[Any]] | None
+) -> Protocol | ProtocolVersions:
     classes = given_classes(rule_classes).values()  # refused before the text is read
     try:
         data = _document(text, format, "a protocol")
     except InputError as exc:
         raise ProtocolError(*exc.problems) from None
+    if isinstance(data, dict) and "versions" in data:
+        return versions_from_data(data, rule_classes=classes)
     return protocol_from_data(data, rule_classes=classes)
 
 
+@overload
 def load_protocol(
-    path: str | os.PathLike[str], *, rule_classes: Iterable[type[Any]] | None = None
-) -> Protocol:
+    path: str | os.PathLike[str], /, *, rule_classes: Iterable[type[Any]] | None = None
+) -> Protocol: ...
+
+
+@overload
+def load_protocol(
+    path: str | os.PathLike[str],
+    second: str | os.PathLike[str],
+    /,
+    *paths: str | os.PathLike[str],
+    rule_classes: Iterable[type[Any]] | None = None,
+) -> ProtocolVersions: ...
+
+
+def load_protocol(
+    *paths: str | os.PathLike[str], rule_classes: Iterable[type[Any]] | None = None
+) -> Protocol | ProtocolVersions:
     """Read a protocol file: TOML (``.toml``) or JSON (any other name).
 
+    Several paths are the versions of one protocol, each file with its own ``version``
+    and ``effective`` date: they are read as `ProtocolVersions` (as `load_versions` reads
+    them).
+
     Args:
-        path: The file's path.
+        *paths: The file's path, or the paths of several versions' files.
         rule_classes: Classes of your own rules (any iterable; None for none), as for
             [`Protocol.from_dict`][kaprules.Protocol.from_dict]; a rule named by neither
             kaprules nor these is looked for among the installed
             [rule plugins][kaprules.plugins].
 
     Returns:
-        The protocol.
+        The protocol; for several paths, its versions.
 
     Raises:
-        ProtocolError: The file cannot be read, or does not hold a protocol.
+        ProtocolError: A file cannot be read or does not hold a protocol, or the files'
+            versions do not form one protocol.
     """
+    if len(paths) != 1:
+        return load_versions(*paths, rule_classes=rule_classes)
+    (path,) = paths
     classes = given_classes(rule_classes).values()  # refused before the file is read
     data = _read(path, ProtocolError)
-    format = "toml" if os.fspath(path).lower().endswith(".toml") else "json"
-    return parse_protocol(data, format=format, rule_classes=classes)
+    return parse_protocol(data, format=_format_of(path), rule_classes=classes)
 
 
-def resolve_protocol(spec: str) -> Protocol:
+def load_versions(
+    *paths: str | os.PathLike[str], rule_classes: Iterable[type[Any]] | None = None
+) -> ProtocolVersions:
+    """Read the versions of one protocol: a file each, or one file of ``[[versions]]``.
+
+    Args:
+        *paths: The files: ordinary protocol files of one ``id`` (each with its
+            ``version`` and ``effective`` date), or files of ``[[versions]]`` tables.
+        rule_classes: Classes of your own rules, as for `load_protocol`.
+
+    Returns:
+        The versions, each in force from its effective date.
+
+    Raises:
+        ProtocolError: A file cannot be read or does not hold a protocol (a problem names
+            its file when there are several), or the versions do not form one protocol
+            (ids differ, a version or effective date repeats or is missing).
+    """
+    classes = given_classes(rule_classes).values()  # refused before any file is read
+    if not paths:
+        raise ProtocolError("load_versions needs at least one path")
+    read: list[Protocol | ProtocolVersions] = []
+    for path in paths:
+        data = _read(path, ProtocolError)
+        try:
+            read.append(_protocol_document(data, _format_of(path), classes))
+        except ProtocolError as exc:
+            if len(paths) == 1:
+                raise
+            name = shown_id(os.fspath(path), 200)
+            raise ProtocolError(*(p.within(name) for p in exc.problems)) from None
+    return joined_versions(read)
+
+
+def _format_of(path: str | os.PathLike[str]) -> str:
+    return "toml" if os.fspath(path).lower().endswith(".toml") else "json"
+
+
+def resolve_protocol(spec: str | Sequence[str]) -> Protocol | ProtocolVersions:
     """A protocol named as on the command line: ``NAME@VERSION`` or a protocol file's path.
 
     Args:
-        spec: ``kap-standard@2`` (a built-in), or the path of a ``.toml`` or ``.json`` file.
+        spec: ``kap-standard@2`` (a built-in), or the path of a ``.toml`` or ``.json`` file;
+            or several of these (``--protocol`` given more than once): the versions of one
+            protocol.
 
     Returns:
-        The protocol.
+        The protocol, or its versions.
 
     Raises:
-        ProtocolError: No such built-in protocol, or the file does not hold one.
+        ProtocolError: No such built-in protocol, or the file does not hold one, or the
+            versions do not form one protocol.
     """
+    if not isinstance(spec, str):
+        if len(spec) == 1:
+            return resolve_protocol(spec[0])
+        return joined_versions([resolve_protocol(one) for one in spec])
     if "@" in spec and not os.path.exists(spec):
         return get_protocol(spec)
     if not os.path.exists(spec):
@@ -466,7 +558,9 @@ def resolve_protocol(spec: str) -> Protocol:
         hint = did_you_mean(spec, names)
         if hint:
             raise ProtocolError(f"no protocol file {echo(spec)}{hint}")
-    return load_protocol(spec)
+    # One protocol judges every session whatever its effective date; a file of
+    # [[versions]] is several.
+    return _protocol_document(_read(spec, ProtocolError), _format_of(spec), None)
 
 
 def calendar_schema() -> dict[str, Any]:

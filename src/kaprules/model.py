@@ -21,7 +21,7 @@ import attrs
 from kaprules import _time
 from kaprules.errors import InputError, PathItem, Problem, echo
 
-__all__ = ["Course", "Integration", "JSONValue", "Kind", "Session", "Vital"]
+__all__ = ["Course", "Integration", "JSONValue", "Kind", "Session", "Vital", "Waiver"]
 
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 """A value that ``json.dumps`` writes as it is: what rule parameters, expected and actual
@@ -673,6 +673,134 @@ def integration_problems(start: object, id: object, therapist: object) -> list[P
     )
 
 
+MAX_WAIVER_TEXT = 200
+"""The longest ``reason`` or ``approved_by`` a `Waiver` holds, in characters."""
+
+MAX_NOTE = 2_000
+"""The longest waiver ``note``, in characters."""
+
+
+def _waiver_text(name: str, value: object, limit: int, *, line: bool) -> list[Problem]:
+    # None and blank text are kept: a waiver without a reason or an approver is a finding
+    # of the audit (`waiver`), not a record that cannot be read.
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [Problem(name, f"must be a string or None, got {_type_name(value)}", "type")]
+    if not _time.valid_text(value):
+        return [Problem(name, _SURROGATE, "value")]
+    if len(value) > limit or (line and not value.isprintable()):
+        shape = "one line of at most" if line else "at most"
+        return [Problem(name, f"must be {shape} {limit} printable characters", "value")]
+    return []
+
+
+def waiver_problems(
+    rule: object,
+    sessions: object,
+    reason: object,
+    approved_by: object,
+    approved_at: object,
+    note: object,
+) -> list[Problem]:
+    """Every structural problem with one waiver's values (private helper).
+
+    Structural only: a waiver that names a rule or session the course lacks, has no reason
+    or approver, or is approved after ``as_of`` is judged when the course is evaluated.
+    """
+    problems: list[Problem] = []
+    if not isinstance(rule, str) or not rule.strip() or len(rule) > MAX_WAIVER_TEXT:
+        problems.append(
+            Problem(
+                "rule",
+                f"must be a rule id: a non-blank string of at most {MAX_WAIVER_TEXT} characters",
+                "type",
+            )
+        )
+    elif not rule.isprintable() or not _time.valid_text(rule):
+        problems.append(Problem("rule", "must be one line of printable characters", "value"))
+    if not isinstance(sessions, tuple):
+        problems.append(
+            Problem(
+                "sessions",
+                f"must be a list or tuple of session ids, got {_type_name(sessions)}",
+                "type",
+            )
+        )
+    else:
+        for index, item in enumerate(sessions):
+            if not isinstance(item, str) or not item.strip():
+                problems.append(
+                    Problem(("sessions", index), "must be a non-blank session id", "type")
+                )
+            elif not _time.valid_text(item):
+                problems.append(Problem(("sessions", index), _SURROGATE, "value"))
+        if len(set(sessions)) != len(sessions) and not problems:
+            problems.append(Problem("sessions", "names a session twice", "duplicate"))
+    problems += _waiver_text("reason", reason, MAX_WAIVER_TEXT, line=True)
+    problems += _waiver_text("approved_by", approved_by, MAX_WAIVER_TEXT, line=True)
+    problems += _check_instant("approved_at", approved_at, required=False)
+    problems += _waiver_text("note", note, MAX_NOTE, line=False)
+    return problems
+
+
+@attrs.frozen
+class Waiver:
+    """A clinician's accepted exception to a rule, for some sessions of a course.
+
+    A finding of ``rule`` whose sessions are all among ``sessions`` is reported as waived
+    when the protocol lets the rule be waived and the waiver is complete (see
+    [Waivers and versions](waivers.md)); otherwise the waiver is itself a ``waiver``
+    finding and waives nothing.
+
+    Args:
+        rule: The id of the rule waived, as findings name it.
+        sessions: The ids of the sessions it covers; empty for a finding about the course
+            as a whole.
+        reason: A reason code from the protocol's vocabulary (``clinical-judgement``,
+            ``clinic-closed``, ...), or None when not recorded.
+        approved_by: Who approved it (a clinician's name or staff id), or None.
+        approved_at: When it was approved: an aware datetime, or None.
+        note: Free text for the record. Never shown in shared outputs unless asked for.
+
+    Raises:
+        InputError: A value of a wrong type, a naive ``approved_at``, or text that is not
+            valid Unicode or too long; the message names the field.
+    """
+
+    rule: str
+    sessions: tuple[str, ...] = attrs.field(converter=_as_tuple)
+    reason: str | None = None
+    approved_by: str | None = None
+    approved_at: dt.datetime | None = attrs.field(default=None, eq=_as_instant)
+    note: str | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        problems = waiver_problems(
+            self.rule, self.sessions, self.reason, self.approved_by, self.approved_at, self.note
+        )
+        if problems:
+            raise InputError(*(p.within("waiver") for p in problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """This waiver in the JSON course format.
+
+        Returns:
+            ``{"rule", "sessions", "reason", "approved_by", "approved_at"}``, with
+            ``note`` when set.
+        """
+        data: dict[str, JSONValue] = {
+            "rule": self.rule,
+            "sessions": list(self.sessions),
+            "reason": self.reason,
+            "approved_by": self.approved_by,
+            "approved_at": None if self.approved_at is None else _instant_text(self.approved_at),
+        }
+        if self.note is not None:
+            data["note"] = self.note
+        return data
+
+
 @attrs.frozen
 class Course:
     """A patient's course of sessions, in the clinic's timezone.
@@ -693,6 +821,8 @@ class Course:
         enrolled: The local date the patient was enrolled in the REMS: a
             ``datetime.date`` (not a ``datetime``) in the years 1900 to 9000, or None when
             not recorded.
+        waivers: The accepted exceptions to the protocol's rules (`Waiver`), in any
+            order.
 
     Raises:
         InputError: An unknown timezone, a session that is not a `Session`, a duplicate id,
@@ -711,6 +841,9 @@ class Course:
     )
     id: str | None = attrs.field(default=None, kw_only=True)
     enrolled: dt.date | None = attrs.field(default=None, repr=False, kw_only=True)
+    waivers: tuple[Waiver, ...] = attrs.field(
+        default=(), converter=_as_tuple, kw_only=True, repr=False
+    )
     _zone: zoneinfo.ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _repr_pretty_ = _pretty
 
@@ -740,6 +873,14 @@ class Course:
             )[1]
         problems += _extra_problems(self.extra)
         problems += enrolled_problems(self.enrolled)
+        if not isinstance(self.waivers, tuple):
+            problems.append(_not_a_sequence("waivers", "Waiver", self.waivers))
+        else:
+            problems += [
+                Problem(("waivers", index), f"must be a Waiver, got {_type_name(item)}", "type")
+                for index, item in enumerate(self.waivers)
+                if not isinstance(item, Waiver)
+            ]
         if problems:
             raise InputError(*problems)
 
@@ -766,6 +907,7 @@ class Course:
         _COURSE_SET[5](self, id)
         _COURSE_SET[6](self, zone)
         _COURSE_SET[7](self, None)
+        _COURSE_SET[8](self, ())
         return self
 
     @property
@@ -789,7 +931,7 @@ class Course:
 
         Returns:
             ``{"timezone", "sessions", ...}``; ``id``, ``enrolled`` (``"YYYY-MM-DD"``),
-            ``patient``, ``integrations`` and ``extra`` only when set.
+            ``patient``, ``integrations``, ``extra`` and ``waivers`` only when set.
             ``parse_course(json.dumps(course.to_dict())) == course``.
         """
         data: dict[str, JSONValue] = {}
@@ -805,11 +947,22 @@ class Course:
             data["integrations"] = [i.to_dict() for i in self.integrations]
         if self.extra:
             data["extra"] = thaw_json(self.extra)
+        if self.waivers:
+            data["waivers"] = [w.to_dict() for w in self.waivers]
         return data
 
 
 _COURSE_SET = _slot_setters(
-    Course, "timezone", "sessions", "patient", "integrations", "extra", "id", "_zone", "enrolled"
+    Course,
+    "timezone",
+    "sessions",
+    "patient",
+    "integrations",
+    "extra",
+    "id",
+    "_zone",
+    "enrolled",
+    "waivers",
 )
 
 

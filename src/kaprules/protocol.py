@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -64,6 +65,7 @@ from kaprules.session_day import (
     PostDoseMonitoring,
     RemsEnrolment,
 )
+from kaprules.waivers import REASONS
 
 __all__ = [
     "ESKETAMINE_MDSI",
@@ -71,6 +73,7 @@ __all__ = [
     "STANDARD",
     "STANDARD_V2",
     "Protocol",
+    "ProtocolVersions",
     "builtin_protocols",
     "get_protocol",
     "kap_protocol",
@@ -228,6 +231,33 @@ def coherence_problems(
     return problems
 
 
+_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _to_reasons(value: object) -> object:
+    # A mapping, kept as sorted pairs so that the protocol stays frozen and hashable.
+    if isinstance(value, Mapping):
+        return tuple(sorted(value.items(), key=lambda item: str(item[0])))
+    return value
+
+
+def _reason_problems(value: object) -> list[Problem]:
+    if not isinstance(value, tuple):
+        return [Problem("reasons", "must be a mapping of reason codes to meanings", "type")]
+    problems = []
+    for code, meaning in value:
+        if not isinstance(code, str) or len(code) > 64 or not _CODE.fullmatch(code):
+            shown = echo(code) if isinstance(code, str) else type(code).__name__
+            problems.append(
+                Problem(("reasons", shown), "a reason code is kebab-case, at most 64 characters")
+            )
+        else:
+            problems += [
+                p.within("reasons", code) for p in _check_text("meaning", meaning, required=True)
+            ]
+    return problems
+
+
 def _check_text(name: str, value: object, *, required: bool) -> list[Problem]:
     if value is None and not required:
         return []
@@ -255,6 +285,9 @@ class Protocol:
         derived_from (tuple[str, str] | None): For a protocol derived without a name of
             its own: the id and version of the named protocol it came from. Set by
             `update`, `replace` and `without`; reports show it.
+        reasons (Mapping[str, str] | None): Waiver reason codes of the clinic's own, with
+            their meanings, beside those every protocol accepts
+            ([`REASONS`][kaprules.REASONS]). Codes are kebab-case.
 
     Raises:
         ProtocolError: An item is not a complete rule (each missing member is named), two
@@ -272,6 +305,9 @@ class Protocol:
     citation: str | None = attrs.field(default=None, kw_only=True)
     derived_from: tuple[str, str] | None = attrs.field(
         default=None, kw_only=True, converter=_to_derived_from
+    )
+    reasons: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), kw_only=True, converter=_to_reasons
     )
     _series_length: int | None = attrs.field(init=False, eq=False, repr=False)
 
@@ -294,6 +330,7 @@ class Protocol:
             and all(isinstance(x, str) and x for x in self.derived_from)
         ):
             problems.append(Problem("derived_from", "must be an (id, version) pair", "type"))
+        problems += _reason_problems(self.reasons)
         if not isinstance(self.rules, tuple):
             problems.append(
                 Problem("rules", f"must be an iterable of rules, got {type(self.rules).__name__}")
@@ -336,6 +373,29 @@ class Protocol:
     def rule_ids(self) -> tuple[str, ...]:
         """The ids of the rules, in order."""
         return tuple(r.id for r in self.rules)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the protocol as data (`to_dict`, canonical JSON).
+
+        It covers the rules, parameters, severities, waivability, phases, reasons and
+        identity: two protocols with one digest judge every course alike. An audit's
+        summary names it.
+        """
+        import hashlib  # only stamps need it: start-up does not pay for it
+
+        text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def waivable_rules(self) -> frozenset[str]:
+        """The ids of the rules a waiver may cover (their ``waivable`` is True)."""
+        return frozenset(r.id for r in self.rules if getattr(r, "waivable", False) is True)
+
+    @property
+    def reason_codes(self) -> frozenset[str]:
+        """Every waiver reason code the protocol accepts: `REASONS` and its own."""
+        return frozenset((*REASONS, *(code for code, _ in self.reasons)))
 
     def quantity(self, role: Role) -> int | float | None:
         """The value of a quantity the protocol's rules share, found by its role.
@@ -449,7 +509,7 @@ class Protocol:
                 name), a value is out of range, or the result contradicts itself.
         """
         rule = self.rule(rule_id)
-        allowed = (*_parameter_names(type(rule)), "severity", "id")
+        allowed = (*_parameter_names(type(rule)), "severity", "id", "waivable")
         unknown = [
             Problem(
                 (rule_id, name),
@@ -548,12 +608,20 @@ class Protocol:
                 self.version if version is None else version,
                 rules,
                 citation=self.citation,
+                reasons=self.reasons,
             )
         if tuple(rules) == self.rules:
             return self
         base = self.derived_from or (self.id, self.version)
         derived_id = self.id if self.derived_from else f"{self.id}-derived"
-        draft = Protocol(derived_id, base[1], rules, citation=self.citation, derived_from=base)
+        draft = Protocol(
+            derived_id,
+            base[1],
+            rules,
+            citation=self.citation,
+            derived_from=base,
+            reasons=self.reasons,
+        )
         import hashlib  # only derived protocols need it: start-up does not pay for it
 
         digest = hashlib.sha256(
@@ -565,6 +633,149 @@ class Protocol:
         known = ", ".join(self.rule_ids)
         hint = did_you_mean(rule_id, self.rule_ids)
         return f"protocol {echo(self.id)} has no rule {echo(rule_id)}{hint} (its rules: {known})"
+
+
+def _sorted_versions(value: object) -> object:
+    # By effective date (those without one first); anything else is left for the check.
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping):
+        items = tuple(value)
+        if all(isinstance(item, Protocol) for item in items):
+            return tuple(
+                sorted(items, key=lambda p: (p.effective is not None, p.effective or dt.date.min))
+            )
+        return items
+    return value
+
+
+@attrs.frozen
+class ProtocolVersions:
+    """The versions of one protocol, each in force from its effective date.
+
+    A session is judged by the version in force on its local date; see
+    [Waivers and versions](waivers.md) for how each kind of rule chooses its version.
+    Pass it wherever a protocol is taken: [`evaluate`][kaprules.evaluate], audits and the
+    command line (``--protocol v1.toml --protocol v2.toml``).
+
+    Args:
+        versions (Iterable[Protocol]): The versions, in any order. All share one ``id``
+            and have distinct versions and effective dates.
+
+    Raises:
+        ProtocolError: Fewer than one version, an item that is not a Protocol, ids that
+            differ, a version without an ``effective`` date (when there are several), or
+            two versions with one version or effective date.
+    """
+
+    versions: tuple[Protocol, ...] = attrs.field(converter=_sorted_versions)
+
+    def __attrs_post_init__(self) -> None:
+        problems: list[Problem] = []
+        if not self.versions:
+            raise ProtocolError(Problem("versions", "must hold at least one protocol", "value"))
+        for index, item in enumerate(self.versions):
+            if not isinstance(item, Protocol):
+                problems.append(
+                    Problem(("versions", index), f"must be a Protocol, got {type(item).__name__}")
+                )
+        if problems:
+            raise ProtocolError(*problems)
+        first = self.versions[0]
+        seen_versions: set[str] = set()
+        seen_dates: set[dt.date] = set()
+        for index, item in enumerate(self.versions):
+            where = ("versions", index)
+            if item.id != first.id:
+                problems.append(
+                    Problem(
+                        (*where, "id"),
+                        f"{echo(item.id)} is not {echo(first.id)}: the versions of one "
+                        "protocol share its id",
+                        "value",
+                    )
+                )
+            if item.version in seen_versions:
+                problems.append(
+                    Problem((*where, "version"), f"version {echo(item.version)} is given twice")
+                )
+            seen_versions.add(item.version)
+            if item.effective is None and len(self.versions) > 1:
+                problems.append(
+                    Problem(
+                        (*where, "effective"),
+                        f"version {echo(item.version)} has no effective date; each of "
+                        "several versions needs one",
+                        "required",
+                    )
+                )
+            elif item.effective is not None and item.effective in seen_dates:
+                problems.append(
+                    Problem(
+                        (*where, "effective"),
+                        f"{item.effective.isoformat()} is the effective date of another "
+                        "version: effective dates strictly increase",
+                        "value",
+                    )
+                )
+            if item.effective is not None:
+                seen_dates.add(item.effective)
+        if problems:
+            raise ProtocolError(*problems)
+
+    @property
+    def id(self) -> str:
+        """The protocol's id, shared by every version."""
+        return self.versions[0].id
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """The ids of every version's rules, in version order, each once."""
+        return tuple(dict.fromkeys(r for v in self.versions for r in v.rule_ids))
+
+    def stamp(self) -> list[dict[str, str | None]]:
+        """Each version as an audit's summary names it: version, effective date, digest."""
+        return [
+            {
+                "version": v.version,
+                "effective": None if v.effective is None else v.effective.isoformat(),
+                "sha256": v.digest,
+            }
+            for v in self.versions
+        ]
+
+    @property
+    def latest(self) -> Protocol:
+        """The version with the latest effective date."""
+        return self.versions[-1]
+
+    def in_force(self, date: dt.date) -> Protocol | None:
+        """The version in force on a local date: the last one effective on or before it.
+
+        Args:
+            date: A local date (a ``datetime.date``).
+
+        Returns:
+            The version, or None before the first effective date.
+        """
+        found = None
+        for item in self.versions:
+            if item.effective is None or item.effective <= date:
+                found = item
+            else:
+                break
+        return found
+
+    def evaluate(self, course: Course, *, as_of: dt.datetime | dt.date | None = None) -> Report:
+        """Evaluate these versions on a course; see [`evaluate`][kaprules.evaluate]."""
+        from kaprules.evaluation import evaluate  # evaluation builds on protocols
+
+        return evaluate(course, self, as_of=as_of)
+
+
+def as_versions(protocol: Protocol | ProtocolVersions) -> ProtocolVersions:
+    """``protocol`` as versions: a single protocol is one version, in force always."""
+    if isinstance(protocol, ProtocolVersions):
+        return protocol
+    return ProtocolVersions([attrs.evolve(protocol, effective=None)])
 
 
 def _follow(rule: Rule, changes: Mapping[str, Any], other: Rule) -> Rule:
@@ -638,7 +849,7 @@ def _session_day(first_dose: tuple[float, ...], then: tuple[float, ...]) -> tupl
         Fasting(hours=2, source=_FOOD),
         LiquidFasting(),
         BloodPressureBefore(),
-        BloodPressureLimit(),
+        BloodPressureLimit(waivable=True),
         BloodPressureAfter(),
         PostDoseMonitoring(),
         Escort(source=_DRIVING),
@@ -652,8 +863,8 @@ ESKETAMINE_TRD = Protocol(
     "esketamine-trd",
     "1",
     (
-        WeeklyCap(),
-        WeeklyTarget(),
+        WeeklyCap(waivable=True),
+        WeeklyTarget(waivable=True),
         Overdue(),
         MinGap(),
         *_session_day((56,), (56, 84)),
@@ -663,7 +874,8 @@ ESKETAMINE_TRD = Protocol(
 )
 """esketamine-trd version 1: the label's phases for treatment-resistant depression (weeks
 1-4 twice a week, 5-8 once a week, week 9 on every 2 weeks), never two sessions on one local
-date, and the session-day rules of the label and REMS."""
+date, and the session-day rules of the label and REMS. The weekly cap and target and the
+blood-pressure limit may be waived by a clinician; nothing else may."""
 
 _MDSI_PHASES = (Phase("induction", (1, 4), at_most=2, target=2, min_gap_days=1),)
 _MDSI_DOSE = Source(
@@ -679,8 +891,8 @@ ESKETAMINE_MDSI = Protocol(
     "esketamine-mdsi",
     "1",
     (
-        WeeklyCap(phases=_MDSI_PHASES, source=_MDSI_DOSE),
-        WeeklyTarget(phases=_MDSI_PHASES, source=_MDSI_DOSE),
+        WeeklyCap(phases=_MDSI_PHASES, source=_MDSI_DOSE, waivable=True),
+        WeeklyTarget(phases=_MDSI_PHASES, source=_MDSI_DOSE, waivable=True),
         MinGap(phases=_MDSI_PHASES, source=_MDSI_DOSE),
         BeyondEvaluated(),
         *(

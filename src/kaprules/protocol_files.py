@@ -29,7 +29,7 @@ from kaprules.errors import (
 )
 from kaprules.model import JSONValue
 from kaprules.phases import PHASES, PhaseList
-from kaprules.protocol import STATUSES, Protocol, coherence_problems
+from kaprules.protocol import STATUSES, Protocol, ProtocolVersions, coherence_problems
 from kaprules.report import Severity
 from kaprules.rules import (
     BUILTIN_RULES,
@@ -46,10 +46,13 @@ __all__ = [
     "PROTOCOL_FIELDS",
     "RULE_FIELDS",
     "SOURCE_FIELDS",
+    "VERSIONS_FIELDS",
     "given_classes",
+    "joined_versions",
     "protocol_data",
     "protocol_from_data",
     "protocol_json_schema",
+    "versions_from_data",
 ]
 
 # A protocol's fields in its data form, in the order to_dict writes them.
@@ -62,12 +65,17 @@ PROTOCOL_FIELDS = (
     "effective",
     "citation",
     "derived_from",
+    "reasons",
     "phases",
     "rules",
 )
 
+VERSIONS_FIELDS = ("$schema", "id", "title", "citation", "versions")
+"""The fields of a file that holds several versions of one protocol (``[[versions]]``):
+each item of ``versions`` is an ordinary protocol (its ``id`` may be left out)."""
 
-RULE_FIELDS = ("id", "rule", "severity", "parameters", "source", "rationale")
+
+RULE_FIELDS = ("id", "rule", "severity", "waivable", "parameters", "source", "rationale")
 
 
 SOURCE_FIELDS = ("text", "document", "location", "note")
@@ -104,6 +112,8 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
     if class_id is not None and class_id != rule.id:
         entry["rule"] = class_id
     entry["severity"] = Severity(rule.severity).value
+    if getattr(rule, "waivable", False) is True:
+        entry["waivable"] = True
     entry["parameters"] = dict(rule.parameters())  # a copy: the data is the caller's
     own = getattr(rule, "own_source", None)
     if isinstance(own, Source):
@@ -169,6 +179,19 @@ def _rule_from(
     if severity not in [s.value for s in Severity]:
         choices = ", ".join(repr(s.value) for s in Severity)
         found.append(Problem((*where, "severity"), f"must be one of {choices}", "value"))
+    waivable = item.get("waivable", False)
+    if not isinstance(waivable, bool):
+        found.append(
+            Problem((*where, "waivable"), f"must be true or false{_got(waivable)}", "type")
+        )
+    elif waivable and cls is not None and "waivable" not in _keywords(cls):
+        found.append(
+            Problem(
+                (*where, "waivable"),
+                f"{cls.__name__} takes no waivable (rules built on BaseRule do)",
+                "value",
+            )
+        )
     parameters = item.get("parameters", {})
     if not isinstance(parameters, Mapping):
         found.append(Problem((*where, "parameters"), f"must be an object{_got(parameters)}"))
@@ -194,6 +217,8 @@ def _rule_from(
     if found or cls is None:
         return None
     keywords: dict[str, Any] = {**parameters, **documentation, "severity": severity}
+    if waivable:
+        keywords["waivable"] = True
     for taken in parameters_of(cls):
         # A quantity the protocol gives once (its phases) fills the rules that hold it.
         role = taken.role
@@ -446,6 +471,13 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
                 "required": ["id", "version"],
                 "additionalProperties": False,
             },
+            "reasons": {
+                "description": "Optional: waiver reason codes of the clinic's own (kebab-case), "
+                "each with its meaning, beside those every protocol accepts.",
+                "type": "object",
+                "propertyNames": {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": 64},
+                "additionalProperties": {**text},
+            },
             "phases": {
                 **PhaseList().json_schema(),
                 "description": "Optional: the protocol's phases, in week order, for every rule "
@@ -479,6 +511,11 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
                     "severity": {
                         "description": "error (the default), warning or info.",
                         "enum": [s.value for s in Severity],
+                    },
+                    "waivable": {
+                        "description": "Whether a clinician's waiver may cover the rule's "
+                        "findings (false by default).",
+                        "type": "boolean",
                     },
                     "parameters": {
                         "description": "The rule's parameters; the defaults for those left out.",
@@ -558,6 +595,12 @@ def protocol_from_data(
         fields["effective"] = _date(data["effective"], problems)
     if "derived_from" in data:
         fields["derived_from"] = data["derived_from"]
+    if "reasons" in data:
+        reasons = data["reasons"]
+        if not isinstance(reasons, Mapping):
+            problems.append(Problem("reasons", f"must be a table of codes{_got(reasons)}"))
+        else:
+            fields["reasons"] = dict(reasons)
     shared: dict[Role, object] = {}
     if "phases" in data:
         what = PhaseList().problem(data["phases"])
@@ -594,6 +637,67 @@ def protocol_from_data(
     return build(fields.pop("id"), fields.pop("version"), rules, **fields)
 
 
+def versions_from_data(
+    data: Mapping[str, Any], *, rule_classes: Iterable[type[Any]] | None = None
+) -> ProtocolVersions:
+    """A file of several versions (``[[versions]]``) as `ProtocolVersions`.
+
+    Args:
+        data: The file's data: ``id`` and ``versions``, each an ordinary protocol.
+        rule_classes: Classes of your own rules.
+
+    Returns:
+        The versions.
+
+    Raises:
+        ProtocolError: Every problem, each with its path (``versions[1].effective``).
+    """
+    problems = [
+        unknown_field((), position, key, VERSIONS_FIELDS)
+        for position, key in enumerate(data)
+        if key not in VERSIONS_FIELDS
+    ]
+    items = data.get("versions")
+    if not isinstance(items, list) or not items:
+        problems.append(Problem("versions", f"must be a list of protocols{_got(items)}"))
+        raise ProtocolError(*problems)
+    built: list[Protocol] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            problems.append(Problem(("versions", index), f"must be a protocol{_got(item)}"))
+            continue
+        merged = {k: data[k] for k in ("id", "title", "citation") if k in data} | dict(item)
+        try:
+            built.append(protocol_from_data(merged, rule_classes=rule_classes))
+        except ProtocolError as exc:
+            problems += [p.within("versions", index) for p in exc.problems]
+    if problems:
+        raise ProtocolError(*problems)
+    return joined_versions(built)
+
+
+def joined_versions(protocols: Iterable[Protocol | ProtocolVersions]) -> ProtocolVersions:
+    """Protocols (each a version, or versions already) as one `ProtocolVersions`.
+
+    Raises:
+        ProtocolError: The versions do not form one protocol (see `ProtocolVersions`).
+    """
+    flat: list[Protocol] = []
+    for item in protocols:
+        flat += item.versions if isinstance(item, ProtocolVersions) else [item]
+    return ProtocolVersions(flat)
+
+
+def _keywords(cls: type[Any]) -> frozenset[str]:
+    # The keyword arguments a rule class takes (attrs aliases included).
+    if attrs.has(cls):
+        return frozenset(a.alias for a in attrs.fields(cls) if a.init)
+    try:
+        return frozenset(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
 def _holds(cls: type[Any], role: Role) -> str | None:
     """The name of the parameter of ``cls`` that holds ``role``, or None."""
     return next((p.name for p in parameters_of(cls) if p.role == role), None)
@@ -616,6 +720,8 @@ def protocol_data(protocol: Protocol) -> dict[str, Any]:
         data["effective"] = protocol.effective.isoformat()
     if protocol.derived_from is not None:
         data["derived_from"] = {"id": protocol.derived_from[0], "version": protocol.derived_from[1]}
+    if protocol.reasons:
+        data["reasons"] = dict(protocol.reasons)
     rules = [_rule_data(r) for r in protocol.rules]
     # The phases, written once: every rule that reads them holds the same (a role).
     held = [(r, k) for r in protocol.rules if (k := _holds(type(r), PHASES)) is not None]

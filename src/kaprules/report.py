@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from kaprules.errors import ProtocolError, echo
-from kaprules.model import JSONValue
+from kaprules.model import JSONValue, Waiver
 
 __all__ = ["DOCS_URL", "Finding", "Help", "JSONValue", "Report", "Severity"]
 
@@ -125,6 +125,12 @@ class Finding:
         help: Where the rule is documented, or None. kaprules' own rules point to
             ``kaprules explain`` and the rules page; a rule of your own gives its
             ``help_url`` (a plain URL is taken as `Help(url)`).
+        waiver: The [`Waiver`][kaprules.Waiver] that covers this finding, set by
+            [`evaluate`][kaprules.evaluate]; None when it is not waived. A waived finding
+            keeps its rule, severity and message, but does not make a report fail.
+        protocol_version: The version of the protocol that judged it, set by
+            [`evaluate`][kaprules.evaluate] (for a versioned protocol, the version in force
+            on the finding's date); None for a finding made outside an evaluation.
     """
 
     rule: str
@@ -134,13 +140,25 @@ class Finding:
     expected: JSONValue = None
     actual: JSONValue = None
     help: Help | None = attrs.field(default=None, kw_only=True, converter=_to_help)
+    waiver: Waiver | None = attrs.field(default=None, kw_only=True)
+    protocol_version: str | None = attrs.field(default=None, kw_only=True)
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def counts(self) -> bool:
+        """True for an error finding that no waiver covers: one that fails a report."""
+        return self.severity is Severity.ERROR and self.waiver is None
+
+    def to_dict(self, *, notes: bool = False) -> dict[str, Any]:
         """This finding as plain data for JSON.
 
+        Args:
+            notes: Include a waiver's ``note`` (clinic-internal text; left out by
+                default, so that shared outputs never carry it).
+
         Returns:
-            ``{"rule", "severity", "sessions", "message", "expected", "actual", "help"}``,
-            ``help`` as ``{"command", "url"}`` or None.
+            ``{"rule", "severity", "sessions", "message", "expected", "actual", "help",
+            "waiver", "protocol_version"}``; ``help`` as ``{"command", "url"}`` or None,
+            ``waiver`` as ``{"reason", "approved_by", "approved_at"}`` or None.
         """
         return {
             "rule": self.rule,
@@ -150,7 +168,22 @@ class Finding:
             "expected": self.expected,
             "actual": self.actual,
             "help": None if self.help is None else self.help.to_dict(),
+            "waiver": None if self.waiver is None else waiver_data(self.waiver, notes=notes),
+            "protocol_version": self.protocol_version,
         }
+
+
+def waiver_data(waiver: Waiver, *, notes: bool = False) -> dict[str, JSONValue]:
+    """What a waived finding shows of its waiver (private helper shared with audits)."""
+    data = waiver.to_dict()
+    shown: dict[str, JSONValue] = {
+        "reason": data["reason"],
+        "approved_by": data["approved_by"],
+        "approved_at": data["approved_at"],
+    }
+    if notes:
+        shown["note"] = waiver.note
+    return shown
 
 
 @attrs.frozen
@@ -168,6 +201,9 @@ class Report:
         kaprules_version: The kaprules version that made the report.
         derived_from: For a protocol derived without a name of its own, the id and version
             of the named protocol it was derived from; None otherwise.
+        versions: For [`ProtocolVersions`][kaprules.ProtocolVersions], every version that
+            judged a session of the course, in effective order (``protocol_version`` is
+            the one in force on the first session's date); empty otherwise.
     """
 
     protocol_id: str
@@ -176,16 +212,22 @@ class Report:
     as_of: str | None
     kaprules_version: str
     derived_from: tuple[str, str] | None = None
+    versions: tuple[str, ...] = attrs.field(default=(), kw_only=True)
 
     @property
     def ok(self) -> bool:
-        """True when no finding is an error."""
-        return not any(f.severity is Severity.ERROR for f in self.findings)
+        """True when every error finding is waived (or there is none)."""
+        return not any(f.counts for f in self.findings)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
-        """The findings whose severity is ``"error"``."""
-        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+        """The findings whose severity is ``"error"`` and that no waiver covers."""
+        return tuple(f for f in self.findings if f.counts)
+
+    @property
+    def waived(self) -> tuple[Finding, ...]:
+        """The findings a valid waiver covers, of any severity."""
+        return tuple(f for f in self.findings if f.waiver is not None)
 
     @property
     def warnings(self) -> tuple[Finding, ...]:
@@ -197,21 +239,27 @@ class Report:
         """The ids of the rules with at least one finding."""
         return frozenset(f.rule for f in self.findings)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, notes: bool = False) -> dict[str, Any]:
         """This report as plain data for JSON.
+
+        Args:
+            notes: Include waivers' notes (see `Finding.to_dict`).
 
         Returns:
             ``{"ok", "protocol": {"id", "version"}, "as_of", "kaprules_version",
             "findings": [...]}``, each finding as by `Finding.to_dict`. The protocol gains
-            ``"derived_from": {"id", "version"}`` when the report has one.
+            ``"derived_from": {"id", "version"}`` when the report has one, and
+            ``"versions"`` (the versions used) for a versioned protocol.
         """
         protocol: dict[str, JSONValue] = {"id": self.protocol_id, "version": self.protocol_version}
         if self.derived_from is not None:
             protocol["derived_from"] = {"id": self.derived_from[0], "version": self.derived_from[1]}
+        if self.versions:
+            protocol["versions"] = list(self.versions)
         return {
             "ok": self.ok,
             "protocol": protocol,
             "as_of": self.as_of,
             "kaprules_version": self.kaprules_version,
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": [f.to_dict(notes=notes) for f in self.findings],
         }

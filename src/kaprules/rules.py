@@ -419,7 +419,7 @@ def parameter(
 
 
 # Keywords of BaseRule that are not parameters: identity and documentation.
-_NOT_PARAMETERS = frozenset(("id", "severity", "source", "rationale", "self"))
+_NOT_PARAMETERS = frozenset(("id", "severity", "source", "rationale", "waivable", "self"))
 
 
 def parameters_of(cls: type[Any]) -> tuple[Parameter, ...]:
@@ -527,6 +527,13 @@ def _check_id(instance: object, attribute: attrs.Attribute[Any], value: object) 
             f"must be a kebab-case id (lower-case letters, digits, '-', '.', '_'; at most 64 "
             f"characters), got {_shown(value)}",
             "value",
+        )
+
+
+def _check_waivable(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise _bad(
+            instance, "waivable", f"must be True or False, got {type(value).__name__}", "type"
         )
 
 
@@ -742,6 +749,9 @@ class BaseRule:
             for the class's.
         own_rationale: The rationale a clinic gives this rule (keyword ``rationale=``),
             or None for the class's.
+        waivable: Whether a clinician's [`Waiver`][kaprules.Waiver] may cover this rule's
+            findings (keyword ``waivable=``; False by default). A rule of your own that
+            does not inherit BaseRule may define ``waivable`` too.
     """
 
     default_id: ClassVar[str]
@@ -768,6 +778,7 @@ class BaseRule:
     own_rationale: str | None = attrs.field(
         default=None, kw_only=True, alias="rationale", validator=_check_own_rationale, repr=False
     )
+    waivable: bool = attrs.field(default=False, kw_only=True, validator=_check_waivable)
 
     @property
     def statement(self) -> str:
@@ -847,6 +858,8 @@ class BaseRule:
         # The id only when overridden, and parameters as parameters() shows them.
         parts = [] if self.id == self.default_id else [f"id={self.id!r}"]
         parts.append(f"severity={getattr(self.severity, 'value', self.severity)!r}")
+        if self.waivable:
+            parts.append("waivable=True")
         parts += [f"{name}={value!r}" for name, value in self.parameters().items()]
         return f"{type(self).__name__}({', '.join(parts)})"
 

@@ -148,13 +148,18 @@ def _add_format(
     )
 
 
+DEFAULT_PROTOCOL = f"{STANDARD.id}@{STANDARD.version}"
+
+
 def _add_protocol(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--protocol",
         metavar="NAME@VERSION|FILE",
-        default=f"{STANDARD.id}@{STANDARD.version}",
+        action="append",
         help="the protocol: a built-in such as kap-standard@2, or a protocol file (.toml or "
-        ".json); default: %(default)s",
+        f".json); default: {DEFAULT_PROTOCOL}. Give it again for each version of one "
+        "protocol (v1.toml, v2.toml): each session is judged by the version in force on its "
+        "local date",
     )
 
 
@@ -400,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
         "plain text for a terminal, or the Markdown of the rules page",
     )
     _add_protocol(explain_cmd)
+    explain_cmd.add_argument(
+        "--as-of",
+        type=_closed_date,
+        metavar="DATE",
+        help="with several versions of a protocol: explain the version in force on this local "
+        "date (default: the latest)",
+    )
 
     rules = commands.add_parser(
         "rules",

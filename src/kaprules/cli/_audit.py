@@ -13,7 +13,7 @@ from kaprules.cli._render import audit_lines, json_out
 from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError
 from kaprules.errors import InputError, shown_id
 from kaprules.findings_files import FindingsForm
-from kaprules.protocol import Protocol
+from kaprules.protocol import Protocol, ProtocolVersions
 
 
 def audit_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -24,7 +24,7 @@ def audit_command(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("standard input is closed; give a file instead of -")
     wanted = [(o, p) for o, p in (("--findings", args.findings), ("--html", args.html)) if p]
     # Before any work: a large audit is not run to be lost at the end.
-    check_paths(wanted, [*args.inputs, args.protocol])
+    check_paths(wanted, [*args.inputs, *(args.protocol or ())])
     if args.html:
         need_extra("jinja2", "--html needs the jinja2 package: pip install 'kaprules[audit]'")
     with Outputs() as outputs:
@@ -57,7 +57,9 @@ class Audited(NamedTuple):
     seconds: float
 
 
-def audit_run(args: argparse.Namespace, protocol: Protocol, findings_out: TextIO | None) -> Audited:
+def audit_run(
+    args: argparse.Namespace, protocol: Protocol | ProtocolVersions, findings_out: TextIO | None
+) -> Audited:
     # The audit itself: findings written as they come; the summary and the HTML page
     # returned, for the caller to write and commit.
     import time
@@ -104,7 +106,7 @@ def audit_run(args: argparse.Namespace, protocol: Protocol, findings_out: TextIO
         page = render(
             data,
             run.samples,
-            protocol=protocol,
+            protocol=protocol if isinstance(protocol, Protocol) else protocol.latest,
             inputs=[shown_id(name, 200) for name in args.inputs],
             started=dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
             seconds=seconds,

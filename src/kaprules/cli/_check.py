@@ -28,6 +28,7 @@ def check_command(args: argparse.Namespace, out: TextIO) -> int:
             "errors": counts["error"],
             "warnings": counts["warning"],
             "info": counts["info"],
+            "waived": counts["waived"],
             "planned": [t.id for t in timeline.sessions if t.planned],
         }
         json_out(data, out)

@@ -5,25 +5,41 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
+from kaprules import _toml
 from kaprules.cli._render import identity, json_out
 from kaprules.cli._status import EXIT_OK
 from kaprules.loading import (
     load_protocol,
     resolve_protocol,
 )
+from kaprules.protocol import ProtocolVersions
 from kaprules.report import Severity
 
 
 def protocol_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.action == "validate":
-        protocol = load_protocol(args.file)
-        out.write(f"valid: {identity(protocol)}, {len(protocol.rules)} rules\n")
-        for rule in protocol.rules:
-            out.write(f"  {rule.id} ({Severity(rule.severity).value})\n")
+        loaded = load_protocol(args.file)
+        versions = loaded.versions if isinstance(loaded, ProtocolVersions) else (loaded,)
+        for protocol in versions:
+            effective = "" if protocol.effective is None else f", effective {protocol.effective}"
+            out.write(f"valid: {identity(protocol)}{effective}, {len(protocol.rules)} rules\n")
+            for rule in protocol.rules:
+                waivable = ", waivable" if getattr(rule, "waivable", False) is True else ""
+                out.write(f"  {rule.id} ({Severity(rule.severity).value}{waivable})\n")
         return EXIT_OK
-    protocol = resolve_protocol(args.spec)
+    shown = resolve_protocol(args.spec)
+    if isinstance(shown, ProtocolVersions):
+        entries = [p.to_dict() for p in shown.versions]
+        for entry in entries:
+            del entry["id"]
+        data = {"id": shown.id, "versions": entries}
+        if args.format == "json":
+            json_out(data, out)
+        else:
+            out.write(_toml.protocol_versions_toml(data))
+        return EXIT_OK
     if args.format == "json":
-        json_out(protocol.to_dict(), out)
+        json_out(shown.to_dict(), out)
     else:
-        out.write(protocol.to_toml())
+        out.write(shown.to_toml())
     return EXIT_OK

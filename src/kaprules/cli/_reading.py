@@ -8,7 +8,7 @@ import sys
 
 import attrs
 
-from kaprules.cli._arguments import TODAY, Moment
+from kaprules.cli._arguments import DEFAULT_PROTOCOL, TODAY, Moment
 from kaprules.cli._status import Failure, UsageError
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, shown_id
@@ -19,7 +19,7 @@ from kaprules.loading import (
     resolve_protocol,
 )
 from kaprules.model import Course
-from kaprules.protocol import Protocol
+from kaprules.protocol import Protocol, ProtocolVersions
 
 
 def moment_of(value: Moment | str, course: Course) -> Moment:
@@ -29,8 +29,34 @@ def moment_of(value: Moment | str, course: Course) -> Moment:
     return value
 
 
-def protocol_of(args: argparse.Namespace) -> Protocol:
-    return resolve_protocol(args.protocol)
+def protocol_of(args: argparse.Namespace) -> Protocol | ProtocolVersions:
+    return resolve_protocol(protocol_specs(args))
+
+
+def protocol_specs(args: argparse.Namespace) -> list[str]:
+    # --protocol, given once or more (the versions of one protocol), or the default.
+    given: list[str] | None = args.protocol
+    return given or [DEFAULT_PROTOCOL]
+
+
+def version_at(protocol: Protocol | ProtocolVersions, date: dt.date | None) -> Protocol:
+    """The one version a command that needs one uses: in force on ``date``, or the latest.
+
+    Raises:
+        UsageError: ``date`` is before the first version's effective date.
+    """
+    if isinstance(protocol, Protocol):
+        return protocol
+    if date is None:
+        return protocol.latest
+    version = protocol.in_force(date)
+    if version is None:
+        first = protocol.versions[0].effective
+        raise UsageError(
+            f"no version of {protocol.id} is in force on {date.isoformat()}: the first takes "
+            f"effect on {first.isoformat() if first else '?'}"
+        )
+    return version
 
 
 def source_of(args: argparse.Namespace) -> str:

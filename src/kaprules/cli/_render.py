@@ -24,13 +24,22 @@ def local_dates(course: Course) -> dict[str, str]:
 
 def finding_line(finding: Finding, dates: dict[str, str]) -> str:
     where = ", ".join(f"{shown_id(s)} {dates.get(s, '?')}" for s in finding.sessions) or "course"
-    return f"{finding.severity.value:<7} {finding.rule:<16} [{where}] {finding.message}"
+    line = f"{finding.severity.value:<7} {finding.rule:<16} [{where}] {finding.message}"
+    waiver = finding.waiver
+    if waiver is not None:
+        at = "?" if waiver.approved_at is None else waiver.approved_at.isoformat()
+        line += (
+            f" (waived: {shown_id(waiver.reason or '', 200)}, approved by "
+            f"{shown_id(waiver.approved_by or '', 200)} at {at})"
+        )
+    return line
 
 
 def finding_counts(report: Report) -> dict[str, int]:
-    counts = dict.fromkeys(("error", "warning", "info"), 0)
+    # Waived findings are counted apart: they no longer fail the report.
+    counts = dict.fromkeys(("error", "warning", "info", "waived"), 0)
     for f in report.findings:
-        counts[f.severity.value] += 1
+        counts["waived" if f.waiver is not None else f.severity.value] += 1
     return counts
 
 
@@ -42,9 +51,11 @@ def course_summary(report: Report, course: Course) -> str:
         plural(counts[severity], noun)
         for severity, noun in (("error", "error"), ("warning", "warning"), ("info", "info finding"))
     )
+    if counts["waived"]:
+        found += f", {plural(counts['waived'], 'waived finding')}"
     return (
         f"{verdict}: {found} in {plural(len(course.sessions), 'session')}; "
-        f"protocol {report.protocol_id} v{report.protocol_version}, "
+        f"protocol {report.protocol_id} v{'+'.join(report.versions) or report.protocol_version}, "
         f"timezone {course.timezone}{as_of}"
     )
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any, TextIO
 
 from kaprules._words import plural
-from kaprules.cli._reading import protocol_of
+from kaprules.cli._reading import protocol_of, version_at
 from kaprules.cli._render import identity, json_out
 from kaprules.cli._status import EXIT_OK, UsageError, one_line
 from kaprules.errors import ProtocolError, shown_id
@@ -15,12 +15,12 @@ from kaprules.report import Severity
 
 def rules_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.plugins:
-        if getattr(args, "_given_protocol", False):
+        if args.protocol is not None:
             raise UsageError(
                 "--plugins lists the installed rule plugins; give it without --protocol"
             )
         return plugins_command(args, out)
-    protocol = protocol_of(args)
+    protocol = version_at(protocol_of(args), None)
     if args.format == "json":
         data = protocol.to_dict()
         data["rules"] = [
@@ -83,7 +83,7 @@ def plugins_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def explain_command(args: argparse.Namespace, out: TextIO) -> int:
-    protocol = protocol_of(args)
+    protocol = version_at(protocol_of(args), args.as_of)
     try:
         rule = protocol.rule(args.rule_id)
     except ProtocolError as exc:

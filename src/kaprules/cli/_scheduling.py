@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from typing import TextIO
 
 from kaprules._output import Outputs, check_paths
-from kaprules.cli._reading import calendar_of, course_of, moment_of, need_extra, protocol_of
+from kaprules.cli._reading import (
+    calendar_of,
+    course_of,
+    moment_of,
+    need_extra,
+    protocol_of,
+    version_at,
+)
 from kaprules.cli._render import forecast_lines, json_out, plan_lines
 from kaprules.cli._status import EXIT_OK, UsageError, complain
 from kaprules.errors import shown_id
+from kaprules.model import Course
 
 
 def next_command(args: argparse.Namespace, out: TextIO) -> int:
-    protocol = protocol_of(args)
     course = course_of(args)
     moment = moment_of(args.as_of, course)
     assert moment is not None  # --as-of is required
+    protocol = version_at(protocol_of(args), _local_date(moment, course))
     from kaprules.forecasting import forecast
 
     # Without a calendar option every day is open: the forecast of the protocol alone.
@@ -35,13 +44,14 @@ ICS_HINT = "--ics needs the icalendar package: pip install 'kaprules[calendar]'"
 
 def plan_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.ics is not None:
-        check_paths([("--ics", args.ics)], [args.path, args.calendar, args.protocol])
+        check_paths([("--ics", args.ics)], [args.path, args.calendar, *(args.protocol or ())])
         need_extra("icalendar", ICS_HINT)
-    protocol = protocol_of(args)
+    versions = protocol_of(args)
     calendar = calendar_of(args)
     course = course_of(args)
     moment = moment_of(args.as_of, course)
     assert moment is not None  # --as-of is required
+    protocol = version_at(versions, _local_date(moment, course))
     from kaprules.planning import plan
 
     if args.until is not None:
@@ -88,3 +98,8 @@ def plan_command(args: argparse.Namespace, out: TextIO) -> int:
                 f"({events} event{'' if events == 1 else 's'})\n"
             )
     return EXIT_OK
+
+
+def _local_date(moment: dt.date | dt.datetime, course: Course) -> dt.date:
+    # Scheduling books by the rules in force now: the version in force on as_of's date.
+    return course.local(moment).date() if isinstance(moment, dt.datetime) else moment

@@ -356,11 +356,14 @@ def test_the_issues_case_fifth_of_eight_on_day_26() -> None:
 
 
 def test_booking_today_is_a_planned_session() -> None:
-    # With a date as_of, a session on that date counts as held for evaluate; a booking does
-    # not: its escort and fast are not due yet.
+    # Before its start, a booking later today may be made: its escort and fast are not due.
     c = course(dates("2026-12-01", "2026-12-03", "2026-12-05"))
-    report = check_booking(c, proposal(c, d("2026-12-07")), d("2026-12-07"))
+    report = check_booking(c, proposal(c, d("2026-12-07")), at("2026-12-07", "08:00"))
     assert report.ok, report.findings
+    # With a date as_of, that day is over: a booking on it is refused as not in the
+    # future, and only so (it is still judged as a planned session, not a held one).
+    report = check_booking(c, proposal(c, d("2026-12-07")), d("2026-12-07"))
+    assert rule_ids(report) == ["future-start"]
 
 
 def test_existing_errors_do_not_block_a_booking() -> None:
@@ -373,7 +376,7 @@ def test_existing_errors_do_not_block_a_booking() -> None:
 
 def test_booking_too_close_names_the_rule() -> None:
     c = course(dates("2026-12-01", "2026-12-03", "2026-12-05"))
-    report = check_booking(c, proposal(c, d("2026-12-06")), d("2026-12-06"))
+    report = check_booking(c, proposal(c, d("2026-12-06")), d("2026-12-05"))
     assert rule_ids(report) == ["session-spacing"]
 
 

@@ -53,6 +53,7 @@ from kaprules.timeline import TimedSession, Timeline
 
 __all__ = [
     "CLINIC_CALENDAR",
+    "FUTURE_START",
     "HORIZON_DAYS",
     "SEARCH_LIMIT",
     "SERIES_COMPLETION",
@@ -69,6 +70,10 @@ __all__ = [
 CLINIC_CALENDAR = "clinic-calendar"
 """The rule id of [`check_booking`][kaprules.check_booking]'s finding for a booking on a day
 the clinic's calendar is closed."""
+
+FUTURE_START = "future-start"
+"""The rule id of [`check_booking`][kaprules.check_booking]'s finding for a proposal that is
+not in the future at ``as_of``: the same test as the forecast's first bookable day."""
 
 HORIZON_DAYS = 366
 """How far ahead of ``as_of`` scheduling looks for the first day of a new series, or for a
@@ -537,20 +542,31 @@ def _forecast(
     )
 
 
-def _first_candidate_day(timeline: Timeline, at: dt.time) -> dt.date:
-    """The first local date on which a session at wall time ``at`` starts after ``as_of``.
+def _in_future(timeline: Timeline, start: dt.datetime) -> bool:
+    """Whether a session starting at ``start`` is in the future at the timeline's ``as_of``.
 
-    A plain date means that day is over; an aware instant leaves its own local date when
-    the session there starts after it.
+    The one test of "in the future" that scheduling has: the forecast's first bookable day
+    and the booking check's `FUTURE_START` both read it. As `evaluate` reads ``as_of``: an
+    aware instant is passed when the session starts after it; a plain date means that
+    local day is over, so only a session on a later local date is in the future.
     """
+    as_of = timeline.as_of
+    if isinstance(as_of, dt.datetime):
+        return start > as_of
     today = timeline.as_of_date
     assert today is not None
-    tomorrow = today + _DAY
-    as_of = timeline.as_of
-    if not isinstance(as_of, dt.datetime):
-        return tomorrow
-    start = _time.at_local(today, at, timeline.zone)
-    return today if start > as_of else tomorrow
+    return start.astimezone(timeline.zone).date() > today
+
+
+def _first_candidate_day(timeline: Timeline, at: dt.time) -> dt.date:
+    """The first local date on which a session at wall time ``at`` is `_in_future`."""
+    today = timeline.as_of_date
+    assert today is not None
+    try:
+        start = _time.at_local(today, at, timeline.zone)
+    except _time.NoSuchDay:  # a plain date the zone skipped: no session on it at all
+        return today + _DAY
+    return today if _in_future(timeline, start) else today + _DAY
 
 
 def _integration_due(timeline: Timeline, schedule: Schedule) -> IntegrationDue | None:
@@ -885,7 +901,10 @@ def check_booking(
     before, the report has one more error finding, of rule id ``"series-completion"``,
     naming it and the latest date that kept the series possible. With a calendar, a
     proposal on a day the clinic is closed has an error finding of rule id
-    ``"clinic-calendar"`` that says why.
+    ``"clinic-calendar"`` that says why. A proposal that is not in the future at
+    ``as_of`` (it starts at or before an aware instant, or on or before a plain date,
+    whose day counts as over) has an error finding of rule id ``"future-start"``: the
+    same test that decides the forecast's first bookable day, so the two agree.
 
     A phased protocol (see [`forecast`][kaprules.forecast]) has no series to complete:
     its rules judge the booking, and a booking over a week's cap is refused by the
@@ -922,7 +941,9 @@ def check_booking(
     scheduling_timeline(course, as_of, None if schedule is None else schedule.count)
     calendar = _check_calendar(calendar)
     if isinstance(proposed, Integration):
-        return _meeting_booking(course, proposed, as_of, protocol, schedule, calendar)
+        return _meeting_booking(
+            course, proposed, as_of, protocol, schedule, calendar, refuse_past=True
+        )
     if not isinstance(proposed, Session):
         raise InputError(
             Problem(
@@ -936,7 +957,7 @@ def check_booking(
         proposed = attrs.evolve(proposed, id=_fresh(taken))
     elif proposed.id in taken:
         raise InputError(_duplicate(proposed.id, "a session"))
-    return _booking(course, proposed, as_of, protocol, schedule, calendar)
+    return _booking(course, proposed, as_of, protocol, schedule, calendar, refuse_past=True)
 
 
 def _fresh(taken: set[str | None]) -> str:
@@ -962,10 +983,15 @@ def _booking(
     protocol: Protocol,
     schedule: Schedule | None,
     calendar: ClinicCalendar | None,
+    *,
+    refuse_past: bool = False,
 ) -> Report:
     """The booking check of a session with an id of its own, on a checked course.
 
-    ``schedule`` is None for a phased protocol: no series-completion check.
+    ``schedule`` is None for a phased protocol: no series-completion check. With
+    ``refuse_past`` a proposal that is not `_in_future` gets a `FUTURE_START` error; the
+    searches leave it off, as their candidates are in the future (or, for a phased
+    forecast's ``earliest``, are meant to ignore ``as_of``).
     """
     name = proposed.id
     assert name is not None
@@ -995,6 +1021,8 @@ def _booking(
         why = calendar.closure(placed.date)
         if why is not None:
             findings.insert(0, _closed_finding(name, placed.label, placed.date, why))
+    if refuse_past and not _in_future(timeline, proposed.start):
+        findings.insert(0, _past_finding(timeline, name, placed.label, placed.local))
     return attrs.evolve(report, findings=tuple(findings))
 
 
@@ -1005,6 +1033,8 @@ def _meeting_booking(
     protocol: Protocol,
     schedule: Schedule | None,
     calendar: ClinicCalendar | None,
+    *,
+    refuse_past: bool = False,
 ) -> Report:
     length = None if schedule is None else schedule.count
     taken = {m.id for m in course.integrations}
@@ -1016,16 +1046,42 @@ def _meeting_booking(
     assert name is not None
     before = evaluate_timeline(Timeline.of(course, as_of, series_length=length), protocol)
     booked = attrs.evolve(course, integrations=(*course.integrations, proposed))
-    report = evaluate_timeline(Timeline.of(booked, as_of, series_length=length), protocol)
+    timeline = Timeline.of(booked, as_of, series_length=length)
+    report = evaluate_timeline(timeline, protocol)
     old = set(before.findings)
     findings = [f for f in report.findings if f not in old]
+    local = course.local(proposed.start)
+    label = f"integration meeting {shown_id(name)} ({_time.format_local(local)})"
     if calendar is not None:
-        local = course.local(proposed.start)
         why = calendar.closure(local.date())
         if why is not None:
-            label = f"integration meeting {shown_id(name)} ({_time.format_local(local)})"
             findings.insert(0, _closed_finding(name, label, local.date(), why))
+    if refuse_past and not _in_future(timeline, proposed.start):
+        findings.insert(0, _past_finding(timeline, name, label, local))
     return attrs.evolve(report, findings=tuple(findings))
+
+
+def _past_finding(timeline: Timeline, name: str, label: str, local: dt.datetime) -> Finding:
+    as_of, today = timeline.as_of, timeline.as_of_date
+    assert as_of is not None
+    assert today is not None
+    if isinstance(as_of, dt.datetime):
+        moment = _time.format_local(as_of.astimezone(timeline.zone))
+        why = f"{moment}: a booking starts after it"
+    else:
+        why = (
+            f"{today.isoformat()}: that date counts as over, so a booking starts on "
+            f"{(today + _DAY).isoformat()} or later"
+        )
+    return Finding(
+        FUTURE_START,
+        Severity.ERROR,
+        (name,),
+        f"{label} is not in the future at as_of {why}",
+        f"after {as_of.isoformat()}",
+        local.isoformat(),
+        help=Help(f"{_report.DOCS_URL}scheduling/#booking-check"),
+    )
 
 
 def _closed_finding(name: str, label: str, day: dt.date, why: str) -> Finding:

@@ -1089,7 +1089,9 @@ def _closed_finding(name: str, label: str, day: dt.date, why: str) -> Finding:
         CLINIC_CALENDAR,
         Severity.ERROR,
         (name,),
-        f"{label} is on a day the clinic is closed: {why}",
+        # `why` says "closed" itself ("the clinic is closed on Sundays", "closed: Winter
+        # break"): the message must not say it again.
+        f"{label} cannot be booked: {why}",
         "an open day",
         day.isoformat(),
         help=Help(f"{_report.DOCS_URL}scheduling/#booking-check"),

@@ -758,6 +758,36 @@ def test_cli_next_text_and_json() -> None:
     assert json.loads(result.stdout)["status"] == "cannot-complete"
 
 
+def test_cli_next_names_the_closure_not_a_closed_window(
+    cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    # Issue 27: the window closes on 2026-12-14, after as_of; the closure is what leaves no
+    # room. `next` said "its window closed for them on 2026-12-14"; it now says what `plan`
+    # says.
+    args = ("examples/in-progress.json", "--as-of", "2026-12-10")
+    closure = ("--closed", "2026-12-11..2026-12-20")
+    code, out, err = cli("next", *args, *closure)
+    assert (code, err) == (0, "")
+    why = (
+        "the series' 14-day window closes on 2026-12-14: 1 of the remaining 1 induction "
+        "session does not fit on open days from 2026-12-12"
+    )
+    assert out == f"Series cannot be completed: 5 of 6 sessions.\nNo next session: {why}.\n"
+    _, planned, _ = cli("plan", *args, *closure, "--open", "mon,tue,wed,thu,fri,sat,sun")
+    assert planned == f"cannot-complete: {why}.\n"
+    _, text, _ = cli("next", *args, *closure, "--format", "json")
+    assert json.loads(text)["reason"] == why
+    # Once the window's last day is over, it closed.
+    c = kaprules.load_course(ROOT / "examples/in-progress.json")
+    f = forecast(c, d("2026-12-16"))
+    assert f.reason == (
+        "the series' 14-day window closed on 2026-12-14: 1 of the remaining 1 induction "
+        "session does not fit on open days from 2026-12-17"
+    )
+    assert forecast(c, d("2026-12-10")).reason is None
+    assert forecast(c, d("2026-12-10")).to_dict()["reason"] is None
+
+
 def test_cli_plan_with_options_and_ics(
     tmp_path: Path, cli: Callable[..., tuple[int, str, str]]
 ) -> None:

@@ -26,7 +26,7 @@ import attrs
 from kaprules import _time
 from kaprules import report as _report
 from kaprules._version import __version__
-from kaprules._words import iso_date
+from kaprules._words import iso_date, plural
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem, ProtocolError, echo, shown_id
 from kaprules.evaluation import check_course, check_protocol, evaluate_timeline
@@ -204,6 +204,11 @@ class Forecast:
         integration: The integration meetings a complete series still needs under the
             protocol's `IntegrationFollowup` rule, or None (none needed, no such rule, or
             a series not complete yet).
+        reason: Why the series cannot be completed, one sentence for a person, the same
+            as [`plan`][kaprules.plan]'s: the window's last day and how many sessions do
+            not fit from the first day a session could be booked, on open days (the
+            calendar's closures) or under the protocol's own rules. None unless the status
+            is ``cannot-complete``.
         phased: Whether the protocol is phased (not in `to_dict`: the next session's
             ``phase`` and ``week`` say so there).
 
@@ -228,6 +233,7 @@ class Forecast:
     protocol_version: str
     kaprules_version: str
     integration: IntegrationDue | None = None
+    reason: str | None = attrs.field(default=None, kw_only=True)
     phased: bool = attrs.field(default=False, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,8 +243,9 @@ class Forecast:
             A dict with the keys ``status``, ``inductions``, ``count``, ``window``
             (``{"opens", "closes"}``, both None until the first induction session),
             ``next`` (as by `NextSession.to_dict`, or None), ``today``, ``as_of``,
-            ``timezone``, ``protocol`` (``{"id", "version"}``), ``kaprules_version`` and
-            ``integration`` (as by `IntegrationDue.to_dict`, or None).
+            ``timezone``, ``protocol`` (``{"id", "version"}``), ``kaprules_version``,
+            ``integration`` (as by `IntegrationDue.to_dict`, or None) and ``reason``
+            (None unless the status is ``cannot-complete``).
         """
         return {
             "status": self.status.value,
@@ -255,6 +262,7 @@ class Forecast:
             "protocol": {"id": self.protocol_id, "version": self.protocol_version},
             "kaprules_version": self.kaprules_version,
             "integration": None if self.integration is None else self.integration.to_dict(),
+            "reason": self.reason,
         }
 
 
@@ -412,7 +420,8 @@ def forecast(
     - **in-progress** (0 < n < N): from the first to the last bookable day, none later
       than ``first + (W - 1) - g * (N - n - 1)``.
     - **cannot-complete**: no day is bookable (the series can no longer be completed), or
-      a protocol whose N sessions, g days apart, never fit in W days. No next session.
+      a protocol whose N sessions, g days apart, never fit in W days. No next session;
+      ``reason`` says why, as [`plan`][kaprules.plan]'s reason does.
     - **complete** (n >= N): a booster on the first bookable day within 366 days of its
       earliest date ``max(last + M months, last + g)``, when the protocol has a
       `BoosterInterval` and n >= K; otherwise no next session. With an
@@ -818,6 +827,13 @@ class Search:
     # --- the forecast ---
 
     def forecast(self) -> Forecast:
+        """The forecast, with the reason of a series that cannot be completed."""
+        answer = self._forecast()
+        if answer.status is not SeriesStatus.CANNOT_COMPLETE:
+            return answer
+        return attrs.evolve(answer, reason=self.shortfall().reason)
+
+    def _forecast(self) -> Forecast:
         closed = _forecast(self.timeline, self.schedule, self.protocol, self.at)
         upcoming = closed.next
         if upcoming is None:
@@ -848,6 +864,56 @@ class Search:
             closed, next=NextSession(Kind.INDUCTION, upcoming.earliest, first_day, latest, gaps)
         )
 
+    def shortfall(self) -> Shortfall:
+        """Why the series cannot be completed: what `plan` and the forecast's reason say.
+
+        Only meaningful when it cannot be (the forecast is ``cannot-complete``). How many
+        sessions do not fit is counted by the closed-form bounds on open days (`chain`);
+        when they all would, the protocol's own rules are what leave no way.
+        """
+        count, window = self.schedule.count, self.schedule.window
+        span = dt.timedelta(days=window - 1)
+        lower = self.start()
+        if self.first is None:
+            first = next(self.open_days(lower, self.horizon), None)
+            if first is None:
+                return Shortfall(
+                    f"the calendar has no open day from {lower.isoformat()} to "
+                    f"{self.horizon.isoformat()} on which the series could start"
+                    f"{past_years(self.horizon)}",
+                    count,
+                    None,
+                )
+            placed = len(self.chain(None, 0, first, count, window_only=True))
+            missing = count - placed if placed < count else count
+            why = (
+                f"with {missing} of {count} sessions not fitting"
+                if placed < count
+                else "and the protocol's own rules leave no way to complete it"
+            )
+            return Shortfall(
+                f"no first day up to {self.horizon.isoformat()} fits all {count} induction "
+                f"sessions in a {window}-day window on open days; from the first open day, "
+                f"{first.isoformat()}, the window would close on "
+                f"{(first + span).isoformat()} {why}{past_years(self.horizon)}",
+                missing,
+                first,
+            )
+        closes = self.first + span
+        remaining = count - self.n
+        placed = len(self.chain(self.first, self.n, lower, remaining, window_only=True))
+        missing = remaining - placed if placed < remaining else remaining
+        how = "on open days" if placed < remaining else "under the protocol's own rules"
+        # A window whose last day is before the first day a session could be on is over.
+        tense = "closed" if closes < lower else "closes"
+        return Shortfall(
+            f"the series' {window}-day window {tense} on {closes.isoformat()}: {missing} of "
+            f"the remaining {plural(remaining, 'induction session')} "
+            f"{'does' if missing == 1 else 'do'} not fit {how} from {lower.isoformat()}",
+            missing,
+            self.first,
+        )
+
     def first_bookable(self) -> dt.date | None:
         return next(
             (
@@ -874,6 +940,29 @@ class Search:
         except _SearchLimit:
             pass
         return None
+
+
+@attrs.frozen
+class Shortfall:
+    """Why a series cannot be completed (`Search.shortfall`), shared by forecast and plan.
+
+    ``missing`` is how many induction sessions do not fit; ``opens`` the first day of the
+    window they were tried in (the series' own, or a new series' first open day), or None.
+    """
+
+    reason: str
+    missing: int
+    opens: dt.date | None
+
+
+def past_years(last: dt.date) -> str:
+    """The note a reason ends with when its days run past the supported years, or "".
+
+    Days past them are never proposed: a reason whose range ends there says so.
+    """
+    if last.year <= _time.MAX_YEAR:
+        return ""
+    return f" (no session is proposed after the year {_time.MAX_YEAR}, the last supported)"
 
 
 def _downward(first: dt.date, last: dt.date) -> Iterator[dt.date]:
@@ -1320,6 +1409,12 @@ class PhasedSearch:
             status = SeriesStatus.NOT_STARTED if d0 is None else SeriesStatus.IN_PROGRESS
         else:
             status = SeriesStatus.COMPLETE if over else SeriesStatus.CANNOT_COMPLETE
+        reason = None
+        if status is SeriesStatus.CANNOT_COMPLETE:
+            reason = (
+                f"no day from {self.start.isoformat()} to {end.isoformat()} is bookable"
+                f"{past_years(end)}"
+            )
         count = sum(
             p.target * (p.last - p.first + 1)
             for p in phases
@@ -1339,5 +1434,6 @@ class PhasedSearch:
             self.protocol.version,
             __version__,
             None,
+            reason=reason,
             phased=True,
         )

@@ -31,6 +31,7 @@ from kaprules.forecasting import (
     PhasedSearch,
     Schedule,
     Search,
+    past_years,
     protocol_phases,
     scheduling_timeline,
 )
@@ -480,13 +481,6 @@ def _until(until: object, today: dt.date) -> dt.date | None:
     return until
 
 
-def _past_years(last: dt.date) -> str:
-    # Days past the supported years are never proposed: a reason that ends there says so.
-    if last.year <= _time.MAX_YEAR:
-        return ""
-    return f" (no session is proposed after the year {_time.MAX_YEAR}, the last supported)"
-
-
 class _Steps:
     """The steps of a plan, over one search: a new series, the rest of one, a booster."""
 
@@ -537,9 +531,8 @@ class _Steps:
         return self.search.completion(upcoming.bookable_from)
 
     def new_series(self) -> Plan:
-        search, count = self.search, self.schedule.count
+        count = self.schedule.count
         days = self.series()
-        lower = search.start()
         if days is not None:
             start = days[0]
             planned = self.inductions(days, 1)
@@ -549,34 +542,12 @@ class _Steps:
                 f"closes on {(start + self.window).isoformat()}"
             )
             return self.with_meetings(planned, reason, start)
-        first = next(search.open_days(lower, search.horizon), None)
-        if first is None:
-            return self.result(
-                PlanStatus.CANNOT_COMPLETE,
-                (),
-                f"the calendar has no open day from {lower.isoformat()} to "
-                f"{search.horizon.isoformat()} on which the series could start"
-                f"{_past_years(search.horizon)}",
-                None,
-                count,
-            )
-        placed = len(search.chain(None, 0, first, count, window_only=True))
-        missing = count - placed if placed < count else count
-        why = (
-            f"with {missing} of {count} sessions not fitting"
-            if placed < count
-            else "and the protocol's own rules leave no way to complete it"
-        )
-        return self.result(
-            PlanStatus.CANNOT_COMPLETE,
-            (),
-            f"no first day up to {search.horizon.isoformat()} fits all {count} induction "
-            f"sessions in a {self.schedule.window}-day window on open days; from the first "
-            f"open day, {first.isoformat()}, the window would close on "
-            f"{(first + self.window).isoformat()} {why}{_past_years(search.horizon)}",
-            first,
-            missing,
-        )
+        return self.cannot_complete()
+
+    def cannot_complete(self) -> Plan:
+        """Nothing proposed, for the reason the forecast gives too."""
+        why = self.search.shortfall()
+        return self.result(PlanStatus.CANNOT_COMPLETE, (), why.reason, why.opens, why.missing)
 
     def rest_of_series(self) -> Plan:
         search = self.search
@@ -587,20 +558,7 @@ class _Steps:
         remaining = count - n
         days = self.series()
         if days is None:
-            lower = search.start()
-            placed = len(search.chain(first, n, lower, remaining, window_only=True))
-            missing = remaining - placed if placed < remaining else remaining
-            how = "on open days" if placed < remaining else "under the protocol's own rules"
-            return self.result(
-                PlanStatus.CANNOT_COMPLETE,
-                (),
-                f"the series' {self.schedule.window}-day window closes on "
-                f"{closes.isoformat()}: {missing} of the remaining "
-                f"{plural(remaining, 'induction session')} "
-                f"{'does' if missing == 1 else 'do'} not fit {how} from {lower.isoformat()}",
-                first,
-                missing,
-            )
+            return self.cannot_complete()
         when = (
             f"on {days[0].isoformat()}"
             if remaining == 1
@@ -634,7 +592,7 @@ class _Steps:
             end = start + dt.timedelta(days=HORIZON_DAYS)
             reason = (
                 f"the induction series is complete; the calendar has no bookable day from "
-                f"{start.isoformat()} to {end.isoformat()} for the booster{_past_years(end)}"
+                f"{start.isoformat()} to {end.isoformat()} for the booster{past_years(end)}"
             )
         return self.with_meetings(planned, reason, first)
 
@@ -757,7 +715,7 @@ class _PhasedSteps:
                     PlanStatus.CANNOT_COMPLETE,
                     (),
                     f"the calendar has no bookable day from {search.start.isoformat()} to "
-                    f"{end.isoformat()} on which the course could start{_past_years(end)}",
+                    f"{end.isoformat()} on which the course could start{past_years(end)}",
                     None,
                     self.until,
                 )

@@ -458,6 +458,29 @@ def test_a_plan_that_completes_the_series_proposes_its_meeting() -> None:
     assert "integration-followup" not in {f.rule for f in after.findings}
 
 
+def test_a_plan_short_of_meetings_says_so_in_status_and_count() -> None:
+    # Issue 27: two meetings needed within 14 days, one open day for them: the plan said
+    # "planned" with unplaced 0, and only its reason told the shortfall.
+    two = STANDARD_V2.replace(IntegrationFollowup(within_days=14, min_meetings=2))
+    c = course(series(SERIES))
+    calendar = ClinicCalendar(closed=[Closure(d("2026-12-15"), d("2026-12-31"), "Break")])
+    p = plan(c, d("2026-12-13"), calendar, two)
+    meetings = [s.start.date() for s in p.sessions if s.kind == "integration"]
+    assert meetings == [d("2026-12-14")]
+    assert (p.status, p.unplaced_meetings, p.unplaced) == ("meetings-missed", 1, 0)
+    assert "only 1 of the 2 integration meetings needed by 2026-12-26" in p.reason
+    data = p.to_dict()
+    assert (data["status"], data["unplaced_meetings"]) == ("meetings-missed", 1)
+    # With room for both, the plan is planned and misses none.
+    p = plan(c, d("2026-12-13"), ClinicCalendar(), two)
+    assert (p.status, p.unplaced_meetings) == ("planned", 0)
+    assert p.to_dict()["unplaced_meetings"] == 0
+    # Past the deadline every needed meeting is missed, beside the booster.
+    p = plan(c, d("2027-01-10"), ClinicCalendar(), STANDARD_V2)
+    assert (p.status, p.unplaced_meetings) == ("meetings-missed", 1)
+    assert [str(s.kind) for s in p.sessions] == ["booster"]
+
+
 # --- rules found by class, and a clinic's own rule -----------------------------------------
 
 

@@ -70,12 +70,17 @@ class PlanStatus(enum.StrEnum):
             proposed.
         TARGETS_MISSED: A phased protocol's plan: some targets cannot be met on the
             calendar (`Plan.missed` says which); the sessions that fit are proposed.
+        MEETINGS_MISSED: The series is complete, or completed by the proposed sessions,
+            but fewer integration meetings fit on open days by the protocol's deadline
+            than it still needs (`Plan.unplaced_meetings` says how many fewer); the
+            sessions and meetings that fit are proposed.
     """
 
     PLANNED = "planned"
     COMPLETE = "complete"
     CANNOT_COMPLETE = "cannot-complete"
     TARGETS_MISSED = "targets-missed"
+    MEETINGS_MISSED = "meetings-missed"
 
 
 @attrs.frozen
@@ -189,18 +194,21 @@ class Plan:
 
     Attributes:
         status: What the plan says.
-        sessions: The proposed sessions, in start order; empty unless ``status`` is
-            ``planned``.
+        sessions: The proposed sessions and meetings, in start order; empty unless
+            ``status`` is ``planned``, ``targets-missed`` or ``meetings-missed``.
         reason: One sentence for a person on what was proposed, or why nothing was.
         window_opens: The first day of the series' window (planned or recorded), or None.
         window_closes: Its last day, or None.
-        unplaced: How many induction sessions did not fit (0 unless ``cannot-complete``).
+        unplaced: How many induction sessions did not fit (0 unless ``cannot-complete``,
+            or for a phased protocol ``targets-missed``: the sessions its targets lack).
         forecast: The forecast the plan starts from.
         calendar: The clinic calendar used.
         course: The course planned for (never shown in the plan's output).
         until: For a phased protocol, the last day planned for; None otherwise.
         missed: For a phased protocol, the targets the calendar does not let the plan
             meet, in date order; empty otherwise.
+        unplaced_meetings: How many of the integration meetings the series still needs
+            did not fit on open days by the deadline (0 unless ``meetings-missed``).
     """
 
     status: PlanStatus
@@ -214,6 +222,7 @@ class Plan:
     course: Course = attrs.field(repr=False)
     until: dt.date | None = None
     missed: tuple[MissedTarget, ...] = ()
+    unplaced_meetings: int = attrs.field(default=0, kw_only=True)
 
     @property
     def planned_course(self) -> Course:
@@ -235,8 +244,9 @@ class Plan:
 
         Returns:
             A dict with ``status``, ``sessions`` (each as by `PlannedSession.to_dict`),
-            ``reason``, ``window`` (``{"opens", "closes"}``), ``unplaced``, ``inductions``,
-            ``count``, ``calendar``, ``today``, ``as_of``, ``timezone``, ``protocol``
+            ``reason``, ``window`` (``{"opens", "closes"}``), ``unplaced``,
+            ``unplaced_meetings``, ``inductions``, ``count``, ``calendar``, ``today``,
+            ``as_of``, ``timezone``, ``protocol``
             (``{"id", "version"}``) and ``kaprules_version``; for a phased protocol also
             ``until`` and ``missed`` (each as by `MissedTarget.to_dict`).
         """
@@ -250,6 +260,7 @@ class Plan:
                 "closes": iso_date(self.window_closes),
             },
             "unplaced": self.unplaced,
+            "unplaced_meetings": self.unplaced_meetings,
             "inductions": f.inductions,
             "count": f.count,
             "calendar": self.calendar.to_dict(),
@@ -382,7 +393,9 @@ def plan(
     - n >= N: one booster on its first bookable day, when the forecast has a booster.
     - With an `IntegrationFollowup` rule, the integration meetings the complete (or
       completed by the plan) series still needs, on the first open days after its last
-      induction session and by the rule's deadline (kind ``integration``).
+      induction session and by the rule's deadline (kind ``integration``). When fewer
+      fit than are needed, the status is ``meetings-missed`` and ``unplaced_meetings``
+      counts the ones missing.
 
     For protocols made of kaprules' own scheduling rules this is the greedy placement,
     each session on the earliest open day the gap allows, which is optimal; with rules of
@@ -499,6 +512,7 @@ class _Steps:
         reason: str,
         opens: dt.date | None,
         unplaced: int = 0,
+        unplaced_meetings: int = 0,
     ) -> Plan:
         closes = None if opens is None else opens + self.window
         return Plan(
@@ -511,6 +525,7 @@ class _Steps:
             self.forecast,
             self.calendar,
             self.course,
+            unplaced_meetings=unplaced_meetings,
         )
 
     def inductions(self, days: list[dt.date], first_number: int) -> tuple[PlannedSession, ...]:
@@ -600,25 +615,32 @@ class _Steps:
         self, planned: tuple[PlannedSession, ...], reason: str, opens: dt.date | None
     ) -> Plan:
         """The plan with the integration meetings the (completed) series still needs."""
-        meetings, note = self.meetings(planned)
+        meetings, note, missing = self.meetings(planned)
         sessions = tuple(sorted((*planned, *meetings), key=lambda p: p.start))
-        status = PlanStatus.PLANNED if sessions else PlanStatus.COMPLETE
-        return self.result(status, sessions, reason + note, opens)
+        if missing:
+            # The reason alone said so; a status and a count let an app see it.
+            status = PlanStatus.MEETINGS_MISSED
+        else:
+            status = PlanStatus.PLANNED if sessions else PlanStatus.COMPLETE
+        return self.result(status, sessions, reason + note, opens, unplaced_meetings=missing)
 
-    def meetings(self, planned: tuple[PlannedSession, ...]) -> tuple[list[PlannedSession], str]:
+    def meetings(
+        self, planned: tuple[PlannedSession, ...]
+    ) -> tuple[list[PlannedSession], str, int]:
+        """The meetings proposed, the reason's note on them, and how many did not fit."""
         rule = self.schedule.followup
         search = self.search
         series = [t.date for t in search.timeline.inductions] + [
             p.start.date() for p in planned if p.kind is Kind.INDUCTION
         ]
         if rule is None or len(series) < self.schedule.count:
-            return [], ""
+            return [], "", 0
         last = series[-1]
         by = last + dt.timedelta(days=rule.within_days)
         held = sum(1 for m in search.timeline.integrations if last < m.date <= by)
         needed = rule.min_meetings - held
         if needed <= 0:
-            return [], ""
+            return [], "", 0
         booked = attrs.evolve(
             self.course,
             sessions=(*self.course.sessions, *(p.session for p in planned)),
@@ -641,7 +663,7 @@ class _Steps:
                 f"; only {len(found)} of the {needed} integration {word} needed by "
                 f"{by.isoformat()} fit on open days"
             )
-        return found, note
+        return found, note, needed - len(found)
 
 
 class _PhasedSteps:

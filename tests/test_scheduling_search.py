@@ -586,6 +586,57 @@ def test_cli_next_takes_the_calendar_options(cli: Callable[..., tuple[int, str, 
     assert err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        (
+            "mon,wed,fry",
+            "'fry' is not a weekday name (mon to sun, in a list such as mon,wed,fri); "
+            "did you mean 'fri'?",
+        ),
+        (
+            "mon,funday",
+            "'funday' is not a weekday name (mon to sun, in a list such as "
+            "mon,wed,fri); did you mean 'sun'?",
+        ),
+        (
+            "Monday",
+            "'Monday' is not a weekday name (mon to sun, in a list such as mon,wed,fri); "
+            "did you mean 'mon'?",
+        ),
+        ("mon,xyz", "'xyz' is not a weekday name (mon to sun, in a list such as mon,wed,fri)"),
+    ],
+)
+def test_cli_open_suggests_the_nearest_weekday(
+    given: str, hint: str, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    # Issue 27: "--open mon,wed,fry" got no "did you mean".
+    for command in ("next", "plan"):
+        code, out, err = cli(
+            command, "examples/in-progress.json", "--as-of", "2026-12-10", "--open", given
+        )
+        assert (code, out) == (2, "")
+        assert (
+            err == f"kaprules: error: argument --open: {hint} (see 'kaprules {command} --help')\n"
+        )
+
+
+def test_a_calendar_names_each_wrong_weekday_with_the_nearest() -> None:
+    with pytest.raises(kaprules.InputError) as raised:
+        kaprules.parse_calendar('weekdays = ["mon", "funday", "Thurs", 9]')
+    assert [str(p) for p in raised.value.problems] == [
+        "weekdays[1]: 'funday' is not a weekday name (mon to sun); did you mean 'sun'?",
+        "weekdays[2]: 'Thurs' is not a weekday name (mon to sun); did you mean 'thu'?",
+        "weekdays[3]: must be one of the weekday names (mon, tue, wed, thu, fri, sat, sun) or "
+        "numbers from 0 (Monday) to 6",
+    ]
+    with pytest.raises(kaprules.InputError, match=r"^weekdays\[0\]: 'x{20}") as raised:
+        ClinicCalendar(weekdays=["x" * 10_000 + "fri"])
+    # Echoed bounded, and compared on its first characters only: no hint, at no cost.
+    assert len(str(raised.value)) < 300
+    assert "did you mean" not in str(raised.value)
+
+
 def test_cli_next_names_the_integration_meetings_still_needed(
     cli: Callable[..., tuple[int, str, str]], tmp_path: Path
 ) -> None:

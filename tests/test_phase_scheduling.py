@@ -138,15 +138,21 @@ def test_two_sessions_on_one_date_are_refused_by_min_gap() -> None:
     assert [x.rule for x in report.findings if x.severity is Severity.ERROR] == ["min-gap"]
 
 
-def test_a_past_booking_is_judged_as_for_other_protocols() -> None:
-    # check_booking does not refuse a day before as_of by itself, for any protocol: the
-    # rules judge it (forecast and plan never propose one).
+def test_a_past_booking_is_refused_as_for_other_protocols() -> None:
+    # check_booking refuses a day before as_of for every protocol, as forecast and plan
+    # never propose one; the rules judge it as well.
     c = history([d("2026-12-01")])
     proposal = Session(at9(d("2026-12-03")), id="b1")
-    assert check_booking(c, proposal, d("2026-12-20"), kaprules.STANDARD).ok
-    assert check_booking(c, proposal, d("2026-12-20"), TRD).ok
+    for protocol in (kaprules.STANDARD, TRD):
+        report = check_booking(c, proposal, d("2026-12-20"), protocol)
+        assert [x.rule for x in report.findings] == ["future-start"]
+        assert check_booking(c, proposal, d("2026-12-02"), protocol).ok
     same_day = Session(at9(d("2026-12-01")) + dt.timedelta(hours=3), id="b1")
-    assert not check_booking(c, same_day, d("2026-12-20"), TRD).ok
+    report = check_booking(c, same_day, d("2026-12-20"), TRD)
+    assert [x.rule for x in report.findings if x.severity is Severity.ERROR] == [
+        "future-start",
+        "min-gap",
+    ]
 
 
 def test_a_closed_day_is_refused_with_the_calendars_reason() -> None:

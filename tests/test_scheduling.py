@@ -356,11 +356,14 @@ def test_the_issues_case_fifth_of_eight_on_day_26() -> None:
 
 
 def test_booking_today_is_a_planned_session() -> None:
-    # With a date as_of, a session on that date counts as held for evaluate; a booking does
-    # not: its escort and fast are not due yet.
+    # Before its start, a booking later today may be made: its escort and fast are not due.
     c = course(dates("2026-12-01", "2026-12-03", "2026-12-05"))
-    report = check_booking(c, proposal(c, d("2026-12-07")), d("2026-12-07"))
+    report = check_booking(c, proposal(c, d("2026-12-07")), at("2026-12-07", "08:00"))
     assert report.ok, report.findings
+    # With a date as_of, that day is over: a booking on it is refused as not in the
+    # future, and only so (it is still judged as a planned session, not a held one).
+    report = check_booking(c, proposal(c, d("2026-12-07")), d("2026-12-07"))
+    assert rule_ids(report) == ["future-start"]
 
 
 def test_existing_errors_do_not_block_a_booking() -> None:
@@ -373,7 +376,7 @@ def test_existing_errors_do_not_block_a_booking() -> None:
 
 def test_booking_too_close_names_the_rule() -> None:
     c = course(dates("2026-12-01", "2026-12-03", "2026-12-05"))
-    report = check_booking(c, proposal(c, d("2026-12-06")), d("2026-12-06"))
+    report = check_booking(c, proposal(c, d("2026-12-06")), d("2026-12-05"))
     assert rule_ids(report) == ["session-spacing"]
 
 
@@ -753,6 +756,36 @@ def test_cli_next_text_and_json() -> None:
     result = run("next", "-", "--as-of", "2026-12-11", "--format", "json", stdin=text)
     assert result.returncode == 0
     assert json.loads(result.stdout)["status"] == "cannot-complete"
+
+
+def test_cli_next_names_the_closure_not_a_closed_window(
+    cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    # Issue 27: the window closes on 2026-12-14, after as_of; the closure is what leaves no
+    # room. `next` said "its window closed for them on 2026-12-14"; it now says what `plan`
+    # says.
+    args = ("examples/in-progress.json", "--as-of", "2026-12-10")
+    closure = ("--closed", "2026-12-11..2026-12-20")
+    code, out, err = cli("next", *args, *closure)
+    assert (code, err) == (0, "")
+    why = (
+        "the series' 14-day window closes on 2026-12-14: 1 of the remaining 1 induction "
+        "session does not fit on open days from 2026-12-12"
+    )
+    assert out == f"Series cannot be completed: 5 of 6 sessions.\nNo next session: {why}.\n"
+    _, planned, _ = cli("plan", *args, *closure, "--open", "mon,tue,wed,thu,fri,sat,sun")
+    assert planned == f"cannot-complete: {why}.\n"
+    _, text, _ = cli("next", *args, *closure, "--format", "json")
+    assert json.loads(text)["reason"] == why
+    # Once the window's last day is over, it closed.
+    c = kaprules.load_course(ROOT / "examples/in-progress.json")
+    f = forecast(c, d("2026-12-16"))
+    assert f.reason == (
+        "the series' 14-day window closed on 2026-12-14: 1 of the remaining 1 induction "
+        "session does not fit on open days from 2026-12-17"
+    )
+    assert forecast(c, d("2026-12-10")).reason is None
+    assert forecast(c, d("2026-12-10")).to_dict()["reason"] is None
 
 
 def test_cli_plan_with_options_and_ics(

@@ -25,6 +25,7 @@ from kaprules import (
     STANDARD_V2,
     BaseRule,
     ClinicCalendar,
+    Closure,
     Course,
     Escort,
     Fasting,
@@ -371,10 +372,12 @@ def test_the_calendars_time_decides_today() -> None:
         ("2026-12-06", "the clinic is closed on Sundays"),
         ("2026-12-24", "the clinic is closed on 2026-12-24"),
         ("2026-12-25", "Christmas Day (public holiday)"),
+        ("2026-12-29", "closed: Christmas closure"),
     ],
 )
 def test_a_booking_on_a_closed_day_says_why(day: str, why: str) -> None:
-    calendar = ClinicCalendar(closed=[d("2026-12-24")], holidays="US", subdivision="CO")
+    closure = Closure(d("2026-12-28"), d("2026-12-31"), "Christmas closure")
+    calendar = ClinicCalendar(closed=[d("2026-12-24"), closure], holidays="US", subdivision="CO")
     assert calendar.closure(d(day)) == why
     assert not calendar.is_open(d(day))
     c = course([])
@@ -384,8 +387,9 @@ def test_a_booking_on_a_closed_day_says_why(day: str, why: str) -> None:
     assert finding.rule == CLINIC_CALENDAR == "clinic-calendar"
     assert finding.severity is Severity.ERROR
     assert finding.sessions == ("b1",)
-    assert why in finding.message
-    assert "session b1" in finding.message
+    assert finding.message == f"session b1 ({day} 09:00 UTC-07:00) cannot be booked: {why}"
+    # The issue's "is on a day the clinic is closed: closed: Christmas closure": once.
+    assert finding.message.count("closed") <= 1
     # Without a calendar the same booking is fine.
     assert check_booking(c, Session(nine(d(day)), id="b1"), d("2026-12-01")).ok
 
@@ -452,6 +456,29 @@ def test_a_plan_that_completes_the_series_proposes_its_meeting() -> None:
     assert {s for f in report.findings for s in f.sessions} <= {"s1", "s2", "s3", "s4"}
     after = kaprules.evaluate(p.planned_course, STANDARD_V2, as_of=d("2027-01-31"))
     assert "integration-followup" not in {f.rule for f in after.findings}
+
+
+def test_a_plan_short_of_meetings_says_so_in_status_and_count() -> None:
+    # Issue 27: two meetings needed within 14 days, one open day for them: the plan said
+    # "planned" with unplaced 0, and only its reason told the shortfall.
+    two = STANDARD_V2.replace(IntegrationFollowup(within_days=14, min_meetings=2))
+    c = course(series(SERIES))
+    calendar = ClinicCalendar(closed=[Closure(d("2026-12-15"), d("2026-12-31"), "Break")])
+    p = plan(c, d("2026-12-13"), calendar, two)
+    meetings = [s.start.date() for s in p.sessions if s.kind == "integration"]
+    assert meetings == [d("2026-12-14")]
+    assert (p.status, p.unplaced_meetings, p.unplaced) == ("meetings-missed", 1, 0)
+    assert "only 1 of the 2 integration meetings needed by 2026-12-26" in p.reason
+    data = p.to_dict()
+    assert (data["status"], data["unplaced_meetings"]) == ("meetings-missed", 1)
+    # With room for both, the plan is planned and misses none.
+    p = plan(c, d("2026-12-13"), ClinicCalendar(), two)
+    assert (p.status, p.unplaced_meetings) == ("planned", 0)
+    assert p.to_dict()["unplaced_meetings"] == 0
+    # Past the deadline every needed meeting is missed, beside the booster.
+    p = plan(c, d("2027-01-10"), ClinicCalendar(), STANDARD_V2)
+    assert (p.status, p.unplaced_meetings) == ("meetings-missed", 1)
+    assert [str(s.kind) for s in p.sessions] == ["booster"]
 
 
 # --- rules found by class, and a clinic's own rule -----------------------------------------
@@ -557,6 +584,57 @@ def test_cli_next_takes_the_calendar_options(cli: Callable[..., tuple[int, str, 
     code, out, err = cli(*base[:4], "--open", "mon,funday")
     assert (code, out) == (2, "")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        (
+            "mon,wed,fry",
+            "'fry' is not a weekday name (mon to sun, in a list such as mon,wed,fri); "
+            "did you mean 'fri'?",
+        ),
+        (
+            "mon,funday",
+            "'funday' is not a weekday name (mon to sun, in a list such as "
+            "mon,wed,fri); did you mean 'sun'?",
+        ),
+        (
+            "Monday",
+            "'Monday' is not a weekday name (mon to sun, in a list such as mon,wed,fri); "
+            "did you mean 'mon'?",
+        ),
+        ("mon,xyz", "'xyz' is not a weekday name (mon to sun, in a list such as mon,wed,fri)"),
+    ],
+)
+def test_cli_open_suggests_the_nearest_weekday(
+    given: str, hint: str, cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    # Issue 27: "--open mon,wed,fry" got no "did you mean".
+    for command in ("next", "plan"):
+        code, out, err = cli(
+            command, "examples/in-progress.json", "--as-of", "2026-12-10", "--open", given
+        )
+        assert (code, out) == (2, "")
+        assert (
+            err == f"kaprules: error: argument --open: {hint} (see 'kaprules {command} --help')\n"
+        )
+
+
+def test_a_calendar_names_each_wrong_weekday_with_the_nearest() -> None:
+    with pytest.raises(kaprules.InputError) as raised:
+        kaprules.parse_calendar('weekdays = ["mon", "funday", "Thurs", 9]')
+    assert [str(p) for p in raised.value.problems] == [
+        "weekdays[1]: 'funday' is not a weekday name (mon to sun); did you mean 'sun'?",
+        "weekdays[2]: 'Thurs' is not a weekday name (mon to sun); did you mean 'thu'?",
+        "weekdays[3]: must be one of the weekday names (mon, tue, wed, thu, fri, sat, sun) or "
+        "numbers from 0 (Monday) to 6",
+    ]
+    with pytest.raises(kaprules.InputError, match=r"^weekdays\[0\]: 'x{20}") as raised:
+        ClinicCalendar(weekdays=["x" * 10_000 + "fri"])
+    # Echoed bounded, and compared on its first characters only: no hint, at no cost.
+    assert len(str(raised.value)) < 300
+    assert "did you mean" not in str(raised.value)
 
 
 def test_cli_next_names_the_integration_meetings_still_needed(

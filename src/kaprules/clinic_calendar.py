@@ -70,6 +70,42 @@ _DAY_NAMES = {
 }
 
 
+def weekday_hint(name: str) -> str:
+    """``"; did you mean 'fri'?"`` for the weekday nearest a wrong name, or an empty string.
+
+    The name is compared with the short and the full names ("fry" is near "fri", "funday"
+    near "sunday"), case ignored; the hint gives the short name, as calendars spell it.
+    """
+    import difflib  # on the error path only: start-up does not pay for it
+
+    # Only the first 64 characters: a huge name must not cost a huge match.
+    close = difflib.get_close_matches(name[:64].lower(), list(_DAY_NAMES), n=1, cutoff=0.5)
+    return f"; did you mean {WEEKDAYS[_DAY_NAMES[close[0]]]!r}?" if close else ""
+
+
+def _weekday_problems(value: object) -> list[Problem]:
+    # Each wrong name in a list of names, with its index and the nearest weekday; a value
+    # that is not such a list at all gets one problem.
+    kinds = "weekday names (mon, tue, wed, thu, fri, sat, sun) or numbers from 0 (Monday) to 6"
+    if not isinstance(value, tuple):
+        return [Problem("weekdays", f"must be a list of {kinds}", "type")]
+    problems = []
+    for index, item in enumerate(value):
+        if isinstance(item, str) and item.lower() not in _DAY_NAMES:
+            problems.append(
+                Problem(
+                    ("weekdays", index),
+                    f"{echo(item)} is not a weekday name (mon to sun){weekday_hint(item)}",
+                    "value",
+                )
+            )
+        elif not isinstance(item, str) and not (
+            isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 6
+        ):
+            problems.append(Problem(("weekdays", index), f"must be one of the {kinds}", "type"))
+    return problems or [Problem("weekdays", f"must be a list of {kinds}", "type")]
+
+
 def _weekday_names(value: Iterable[str | int]) -> tuple[str, ...]:
     # Names ("mon" or "monday", any case) or weekday numbers (Monday = 0) become names in
     # weekday order; anything else is left for the check to name.
@@ -323,14 +359,7 @@ class ClinicCalendar:
         if not isinstance(self.weekdays, tuple) or not all(
             isinstance(d, str) and d in WEEKDAYS for d in self.weekdays
         ):
-            problems.append(
-                Problem(
-                    "weekdays",
-                    "must be a list of weekday names (mon, tue, wed, thu, fri, sat, sun) or "
-                    "numbers from 0 (Monday) to 6",
-                    "type",
-                )
-            )
+            problems += _weekday_problems(self.weekdays)
         elif not self.weekdays:
             problems.append(
                 Problem("weekdays", "names no open weekday; a calendar needs one", "value")

@@ -26,7 +26,7 @@ import attrs
 from kaprules import _time
 from kaprules import report as _report
 from kaprules._version import __version__
-from kaprules._words import iso_date
+from kaprules._words import iso_date, plural
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, Problem, ProtocolError, echo, shown_id
 from kaprules.evaluation import check_course, check_protocol, evaluate_timeline
@@ -53,6 +53,7 @@ from kaprules.timeline import TimedSession, Timeline
 
 __all__ = [
     "CLINIC_CALENDAR",
+    "FUTURE_START",
     "HORIZON_DAYS",
     "SEARCH_LIMIT",
     "SERIES_COMPLETION",
@@ -69,6 +70,10 @@ __all__ = [
 CLINIC_CALENDAR = "clinic-calendar"
 """The rule id of [`check_booking`][kaprules.check_booking]'s finding for a booking on a day
 the clinic's calendar is closed."""
+
+FUTURE_START = "future-start"
+"""The rule id of [`check_booking`][kaprules.check_booking]'s finding for a proposal that is
+not in the future at ``as_of``: the same test as the forecast's first bookable day."""
 
 HORIZON_DAYS = 366
 """How far ahead of ``as_of`` scheduling looks for the first day of a new series, or for a
@@ -199,6 +204,11 @@ class Forecast:
         integration: The integration meetings a complete series still needs under the
             protocol's `IntegrationFollowup` rule, or None (none needed, no such rule, or
             a series not complete yet).
+        reason: Why the series cannot be completed, one sentence for a person, the same
+            as [`plan`][kaprules.plan]'s: the window's last day and how many sessions do
+            not fit from the first day a session could be booked, on open days (the
+            calendar's closures) or under the protocol's own rules. None unless the status
+            is ``cannot-complete``.
         phased: Whether the protocol is phased (not in `to_dict`: the next session's
             ``phase`` and ``week`` say so there).
 
@@ -223,6 +233,7 @@ class Forecast:
     protocol_version: str
     kaprules_version: str
     integration: IntegrationDue | None = None
+    reason: str | None = attrs.field(default=None, kw_only=True)
     phased: bool = attrs.field(default=False, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -232,8 +243,9 @@ class Forecast:
             A dict with the keys ``status``, ``inductions``, ``count``, ``window``
             (``{"opens", "closes"}``, both None until the first induction session),
             ``next`` (as by `NextSession.to_dict`, or None), ``today``, ``as_of``,
-            ``timezone``, ``protocol`` (``{"id", "version"}``), ``kaprules_version`` and
-            ``integration`` (as by `IntegrationDue.to_dict`, or None).
+            ``timezone``, ``protocol`` (``{"id", "version"}``), ``kaprules_version``,
+            ``integration`` (as by `IntegrationDue.to_dict`, or None) and ``reason``
+            (None unless the status is ``cannot-complete``).
         """
         return {
             "status": self.status.value,
@@ -250,6 +262,7 @@ class Forecast:
             "protocol": {"id": self.protocol_id, "version": self.protocol_version},
             "kaprules_version": self.kaprules_version,
             "integration": None if self.integration is None else self.integration.to_dict(),
+            "reason": self.reason,
         }
 
 
@@ -407,7 +420,8 @@ def forecast(
     - **in-progress** (0 < n < N): from the first to the last bookable day, none later
       than ``first + (W - 1) - g * (N - n - 1)``.
     - **cannot-complete**: no day is bookable (the series can no longer be completed), or
-      a protocol whose N sessions, g days apart, never fit in W days. No next session.
+      a protocol whose N sessions, g days apart, never fit in W days. No next session;
+      ``reason`` says why, as [`plan`][kaprules.plan]'s reason does.
     - **complete** (n >= N): a booster on the first bookable day within 366 days of its
       earliest date ``max(last + M months, last + g)``, when the protocol has a
       `BoosterInterval` and n >= K; otherwise no next session. With an
@@ -537,20 +551,31 @@ def _forecast(
     )
 
 
-def _first_candidate_day(timeline: Timeline, at: dt.time) -> dt.date:
-    """The first local date on which a session at wall time ``at`` starts after ``as_of``.
+def _in_future(timeline: Timeline, start: dt.datetime) -> bool:
+    """Whether a session starting at ``start`` is in the future at the timeline's ``as_of``.
 
-    A plain date means that day is over; an aware instant leaves its own local date when
-    the session there starts after it.
+    The one test of "in the future" that scheduling has: the forecast's first bookable day
+    and the booking check's `FUTURE_START` both read it. As `evaluate` reads ``as_of``: an
+    aware instant is passed when the session starts after it; a plain date means that
+    local day is over, so only a session on a later local date is in the future.
     """
+    as_of = timeline.as_of
+    if isinstance(as_of, dt.datetime):
+        return start > as_of
     today = timeline.as_of_date
     assert today is not None
-    tomorrow = today + _DAY
-    as_of = timeline.as_of
-    if not isinstance(as_of, dt.datetime):
-        return tomorrow
-    start = _time.at_local(today, at, timeline.zone)
-    return today if start > as_of else tomorrow
+    return start.astimezone(timeline.zone).date() > today
+
+
+def _first_candidate_day(timeline: Timeline, at: dt.time) -> dt.date:
+    """The first local date on which a session at wall time ``at`` is `_in_future`."""
+    today = timeline.as_of_date
+    assert today is not None
+    try:
+        start = _time.at_local(today, at, timeline.zone)
+    except _time.NoSuchDay:  # a plain date the zone skipped: no session on it at all
+        return today + _DAY
+    return today if _in_future(timeline, start) else today + _DAY
 
 
 def _integration_due(timeline: Timeline, schedule: Schedule) -> IntegrationDue | None:
@@ -802,6 +827,13 @@ class Search:
     # --- the forecast ---
 
     def forecast(self) -> Forecast:
+        """The forecast, with the reason of a series that cannot be completed."""
+        answer = self._forecast()
+        if answer.status is not SeriesStatus.CANNOT_COMPLETE:
+            return answer
+        return attrs.evolve(answer, reason=self.shortfall().reason)
+
+    def _forecast(self) -> Forecast:
         closed = _forecast(self.timeline, self.schedule, self.protocol, self.at)
         upcoming = closed.next
         if upcoming is None:
@@ -832,6 +864,56 @@ class Search:
             closed, next=NextSession(Kind.INDUCTION, upcoming.earliest, first_day, latest, gaps)
         )
 
+    def shortfall(self) -> Shortfall:
+        """Why the series cannot be completed: what `plan` and the forecast's reason say.
+
+        Only meaningful when it cannot be (the forecast is ``cannot-complete``). How many
+        sessions do not fit is counted by the closed-form bounds on open days (`chain`);
+        when they all would, the protocol's own rules are what leave no way.
+        """
+        count, window = self.schedule.count, self.schedule.window
+        span = dt.timedelta(days=window - 1)
+        lower = self.start()
+        if self.first is None:
+            first = next(self.open_days(lower, self.horizon), None)
+            if first is None:
+                return Shortfall(
+                    f"the calendar has no open day from {lower.isoformat()} to "
+                    f"{self.horizon.isoformat()} on which the series could start"
+                    f"{past_years(self.horizon)}",
+                    count,
+                    None,
+                )
+            placed = len(self.chain(None, 0, first, count, window_only=True))
+            missing = count - placed if placed < count else count
+            why = (
+                f"with {missing} of {count} sessions not fitting"
+                if placed < count
+                else "and the protocol's own rules leave no way to complete it"
+            )
+            return Shortfall(
+                f"no first day up to {self.horizon.isoformat()} fits all {count} induction "
+                f"sessions in a {window}-day window on open days; from the first open day, "
+                f"{first.isoformat()}, the window would close on "
+                f"{(first + span).isoformat()} {why}{past_years(self.horizon)}",
+                missing,
+                first,
+            )
+        closes = self.first + span
+        remaining = count - self.n
+        placed = len(self.chain(self.first, self.n, lower, remaining, window_only=True))
+        missing = remaining - placed if placed < remaining else remaining
+        how = "on open days" if placed < remaining else "under the protocol's own rules"
+        # A window whose last day is before the first day a session could be on is over.
+        tense = "closed" if closes < lower else "closes"
+        return Shortfall(
+            f"the series' {window}-day window {tense} on {closes.isoformat()}: {missing} of "
+            f"the remaining {plural(remaining, 'induction session')} "
+            f"{'does' if missing == 1 else 'do'} not fit {how} from {lower.isoformat()}",
+            missing,
+            self.first,
+        )
+
     def first_bookable(self) -> dt.date | None:
         return next(
             (
@@ -860,6 +942,29 @@ class Search:
         return None
 
 
+@attrs.frozen
+class Shortfall:
+    """Why a series cannot be completed (`Search.shortfall`), shared by forecast and plan.
+
+    ``missing`` is how many induction sessions do not fit; ``opens`` the first day of the
+    window they were tried in (the series' own, or a new series' first open day), or None.
+    """
+
+    reason: str
+    missing: int
+    opens: dt.date | None
+
+
+def past_years(last: dt.date) -> str:
+    """The note a reason ends with when its days run past the supported years, or "".
+
+    Days past them are never proposed: a reason whose range ends there says so.
+    """
+    if last.year <= _time.MAX_YEAR:
+        return ""
+    return f" (no session is proposed after the year {_time.MAX_YEAR}, the last supported)"
+
+
 def _downward(first: dt.date, last: dt.date) -> Iterator[dt.date]:
     day = first
     while day >= last:
@@ -885,7 +990,10 @@ def check_booking(
     before, the report has one more error finding, of rule id ``"series-completion"``,
     naming it and the latest date that kept the series possible. With a calendar, a
     proposal on a day the clinic is closed has an error finding of rule id
-    ``"clinic-calendar"`` that says why.
+    ``"clinic-calendar"`` that says why. A proposal that is not in the future at
+    ``as_of`` (it starts at or before an aware instant, or on or before a plain date,
+    whose day counts as over) has an error finding of rule id ``"future-start"``: the
+    same test that decides the forecast's first bookable day, so the two agree.
 
     A phased protocol (see [`forecast`][kaprules.forecast]) has no series to complete:
     its rules judge the booking, and a booking over a week's cap is refused by the
@@ -922,7 +1030,9 @@ def check_booking(
     scheduling_timeline(course, as_of, None if schedule is None else schedule.count)
     calendar = _check_calendar(calendar)
     if isinstance(proposed, Integration):
-        return _meeting_booking(course, proposed, as_of, protocol, schedule, calendar)
+        return _meeting_booking(
+            course, proposed, as_of, protocol, schedule, calendar, refuse_past=True
+        )
     if not isinstance(proposed, Session):
         raise InputError(
             Problem(
@@ -936,7 +1046,7 @@ def check_booking(
         proposed = attrs.evolve(proposed, id=_fresh(taken))
     elif proposed.id in taken:
         raise InputError(_duplicate(proposed.id, "a session"))
-    return _booking(course, proposed, as_of, protocol, schedule, calendar)
+    return _booking(course, proposed, as_of, protocol, schedule, calendar, refuse_past=True)
 
 
 def _fresh(taken: set[str | None]) -> str:
@@ -962,10 +1072,15 @@ def _booking(
     protocol: Protocol,
     schedule: Schedule | None,
     calendar: ClinicCalendar | None,
+    *,
+    refuse_past: bool = False,
 ) -> Report:
     """The booking check of a session with an id of its own, on a checked course.
 
-    ``schedule`` is None for a phased protocol: no series-completion check.
+    ``schedule`` is None for a phased protocol: no series-completion check. With
+    ``refuse_past`` a proposal that is not `_in_future` gets a `FUTURE_START` error; the
+    searches leave it off, as their candidates are in the future (or, for a phased
+    forecast's ``earliest``, are meant to ignore ``as_of``).
     """
     name = proposed.id
     assert name is not None
@@ -995,6 +1110,8 @@ def _booking(
         why = calendar.closure(placed.date)
         if why is not None:
             findings.insert(0, _closed_finding(name, placed.label, placed.date, why))
+    if refuse_past and not _in_future(timeline, proposed.start):
+        findings.insert(0, _past_finding(timeline, name, placed.label, placed.local))
     return attrs.evolve(report, findings=tuple(findings))
 
 
@@ -1005,6 +1122,8 @@ def _meeting_booking(
     protocol: Protocol,
     schedule: Schedule | None,
     calendar: ClinicCalendar | None,
+    *,
+    refuse_past: bool = False,
 ) -> Report:
     length = None if schedule is None else schedule.count
     taken = {m.id for m in course.integrations}
@@ -1016,16 +1135,42 @@ def _meeting_booking(
     assert name is not None
     before = evaluate_timeline(Timeline.of(course, as_of, series_length=length), protocol)
     booked = attrs.evolve(course, integrations=(*course.integrations, proposed))
-    report = evaluate_timeline(Timeline.of(booked, as_of, series_length=length), protocol)
+    timeline = Timeline.of(booked, as_of, series_length=length)
+    report = evaluate_timeline(timeline, protocol)
     old = set(before.findings)
     findings = [f for f in report.findings if f not in old]
+    local = course.local(proposed.start)
+    label = f"integration meeting {shown_id(name)} ({_time.format_local(local)})"
     if calendar is not None:
-        local = course.local(proposed.start)
         why = calendar.closure(local.date())
         if why is not None:
-            label = f"integration meeting {shown_id(name)} ({_time.format_local(local)})"
             findings.insert(0, _closed_finding(name, label, local.date(), why))
+    if refuse_past and not _in_future(timeline, proposed.start):
+        findings.insert(0, _past_finding(timeline, name, label, local))
     return attrs.evolve(report, findings=tuple(findings))
+
+
+def _past_finding(timeline: Timeline, name: str, label: str, local: dt.datetime) -> Finding:
+    as_of, today = timeline.as_of, timeline.as_of_date
+    assert as_of is not None
+    assert today is not None
+    if isinstance(as_of, dt.datetime):
+        moment = _time.format_local(as_of.astimezone(timeline.zone))
+        why = f"{moment}: a booking starts after it"
+    else:
+        why = (
+            f"{today.isoformat()}: that date counts as over, so a booking starts on "
+            f"{(today + _DAY).isoformat()} or later"
+        )
+    return Finding(
+        FUTURE_START,
+        Severity.ERROR,
+        (name,),
+        f"{label} is not in the future at as_of {why}",
+        f"after {as_of.isoformat()}",
+        local.isoformat(),
+        help=Help(f"{_report.DOCS_URL}scheduling/#booking-check"),
+    )
 
 
 def _closed_finding(name: str, label: str, day: dt.date, why: str) -> Finding:
@@ -1033,7 +1178,9 @@ def _closed_finding(name: str, label: str, day: dt.date, why: str) -> Finding:
         CLINIC_CALENDAR,
         Severity.ERROR,
         (name,),
-        f"{label} is on a day the clinic is closed: {why}",
+        # `why` says "closed" itself ("the clinic is closed on Sundays", "closed: Winter
+        # break"): the message must not say it again.
+        f"{label} cannot be booked: {why}",
         "an open day",
         day.isoformat(),
         help=Help(f"{_report.DOCS_URL}scheduling/#booking-check"),
@@ -1262,6 +1409,12 @@ class PhasedSearch:
             status = SeriesStatus.NOT_STARTED if d0 is None else SeriesStatus.IN_PROGRESS
         else:
             status = SeriesStatus.COMPLETE if over else SeriesStatus.CANNOT_COMPLETE
+        reason = None
+        if status is SeriesStatus.CANNOT_COMPLETE:
+            reason = (
+                f"no day from {self.start.isoformat()} to {end.isoformat()} is bookable"
+                f"{past_years(end)}"
+            )
         count = sum(
             p.target * (p.last - p.first + 1)
             for p in phases
@@ -1281,5 +1434,6 @@ class PhasedSearch:
             self.protocol.version,
             __version__,
             None,
+            reason=reason,
             phased=True,
         )

@@ -31,6 +31,7 @@ from kaprules.forecasting import (
     PhasedSearch,
     Schedule,
     Search,
+    past_years,
     protocol_phases,
     scheduling_timeline,
 )
@@ -69,12 +70,17 @@ class PlanStatus(enum.StrEnum):
             proposed.
         TARGETS_MISSED: A phased protocol's plan: some targets cannot be met on the
             calendar (`Plan.missed` says which); the sessions that fit are proposed.
+        MEETINGS_MISSED: The series is complete, or completed by the proposed sessions,
+            but fewer integration meetings fit on open days by the protocol's deadline
+            than it still needs (`Plan.unplaced_meetings` says how many fewer); the
+            sessions and meetings that fit are proposed.
     """
 
     PLANNED = "planned"
     COMPLETE = "complete"
     CANNOT_COMPLETE = "cannot-complete"
     TARGETS_MISSED = "targets-missed"
+    MEETINGS_MISSED = "meetings-missed"
 
 
 @attrs.frozen
@@ -188,18 +194,21 @@ class Plan:
 
     Attributes:
         status: What the plan says.
-        sessions: The proposed sessions, in start order; empty unless ``status`` is
-            ``planned``.
+        sessions: The proposed sessions and meetings, in start order; empty unless
+            ``status`` is ``planned``, ``targets-missed`` or ``meetings-missed``.
         reason: One sentence for a person on what was proposed, or why nothing was.
         window_opens: The first day of the series' window (planned or recorded), or None.
         window_closes: Its last day, or None.
-        unplaced: How many induction sessions did not fit (0 unless ``cannot-complete``).
+        unplaced: How many induction sessions did not fit (0 unless ``cannot-complete``,
+            or for a phased protocol ``targets-missed``: the sessions its targets lack).
         forecast: The forecast the plan starts from.
         calendar: The clinic calendar used.
         course: The course planned for (never shown in the plan's output).
         until: For a phased protocol, the last day planned for; None otherwise.
         missed: For a phased protocol, the targets the calendar does not let the plan
             meet, in date order; empty otherwise.
+        unplaced_meetings: How many of the integration meetings the series still needs
+            did not fit on open days by the deadline (0 unless ``meetings-missed``).
     """
 
     status: PlanStatus
@@ -213,6 +222,7 @@ class Plan:
     course: Course = attrs.field(repr=False)
     until: dt.date | None = None
     missed: tuple[MissedTarget, ...] = ()
+    unplaced_meetings: int = attrs.field(default=0, kw_only=True)
 
     @property
     def planned_course(self) -> Course:
@@ -234,8 +244,9 @@ class Plan:
 
         Returns:
             A dict with ``status``, ``sessions`` (each as by `PlannedSession.to_dict`),
-            ``reason``, ``window`` (``{"opens", "closes"}``), ``unplaced``, ``inductions``,
-            ``count``, ``calendar``, ``today``, ``as_of``, ``timezone``, ``protocol``
+            ``reason``, ``window`` (``{"opens", "closes"}``), ``unplaced``,
+            ``unplaced_meetings``, ``inductions``, ``count``, ``calendar``, ``today``,
+            ``as_of``, ``timezone``, ``protocol``
             (``{"id", "version"}``) and ``kaprules_version``; for a phased protocol also
             ``until`` and ``missed`` (each as by `MissedTarget.to_dict`).
         """
@@ -249,6 +260,7 @@ class Plan:
                 "closes": iso_date(self.window_closes),
             },
             "unplaced": self.unplaced,
+            "unplaced_meetings": self.unplaced_meetings,
             "inductions": f.inductions,
             "count": f.count,
             "calendar": self.calendar.to_dict(),
@@ -381,7 +393,9 @@ def plan(
     - n >= N: one booster on its first bookable day, when the forecast has a booster.
     - With an `IntegrationFollowup` rule, the integration meetings the complete (or
       completed by the plan) series still needs, on the first open days after its last
-      induction session and by the rule's deadline (kind ``integration``).
+      induction session and by the rule's deadline (kind ``integration``). When fewer
+      fit than are needed, the status is ``meetings-missed`` and ``unplaced_meetings``
+      counts the ones missing.
 
     For protocols made of kaprules' own scheduling rules this is the greedy placement,
     each session on the earliest open day the gap allows, which is optimal; with rules of
@@ -480,13 +494,6 @@ def _until(until: object, today: dt.date) -> dt.date | None:
     return until
 
 
-def _past_years(last: dt.date) -> str:
-    # Days past the supported years are never proposed: a reason that ends there says so.
-    if last.year <= _time.MAX_YEAR:
-        return ""
-    return f" (no session is proposed after the year {_time.MAX_YEAR}, the last supported)"
-
-
 class _Steps:
     """The steps of a plan, over one search: a new series, the rest of one, a booster."""
 
@@ -505,6 +512,7 @@ class _Steps:
         reason: str,
         opens: dt.date | None,
         unplaced: int = 0,
+        unplaced_meetings: int = 0,
     ) -> Plan:
         closes = None if opens is None else opens + self.window
         return Plan(
@@ -517,6 +525,7 @@ class _Steps:
             self.forecast,
             self.calendar,
             self.course,
+            unplaced_meetings=unplaced_meetings,
         )
 
     def inductions(self, days: list[dt.date], first_number: int) -> tuple[PlannedSession, ...]:
@@ -537,9 +546,8 @@ class _Steps:
         return self.search.completion(upcoming.bookable_from)
 
     def new_series(self) -> Plan:
-        search, count = self.search, self.schedule.count
+        count = self.schedule.count
         days = self.series()
-        lower = search.start()
         if days is not None:
             start = days[0]
             planned = self.inductions(days, 1)
@@ -549,34 +557,12 @@ class _Steps:
                 f"closes on {(start + self.window).isoformat()}"
             )
             return self.with_meetings(planned, reason, start)
-        first = next(search.open_days(lower, search.horizon), None)
-        if first is None:
-            return self.result(
-                PlanStatus.CANNOT_COMPLETE,
-                (),
-                f"the calendar has no open day from {lower.isoformat()} to "
-                f"{search.horizon.isoformat()} on which the series could start"
-                f"{_past_years(search.horizon)}",
-                None,
-                count,
-            )
-        placed = len(search.chain(None, 0, first, count, window_only=True))
-        missing = count - placed if placed < count else count
-        why = (
-            f"with {missing} of {count} sessions not fitting"
-            if placed < count
-            else "and the protocol's own rules leave no way to complete it"
-        )
-        return self.result(
-            PlanStatus.CANNOT_COMPLETE,
-            (),
-            f"no first day up to {search.horizon.isoformat()} fits all {count} induction "
-            f"sessions in a {self.schedule.window}-day window on open days; from the first "
-            f"open day, {first.isoformat()}, the window would close on "
-            f"{(first + self.window).isoformat()} {why}{_past_years(search.horizon)}",
-            first,
-            missing,
-        )
+        return self.cannot_complete()
+
+    def cannot_complete(self) -> Plan:
+        """Nothing proposed, for the reason the forecast gives too."""
+        why = self.search.shortfall()
+        return self.result(PlanStatus.CANNOT_COMPLETE, (), why.reason, why.opens, why.missing)
 
     def rest_of_series(self) -> Plan:
         search = self.search
@@ -587,20 +573,7 @@ class _Steps:
         remaining = count - n
         days = self.series()
         if days is None:
-            lower = search.start()
-            placed = len(search.chain(first, n, lower, remaining, window_only=True))
-            missing = remaining - placed if placed < remaining else remaining
-            how = "on open days" if placed < remaining else "under the protocol's own rules"
-            return self.result(
-                PlanStatus.CANNOT_COMPLETE,
-                (),
-                f"the series' {self.schedule.window}-day window closes on "
-                f"{closes.isoformat()}: {missing} of the remaining "
-                f"{plural(remaining, 'induction session')} "
-                f"{'does' if missing == 1 else 'do'} not fit {how} from {lower.isoformat()}",
-                first,
-                missing,
-            )
+            return self.cannot_complete()
         when = (
             f"on {days[0].isoformat()}"
             if remaining == 1
@@ -634,7 +607,7 @@ class _Steps:
             end = start + dt.timedelta(days=HORIZON_DAYS)
             reason = (
                 f"the induction series is complete; the calendar has no bookable day from "
-                f"{start.isoformat()} to {end.isoformat()} for the booster{_past_years(end)}"
+                f"{start.isoformat()} to {end.isoformat()} for the booster{past_years(end)}"
             )
         return self.with_meetings(planned, reason, first)
 
@@ -642,25 +615,32 @@ class _Steps:
         self, planned: tuple[PlannedSession, ...], reason: str, opens: dt.date | None
     ) -> Plan:
         """The plan with the integration meetings the (completed) series still needs."""
-        meetings, note = self.meetings(planned)
+        meetings, note, missing = self.meetings(planned)
         sessions = tuple(sorted((*planned, *meetings), key=lambda p: p.start))
-        status = PlanStatus.PLANNED if sessions else PlanStatus.COMPLETE
-        return self.result(status, sessions, reason + note, opens)
+        if missing:
+            # The reason alone said so; a status and a count let an app see it.
+            status = PlanStatus.MEETINGS_MISSED
+        else:
+            status = PlanStatus.PLANNED if sessions else PlanStatus.COMPLETE
+        return self.result(status, sessions, reason + note, opens, unplaced_meetings=missing)
 
-    def meetings(self, planned: tuple[PlannedSession, ...]) -> tuple[list[PlannedSession], str]:
+    def meetings(
+        self, planned: tuple[PlannedSession, ...]
+    ) -> tuple[list[PlannedSession], str, int]:
+        """The meetings proposed, the reason's note on them, and how many did not fit."""
         rule = self.schedule.followup
         search = self.search
         series = [t.date for t in search.timeline.inductions] + [
             p.start.date() for p in planned if p.kind is Kind.INDUCTION
         ]
         if rule is None or len(series) < self.schedule.count:
-            return [], ""
+            return [], "", 0
         last = series[-1]
         by = last + dt.timedelta(days=rule.within_days)
         held = sum(1 for m in search.timeline.integrations if last < m.date <= by)
         needed = rule.min_meetings - held
         if needed <= 0:
-            return [], ""
+            return [], "", 0
         booked = attrs.evolve(
             self.course,
             sessions=(*self.course.sessions, *(p.session for p in planned)),
@@ -683,7 +663,7 @@ class _Steps:
                 f"; only {len(found)} of the {needed} integration {word} needed by "
                 f"{by.isoformat()} fit on open days"
             )
-        return found, note
+        return found, note, needed - len(found)
 
 
 class _PhasedSteps:
@@ -757,7 +737,7 @@ class _PhasedSteps:
                     PlanStatus.CANNOT_COMPLETE,
                     (),
                     f"the calendar has no bookable day from {search.start.isoformat()} to "
-                    f"{end.isoformat()} on which the course could start{_past_years(end)}",
+                    f"{end.isoformat()} on which the course could start{past_years(end)}",
                     None,
                     self.until,
                 )

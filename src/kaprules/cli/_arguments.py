@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from kaprules import _time
 from kaprules._version import __version__
 from kaprules.cli._status import UsageError
-from kaprules.clinic_calendar import WEEKDAYS, Closure
+from kaprules.clinic_calendar import WEEKDAYS, Closure, weekday_hint
 from kaprules.course_files import DATETIME_PATTERN
 from kaprules.errors import InputError, echo
 from kaprules.loading import MAX_FILE_BYTES
@@ -86,11 +86,14 @@ Moment = dt.date | dt.datetime | None
 
 
 def _weekdays(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip().lower() for part in text.split(","))
-    wrong = [n for n in names if n not in WEEKDAYS]
-    if wrong or not names:
+    parts = [part.strip() for part in text.split(",")]
+    names = tuple(part.lower() for part in parts)
+    wrong = [part for part in parts if part.lower() not in WEEKDAYS]
+    if wrong:
+        # The first wrong name, with the nearest weekday: one line, as every usage error.
         raise argparse.ArgumentTypeError(
-            f"{echo(text)} is not a list of weekdays such as mon,tue,wed,thu,fri"
+            f"{echo(wrong[0])} is not a weekday name (mon to sun, in a list such as "
+            f"mon,wed,fri){weekday_hint(wrong[0])}"
         )
     return names
 

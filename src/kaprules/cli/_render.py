@@ -73,16 +73,9 @@ def forecast_lines(f: Forecast) -> list[str]:
     progress = f"{f.inductions} of {f.count} sessions"
     upcoming = f.next
     if f.status is SeriesStatus.CANNOT_COMPLETE:
-        if f.window_closes is None:
-            return [
-                f"Series cannot be completed: {progress}.",
-                f"No next session: no first day within {HORIZON_DAYS} days fits the series.",
-            ]
-        return [
-            f"Series cannot be completed: {progress}; its window closed for them on "
-            f"{f.window_closes.isoformat()}.",
-            f"No next session: the remaining {f.count - f.inductions} no longer fit in the window.",
-        ]
+        # The forecast's reason is the plan's: it names what keeps the series from fitting.
+        why = f.reason or f"no day within {HORIZON_DAYS} days completes the series"
+        return [f"Series cannot be completed: {progress}.", f"No next session: {why}."]
     status = {
         SeriesStatus.NOT_STARTED: "Series not started",
         SeriesStatus.IN_PROGRESS: "Series in progress",

@@ -483,3 +483,37 @@ def test_waivers_change_only_the_waived_state_and_never_hide_a_finding(course: C
             assert f.waiver.approved_by is not None
             assert "ghost" not in f.waiver.sessions
     assert judged.ok == (not any(f.counts for f in judged.findings))
+
+
+def test_dask_audits_versions_and_waivers_as_kaprules_does(tmp_path: Path) -> None:
+    dask_bag = pytest.importorskip("dask.bag", reason="needs pip install '.[dask]'")
+    from kaprules.auditing import read_records
+    from kaprules.dask import audit_bag
+
+    loaded = kaprules.load_protocol(EXAMPLES / "clinic-v1.toml", EXAMPLES / "clinic-v2.toml")
+    course = kaprules.load_course(EXAMPLES / "course.json")
+    lines = [kaprules.dumps(course, indent=None), kaprules.dumps(crowded(waiver()), indent=None)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines * 3) + "\n")
+    bag = dask_bag.from_sequence(lines * 3, npartitions=2)
+    run = audit_bag(bag, loaded, source=str(source))
+    expected = kaprules.audit(read_records([str(source)]), loaded)
+    assert run.results.compute(scheduler="sync") == list(expected)
+    summary = run.summary(scheduler="sync").to_dict()
+    assert summary == {**expected.summary.to_dict(), "input_sha256": None}
+    assert summary["rules"]["weekly-cap"]["waived"] == 6  # both courses, three times
+
+
+def test_the_html_report_stamps_each_version(cli: Run, tmp_path: Path) -> None:
+    pytest.importorskip("jinja2", reason="the HTML report needs pip install '.[audit]'")
+    source = tmp_path / "in.jsonl"
+    source.write_text(kaprules.dumps(kaprules.load_course(EXAMPLES / "course.json"), indent=None))
+    page = tmp_path / "r.html"
+    args = ["--protocol", str(EXAMPLES / "clinic-v1.toml")]
+    args += ["--protocol", str(EXAMPLES / "clinic-v2.toml")]
+    cli("audit", str(source), *args, "--html", str(page))
+    text = page.read_text()
+    loaded = kaprules.load_protocol(EXAMPLES / "clinic-v1.toml", EXAMPLES / "clinic-v2.toml")
+    for version in loaded.versions:
+        assert version.digest in text
+    assert "in force from 2026-03-01" in text

@@ -41,7 +41,7 @@ from kaprules.auditing import (
 from kaprules.errors import InputError, Problem, shown_id
 from kaprules.evaluation import evaluate
 from kaprules.model import Course
-from kaprules.protocol import STANDARD, Protocol
+from kaprules.protocol import STANDARD, Protocol, ProtocolVersions
 
 __all__ = ["DaskAudit", "audit_bag", "audit_dataframe", "read_csv"]
 
@@ -64,7 +64,7 @@ class DaskAudit:
     """
 
     results: Any
-    protocol: Protocol
+    protocol: Protocol | ProtocolVersions
     as_of: dt.datetime | dt.date | None
 
     def summary(self, **compute: Any) -> AuditSummary:
@@ -83,7 +83,9 @@ class DaskAudit:
         return summary
 
 
-def _empty(protocol: Protocol, as_of: dt.datetime | dt.date | None) -> AuditSummary:
+def _empty(
+    protocol: Protocol | ProtocolVersions, as_of: dt.datetime | dt.date | None
+) -> AuditSummary:
     return summary_for(protocol, None if as_of is None else as_of.isoformat())
 
 
@@ -104,7 +106,7 @@ def _merge(parts: Sequence[AuditSummary]) -> AuditSummary:
 def _check_lines(
     lines: Sequence[object],
     offset: int,
-    protocol: Protocol,
+    protocol: Protocol | ProtocolVersions,
     as_of: Any,
     source: str,
     engine: str = "auto",
@@ -112,6 +114,7 @@ def _check_lines(
     from kaprules import _columnar
 
     if _columnar.engine_for(engine, protocol, readable=True):
+        assert isinstance(protocol, Protocol)  # engine_for takes no versions
 
         def record_of(number: int, item: object) -> Record:
             return _line(number, item, source)
@@ -167,7 +170,7 @@ def _offsets(collection: Any) -> tuple[list[Any], list[int]]:
 
 def audit_bag(
     lines: Any,
-    protocol: Protocol = STANDARD,
+    protocol: Protocol | ProtocolVersions = STANDARD,
     *,
     as_of: dt.datetime | dt.date | None = None,
     source: str = "",
@@ -214,7 +217,7 @@ def audit_bag(
     return _over_partitions(lines, check, protocol, as_of, source)
 
 
-def _check_arguments(protocol: Protocol, as_of: object, source: object) -> None:
+def _check_arguments(protocol: Protocol | ProtocolVersions, as_of: object, source: object) -> None:
     # As kaprules.audit checks them, once, so that no record is rejected for them.
     audit((), protocol, as_of=as_of)  # type: ignore[arg-type]
     if isinstance(as_of, str):  # audit's "today" is none of evaluate's: its own error
@@ -226,7 +229,7 @@ def _check_arguments(protocol: Protocol, as_of: object, source: object) -> None:
 
 
 def _check_rows(
-    frame: Any, offset: int, protocol: Protocol, as_of: Any, source: str
+    frame: Any, offset: int, protocol: Protocol | ProtocolVersions, as_of: Any, source: str
 ) -> list[CourseResult]:
     table = frame.rename(columns=_column_name)
     columns = [c for c in CSV_COLUMNS if c in table.columns]
@@ -315,7 +318,7 @@ def _check_columns(frame: Any, source: str) -> None:
 
 def audit_dataframe(
     frame: Any,
-    protocol: Protocol = STANDARD,
+    protocol: Protocol | ProtocolVersions = STANDARD,
     *,
     as_of: dt.datetime | dt.date | None = None,
     source: str = "",
@@ -392,7 +395,7 @@ def read_csv(paths: Any, **options: Any) -> Any:
 def _over_partitions(
     collection: Any,
     check: Any,
-    protocol: Protocol,
+    protocol: Protocol | ProtocolVersions,
     as_of: dt.datetime | dt.date | None,
     source: str,
 ) -> DaskAudit:

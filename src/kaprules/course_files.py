@@ -473,7 +473,11 @@ def _waiver(index: int, item: object) -> tuple[Waiver | None, list[Problem]]:
     found = _unknown_fields(item, WAIVER_FIELDS)
     for key in ("rule", "sessions", "reason", "approved_by", "approved_at"):
         if key not in item:
-            found.append(Problem(key, "is required (null where not recorded)", "required"))
+            what = {
+                "rule": "a rule id",
+                "sessions": "an array of session ids (empty for the course as a whole)",
+            }.get(key, "null where not recorded")
+            found.append(Problem(key, f"is required: {what}", "required"))
     rule = item.get("rule")
     if "rule" in item and not isinstance(rule, str):
         found.append(Problem("rule", f"must be a string, got {json_type(rule)}", "type"))
@@ -482,6 +486,10 @@ def _waiver(index: int, item: object) -> tuple[Waiver | None, list[Problem]]:
         found.append(
             Problem("sessions", f"must be an array of session ids, got {json_type(sessions)}")
         )
+        sessions = []
+    elif len(sessions) > MAX_SESSIONS:
+        found.append(Problem("sessions", f"holds more than {MAX_SESSIONS} ids, the limit"))
+        sessions = []
     for key in ("reason", "approved_by", "note"):
         value = item.get(key)
         if value is not None and not isinstance(value, str):
@@ -795,8 +803,9 @@ def _items(
 
 
 MAX_SESSIONS = 10_000
-"""The most sessions (and, apart, integration meetings) a course may hold: a longer list
-is an `InputError`, so that one record cannot take minutes and gigabytes to check."""
+"""The most sessions (and, apart, integration meetings, waivers, and the sessions one
+waiver names) a course may hold: a longer list is an `InputError`, so that one record
+cannot take minutes and gigabytes to check."""
 
 
 def course_from_data(data: object, *, clean: bool = False) -> Course:
@@ -813,7 +822,7 @@ def course_from_data(data: object, *, clean: bool = False) -> Course:
     Raises:
         InputError: The document is not a course; every problem is listed with its path.
     """
-    for key in ("sessions", "integrations"):  # before any work on them
+    for key in ("sessions", "integrations", "waivers"):  # before any work on them
         items = data.get(key) if isinstance(data, dict) else None
         if isinstance(items, list) and len(items) > MAX_SESSIONS:
             raise InputError(Problem(key, f"holds more than {MAX_SESSIONS} items, the limit"))

@@ -517,3 +517,35 @@ def test_the_html_report_stamps_each_version(cli: Run, tmp_path: Path) -> None:
     for version in loaded.versions:
         assert version.digest in text
     assert "in force from 2026-03-01" in text
+
+
+def test_three_versions_each_judge_their_own_dates(tmp_path: Path) -> None:
+    # Fasting of 4, then 5, then 6 hours; every session fasts 4.5 hours.
+    text = 'id = "three"\n'
+    for version, (hours, effective) in enumerate(
+        [(4, "2026-01-01"), (5, "2026-02-01"), (6, "2026-03-01")], start=1
+    ):
+        text += f'\n[[versions]]\nversion = "{version}"\neffective = {effective}\n'
+        text += (
+            f'\n[[versions.rules]]\nid = "fasting"\n[versions.rules.parameters]\nhours = {hours}\n'
+        )
+        text += '\n[[versions.rules]]\nid = "session-spacing"\n'
+    path = tmp_path / "three.toml"
+    path.write_text(text)
+    loaded = kaprules.load_versions(path)
+    starts = [
+        dt.datetime(2026, 1, 31, 23, 30, tzinfo=DENVER),  # v1
+        dt.datetime(2026, 2, 1, 0, 0, tzinfo=DENVER),  # v2: the effective date's first minute
+        dt.datetime(2026, 2, 28, 23, 59, tzinfo=DENVER),  # v2: the day before v3
+        dt.datetime(2026, 3, 1, 0, 0, tzinfo=DENVER),  # v3
+    ]
+    report = evaluate(fasting_course(*starts, fast_hours=4.5), loaded)
+    got = [(f.rule, f.sessions, f.protocol_version) for f in report.findings]
+    assert got == [
+        ("session-spacing", ("s1", "s2"), "2"),  # judged by its later session's version
+        ("fasting", ("s2",), "2"),
+        ("fasting", ("s3",), "2"),
+        ("session-spacing", ("s3", "s4"), "3"),
+        ("fasting", ("s4",), "3"),
+    ]
+    assert report.versions == ("1", "2", "3")

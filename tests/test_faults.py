@@ -1,0 +1,133 @@
+"""Faults in audits: a worker killed at any point of its life.
+
+The worker tests run the real command in a fresh interpreter with a fault injected into
+its worker processes (forked, they inherit it): the first worker to reach the chosen point
+of its life kills itself there with SIGKILL, as the kernel's out-of-memory killer would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from helpers import make_audit_data
+
+SRC = str(ROOT / "src")
+EARLIER = b"an earlier, complete output\n"
+posix_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+
+
+def temps(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A hang is the failure these tests exist for: the timeout turns it into one.
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+# --- a worker killed at any point of its life --------------------------------------------
+
+# Runs `kaprules audit` once per case (engine, point) in this one interpreter, each with
+# fresh workers, and prints what each run came to as JSON. The points:
+#   start    in the worker's start-up, before it reads any task;
+#   receive  halfway through reading a task;
+#   send     halfway through sending its result (a shared queue's lock died with it, and
+#            the audit waited forever).
+KILLING = r"""
+import contextlib, io, json, os, signal, sys, time
+import multiprocessing.connection as mc
+import kaprules.auditing as auditing
+from kaprules.cli import main
+
+MAIN = os.getpid()
+case = {"point": None, "marker": None}
+
+def dies_here(point):
+    # True once, in the first worker process that reaches the point of this case.
+    if os.getpid() == MAIN or case["point"] != point:
+        return False
+    try:
+        os.close(os.open(case["marker"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+start, send, recv = auditing._start_worker, mc.Connection._send, mc.Connection._recv
+
+def starting(*args):
+    if dies_here("start"):
+        die()
+    return start(*args)
+
+def sending(self, buf, write=os.write):
+    if len(buf) > 4 and dies_here("send"):  # more than a message's length alone
+        write(self._handle, bytes(buf[: len(buf) // 2]))
+        die()
+    return send(self, buf)
+
+def receiving(self, size, read=os.read):
+    if size > 4 and dies_here("receive"):  # a task, after its length
+        recv(self, size // 2)
+        die()
+    return recv(self, size)
+
+auditing._start_worker = starting
+mc.Connection._send = sending
+mc.Connection._recv = receiving
+
+data, *cases = sys.argv[1:]
+report = []
+for number, name in enumerate(cases):
+    engine, point = name.split(":")
+    case.update(point=point, marker=f"dead-{number}")
+    err = io.StringIO()
+    began = time.monotonic()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["audit", data, "--engine", engine, "--jobs", "2", "--findings", "f.jsonl"])
+    with open(f"/proc/{MAIN}/task/{MAIN}/children") as handle:
+        left = handle.read().split()
+    report.append({
+        "case": name, "code": code, "err": err.getvalue(), "died": os.path.exists(f"dead-{number}"),
+        "seconds": time.monotonic() - began, "workers_left": left,
+    })
+print(json.dumps(report))
+"""
+
+
+@posix_only
+def test_a_worker_killed_at_any_point_is_exit_2_never_a_hang(tmp_path: Path) -> None:
+    lines = list(make_audit_data.lines(1500, 5))
+    (tmp_path / "in.jsonl").write_text("".join(line + "\n" for line in lines))
+    (tmp_path / "f.jsonl").write_bytes(EARLIER)
+    cases = ["records:start", "records:receive", "records:send", "columnar:send"]
+    process = run_script(KILLING, "in.jsonl", *cases, cwd=tmp_path)
+    assert process.returncode == 0, process.stderr
+    report = json.loads(process.stdout)
+    assert [entry["case"] for entry in report] == cases
+    for entry in report:
+        assert entry["died"], entry  # the fault was injected
+        assert entry["code"] == 2, entry
+        assert entry["err"].count("\n") == 1, entry
+        assert "a worker process died" in entry["err"], entry
+        assert entry["seconds"] < 30, entry
+        assert entry["workers_left"] == [], entry
+    assert (tmp_path / "f.jsonl").read_bytes() == EARLIER
+    assert temps(tmp_path) == []

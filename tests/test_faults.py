@@ -1,4 +1,4 @@
-"""Faults in audits: a worker killed at any point of its life.
+"""Faults in audits: a worker killed at any point of its life, memory per course.
 
 The worker tests run the real command in a fresh interpreter with a fault injected into
 its worker processes (forked, they inherit it): the first worker to reach the chosen point
@@ -131,3 +131,57 @@ def test_a_worker_killed_at_any_point_is_exit_2_never_a_hang(tmp_path: Path) -> 
         assert entry["workers_left"] == [], entry
     assert (tmp_path / "f.jsonl").read_bytes() == EARLIER
     assert temps(tmp_path) == []
+
+
+# --- memory per course ----------------------------------------------------------------
+
+# The columnar engine's memory for three courses of N and of 2N sessions, each breaking
+# session-count (whose message names every session after the sixth), measured as this
+# process's peak resident memory above what it held before (VmHWM, reset by clear_refs).
+COLUMNAR_PEAKS = r"""
+import datetime as dt, json, sys
+from kaprules import _columnar
+from kaprules.auditing import LineBlock
+from kaprules.protocol import STANDARD
+
+def course(n):
+    # A session a day, each with its last meal and escort.
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(n)]
+    sessions = [
+        {"id": f"s{i}", "kind": "induction", "start": f"{day}T09:00:00Z",
+         "last_food": f"{day}T03:00:00Z", "escort": "E"}
+        for i, day in enumerate(days)
+    ]
+    return json.dumps({"timezone": "UTC", "sessions": sessions}).encode() + b"\n"
+
+def status(field):
+    with open("/proc/self/status") as handle:
+        return next(int(l.split()[1]) for l in handle if l.startswith(field))
+
+def audited(n):
+    block = LineBlock("in.jsonl", 1, course(n) * 3, 3)
+    return _columnar._work_on([block], STANDARD, None, 0, ("jsonl", False))
+
+assert audited(50).summary.courses == 3  # Polars loaded, the protocol's plan built
+grown = []
+for n in (1500, 3000):
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    before = status("VmRSS")
+    assert audited(n).summary.rules["session-count"] == [3, 3]
+    grown.append((status("VmHWM") - before) / 1024)
+print(json.dumps(grown))
+"""
+
+
+@posix_only
+def test_columnar_memory_grows_with_a_course_not_its_square(tmp_path: Path) -> None:
+    pytest.importorskip("polars")
+    process = run_script(COLUMNAR_PEAKS, cwd=tmp_path)
+    if "clear_refs" in process.stderr:  # the peak cannot be reset here
+        pytest.skip("/proc/self/clear_refs is not writable")
+    assert process.returncode == 0, process.stderr
+    small, large = json.loads(process.stdout)
+    # Twice the sessions, at most twice the memory (some 30 and 38 MiB here): linear. The
+    # joined labels of session-count on every session row took 206 and 648 MiB.
+    assert large < 2 * small + 24, (small, large)

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+import kaprules
+from kaprules import auditing
+from kaprules.auditing import Record
+
 from conftest import ROOT
 from helpers import make_audit_data
 
@@ -185,3 +189,47 @@ def test_columnar_memory_grows_with_a_course_not_its_square(tmp_path: Path) -> N
     # Twice the sessions, at most twice the memory (some 30 and 38 MiB here): linear. The
     # joined labels of session-count on every session row took 206 and 648 MiB.
     assert large < 2 * small + 24, (small, large)
+
+
+def course_without_escorts(sessions: int) -> str:
+    """A course whose every session lacks an escort: a finding each, and session-count's."""
+    return json.dumps(
+        {
+            "timezone": "UTC",
+            "sessions": [
+                {
+                    "id": f"s{i}",
+                    "kind": "induction",
+                    "start": f"2026-01-{1 + 2 * i:02d}T09:00:00Z",
+                    "last_food": f"2026-01-{1 + 2 * i:02d}T03:00:00Z",
+                }
+                for i in range(sessions)
+            ],
+        }
+    )
+
+
+def test_findings_text_is_written_once_it_holds_enough_findings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The per-record engine held 500 courses' results before writing them, whatever their
+    # findings: 40 courses of 10,000 failing sessions took its main process to 1.84 GiB.
+    monkeypatch.setattr(auditing, "_TEXT_FINDINGS", 50, raising=False)
+    line = course_without_escorts(12)
+    each = len(next(iter(kaprules.audit([line]))).findings)
+    run = kaprules.audit([line] * 30, engine="records")
+    pieces = [piece for piece in run.findings_text("jsonl") if piece]
+    assert sum(piece.count("\n") for piece in pieces) == 30 * each
+    assert max(piece.count("\n") for piece in pieces) < 50 + each
+
+
+def test_records_of_long_courses_go_to_workers_in_chunks_of_bounded_size() -> None:
+    # A chunk of CSV courses was 500 courses, whatever their length: its results, held
+    # while in flight, grew with the courses.
+    sessions = [{"id": f"s{i}"} for i in range(5000)]
+    records = [Record(line, {"timezone": "UTC", "sessions": sessions}) for line in range(20)]
+    chunks = list(auditing._chunks(iter(records)))
+    assert sum(len(chunk) for chunk in chunks) == 20
+    assert max(len(chunk) for chunk in chunks) <= 3  # about a block's bytes (1 MiB) each
+    short = [Record(line, '{"timezone": "UTC", "sessions": []}') for line in range(600)]
+    assert [len(chunk) for chunk in auditing._chunks(iter(short))] == [500, 100]

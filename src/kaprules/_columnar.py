@@ -47,6 +47,7 @@ from kaprules.auditing import (
     in_workers,
     line_item,
     make_result,
+    record_bytes,
     result_fields,
     start_method,
     wanted_in_samples,
@@ -257,7 +258,13 @@ _Chunk = list[Record | LineBlock]
 def _bytes(chunk: _Chunk, slot: _Slot = None) -> int:
     """A chunk's size as `_Size` counts it: its lines' bytes, and a kilobyte a record."""
     lines = sum(slot[2]) if slot is not None else 0
-    return lines + sum(len(u.data) if isinstance(u, LineBlock) else _RECORD_BYTES for u in chunk)
+    return lines + sum(len(u.data) if isinstance(u, LineBlock) else _record_size(u) for u in chunk)
+
+
+def _record_size(record: Record) -> int:
+    # A kilobyte at least, else what its sessions come to: a chunk of 500 long CSV courses
+    # would otherwise hold the results of millions of sessions.
+    return max(_RECORD_BYTES, record_bytes(record))
 
 
 def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chunk]:
@@ -273,7 +280,7 @@ def _chunks(units: Iterator[Record | LineBlock], limit: _Size) -> Iterator[_Chun
             size += len(unit.data)
             lines += unit.lines
         else:
-            size += _RECORD_BYTES
+            size += _record_size(unit)
             lines += 1
             records += 1
         if size >= limit.bytes or lines >= _CHUNK_LINES or records >= _RECORDS:

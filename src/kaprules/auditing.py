@@ -467,12 +467,12 @@ class Audit:
         if form is not None and header(form, inputs=inputs):
             yield header(form, inputs=inputs)
         flagged: list[CourseResult] = []  # results one by one: written in runs
-        since = 0
+        since = held = 0  # results, and findings, since the last run was written
         for item in self._results:
             if isinstance(item, ResultBatch) and item.summary is not None:
                 if flagged or since:
                     yield rows(flagged, form, inputs=inputs) if form is not None else ""
-                    flagged, since = [], 0
+                    flagged, since, held = [], 0, 0
                 self._summary.merge(item.summary)
                 for _, fields, data in item.others:
                     self._keep(make_result(CourseResult, fields), data)
@@ -484,10 +484,11 @@ class Audit:
                 since += 1
                 if result.findings or result.rejected is not None:
                     flagged.append(result)
+                    held += len(result.findings)
             self._pending = None
-            if since >= _TEXT_RUN:
+            if since >= _TEXT_RUN or held >= _TEXT_FINDINGS:
                 yield rows(flagged, form, inputs=inputs) if form is not None else ""
-                flagged, since = [], 0
+                flagged, since, held = [], 0, 0
         if flagged or since:
             yield rows(flagged, form, inputs=inputs) if form is not None else ""
         self._end()
@@ -686,8 +687,11 @@ data)`` of the courses a report may draw."""
 RecordItem = tuple[int, Any, str, str | None]
 
 
-# Results read one by one are written as findings text this many at a time.
+# Results read one by one are written as findings text this many at a time, or sooner
+# once they hold this many findings (about a kilobyte each): 500 courses of 10,000
+# findings each would hold gigabytes, where a run is now held to some 10 MB and a course.
 _TEXT_RUN = 500
+_TEXT_FINDINGS = 10_000
 
 
 @attrs.define
@@ -913,21 +917,47 @@ def _work(chunk: list[LineBlock | tuple[Any, ...]]) -> WorkResult:
 
 
 def _chunks(units: Iterator[Record | LineBlock]) -> Iterator[list[LineBlock | tuple[Any, ...]]]:
-    # A block (a few hundred lines) is a chunk of its own; records go _CHUNK at a time.
+    # A block (a few hundred lines) is a chunk of its own; records go _CHUNK at a time, or
+    # fewer when they hold as much as a block (long CSV courses): a chunk's results are
+    # held in memory, and 500 courses of 10,000 sessions would be gigabytes of them.
     chunk: list[LineBlock | tuple[Any, ...]] = []
+    size = 0
     for unit in units:
         if isinstance(unit, LineBlock):
             if chunk:
                 yield chunk
-                chunk = []
+                chunk, size = [], 0
             yield [unit]
             continue
         chunk.append(attrs.astuple(unit, recurse=False))
-        if len(chunk) >= _CHUNK:
+        size += record_bytes(unit)
+        if len(chunk) >= _CHUNK or size >= BLOCK_BYTES:
             yield chunk
-            chunk = []
+            chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+# What a session of a record read as data (a CSV course's row) counts for in bytes.
+_SESSION_BYTES = 100
+
+
+def record_bytes(record: Record) -> int:
+    """About how many bytes of input a record is: its text, or its sessions' rows.
+
+    What the engines chunk records by, so that a chunk's results stay bounded however
+    long its courses are.
+    """
+    data = record.data
+    if isinstance(data, str | bytes):
+        return len(data)
+    if isinstance(data, Course):
+        return _SESSION_BYTES * (len(data.sessions) + len(data.integrations))
+    if isinstance(data, dict):
+        sessions, meetings = data.get("sessions"), data.get("integrations")
+        count = sum(len(x) for x in (sessions, meetings) if isinstance(x, list))
+        return _SESSION_BYTES * count
+    return 0
 
 
 _Task = TypeVar("_Task")

@@ -1,4 +1,4 @@
-"""Faults in audits: a worker killed at any point of its life, memory per course.
+"""Faults in audits: a worker killed at any point, memory per course, outputs made whole.
 
 The worker tests run the real command in a fresh interpreter with a fault injected into
 its worker processes (forked, they inherit it): the first worker to reach the chosen point
@@ -7,6 +7,7 @@ of its life kills itself there with SIGKILL, as the kernel's out-of-memory kille
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 import kaprules
 from kaprules import auditing
+from kaprules._output import OutputError, Outputs
 from kaprules.auditing import Record
 
 from conftest import ROOT
@@ -233,3 +235,82 @@ def test_records_of_long_courses_go_to_workers_in_chunks_of_bounded_size() -> No
     assert max(len(chunk) for chunk in chunks) <= 3  # about a block's bytes (1 MiB) each
     short = [Record(line, '{"timezone": "UTC", "sessions": []}') for line in range(600)]
     assert [len(chunk) for chunk in auditing._chunks(iter(short))] == [500, 100]
+
+
+# --- outputs and the summary, whole together or not at all --------------------------------
+
+
+def test_a_target_turned_into_a_directory_replaces_no_output(tmp_path: Path) -> None:
+    findings, report = tmp_path / "f.jsonl", tmp_path / "r.html"
+    findings.write_bytes(EARLIER)
+    with Outputs() as outputs:
+        outputs.open(str(findings)).write("new findings\n")
+        outputs.open(str(report)).write("new report\n")
+        report.mkdir()  # meanwhile, by someone else
+        with pytest.raises(OutputError, match=r"cannot write .*r\.html: Is a directory"):
+            outputs.commit()
+    assert findings.read_bytes() == EARLIER
+    assert temps(tmp_path) == []
+
+
+@pytest.mark.parametrize("first_existed", [True, False])
+def test_a_rename_that_fails_puts_back_the_outputs_already_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_existed: bool
+) -> None:
+    findings, report = tmp_path / "f.jsonl", tmp_path / "r.html"
+    if first_existed:
+        findings.write_bytes(EARLIER)
+    report.write_bytes(EARLIER)
+    replace = os.replace
+
+    def refused(source: str, target: str) -> None:
+        # The report's directory refuses the rename (as an immutable one does), after
+        # every check passed: only a rename can tell.
+        if target == str(report) and source.endswith(".tmp") and ".old." not in source:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+        replace(source, target)
+
+    with Outputs() as outputs:
+        outputs.open(str(findings)).write("new findings\n")
+        outputs.open(str(report)).write("new report\n")
+        monkeypatch.setattr(os, "replace", refused)
+        with pytest.raises(OutputError, match=r"cannot write .*r\.html: Operation not permitted"):
+            outputs.commit()
+    assert findings.exists() == first_existed
+    if first_existed:
+        assert findings.read_bytes() == EARLIER
+    assert report.read_bytes() == EARLIER
+    assert temps(tmp_path) == []
+
+
+@posix_only
+@pytest.mark.parametrize("stdout", ["/dev/full", "a closed pipe"])
+def test_a_summary_that_cannot_be_written_replaces_no_output(tmp_path: Path, stdout: str) -> None:
+    for name in ("f.jsonl", "r.html"):
+        (tmp_path / name).write_bytes(EARLIER)
+    command = [
+        sys.executable, "-m", "kaprules", "audit", str(ROOT / "examples/audit/courses.jsonl"),
+        "--findings", "f.jsonl", "--html", "r.html",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": SRC}
+    if stdout == "/dev/full":
+        with open("/dev/full", "w") as full:
+            process = subprocess.run(
+                command, cwd=tmp_path, env=env, stdout=full, stderr=subprocess.PIPE, timeout=60
+            )
+        assert process.stderr.decode().count("\n") == 1
+        assert "No space left on device" in process.stderr.decode()
+    else:
+        reader, writer = os.pipe()
+        os.close(reader)  # the reader went away before the summary came
+        try:
+            process = subprocess.run(
+                command, cwd=tmp_path, env=env, stdout=writer, stderr=subprocess.PIPE, timeout=60
+            )
+        finally:
+            os.close(writer)
+        assert b"Traceback" not in process.stderr
+    assert process.returncode == 2
+    for name in ("f.jsonl", "r.html"):
+        assert (tmp_path / name).read_bytes() == EARLIER
+    assert temps(tmp_path) == []

@@ -4,9 +4,11 @@ Every file the CLI writes (audit findings and HTML report, a plan's iCalendar fi
 through `Outputs`, as rsync and git write theirs: into a temporary file in the target's
 directory (``.NAME.XXXXXXXX.tmp``), flushed and synced, then `os.replace`-d over the
 target once the whole run has succeeded. A failed or interrupted run removes its temporary
-files and leaves every target as it was: absent, or the earlier complete file. Only a
-process killed outright (``kill -9``) can leave a temporary file behind, never a target
-that looks whole but is not.
+files and leaves every target as it was: absent, or the earlier complete file. The outputs
+of a run are replaced together or not at all: every target is checked, and its earlier
+file kept aside as a backup (a hard link), before any is replaced, and a rename that fails
+puts back the targets already replaced. Only a process killed outright (``kill -9``) can
+leave a temporary file behind, never a target that looks whole but is not.
 
 `check_paths` refuses, before any work, an output that is an input or another output
 (the same file by device and inode, whatever the spelling or symlink) and an output whose
@@ -16,10 +18,11 @@ directory cannot take a new file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, BinaryIO, TextIO, cast
 
 from kaprules.errors import shown_id
@@ -105,6 +108,10 @@ class _Pending:
     def __init__(self, path: str, binary: bool) -> None:
         self.path = path
         self.temp: str | None = None
+        # The earlier target, kept until every output is in place (see Outputs.commit).
+        self.backup: str | None = None
+        self.linked = False  # the backup is a hard link: the target stays in place
+        self.replaced = False
         try:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
@@ -142,10 +149,71 @@ class _Pending:
     def discard(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.handle.close()
-        if self.temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.temp)
-            self.temp = None
+        for name in (self.temp, self.backup if self.linked else None):
+            if name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+        self.temp = self.backup = None
+
+    def keep_aside(self) -> None:
+        """Check the target can be replaced, and link its earlier file to a backup name.
+
+        A hard link leaves the target in place until its rename; where links cannot be
+        made (a file system without them), the target is moved aside just before it is
+        replaced instead.
+        """
+        assert self.temp is not None
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return  # a new file: nothing to keep
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        self.backup = self.temp.removesuffix(".tmp") + ".old.tmp"
+        try:
+            os.link(self.path, self.backup, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EROFS, errno.EEXIST):  # no rename either
+                self.backup = None
+                raise
+            return  # perhaps only no hard links here: the rename will tell
+        except NotImplementedError:
+            return
+        self.linked = True
+
+    def replace(self) -> None:
+        """Rename the temporary file over the target (the backup, if any, already kept)."""
+        assert self.temp is not None
+        if self.backup is not None and not self.linked:
+            os.replace(self.path, self.backup)
+        try:
+            os.replace(self.temp, self.path)
+        except OSError:
+            if self.backup is not None and not self.linked:
+                with contextlib.suppress(OSError):
+                    os.replace(self.backup, self.path)
+            raise
+        self.temp = None
+        self.replaced = True
+
+    def restore(self) -> str | None:
+        """Put the earlier target back after a later output failed.
+
+        Returns None, or what is left to say when it cannot: the target holds the new
+        file, and the earlier one stays under its backup name.
+        """
+        try:
+            if self.backup is not None:
+                os.replace(self.backup, self.path)
+                self.backup = None
+            else:
+                os.unlink(self.path)  # there was none: the new file goes
+        except OSError:
+            self.linked = False  # the backup is no longer a spare link: it stays
+            kept = "" if self.backup is None else f" (the earlier one is {_shown(self.backup)})"
+            return f"{_shown(self.path)} holds the new file{kept}"
+        self.replaced = False
+        return None
 
 
 def _open_direct(path: str) -> int:
@@ -245,25 +313,52 @@ class Outputs:
         except OSError as exc:
             raise _error(path, exc) from None
 
-    def commit(self) -> None:
-        """Sync every output, then rename each over its target.
+    def commit(self, announce: Callable[[], None] | None = None) -> None:
+        """Sync every output, check each target can be replaced, then replace them all.
+
+        Every target is checked (not a directory) and its earlier file linked aside before
+        any is replaced; a rename that fails then puts back the targets already replaced,
+        so the outputs are replaced together or not at all.
+
+        Args:
+            announce: Called once every output is ready and checked, before any target is
+                replaced: a command writes its summary here, so that a summary that
+                cannot be written (a full disk, a closed pipe) replaces nothing.
 
         Raises:
-            OutputError: An output cannot be finished or renamed, naming it (the targets
-                not yet renamed are kept as they were).
+            OutputError: An output cannot be finished, checked or renamed, naming it (every
+                target is left as it was).
         """
         for pending in self._pending:
             with self.writing(pending.path):
                 pending.finish()
+        renamed = [pending for pending in self._pending if pending.temp is not None]
+        for pending in renamed:
+            with self.writing(pending.path):
+                pending.keep_aside()
+        if announce is not None:
+            announce()
         # The renames together: Ctrl-C or SIGTERM between two would pair a new findings
         # file with an old report. A signal that comes meanwhile is handled just after.
         with held_signals():
-            for pending in self._pending:
-                if pending.temp is not None:
-                    with self.writing(pending.path):
-                        os.replace(pending.temp, pending.path)
-                    pending.temp = None
+            for pending in renamed:
+                try:
+                    pending.replace()
+                except OSError as exc:
+                    raise self._rolled_back(pending, exc) from None
+            for pending in renamed:
+                pending.replaced = False
+                if pending.backup is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(pending.backup)
+                    pending.backup = None
         self._pending.clear()
+
+    def _rolled_back(self, failed: _Pending, exc: OSError) -> OutputError:
+        # The targets replaced before ``failed`` get their earlier files back.
+        left = [said for p in self._pending if p.replaced and (said := p.restore())]
+        error = write_error(failed.path, exc)
+        return OutputError("; ".join([str(error), *left])) if left else error
 
     def discard(self) -> None:
         """Remove every temporary file not yet renamed; the targets stay as they were."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import array
 import collections
-import concurrent.futures
-import concurrent.futures.process
 import contextlib
 import csv
 import datetime as dt
@@ -536,12 +534,12 @@ class Audit:
         if form is not None and header(form, inputs=inputs):
             yield header(form, inputs=inputs)
         flagged: list[CourseResult] = []  # results one by one: written in runs
-        since = 0
+        since = held = 0  # results, and findings, since the last run was written
         for item in self._results:
             if isinstance(item, ResultBatch) and item.summary is not None:
                 if flagged or since:
                     yield rows(flagged, form, inputs=inputs) if form is not None else ""
-                    flagged, since = [], 0
+                    flagged, since, held = [], 0, 0
                 self._summary.merge(item.summary)
                 for _, fields, data in item.others:
                     self._keep(make_result(CourseResult, fields), data)
@@ -553,10 +551,11 @@ class Audit:
                 since += 1
                 if result.findings or result.rejected is not None:
                     flagged.append(result)
+                    held += len(result.findings)
             self._pending = None
-            if since >= _TEXT_RUN:
+            if since >= _TEXT_RUN or held >= _TEXT_FINDINGS:
                 yield rows(flagged, form, inputs=inputs) if form is not None else ""
-                flagged, since = [], 0
+                flagged, since, held = [], 0, 0
         if flagged or since:
             yield rows(flagged, form, inputs=inputs) if form is not None else ""
         self._end()
@@ -776,8 +775,11 @@ data)`` of the courses a report may draw."""
 RecordItem = tuple[int, Any, str, str | None]
 
 
-# Results read one by one are written as findings text this many at a time.
+# Results read one by one are written as findings text this many at a time, or sooner
+# once they hold this many findings (about a kilobyte each): 500 courses of 10,000
+# findings each would hold gigabytes, where a run is now held to some 10 MB and a course.
 _TEXT_RUN = 500
+_TEXT_FINDINGS = 10_000
 
 
 @attrs.define
@@ -1010,21 +1012,47 @@ def _work(chunk: list[LineBlock | tuple[Any, ...]]) -> WorkResult:
 
 
 def _chunks(units: Iterator[Record | LineBlock]) -> Iterator[list[LineBlock | tuple[Any, ...]]]:
-    # A block (a few hundred lines) is a chunk of its own; records go _CHUNK at a time.
+    # A block (a few hundred lines) is a chunk of its own; records go _CHUNK at a time, or
+    # fewer when they hold as much as a block (long CSV courses): a chunk's results are
+    # held in memory, and 500 courses of 10,000 sessions would be gigabytes of them.
     chunk: list[LineBlock | tuple[Any, ...]] = []
+    size = 0
     for unit in units:
         if isinstance(unit, LineBlock):
             if chunk:
                 yield chunk
-                chunk = []
+                chunk, size = [], 0
             yield [unit]
             continue
         chunk.append(attrs.astuple(unit, recurse=False))
-        if len(chunk) >= _CHUNK:
+        size += record_bytes(unit)
+        if len(chunk) >= _CHUNK or size >= BLOCK_BYTES:
             yield chunk
-            chunk = []
+            chunk, size = [], 0
     if chunk:
         yield chunk
+
+
+# What a session of a record read as data (a CSV course's row) counts for in bytes.
+_SESSION_BYTES = 100
+
+
+def record_bytes(record: Record) -> int:
+    """About how many bytes of input a record is: its text, or its sessions' rows.
+
+    What the engines chunk records by, so that a chunk's results stay bounded however
+    long its courses are.
+    """
+    data = record.data
+    if isinstance(data, str | bytes):
+        return len(data)
+    if isinstance(data, Course):
+        return _SESSION_BYTES * (len(data.sessions) + len(data.integrations))
+    if isinstance(data, dict):
+        sessions, meetings = data.get("sessions"), data.get("integrations")
+        count = sum(len(x) for x in (sessions, meetings) if isinstance(x, list))
+        return _SESSION_BYTES * count
+    return 0
 
 
 _Task = TypeVar("_Task")
@@ -1063,8 +1091,10 @@ def in_workers(
     The one pool of an audit, whichever engine: workers that ignore the stop signals the
     main process answers and die with it (`worker_settings` gives them the audit's
     settings), a bounded window of ``jobs * in_flight`` tasks in flight, and no worker
-    left running after an error, a signal or a loop left early. A worker that died is
-    a `KapRulesError`.
+    left running after an error, a signal or a loop left early. A worker that died, at
+    any point of its life (starting, receiving a task, working, sending its result), is a
+    `KapRulesError`: each worker has pipes of its own, and nothing it holds can stop the
+    others or the main process.
 
     Args:
         tasks: The tasks, read as the window frees up.
@@ -1081,51 +1111,241 @@ def in_workers(
     Raises:
         KapRulesError: A worker process died.
     """
-    import multiprocessing
-
-    context = multiprocessing.get_context(start_method())
-    pool = concurrent.futures.ProcessPoolExecutor(
-        jobs,
-        mp_context=context,
-        initializer=_start_worker,
-        # The workers are forked by the thread that reads the audit first (it submits).
-        initargs=(
-            protocol,
-            as_of,
-            sample,
-            os.getpid(),
-            threading.current_thread() is threading.main_thread(),
-        ),
+    # The workers are forked by the thread that reads the audit first (it sends).
+    settings = (
+        protocol,
+        as_of,
+        sample,
+        os.getpid(),
+        threading.current_thread() is threading.main_thread(),
     )
+    pool = _Pool(work, jobs, settings)
     try:
-        pending: collections.deque[tuple[_Task, concurrent.futures.Future[_Done]]]
-        pending = collections.deque()
-        for task in tasks:
-            if not pending:
-                # Workers are forked at the first submit: a signal then would run the
-                # caller's handler in a worker before _start_worker replaces it.
+        window: collections.deque[tuple[int, _Task]] = collections.deque()
+        for number, task in enumerate(tasks):
+            if not pool.started:
+                # A signal while forking would run the caller's handler in a worker
+                # before _start_worker replaces it.
                 with held_signals():
-                    pending.append((task, pool.submit(work, task)))
-                continue
-            pending.append((task, pool.submit(work, task)))
-            if len(pending) >= jobs * in_flight:
-                done, future = pending.popleft()
-                yield done, future.result()
-        while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
-    except concurrent.futures.process.BrokenProcessPool:
-        _stop(pool)
-        raise KapRulesError(
-            "a worker process died (killed by a signal, or out of memory); the audit was "
-            "not completed"
-        ) from None
+                    pool.start()
+            pool.send(number, task)
+            window.append((number, task))
+            if len(window) >= jobs * in_flight:
+                first, done = window.popleft()
+                yield done, pool.result(first)
+        while window:
+            first, done = window.popleft()
+            yield done, pool.result(first)
+        pool.close()
     except BaseException:
-        # An error, Ctrl-C, SIGTERM or a loop left early: no worker outlives the audit,
-        # and none finishes chunks nobody will read.
-        _stop(pool)
+        # An error, a dead worker, Ctrl-C, SIGTERM or a loop left early: no worker
+        # outlives the audit, and none finishes tasks nobody will read.
+        pool.stop()
         raise
-    pool.shutdown(wait=True)
+
+
+_DIED = "a worker process died (killed by a signal, or out of memory); the audit was not completed"
+
+
+class _Worker(NamedTuple):
+    """A worker process, as the main process holds it."""
+
+    process: Any  # a multiprocessing Process
+    tasks: Any  # the main process's end of its task pipe (a Connection)
+    results: Any  # the main process's end of its result pipe
+    sent: collections.deque[int]  # the numbers of its tasks without a result yet, in order
+
+
+class _Pool:
+    """Worker processes, each with a pipe of its own for its tasks and one for its results.
+
+    A pipe per worker, not a queue all workers share: a queue's lock went with a worker
+    killed while it wrote a result, and the other workers and the main process then
+    waited for it forever. Here a worker killed at any moment leaves only its own pipe
+    half written, which the main process reads as an end of file (it holds no copy of the
+    writing end, nor does any other worker), and its death shows on its sentinel.
+    """
+
+    def __init__(self, work: Callable[[Any], Any], jobs: int, settings: tuple[Any, ...]) -> None:
+        self._work = work
+        self._jobs = jobs
+        self._settings = settings
+        self._workers: list[_Worker] = []
+        self._done: dict[int, Any] = {}  # results received before their turn
+        self.started = False
+
+    def start(self) -> None:
+        """Start the workers."""
+        import multiprocessing
+
+        context: Any = multiprocessing.get_context(start_method())
+        forked = context.get_start_method() == "fork"
+        self.started = True
+        for _ in range(self._jobs):
+            task_reader, task_writer = context.Pipe(duplex=False)
+            result_reader, result_writer = context.Pipe(duplex=False)
+            # A forked worker inherits the main process's ends of the earlier workers'
+            # pipes: it closes them, so that a worker's death is an end of file at once.
+            inherited = [c for w in self._workers for c in (w.tasks, w.results)] if forked else []
+            process = context.Process(
+                target=_serve,
+                args=(self._work, self._settings, task_reader, result_writer, inherited),
+                daemon=True,
+            )
+            self._workers.append(_Worker(process, task_writer, result_reader, collections.deque()))
+            process.start()
+            task_reader.close()
+            result_writer.close()
+
+    def send(self, number: int, task: Any) -> None:
+        """Send task ``number`` to the worker with the fewest tasks in hand.
+
+        Raises:
+            KapRulesError: The worker died.
+        """
+        worker = min(self._workers, key=lambda w: len(w.sent))
+        try:
+            worker.tasks.send(task)
+        except OSError:  # its reading end is gone: the worker died
+            raise KapRulesError(_DIED) from None
+        worker.sent.append(number)
+
+    def result(self, number: int) -> Any:
+        """The result of task ``number``, once its worker sent it.
+
+        Raises:
+            KapRulesError: A worker died.
+            Exception: What ``work`` raised in the worker.
+        """
+        while number not in self._done:
+            self._receive()
+        return self._done.pop(number)
+
+    def _receive(self) -> None:
+        # The results ready, or a worker's death, whichever comes first.
+        from multiprocessing.connection import wait
+        from multiprocessing.reduction import ForkingPickler
+
+        workers = self._workers
+        ready = wait([w.results for w in workers] + [w.process.sentinel for w in workers])
+        if any(w.process.sentinel in ready for w in workers):  # a worker ended
+            raise KapRulesError(_DIED)
+        for worker in workers:
+            if worker.results not in ready:
+                continue
+            try:
+                payload = worker.results.recv_bytes()
+            except (EOFError, OSError):  # it died, perhaps halfway through a result
+                raise KapRulesError(_DIED) from None
+            done, value = ForkingPickler.loads(payload)
+            if not done:
+                raise value
+            self._done[worker.sent.popleft()] = value
+
+    def close(self) -> None:
+        """End the workers once every result is in: each finishes and exits."""
+        for worker in self._workers:
+            with contextlib.suppress(OSError):
+                worker.tasks.send(None)
+        for worker in self._workers:
+            worker.process.join(5)
+        self.stop()
+
+    def stop(self) -> None:
+        """Kill the workers at once, wait for them, and close the pipes."""
+        for worker in self._workers:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                worker.process.kill()
+        # Each step on its own: a stop run again (an audit closed as the interpreter
+        # exits) finds some of it done.
+        for worker in self._workers:
+            with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
+                worker.process.join(5)
+            for connection in (worker.tasks, worker.results):
+                with contextlib.suppress(OSError):
+                    connection.close()
+        self._workers = []
+
+
+def _serve(
+    work: Callable[[Any], Any],
+    settings: tuple[Protocol, AsOf, int, int, bool],
+    tasks: Any,
+    results: Any,
+    inherited: list[Any],
+) -> None:
+    """A worker process: the tasks of its pipe, each result sent back on its own pipe.
+
+    A thread reads the tasks as they come and another sends the results, so the main
+    process never waits on a worker that is busy, nor a worker on the main process. What
+    ``work`` raises goes back to the main process, to be raised there; anything else
+    ends the worker without a word (never a traceback): the main process says it died.
+    """
+    try:
+        _serve_tasks(work, settings, tasks, results, inherited)
+    except BaseException:
+        os._exit(1)
+
+
+def _serve_tasks(
+    work: Callable[[Any], Any],
+    settings: tuple[Protocol, AsOf, int, int, bool],
+    tasks: Any,
+    results: Any,
+    inherited: list[Any],
+) -> None:
+    import queue
+    from multiprocessing.reduction import ForkingPickler
+
+    for connection in inherited:
+        connection.close()
+    _start_worker(*settings)
+    incoming: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    outgoing: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+    threading.Thread(target=_read_tasks, args=(tasks, incoming), daemon=True).start()
+    sender = threading.Thread(target=_send_results, args=(results, outgoing), daemon=True)
+    sender.start()
+    while (payload := incoming.get()) is not None:
+        try:
+            task = ForkingPickler.loads(payload)
+            if task is None:  # the main process has every result
+                break
+            answer = ForkingPickler.dumps((True, work(task)))
+        # Everything, as concurrent.futures does: Polars answers a Ctrl-C that reaches the
+        # whole process group with KeyboardInterrupt, though the worker ignores SIGINT.
+        except BaseException as exc:
+            answer = _failure(exc)
+        outgoing.put(answer)
+    outgoing.put(None)
+    sender.join()
+
+
+def _read_tasks(tasks: Any, incoming: Any) -> None:
+    try:
+        while True:
+            incoming.put(tasks.recv_bytes())
+    except (EOFError, OSError):  # the main process is gone, or stopped the pool
+        incoming.put(None)
+
+
+def _send_results(results: Any, outgoing: Any) -> None:
+    try:
+        while (payload := outgoing.get()) is not None:
+            results.send_bytes(payload)
+    except OSError:  # nobody to send to: the main process is gone, or stopped the pool
+        os._exit(1)
+
+
+def _failure(exc: BaseException) -> memoryview:
+    # What work raised, for the main process to raise; an exception that cannot cross
+    # the pipe is named.
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        return ForkingPickler.dumps((False, exc))
+    except Exception:
+        failed = KapRulesError(f"a worker process failed: {type(exc).__name__}")
+        return ForkingPickler.dumps((False, failed))
 
 
 def _parallel(
@@ -1145,29 +1365,6 @@ def _parallel(
             kept += len(wanted)
             for position, fields in enumerate(results):
                 yield make_result(CourseResult, fields), wanted.get(position)
-
-
-def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
-    # The executor has no public way to end its workers (before Python 3.14); killed
-    # workers can leave a result half sent, and its thread waiting for the rest forever,
-    # which would hang the interpreter's exit. So: kill them, close this process's end of
-    # the result pipe's writing side (the thread then reads an end of file and takes the
-    # broken-pool path, which closes the work queue too), and wait for the thread.
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    # Taken now: shutdown() forgets it. Left running, it would race the interpreter's exit
-    # hook that wakes it (an "Exception ignored ... Bad file descriptor" on stderr).
-    thread = getattr(pool, "_executor_manager_thread", None)
-    for process in processes:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            process.kill()
-    for process in processes:
-        with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
-            process.join(5)
-    with contextlib.suppress(OSError, AttributeError):
-        pool._result_queue._writer.close()  # type: ignore[attr-defined]
-    pool.shutdown(wait=False, cancel_futures=True)
-    if thread is not None:
-        thread.join(10)
 
 
 # --- reading files --------------------------------------------------------------------

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import sys
 from typing import Any, NamedTuple, TextIO
 
 from kaprules._output import Outputs, check_paths, write_error
 from kaprules.cli._reading import need_extra, protocol_of
 from kaprules.cli._render import audit_lines, json_out
-from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError
+from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError, emit
 from kaprules.errors import InputError, shown_id
 from kaprules.findings_files import FindingsForm
 from kaprules.protocol import Protocol, ProtocolVersions
@@ -35,12 +36,17 @@ def audit_command(args: argparse.Namespace, out: TextIO) -> int:
         if html_out is not None:
             with outputs.writing(args.html):
                 html_out.write(done.page)
-        outputs.commit()
-    data, seconds = done.data, done.seconds
-    if args.format == "json":
-        json_out(data, out)
-    else:
-        out.write("\n".join(audit_lines(data)) + "\n")
+        data, seconds = done.data, done.seconds
+        summary = io.StringIO()
+        if args.format == "json":
+            json_out(data, summary)
+        else:
+            summary.write("\n".join(audit_lines(data)) + "\n")
+        # The summary reaches standard output (written and flushed) once every file is
+        # ready, and before any is replaced: a summary that cannot be written (a full
+        # disk, a closed pipe) is exit 2 with every target as it was. Nothing is left
+        # for `out`.
+        outputs.commit(lambda: emit(summary.getvalue(), sys.stdout, as_json=args.format == "json"))
     if sys.stderr is not None and sys.stderr.isatty():
         rate = data["lines_read"] / seconds if seconds > 0 else 0.0
         sys.stderr.write(

@@ -1,7 +1,9 @@
 """The HTML report of an audit: one self-contained file, for auditors who do not read JSON.
 
 Rendered from a Jinja2 template with autoescaping: what the input holds (course and session
-ids, messages) is escaped, and no patient, escort or therapist text is ever passed to it.
+ids, messages) is escaped, its control characters and lone surrogates too
+(`kaprules._text.html`, on every value the template writes), and no patient, escort or
+therapist text is ever passed to it.
 The report states every rule of the protocol (statement, parameters, rationale, source), so
 that it can be read without the documentation site, e-mailed or printed.
 """
@@ -15,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kaprules import _time
+from kaprules import _text, _time
 from kaprules.auditing import MAX_SAMPLE_WEIGHT, CourseResult
 from kaprules.errors import shown_id
 from kaprules.model import Course, Kind
@@ -264,6 +266,8 @@ def render(
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("kaprules", "templates"),
         autoescape=True,
+        # Every value written: control characters and lone surrogates escaped.
+        finalize=_text.html,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -1,12 +1,15 @@
-"""The findings file of an audit: a row per finding and per rejected record.
+r"""The findings file of an audit: a row per finding and per rejected record.
 
 ``kaprules audit --findings OUT.jsonl`` writes JSON Lines, ``OUT.csv`` CSV; both are
 described here once, and [`Audit.findings_text`][kaprules.Audit.findings_text] yields
-them. A finding's row holds its record's ``line`` and ``course`` id, the finding's
-``rule``, ``severity``, ``sessions`` and ``message``; a rejected record's row holds
-``line``, ``course`` (when known) and the ``rejected`` reason. With several inputs, each
-row starts with its ``input``. A CSV cell that a spreadsheet would run as a formula gets
-a leading ``'``.
+them. A finding's row holds
+its record's ``line`` and ``course`` id, the finding's ``rule``, ``severity``, ``sessions``
+and ``message``; a rejected record's row holds ``line``, ``course`` (when known) and the
+``rejected`` reason. With several inputs, each row starts with its ``input``. Text from
+outside is written as `kaprules._text` says: JSON Lines hold it exactly, but a lone
+surrogate (which no UTF-8 file can hold) as the text ``\udfff``; a CSV cell also has its
+control characters as backslash escapes, and a leading ``'`` when a spreadsheet would run
+it as a formula.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from kaprules import _fast
+from kaprules import _fast, _text
 from kaprules.errors import InputError
 
 if TYPE_CHECKING:
@@ -41,7 +44,7 @@ FINDINGS_COLUMNS = ("line", "course", "rule", "severity", "sessions", "message",
 A JSON Lines row has the same keys, but for ``rejected`` on a finding's row and ``rule``,
 ``severity``, ``sessions`` and ``message`` on a rejected record's."""
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = _text.FORMULA_START
 """What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection)."""
 
 # What json.dumps(..., ensure_ascii=False) writes for a string, without its per-call cost
@@ -50,17 +53,16 @@ _quote: Any = json.encoder.encode_basestring
 
 
 def cell(value: object) -> object:
-    """A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``.
+    r"""A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``.
 
     Args:
         value: The cell's value.
 
     Returns:
-        The value, with ``'`` before text that starts as a formula does.
+        The value (`kaprules._text.csv_cell`): control characters and lone surrogates as
+        backslash escapes, and ``'`` before text that starts as a formula does.
     """
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+    return _text.csv_cell(value)
 
 
 def input_name(source: str) -> str:
@@ -77,15 +79,7 @@ def input_name(source: str) -> str:
     Returns:
         The name to write.
     """
-    try:
-        source.encode("utf-8")
-        return source
-    except UnicodeEncodeError:
-        pass
-    try:
-        return source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        return source.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _text.file_name(source)
 
 
 def header(form: FindingsForm, *, inputs: bool) -> str:
@@ -125,8 +119,43 @@ def rows(results: Iterable[CourseResult], form: FindingsForm, *, inputs: bool) -
     text = _Text(form, inputs)
     for result in results:
         if result.findings or result.rejected is not None:
+            start = len(text.parts)
             text.add(result)
+            if not _encodable(text.parts, start):
+                # Rare: text no UTF-8 file can hold (a lone surrogate). The result's rows
+                # again, with every text of the input escaped.
+                del text.parts[start:]
+                text.add(_Escaped(result))
     return "".join(text.parts)
+
+
+def _encodable(parts: list[str], start: int) -> bool:
+    try:
+        for part in parts[start:]:
+            part.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _Escaped:
+    """A result's fields as rows write them, with `_text.json_text` on every text."""
+
+    def __init__(self, result: Any) -> None:
+        text = _text.json_text
+        self.source = result.source  # input_name escapes it
+        self.line = result.line
+        self.course_id = None if result.course_id is None else text(result.course_id)
+        self.rejected = None if result.rejected is None else text(result.rejected)
+        self.findings = [
+            {
+                "rule": text(f["rule"]),
+                "severity": text(f["severity"]),
+                "sessions": [text(s) for s in f["sessions"]],
+                "message": text(f["message"]),
+            }
+            for f in result.findings
+        ]
 
 
 def _check(form: object) -> None:

@@ -23,8 +23,11 @@ def local_dates(course: Course) -> dict[str, str]:
 
 
 def finding_line(finding: Finding, dates: dict[str, str]) -> str:
+    # The rule and message may be a plugin's: a line break or an escape sequence in them
+    # must not forge a finding line or drive the terminal.
     where = ", ".join(f"{shown_id(s)} {dates.get(s, '?')}" for s in finding.sessions) or "course"
-    return f"{finding.severity.value:<7} {finding.rule:<16} [{where}] {finding.message}"
+    rule, message = one_line(finding.rule), one_line(finding.message)
+    return f"{finding.severity.value:<7} {rule:<16} [{where}] {message}"
 
 
 def finding_counts(report: Report) -> dict[str, int]:

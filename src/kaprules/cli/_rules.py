@@ -31,10 +31,12 @@ def rules_command(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     out.write(identity(protocol) + "\n")
     for rule in protocol.rules:
+        # A plugin's id, title, statement and parameters are text from outside.
         params = ", ".join(f"{k}={v}" for k, v in rule.parameters().items()) or "no parameters"
-        out.write(f"\n{rule.id} ({Severity(rule.severity).value}): {rule.title}\n")
-        out.write(f"  parameters: {params}\n")
-        out.write(f"  {rule.statement}\n")
+        head = f"{one_line(rule.id)} ({Severity(rule.severity).value}): {one_line(rule.title)}"
+        out.write(f"\n{head}\n")
+        out.write(f"  parameters: {one_line(params)}\n")
+        out.write(f"  {one_line(rule.statement)}\n")
     return EXIT_OK
 
 

@@ -1,0 +1,254 @@
+"""Text from outside (users, plugins, files): one escaping policy, each output form in one place.
+
+The plugins here are a real distribution written as files and put on ``sys.path`` (as in
+test_plugins.py): a rule whose finding message holds a line break, escape codes and a lone
+surrogate, and plugins that misbehave (an exception whose ``__str__`` raises, a descriptor
+or metaclass that raises on the class, a constructor that raises).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kaprules import _text, plugins
+
+from conftest import EXAMPLES
+
+Run = Callable[..., tuple[int, str, str]]
+COMPLIANT = EXAMPLES / "compliant.json"
+PACKAGE = "escaping_rules"
+MESSAGE = "bad\nerror   forged           [s9 2026-12-01] \x1b[31mred\x07 \udfff"
+
+RULES_MODULE = '''
+"""Rules that misbehave, for kaprules' tests."""
+
+from typing import ClassVar
+
+import attrs
+
+from kaprules import BaseRule, Source
+
+MESSAGE = "bad\\nerror   forged           [s9 2026-12-01] \\x1b[31mred\\x07 \\udfff"
+
+
+@attrs.frozen(repr=False)
+class Loud(BaseRule):
+    """A finding message with a line break, escape codes and a lone surrogate."""
+
+    default_id: ClassVar[str] = "loud"
+    title: ClassVar[str] = "Loud"
+    rationale: ClassVar[str] = "Tests."
+    source: ClassVar[Source] = Source("q", "d", "l")
+    names: ClassVar[str] = "The first session."
+
+    @property
+    def statement(self) -> str:
+        return "Loud."
+
+    def __call__(self, timeline):
+        for t in timeline.sessions[:1]:
+            yield self.finding((t,), MESSAGE)
+
+
+class Raising:
+    def __get__(self, instance, owner=None):
+        raise RuntimeError("descriptor")
+
+
+@attrs.frozen(repr=False)
+class Descriptor(Loud):
+    """Its statement raises when read on the class."""
+
+    default_id: ClassVar[str] = "descriptor"
+    statement = Raising()
+
+
+class Meta(type(Loud)):
+    def __getattribute__(cls, name):
+        if name in ("__mro__", "__name__"):
+            raise RuntimeError("metaclass")
+        return super().__getattribute__(name)
+
+
+class Metaclass(Loud, metaclass=Meta):
+    """Its metaclass raises when the class is read."""
+
+
+@attrs.frozen(repr=False)
+class Constructor(Loud):
+    """Its constructor raises an exception whose text cannot be read."""
+
+    default_id: ClassVar[str] = "constructor"
+
+    def __attrs_post_init__(self):
+        from escaping_rules.boom import Unreadable
+
+        raise Unreadable()
+'''
+
+BOOM_MODULE = '''
+class Unreadable(Exception):
+    """An exception whose text cannot be read."""
+
+    def __str__(self):
+        raise RuntimeError("no text")
+'''
+
+ENTRY_POINTS = """\
+[kaprules.rules]
+loud = escaping_rules.rules:Loud
+boom = escaping_rules.raising:Nope
+descriptor = escaping_rules.rules:Descriptor
+metaclass = escaping_rules.rules:Metaclass
+constructor = escaping_rules.rules:Constructor
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("escaping-site")
+    package = root / PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "rules.py").write_text(RULES_MODULE, encoding="utf-8")
+    (package / "boom.py").write_text(BOOM_MODULE, encoding="utf-8")
+    # A module that raises, on import, an exception whose __str__ raises.
+    (package / "raising.py").write_text(
+        "from escaping_rules.boom import Unreadable\nraise Unreadable()\n", encoding="utf-8"
+    )
+    info = root / f"{PACKAGE}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: escaping-rules\nVersion: 1.0\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(ENTRY_POINTS, encoding="utf-8")
+    return root
+
+
+def _forget() -> None:
+    plugins.clear_cache()
+    for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def installed(site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    _forget()
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    monkeypatch.undo()
+    _forget()
+
+
+def protocol_of(tmp_path: Path, rule: str) -> str:
+    path = tmp_path / f"{rule}.toml"
+    path.write_text(f'id = "c"\nversion = "1"\n[[rules]]\nid = "{rule}"\n', encoding="utf-8")
+    return str(path)
+
+
+# --- 1. terminal text -----------------------------------------------------------------
+
+
+def test_check_text_escapes_a_plugin_message(installed: Path, tmp_path: Path, cli: Run) -> None:
+    protocol = protocol_of(tmp_path, "loud")
+    code, out, _ = cli("check", str(COMPLIANT), "--protocol", protocol)
+    assert code == 1
+    finding, summary = out.splitlines()  # no forged line
+    assert summary.startswith("FAIL: 1 error")
+    assert finding.endswith(r"bad error forged [s9 2026-12-01] \x1b[31mred\x07 \udfff")
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    # JSON keeps the message exact: its own escapes are safe.
+    code, out, _ = cli("check", str(COMPLIANT), "--protocol", protocol, "--format", "json")
+    assert json.loads(out)["findings"][0]["message"] == MESSAGE
+
+
+def test_terminal_escapes_what_is_not_printable() -> None:
+    assert _text.terminal("a\n\tb  c") == "a b c"
+    assert _text.terminal("\x1b[2J\x07\x9b\u2028x\udfff é") == r"\x1b[2J\x07\x9b x\udfff é"
+
+
+# --- 2. files: JSON Lines, CSV, HTML, with lone surrogates ----------------------------
+
+
+@pytest.mark.parametrize("engine", ["records", "columnar"])
+def test_audit_files_hold_lone_surrogates_escaped(
+    installed: Path, tmp_path: Path, cli: Run, engine: str
+) -> None:
+    if engine == "columnar":
+        pytest.importorskip("polars", reason="the columnar engine needs: pip install '.[columnar]'")
+    data = tmp_path / "courses.jsonl"
+    course = json.dumps(json.loads(COMPLIANT.read_text(encoding="utf-8")))
+    # A rejected record whose course id holds a lone surrogate, as JSON text escapes it.
+    data.write_text(course + '\n{"id": "c\\udfff", "sessions": []}\n', encoding="utf-8")
+    protocol = protocol_of(tmp_path, "loud")
+    jsonl, table, page = tmp_path / "f.jsonl", tmp_path / "f.csv", tmp_path / "r.html"
+    for findings in (jsonl, table):
+        args = ("audit", str(data), "--engine", engine, "--protocol", protocol)
+        code, _, err = cli(*args, "--findings", str(findings), "--html", str(page))
+        assert (code, err) == (1, "")
+    found, rejected = [json.loads(line) for line in jsonl.read_text("utf-8").splitlines()]
+    assert found["message"] == MESSAGE.replace("\udfff", "\\udfff")
+    assert rejected["course"] == "c\\udfff"
+    rows = list(csv.reader(io.StringIO(table.read_text("utf-8"))))
+    assert rows[1][5] == r"bad\nerror   forged           [s9 2026-12-01] \x1b[31mred\x07 \udfff"
+    assert rows[2][1] == r"c\udfff"
+    html = page.read_text("utf-8")
+    assert r"\x1b[31mred\x07 \udfff" in html
+    assert "\x1b" not in html
+    assert "\x07" not in html
+
+
+def test_each_form_escapes_controls_and_surrogates() -> None:
+    assert _text.json_text("c\udfff\x1b") == "c\\udfff\x1b"  # JSON escapes the ESC itself
+    assert _text.csv_cell("=c\udfff\x1b\n") == "'=c\\udfff\\x1b\\n"
+    assert _text.csv_cell("\tx") == "\\tx"  # escaped: no longer a formula's start
+    assert _text.html("a\x1b\tb\udfff") == "a\\x1b\tb\\udfff"
+    assert _text.file_name("a\udcffb\x1b.jsonl") == "a\\xffb\\x1b.jsonl"
+
+
+# --- 4. Markdown ----------------------------------------------------------------------
+
+CLINIC = """\
+id = "clinic"
+version = "1"
+[[rules]]
+id = "fasting"
+rationale = "<script>alert(1)</script> [x](javascript:alert(1)) https://example.org/kap."
+[rules.source]
+text = "<img src=x onerror=alert(2)>"
+document = "![i](javascript:alert(3))"
+location = "<a href='javascript:alert(4)'>here</a>"
+note = "# heading | cell & `code`"
+"""
+
+
+def test_explain_markdown_escapes_a_clinics_text(tmp_path: Path, cli: Run) -> None:
+    path = tmp_path / "clinic.toml"
+    path.write_text(CLINIC, encoding="utf-8")
+    code, out, _ = cli("explain", "fasting", "--format", "markdown", "--protocol", str(path))
+    assert code == 0
+    assert "<script" not in out
+    assert "<img" not in out
+    assert "<a " not in out
+    assert not re.search(r"(?<!\\)\]\(javascript:", out)  # every "]" before it escaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; \\[x\\](javascript:alert(1))" in out
+    assert "<https://example.org/kap>." in out  # only an http(s) URL becomes a link
+    assert "\n&#35; heading &#124; cell &amp; \\`code\\`\n" in out
+    markdown = pytest.importorskip("markdown", reason="rendering needs: pip install '.[docs]'")
+    html = markdown.markdown(out, extensions=["tables"])
+    assert "<script" not in html
+    assert "<img" not in html
+    assert "javascript:alert" not in re.findall(r'href="([^"]*)"', html)
+    assert re.findall(r'href="([^"]*)"', html) == ["https://example.org/kap"]
+    # The text form shows the clinic's words as written.
+    code, out, _ = cli("explain", "fasting", "--protocol", str(path))
+    assert "<script>alert(1)</script> [x](javascript:alert(1))" in out

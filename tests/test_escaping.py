@@ -215,6 +215,38 @@ def test_each_form_escapes_controls_and_surrogates() -> None:
     assert _text.file_name("a\udcffb\x1b.jsonl") == "a\\xffb\\x1b.jsonl"
 
 
+# --- 3. plugins that misbehave --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("boom", "cannot be imported: Unreadable"),
+        ("descriptor", "is not a rule class: reading Descriptor.statement on the class raised "),
+        ("metaclass", "is not a rule class: reading the class raised RuntimeError: 'metaclass'"),
+        ("constructor", ": cannot be built: Unreadable"),
+    ],
+)
+def test_a_misbehaving_plugin_is_exit_2_naming_its_entry_point(
+    installed: Path, tmp_path: Path, cli: Run, name: str, why: str
+) -> None:
+    protocol = protocol_of(tmp_path, name)
+    for command in (
+        ("protocol", "validate", protocol),
+        ("check", str(COMPLIANT), "--protocol", protocol),
+    ):
+        code, out, err = cli(*command)
+        assert (code, out) == (2, "")
+        [line] = err.splitlines()
+        assert f"plugin '{name}' (entry point kaprules.rules: escaping_rules." in line
+        assert why in line
+    code, out, _ = cli("rules", "--plugins", "--format", "json")
+    assert code == 0
+    [entry] = [p for p in json.loads(out)["plugins"] if p["name"] == name]
+    if name != "constructor":  # its class is sound: only building a rule fails
+        assert f"plugin '{name}' (entry point" in entry["problem"]
+
+
 # --- 4. Markdown ----------------------------------------------------------------------
 
 CLINIC = """\

@@ -213,8 +213,11 @@ def _rule_from(
             )
             problems.append(Problem(path, p.what, p.code))
         return None
-    except (TypeError, ValueError) as exc:
-        problems.append(Problem(where, f"cannot be built: {echo(str(exc), 200)}", "value"))
+    except Exception as exc:  # a rule class of someone else's may raise anything
+        # Named by its entry point when it is a plugin's; its text read as it allows.
+        plugin = plugins.plugin_of(cls)
+        origin = f"{plugin.label}: " if plugin is not None else ""
+        problems.append(Problem(where, f"{origin}cannot be built: {plugins.raised(exc)}", "value"))
         return None
     return rule
 

@@ -48,10 +48,16 @@ def plugins_command(args: argparse.Namespace, out: TextIO) -> int:
     for plugin in plugins.installed_plugins():
         entry: dict[str, Any] = {**plugin.to_dict(), "title": None, "problem": None}
         try:
-            title = getattr(plugin.load(), "title", None)
-            entry["title"] = title if isinstance(title, str) else None
+            cls = plugin.load()
         except ProtocolError as exc:
             entry["problem"] = exc.problems[0].what
+        else:
+            try:
+                title = getattr(cls, "title", None)
+            except Exception as exc:  # someone else's class may raise anything
+                entry["problem"] = f"{plugin.label}: its title raised {plugins.raised(exc)}"
+            else:
+                entry["title"] = title if isinstance(title, str) else None
         if plugin.name in BUILTIN_RULES:
             entry["problem"] = f"not used: kaprules' own rule {plugin.name} has this id"
         entries.append(entry)

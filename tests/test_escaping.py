@@ -8,6 +8,7 @@ or metaclass that raises on the class, a constructor that raises).
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -15,10 +16,14 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kaprules import _text, plugins
+from kaprules import Protocol, ProtocolError, _text, plugins, protocol_schema
 
 from conftest import EXAMPLES
 
@@ -284,3 +289,88 @@ def test_explain_markdown_escapes_a_clinics_text(tmp_path: Path, cli: Run) -> No
     # The text form shows the clinic's words as written.
     code, out, _ = cli("explain", "fasting", "--protocol", str(path))
     assert "<script>alert(1)</script> [x](javascript:alert(1))" in out
+
+
+# --- 5. the protocol schema states the loader's text rules ----------------------------
+
+BASE: dict[str, Any] = {
+    "id": "p",
+    "version": "1",
+    "title": "t",
+    "citation": "c",
+    "rules": [
+        {"id": "fasting", "rationale": "r", "source": {"text": "q", "document": "d"}},
+    ],
+}
+LINES: list[tuple[tuple[str | int, ...], int]] = [
+    (("id",), _text.LINE_LIMIT),
+    (("version",), _text.LINE_LIMIT),
+    (("title",), _text.LINE_LIMIT),
+    (("citation",), _text.LINE_LIMIT),
+    (("rules", 0, "rationale"), _text.RATIONALE_LIMIT),
+    *((("rules", 0, "source", f), _text.LINE_LIMIT) for f in ("text", "document", "location")),
+    (("rules", 0, "source", "note"), _text.LINE_LIMIT),
+]
+
+
+def _with(path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    here: Any = data
+    for step in path[:-1]:
+        here = here[step]
+    here[path[-1]] = value
+    return data
+
+
+def _refusals() -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, limit in LINES:
+        where = ".".join(map(str, path))
+        for bad in ("a\nb", "a\x1bb", "   ", "", "a\u2028b", "\xa0", "x" * (limit + 1)):
+            yield f"{where}={bad[:8]!r}", _with(path, bad)
+    for bad in ("x y", "a" * 2000, "Fasting", "fasting\n", ""):
+        yield f"rules.0.id={bad[:8]!r}", _with(("rules", 0, "id"), bad)
+        rule = {"id": bad, "rule": "fasting"}
+        yield f"rules.0.id={bad[:8]!r} (rule=fasting)", _with(("rules", 0), rule)
+    for bad in ("2026-12-01\n", "2026-12-1", "2026-12-01T00:00"):
+        yield f"effective={bad!r}", _with(("effective",), bad)
+
+
+VALIDATOR = jsonschema.Draft202012Validator(protocol_schema())
+REFUSALS = list(_refusals())
+
+
+@pytest.mark.parametrize("data", [d for _, d in REFUSALS], ids=[n for n, _ in REFUSALS])
+def test_the_schema_refuses_what_the_loader_refuses(data: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError):
+        Protocol.from_dict(data)
+    assert not VALIDATOR.is_valid(data)
+
+
+def test_the_schema_takes_the_base_and_integer_versions() -> None:
+    assert Protocol.from_dict(BASE).id == "p"
+    assert VALIDATOR.is_valid(BASE)
+    assert VALIDATOR.is_valid(_with(("version",), 3))
+
+
+def test_the_unprintable_class_is_exact_on_the_basic_multilingual_plane() -> None:
+    import unicodedata
+
+    named = re.compile(f"[{_text.UNPRINTABLE}]")
+    for code in range(0x10000):
+        char = chr(code)
+        if unicodedata.category(char) == "Cs":
+            continue
+        if named.match(char):
+            assert not char.isprintable(), hex(code)  # never refuses what the loader takes
+        elif unicodedata.category(char) != "Cn":
+            assert char.isprintable(), hex(code)  # names every assigned one it refuses
+
+
+TITLE = jsonschema.Draft202012Validator(protocol_schema()["properties"]["title"])
+
+
+@settings(max_examples=40)
+@given(st.text(max_size=12))
+def test_the_schema_takes_what_the_loader_takes(value: str) -> None:
+    if _text.is_line(value):
+        assert TITLE.is_valid(value)

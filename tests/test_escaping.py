@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import gzip
 import io
 import json
 import re
@@ -374,3 +375,26 @@ TITLE = jsonschema.Draft202012Validator(protocol_schema()["properties"]["title"]
 def test_the_schema_takes_what_the_loader_takes(value: str) -> None:
     if _text.is_line(value):
         assert TITLE.is_valid(value)
+
+
+# --- 6. gzip findings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["records", "columnar"])
+def test_gz_findings_are_gzip(tmp_path: Path, cli: Run, engine: str) -> None:
+    if engine == "columnar":
+        pytest.importorskip("polars", reason="the columnar engine needs: pip install '.[columnar]'")
+    data = EXAMPLES / "audit" / "courses.jsonl"
+    for form in ("csv", "jsonl"):
+        plain, packed = tmp_path / f"f.{form}", tmp_path / f"f.{form}.GZ"
+        for out in (plain, packed):
+            code, _, err = cli("audit", str(data), "--engine", engine, "--findings", str(out))
+            assert (code, err) == (1, "")
+        assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+        assert plain.read_text("utf-8").startswith("line," if form == "csv" else "{")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "f.csv",
+        "f.csv.GZ",
+        "f.jsonl",
+        "f.jsonl.GZ",
+    ]

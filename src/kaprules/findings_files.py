@@ -1,8 +1,9 @@
 r"""The findings file of an audit: a row per finding and per rejected record.
 
-``kaprules audit --findings OUT.jsonl`` writes JSON Lines, ``OUT.csv`` CSV; both are
-described here once, and [`Audit.findings_text`][kaprules.Audit.findings_text] yields
-them. A finding's row holds
+``kaprules audit --findings OUT.jsonl`` writes JSON Lines, ``OUT.csv`` CSV (gzip-compressed
+when the name ends in ``.gz``, ``OUT.csv.gz``, as inputs of that name are read: see
+`form_of`); both are described here once, and
+[`Audit.findings_text`][kaprules.Audit.findings_text] yields them. A finding's row holds
 its record's ``line`` and ``course`` id, the finding's ``rule``, ``severity``, ``sessions``
 and ``message``; a rejected record's row holds ``line``, ``course`` (when known) and the
 ``rejected`` reason. With several inputs, each row starts with its ``input``. Text from
@@ -30,6 +31,7 @@ __all__ = [
     "FORMULA_START",
     "FindingsForm",
     "cell",
+    "form_of",
     "header",
     "input_name",
     "rows",
@@ -80,6 +82,21 @@ def input_name(source: str) -> str:
         The name to write.
     """
     return _text.file_name(source)
+
+
+def form_of(path: str) -> FindingsForm:
+    """The form of a findings file named ``path``: CSV for ``.csv`` (``.csv.gz``), else JSON Lines.
+
+    The name's case does not matter, and a final ``.gz`` (compression) is not the form.
+
+    Args:
+        path: The file's name.
+
+    Returns:
+        ``"csv"`` or ``"jsonl"``.
+    """
+    name = path.lower().removesuffix(".gz")
+    return "csv" if name.endswith(".csv") else "jsonl"
 
 
 def header(form: FindingsForm, *, inputs: bool) -> str:

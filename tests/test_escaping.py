@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kaprules import Protocol, ProtocolError, _text, plugins, protocol_schema
+from kaprules import report as kaprules_report
 
 from conftest import EXAMPLES
 
@@ -398,3 +399,64 @@ def test_gz_findings_are_gzip(tmp_path: Path, cli: Run, engine: str) -> None:
         "f.jsonl",
         "f.jsonl.GZ",
     ]
+
+
+# --- 7, 8. one documentation URL ------------------------------------------------------
+
+
+def test_html_links_a_renamed_rule_where_its_help_points(tmp_path: Path, cli: Run) -> None:
+    lakeside = EXAMPLES / "protocols" / "lakeside-kap.toml"
+    page = tmp_path / "r.html"
+    code, _, err = cli(
+        "audit", str(EXAMPLES / "audit" / "courses.jsonl"), "--protocol", str(lakeside),
+        "--html", str(page), "--docs-url", "https://docs.example/kap",
+    )  # fmt: skip
+    assert err == ""
+    assert code in (0, 1)
+    html = page.read_text("utf-8")
+    row = re.search(r'<a href="([^"]*)"><code>escort-booster</code>', html)
+    assert row is not None
+    booster = Protocol.from_dict(_toml(lakeside)).rule("escort-booster")
+    assert row.group(1) == "https://docs.example/kap/" + booster.help.url  # type: ignore[attr-defined]
+    assert "#escort-booster" not in row.group(1)
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_docs_url_setting_gives_the_html_report_its_links(
+    tmp_path: Path, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kaprules_report, "DOCS_URL", "https://set.example/")
+    page = tmp_path / "r.html"
+    cli("audit", str(EXAMPLES / "audit" / "courses.jsonl"), "--html", str(page))
+    assert '<a href="https://set.example/rules/#fasting">' in page.read_text("utf-8")
+
+
+def test_kaprules_docs_url_makes_every_help_url_absolute(
+    tmp_path: Path, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The setting starts as the environment variable (read when kaprules.report is first
+    # imported; here it was, so the reading is asked again).
+    monkeypatch.setenv("KAPRULES_DOCS_URL", "https://docs.example/kap")
+    base = kaprules_report._docs_url_of_environment()
+    assert base == "https://docs.example/kap/"
+    monkeypatch.setattr(kaprules_report, "DOCS_URL", base)
+    late = json.loads(COMPLIANT.read_text(encoding="utf-8"))
+    late["sessions"][0]["last_food"] = late["sessions"][0]["start"]
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps(late), encoding="utf-8")
+    code, out, _ = cli("check", str(path), "--format", "json")
+    assert code == 1
+    [finding] = json.loads(out)["findings"]
+    assert finding["help"]["url"] == "https://docs.example/kap/rules/#fasting"
+    # Anything else is refused by the command line, and ignored by the library.
+    monkeypatch.setenv("KAPRULES_DOCS_URL", "javascript:alert(1)")
+    assert kaprules_report._docs_url_of_environment() == ""
+    code, out, err = cli("check", str(path))
+    assert (code, out) == (2, "")
+    assert err.startswith("kaprules: error: KAPRULES_DOCS_URL: 'javascript:alert(1)' is not ")
+    assert err.count("\n") == 1

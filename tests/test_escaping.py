@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from kaprules import Protocol, ProtocolError, _text, plugins, protocol_schema
 from kaprules import report as kaprules_report
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, ROOT
 
 Run = Callable[..., tuple[int, str, str]]
 COMPLIANT = EXAMPLES / "compliant.json"
@@ -460,3 +460,35 @@ def test_kaprules_docs_url_makes_every_help_url_absolute(
     assert (code, out) == (2, "")
     assert err.startswith("kaprules: error: KAPRULES_DOCS_URL: 'javascript:alert(1)' is not ")
     assert err.count("\n") == 1
+
+
+# --- 9. small truths ------------------------------------------------------------------
+
+
+def test_a_blank_escort_reads_the_same_from_csv_and_json_lines(tmp_path: Path, cli: Run) -> None:
+    course = json.loads(COMPLIANT.read_text(encoding="utf-8"))
+    course["sessions"] = course["sessions"][:1]
+    course["sessions"][0]["escort"] = ""
+    lines = tmp_path / "c.jsonl"
+    lines.write_text(json.dumps(course) + "\n", encoding="utf-8")
+    table = tmp_path / "c.csv"
+    s = course["sessions"][0]
+    table.write_text(
+        "course_id,timezone,session_id,kind,start,last_food,escort\n"
+        f"c1,{course['timezone']},{s['id']},{s['kind']},{s['start']},{s['last_food']},\n",
+        encoding="utf-8",
+    )
+    messages = []
+    for path in (lines, table):
+        out = tmp_path / f"{path.name}.findings.jsonl"
+        cli("audit", str(path), "--findings", str(out))
+        rows = [json.loads(r) for r in out.read_text("utf-8").splitlines()]
+        messages.append([r["message"] for r in rows if r["rule"] == "escort"])
+    assert messages[0] == messages[1]
+    assert "has a blank escort" in messages[0][0]
+
+
+def test_install_lines_name_a_checkout() -> None:
+    for page in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]:
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"pip install '?kaprules\[", text), page.name

@@ -32,7 +32,10 @@ from conftest import EXAMPLES, ROOT
 Run = Callable[..., tuple[int, str, str]]
 COMPLIANT = EXAMPLES / "compliant.json"
 PACKAGE = "escaping_rules"
-MESSAGE = "bad\nerror   forged           [s9 2026-12-01] \x1b[31mred\x07 \udfff"
+MESSAGE = "bad\nerror   forged           [s9 2026-12-01] \x1b[31mred\x07\x9b2J \udfff"
+# As a terminal line, and as a CSV cell, shows it.
+SHOWN = r"bad error forged [s9 2026-12-01] \x1b[31mred\x07\x9b2J \udfff"
+CELL = r"bad\nerror   forged           [s9 2026-12-01] \x1b[31mred\x07\x9b2J \udfff"
 
 RULES_MODULE = '''
 """Rules that misbehave, for kaprules' tests."""
@@ -43,7 +46,7 @@ import attrs
 
 from kaprules import BaseRule, Source
 
-MESSAGE = "bad\\nerror   forged           [s9 2026-12-01] \\x1b[31mred\\x07 \\udfff"
+MESSAGE = "bad\\nerror   forged           [s9 2026-12-01] \\x1b[31mred\\x07\\x9b2J \\udfff"
 
 
 @attrs.frozen(repr=False)
@@ -170,12 +173,14 @@ def test_check_text_escapes_a_plugin_message(installed: Path, tmp_path: Path, cl
     assert code == 1
     finding, summary = out.splitlines()  # no forged line
     assert summary.startswith("FAIL: 1 error")
-    assert finding.endswith(r"bad error forged [s9 2026-12-01] \x1b[31mred\x07 \udfff")
-    assert "\x1b" not in out
-    assert "\x07" not in out
-    # JSON keeps the message exact: its own escapes are safe.
+    assert finding.endswith(SHOWN)
+    assert not re.search("[\x1b\x07\x9b]", out)
+    # JSON keeps the message exact, with its own escapes (a C1 control too), but for the
+    # lone surrogate, which standard output cannot hold either: the text \udfff.
     code, out, _ = cli("check", str(COMPLIANT), "--protocol", protocol, "--format", "json")
-    assert json.loads(out)["findings"][0]["message"] == MESSAGE
+    assert not re.search("[\x1b\x07\x9b]", out)
+    message = json.loads(out)["findings"][0]["message"]
+    assert message == MESSAGE.replace("\udfff", "\\udfff")
 
 
 def test_terminal_escapes_what_is_not_printable() -> None:
@@ -193,29 +198,35 @@ def test_audit_files_hold_lone_surrogates_escaped(
     if engine == "columnar":
         pytest.importorskip("polars", reason="the columnar engine needs: pip install '.[columnar]'")
     data = tmp_path / "courses.jsonl"
-    course = json.dumps(json.loads(COMPLIANT.read_text(encoding="utf-8")))
-    # A rejected record whose course id holds a lone surrogate, as JSON text escapes it.
-    data.write_text(course + '\n{"id": "c\\udfff", "sessions": []}\n', encoding="utf-8")
+    course = json.loads(COMPLIANT.read_text(encoding="utf-8"))
+    # A course whose id holds C1 controls (raw: JSON needs no escape for them), and a
+    # rejected record whose course id holds a lone surrogate, as JSON text escapes it.
+    lines = [json.dumps(course), json.dumps({**course, "id": "a\x85\x9b"}, ensure_ascii=False)]
+    lines.append('{"id": "c\\udfff", "sessions": []}')
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     protocol = protocol_of(tmp_path, "loud")
     jsonl, table, page = tmp_path / "f.jsonl", tmp_path / "f.csv", tmp_path / "r.html"
     for findings in (jsonl, table):
         args = ("audit", str(data), "--engine", engine, "--protocol", protocol)
         code, _, err = cli(*args, "--findings", str(findings), "--html", str(page))
         assert (code, err) == (1, "")
-    found, rejected = [json.loads(line) for line in jsonl.read_text("utf-8").splitlines()]
-    assert found["message"] == MESSAGE.replace("\udfff", "\\udfff")
+    text = jsonl.read_text("utf-8")
+    assert not re.search("[\x1b\x07\x85\x9b]", text)
+    found, c1, rejected = [json.loads(line) for line in text.splitlines()]
+    assert found["message"] == c1["message"] == MESSAGE.replace("\udfff", "\\udfff")
+    assert c1["course"] == "a\x85\x9b"  # exact, through JSON's escapes
     assert rejected["course"] == "c\\udfff"
     rows = list(csv.reader(io.StringIO(table.read_text("utf-8"))))
-    assert rows[1][5] == r"bad\nerror   forged           [s9 2026-12-01] \x1b[31mred\x07 \udfff"
-    assert rows[2][1] == r"c\udfff"
+    assert [row[1] for row in rows[1:]] == ["", r"a\x85\x9b", r"c\udfff"]
+    assert rows[1][5] == rows[2][5] == CELL
     html = page.read_text("utf-8")
-    assert r"\x1b[31mred\x07 \udfff" in html
-    assert "\x1b" not in html
-    assert "\x07" not in html
+    assert SHOWN.split("] ")[1] in html
+    assert not re.search("[\x1b\x07\x85\x9b]", html)
 
 
 def test_each_form_escapes_controls_and_surrogates() -> None:
-    assert _text.json_text("c\udfff\x1b") == "c\\udfff\x1b"  # JSON escapes the ESC itself
+    assert _text.json_text('["c\udfff\x9b\x7f\u2028"]') == '["c\\\\udfff\\u009b\\u007f\u2028"]'
+    assert json.loads(_text.json_text(json.dumps(["\x85"], ensure_ascii=False))) == ["\x85"]
     assert _text.csv_cell("=c\udfff\x1b\n") == "'=c\\udfff\\x1b\\n"
     assert _text.csv_cell("\tx") == "\\tx"  # escaped: no longer a formula's start
     assert _text.html("a\x1b\tb\udfff") == "a\\x1b\tb\\udfff"

@@ -10,8 +10,9 @@ One policy for every output form, each with one function here:
   becomes a link (an autolink).
 - `html`: the value of every ``{{ }}`` of the HTML report (Jinja's ``finalize``): control
   characters and lone surrogates as backslash escapes; autoescaping does the markup.
-- `json_text`: a string for a JSON file: JSON escapes control characters itself; lone
-  surrogates, which no UTF-8 file can hold, become ``\udfff`` text.
+- `json_text`: JSON text as written (a file, standard output): JSON escapes C0 control
+  characters itself; DEL and C1 controls become JSON's ``\u009b`` (read back exactly),
+  and lone surrogates, which no UTF-8 file can hold, the text ``\udfff``.
 - `csv_cell`: a findings CSV cell: control characters (line breaks too) and lone
   surrogates as backslash escapes, and a leading ``'`` before what a spreadsheet would run
   as a formula.
@@ -28,6 +29,7 @@ limits), and the protocol schema is generated from them (`line_schema`, `id_sche
 
 from __future__ import annotations
 
+import contextlib
 import html as _html
 import re
 from typing import Any
@@ -231,23 +233,33 @@ _NOT_HTML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def json_text(text: str) -> str:
-    r"""A string for a JSON file: lone surrogates as ``\udfff`` text.
+    r"""JSON text (a document, or rows of JSON Lines) as kaprules writes it anywhere.
+
+    JSON escapes C0 control characters itself; what it leaves raw is escaped here, inside
+    the string literals that alone can hold it: DEL and the C1 controls (``\x9b`` is CSI
+    to a terminal) as JSON's own ``\u009b``, read back exactly, and a lone surrogate,
+    which no UTF-8 file can hold, as the text ``\udfff``.
 
     Args:
-        text: Text from outside, such as a course id.
+        text: JSON text, as ``json.dumps(..., ensure_ascii=False)`` writes it.
 
     Returns:
-        ``text`` itself when UTF-8 can hold it (JSON escapes control characters), else
-        with each lone surrogate as a backslash escape.
+        ``text`` itself when it holds none of these (the usual case, found at once), else
+        with each escaped.
     """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub(lambda m: _escape(m.group()), text)
-    return text
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _NOT_JSON.sub(_json_escape, text)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Left raw by json.dumps(..., ensure_ascii=False): DEL, C1 controls, lone surrogates.
+_NOT_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # A surrogate as text (a backslash, then udfff): JSON's \udfff would decode to it.
+    return f"\\\\u{code:04x}" if code >= 0xD800 else f"\\u{code:04x}"
 
 
 def csv_cell(value: object) -> object:
@@ -289,10 +301,9 @@ def file_name(name: str) -> str:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        try:
+        # A surrogate surrogateescape cannot give back stays, to be escaped below.
+        with contextlib.suppress(UnicodeEncodeError):
             name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        except UnicodeEncodeError:
-            name = json_text(name)
     return name if name.isprintable() else _NOT_CSV.sub(lambda m: _escape(m.group()), name)
 
 

@@ -212,7 +212,7 @@ def _markdown(rule: Rule, *, anchor: bool, text: Callable[[str], str]) -> str:
             # start, which no line of indented JSON is.
             lines += [
                 "```json",
-                json.dumps(finding.to_dict(), indent=2, ensure_ascii=False),
+                _text.json_text(json.dumps(finding.to_dict(), indent=2, ensure_ascii=False)),
                 "```",
                 "",
             ]

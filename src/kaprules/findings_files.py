@@ -7,10 +7,10 @@ when the name ends in ``.gz``, ``OUT.csv.gz``, as inputs of that name are read: 
 its record's ``line`` and ``course`` id, the finding's ``rule``, ``severity``, ``sessions``
 and ``message``; a rejected record's row holds ``line``, ``course`` (when known) and the
 ``rejected`` reason. With several inputs, each row starts with its ``input``. Text from
-outside is written as `kaprules._text` says: JSON Lines hold it exactly, but a lone
-surrogate (which no UTF-8 file can hold) as the text ``\udfff``; a CSV cell also has its
-control characters as backslash escapes, and a leading ``'`` when a spreadsheet would run
-it as a formula.
+outside is written as `kaprules._text` says: JSON Lines hold it exactly (a control
+character as JSON's escape), but a lone surrogate (which no UTF-8 file can hold) as the
+text ``\udfff``; a CSV cell has its control characters and lone surrogates as backslash
+escapes, and a leading ``'`` when a spreadsheet would run it as a formula.
 """
 
 from __future__ import annotations
@@ -136,43 +136,11 @@ def rows(results: Iterable[CourseResult], form: FindingsForm, *, inputs: bool) -
     text = _Text(form, inputs)
     for result in results:
         if result.findings or result.rejected is not None:
-            start = len(text.parts)
             text.add(result)
-            if not _encodable(text.parts, start):
-                # Rare: text no UTF-8 file can hold (a lone surrogate). The result's rows
-                # again, with every text of the input escaped.
-                del text.parts[start:]
-                text.add(_Escaped(result))
-    return "".join(text.parts)
-
-
-def _encodable(parts: list[str], start: int) -> bool:
-    try:
-        for part in parts[start:]:
-            part.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-class _Escaped:
-    """A result's fields as rows write them, with `_text.json_text` on every text."""
-
-    def __init__(self, result: Any) -> None:
-        text = _text.json_text
-        self.source = result.source  # input_name escapes it
-        self.line = result.line
-        self.course_id = None if result.course_id is None else text(result.course_id)
-        self.rejected = None if result.rejected is None else text(result.rejected)
-        self.findings = [
-            {
-                "rule": text(f["rule"]),
-                "severity": text(f["severity"]),
-                "sessions": [text(s) for s in f["sessions"]],
-                "message": text(f["message"]),
-            }
-            for f in result.findings
-        ]
+    written = "".join(text.parts)
+    # A CSV cell is escaped as it is written (cell); JSON text once, here, where it is
+    # whole (found at once when there is nothing to escape).
+    return _text.json_text(written) if form == "jsonl" else written
 
 
 def _check(form: object) -> None:

@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kaprules import _time
+from kaprules._text import json_text
 from kaprules._words import plural
 from kaprules.cli._status import one_line
 from kaprules.errors import shown_id
@@ -53,8 +54,8 @@ def course_summary(report: Report, course: Course) -> str:
 
 
 def json_out(data: object, out: TextIO) -> None:
-    json.dump(data, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    # DEL, C1 controls and lone surrogates, which json leaves raw, escaped (_text.json_text).
+    out.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def forecast_lines(f: Forecast) -> list[str]:

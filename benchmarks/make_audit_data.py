@@ -1,6 +1,7 @@
 """Write a deterministic audit data set: JSON Lines (or a CSV session table) of courses.
 
-Run:  python benchmarks/make_audit_data.py N OUT.jsonl [--seed S] [--csv OUT.csv]
+Run:  python benchmarks/make_audit_data.py N OUT.jsonl [--seed S]
+      python benchmarks/make_audit_data.py N OUT.csv --csv [--seed S]   (a CSV session table)
 
 Each course has six to eight sessions in one of a dozen zones (DST and half-hour offsets
 included). Two thirds are compliant with kap-standard v1; the rest carry one violation

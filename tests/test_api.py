@@ -15,6 +15,10 @@ from kaprules.rules import BUILTIN_RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_3c713af0057dde73.txt"
+SEED_MISSING = (
+    f"the founding document's text is missing: put it at {SEED} (shared/seeds/ beside this "
+    "checkout) to check that sources quote it verbatim"
+)
 # Every module of the package without a leading underscore is public: found, not listed.
 PUBLIC_MODULES = sorted(
     m.name for m in pkgutil.iter_modules(kaprules.__path__) if not m.name.startswith("_")
@@ -115,7 +119,7 @@ def test_every_builtin_rule_has_complete_metadata(rule: kaprules.Rule) -> None:
     assert inspect.getdoc(type(rule))
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="the founding document is not beside this checkout")
+@pytest.mark.skipif(not SEED.exists(), reason=SEED_MISSING)
 @pytest.mark.parametrize("rule", BUILTINS, ids=lambda r: r.id)
 def test_source_quotes_are_verbatim(rule: kaprules.Rule) -> None:
     assert_verbatim(rule.source)
@@ -129,7 +133,7 @@ OWN_SOURCES = [
 ]
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="the founding document is not beside this checkout")
+@pytest.mark.skipif(not SEED.exists(), reason=SEED_MISSING)
 @pytest.mark.parametrize(("name", "source"), OWN_SOURCES, ids=[n for n, _ in OWN_SOURCES])
 def test_builtin_protocols_own_sources_are_verbatim(name: str, source: kaprules.Source) -> None:
     assert_verbatim(source)

@@ -85,9 +85,20 @@ def test_file_names_cannot_forge_summary_lines(tmp_path: Path, cli: Run) -> None
 
 
 @pytest.mark.parametrize(
-    "course_id", ["=HYPERLINK(1)", "+cmd|x", "-2+3", "@SUM(1+1)", "\tx", "\rx"]
+    ("course_id", "cell"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+cmd|x", "'+cmd|x"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        # A control character is written as its escape: the cell no longer starts a formula.
+        ("\tx", "\\tx"),
+        ("\rx", "\\rx"),
+    ],
 )
-def test_findings_csv_neutralises_formulas(tmp_path: Path, cli: Run, course_id: str) -> None:
+def test_findings_csv_neutralises_formulas(
+    tmp_path: Path, cli: Run, course_id: str, cell: str
+) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(_course_line(course_id) + "\n" + _course_line("plain") + "\n")
     findings = tmp_path / "f.csv"
@@ -96,7 +107,7 @@ def test_findings_csv_neutralises_formulas(tmp_path: Path, cli: Run, course_id: 
     with findings.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     courses = {row["course"] for row in rows}
-    assert courses == {"'" + course_id, "plain"}
+    assert courses == {cell, "plain"}
     # The JSON Lines findings keep the value as it is.
     jsonl = tmp_path / "f.jsonl"
     cli("audit", str(source), "--findings", str(jsonl))

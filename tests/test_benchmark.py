@@ -80,7 +80,10 @@ def test_benchmark_script_runs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_floor_script_runs_beside_the_polars_peer(tmp_path: Path) -> None:
     peers = ROOT.parent / "shared" / "bench" / "peers"
     if not (peers / "peer_polars.py").exists():
-        pytest.skip("the peers are not beside this checkout")
+        pytest.skip(
+            f"the benchmark peers are missing: put peer_polars.py in {peers} (shared/bench/"
+            "peers/ beside this checkout)"
+        )
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_floor.py"), "--courses", "60",
          "--rounds", "1", "--dir", str(tmp_path), "--peers", str(peers)],

@@ -99,15 +99,16 @@ _INSTANT = (
 )
 # Strict JSON of the shape of a course: known keys with string values, "start" and
 # "last_food" instants of `_INSTANT`, and "sessions" one array of flat objects (the
-# sessions). Strings hold no escape, quote or control character, so each is its own
+# sessions). Strings hold no escape, quote or control character (C0, DEL or C1: the
+# findings file escapes those, as the per-record path writes them), so each is its own
 # text. Lines outside this shape take the per-record path. The instants are checked
 # here, where the pattern runs over the line anyway, at no cost a session.
-_S = r'"[^"\\\x00-\x1f]*"'
+_S = r'"[^"\\\x00-\x1f\x7f-\x9f]*"'
 # An id: text that is not all whitespace (the loader refuses a blank id).
 _ID = (
-    r'"[^"\\\x00-\x1f]*[^"\\\x00-\x1f'
+    r'"[^"\\\x00-\x1f\x7f-\x9f]*[^"\\\x00-\x1f\x7f-\x9f'
     + "".join(f"\\u{ord(c):04x}" for c in _WHITESPACE if c > "\x1f")
-    + r'][^"\\\x00-\x1f]*"'
+    + r'][^"\\\x00-\x1f\x7f-\x9f]*"'
 )
 
 

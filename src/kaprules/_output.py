@@ -10,6 +10,10 @@ file kept aside as a backup (a hard link), before any is replaced, and a rename 
 puts back the targets already replaced. Only a process killed outright (``kill -9``) can
 leave a temporary file behind, never a target that looks whole but is not.
 
+A text output whose name ends in ``.gz`` (``findings.csv.gz``) is written gzip-compressed,
+as the inputs of the same names are read; its header holds no name and no time, so the
+same run gives the same bytes.
+
 `check_paths` refuses, before any work, an output that is an input or another output
 (the same file by device and inode, whatever the spelling or symlink) and an output whose
 directory cannot take a new file.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import signal
 import stat
@@ -134,21 +139,45 @@ class _Pending:
                 raise _error(path, exc) from None
             # The new file gets the old one's permissions, or those of a file just created.
             self.mode = stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask()
-        self.handle: IO[Any] = (
-            os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
-        )
+        self.raw: BinaryIO = os.fdopen(fd, "wb")
+        self.gzip: Any = None
+        if binary:
+            self.handle: IO[Any] = self.raw
+            return
+        stream: BinaryIO = self.raw
+        if path.lower().endswith(".gz"):
+            import gzip
+
+            # No file name and no time in the header: the same run, the same bytes.
+            self.gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self.raw, mtime=0)
+            stream = self.gzip
+        self.handle = io.TextIOWrapper(stream, encoding="utf-8", newline="")
 
     def finish(self) -> None:
         # Everything on disk before the rename: a crash after it never shows a short file.
-        self.handle.flush()
+        self._unwrap()
+        if self.gzip is not None:
+            self.gzip.close()  # writes the gzip trailer; the file stays open
+        self.raw.flush()
         if self.temp is not None:
-            os.fchmod(self.handle.fileno(), self.mode)
-            os.fsync(self.handle.fileno())
-        self.handle.close()
+            os.fchmod(self.raw.fileno(), self.mode)
+            os.fsync(self.raw.fileno())
+        self.raw.close()
+
+    def _unwrap(self) -> None:
+        # The text layer flushed and let go: it never closes (or flushes into) the file
+        # later, when it is collected.
+        if isinstance(self.handle, io.TextIOWrapper):
+            self.handle.detach()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError, ValueError):
-            self.handle.close()
+            self._unwrap()
+        with contextlib.suppress(OSError, ValueError):
+            if self.gzip is not None:
+                self.gzip.close()
+        with contextlib.suppress(OSError, ValueError):
+            self.raw.close()
         for name in (self.temp, self.backup if self.linked else None):
             if name is not None:
                 with contextlib.suppress(OSError):
@@ -279,6 +308,8 @@ class Outputs:
 
     def open(self, path: str) -> TextIO:
         """A new temporary text file (UTF-8, newlines as written) for ``path``.
+
+        Gzip-compressed when ``path`` ends in ``.gz`` (any case).
 
         Raises:
             OutputError: The file cannot be made, naming ``path``.

@@ -1,7 +1,9 @@
 """The HTML report of an audit: one self-contained file, for auditors who do not read JSON.
 
 Rendered from a Jinja2 template with autoescaping: what the input holds (course and session
-ids, messages) is escaped, and no patient, escort or therapist text is ever passed to it.
+ids, messages) is escaped, its control characters and lone surrogates too
+(`kaprules._text.html`, on every value the template writes), and no patient, escort or
+therapist text is ever passed to it.
 The report states every rule of the protocol (statement, parameters, rationale, source), so
 that it can be read without the documentation site, e-mailed or printed.
 """
@@ -15,7 +17,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kaprules import _time
+from kaprules import _text, _time
+from kaprules import report as _report
 from kaprules.auditing import MAX_SAMPLE_WEIGHT, CourseResult
 from kaprules.errors import shown_id
 from kaprules.model import Course, Kind
@@ -196,7 +199,7 @@ def _stated(rule: Rule, docs_url: str) -> dict[str, Any]:
     return {
         "id": rule.id,
         "anchor": f"rule-{rule.id}",
-        "url": f"{docs_url}rules/#{rule.id}" if docs_url else f"#rule-{rule.id}",
+        "url": _link(rule, docs_url),
         "title": rule.title,
         "statement": rule.statement,
         "parameters": parameters,
@@ -209,6 +212,40 @@ def _stated(rule: Rule, docs_url: str) -> dict[str, Any]:
         },
         "names": rule.names,
     }
+
+
+def _link(rule: Rule, docs_url: str) -> str:
+    """Where a rule's id links: its findings' ``help.url`` on the site, else its statement.
+
+    The help URL is made with ``docs_url`` as its base (the one setting,
+    `kaprules.report.DOCS_URL`, otherwise), so that a renamed rule (``escort-booster``,
+    ``rule = "escort"``) links where its findings' help does. A rule without help, or with
+    a URL that is not http(s), links to its statement in the report.
+    """
+    in_page = f"#rule-{rule.id}"
+    if not docs_url:
+        return in_page
+    try:
+        found = getattr(rule, "help", None)
+        url = found.url if isinstance(found, _report.Help) else None
+    except Exception:  # a custom rule's property may raise anything
+        url = None
+    if not isinstance(url, str):
+        return in_page
+    if _report.DOCS_URL and url.startswith(_report.DOCS_URL):
+        url = url[len(_report.DOCS_URL) :]
+    if _text.web_url(url) is not None:
+        return url  # a rule's own help_url
+    import urllib.parse
+
+    # kaprules' own help is relative to the site (rules/#escort): put under docs_url.
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return in_page
+    if parts.scheme or parts.netloc or url.startswith("/"):
+        return in_page
+    return docs_url + url if _text.web_url(docs_url + url) is not None else in_page
 
 
 def render(
@@ -233,8 +270,9 @@ def render(
         started: When the audit started, as ISO text.
         seconds: How long it took.
         docs_url: The documentation's base URL (an http or https URL ending in ``/``) for
-            the rule links to its rules page; ``""`` links each rule to its statement in
-            the report itself (``#rule-<id>``).
+            each rule's link to its findings' help page (``help.url`` with this base);
+            ``""`` for `kaprules.report.DOCS_URL`, and when that is empty too, each rule
+            links to its statement in the report itself (``#rule-<id>``).
         several_inputs: Whether to name the input of each rejected record.
         samples_capped: Whether the audit left courses out of ``samples`` for their size
             (`kaprules.auditing.MAX_SAMPLE_WEIGHT`): the report says so.
@@ -244,6 +282,7 @@ def render(
     """
     import jinja2
 
+    docs_url = docs_url or _report.DOCS_URL
     window = protocol.quantity(SERIES_WINDOW)
     window_days = window if isinstance(window, int) else None
     courses = summary["courses"] or 1
@@ -265,6 +304,8 @@ def render(
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("kaprules", "templates"),
         autoescape=True,
+        # Every value written: control characters and lone surrogates escaped.
+        finalize=_text.html,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

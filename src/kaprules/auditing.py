@@ -1873,6 +1873,12 @@ def _csv_course(
         value = row[i] if i is not None else ""
         return value if value != "" else None
 
+    def escort(row: list[str]) -> str | None:
+        # An empty escort cell is a blank escort, as JSON Lines' "" is: one finding ("has a
+        # blank escort") whichever form holds the data.
+        i = index.get("escort")
+        return row[i] if i is not None else None
+
     zones = {cell(row, "timezone") for _, row in rows}
     if len(zones) > 1:
         return Record(first, known, source, "the rows of one course give different timezones")
@@ -1940,7 +1946,7 @@ def _csv_course(
                 ("kind", cell(row, "kind")),
                 ("start", cell(row, "start")),
                 ("last_food", cell(row, "last_food")),
-                ("escort", cell(row, "escort")),
+                ("escort", escort(row)),
                 ("therapist", cell(row, "therapist")),
             )
             if value is not None

@@ -4,18 +4,22 @@
 parameter values, a parameters table, the rationale, the source it encodes, which sessions
 a finding names, and two worked examples evaluated by the rule at the moment of rendering.
 ``kaprules explain RULE_ID`` prints this text, and the documentation's rules page is built
-from it, so neither can drift from the code.
+from it, so neither can drift from the code. A rule's text may come from outside (a clinic's
+rationale and source, a plugin's title): every text is escaped for the form written
+(`kaprules._text.markdown`, or `kaprules._text.terminal` for plain text), so it is shown
+as written and never becomes markup, a link or a second line.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 
-from kaprules import _time
+from kaprules import _text, _time
 from kaprules.evaluation import evaluate
 from kaprules.model import Course
 from kaprules.protocol import STANDARD, Protocol
@@ -67,7 +71,7 @@ def _presence(value: str | None) -> str:
     return "missing" if value is None else ("blank" if not value.strip() else "recorded")
 
 
-def _course_table(course: Course) -> list[str]:
+def _course_table(course: Course, text: Callable[[str], str]) -> list[str]:
     rows = [
         "| session | kind | local start | last food | escort | therapist |",
         "|---|---|---|---|---|---|",
@@ -78,20 +82,29 @@ def _course_table(course: Course) -> list[str]:
         )
         start = _time.format_local(course.local(s.start))
         rows.append(
-            f"| {s.id} | {s.kind} | {start} | {food} | {_presence(s.escort)} "
+            f"| {text(s.id or '')} | {s.kind} | {start} | {food} | {_presence(s.escort)} "
             f"| {_presence(s.therapist)} |"
         )
     if course.integrations:
         rows += ["", "| integration meeting | local start |", "|---|---|"]
         rows += [
-            f"| {m.id or ''} | {_time.format_local(course.local(m.start))} |"
+            f"| {text(m.id or '')} | {_time.format_local(course.local(m.start))} |"
             for m in sorted(course.integrations, key=lambda m: m.instant)
         ]
     return rows
 
 
 def _value(value: object) -> str:
-    return f"`{json.dumps(value)}`"
+    return _code(json.dumps(value))
+
+
+def _code(text: str) -> str:
+    # A code span shows its text literally (no HTML, no links); its fence is longer than
+    # any run of backticks inside, and a pipe is escaped for the table it stands in.
+    line = _text.terminal(text).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", line)), default=0) + 1)
+    padded = f" {line} " if line.startswith("`") or line.endswith("`") else line
+    return f"{fence}{padded}{fence}"
 
 
 def explain(rule: Rule, *, anchor: bool = False, format: str = "markdown") -> str:
@@ -112,8 +125,9 @@ def explain(rule: Rule, *, anchor: bool = False, format: str = "markdown") -> st
     """
     if format not in ("markdown", "text"):
         raise ValueError(f"format must be 'markdown' or 'text', got {format!r}")
-    text = _markdown(rule, anchor=anchor)
-    return text if format == "markdown" else _plain(text)
+    if format == "markdown":
+        return _markdown(rule, anchor=anchor, text=_text.markdown)
+    return _plain(_markdown(rule, anchor=anchor, text=_text.terminal))
 
 
 def _plain(markdown: str) -> str:
@@ -157,44 +171,48 @@ def _plain(markdown: str) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _markdown(rule: Rule, *, anchor: bool) -> str:
-    heading = f"## `{rule.id}`: {rule.title}" + (f" {{#{rule.id}}}" if anchor else "")
+def _markdown(rule: Rule, *, anchor: bool, text: Callable[[str], str]) -> str:
+    # Every text of the rule through ``text``: a clinic's or a plugin's is text from outside.
+    heading = f"## {_code(rule.id)}: {text(rule.title)}" + (f" {{#{rule.id}}}" if anchor else "")
     params = rule.parameters()
     allowed = {p.name: p.check.describe() for p in parameters_of(type(rule)) if p.check}
-    lines = [heading, "", f"**Requirement.** {rule.statement}", "", "**Parameters.**", ""]
+    lines = [heading, "", f"**Requirement.** {text(rule.statement)}", "", "**Parameters.**", ""]
     lines += ["| parameter | value | allowed |", "|---|---|---|"]
     lines += [
-        f"| `{name}` | {_value(value)} | {allowed.get(name, '')} |"
+        f"| {_code(name)} | {_value(value)} | {text(allowed.get(name, ''))} |"
         for name, value in params.items()
     ]
     severities = ", ".join(s.value for s in Severity)
     lines += [f"| `severity` | {_value(Severity(rule.severity).value)} | {severities} |", ""]
-    lines += [f"**Rationale.** {rationale_of(rule)}", ""]
+    lines += [f"**Rationale.** {text(rationale_of(rule))}", ""]
     source = cited_source(rule)
+    document = text(source.document)
     lines += [
-        f"**Source.** {source.document}, {source.location}:"
+        f"**Source.** {document}, {text(source.location)}:"
         if source.location
-        else f"**Source.** {source.document}:",
+        else f"**Source.** {document}:",
         "",
-        f"> {source.quote}",
+        f"> {text(source.quote)}",
         "",
     ]
     if source.note:
-        lines += [source.note, ""]
-    lines += [f"**Sessions a finding names.** {rule.names}", ""]
+        lines += [text(source.note), ""]
+    lines += [f"**Sessions a finding names.** {text(rule.names)}", ""]
     for example, verdict in zip(worked_examples(rule), ("Passing", "Failing"), strict=False):
         lines += [
-            f"**{verdict} example: {example.title}.**",
+            f"**{verdict} example: {text(example.title)}.**",
             "",
-            *_course_table(example.course),
+            *_course_table(example.course, text),
             "",
         ]
         if not example.report.findings:
             lines += ["No finding.", ""]
         for finding in example.report.findings:
+            # JSON escapes every control character, and a fence closes only at a line's
+            # start, which no line of indented JSON is.
             lines += [
                 "```json",
-                json.dumps(finding.to_dict(), indent=2, ensure_ascii=False),
+                _text.json_text(json.dumps(finding.to_dict(), indent=2, ensure_ascii=False)),
                 "```",
                 "",
             ]

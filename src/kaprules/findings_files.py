@@ -1,12 +1,16 @@
-"""The findings file of an audit: a row per finding and per rejected record.
+r"""The findings file of an audit: a row per finding and per rejected record.
 
-``kaprules audit --findings OUT.jsonl`` writes JSON Lines, ``OUT.csv`` CSV; both are
-described here once, and [`Audit.findings_text`][kaprules.Audit.findings_text] yields
-them. A finding's row holds its record's ``line`` and ``course`` id, the finding's
-``rule``, ``severity``, ``sessions`` and ``message``; a rejected record's row holds
-``line``, ``course`` (when known) and the ``rejected`` reason. With several inputs, each
-row starts with its ``input``. A CSV cell that a spreadsheet would run as a formula gets
-a leading ``'``.
+``kaprules audit --findings OUT.jsonl`` writes JSON Lines, ``OUT.csv`` CSV (gzip-compressed
+when the name ends in ``.gz``, ``OUT.csv.gz``, as inputs of that name are read: see
+`form_of`); both are described here once, and
+[`Audit.findings_text`][kaprules.Audit.findings_text] yields them. A finding's row holds
+its record's ``line`` and ``course`` id, the finding's ``rule``, ``severity``, ``sessions``
+and ``message``; a rejected record's row holds ``line``, ``course`` (when known) and the
+``rejected`` reason. With several inputs, each row starts with its ``input``. Text from
+outside is written as `kaprules._text` says: JSON Lines hold it exactly (a control
+character as JSON's escape), but a lone surrogate (which no UTF-8 file can hold) as the
+text ``\udfff``; a CSV cell has its control characters and lone surrogates as backslash
+escapes, and a leading ``'`` when a spreadsheet would run it as a formula.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from kaprules import _fast
+from kaprules import _fast, _text
 from kaprules.errors import InputError
 
 if TYPE_CHECKING:
@@ -27,6 +31,7 @@ __all__ = [
     "FORMULA_START",
     "FindingsForm",
     "cell",
+    "form_of",
     "header",
     "input_name",
     "rows",
@@ -58,7 +63,7 @@ null). A waiver's note is never written."""
 
 _NO_WAIVER = ("", "", "")
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = _text.FORMULA_START
 """What a spreadsheet reads as the start of a formula (OWASP's list for CSV injection)."""
 
 # What json.dumps(..., ensure_ascii=False) writes for a string, without its per-call cost
@@ -67,17 +72,16 @@ _quote: Any = json.encoder.encode_basestring
 
 
 def cell(value: object) -> object:
-    """A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``.
+    r"""A findings CSV cell: text a spreadsheet would run as a formula gets a leading ``'``.
 
     Args:
         value: The cell's value.
 
     Returns:
-        The value, with ``'`` before text that starts as a formula does.
+        The value (`kaprules._text.csv_cell`): control characters and lone surrogates as
+        backslash escapes, and ``'`` before text that starts as a formula does.
     """
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+    return _text.csv_cell(value)
 
 
 def input_name(source: str) -> str:
@@ -94,15 +98,22 @@ def input_name(source: str) -> str:
     Returns:
         The name to write.
     """
-    try:
-        source.encode("utf-8")
-        return source
-    except UnicodeEncodeError:
-        pass
-    try:
-        return source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:
-        return source.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _text.file_name(source)
+
+
+def form_of(path: str) -> FindingsForm:
+    """The form of a findings file named ``path``: CSV for ``.csv`` (``.csv.gz``), else JSON Lines.
+
+    The name's case does not matter, and a final ``.gz`` (compression) is not the form.
+
+    Args:
+        path: The file's name.
+
+    Returns:
+        ``"csv"`` or ``"jsonl"``.
+    """
+    name = path.lower().removesuffix(".gz")
+    return "csv" if name.endswith(".csv") else "jsonl"
 
 
 def header(form: FindingsForm, *, inputs: bool) -> str:
@@ -143,7 +154,10 @@ def rows(results: Iterable[CourseResult], form: FindingsForm, *, inputs: bool) -
     for result in results:
         if result.findings or result.rejected is not None:
             text.add(result)
-    return "".join(text.parts)
+    written = "".join(text.parts)
+    # A CSV cell is escaped as it is written (cell); JSON text once, here, where it is
+    # whole (found at once when there is nothing to escape).
+    return _text.json_text(written) if form == "jsonl" else written
 
 
 def _waiver(waiver: dict[str, Any] | None) -> dict[str, Any] | None:

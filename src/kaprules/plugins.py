@@ -14,8 +14,10 @@ at-most-in-days = "acme_kap_rules.rules:AtMostInDays"
 [`parse_protocol`][kaprules.parse_protocol], [`load_protocol`][kaprules.load_protocol] and
 every command that takes ``--protocol`` look a rule up here only when it is neither one of
 kaprules' own nor among the ``rule_classes`` given, so that ``import kaprules`` never scans
-the installed distributions. A plugin that cannot be imported, or gives something that is
-not a rule class, is a [`ProtocolError`][kaprules.ProtocolError] naming its entry point.
+the installed distributions. A plugin that cannot be imported, gives something that is
+not a rule class, or misbehaves while it is read (an exception whose text cannot be read, a
+class member or metaclass that raises), is a [`ProtocolError`][kaprules.ProtocolError]
+naming its entry point.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ __all__ = [
     "clear_cache",
     "installed_plugins",
     "load_rule_class",
+    "plugin_of",
+    "raised",
     "unreadable_distributions",
 ]
 
@@ -162,6 +166,18 @@ def load_rule_class(name: str) -> type[Any] | None:
     return plugins[0].load()
 
 
+def plugin_of(cls: object) -> RulePlugin | None:
+    """The installed plugin that gave ``cls``, or None for a class that no plugin gave.
+
+    Args:
+        cls: A rule class.
+
+    Returns:
+        The plugin, once it has been loaded (`RulePlugin.load`), else None.
+    """
+    return next((p for p, found in _loaded.items() if found is cls), None)
+
+
 def unreadable_distributions() -> tuple[str, ...]:
     """The installed distributions whose entry points cannot be read, skipped by the scan.
 
@@ -231,10 +247,8 @@ def _load(plugin: RulePlugin) -> type[Any] | ProtocolError:
     try:
         cls = entry.load()
     except (Exception, SystemExit) as exc:  # a plugin's module may raise anything
-        detail = str(exc)
-        shown = f": {echo(detail, 120)}" if detail else ""
         return ProtocolError(
-            Problem((), f"{plugin.label} cannot be imported: {type(exc).__name__}{shown}", "plugin")
+            Problem((), f"{plugin.label} cannot be imported: {raised(exc)}", "plugin")
         )
     problem = class_problem(cls)
     if problem is not None:
@@ -244,12 +258,43 @@ def _load(plugin: RulePlugin) -> type[Any] | ProtocolError:
     return cls  # type: ignore[no-any-return]
 
 
+def raised(exc: BaseException) -> str:
+    """What an exception raised by someone else's code says: its type, and its text.
+
+    Its text is read as the exception allows: one whose ``__str__`` raises is named by its
+    type alone. Escaped, on one line, at most 120 characters.
+
+    Args:
+        exc: The exception.
+
+    Returns:
+        ``"TypeName"`` or ``"TypeName: 'text'"``.
+    """
+    name = _type_name(exc)
+    try:
+        detail = str(exc)
+    except Exception:  # a plugin's __str__ may raise anything
+        return name
+    if not isinstance(detail, str) or not detail:
+        return name
+    return f"{name}: {echo(detail, 120)}"
+
+
+def _type_name(obj: object) -> str:
+    try:
+        name = type(obj).__name__
+    except Exception:  # a metaclass may raise anything
+        return "an object"
+    return shown_id(name) if isinstance(name, str) else "an object"
+
+
 def class_problem(obj: object) -> str | None:
     """Why ``obj`` is not a rule class, or None when it is one.
 
     A rule class is a class with the members of [`kaprules.Rule`][kaprules.Rule]
     ([`RULE_MEMBERS`][kaprules.rules.RULE_MEMBERS]); ``id`` and ``severity`` may be set per
-    rule instead. The rule it builds is checked in full when a protocol holds it.
+    rule instead. Reading a member on the class must not raise (a descriptor or metaclass
+    that does is named). The rule it builds is checked in full when a protocol holds it.
 
     Args:
         obj: What was given as a rule class.
@@ -258,27 +303,37 @@ def class_problem(obj: object) -> str | None:
         The reason, to follow ``"... is not a rule class: "``, or None.
     """
     if not inspect.isclass(obj):
-        return f"it is {_a(type(obj).__name__)}, not a class"
+        return f"it is {_a(_type_name(obj))}, not a class"
+    try:
+        return _members_problem(obj)
+    except Exception as exc:  # a metaclass may raise anything
+        return f"reading the class raised {raised(exc)}"
+
+
+def _members_problem(cls: type[Any]) -> str | None:
+    name = shown_id(cls.__name__)
     # A class is always callable; its instances are only when it defines __call__.
-    own = {name for klass in obj.__mro__[:-1] for name in vars(klass)}
-    missing = [
-        m
-        for m in RULE_MEMBERS
-        if m not in _INSTANCE_MEMBERS and (m not in own if m == "__call__" else not _has(obj, m))
-    ]
+    own = {member for klass in cls.__mro__[:-1] for member in vars(klass)}
+    missing: list[str] = []
+    for member in RULE_MEMBERS:
+        if member in _INSTANCE_MEMBERS:
+            continue
+        if member == "__call__":
+            if member not in own:
+                missing.append(member)
+            continue
+        try:
+            there = hasattr(cls, member)
+        except Exception as exc:  # someone else's descriptor
+            return f"reading {name}.{member} on the class raised {raised(exc)}"
+        if not there:
+            missing.append(member)
     if missing:
         return (
-            f"{shown_id(obj.__name__)} lacks {', '.join(missing)} (see kaprules.Rule; inherit "
+            f"{name} lacks {', '.join(missing)} (see kaprules.Rule; inherit "
             "kaprules.BaseRule for the shared members)"
         )
     return None
-
-
-def _has(cls: type[Any], member: str) -> bool:
-    try:
-        return hasattr(cls, member)
-    except Exception:  # a class-level property of someone else's class may raise anything
-        return True  # there, at least; the protocol names what it raised
 
 
 def _a(noun: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import attrs
 
+from kaprules import _text
 from kaprules.errors import (
     Problem,
     ProtocolError,
@@ -263,8 +264,9 @@ def _check_text(name: str, value: object, *, required: bool) -> list[Problem]:
         return []
     if not isinstance(value, str) or not value.strip():
         return [Problem(name, f"must be a non-empty string, got {type(value).__name__}", "type")]
-    if len(value) > 1_000 or not value.isprintable():
-        return [Problem(name, "must be one line of at most 1000 printable characters", "value")]
+    if not _text.is_line(value, _text.LINE_LIMIT):  # as the protocol schema states it
+        limit = _text.LINE_LIMIT
+        return [Problem(name, f"must be one line of at most {limit} printable characters", "value")]
     return []
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from kaprules import plugins
+from kaprules import _text, plugins
 from kaprules.errors import (
     Problem,
     ProtocolError,
@@ -212,6 +212,16 @@ def _rule_from(
                         "unknown-parameter",
                     )
                 )
+    if cls is not None and isinstance(rule_id, str) and rule_id and not _text.is_id(rule_id):
+        # As the schema states it; a name no class has is already an unknown rule.
+        found.append(
+            Problem(
+                (*where, "id"),
+                "must be a kebab-case id (lower-case letters, digits, '-', '.', '_'; at most 64 "
+                f"characters), got {echo(rule_id)}",
+                "value",
+            )
+        )
     documentation = _documentation(where, item, cls, found)
     problems += found
     if found or cls is None:
@@ -238,8 +248,11 @@ def _rule_from(
             )
             problems.append(Problem(path, p.what, p.code))
         return None
-    except (TypeError, ValueError) as exc:
-        problems.append(Problem(where, f"cannot be built: {echo(str(exc), 200)}", "value"))
+    except Exception as exc:  # a rule class of someone else's may raise anything
+        # Named by its entry point when it is a plugin's; its text read as it allows.
+        plugin = plugins.plugin_of(cls)
+        origin = f"{plugin.label}: " if plugin is not None else ""
+        problems.append(Problem(where, f"{origin}cannot be built: {plugins.raised(exc)}", "value"))
         return None
     return rule
 
@@ -287,11 +300,12 @@ def _documentation(
         return keywords
     if "rationale" in item:
         rationale = item["rationale"]
-        if _text_problem(rationale, 4_000):
+        if _text_problem(rationale, _text.RATIONALE_LIMIT):
             found.append(
                 Problem(
                     (*where, "rationale"),
-                    f"must be one line of at most 4000 printable characters{_got(rationale)}",
+                    f"must be one line of at most {_text.RATIONALE_LIMIT} printable characters"
+                    f"{_got(rationale)}",
                     "value",
                 )
             )
@@ -317,12 +331,13 @@ def _source(where: tuple[Any, ...], data: object, found: list[Problem]) -> Sourc
     ]
     for name in SOURCE_FIELDS:
         value = data.get(name)
-        if (value is not None or name == "text") and _text_problem(value, 1_000):
+        if (value is not None or name == "text") and _text_problem(value, _text.LINE_LIMIT):
             required = "required: " if name == "text" else ""
+            limit = _text.LINE_LIMIT
             found.append(
                 Problem(
                     (*here, name),
-                    f"is {required}one line of at most 1000 printable characters{_got(value)}",
+                    f"is {required}one line of at most {limit} printable characters{_got(value)}",
                     "value" if value is not None else "missing",
                 )
             )
@@ -337,9 +352,8 @@ def _source(where: tuple[Any, ...], data: object, found: list[Problem]) -> Sourc
 
 
 def _text_problem(value: object, limit: int) -> bool:
-    return not (
-        isinstance(value, str) and value.strip() and len(value) <= limit and value.isprintable()
-    )
+    # The loader's rule for a line of text, which the schema states too (_text.line_schema).
+    return not _text.is_line(value, limit)
 
 
 def given_classes(rule_classes: Iterable[type[Any]] | None) -> dict[str, type[Any]]:
@@ -423,7 +437,8 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
             if p.at_most is not None and held.get(p.at_most.role):
                 couplings.append(f"{key}.{p.name} <= {held[p.at_most.role][0]}")
     couplings = [" = ".join(names) for names in held.values() if len(names) > 1] + couplings
-    text = {"type": "string", "minLength": 1, "maxLength": 1000}
+    # The loader's rules for text, from the same definitions (kaprules._text).
+    text = _text.line_schema(_text.LINE_LIMIT)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "kaprules protocol file",
@@ -431,7 +446,9 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
         "TOML, effective may be a TOML date). Generated from the rule classes. Beyond this "
         "schema the loader also checks that rule ids are unique, that parameters of coupled "
         f"rules agree ({'; '.join(couplings)}), that no protocol claims a built-in protocol's "
-        "id and version with other rules, and that effective is a real date.",
+        "id and version with other rules, and that effective is a real date. Text is one "
+        "line of printable characters, not only spaces; the loader also refuses what no "
+        "portable pattern names (unassigned code points, lone surrogates).",
         "type": "object",
         "properties": {
             "$schema": {
@@ -442,8 +459,8 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
             "version": {
                 "description": "Its version: change it whenever a rule, parameter or severity "
                 "changes. A whole number is read as text.",
+                **text,
                 "type": ["string", "integer"],
-                "minLength": 1,
             },
             "title": {"description": "Optional title for people.", **text},
             "status": {
@@ -454,7 +471,7 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
                 "description": "Optional: the date from which the clinic applies the protocol, "
                 "YYYY-MM-DD.",
                 "type": "string",
-                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                "pattern": _text.whole("[0-9]{4}-[0-9]{2}-[0-9]{2}"),
             },
             "citation": {
                 "description": "Optional: where the protocol's requirements come from.",
@@ -497,10 +514,9 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
                 "type": "object",
                 "properties": {
                     "id": {
-                        "description": "The rule's id, unique in the protocol. For a built-in "
-                        "rule, its id names its class unless rule is given.",
-                        "type": "string",
-                        "minLength": 1,
+                        "description": "The rule's id, unique in the protocol, kebab-case. For "
+                        "a built-in rule, its id names its class unless rule is given.",
+                        **_text.id_schema(),
                     },
                     "rule": {
                         "description": "Optional: the rule's class id, when id is not it (two "
@@ -540,9 +556,7 @@ def protocol_json_schema(rule_classes: Iterable[type[Any]] = ()) -> dict[str, An
                     },
                     "rationale": {
                         "description": "Optional: the clinic's own rationale for this rule.",
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 4000,
+                        **_text.line_schema(_text.RATIONALE_LIMIT),
                     },
                 },
                 "required": ["id"],

@@ -8,21 +8,32 @@ Both turn into plain data with ``to_dict()`` for JSON output.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
+from kaprules._text import web_url
 from kaprules.errors import ProtocolError, echo
 from kaprules.model import JSONValue, Waiver
 
 __all__ = ["DOCS_URL", "Finding", "Help", "JSONValue", "Report", "Severity"]
 
-DOCS_URL = ""
-"""The documentation site's base URL, the one setting behind every built-in rule's help.
+
+def _docs_url_of_environment() -> str:
+    # KAPRULES_DOCS_URL, when it is an http(s) URL (the command line refuses any other).
+    return web_url(os.environ.get("KAPRULES_DOCS_URL") or "") or ""
+
+
+DOCS_URL = _docs_url_of_environment()
+"""The documentation site's base URL, the one setting behind every help URL of a finding.
 
 Empty (the default) keeps help site-relative (``rules/#fasting``), because the site may be
-served anywhere; set it, ending in ``/``, to make help links absolute."""
+served anywhere; set it, ending in ``/``, to make help links absolute. It starts as the
+environment variable ``KAPRULES_DOCS_URL`` when that is an http(s) URL (``kaprules`` refuses
+any other value), so that every command and every process of an audit uses the same base;
+``kaprules audit --docs-url`` gives the HTML report's rule links their base."""
 
 
 class Severity(enum.StrEnum):

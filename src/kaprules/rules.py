@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
-from kaprules import _examples, _time
+from kaprules import _examples, _text, _time
 from kaprules._words import plural
 from kaprules.errors import Problem, ProtocolError
 from kaprules.model import Course, Integration, JSONValue, Kind, Session, to_kind
@@ -152,7 +152,7 @@ RULE_MEMBERS: tuple[str, ...] = (
 _CENTURY_DAYS = 36_600
 _CENTURY_MONTHS = 1_200
 _YEAR_HOURS = 8_784
-_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_ID = re.compile(_text.ID_PATTERN)  # the protocol schema states the same pattern
 
 
 def _bad(instance: object, name: str, what: str, code: str = "range") -> ProtocolError:
@@ -564,7 +564,9 @@ def _check_own_source(instance: object, attribute: attrs.Attribute[Any], value: 
 
 
 def _check_own_rationale(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not (isinstance(value, str) and _one_line(value, 4_000)):
+    if value is not None and not (
+        isinstance(value, str) and _one_line(value, _text.RATIONALE_LIMIT)
+    ):
         raise _bad(
             instance,
             "rationale",
@@ -573,10 +575,9 @@ def _check_own_rationale(instance: object, attribute: attrs.Attribute[Any], valu
         )
 
 
-def _one_line(text: object, limit: int = 1_000) -> bool:
-    return (
-        isinstance(text, str) and bool(text.strip()) and len(text) <= limit and text.isprintable()
-    )
+def _one_line(text: object, limit: int = _text.LINE_LIMIT) -> bool:
+    # The loader's rule for a line of text, which the protocol schema states too.
+    return _text.is_line(text, limit)
 
 
 def _kinds_repr(kinds: frozenset[Kind]) -> str:

@@ -8,6 +8,7 @@ import re
 from typing import Any, NoReturn
 
 from kaprules import _time
+from kaprules._text import web_url
 from kaprules._version import __version__
 from kaprules.cli._status import UsageError
 from kaprules.clinic_calendar import WEEKDAYS, Closure, weekday_hint
@@ -194,23 +195,12 @@ def _jobs(text: str) -> int:
 def _docs_url(text: str) -> str:
     # The report puts it in every rule link's href: only a web address, never a
     # javascript: or data: URL, and nothing that could leave the attribute.
-    import urllib.parse
-
-    try:
-        parts = urllib.parse.urlsplit(text)
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme.lower() not in ("http", "https")
-        or not parts.netloc
-        or not text.isprintable()
-        or any(c in text for c in ' "<>`')
-    ):
+    url = web_url(text)
+    if url is None:
         raise argparse.ArgumentTypeError(
             f"{echo(text)} is not an http(s) URL such as https://example.org/kaprules/"
         )
-    return text if text.endswith("/") else text + "/"
+    return url
 
 
 def _sample(text: str) -> int:

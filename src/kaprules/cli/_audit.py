@@ -13,7 +13,7 @@ from kaprules.cli._reading import need_extra, protocol_of
 from kaprules.cli._render import audit_lines, json_out
 from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError, emit
 from kaprules.errors import InputError, shown_id
-from kaprules.findings_files import FindingsForm
+from kaprules.findings_files import FindingsForm, form_of
 from kaprules.protocol import Protocol, ProtocolVersions
 
 
@@ -84,7 +84,7 @@ def audit_run(
         raise Failure("cannot audit", exc.problems) from None
     form: FindingsForm | None = None
     if findings_out is not None:
-        form = "csv" if args.findings.lower().endswith(".csv") else "jsonl"
+        form = form_of(args.findings)  # .csv.gz is gzipped CSV (Outputs compresses)
     progress = _progress_bar()
     try:
         # The findings file's text as the audit makes it (with the columnar engine, in

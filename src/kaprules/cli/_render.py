@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kaprules import _time
+from kaprules._text import json_text
 from kaprules._words import plural
 from kaprules.cli._status import one_line
 from kaprules.errors import shown_id
@@ -23,14 +24,17 @@ def local_dates(course: Course) -> dict[str, str]:
 
 
 def finding_line(finding: Finding, dates: dict[str, str]) -> str:
+    # The rule and message may be a plugin's: a line break or an escape sequence in them
+    # must not forge a finding line or drive the terminal.
     where = ", ".join(f"{shown_id(s)} {dates.get(s, '?')}" for s in finding.sessions) or "course"
-    line = f"{finding.severity.value:<7} {finding.rule:<16} [{where}] {finding.message}"
+    rule, message = one_line(finding.rule), one_line(finding.message)
+    line = f"{finding.severity.value:<7} {rule:<16} [{where}] {message}"
     waiver = finding.waiver
     if waiver is not None:
         at = "?" if waiver.approved_at is None else waiver.approved_at.isoformat()
         line += (
-            f" (waived: {shown_id(waiver.reason or '', 200)}, approved by "
-            f"{shown_id(waiver.approved_by or '', 200)} at {at})"
+            f" (waived: {one_line(waiver.reason or '')}, approved by "
+            f"{one_line(waiver.approved_by or '')} at {at})"
         )
     return line
 
@@ -61,8 +65,8 @@ def course_summary(report: Report, course: Course) -> str:
 
 
 def json_out(data: object, out: TextIO) -> None:
-    json.dump(data, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    # DEL, C1 controls and lone surrogates, which json leaves raw, escaped (_text.json_text).
+    out.write(json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def forecast_lines(f: Forecast) -> list[str]:

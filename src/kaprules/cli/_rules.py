@@ -31,10 +31,12 @@ def rules_command(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     out.write(identity(protocol) + "\n")
     for rule in protocol.rules:
+        # A plugin's id, title, statement and parameters are text from outside.
         params = ", ".join(f"{k}={v}" for k, v in rule.parameters().items()) or "no parameters"
-        out.write(f"\n{rule.id} ({Severity(rule.severity).value}): {rule.title}\n")
-        out.write(f"  parameters: {params}\n")
-        out.write(f"  {rule.statement}\n")
+        head = f"{one_line(rule.id)} ({Severity(rule.severity).value}): {one_line(rule.title)}"
+        out.write(f"\n{head}\n")
+        out.write(f"  parameters: {one_line(params)}\n")
+        out.write(f"  {one_line(rule.statement)}\n")
     return EXIT_OK
 
 
@@ -46,10 +48,16 @@ def plugins_command(args: argparse.Namespace, out: TextIO) -> int:
     for plugin in plugins.installed_plugins():
         entry: dict[str, Any] = {**plugin.to_dict(), "title": None, "problem": None}
         try:
-            title = getattr(plugin.load(), "title", None)
-            entry["title"] = title if isinstance(title, str) else None
+            cls = plugin.load()
         except ProtocolError as exc:
             entry["problem"] = exc.problems[0].what
+        else:
+            try:
+                title = getattr(cls, "title", None)
+            except Exception as exc:  # someone else's class may raise anything
+                entry["problem"] = f"{plugin.label}: its title raised {plugins.raised(exc)}"
+            else:
+                entry["title"] = title if isinstance(title, str) else None
         if plugin.name in BUILTIN_RULES:
             entry["problem"] = f"not used: kaprules' own rule {plugin.name} has this id"
         entries.append(entry)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kaprules._output import STOP_SIGNALS, OutputError
+from kaprules._text import web_url
 from kaprules._version import __version__
 from kaprules.cli._arguments import build_parser
 from kaprules.cli._audit import audit_command
@@ -20,7 +21,7 @@ from kaprules.cli._protocols import protocol_command
 from kaprules.cli._rules import explain_command, rules_command
 from kaprules.cli._scheduling import next_command, plan_command
 from kaprules.cli._status import EXIT_SIGNAL, EXIT_USAGE, Failure, UsageError, complain, emit
-from kaprules.errors import InputError, KapRulesError, ProtocolError
+from kaprules.errors import InputError, KapRulesError, ProtocolError, echo
 
 _COMMANDS = {
     "audit": audit_command,
@@ -112,6 +113,7 @@ def _main(argv: Sequence[str] | None) -> int:
             emit(parser.format_help(), sys.stdout, as_json=False)
             return EXIT_USAGE
         args = parser.parse_args(arguments)
+        _check_environment()
         if sys.stdout is None:  # started with stdout closed (>&-): no report can be written
             raise UsageError("standard output is closed; nothing can be written")
         buffer = io.StringIO()
@@ -152,6 +154,16 @@ def _main(argv: Sequence[str] | None) -> int:
         with contextlib.suppress(Exception):
             emit(json.dumps(failure.to_dict(), indent=2) + "\n", sys.stdout, as_json=True)
     return EXIT_USAGE
+
+
+def _check_environment() -> None:
+    # The library ignores a KAPRULES_DOCS_URL that is not a web address; a command says so.
+    given = os.environ.get("KAPRULES_DOCS_URL")
+    if given and web_url(given) is None:
+        raise UsageError(
+            f"KAPRULES_DOCS_URL: {echo(given)} is not an http(s) URL such as "
+            "https://example.org/kaprules/"
+        )
 
 
 def _wants_json(arguments: list[str]) -> bool:

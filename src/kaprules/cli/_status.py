@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from kaprules.errors import Problem, echo
+from kaprules._text import terminal
+from kaprules.errors import Problem
 
 EXIT_OK = 0
 """No finding is an error."""
@@ -21,6 +22,10 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 """The input could not be read or used, or the command line was wrong."""
 
+
+# A message as one terminal line. Messages escape what they echo; this is the last guard
+# for anything that slipped by.
+one_line = terminal
 
 # Problems listed under a failure's headline, at most: the rest are counted.
 MAX_LISTED = 20
@@ -58,12 +63,6 @@ class Failure(Exception):
                 ],
             }
         }
-
-
-def one_line(text: str) -> str:
-    # Messages escape what they echo; this is the last guard for anything that slipped by.
-    flat = " ".join(text.split())
-    return flat if flat.isprintable() else echo(flat, 2000)[1:-1]
 
 
 EXIT_SIGNAL = 128

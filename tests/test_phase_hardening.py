@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kaprules
-from kaprules import Course, Kind, Session
+from kaprules import Course, Kind, Protocol, ProtocolError, Session
 from kaprules.forecasting import PhasedSearch, check_booking, scheduling_timeline
+from kaprules.phases import Phase, WeeklyCap
 from kaprules.planning import plan
 
 from helpers import DENVER, at, course, series
@@ -75,3 +77,40 @@ def test_a_phased_booking_check_equals_the_whole_courses(
     )
     proposed = Session(at(proposal.isoformat()), Kind.INDUCTION, "proposed")
     assert windowed.findings == check_booking(whole, proposed, as_of, TRD).findings
+
+
+# --- 2. every treatment week is in a phase --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phases", "words"),
+    [
+        (
+            [{"name": "late", "weeks": [2, 4], "at_most": 1}],
+            "[0] (phase late) starts in week 2: the first phase starts in week 1",
+        ),
+        (
+            [
+                {"name": "a", "weeks": [1, 2], "at_most": 2},
+                {"name": "b", "weeks": [4], "at_most": 1},
+            ],
+            "[1] (phase b) starts in week 4, but phase [0] (a) ends in week 2: phases are "
+            "contiguous, so that weeks 3 to 3 are in a phase",
+        ),
+    ],
+)
+def test_phases_that_leave_a_week_uncovered_are_refused(
+    phases: list[dict[str, object]], words: str
+) -> None:
+    # Before: accepted, and 4 sessions in the uncovered week 3 were judged by no rule.
+    data = {"id": "c", "version": "1", "phases": phases, "rules": [{"id": "weekly-cap"}]}
+    with pytest.raises(ProtocolError) as caught:
+        Protocol.from_dict(data)
+    assert words in str(caught.value)
+    with pytest.raises(ProtocolError, match="starts in week"):
+        WeeklyCap(phases=[Phase(**p) for p in phases])  # type: ignore[arg-type]
+
+
+def test_a_break_is_a_phase_without_limits() -> None:
+    phases = (Phase("a", (1, 2), at_most=2), Phase("break", (3, 3)), Phase("b", (4,), at_most=1))
+    assert WeeklyCap(phases=phases).phases == phases

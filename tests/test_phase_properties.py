@@ -75,7 +75,8 @@ rules of the clinic's own numbers."""
 
 FLEX_PHASES = (
     Phase("loading", (1, 2), at_most=3, target=2, min_gap_days=2),
-    # Week 3 is in no phase: a break.
+    # Week 3 is a break: a phase without limits.
+    Phase("break", (3, 3)),
     Phase("taper", (4, 5), at_most=1, min_gap_days=3),
     Phase("monthly", (6,), at_most=1, every_days=28, min_gap_days=7),
 )
@@ -92,7 +93,7 @@ CLINIC_FLEX = Protocol(
         RemsEnrolment(),
     ),
 )
-"""Targets below caps, gaps of several days, a week in no phase, a monthly open phase."""
+"""Targets below caps, gaps of several days, a break week, a monthly open phase."""
 
 WEEKLY_PHASES = (Phase("weekly", (1,), at_most=2, target=1, every_days=9, min_gap_days=2),)
 CLINIC_WEEKLY = Protocol(

@@ -287,8 +287,9 @@ def _to_phases(value: object) -> object:
 class PhaseList:
     """A parameter holding a protocol's phases: the validator of ``phases``.
 
-    The phases are in order of their weeks and do not overlap; only the last may be
-    open-ended; names are unique.
+    The phases are in order of their weeks, the first starts in week 1 and each starts the
+    week after the one before ends (every treatment week is in a phase); only the last may
+    be open-ended; names are unique.
     """
 
     def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -323,14 +324,32 @@ class PhaseList:
                 if found:
                     return f"[{index}] {found[0]}"
         phases = [p if isinstance(p, Phase) else Phase(**p) for p in items]
+        # Every treatment week has a phase: a week in none would be judged by no phased
+        # rule (4 sessions in an uncovered week would pass). A break is a phase of its own
+        # without limits.
+        if phases[0].first != 1:
+            return (
+                f"[0] (phase {phases[0].name}) starts in week {phases[0].first}: the first "
+                "phase starts in week 1, so that every treatment week is in a phase (a "
+                "break is a phase without limits)"
+            )
         for index, (before, after) in enumerate(itertools.pairwise(phases), start=1):
             if before.last is None:
-                return f"[{index - 1}] is open-ended: only the last phase may be"
+                return (
+                    f"[{index - 1}] (phase {before.name}) is open-ended: only the last phase may be"
+                )
             if after.first <= before.last:
                 return (
-                    f"[{index}] starts in week {after.first}, which is not after phase "
-                    f"[{index - 1}]'s last week {before.last}: phases are in order and do not "
-                    "overlap"
+                    f"[{index}] (phase {after.name}) starts in week {after.first}, which is "
+                    f"not after phase [{index - 1}] ({before.name})'s last week "
+                    f"{before.last}: phases are in order and do not overlap"
+                )
+            if after.first != before.last + 1:
+                return (
+                    f"[{index}] (phase {after.name}) starts in week {after.first}, but phase "
+                    f"[{index - 1}] ({before.name}) ends in week {before.last}: phases are "
+                    f"contiguous, so that weeks {before.last + 1} to {after.first - 1} are "
+                    "in a phase (a break is a phase without limits)"
                 )
         names = [p.name for p in phases]
         if len(set(names)) != len(names):

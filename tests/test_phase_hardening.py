@@ -114,3 +114,58 @@ def test_phases_that_leave_a_week_uncovered_are_refused(
 def test_a_break_is_a_phase_without_limits() -> None:
     phases = (Phase("a", (1, 2), at_most=2), Phase("break", (3, 3)), Phase("b", (4,), at_most=1))
     assert WeeklyCap(phases=phases).phases == phases
+
+
+# --- 3. phases no course can keep to ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phase", "words"),
+    [
+        (
+            {"weeks": [1, 2], "at_most": 7, "target": 7, "min_gap_days": 2},
+            "min_gap_days: 7 sessions (target) at least 2 days apart do not fit",
+        ),
+        (
+            {"weeks": [1, 2], "target": 2, "min_gap_days": 8},
+            "min_gap_days: 2 sessions (target) at least 8 days apart do not fit",
+        ),
+        (
+            {"weeks": [1, 2], "target": 2, "min_gap_days": 5},
+            "min_gap_days: 4 sessions (2 in each of 2 weeks) at least 5 days apart",
+        ),
+        (
+            {"weeks": [1], "target": 2, "min_gap_days": 4},
+            "min_gap_days: 2 sessions (target) a week at least 4 days apart cannot go on",
+        ),
+        (
+            {"weeks": [1], "at_most": 1, "every_days": 3},
+            "every_days: a session at most every 3 days needs more than at_most = 1",
+        ),
+        (
+            {"weeks": [1], "every_days": 3, "min_gap_days": 4},
+            "min_gap_days: sessions at least 4 days apart cannot be at most every_days = 3",
+        ),
+    ],
+)
+def test_a_phase_no_course_can_keep_to_is_refused(phase: dict[str, object], words: str) -> None:
+    data = {"name": "p", **phase}
+    with pytest.raises(ProtocolError) as caught:
+        Phase(**data)  # type: ignore[arg-type]
+    assert words in str(caught.value)
+    document = {"id": "c", "version": "1", "phases": [data], "rules": [{"id": "min-gap"}]}
+    with pytest.raises(ProtocolError, match=r"phases: \[0\] min_gap_days|phases: \[0\] every_days"):
+        Protocol.from_dict(document)
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [
+        {"weeks": [1, 1], "target": 7, "min_gap_days": 1},  # one every day
+        {"weeks": [1, 3], "target": 2, "min_gap_days": 3},  # days 0, 3, 7, 10, 14, 17
+        {"weeks": [1], "target": 1, "min_gap_days": 7},  # once a week, same weekday
+        {"weeks": [1], "at_most": 2, "every_days": 4, "min_gap_days": 4},  # every 4 days
+    ],
+)
+def test_phases_at_the_edge_of_possible_are_kept(phase: dict[str, object]) -> None:
+    assert Phase(name="p", **phase).name == "p"  # type: ignore[arg-type]

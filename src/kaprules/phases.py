@@ -152,6 +152,54 @@ def _phase_problems(data: Mapping[str, Any]) -> list[str]:
         found.append("target: must be at most at_most (a week cannot need more than it may hold)")
     if data.get("every_days") is not None and isinstance(weeks, tuple) and weeks[1] is not None:
         found.append("every_days: only an open-ended phase (weeks = [first]) takes every_days")
+    if not found and isinstance(weeks, tuple):
+        found += _impossible(weeks, data)
+    return found
+
+
+def _impossible(weeks: tuple[int, int | None], data: Mapping[str, Any]) -> list[str]:
+    """The limits of a valid phase that no course can keep to, as ``field: what`` texts.
+
+    Each is a proof, not a guess: ``target`` sessions in each of a phase's ``k`` weeks are
+    ``target * k`` sessions in its ``7k`` local dates, each at least ``min_gap_days`` after
+    the one before, so ``(target * k - 1) * min_gap_days <= 7k - 1`` (for an open-ended
+    phase, every k: ``target * min_gap_days <= 7``); a session within ``every_days`` of the
+    one before gives a week at least ``7 / every_days`` sessions, so ``at_most *
+    every_days >= 7``; and a gap cannot be both at least ``min_gap_days`` and at most
+    ``every_days``.
+    """
+    found = []
+    target, gap = data.get("target"), data.get("min_gap_days")
+    at_most, every = data.get("at_most"), data.get("every_days")
+    first, last = weeks
+    k = None if last is None else last - first + 1
+    if target is not None and gap is not None:
+        if (target - 1) * gap > 6:
+            found.append(
+                f"min_gap_days: {target} sessions (target) at least {plural(gap, 'day')} apart "
+                "do not fit in a treatment week's 7 days"
+            )
+        elif k is None and target * gap > 7:
+            found.append(
+                f"min_gap_days: {target} sessions (target) a week at least "
+                f"{plural(gap, 'day')} apart cannot go on week after week (target * "
+                "min_gap_days is at most 7 in an open-ended phase)"
+            )
+        elif k is not None and (target * k - 1) * gap > 7 * k - 1:
+            found.append(
+                f"min_gap_days: {target * k} sessions ({target} in each of {k} weeks) at "
+                f"least {plural(gap, 'day')} apart do not fit in the phase's {7 * k} days"
+            )
+    if every is not None and at_most is not None and at_most * every < 7:
+        found.append(
+            f"every_days: a session at most every {plural(every, 'day')} needs more than "
+            f"at_most = {at_most} in a treatment week (at_most * every_days is at least 7)"
+        )
+    if every is not None and gap is not None and gap > every:
+        found.append(
+            f"min_gap_days: sessions at least {plural(gap, 'day')} apart cannot be at most "
+            f"every_days = {every} apart"
+        )
     return found
 
 

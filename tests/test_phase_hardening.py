@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 import kaprules
 from kaprules import Course, Kind, Protocol, ProtocolError, Session
+from kaprules.cli import main
 from kaprules.forecasting import PhasedSearch, check_booking, scheduling_timeline
 from kaprules.phases import Phase, WeeklyCap
 from kaprules.planning import plan
@@ -169,3 +171,58 @@ def test_a_phase_no_course_can_keep_to_is_refused(phase: dict[str, object], word
 )
 def test_phases_at_the_edge_of_possible_are_kept(phase: dict[str, object]) -> None:
     assert Phase(name="p", **phase).name == "p"  # type: ignore[arg-type]
+
+
+# --- 4. a plan's range never runs backwards; never complete with a missed week ------------
+
+
+def two_sessions() -> Course:
+    return course(series(["2026-12-01", "2026-12-05"]))
+
+
+@pytest.mark.parametrize("until", ["2026-12-01", "2026-12-05"])
+def test_until_before_the_first_plannable_day_is_refused(until: str) -> None:
+    # Before: status complete, "no session is needed or bookable from 2026-12-06 to
+    # 2026-12-05".
+    with pytest.raises(kaprules.InputError, match=r"until: .* is before 2026-12-06, the first"):
+        plan(two_sessions(), D0, protocol=TRD, until=dt.date.fromisoformat(until))
+
+
+def test_cli_until_before_the_first_plannable_day_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(kaprules.dumps(two_sessions()))
+    argv = ["plan", str(path), "--as-of", "2026-12-01", "--protocol", "esketamine-trd@1"]
+    assert main([*argv, "--until", "2026-12-05"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "until: 2026-12-05 is before 2026-12-06" in err
+
+
+def test_a_plan_is_not_complete_while_a_week_over_missed_its_target() -> None:
+    # esketamine-mdsi's 4 weeks are over; weeks 2 to 4 had no session. Before: complete.
+    mdsi = kaprules.get_protocol("esketamine-mdsi@1")
+    result = plan(two_sessions(), dt.date(2027, 3, 1), protocol=mdsi)
+    assert result.status == "targets-missed"
+    assert [(m.week, m.sessions, m.needed) for m in result.missed] == [
+        (2, 0, 2),
+        (3, 0, 2),
+        (4, 0, 2),
+    ]
+    assert "3 weeks over by as_of missed their targets: week 2" in result.reason
+    kept = course(
+        series(
+            [
+                "2026-12-01",
+                "2026-12-03",
+                "2026-12-08",
+                "2026-12-10",
+                "2026-12-15",
+                "2026-12-17",
+                "2026-12-22",
+                "2026-12-24",
+            ]
+        )
+    )
+    assert plan(kept, dt.date(2027, 3, 1), protocol=mdsi).status == "complete"

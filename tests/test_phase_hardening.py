@@ -226,3 +226,49 @@ def test_a_plan_is_not_complete_while_a_week_over_missed_its_target() -> None:
         )
     )
     assert plan(kept, dt.date(2027, 3, 1), protocol=mdsi).status == "complete"
+
+
+# --- 8. the overdue message states the phase and due date it judged by --------------------
+
+
+def test_overdue_with_as_of_names_the_phase_and_the_day_it_ran_out() -> None:
+    # Before: "in phase maintenance the next session was due by 2026-12-15", a date in
+    # the induction phase, where no session is ever overdue.
+    one = course(series(["2026-12-01"]))
+    report = kaprules.evaluate(one, TRD, as_of=dt.date(2027, 6, 1))
+    (finding,) = [f for f in report.findings if f.rule == "overdue"]
+    assert finding.message.endswith(
+        "phase maintenance began on 2027-01-26 (treatment week 9) and allows at most 14 days "
+        "between sessions, so the next session was due by 2027-01-25 (as of 2027-06-01)"
+    )
+    # The day it names is the last one it allows: as of 2027-01-25 nothing is overdue.
+    on_time = kaprules.evaluate(one, TRD, as_of=dt.date(2027, 1, 24))
+    assert "overdue" not in [f.rule for f in on_time.findings]
+    assert "overdue" in [
+        f.rule for f in kaprules.evaluate(one, TRD, as_of=dt.date(2027, 1, 25)).findings
+    ]
+
+
+def test_overdue_between_sessions_names_the_day_the_gap_ran_out() -> None:
+    # The last optimization session on 2027-01-05, the next on 2027-01-27 (week 9).
+    # Before: "due within 14 days (by 2027-01-19)", though a session in week 8 is never
+    # overdue: up to 2027-01-25 the gap did not count.
+    dates = [
+        "2026-12-01",
+        "2026-12-03",
+        "2026-12-08",
+        "2026-12-10",
+        "2026-12-15",
+        "2026-12-17",
+        "2026-12-22",
+        "2026-12-24",
+        "2026-12-29",
+        "2027-01-05",
+        "2027-01-27",
+    ]
+    report = kaprules.evaluate(course(series(dates)), TRD)
+    (finding,) = [f for f in report.findings if f.rule == "overdue"]
+    assert finding.message.endswith(
+        "phase maintenance began on 2027-01-26 (treatment week 9) and allows at most 14 days "
+        "between sessions, so the next session is due by 2027-01-25"
+    )

@@ -910,9 +910,11 @@ class Overdue(_Phased):
         "In an open-ended phase sessions go on at a pace of at most every_days local days. "
         "A session whose week is in such a phase and whose local date is more than "
         "every_days after the session before it is overdue. With as_of, the next session is "
-        "also overdue once the last day it could have been held is over: its local date "
-        "would be after the last session's + every_days. A plain date as_of counts its day "
-        "as over, as for weekly targets."
+        "also overdue once the last day it could have been held is over: the last "
+        "session's date + every_days, or the day before the phase begins when that is later "
+        "(a session in an earlier phase is never overdue). A plain date as_of counts its day "
+        "as over, as for weekly targets. The message names the phase, the days it allows "
+        "and that last day."
     )
     source: ClassVar[Source] = Source(
         "Week 9 and after: Administer every 2 weeks or once weekly at 56 mg or 84 mg.",
@@ -933,8 +935,9 @@ class Overdue(_Phased):
             "A session whose treatment week is in an open-ended phase has a local date at most "
             "every_days after the session before it: "
             + _phases_text(self.phases, "every_days", "every {n} days at most")
-            + ". With as_of, the next session is overdue when the local date of as_of is more "
-            "than every_days after the last session's (every_days or more, for a plain date)."
+            + ". With as_of, the next session is overdue when the local date of as_of is after "
+            "the last day it could have been held (on or after it, for a plain date): the last "
+            "session's date + every_days, or the day before the phase begins when that is later."
         )
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
@@ -999,9 +1002,8 @@ class Overdue(_Phased):
             if gap > phase.every_days:
                 yield self.finding(
                     (a,),
-                    f"{b.label} is {plural(gap, 'day')} after {a.label}; in phase {phase.name} "
-                    f"the next session is due within {plural(phase.every_days, 'day')} "
-                    f"(by {(a.date + dt.timedelta(days=phase.every_days)).isoformat()})",
+                    f"{b.label} is {plural(gap, 'day')} after {a.label}; "
+                    + _due_words(first, phase, a.date, "is"),
                     phase.every_days,
                     gap,
                 )
@@ -1018,15 +1020,43 @@ class Overdue(_Phased):
         phase = phase_of(self.phases, treatment_week(first, earliest))
         if phase is None or phase.every_days is None:
             return
-        due = last.date + dt.timedelta(days=phase.every_days)
-        if earliest > due:
+        if earliest > _due(first, phase, last.date):
             yield self.finding(
                 (last,),
-                f"no session since {last.label}; in phase {phase.name} the next session was due "
-                f"by {due.isoformat()} (as of {timeline.as_of_date.isoformat()})",
+                f"no session since {last.label}; "
+                + _due_words(first, phase, last.date, "was")
+                + f" (as of {timeline.as_of_date.isoformat()})",
                 phase.every_days,
                 (earliest - last.date).days,
             )
+
+
+def _due(first: dt.date, phase: Phase, before: dt.date) -> dt.date:
+    """The last local date a session after one on ``before`` keeps to ``phase``'s every_days.
+
+    A session is overdue when its week is in the phase and it is more than every_days after
+    the one before: so the later of ``before + every_days`` and the day before the phase
+    begins (a session in an earlier phase is never overdue).
+    """
+    assert phase.every_days is not None
+    begins = week_dates(first, phase.first)[0]
+    return max(before + dt.timedelta(days=phase.every_days), begins - dt.timedelta(days=1))
+
+
+def _due_words(first: dt.date, phase: Phase, before: dt.date, verb: str) -> str:
+    assert phase.every_days is not None
+    due = _due(first, phase, before)
+    within = plural(phase.every_days, "day")
+    if due == before + dt.timedelta(days=phase.every_days):
+        return (
+            f"in phase {phase.name} the next session {verb} due within {within} "
+            f"(by {due.isoformat()})"
+        )
+    return (
+        f"phase {phase.name} began on {(due + dt.timedelta(days=1)).isoformat()} (treatment "
+        f"week {phase.first}) and allows at most {within} between sessions, so the next "
+        f"session {verb} due by {due.isoformat()}"
+    )
 
 
 @_builtin

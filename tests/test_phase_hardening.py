@@ -17,11 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kaprules
-from kaprules import Course, Kind, Protocol, ProtocolError, Session
+from kaprules import Course, Kind, Protocol, ProtocolError, Session, Vital
 from kaprules.cli import main
 from kaprules.forecasting import PhasedSearch, check_booking, scheduling_timeline
 from kaprules.phases import Phase, WeeklyCap
 from kaprules.planning import plan
+from kaprules.session_day import BloodPressureLimit
 
 from helpers import DENVER, at, course, series
 
@@ -272,3 +273,18 @@ def test_overdue_between_sessions_names_the_day_the_gap_ran_out() -> None:
         "phase maintenance began on 2027-01-26 (treatment week 9) and allows at most 14 days "
         "between sessions, so the next session is due by 2027-01-25"
     )
+
+
+# --- 5. tied readings: the worst counts, whatever their order -------------------------
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_blood_pressure_limit_takes_the_worst_of_readings_at_one_instant(reverse: bool) -> None:
+    # Before: [08:50 120/80, 08:50 200/120] gave no finding; reversed gave one.
+    start = at("2026-12-01")
+    taken = start - dt.timedelta(minutes=10)
+    vitals = [Vital(taken, 120, 80), Vital(taken, 200, 120)]
+    one = course([Session(start, Kind.INDUCTION, "s1", vitals=vitals[::-1] if reverse else vitals)])
+    report = kaprules.evaluate(one, Protocol("bp", "1", [BloodPressureLimit()]))
+    assert [f.rule for f in report.findings] == ["blood-pressure-limit"]
+    assert "200" not in report.findings[0].message

@@ -300,8 +300,9 @@ class BloodPressureLimit(BaseRule):
     rationale: ClassVar[str] = (
         "A patient whose blood pressure is elevated before dosing is for the clinician to "
         "weigh: a warning by default. The latest reading in the window before the start is "
-        "read; a systolic pressure above systolic or a diastolic above diastolic is a "
-        "finding. 140/90 is given 'as a general guide', not as a cut-off: it is kaprules' "
+        "read (of readings taken at the same instant, the worst: their order in the record "
+        "does not matter); a systolic pressure above systolic or a diastolic above diastolic "
+        "is a finding. 140/90 is given 'as a general guide', not as a cut-off: it is kaprules' "
         "default, a clinic parameter. The message never shows the reading."
     )
     source: ClassVar[Source] = Source(
@@ -326,8 +327,9 @@ class BloodPressureLimit(BaseRule):
         return (
             f"In every held session, the latest blood-pressure reading taken from "
             f"{_minutes(self.minutes)} before the start up to the start has a systolic pressure "
-            f"of at most {self.systolic} mmHg and a diastolic of at most {self.diastolic} mmHg. "
-            "A session without such a reading is blood-pressure-before's finding."
+            f"of at most {self.systolic} mmHg and a diastolic of at most {self.diastolic} mmHg "
+            "(of readings taken at the same instant, each). A session without such a reading "
+            "is blood-pressure-before's finding."
         )
 
     def examples(self) -> Sequence[tuple[str, Course]]:
@@ -369,6 +371,9 @@ class BloodPressureLimit(BaseRule):
         vitals = tuple(raised if v is latest else v for v in session.vitals)
         return _swap(course, session, vitals=vitals)
 
+    def _over(self, reading: Vital) -> bool:
+        return reading.systolic > self.systolic or reading.diastolic > self.diastolic
+
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session whose latest reading is over the limit."""
         window = dt.timedelta(minutes=self.minutes)
@@ -377,8 +382,12 @@ class BloodPressureLimit(BaseRule):
             before = _readings(t.session, t.instant - window, t.instant)
             if not before:
                 continue
-            latest = max(before, key=lambda v: _time.to_utc(v.at))
-            if latest.systolic > self.systolic or latest.diastolic > self.diastolic:
+            # Readings taken at one instant are one measurement: the worst of them counts,
+            # whatever their order in the list.
+            newest = max(_time.to_utc(v.at) for v in before)
+            tied = [v for v in before if _time.to_utc(v.at) == newest]
+            latest = next((v for v in tied if self._over(v)), tied[0])
+            if self._over(latest):
                 yield self.finding(
                     (t,),
                     f"{t.label}: the latest blood pressure before dosing (taken "

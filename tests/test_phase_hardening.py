@@ -8,8 +8,11 @@ pickling.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import pickle
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -288,3 +291,27 @@ def test_blood_pressure_limit_takes_the_worst_of_readings_at_one_instant(reverse
     report = kaprules.evaluate(one, Protocol("bp", "1", [BloodPressureLimit()]))
     assert [f.rule for f in report.findings] == ["blood-pressure-limit"]
     assert "200" not in report.findings[0].message
+
+
+# --- 13. sessions and courses pickle and copy -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "clone", [lambda x: pickle.loads(pickle.dumps(x)), copy.deepcopy, copy.copy]
+)
+def test_sessions_and_courses_pickle_and_copy(clone: Callable[[object], object]) -> None:
+    # Before: TypeError: cannot pickle 'mappingproxy' object (the frozen extra).
+    session = Session(
+        at("2026-12-01"),
+        Kind.INDUCTION,
+        "s1",
+        vitals=[Vital(at("2026-12-01", "08:50"), 120, 80)],
+        dose_mg=56,
+        extra={"scale": {"phq9": [1, 2]}},
+    )
+    whole = Course(DENVER, [session], extra={"site": "north"}, id="c1", enrolled=D0)
+    for value in (session, whole):
+        copied = clone(value)
+        assert copied == value
+        assert hash(copied) == hash(value)
+    assert clone(whole).sessions[0].extra == {"scale": {"phq9": (1, 2)}}  # type: ignore[attr-defined]

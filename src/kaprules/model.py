@@ -354,6 +354,24 @@ def _extra_problems(value: object) -> tuple[Problem, ...]:
     return value.problems if isinstance(value, _Unfrozen) else ()
 
 
+def _rebuilt(cls: type[Any], fields: dict[str, Any]) -> Any:
+    # Unpickling and copying: the class built again from its own fields, checked as new.
+    return cls(**fields)
+
+
+def _reduced(instance: Any) -> tuple[Any, tuple[type[Any], dict[str, Any]]]:
+    # A read-only mapping (``extra``) cannot be pickled: each init field is handed back as
+    # the constructor takes it, ``extra`` thawed into plain data (which it freezes again).
+    fields = {
+        f.alias: thaw_json(getattr(instance, f.name))
+        if f.name == "extra"
+        else getattr(instance, f.name)
+        for f in attrs.fields(type(instance))
+        if f.init
+    }
+    return _rebuilt, (type(instance), fields)
+
+
 def _instant_text(value: dt.datetime) -> str:
     # An offset with seconds (local mean time before 1900-ish) is not in the format: write
     # such an instant in UTC, which is the same instant.
@@ -515,6 +533,10 @@ class Session:
         if problems:
             raise InputError(*(p.within(_label(self.id)) for p in problems))
         object.__setattr__(self, "_instant", _time.to_utc(self.start))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling and `copy.deepcopy`: the session rebuilt from its fields."""
+        return _reduced(self)
 
     @classmethod
     def _checked(
@@ -713,6 +735,10 @@ class Course:
     enrolled: dt.date | None = attrs.field(default=None, repr=False, kw_only=True)
     _zone: zoneinfo.ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _repr_pretty_ = _pretty
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling and `copy.deepcopy`: the course rebuilt from its fields."""
+        return _reduced(self)
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []

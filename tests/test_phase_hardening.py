@@ -315,3 +315,28 @@ def test_sessions_and_courses_pickle_and_copy(clone: Callable[[object], object])
         assert copied == value
         assert hash(copied) == hash(value)
     assert clone(whole).sessions[0].extra == {"scale": {"phq9": (1, 2)}}  # type: ignore[attr-defined]
+
+
+# --- 7. phases given twice ------------------------------------------------------------
+
+
+def test_top_level_phases_and_a_rules_own_are_refused() -> None:
+    # Before: the rule's own phases won and the file's were silently dropped.
+    data = {
+        "id": "c",
+        "version": "1",
+        "phases": [{"name": "a", "weeks": [1], "at_most": 2}],
+        "rules": [
+            {
+                "id": "weekly-cap",
+                "parameters": {"phases": [{"name": "b", "weeks": [1], "at_most": 3}]},
+            }
+        ],
+    }
+    with pytest.raises(ProtocolError) as caught:
+        Protocol.from_dict(data)
+    assert "rules[0].parameters.phases: the protocol gives phases at the top of the file" in str(
+        caught.value
+    )
+    round_trip = Protocol.from_dict(Protocol("c", "1", [WeeklyCap()]).to_dict())
+    assert round_trip.rules[0].phases == WeeklyCap().phases  # type: ignore[attr-defined]

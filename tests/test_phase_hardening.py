@@ -340,3 +340,31 @@ def test_top_level_phases_and_a_rules_own_are_refused() -> None:
     )
     round_trip = Protocol.from_dict(Protocol("c", "1", [WeeklyCap()]).to_dict())
     assert round_trip.rules[0].phases == WeeklyCap().phases  # type: ignore[attr-defined]
+
+
+# --- 6. a dose and a reading that cannot be real ------------------------------------------
+
+
+@pytest.mark.parametrize("dose", ["1" + "0" * 400, "100001", "100000.5"])
+def test_a_dose_over_the_bound_is_refused_without_its_value(dose: str) -> None:
+    # Before: a 401-digit dose was accepted and written back.
+    text = (
+        '{"timezone": "UTC", "sessions": [{"id": "s1", "start": "2026-12-01T09:00:00Z", '
+        f'"dose_mg": {dose}}}]}}'
+    )
+    with pytest.raises(kaprules.InputError) as caught:
+        kaprules.parse_course(text)
+    assert str(caught.value) == "sessions[0] (id 's1').dose_mg: must be at most 100000 mg, got more"
+    assert kaprules.parse_course(text.replace(dose, "100000")).sessions[0].dose_mg == 100_000
+
+
+def test_a_reading_with_the_diastolic_above_the_systolic_is_refused() -> None:
+    text = (
+        '{"timezone": "UTC", "sessions": [{"id": "s1", "start": "2026-12-01T09:00:00Z", '
+        '"vitals": [{"at": "2026-12-01T08:50:00Z", "systolic": 60, "diastolic": 200}]}]}'
+    )
+    with pytest.raises(kaprules.InputError) as caught:
+        kaprules.parse_course(text)
+    assert "sessions[0] (id 's1').vitals[0].diastolic: must be at most" in str(caught.value)
+    assert "60" not in str(caught.value)
+    assert "200" not in str(caught.value)

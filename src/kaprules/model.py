@@ -122,11 +122,27 @@ def reading_problems(name: str, value: object) -> list[Problem]:
 
 def vital_problems(at: object, systolic: object, diastolic: object) -> list[Problem]:
     """Every structural problem with one reading's values, by field name (private helper)."""
-    return (
+    found = (
         _check_instant("at", at, required=True)
         + reading_problems("systolic", systolic)
         + reading_problems("diastolic", diastolic)
     )
+    if not found and diastolic > systolic:  # type: ignore[operator]
+        # Never a real reading (60/200 is 200/60 entered the wrong way round); the values
+        # are not shown.
+        found.append(
+            Problem(
+                "diastolic",
+                "must be at most the systolic pressure; the two may be swapped",
+                "value",
+            )
+        )
+    return found
+
+
+MAX_DOSE_MG = 100_000
+"""The largest ``dose_mg`` a session accepts, in milligrams: as the protocols' dose
+parameters are bounded. More is a typing error, not a dose."""
 
 
 def dose_problems(value: object) -> list[Problem]:
@@ -145,6 +161,8 @@ def dose_problems(value: object) -> list[Problem]:
         return [Problem("dose_mg", "must be a finite number of milligrams", "value")]
     if value <= 0:
         return [Problem("dose_mg", "must be a number of milligrams above 0", "range")]
+    if value > MAX_DOSE_MG:
+        return [Problem("dose_mg", f"must be at most {MAX_DOSE_MG} mg, got more", "range")]
     return []
 
 
@@ -415,7 +433,8 @@ class Vital:
     Args:
         at: When it was taken: an aware datetime in the years 1900 to 9000 (UTC).
         systolic: The systolic pressure in mmHg, a whole number from 1 to 400.
-        diastolic: The diastolic pressure in mmHg, a whole number from 1 to 400.
+        diastolic: The diastolic pressure in mmHg, a whole number from 1 to 400, at most
+            ``systolic``.
 
     The readings are clinical data: never shown in findings, messages or this object's
     repr.
@@ -475,8 +494,8 @@ class Session:
             empty when none are recorded.
         ready_to_leave: When monitoring ended and the patient was assessed ready to leave:
             an aware datetime, or None when not recorded.
-        dose_mg: The ketamine dose given, in milligrams: a positive, finite ``int`` or
-            ``float``, or None when not recorded.
+        dose_mg: The ketamine dose given, in milligrams: an ``int`` or ``float`` above 0
+            and at most `MAX_DOSE_MG` (100000), or None when not recorded.
         monitoring_form: When the REMS Patient Monitoring Form for the session was
             submitted: an aware datetime, or None when not recorded.
 

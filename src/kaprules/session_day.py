@@ -335,13 +335,16 @@ class BloodPressureLimit(BaseRule):
     def examples(self) -> Sequence[tuple[str, Course]]:
         """A reading at the limit, and one just above it."""
         at = dt.timedelta(minutes=min(self.minutes, 20))
+        # A reading's diastolic is at most its systolic.
+        met, over = (self.systolic, self.diastolic), (self.systolic + 1, self.diastolic)
+        met, over = (met[0], min(met)), (over[0], min(over))
         return _day_examples(
             self,
-            {"vitals": lambda s: (Vital(s - at, self.systolic, self.diastolic),)},
-            {"vitals": lambda s: (Vital(s - at, self.systolic + 1, self.diastolic),)},
+            {"vitals": lambda s: (Vital(s - at, *met),)},
+            {"vitals": lambda s: (Vital(s - at, *over),)},
             (
-                f"{self.systolic}/{self.diastolic} mmHg before dosing",
-                f"{self.systolic + 1}/{self.diastolic} mmHg",
+                f"{met[0]}/{met[1]} mmHg before dosing",
+                f"{over[0]}/{over[1]} mmHg",
             ),
         )
 
@@ -366,7 +369,13 @@ class BloodPressureLimit(BaseRule):
         if not before:
             return None
         latest = max(before, key=lambda v: _time.to_utc(v.at))
-        high = choose.choice([(self.systolic + 1, latest.diastolic), (120, self.diastolic + 1)])
+        # Each raised reading keeps its diastolic at most its systolic.
+        high = choose.choice(
+            [
+                (self.systolic + 1, min(latest.diastolic, self.systolic + 1)),
+                (max(120, self.diastolic + 1), self.diastolic + 1),
+            ]
+        )
         raised = Vital(latest.at, *high)
         vitals = tuple(raised if v is latest else v for v in session.vitals)
         return _swap(course, session, vitals=vitals)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import subprocess
 import sys
@@ -84,6 +85,9 @@ def test_floor_script_runs_beside_the_polars_peer(tmp_path: Path) -> None:
             f"the benchmark peers are missing: put peer_polars.py in {peers} (shared/bench/"
             "peers/ beside this checkout)"
         )
+    if importlib.util.find_spec("polars") is None:
+        # Polars is the columnar extra's, not the test extra's.
+        pytest.skip("the Polars peer needs Polars: pip install '.[columnar]'")
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_floor.py"), "--courses", "60",
          "--rounds", "1", "--dir", str(tmp_path), "--peers", str(peers)],

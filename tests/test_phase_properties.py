@@ -75,7 +75,8 @@ rules of the clinic's own numbers."""
 
 FLEX_PHASES = (
     Phase("loading", (1, 2), at_most=3, target=2, min_gap_days=2),
-    # Week 3 is in no phase: a break.
+    # Week 3 is a break: a phase without limits.
+    Phase("break", (3, 3)),
     Phase("taper", (4, 5), at_most=1, min_gap_days=3),
     Phase("monthly", (6,), at_most=1, every_days=28, min_gap_days=7),
 )
@@ -92,7 +93,7 @@ CLINIC_FLEX = Protocol(
         RemsEnrolment(),
     ),
 )
-"""Targets below caps, gaps of several days, a week in no phase, a monthly open phase."""
+"""Targets below caps, gaps of several days, a break week, a monthly open phase."""
 
 WEEKLY_PHASES = (Phase("weekly", (1,), at_most=2, target=1, every_days=9, min_gap_days=2),)
 CLINIC_WEEKLY = Protocol(
@@ -238,7 +239,12 @@ def test_impossible_shapes_are_refused() -> None:
     doses = Protocol("doses", "1", (Dose(first=(10,)), Dose(first=(20,), id="dose-2")))
     with pytest.raises(InvalidArgument, match="no dose"):
         course_shape(doses)
-    cramped = (Phase("p", (1, 2), at_most=3, target=3, min_gap_days=3),)
+    # Each phase fits on its own; together, week 2's first session is at least 6 days
+    # after week 1's last (day 6 at the earliest), leaving no room for its second.
+    cramped = (
+        Phase("a", (1, 1), at_most=3, target=3, min_gap_days=3),
+        Phase("b", (2, 2), at_most=2, target=2, min_gap_days=6),
+    )
     with pytest.raises(InvalidArgument, match="phases"):
         course_shape(Protocol("cramped", "1", (WeeklyTarget(phases=cramped),)))
 

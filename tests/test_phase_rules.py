@@ -406,7 +406,7 @@ def test_a_protocol_file_declares_phases_once(tmp_path: Path) -> None:
     ("phases", "words"),
     [
         ([{"name": "a", "weeks": [1]}, {"name": "b", "weeks": [3]}], "only the last phase"),
-        ([{"name": "a", "weeks": [2, 4]}, {"name": "b", "weeks": [4, 6]}], "do not overlap"),
+        ([{"name": "a", "weeks": [1, 4]}, {"name": "b", "weeks": [4, 6]}], "do not overlap"),
         ([{"name": "a", "weeks": [1, 4], "every_days": 7}], "only an open-ended phase"),
         ([{"name": "a", "weeks": [1, 4], "target": 3, "at_most": 2}], "target"),
         ([{"name": "a\nb", "weeks": [1]}], "name"),

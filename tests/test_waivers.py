@@ -549,3 +549,22 @@ def test_three_versions_each_judge_their_own_dates(tmp_path: Path) -> None:
         ("fasting", ("s4",), "3"),
     ]
     assert report.versions == ("1", "2", "3")
+
+
+def test_check_booking_shows_the_waiver_but_a_search_never_relies_on_one() -> None:
+    sessions = [Session(at(1), id="s1"), Session(at(3), id="s2")]
+    covering = waiver(sessions=["s1", "s2", "p"], approved_at=at(3, 11))
+    course = Course("America/Denver", sessions, waivers=[covering])
+    as_of = at(3, 12)
+    booked = kaprules.check_booking(course, Session(at(4), id="p"), as_of, PHASED)
+    assert [(f.rule, f.waiver) for f in booked.findings] == [("weekly-cap", covering)]
+    assert booked.ok
+    bare = kaprules.check_booking(attrs.evolve(course, waivers=()), Session(at(4), id="p"),
+                                  as_of, PHASED)  # fmt: skip
+    assert not bare.ok
+    # The forecast and the plan follow the rules: week 1 is full, whatever the waiver.
+    upcoming = kaprules.forecast(course, as_of, PHASED).next
+    assert upcoming is not None
+    assert upcoming.bookable_from == dt.date(2026, 12, 8)
+    planned = kaprules.plan(course, as_of, kaprules.ClinicCalendar(weekdays=range(7)), PHASED)
+    assert all(s.start.date() >= dt.date(2026, 12, 8) for s in planned.sessions)

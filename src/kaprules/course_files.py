@@ -29,6 +29,7 @@ from kaprules.errors import (
 )
 from kaprules.model import (
     KIND_BY_VALUE,
+    MAX_DOSE_MG,
     READING_RANGE,
     Course,
     Integration,
@@ -216,8 +217,8 @@ SESSION_FORMAT: tuple[Field, ...] = (
         "dose_mg",
         False,
         "number or null",
-        f"The ketamine dose given, in milligrams: a number above 0; null or absent when not "
-        f"recorded. {_NEVER_SHOWN}",
+        f"The ketamine dose given, in milligrams: a number above 0 and at most {MAX_DOSE_MG}; "
+        f"null or absent when not recorded. {_NEVER_SHOWN}",
     ),
     Field(
         "monitoring_form",
@@ -237,7 +238,12 @@ VITAL_FORMAT: tuple[Field, ...] = (
         "When the reading was taken, in the same notation as a session's `start`.",
     ),
     Field("systolic", True, "integer", f"The systolic pressure: {READING_RANGE}."),
-    Field("diastolic", True, "integer", f"The diastolic pressure: {READING_RANGE}."),
+    Field(
+        "diastolic",
+        True,
+        "integer",
+        f"The diastolic pressure: {READING_RANGE}, at most the systolic.",
+    ),
 )
 """A blood-pressure reading object's fields (an item of a session's ``vitals``)."""
 

@@ -122,11 +122,27 @@ def reading_problems(name: str, value: object) -> list[Problem]:
 
 def vital_problems(at: object, systolic: object, diastolic: object) -> list[Problem]:
     """Every structural problem with one reading's values, by field name (private helper)."""
-    return (
+    found = (
         _check_instant("at", at, required=True)
         + reading_problems("systolic", systolic)
         + reading_problems("diastolic", diastolic)
     )
+    if not found and diastolic > systolic:  # type: ignore[operator]
+        # Never a real reading (60/200 is 200/60 entered the wrong way round); the values
+        # are not shown.
+        found.append(
+            Problem(
+                "diastolic",
+                "must be at most the systolic pressure; the two may be swapped",
+                "value",
+            )
+        )
+    return found
+
+
+MAX_DOSE_MG = 100_000
+"""The largest ``dose_mg`` a session accepts, in milligrams: as the protocols' dose
+parameters are bounded. More is a typing error, not a dose."""
 
 
 def dose_problems(value: object) -> list[Problem]:
@@ -145,6 +161,8 @@ def dose_problems(value: object) -> list[Problem]:
         return [Problem("dose_mg", "must be a finite number of milligrams", "value")]
     if value <= 0:
         return [Problem("dose_mg", "must be a number of milligrams above 0", "range")]
+    if value > MAX_DOSE_MG:
+        return [Problem("dose_mg", f"must be at most {MAX_DOSE_MG} mg, got more", "range")]
     return []
 
 
@@ -354,6 +372,24 @@ def _extra_problems(value: object) -> tuple[Problem, ...]:
     return value.problems if isinstance(value, _Unfrozen) else ()
 
 
+def _rebuilt(cls: type[Any], fields: dict[str, Any]) -> Any:
+    # Unpickling and copying: the class built again from its own fields, checked as new.
+    return cls(**fields)
+
+
+def _reduced(instance: Any) -> tuple[Any, tuple[type[Any], dict[str, Any]]]:
+    # A read-only mapping (``extra``) cannot be pickled: each init field is handed back as
+    # the constructor takes it, ``extra`` thawed into plain data (which it freezes again).
+    fields = {
+        f.alias: thaw_json(getattr(instance, f.name))
+        if f.name == "extra"
+        else getattr(instance, f.name)
+        for f in attrs.fields(type(instance))
+        if f.init
+    }
+    return _rebuilt, (type(instance), fields)
+
+
 def _instant_text(value: dt.datetime) -> str:
     # An offset with seconds (local mean time before 1900-ish) is not in the format: write
     # such an instant in UTC, which is the same instant.
@@ -397,7 +433,8 @@ class Vital:
     Args:
         at: When it was taken: an aware datetime in the years 1900 to 9000 (UTC).
         systolic: The systolic pressure in mmHg, a whole number from 1 to 400.
-        diastolic: The diastolic pressure in mmHg, a whole number from 1 to 400.
+        diastolic: The diastolic pressure in mmHg, a whole number from 1 to 400, at most
+            ``systolic``.
 
     The readings are clinical data: never shown in findings, messages or this object's
     repr.
@@ -457,8 +494,8 @@ class Session:
             empty when none are recorded.
         ready_to_leave: When monitoring ended and the patient was assessed ready to leave:
             an aware datetime, or None when not recorded.
-        dose_mg: The ketamine dose given, in milligrams: a positive, finite ``int`` or
-            ``float``, or None when not recorded.
+        dose_mg: The ketamine dose given, in milligrams: an ``int`` or ``float`` above 0
+            and at most `MAX_DOSE_MG` (100000), or None when not recorded.
         monitoring_form: When the REMS Patient Monitoring Form for the session was
             submitted: an aware datetime, or None when not recorded.
 
@@ -515,6 +552,10 @@ class Session:
         if problems:
             raise InputError(*(p.within(_label(self.id)) for p in problems))
         object.__setattr__(self, "_instant", _time.to_utc(self.start))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling and `copy.deepcopy`: the session rebuilt from its fields."""
+        return _reduced(self)
 
     @classmethod
     def _checked(
@@ -846,6 +887,10 @@ class Course:
     )
     _zone: zoneinfo.ZoneInfo = attrs.field(init=False, eq=False, repr=False)
     _repr_pretty_ = _pretty
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling and `copy.deepcopy`: the course rebuilt from its fields."""
+        return _reduced(self)
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []

@@ -152,6 +152,54 @@ def _phase_problems(data: Mapping[str, Any]) -> list[str]:
         found.append("target: must be at most at_most (a week cannot need more than it may hold)")
     if data.get("every_days") is not None and isinstance(weeks, tuple) and weeks[1] is not None:
         found.append("every_days: only an open-ended phase (weeks = [first]) takes every_days")
+    if not found and isinstance(weeks, tuple):
+        found += _impossible(weeks, data)
+    return found
+
+
+def _impossible(weeks: tuple[int, int | None], data: Mapping[str, Any]) -> list[str]:
+    """The limits of a valid phase that no course can keep to, as ``field: what`` texts.
+
+    Each is a proof, not a guess: ``target`` sessions in each of a phase's ``k`` weeks are
+    ``target * k`` sessions in its ``7k`` local dates, each at least ``min_gap_days`` after
+    the one before, so ``(target * k - 1) * min_gap_days <= 7k - 1`` (for an open-ended
+    phase, every k: ``target * min_gap_days <= 7``); a session within ``every_days`` of the
+    one before gives a week at least ``7 / every_days`` sessions, so ``at_most *
+    every_days >= 7``; and a gap cannot be both at least ``min_gap_days`` and at most
+    ``every_days``.
+    """
+    found = []
+    target, gap = data.get("target"), data.get("min_gap_days")
+    at_most, every = data.get("at_most"), data.get("every_days")
+    first, last = weeks
+    k = None if last is None else last - first + 1
+    if target is not None and gap is not None:
+        if (target - 1) * gap > 6:
+            found.append(
+                f"min_gap_days: {target} sessions (target) at least {plural(gap, 'day')} apart "
+                "do not fit in a treatment week's 7 days"
+            )
+        elif k is None and target * gap > 7:
+            found.append(
+                f"min_gap_days: {target} sessions (target) a week at least "
+                f"{plural(gap, 'day')} apart cannot go on week after week (target * "
+                "min_gap_days is at most 7 in an open-ended phase)"
+            )
+        elif k is not None and (target * k - 1) * gap > 7 * k - 1:
+            found.append(
+                f"min_gap_days: {target * k} sessions ({target} in each of {k} weeks) at "
+                f"least {plural(gap, 'day')} apart do not fit in the phase's {7 * k} days"
+            )
+    if every is not None and at_most is not None and at_most * every < 7:
+        found.append(
+            f"every_days: a session at most every {plural(every, 'day')} needs more than "
+            f"at_most = {at_most} in a treatment week (at_most * every_days is at least 7)"
+        )
+    if every is not None and gap is not None and gap > every:
+        found.append(
+            f"min_gap_days: sessions at least {plural(gap, 'day')} apart cannot be at most "
+            f"every_days = {every} apart"
+        )
     return found
 
 
@@ -287,8 +335,9 @@ def _to_phases(value: object) -> object:
 class PhaseList:
     """A parameter holding a protocol's phases: the validator of ``phases``.
 
-    The phases are in order of their weeks and do not overlap; only the last may be
-    open-ended; names are unique.
+    The phases are in order of their weeks, the first starts in week 1 and each starts the
+    week after the one before ends (every treatment week is in a phase); only the last may
+    be open-ended; names are unique.
     """
 
     def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -323,14 +372,32 @@ class PhaseList:
                 if found:
                     return f"[{index}] {found[0]}"
         phases = [p if isinstance(p, Phase) else Phase(**p) for p in items]
+        # Every treatment week has a phase: a week in none would be judged by no phased
+        # rule (4 sessions in an uncovered week would pass). A break is a phase of its own
+        # without limits.
+        if phases[0].first != 1:
+            return (
+                f"[0] (phase {phases[0].name}) starts in week {phases[0].first}: the first "
+                "phase starts in week 1, so that every treatment week is in a phase (a "
+                "break is a phase without limits)"
+            )
         for index, (before, after) in enumerate(itertools.pairwise(phases), start=1):
             if before.last is None:
-                return f"[{index - 1}] is open-ended: only the last phase may be"
+                return (
+                    f"[{index - 1}] (phase {before.name}) is open-ended: only the last phase may be"
+                )
             if after.first <= before.last:
                 return (
-                    f"[{index}] starts in week {after.first}, which is not after phase "
-                    f"[{index - 1}]'s last week {before.last}: phases are in order and do not "
-                    "overlap"
+                    f"[{index}] (phase {after.name}) starts in week {after.first}, which is "
+                    f"not after phase [{index - 1}] ({before.name})'s last week "
+                    f"{before.last}: phases are in order and do not overlap"
+                )
+            if after.first != before.last + 1:
+                return (
+                    f"[{index}] (phase {after.name}) starts in week {after.first}, but phase "
+                    f"[{index - 1}] ({before.name}) ends in week {before.last}: phases are "
+                    f"contiguous, so that weeks {before.last + 1} to {after.first - 1} are "
+                    "in a phase (a break is a phase without limits)"
                 )
         names = [p.name for p in phases]
         if len(set(names)) != len(names):
@@ -843,9 +910,11 @@ class Overdue(_Phased):
         "In an open-ended phase sessions go on at a pace of at most every_days local days. "
         "A session whose week is in such a phase and whose local date is more than "
         "every_days after the session before it is overdue. With as_of, the next session is "
-        "also overdue once the last day it could have been held is over: its local date "
-        "would be after the last session's + every_days. A plain date as_of counts its day "
-        "as over, as for weekly targets."
+        "also overdue once the last day it could have been held is over: the last "
+        "session's date + every_days, or the day before the phase begins when that is later "
+        "(a session in an earlier phase is never overdue). A plain date as_of counts its day "
+        "as over, as for weekly targets. The message names the phase, the days it allows "
+        "and that last day."
     )
     source: ClassVar[Source] = Source(
         "Week 9 and after: Administer every 2 weeks or once weekly at 56 mg or 84 mg.",
@@ -866,8 +935,9 @@ class Overdue(_Phased):
             "A session whose treatment week is in an open-ended phase has a local date at most "
             "every_days after the session before it: "
             + _phases_text(self.phases, "every_days", "every {n} days at most")
-            + ". With as_of, the next session is overdue when the local date of as_of is more "
-            "than every_days after the last session's (every_days or more, for a plain date)."
+            + ". With as_of, the next session is overdue when the local date of as_of is after "
+            "the last day it could have been held (on or after it, for a plain date): the last "
+            "session's date + every_days, or the day before the phase begins when that is later."
         )
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
@@ -932,9 +1002,8 @@ class Overdue(_Phased):
             if gap > phase.every_days:
                 yield self.finding(
                     (a,),
-                    f"{b.label} is {plural(gap, 'day')} after {a.label}; in phase {phase.name} "
-                    f"the next session is due within {plural(phase.every_days, 'day')} "
-                    f"(by {(a.date + dt.timedelta(days=phase.every_days)).isoformat()})",
+                    f"{b.label} is {plural(gap, 'day')} after {a.label}; "
+                    + _due_words(first, phase, a.date, "is"),
                     phase.every_days,
                     gap,
                 )
@@ -951,15 +1020,43 @@ class Overdue(_Phased):
         phase = phase_of(self.phases, treatment_week(first, earliest))
         if phase is None or phase.every_days is None:
             return
-        due = last.date + dt.timedelta(days=phase.every_days)
-        if earliest > due:
+        if earliest > _due(first, phase, last.date):
             yield self.finding(
                 (last,),
-                f"no session since {last.label}; in phase {phase.name} the next session was due "
-                f"by {due.isoformat()} (as of {timeline.as_of_date.isoformat()})",
+                f"no session since {last.label}; "
+                + _due_words(first, phase, last.date, "was")
+                + f" (as of {timeline.as_of_date.isoformat()})",
                 phase.every_days,
                 (earliest - last.date).days,
             )
+
+
+def _due(first: dt.date, phase: Phase, before: dt.date) -> dt.date:
+    """The last local date a session after one on ``before`` keeps to ``phase``'s every_days.
+
+    A session is overdue when its week is in the phase and it is more than every_days after
+    the one before: so the later of ``before + every_days`` and the day before the phase
+    begins (a session in an earlier phase is never overdue).
+    """
+    assert phase.every_days is not None
+    begins = week_dates(first, phase.first)[0]
+    return max(before + dt.timedelta(days=phase.every_days), begins - dt.timedelta(days=1))
+
+
+def _due_words(first: dt.date, phase: Phase, before: dt.date, verb: str) -> str:
+    assert phase.every_days is not None
+    due = _due(first, phase, before)
+    within = plural(phase.every_days, "day")
+    if due == before + dt.timedelta(days=phase.every_days):
+        return (
+            f"in phase {phase.name} the next session {verb} due within {within} "
+            f"(by {due.isoformat()})"
+        )
+    return (
+        f"phase {phase.name} began on {(due + dt.timedelta(days=1)).isoformat()} (treatment "
+        f"week {phase.first}) and allows at most {within} between sessions, so the next "
+        f"session {verb} due by {due.isoformat()}"
+    )
 
 
 @_builtin

@@ -425,16 +425,20 @@ def plan(
             day is over; an aware datetime: a session later that day may be proposed).
         calendar: The clinic's calendar; Monday to Friday at 09:00 by default.
         protocol: The protocol (kap-standard v1 by default).
-        until: Phased protocols only: the last local date to plan for, from the local
-            date of ``as_of`` to 366 days after it. By default the last day of the last
-            phase, or 12 weeks after ``as_of`` when the last phase is open-ended.
+        until: Phased protocols only: the last local date to plan for, from the first
+            day a session could be planned (after ``as_of`` and the course's last
+            session) to 366 days after the local date of ``as_of``. By default the last
+            day of the last phase, or 12 weeks after ``as_of`` when the last phase is
+            open-ended. A plan that proposes nothing is ``complete`` only when no week
+            over at ``as_of`` missed its target (else ``targets-missed``, listing them).
 
     Returns:
         The plan.
 
     Raises:
-        InputError: ``course``, ``as_of``, ``calendar`` or ``until`` is unusable, or
-            ``until`` is given for a protocol that is not phased.
+        InputError: ``course``, ``as_of``, ``calendar`` or ``until`` is unusable (``until``
+            before the first day a session could be planned), or ``until`` is given for a
+            protocol that is not phased.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule (and
             is not phased).
     """
@@ -727,6 +731,17 @@ class _PhasedSteps:
 
     def plan(self) -> Plan:
         search = self.search
+        if self.until is not None and self.until < search.start:
+            # A range that runs backwards plans nothing and would read as complete.
+            raise InputError(
+                Problem(
+                    "until",
+                    f"{self.until.isoformat()} is before {search.start.isoformat()}, the first "
+                    "day a session could be planned (after as_of and after the course's last "
+                    "session); give until on or after it",
+                    "range",
+                )
+            )
         placed: tuple[dt.date, ...] = ()
         d0, day = search.d0, search.start
         if d0 is None:
@@ -826,7 +841,40 @@ class _PhasedSteps:
             if placed:
                 reason += f", meeting every target through {until.isoformat()}"
             status = PlanStatus.PLANNED if placed else PlanStatus.COMPLETE
+        if status is PlanStatus.COMPLETE:
+            # Never complete while a week already over lacks its target.
+            missed = self.judged_misses(d0)
+            if missed:
+                listed = ", ".join(_missed_words(m) for m in missed[:5])
+                if len(missed) > 5:
+                    listed += f" and {len(missed) - 5} more"
+                reason += (
+                    f"; {plural(len(missed), 'week')} over by as_of missed "
+                    f"{'its target' if len(missed) == 1 else 'their targets'}: {listed}"
+                )
+                status = PlanStatus.TARGETS_MISSED
         return self.result(status, placed, reason, d0, until, missed)
+
+    def judged_misses(self, d0: dt.date) -> tuple[MissedTarget, ...]:
+        """The weeks over at as_of (as `weekly-target` judges them) under their target."""
+        search = self.search
+        cutoff = search.today
+        if not isinstance(search.as_of, dt.datetime):
+            cutoff += _DAY  # a plain date's day is over
+        counts: dict[int, int] = {}
+        for day in search.held:
+            week = treatment_week(d0, day)
+            counts[week] = counts.get(week, 0) + 1
+        found = []
+        for week in range(1, (cutoff - d0).days // 7 + 1):
+            phase = phase_of(self.phases, week)
+            if phase is None or phase.target is None:
+                continue
+            have = counts.get(week, 0)
+            if have < phase.target:
+                due = week_dates(d0, week)[1]
+                found.append(MissedTarget(week, phase.name, phase.target, have, due))
+        return tuple(found)
 
 
 def _missed_words(m: MissedTarget) -> str:

@@ -232,8 +232,20 @@ def _rule_from(
     for taken in parameters_of(cls):
         # A quantity the protocol gives once (its phases) fills the rules that hold it.
         role = taken.role
-        if shared and role is not None and role in shared and taken.name not in parameters:
-            keywords[taken.name] = shared[role]
+        if not shared or role is None or role not in shared:
+            continue
+        if taken.name in parameters:
+            # Both would be silently one: the rule's own would win over the file's.
+            problems.append(
+                Problem(
+                    (*where, "parameters", taken.name),
+                    f"the protocol gives {taken.name} at the top of the file; give them once, "
+                    f"there, and leave them out of each rule",
+                    "value",
+                )
+            )
+            return None
+        keywords[taken.name] = shared[role]
     if class_id != rule_id or _takes_id(cls):
         keywords["id"] = rule_id
     try:

@@ -300,8 +300,9 @@ class BloodPressureLimit(BaseRule):
     rationale: ClassVar[str] = (
         "A patient whose blood pressure is elevated before dosing is for the clinician to "
         "weigh: a warning by default. The latest reading in the window before the start is "
-        "read; a systolic pressure above systolic or a diastolic above diastolic is a "
-        "finding. 140/90 is given 'as a general guide', not as a cut-off: it is kaprules' "
+        "read (of readings taken at the same instant, the worst: their order in the record "
+        "does not matter); a systolic pressure above systolic or a diastolic above diastolic "
+        "is a finding. 140/90 is given 'as a general guide', not as a cut-off: it is kaprules' "
         "default, a clinic parameter. The message never shows the reading."
     )
     source: ClassVar[Source] = Source(
@@ -326,20 +327,24 @@ class BloodPressureLimit(BaseRule):
         return (
             f"In every held session, the latest blood-pressure reading taken from "
             f"{_minutes(self.minutes)} before the start up to the start has a systolic pressure "
-            f"of at most {self.systolic} mmHg and a diastolic of at most {self.diastolic} mmHg. "
-            "A session without such a reading is blood-pressure-before's finding."
+            f"of at most {self.systolic} mmHg and a diastolic of at most {self.diastolic} mmHg "
+            "(of readings taken at the same instant, each). A session without such a reading "
+            "is blood-pressure-before's finding."
         )
 
     def examples(self) -> Sequence[tuple[str, Course]]:
         """A reading at the limit, and one just above it."""
         at = dt.timedelta(minutes=min(self.minutes, 20))
+        # A reading's diastolic is at most its systolic.
+        met, over = (self.systolic, self.diastolic), (self.systolic + 1, self.diastolic)
+        met, over = (met[0], min(met)), (over[0], min(over))
         return _day_examples(
             self,
-            {"vitals": lambda s: (Vital(s - at, self.systolic, self.diastolic),)},
-            {"vitals": lambda s: (Vital(s - at, self.systolic + 1, self.diastolic),)},
+            {"vitals": lambda s: (Vital(s - at, *met),)},
+            {"vitals": lambda s: (Vital(s - at, *over),)},
             (
-                f"{self.systolic}/{self.diastolic} mmHg before dosing",
-                f"{self.systolic + 1}/{self.diastolic} mmHg",
+                f"{met[0]}/{met[1]} mmHg before dosing",
+                f"{over[0]}/{over[1]} mmHg",
             ),
         )
 
@@ -364,10 +369,19 @@ class BloodPressureLimit(BaseRule):
         if not before:
             return None
         latest = max(before, key=lambda v: _time.to_utc(v.at))
-        high = choose.choice([(self.systolic + 1, latest.diastolic), (120, self.diastolic + 1)])
+        # Each raised reading keeps its diastolic at most its systolic.
+        high = choose.choice(
+            [
+                (self.systolic + 1, min(latest.diastolic, self.systolic + 1)),
+                (max(120, self.diastolic + 1), self.diastolic + 1),
+            ]
+        )
         raised = Vital(latest.at, *high)
         vitals = tuple(raised if v is latest else v for v in session.vitals)
         return _swap(course, session, vitals=vitals)
+
+    def _over(self, reading: Vital) -> bool:
+        return reading.systolic > self.systolic or reading.diastolic > self.diastolic
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session whose latest reading is over the limit."""
@@ -377,8 +391,12 @@ class BloodPressureLimit(BaseRule):
             before = _readings(t.session, t.instant - window, t.instant)
             if not before:
                 continue
-            latest = max(before, key=lambda v: _time.to_utc(v.at))
-            if latest.systolic > self.systolic or latest.diastolic > self.diastolic:
+            # Readings taken at one instant are one measurement: the worst of them counts,
+            # whatever their order in the list.
+            newest = max(_time.to_utc(v.at) for v in before)
+            tied = [v for v in before if _time.to_utc(v.at) == newest]
+            latest = next((v for v in tied if self._over(v)), tied[0])
+            if self._over(latest):
                 yield self.finding(
                     (t,),
                     f"{t.label}: the latest blood pressure before dosing (taken "

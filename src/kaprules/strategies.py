@@ -395,6 +395,18 @@ def _reading(limit: int) -> st.SearchStrategy[int]:
     return st.one_of(st.just(limit), st.integers(1, limit))
 
 
+def _vital(
+    draw: st.DrawFn,
+    at: dt.datetime,
+    systolic: st.SearchStrategy[int],
+    diastolic: st.SearchStrategy[int],
+) -> Vital:
+    # A reading's diastolic is at most its systolic (a Vital refuses more); lowering it
+    # keeps a reading within a limit within it.
+    high = draw(systolic)
+    return Vital(at, high, min(draw(diastolic), high))
+
+
 def _session_day(
     draw: st.DrawFn, shape: CourseShape, local: dt.datetime, *, first: bool
 ) -> dict[str, Any]:
@@ -413,20 +425,21 @@ def _session_day(
     systolic, diastolic = shape.bp_limit
     # The latest reading in the window before dosing, within the limit.
     before = start - draw(_up_to(shape.bp_before_minutes * minutes))
-    vitals = [Vital(written(before), draw(_reading(systolic)), draw(_reading(diastolic)))]
+    vitals = [_vital(draw, written(before), _reading(systolic), _reading(diastolic))]
     if draw(st.booleans()):
         # An earlier reading of any value: not the latest, so never judged against the limit.
         earlier = before - draw(_EARLIER)
-        vitals.append(Vital(written(earlier), draw(_ANY_READING), draw(_ANY_READING)))
+        vitals.append(_vital(draw, written(earlier), _ANY_READING, _ANY_READING))
     low, high = shape.bp_after
     after = start + low * minutes + draw(_up_to((high - low) * minutes))
     # A reading at the start itself is also one before dosing, and may be the latest.
     at_start = after == start
     vitals.append(
-        Vital(
+        _vital(
+            draw,
             written(after),
-            draw(_reading(systolic) if at_start else _ANY_READING),
-            draw(_reading(diastolic) if at_start else _ANY_READING),
+            _reading(systolic) if at_start else _ANY_READING,
+            _reading(diastolic) if at_start else _ANY_READING,
         )
     )
     # In any order: the latest reading is found by time.

@@ -50,6 +50,19 @@ def value(item: Any) -> str:
 
 def protocol_toml(data: Mapping[str, Any]) -> str:
     """Protocol data (``Protocol.to_dict()``) as a TOML protocol file."""
+    return "\n".join(_protocol_lines(data, "rules")) + "\n"
+
+
+def protocol_versions_toml(data: Mapping[str, Any]) -> str:
+    """A versioned protocol (``{"id", "versions": [protocol data]}``) as ``[[versions]]``."""
+    lines = [f"id = {string(data['id'])}"]
+    for version in data["versions"]:
+        lines += ["", "[[versions]]", *_protocol_lines(version, "versions.rules")]
+    return "\n".join(lines) + "\n"
+
+
+def _protocol_lines(data: Mapping[str, Any], tables: str) -> list[str]:
+    # A protocol's own keys, then a [[TABLES]] table per rule.
     lines = [
         # A date is a TOML literal of its own: no quotes.
         f"{key(k)} = {v if k == 'effective' else value(v)}"
@@ -57,36 +70,12 @@ def protocol_toml(data: Mapping[str, Any]) -> str:
         if k != "rules" and v is not None
     ]
     for rule in data.get("rules", []):
-        lines += ["", "[[rules]]"]
+        lines += ["", f"[[{tables}]]"]
         lines += [
             f"{key(k)} = {value(v)}" for k, v in rule.items() if k != "parameters" and v is not None
         ]
         parameters = rule.get("parameters") or {}
         if parameters:
-            lines.append("[rules.parameters]")
+            lines.append(f"[{tables}.parameters]")
             lines += [f"{key(k)} = {value(v)}" for k, v in parameters.items() if v is not None]
-    return "\n".join(lines) + "\n"
-
-
-def protocol_versions_toml(data: Mapping[str, Any]) -> str:
-    """A versioned protocol (``{"id", "versions": [protocol data]}``) as ``[[versions]]``."""
-    lines = [f"id = {string(data['id'])}"]
-    for version in data["versions"]:
-        lines += ["", "[[versions]]"]
-        lines += [
-            f"{key(k)} = {v if k == 'effective' else value(v)}"
-            for k, v in version.items()
-            if k != "rules" and v is not None
-        ]
-        for rule in version.get("rules", []):
-            lines += ["", "[[versions.rules]]"]
-            lines += [
-                f"{key(k)} = {value(v)}"
-                for k, v in rule.items()
-                if k != "parameters" and v is not None
-            ]
-            parameters = rule.get("parameters") or {}
-            if parameters:
-                lines.append("[versions.rules.parameters]")
-                lines += [f"{key(k)} = {value(v)}" for k, v in parameters.items() if v is not None]
-    return "\n".join(lines) + "\n"
+    return lines

@@ -459,6 +459,23 @@ week, weeks 5-8 once a week, week 9 on every 2 weeks (at most once a week); neve
 sessions on one local date."""
 
 
+def later_phases(
+    phases: tuple[Phase, ...], sessions: Sequence[TimedSession]
+) -> Iterator[tuple[TimedSession, TimedSession, Phase]]:
+    """Each pair of adjacent sessions with the phase that judges it: its later session's.
+
+    The later session is the one whose booking made the gap, so its treatment week's phase
+    sets the limit (pairs whose later session is in no phase are left out).
+    """
+    if not sessions:
+        return
+    first = sessions[0].date
+    for a, b in itertools.pairwise(sessions):
+        phase = phase_of(phases, treatment_week(first, b.date))
+        if phase is not None:
+            yield a, b, phase
+
+
 def phase_of(phases: Sequence[Phase], week: int) -> Phase | None:
     """The phase that covers a treatment week.
 
@@ -994,9 +1011,8 @@ class Overdue(_Phased):
         if not sessions:
             return
         first = sessions[0].date
-        for a, b in itertools.pairwise(sessions):
-            phase = phase_of(self.phases, treatment_week(first, b.date))
-            if phase is None or phase.every_days is None:
+        for a, b, phase in later_phases(self.phases, sessions):
+            if phase.every_days is None:
                 continue
             gap = (b.date - a.date).days
             if gap > phase.every_days:
@@ -1017,9 +1033,10 @@ class Overdue(_Phased):
             earliest += dt.timedelta(days=1)
         if earliest <= last.date:
             return
-        phase = phase_of(self.phases, treatment_week(first, earliest))
-        if phase is None or phase.every_days is None:
+        current = phase_of(self.phases, treatment_week(first, earliest))
+        if current is None or current.every_days is None:
             return
+        phase = current
         if earliest > _due(first, phase, last.date):
             yield self.finding(
                 (last,),
@@ -1130,13 +1147,8 @@ class MinGap(_Phased):
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each adjacent pair closer than its phase allows."""
-        sessions = timeline.sessions
-        if not sessions:
-            return
-        first = sessions[0].date
-        for a, b in itertools.pairwise(sessions):
-            phase = phase_of(self.phases, treatment_week(first, b.date))
-            if phase is None or phase.min_gap_days is None:
+        for a, b, phase in later_phases(self.phases, timeline.sessions):
+            if phase.min_gap_days is None:
                 continue
             gap = (b.date - a.date).days
             if gap < phase.min_gap_days:

@@ -2035,6 +2035,20 @@ def _swapped(course: Course, old: Session, new: Session) -> Course:
     return attrs.evolve(course, sessions=[new if s is old else s for s in course.sessions])
 
 
+def session_changed(course: Course, session: Session, **changes: Any) -> Course:
+    """A copy of ``course`` with one of its sessions changed (for ``break_course``).
+
+    Args:
+        course: The course.
+        session: One of its sessions (the object itself).
+        **changes: Fields of `Session` to change.
+
+    Returns:
+        The new course; the others sessions are the same objects, in the same order.
+    """
+    return _swapped(course, session, attrs.evolve(session, **changes))
+
+
 def _moved(course: Course, session: Session, date: dt.date) -> Course | None:
     # The same wall time on another local date; the fast keeps its elapsed length. No move
     # to a date the zone skipped (Pacific/Apia's 2011-12-30): the course cannot be broken so.
@@ -2068,4 +2082,4 @@ def _blanked(
         return None
     blank = choose.choice([None, "", " ", "\t\n", "\u3000"])
     changes: dict[str, Any] = {rule.recorded[0]: blank}
-    return _swapped(course, target, attrs.evolve(target, **changes))
+    return session_changed(course, target, **changes)

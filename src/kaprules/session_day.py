@@ -35,6 +35,7 @@ from kaprules.rules import (
     Role,
     Source,
     parameter,
+    session_changed,
     severity_field,
 )
 from kaprules.timeline import TimedSession, Timeline
@@ -165,7 +166,7 @@ class LiquidFasting(BaseRule):
         short = choose.duration(
             dt.timedelta(minutes=-30), dt.timedelta(minutes=self.minutes) - dt.timedelta(seconds=1)
         )
-        return _swap(course, session, last_liquid=session.instant - short)
+        return session_changed(course, session, last_liquid=session.instant - short)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session with a missing or short liquid fast."""
@@ -267,7 +268,7 @@ class BloodPressureBefore(BaseRule):
         if session is None:
             return None
         kept = tuple(v for v in session.vitals if _time.to_utc(v.at) > session.instant)
-        return _swap(course, session, vitals=kept)
+        return session_changed(course, session, vitals=kept)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without a reading before dosing."""
@@ -378,7 +379,7 @@ class BloodPressureLimit(BaseRule):
         )
         raised = Vital(latest.at, *high)
         vitals = tuple(raised if v is latest else v for v in session.vitals)
-        return _swap(course, session, vitals=vitals)
+        return session_changed(course, session, vitals=vitals)
 
     def _over(self, reading: Vital) -> bool:
         return reading.systolic > self.systolic or reading.diastolic > self.diastolic
@@ -486,7 +487,7 @@ class BloodPressureAfter(BaseRule):
         if session is None:
             return None
         kept = tuple(v for v in session.vitals if not _after_dosing(self, session, v))
-        return _swap(course, session, vitals=kept)
+        return session_changed(course, session, vitals=kept)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without a reading after dosing."""
@@ -561,7 +562,7 @@ class PostDoseMonitoring(BaseRule):
             dt.timedelta(0), dt.timedelta(minutes=self.minutes) - dt.timedelta(seconds=1)
         )
         ready = choose.choice([None, session.instant + short])
-        return _swap(course, session, ready_to_leave=ready)
+        return session_changed(course, session, ready_to_leave=ready)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session monitored too briefly."""
@@ -726,7 +727,7 @@ class Dose(BaseRule):
         if session is None:
             return None
         wrong = max((*self.first, *self.then)) + choose.integer(1, 20)
-        return _swap(course, session, dose_mg=choose.choice([None, wrong]))
+        return session_changed(course, session, dose_mg=choose.choice([None, wrong]))
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without an allowed dose."""
@@ -888,7 +889,7 @@ class MonitoringForm(BaseRule):
             return None
         late = session.instant + dt.timedelta(days=self.days, minutes=choose.integer(1, 600))
         early = session.instant - dt.timedelta(minutes=choose.integer(1, 600))
-        return _swap(course, session, monitoring_form=choose.choice([None, late, early]))
+        return session_changed(course, session, monitoring_form=choose.choice([None, late, early]))
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without its form in time."""
@@ -965,8 +966,3 @@ def _after_dosing(rule: object, session: Session, vital: Vital) -> bool:
     after = _time.to_utc(vital.at) - session.instant
     low = dt.timedelta(minutes=rule.from_minutes)
     return low <= after <= dt.timedelta(minutes=rule.to_minutes)
-
-
-def _swap(course: Course, session: Session, **changes: Any) -> Course:
-    changed = attrs.evolve(session, **changes)
-    return attrs.evolve(course, sessions=[changed if s is session else s for s in course.sessions])

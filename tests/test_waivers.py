@@ -344,7 +344,7 @@ def test_sessions_before_the_first_version_are_one_finding() -> None:
     ("items", "message"),
     [
         ([V1.replace(id="other", version="1"), V1.replace(id="clinic", version="2")], "share"),
-        ([attrs.evolve(V1, effective=dt.date(2026, 1, 1)), V1.replace(version="2")], "effective"),
+        ([V1, V1.replace(version="2")], "only the first may have none"),
         (
             [
                 attrs.evolve(V1, effective=dt.date(2026, 1, 1)),
@@ -568,3 +568,21 @@ def test_check_booking_shows_the_waiver_but_a_search_never_relies_on_one() -> No
     assert upcoming.bookable_from == dt.date(2026, 12, 8)
     planned = kaprules.plan(course, as_of, kaprules.ClinicCalendar(weekdays=range(7)), PHASED)
     assert all(s.start.date() >= dt.date(2026, 12, 8) for s in planned.sessions)
+
+
+def test_a_built_in_version_is_followed_by_a_later_one(cli: Run, tmp_path: Path) -> None:
+    # esketamine-trd@1 has no effective date: in force from the start, until version 2.
+    later = kaprules.ESKETAMINE_TRD.update("weekly-cap", waivable=False)
+    later = later.replace(id="esketamine-trd", version="2")
+    later = attrs.evolve(later, effective=dt.date(2026, 12, 4))
+    path = tmp_path / "trd-2.toml"
+    path.write_text(later.to_toml())
+    course = tmp_path / "c.json"
+    course.write_text(kaprules.dumps(crowded(waiver())))
+    args = ["--protocol", "esketamine-trd@1", "--protocol", str(path), "--format", "json"]
+    code, out, _ = cli("check", str(course), *args)
+    found = {(f["rule"], f["protocol_version"]) for f in json.loads(out)["findings"]}
+    # s3 (Dec 4) is judged by version 2, which does not let the weekly cap be waived.
+    assert ("weekly-cap", "2") in found
+    assert ("waiver", "2") in found
+    assert code == 1

@@ -660,12 +660,13 @@ class ProtocolVersions:
 
     Args:
         versions (Iterable[Protocol]): The versions, in any order. All share one ``id``
-            and have distinct versions and effective dates.
+            and have distinct versions and effective dates; the first may have none (a
+            built-in such as ``esketamine-trd@1``), and is then in force from the start.
 
     Raises:
         ProtocolError: Fewer than one version, an item that is not a Protocol, ids that
-            differ, a version without an ``effective`` date (when there are several), or
-            two versions with one version or effective date.
+            differ, a version other than the first without an ``effective`` date, or two
+            versions with one version or effective date.
     """
 
     versions: tuple[Protocol, ...] = attrs.field(converter=_sorted_versions)
@@ -700,12 +701,12 @@ class ProtocolVersions:
                     Problem((*where, "version"), f"version {echo(item.version)} is given twice")
                 )
             seen_versions.add(item.version)
-            if item.effective is None and len(self.versions) > 1:
+            if item.effective is None and index > 0:
                 problems.append(
                     Problem(
                         (*where, "effective"),
-                        f"version {echo(item.version)} has no effective date; each of "
-                        "several versions needs one",
+                        f"version {echo(item.version)} has no effective date; of several "
+                        "versions only the first may have none (in force from the start)",
                         "required",
                     )
                 )

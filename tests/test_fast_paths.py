@@ -493,3 +493,13 @@ def test_one_switch_turns_the_fast_paths_off(value: str, fast: bool) -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == str(fast)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_reader_is_the_audits_as_soon_as_it_is_given(tmp_path: Path, jobs: int) -> None:
+    # Fast paths on or off (CI runs both): the audit's records are never read twice.
+    data = write_lines(tmp_path / "d.jsonl", 40)
+    records = read_records([str(data)])
+    run = kaprules.audit(records, jobs=jobs, engine="records")
+    assert list(records) == []
+    assert [r.line for r in run] == list(range(1, 41))

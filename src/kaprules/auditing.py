@@ -680,7 +680,10 @@ def audit(
         # touches no line, so it keeps up with any number of workers.
         units = courses._blocks()
     else:
-        units = (_as_record(item, index) for index, item in enumerate(courses, start=1))
+        # A reader not yet read is the audit's: it is left empty, whatever the audit
+        # has read ahead so far.
+        items = courses._records() if isinstance(courses, _Records) and courses._fresh else courses
+        units = (_as_record(item, index) for index, item in enumerate(items, start=1))
     results = _per_record(units, protocol, moment, jobs, sample)
     return Audit(results, summary, sample, courses if isinstance(courses, _Records) else None)
 
@@ -1441,6 +1444,13 @@ class _Records(Iterator[Record]):
         # left empty.
         self._units = iter(())
         return _read(self._sources, self._digest, blocks=True)
+
+    def _records(self) -> Iterator[Record]:
+        # An audit takes the records one by one: they are its to read, and this reader is
+        # left empty now, before the audit reads any.
+        self._units = iter(())
+        units = _read(self._sources, self._digest, blocks=False)
+        return (unit for unit in units if isinstance(unit, Record))
 
     def __next__(self) -> Record:
         if self._units is None:

@@ -176,3 +176,37 @@ def test_the_small_input_bound_is_stated_as_the_engine_reads_it() -> None:
 
     stated = auditing._SMALL
     assert stated == f"{_columnar.small_input(1) >> 20} MiB"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="/dev/full and pipes as POSIX has them")
+@pytest.mark.parametrize("stdout", ["/dev/full", "a closed pipe"])
+def test_a_plan_that_cannot_be_written_keeps_the_calendar_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdout: str
+) -> None:
+    # The .ics target was renamed into place before the plan reached standard output.
+    pytest.importorskip("icalendar")
+    import contextlib
+    import sys
+
+    from kaprules.cli import main
+
+    target = tmp_path / "plan.ics"
+    target.write_bytes(b"earlier\n")
+    if stdout == "/dev/full":
+        stream = open("/dev/full", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    else:
+        reader, writer = os.pipe()
+        os.close(reader)
+        stream = os.fdopen(writer, "w", encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", stream)
+    course = EXAMPLES / "in-progress.json"
+    try:
+        code = main(["plan", str(course), "--as-of", "2026-12-06", "--ics", str(target)])
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
+    assert code == 2
+    full = "kaprules: error: cannot write the output: No space left on device\n"
+    assert capsys.readouterr().err == (full if stdout == "/dev/full" else "")
+    assert target.read_bytes() == b"earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.ics"]

@@ -210,3 +210,28 @@ def test_a_plan_that_cannot_be_written_keeps_the_calendar_file(
     assert capsys.readouterr().err == (full if stdout == "/dev/full" else "")
     assert target.read_bytes() == b"earlier\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.ics"]
+
+
+def test_the_report_draws_meetings_their_deadline_and_says_what_it_leaves_out(
+    tmp_path: Path, cli: Run
+) -> None:
+    pytest.importorskip("jinja2")
+    course = json.loads((EXAMPLES / "v2-compliant.json").read_text(encoding="utf-8"))
+    lines = []
+    for number, meetings in enumerate(([], [{"id": "m1", "start": "2027-02-20T10:00:00-07:00"}])):
+        lines.append(json.dumps({**course, "id": f"c{number}", "integrations": meetings}))
+    data = tmp_path / "in.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    html = tmp_path / "r.html"
+    args = ("audit", str(data), "--protocol", "kap-standard@2", "--html", str(html))
+    assert cli(*args, "--sample", "1")[0] == 1
+    page = html.read_text(encoding="utf-8")
+    assert "Courses with an error finding (1 shown of 2)</h2>" in page
+    assert "Every finding of every course is in the findings file (<code>--findings</code>)" in page
+    # The legend comes before the first timeline; a timeline says it scrolls on a phone.
+    assert page.index('class="legend"') < page.index('class="timeline"')
+    assert 'class="scroll-cue"' in page
+    assert "integration due by 2026-12-28" in page
+    assert cli(*args, "--sample", "2")[0] == 1
+    page = html.read_text(encoding="utf-8")
+    assert "integration meeting m1, 2027-02-20 10:00 UTC-07:00: late</title>" in page

@@ -637,5 +637,5 @@ def test_samples_are_bounded_by_their_size(
     report = tmp_path / "r.html"
     cli("audit", str(source), "--html", str(report), "--sample", "5")
     page = _Page(report.read_text(encoding="utf-8"))
-    assert "Courses with an error finding (2 shown)" in page.text
+    assert "Courses with an error finding (2 shown of 5)" in page.text
     assert "Fewer courses are drawn than asked for" in page.text

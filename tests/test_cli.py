@@ -63,6 +63,7 @@ def test_json_output_is_report_to_dict(capsys: pytest.CaptureFixture[str]) -> No
         "waived": 0,
         "planned": [],
     }
+    assert set(data.pop("stamps")) == {"protocol", "input"}  # test_stamps.py reads them
     assert data == report.to_dict()
 
 

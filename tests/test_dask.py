@@ -36,7 +36,7 @@ def test_a_bag_audit_equals_kaprules_audit(tmp_path: Path, scheduler: str) -> No
     expected = kaprules.audit(read_records([str(data)]))
     assert run.results.compute(scheduler=scheduler) == list(expected)
     summary = run.summary(scheduler=scheduler).to_dict()
-    assert summary == {**expected.summary.to_dict(), "input_sha256": None}
+    assert summary == {**expected.summary.to_dict(), "input_sha256": None, "inputs": []}
     assert [item["line"] for item in summary["rejected"]] == [500, 1500]
 
 
@@ -224,7 +224,7 @@ def test_the_recipe_reads_na_escorts_as_the_cli_does(tmp_path: Path, cli: Any) -
     assert [r._replace(source="") for r in run.results.compute(scheduler="sync")] == expected
     got = run.summary(scheduler="sync").to_dict()
     assert (got["courses"], got["with_errors"], got["compliant"]) == (6, 1, 5)
-    assert got == {**summary, "input_sha256": None}
+    assert got == {**summary, "input_sha256": None, "inputs": []}
     code, out, _ = cli("audit", str(table), "--format", "json")
     assert (json.loads(out)["with_errors"], code) == (1, 1)
 

@@ -209,7 +209,9 @@ def test_audit_files_hold_lone_surrogates_escaped(
     for findings in (jsonl, table):
         args = ("audit", str(data), "--engine", engine, "--protocol", protocol)
         code, _, err = cli(*args, "--findings", str(findings), "--html", str(page))
-        assert (code, err) == (1, "")
+        # A custom rule has no vectorised form: the columnar engine says it goes per record.
+        assert code == 1
+        assert err.startswith("kaprules: note: ") if engine == "columnar" else err == ""
     text = jsonl.read_text("utf-8")
     assert not re.search("[\x1b\x07\x85\x9b]", text)
     found, c1, rejected = [json.loads(line) for line in text.splitlines()]

@@ -165,7 +165,18 @@ def _vectorised(rule: object) -> bool:
 
 
 def engine_for(engine: object, protocol: Protocol | ProtocolVersions, readable: bool) -> bool:
-    """Whether an audit runs on the columnar engine.
+    """Whether an audit runs on the columnar engine (`engine_choice` without its reason).
+
+    Raises:
+        InputError: As `engine_choice`.
+    """
+    return engine_choice(engine, protocol, readable)[0]
+
+
+def engine_choice(
+    engine: object, protocol: Protocol | ProtocolVersions, readable: bool
+) -> tuple[bool, str]:
+    """Whether an audit runs on the columnar engine, and why (the summary's ``engine``).
 
     Args:
         engine: ``"auto"``, ``"columnar"`` or ``"records"``.
@@ -173,23 +184,52 @@ def engine_for(engine: object, protocol: Protocol | ProtocolVersions, readable: 
         readable: The input is the file reader's, not yet read (the engine reads bytes).
 
     Returns:
-        True for the columnar engine. ``auto`` never takes it when the fast paths are
-        off (``KAPRULES_NO_FAST_PATHS=1``).
+        True for the columnar engine, and the reason as one sentence. ``auto`` never takes
+        it when the fast paths are off (``KAPRULES_NO_FAST_PATHS=1``); its choice by the
+        input's size is `kaprules.auditing`'s, made once the input is read ahead.
 
     Raises:
         InputError: ``engine`` is not one of `ENGINES`, or ``"columnar"`` without Polars.
     """
     if engine not in ENGINES:
         raise InputError(f"engine: must be one of {', '.join(ENGINES)}")
-    if engine == "records" or not isinstance(protocol, Protocol):
-        return False  # several versions are judged course by course
+    asked = "" if engine == "auto" else f"the {engine} engine was asked for"
+    if engine == "records":
+        return False, asked
+    if not isinstance(protocol, Protocol):
+        return False, _but(asked, "several protocol versions are judged course by course")
     if not available():
         if engine == "columnar":
             raise InputError("engine: the columnar engine needs Polars; install kaprules[columnar]")
-        return False
+        return False, "Polars is not installed"
+    if not readable:
+        return False, _but(asked, "the input is not read_records' files, not yet read")
+    missing = [rule.id for rule in protocol.rules if not _vectorised(rule)]
     if engine == "columnar":
-        return readable
-    return _fast.ENABLED and readable and supports(protocol)
+        if not protocol.rules or missing:
+            # The columnar engine runs, and sends every course the per-record way.
+            return True, _but(asked, _unvectorised(missing))
+        return True, asked
+    if not _fast.ENABLED:
+        return False, "the fast paths are off (KAPRULES_NO_FAST_PATHS=1)"
+    if not protocol.rules or missing:
+        return False, _unvectorised(missing)
+    return True, "every rule has a vectorised form"
+
+
+def _but(asked: str, why: str) -> str:
+    return f"{asked}, but {why}" if asked else why
+
+
+def _unvectorised(missing: list[str]) -> str:
+    if not missing:
+        return "the protocol has no rule to evaluate as columns: every course goes course by course"
+    named = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return (
+        f"rule{'s' if len(missing) > 1 else ''} {named} "
+        f"{'have' if len(missing) > 1 else 'has'} no vectorised form: every course goes "
+        "course by course"
+    )
 
 
 # --- the engine -----------------------------------------------------------------------

@@ -24,7 +24,14 @@ from kaprules.errors import shown_id
 from kaprules.model import Course, Kind
 from kaprules.protocol import Protocol
 from kaprules.report import Severity
-from kaprules.rules import SERIES_WINDOW, Rule, cited_source, parameters_of, rationale_of
+from kaprules.rules import (
+    SERIES_WINDOW,
+    IntegrationFollowup,
+    Rule,
+    cited_source,
+    parameters_of,
+    rationale_of,
+)
 
 __all__ = ["MAX_FINDINGS_LISTED", "MAX_MARKS", "render"]
 
@@ -107,7 +114,9 @@ def _drawn(course: Course, named: dict[str, list[int]]) -> tuple[list[Any], int]
     return sorted([*first, *rest], key=lambda s: (s.instant, s.id or "")), len(sessions)
 
 
-def _timeline(course: Course, result: CourseResult, window_days: int | None) -> dict[str, Any]:
+def _timeline(
+    course: Course, result: CourseResult, window_days: int | None, within_days: int | None = None
+) -> dict[str, Any]:
     zone = course.zone
     named: dict[str, list[int]] = {}
     findings = []
@@ -133,7 +142,19 @@ def _timeline(course: Course, result: CourseResult, window_days: int | None) -> 
     window = None
     if inductions and window_days:
         window = (inductions[0], inductions[0] + dt.timedelta(days=window_days - 1))
-    x, ticks, breaks = _scale(sorted({*dates, *(window or ())}))
+    # Integration meetings, and the last day they are due (integration-followup's
+    # within_days after the last induction session): a late meeting is drawn past it.
+    meetings = sorted(
+        ((m, m.instant.astimezone(zone)) for m in course.integrations[:MAX_MARKS]),
+        key=lambda pair: (pair[1], pair[0].id or ""),
+    )
+    due = None
+    if inductions and within_days:
+        due = max(inductions) + dt.timedelta(days=within_days)
+    meeting_days = [t.date() for _, t in meetings]
+    x, ticks, breaks = _scale(
+        sorted({*dates, *(window or ()), *meeting_days, *((due,) if due else ())})
+    )
     marks = [
         {
             "x": x(t.date(), 0.15 + 0.7 * (t.hour * 60 + t.minute) / 1440),
@@ -167,6 +188,18 @@ def _timeline(course: Course, result: CourseResult, window_days: int | None) -> 
             ),
         },
         "marks": marks,
+        "meetings": [
+            {
+                "x": x(t.date(), 0.15 + 0.7 * (t.hour * 60 + t.minute) / 1440),
+                "id": shown_id(m.id or ""),
+                "when": _time.format_local(t),
+                "late": due is not None and t.date() > due,
+            }
+            for m, t in meetings
+        ],
+        "due": None
+        if due is None
+        else {"x": x(due, 1), "label": f"integration due by {due.isoformat()}"},
         "sessions": total,
         "ticks": ticks,
         "tick_font": _TICK_FONT,
@@ -285,6 +318,8 @@ def render(
     docs_url = docs_url or _report.DOCS_URL
     window = protocol.quantity(SERIES_WINDOW)
     window_days = window if isinstance(window, int) else None
+    followup = next((r for r in protocol.rules if isinstance(r, IntegrationFollowup)), None)
+    within_days = followup.within_days if followup is not None else None
     courses = summary["courses"] or 1
     stated = {rule.id: _stated(rule, docs_url) for rule in protocol.rules}
     rules = []
@@ -318,7 +353,8 @@ def render(
         rules=rules,
         stated=list(stated.values()),
         external=bool(docs_url),
-        samples=[_timeline(course, result, window_days) for result, course in samples],
+        samples=[_timeline(course, result, window_days, within_days) for result, course in samples],
+        with_errors=summary["with_errors"],
         max_marks=MAX_MARKS,
         samples_capped=samples_capped,
         sample_weight=MAX_SAMPLE_WEIGHT,

@@ -41,6 +41,7 @@ from kaprules.evaluation import check_protocol, evaluate, judged, versioned_find
 from kaprules.findings_files import FindingsForm, header, input_name, rows
 from kaprules.loading import parse_course
 from kaprules.model import Course
+from kaprules.plugins import plugins_used
 from kaprules.protocol import STANDARD, Protocol, ProtocolVersions
 from kaprules.timeline import Timeline
 
@@ -56,6 +57,7 @@ __all__ = [
     "Audit",
     "AuditSummary",
     "CourseResult",
+    "Engine",
     "Record",
     "audit",
     "read_records",
@@ -210,7 +212,15 @@ class AuditSummary:
         protocol_version: Its version.
         as_of: The ``as_of`` of every evaluation, as ISO text, or None.
         input_sha256: SHA-256 of the input bytes, in input order, when read from files.
+        inputs: ``(name, SHA-256)`` of each input file as read, in input order (empty when
+            not read from files): ``input_sha256`` is the digest of their concatenation.
         protocol_sha256: The protocol's `digest` (None for several versions).
+        protocol_files: ``(name, SHA-256)`` of each protocol file as read, for the caller
+            that read them to set (``kaprules audit`` does); empty for a built-in protocol
+            or one made in Python. The protocol's digest covers its data, these the bytes.
+        plugins: The installed rule plugins whose classes the protocol's rules are (each
+            ``RulePlugin.to_dict()``): the digest names a rule and its parameters, the
+            plugin's distribution and version the code that judges them.
         waived: The first `MAX_REJECTED_KEPT` waived findings, each ``{"line", "course",
             "rule", "sessions", "reason", "approved_by", "approved_at"}`` (``input`` first
             for several inputs): every exception an auditor signs off.
@@ -235,6 +245,9 @@ class AuditSummary:
     versions: list[dict[str, str | None]] | None = None
     waived: list[dict[str, Any]] = attrs.Factory(list)
     waived_omitted: int = 0
+    inputs: list[tuple[str, str]] = attrs.Factory(list)
+    protocol_files: list[tuple[str, str]] = attrs.Factory(list)
+    plugins: list[dict[str, str | None]] = attrs.Factory(list)
 
     @property
     def rejected_count(self) -> int:
@@ -337,6 +350,10 @@ class AuditSummary:
             shown["versions"] = self.versions
         elif self.protocol_sha256 is not None:
             shown["sha256"] = self.protocol_sha256
+        # The bytes each file held, and the code of each plugin rule: with the digest,
+        # every input that decided a result.
+        shown["files"] = [{"name": input_name(n), "sha256": h} for n, h in self.protocol_files]
+        shown["plugins"] = self.plugins
         return shown
 
     @property
@@ -354,11 +371,14 @@ class AuditSummary:
             ``{"lines_read", "courses", "compliant", "with_errors", "rejected_count",
             "rejected": [{"line", "reason"}], "rejected_omitted", "rules": {rule id:
             {"courses", "findings", "share", "waived"}}, "protocol": {"id", "version",
-            "sha256"} (or, for several versions, {"id", "version", "versions": [{"version",
-            "effective", "sha256"}]}),
-            "kaprules_version", "as_of", "input_sha256"}``. Every rule of the protocol is
-            listed, with zeros when it found nothing; ``rejected`` lists the first
-            `MAX_REJECTED_KEPT` rejected records, ``rejected_omitted`` counts the rest;
+            "sha256", "files": [{"name", "sha256"}], "plugins": [{"name", "value",
+            "distribution", "version"}]} (for several versions, "versions": [{"version",
+            "effective", "sha256"}] instead of "sha256"), "kaprules_version", "as_of",
+            "input_sha256", "inputs": [{"name", "sha256"}]}``. Names are written as the
+            findings file writes them (`kaprules.findings_files.input_name`). Every rule of
+            the protocol is listed, with zeros when it found nothing; ``rejected`` lists
+            the first `MAX_REJECTED_KEPT` rejected records, ``rejected_omitted`` counts the
+            rest;
             ``waived`` and ``waived_omitted`` do the same for waived findings.
         """
         rules: dict[str, Any] = {}
@@ -392,7 +412,32 @@ class AuditSummary:
             "kaprules_version": __version__,
             "as_of": self.as_of,
             "input_sha256": self.input_sha256,
+            "inputs": [{"name": input_name(n), "sha256": h} for n, h in self.inputs],
         }
+
+
+@attrs.define
+class Engine:
+    """Which engine an audit ran on, and why: what ``kaprules audit`` prints as ``engine``.
+
+    Not part of `AuditSummary`: the engines give the same summary, byte for byte.
+
+    Attributes:
+        name: ``"columnar"`` or ``"records"``.
+        why: Why, in one sentence (``auto``'s reasons, or what kept an engine asked for
+            from being used).
+        fell_back: The engine asked for was not used, or not for evaluating courses (a
+            protocol with a rule without a vectorised form sends every course the
+            per-record way): ``kaprules audit`` says so on standard error.
+    """
+
+    name: str
+    why: str
+    fell_back: bool = False
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"name", "why"}``."""
+        return {"name": self.name, "why": self.why}
 
 
 class Audit:
@@ -415,8 +460,10 @@ class Audit:
         sample: int,
         records: _Records | None = None,
         form: ResultForm | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self._results = results
+        self._engine = engine or Engine("records", "")
         self._summary = summary
         self._sample = sample
         self._samples: list[tuple[CourseResult, Course]] = []
@@ -472,8 +519,10 @@ class Audit:
 
     def _end(self) -> None:
         if self._records is not None:
-            # The digest of every byte kaprules read, whoever passed a digest object.
+            # The digest of every byte kaprules read, whoever passed a digest object, and
+            # each input's.
             self._summary.input_sha256 = self._records._sha256.hexdigest()
+            self._summary.inputs = self._records._digest.each()
         self._done = True
 
     def _take(self, result: CourseResult, data: RecordData | None) -> None:
@@ -600,6 +649,15 @@ class Audit:
         self._finish()
         return self._summary
 
+    @property
+    def engine(self) -> Engine:
+        """The engine chosen, and why.
+
+        Final once the iteration has begun (``auto`` chooses by the input's size as it
+        reads ahead); ``fell_back`` is known at once.
+        """
+        return self._engine
+
 
 def audit(
     courses: Iterable[Course | str | bytes | Record],
@@ -663,17 +721,22 @@ def audit(
         shown = None if as_of is None else as_of.isoformat()
     summary = summary_for(protocol, shown)
     readable = isinstance(courses, _Records) and courses._fresh
-    if _columnar.engine_for(engine, protocol, readable):
+    chosen, why = _columnar.engine_choice(engine, protocol, readable)
+    # Asked for and not used: a reason that says "but" (see engine_choice).
+    fell_back = engine != "auto" and ", but " in why
+    if chosen:
         assert isinstance(courses, _Records)
         assert isinstance(protocol, Protocol)
         form = ResultForm()
         blocks = courses._blocks()
+        ran = Engine("columnar", why, fell_back)
         columnar: Iterator[tuple[CourseResult, RecordData | None] | ResultBatch]
         if engine == "columnar":
             columnar = _columnar.results(blocks, protocol, moment, jobs, sample, form)
         else:
-            columnar = _by_size(blocks, protocol, moment, jobs, sample, form)
-        return Audit(columnar, summary, sample, courses, form)
+            columnar = _by_size(blocks, protocol, moment, jobs, sample, form, ran)
+        return Audit(columnar, summary, sample, courses, form, ran)
+    ran = Engine("records", why, fell_back)
     units: Iterator[Record | LineBlock]
     if jobs > 1 and _fast.ENABLED and isinstance(courses, _Records) and courses._fresh:
         # JSON Lines go to the workers as blocks of bytes, split there: the main process
@@ -685,21 +748,29 @@ def audit(
         items = courses._records() if isinstance(courses, _Records) and courses._fresh else courses
         units = (_as_record(item, index) for index, item in enumerate(items, start=1))
     results = _per_record(units, protocol, moment, jobs, sample)
-    return Audit(results, summary, sample, courses if isinstance(courses, _Records) else None)
+    records = courses if isinstance(courses, _Records) else None
+    return Audit(results, summary, sample, records, engine=ran)
 
 
 def summary_for(protocol: AnyProtocol, as_of: str | None) -> AuditSummary:
-    """An empty summary of an audit of ``protocol``, stamped with its digests."""
+    """An empty summary of an audit of ``protocol``, stamped with its digests and plugins."""
     if isinstance(protocol, ProtocolVersions):
+        every = [rule for version in protocol.versions for rule in version.rules]
         return AuditSummary(
             protocol.id,
             protocol.latest.version,
             as_of,
             protocol.rule_ids,
             versions=protocol.stamp(),
+            plugins=[p.to_dict() for p in plugins_used(every)],
         )
     return AuditSummary(
-        protocol.id, protocol.version, as_of, protocol.rule_ids, protocol_sha256=protocol.digest
+        protocol.id,
+        protocol.version,
+        as_of,
+        protocol.rule_ids,
+        protocol_sha256=protocol.digest,
+        plugins=[p.to_dict() for p in plugins_used(protocol.rules)],
     )
 
 
@@ -722,6 +793,7 @@ def _by_size(
     jobs: int,
     sample: int,
     form: ResultForm,
+    ran: Engine,
 ) -> Iterator[tuple[CourseResult, RecordData | None] | ResultBatch]:
     """The ``auto`` engine: columnar for a large input, course by course for a small one.
 
@@ -741,9 +813,16 @@ def _by_size(
         size += len(unit.data) if isinstance(unit, LineBlock) else limit
         if size >= limit:
             units = itertools.chain(ahead, blocks)
+            ran.why += f", and the input is not JSON Lines under {_SMALL} a worker process"
             yield from _columnar.results(units, protocol, as_of, jobs, sample, form)
             return
+    ran.name = "records"
+    # The same words whatever the jobs: the summary's JSON does not change with them.
+    ran.why = f"JSON Lines under {_SMALL} a worker process audit sooner course by course"
     yield from _per_record(iter(ahead), protocol, as_of, jobs, sample)
+
+
+_SMALL = "4 MiB"  # _columnar.small_input(1), as the engine's reason says it
 
 
 @attrs.frozen
@@ -1487,16 +1566,27 @@ def read_records(
 
 
 class _Digests:
-    """Updates one or two hashlib objects with the same bytes."""
+    """Updates one or two hashlib objects with the same bytes, and one per input."""
 
     def __init__(self, own: Any, other: Any | None) -> None:
         self._own = own
         self._other = other
+        self._each: list[tuple[str, Any]] = []
+
+    def start(self, source: str) -> None:
+        """Begin the digest of the input ``source``: the bytes from now on are its."""
+        self._each.append((source, hashlib.sha256()))
+
+    def each(self) -> list[tuple[str, str]]:
+        """``(source, SHA-256)`` of each input begun, in order."""
+        return [(source, digest.hexdigest()) for source, digest in self._each]
 
     def update(self, data: bytes) -> None:
         self._own.update(data)
         if self._other is not None:
             self._other.update(data)
+        if self._each:
+            self._each[-1][1].update(data)
 
 
 def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Record | LineBlock]:
@@ -1511,6 +1601,7 @@ def _read(sources: Sequence[str], digest: Any, *, blocks: bool) -> Iterator[Reco
                 why = getattr(exc, "strerror", None) or "not a readable file"
                 raise InputError(f"cannot read {shown_id(source, 200)}: {why}") from None
             raw = opened
+        digest.start(source)
         try:
             buffered = io.BufferedReader(_Hashing(raw, digest), 1 << 16)
             stream: IO[bytes] = buffered

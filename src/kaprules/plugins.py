@@ -23,6 +23,7 @@ naming its entry point.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -40,6 +41,7 @@ __all__ = [
     "installed_plugins",
     "load_rule_class",
     "plugin_of",
+    "plugins_used",
     "raised",
     "unreadable_distributions",
 ]
@@ -176,6 +178,23 @@ def plugin_of(cls: object) -> RulePlugin | None:
         The plugin, once it has been loaded (`RulePlugin.load`), else None.
     """
     return next((p for p, found in _loaded.items() if found is cls), None)
+
+
+def plugins_used(rules: Iterable[object]) -> tuple[RulePlugin, ...]:
+    """The installed plugins whose rule classes ``rules`` are instances of.
+
+    What an audit names beside a protocol's digest: the digest covers a rule's id and
+    parameters, not the code that judges them, which is the distribution's at its version.
+
+    Args:
+        rules: Rules (a protocol's ``rules``, or those of several versions).
+
+    Returns:
+        Each plugin once, sorted by name (then distribution): a rule of kaprules' own, or
+        of a class given as ``rule_classes``, names none.
+    """
+    found = {p for rule in rules if (p := plugin_of(type(rule))) is not None}
+    return tuple(sorted(found, key=lambda p: (p.name, p.distribution or "", p.value)))
 
 
 def unreadable_distributions() -> tuple[str, ...]:

@@ -9,16 +9,16 @@ import sys
 from typing import Any, NamedTuple, TextIO
 
 from kaprules._output import Outputs, check_paths, write_error
-from kaprules.cli._reading import need_extra, protocol_of
+from kaprules.cli._reading import need_extra, protocol_and_files
 from kaprules.cli._render import audit_lines, json_out
-from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError, emit
+from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK, Failure, UsageError, complain, emit
 from kaprules.errors import InputError, shown_id
 from kaprules.findings_files import FindingsForm, form_of
 from kaprules.protocol import Protocol, ProtocolVersions
 
 
 def audit_command(args: argparse.Namespace, out: TextIO) -> int:
-    protocol = protocol_of(args)
+    protocol, files = protocol_and_files(args)
     if args.inputs.count("-") > 1:
         raise UsageError("standard input (-) can be read once")
     if "-" in args.inputs and sys.stdin is None:
@@ -32,7 +32,7 @@ def audit_command(args: argparse.Namespace, out: TextIO) -> int:
         # Made now, so an unwritable directory stops the run before it starts.
         findings_out = outputs.open(args.findings) if args.findings else None
         html_out = outputs.open(args.html) if args.html else None
-        done = audit_run(args, protocol, findings_out)
+        done = audit_run(args, protocol, files, findings_out)
         if html_out is not None:
             with outputs.writing(args.html):
                 html_out.write(done.page)
@@ -64,7 +64,10 @@ class Audited(NamedTuple):
 
 
 def audit_run(
-    args: argparse.Namespace, protocol: Protocol | ProtocolVersions, findings_out: TextIO | None
+    args: argparse.Namespace,
+    protocol: Protocol | ProtocolVersions,
+    files: list[tuple[str, str]],
+    findings_out: TextIO | None,
 ) -> Audited:
     # The audit itself: findings written as they come; the summary and the HTML page
     # returned, for the caller to write and commit.
@@ -82,6 +85,9 @@ def audit_run(
         )
     except InputError as exc:
         raise Failure("cannot audit", exc.problems) from None
+    if run.engine.fell_back:
+        # Said before the work: the run takes the time of the engine that does it.
+        complain(f"note: {run.engine.why}")
     form: FindingsForm | None = None
     if findings_out is not None:
         form = form_of(args.findings)  # .csv.gz is gzipped CSV (Outputs compresses)
@@ -103,8 +109,10 @@ def audit_run(
         if progress is not None:
             progress.close()
     summary = run.summary
+    summary.protocol_files = files
     seconds = time.time() - started
-    data = summary.to_dict(sources=several)
+    # Which engine ran is beside the summary's stamps: both give the same summary.
+    data = {**summary.to_dict(sources=several), "engine": run.engine.to_dict()}
     page = ""
     if args.html:
         from kaprules.audit_html import render

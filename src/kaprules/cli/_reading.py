@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 
 import attrs
@@ -13,6 +14,7 @@ from kaprules.cli._status import Failure, UsageError
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, shown_id
 from kaprules.loading import (
+    MAX_FILE_BYTES,
     load_calendar,
     parse_course,
     read_at_most,
@@ -31,6 +33,40 @@ def moment_of(value: Moment | str, course: Course) -> Moment:
 
 def protocol_of(args: argparse.Namespace) -> Protocol | ProtocolVersions:
     return resolve_protocol(protocol_specs(args))
+
+
+def protocol_and_files(
+    args: argparse.Namespace,
+) -> tuple[Protocol | ProtocolVersions, list[tuple[str, str]]]:
+    """The protocol, and ``(path, SHA-256)`` of each protocol file it was read from.
+
+    A built-in names no file. Each file is hashed before and after it is read: one that
+    changed meanwhile is refused, so the stamp is of the bytes that made the protocol.
+
+    Raises:
+        UsageError: A protocol file changed while it was read.
+    """
+    specs = protocol_specs(args)
+    files = [s for s in specs if os.path.exists(s)]  # as resolve_protocol tells them
+    before = [_sha256(path) for path in files]
+    protocol = resolve_protocol(specs)
+    stamps = []
+    for path, first in zip(files, before, strict=True):
+        if first is None or _sha256(path) != first:
+            raise UsageError(f"{shown_id(path, 200)} changed while it was read; run again")
+        stamps.append((path, first))
+    return protocol, stamps
+
+
+def _sha256(path: str) -> str | None:
+    import hashlib  # only stamps need it: `check` in text does not pay for it
+
+    try:
+        with open(path, "rb") as handle:
+            data = read_at_most(handle, MAX_FILE_BYTES)
+    except (OSError, ValueError):
+        return None
+    return None if data is None else hashlib.sha256(data).hexdigest()
 
 
 def protocol_specs(args: argparse.Namespace) -> list[str]:
@@ -64,6 +100,11 @@ def source_of(args: argparse.Namespace) -> str:
 
 
 def course_of(args: argparse.Namespace) -> Course:
+    return course_read(args)[0]
+
+
+def course_read(args: argparse.Namespace) -> tuple[Course, bytes]:
+    """The course, and the bytes it was read from (for their SHA-256)."""
     limit: int = args.max_input_bytes
     try:
         if args.path == "-":
@@ -82,7 +123,7 @@ def course_of(args: argparse.Namespace) -> Course:
             "--max-input-bytes"
         )
     try:
-        return parse_course(data)
+        return parse_course(data), data
     except InputError as exc:
         raise Failure(f"invalid course in {source_of(args)}", exc.problems) from None
 

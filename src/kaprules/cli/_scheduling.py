@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
+import sys
 from typing import TextIO
 
 from kaprules._output import Outputs, check_paths
@@ -16,7 +18,7 @@ from kaprules.cli._reading import (
     version_at,
 )
 from kaprules.cli._render import forecast_lines, json_out, plan_lines
-from kaprules.cli._status import EXIT_OK, UsageError, complain
+from kaprules.cli._status import EXIT_OK, UsageError, complain, emit
 from kaprules.errors import shown_id
 from kaprules.model import Course
 
@@ -65,38 +67,45 @@ def plan_command(args: argparse.Namespace, out: TextIO) -> int:
     result = plan(course, moment, calendar, protocol, until=args.until)
     # A plan without sessions writes no calendar file: an empty one would replace the
     # target's events with nothing, and look like a plan.
-    unwritten = None
+    unwritten = data = None
     if args.ics is not None:
         try:
             data = result.to_ical()
         except ImportError:
             raise UsageError(ICS_HINT) from None
         if not result.sessions:
+            data = None
             unwritten = f"no calendar file written to {shown_id(args.ics, 200)}: " + (
                 "the series cannot be completed"
                 if result.status == "cannot-complete"
                 else "no session is proposed"
             )
-        else:
-            with Outputs() as outputs:
-                handle = outputs.open_binary(args.ics)
-                with outputs.writing(args.ics):
-                    handle.write(data)
-                outputs.commit()
+    text = io.StringIO()
     if args.format == "json":
-        json_out(result.to_dict(), out)
+        json_out(result.to_dict(), text)
         if unwritten is not None:
             complain(f"note: {unwritten}")
     else:
-        out.write("\n".join(plan_lines(result)) + "\n")
+        text.write("\n".join(plan_lines(result)) + "\n")
         if unwritten is not None:
-            out.write(f"{unwritten}\n")
+            text.write(f"{unwritten}\n")
         elif args.ics is not None:
             events = len(result.sessions)
-            out.write(
+            text.write(
                 f"calendar file: {shown_id(args.ics, 200)} "
                 f"({events} event{'' if events == 1 else 's'})\n"
             )
+    if data is None:
+        out.write(text.getvalue())
+        return EXIT_OK
+    with Outputs() as outputs:
+        handle = outputs.open_binary(args.ics)
+        with outputs.writing(args.ics):
+            handle.write(data)
+        # The plan reaches standard output before the calendar file replaces its target:
+        # a plan that cannot be written (a full disk, a closed pipe) is exit 2 with the
+        # target as it was. Nothing is left for `out`.
+        outputs.commit(lambda: emit(text.getvalue(), sys.stdout, as_json=args.format == "json"))
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ import kaprules
 from kaprules import Course, InputError, Integration, Session, Vital, parse_course, parse_session
 from kaprules.auditing import CSV_COLUMNS, read_records
 from kaprules.course_files import DATE_PATTERN, VITAL_FORMAT, course_from_data
-from kaprules.model import MAX_DOSE_MG
+from kaprules.model import MAX_DOSE_MG, MAX_READINGS
 
 DENVER = ZoneInfo("America/Denver")
 START = dt.datetime(2026, 12, 1, 9, tzinfo=DENVER)
@@ -415,6 +415,23 @@ def test_session_day_data_round_trips(course: Course) -> None:
     VALIDATOR.validate(json.loads(text))
     for session in course.sessions:
         assert parse_session(json.dumps(session.to_dict())) == session
+
+
+def test_readings_are_bounded_in_the_model_the_loader_and_the_schema() -> None:
+    reading = {"at": "2026-12-01T08:40:00-07:00", "systolic": 128, "diastolic": 82}
+    document = _course_doc(vitals=[reading] * MAX_READINGS)
+    parse_course(json.dumps(document))
+    VALIDATOR.validate(document)
+    document = _course_doc(vitals=[reading] * (MAX_READINGS + 1))
+    with pytest.raises(InputError) as caught:
+        parse_course(json.dumps(document))
+    assert [str(p) for p in caught.value.problems] == [
+        f"sessions[2] (id 's3').vitals: holds more than {MAX_READINGS} readings, the limit"
+    ]
+    assert not VALIDATOR.is_valid(document)
+    assert SCHEMA["$defs"]["session"]["properties"]["vitals"]["maxItems"] == MAX_READINGS
+    with pytest.raises(InputError, match=f"vitals: holds more than {MAX_READINGS} readings"):
+        Session(START, vitals=[Vital(AT, 128, 82)] * (MAX_READINGS + 1))
 
 
 # --- the CSV session table --------------------------------------------------------------

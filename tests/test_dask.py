@@ -289,3 +289,30 @@ def test_a_large_partition_is_read_in_chunks(
     expected = audit_bag(from_sequence(items, npartitions=1), engine="records")
     assert got.results.compute(scheduler="sync") == expected.results.compute(scheduler="sync")
     assert len(chunks) >= 2
+
+
+def test_a_dataframe_rejects_cells_as_the_cli_does(tmp_path: Path) -> None:
+    # An oversized cell (over the csv module's field limit), cells the reader refuses as
+    # written (a space before a dose, a tab in a reading) and one the loader refuses: the
+    # same reasons, by line and column, from the CLI's reader and from read_csv.
+    readings = "; ".join(f"2026-12-01T08:{n % 60:02d}:00-07:00 141/91" for n in range(20_000))
+    head = "course_id,timezone,session_id,kind,start,last_food,escort,dose_mg,vitals,enrolled"
+    start = "America/Denver,s1,induction,2026-12-01T09:00:00-07:00,,E"
+    rows = [
+        f"big,{start},,{readings},",
+        f"space,{start}, 56,,",
+        f"tab,{start},,2026-12-01T08:40:00-07:00\t141/91,",
+        f"date,{start},,,2026-13-45",
+    ]
+    table = _table(tmp_path, head, rows)
+    expected, _ = _audit_file(table)
+    assert [r.rejected for r in expected] == [
+        "line 2: the vitals cell is longer than 131072 characters, the limit of a cell",
+        "line 3: the dose_mg cell is not a number of milligrams written with digits and an "
+        "optional decimal point, such as 37.5",
+        "line 4: reading 1 of the vitals cell is not 'AT SYSTOLIC/DIASTOLIC' (such as "
+        "2026-12-01T08:40:00-07:00 128/82); readings are separated by '; '",
+        "line 5: the enrolled cell is not a real date",
+    ]
+    got = audit_dataframe(read_csv(str(table))).results.compute(scheduler="sync")
+    assert [r._replace(source="") for r in got] == [r._replace(source="") for r in expected]

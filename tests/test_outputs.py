@@ -271,8 +271,9 @@ def test_a_missing_extra_is_refused_before_the_audit(
         str(tmp_path / "r.html"),
     )  # fmt: skip
     assert code == 2
-    assert (
-        err == "kaprules: error: --html needs the jinja2 package: pip install 'kaprules[audit]'\n"
+    assert err == (
+        "kaprules: error: --html needs the jinja2 package: pip install '.[audit]' in a checkout "
+        "of kaprules\n"
     )
     assert list(tmp_path.iterdir()) == []
 

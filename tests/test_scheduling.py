@@ -869,8 +869,11 @@ def test_without_the_calendar_extra_the_cli_says_what_to_install(
     args = ("plan", "examples/in-progress.json", "--as-of", "2026-12-09")
     code, out, err = cli(*args, "--ics", str(tmp_path / "x.ics"))
     assert (code, out) == (2, "")
-    assert "pip install 'kaprules[calendar]'" in err
+    assert "pip install '.[calendar]' in a checkout of kaprules" in err
     code, out, err = cli(*args, "--calendar", "examples/calendars/lakeside.toml")
     assert (code, out) == (2, "")
-    assert "holidays: public holidays need the holidays package" in err
+    assert (
+        "holidays: public holidays need the holidays package: pip install '.[calendar]' in a "
+        "checkout of kaprules"
+    ) in err
     assert not (tmp_path / "x.ics").exists()

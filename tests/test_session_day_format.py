@@ -19,7 +19,7 @@ import kaprules
 from kaprules import Course, InputError, Integration, Session, Vital, parse_course, parse_session
 from kaprules.auditing import CSV_COLUMNS, read_records
 from kaprules.course_files import DATE_PATTERN, VITAL_FORMAT, course_from_data
-from kaprules.model import MAX_DOSE_MG
+from kaprules.model import MAX_DOSE_MG, MAX_READINGS
 
 DENVER = ZoneInfo("America/Denver")
 START = dt.datetime(2026, 12, 1, 9, tzinfo=DENVER)
@@ -417,6 +417,23 @@ def test_session_day_data_round_trips(course: Course) -> None:
         assert parse_session(json.dumps(session.to_dict())) == session
 
 
+def test_readings_are_bounded_in_the_model_the_loader_and_the_schema() -> None:
+    reading = {"at": "2026-12-01T08:40:00-07:00", "systolic": 128, "diastolic": 82}
+    document = _course_doc(vitals=[reading] * MAX_READINGS)
+    parse_course(json.dumps(document))
+    VALIDATOR.validate(document)
+    document = _course_doc(vitals=[reading] * (MAX_READINGS + 1))
+    with pytest.raises(InputError) as caught:
+        parse_course(json.dumps(document))
+    assert [str(p) for p in caught.value.problems] == [
+        f"sessions[2] (id 's3').vitals: holds more than {MAX_READINGS} readings, the limit"
+    ]
+    assert not VALIDATOR.is_valid(document)
+    assert SCHEMA["$defs"]["session"]["properties"]["vitals"]["maxItems"] == MAX_READINGS
+    with pytest.raises(InputError, match=f"vitals: holds more than {MAX_READINGS} readings"):
+        Session(START, vitals=[Vital(AT, 128, 82)] * (MAX_READINGS + 1))
+
+
 # --- the CSV session table --------------------------------------------------------------
 
 HEADER = ",".join(CSV_COLUMNS)
@@ -452,7 +469,7 @@ def test_csv_reads_the_session_day_columns(tmp_path: Path) -> None:
         "ready_to_leave": "2026-12-01T11:00:00-07:00",
         "dose_mg": "37.5",
         "monitoring_form": "2026-12-01T11:30:00-07:00",
-        "vitals": "2026-12-01T08:40:00-07:00 128/82; 2026-12-01T09:45:00-07:00 130 / 80;",
+        "vitals": "2026-12-01T08:40:00-07:00 128/82; 2026-12-01T09:45:00-07:00 130/80",
         "enrolled": "2026-11-02",
     }
     base = "c-1,America/Denver,{id},{kind},{start},,on file,,"
@@ -468,15 +485,20 @@ def test_csv_reads_the_session_day_columns(tmp_path: Path) -> None:
         row("m1", "integration", "2026-12-20T09:00:00-07:00").replace(",on file,", ",,"),
     )
     assert record.rejected is None
+    # The therapist cells are empty: blank therapists, as "therapist": "" is in JSON Lines.
     expected = Course(
         "America/Denver",
         [
-            _full_session(escort="on file"),
+            _full_session(escort="on file", therapist=""),
             Session(
-                dt.datetime(2026, 12, 3, 9, tzinfo=DENVER), id="s2", escort="on file", dose_mg=50
+                dt.datetime(2026, 12, 3, 9, tzinfo=DENVER),
+                id="s2",
+                escort="on file",
+                therapist="",
+                dose_mg=50,
             ),
         ],
-        integrations=[Integration(dt.datetime(2026, 12, 20, 9, tzinfo=DENVER), "m1")],
+        integrations=[Integration(dt.datetime(2026, 12, 20, 9, tzinfo=DENVER), "m1", therapist="")],
         id="c-1",
         enrolled=dt.date(2026, 11, 2),
     )
@@ -543,15 +565,14 @@ def test_csv_malformed_cells_reject_the_course(
     assert result.rejected == record.rejected
 
 
-def test_csv_out_of_range_readings_are_named_by_session_and_path(tmp_path: Path) -> None:
+def test_csv_out_of_range_readings_are_named_by_line_and_column(tmp_path: Path) -> None:
     [record] = _table(tmp_path, _day_row({"vitals": "2026-12-01T08:40:00Z 487/82", "dose_mg": "0"}))
     [result] = kaprules.audit([record])
-    assert result.rejected is not None
-    assert "sessions[0] (id 's1').vitals[0].systolic: must be a whole number" in result.rejected
-    assert (
-        "sessions[0] (id 's1').dose_mg: must be a number of milligrams above 0" in result.rejected
+    assert result.rejected == (
+        "2 problems: line 2: reading 1 of the vitals cell: its systolic must be a whole number "
+        "from 1 to 400 (mmHg), got one outside that range; line 2: the dose_mg cell must be a "
+        "number of milligrams above 0"
     )
-    assert "487" not in result.rejected
 
 
 def test_csv_enrollment_is_one_date_a_course(tmp_path: Path) -> None:

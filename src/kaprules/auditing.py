@@ -34,13 +34,14 @@ import attrs
 
 from kaprules import _fast
 from kaprules._output import STOP_SIGNALS, held_signals
+from kaprules._time import MAX_YEAR, MIN_YEAR
 from kaprules._version import __version__
 from kaprules.course_files import DATE_PATTERN, DATETIME_PATTERN, course_from_data
-from kaprules.errors import InputError, KapRulesError, echo, shown_id
+from kaprules.errors import InputError, KapRulesError, Problem, echo, shown_id
 from kaprules.evaluation import check_protocol, evaluate, judged, versioned_findings
 from kaprules.findings_files import FindingsForm, header, input_name, rows
 from kaprules.loading import parse_course
-from kaprules.model import Course
+from kaprules.model import Course, Kind
 from kaprules.plugins import plugins_used
 from kaprules.protocol import STANDARD, Protocol, ProtocolVersions
 from kaprules.timeline import Timeline
@@ -51,6 +52,7 @@ AnyProtocol = Protocol | ProtocolVersions
 __all__ = [
     "CSV_COLUMNS",
     "INTEGRATION_KIND",
+    "MAX_CELL_CHARS",
     "MAX_LINE_BYTES",
     "MAX_REJECTED_KEPT",
     "MAX_SAMPLE_WEIGHT",
@@ -88,16 +90,19 @@ CSV_COLUMNS = (
 """The columns of the CSV session table, one row per session (or integration meeting, of
 kind `INTEGRATION_KIND`).
 
-The first seven are required; ``therapist`` and the rest are optional, and in the columns
-after ``therapist`` an empty (or blank) cell is a value not recorded. ``last_liquid``,
-``ready_to_leave`` and ``monitoring_form`` are date-times written as ``start`` is;
-``dose_mg`` is a number of milligrams written with digits and an optional decimal point
-(``37.5``); ``vitals`` holds the session's blood-pressure readings in one cell, separated
-by ``;``, each ``AT SYSTOLIC/DIASTOLIC``
+The first seven are required; ``therapist`` and the rest are optional. An empty
+``escort`` or ``therapist`` cell is a blank one (as ``""`` in JSON Lines); in the columns
+after ``therapist`` an empty (or blank) cell is a value not recorded, and any other cell is
+read exactly as written, without spaces around it. ``last_liquid``, ``ready_to_leave`` and
+``monitoring_form`` are date-times written as ``start`` is; ``dose_mg`` is a number of
+milligrams written with digits and an optional decimal point (``37.5``); ``vitals`` holds
+the session's blood-pressure readings in one cell, each ``AT SYSTOLIC/DIASTOLIC`` (one
+space, whole numbers without a leading zero), separated by ``"; "``
 (``2026-12-01T08:40:00-07:00 128/82; 2026-12-01T09:45:00-07:00 130/80``). ``enrolled``
 is the course's REMS enrollment date (``YYYY-MM-DD``): every row of a course that gives
-one must give the same, and the others leave it empty. A cell of these columns that
-cannot be read is a rejected record naming its line and column, never its content."""
+one must give the same, and the others leave it empty. A cell that cannot be read, one
+the loader refuses (a date that does not exist) and one longer than `MAX_CELL_CHARS` make
+the course a rejected record naming the line and column, never the cell's content."""
 
 _REQUIRED_COLUMNS = CSV_COLUMNS[:7]
 # The session-day columns: cells of a session row, empty in an integration meeting's.
@@ -944,6 +949,8 @@ def result_fields(item: RecordItem, protocol: AnyProtocol, as_of: AsOf) -> Resul
     try:
         course = _course_of(data, rejected)
     except InputError as exc:
+        if isinstance(data, _CsvCourse):
+            exc = data.explain(exc)  # by line and column, as a CSV table's reader names
         return (line, source, _readable_id(data), 0, (), _reason(exc))
     # evaluate() without its argument checks, made once by audit(), and without a Report.
     moment = as_of.date_in(course.zone) if isinstance(as_of, _Today) else as_of
@@ -1627,6 +1634,12 @@ the line breaks of its quoted cells): a longer one stops the audit (exit 2) nami
 line, so an endless line (``/dev/zero``, a gzip of zeros) cannot fill memory."""
 
 
+MAX_CELL_CHARS = 128 * 1024
+"""The longest cell of a CSV session table, in characters (the csv module's default field
+limit): a longer cell makes its course a rejected record naming the line and the column; the
+other courses are read as usual."""
+
+
 def _jsonl_records(stream: IO[bytes], source: str) -> Iterator[Record]:
     number = 0
     while True:
@@ -1716,27 +1729,60 @@ class _CsvLines(Iterator[str]):
 
     A row is one line, or several when a quoted cell holds line breaks: bounded as a whole,
     a file without line breaks (a gzip of zeros) stops at the limit instead of filling
-    memory. (A cell is also bounded by ``csv.field_size_limit()``, 128 KiB by default.)
+    memory. The lines of the row being read are kept until it is done, so that a row with
+    a cell over the csv module's field limit can be read again (`reread`).
     """
 
     def __init__(self, text: IO[str], source: str) -> None:
         self._text = text
         self._source = source
-        self._number = 0
+        self.number = 0  # lines read
         self._row = 0
+        self._held: list[str] = []
 
     def __next__(self) -> str:
         line = self._text.readline(MAX_LINE_BYTES + 1)
         if not line:
             raise StopIteration
-        self._number += 1
+        self.number += 1
         self._row += len(line)
         if self._row > MAX_LINE_BYTES:
-            raise InputError(_too_long(self._source, self._number, "a CSV table"))
+            raise InputError(_too_long(self._source, self.number, "a CSV table"))
+        self._held.append(line)
         return line
 
     def row_done(self) -> None:
         self._row = 0
+        self._held.clear()
+
+    def reread(self) -> list[str]:
+        """The row that `csv.reader` gave up on at its field limit, read whole.
+
+        csv drops a row whose cell passes ``csv.field_size_limit()`` part way through (at
+        the line where the cell passed it; a quoted cell may go on over more lines). Read
+        again from its first line, with the limit raised to the row's own bound, it ends
+        where csv would have ended it, so the next row is read from its own first line:
+        the row's course is rejected (`MAX_CELL_CHARS`), not the file.
+        """
+        held, self._held = self._held, []
+        with _field_limit(MAX_LINE_BYTES + 1):
+            return next(csv.reader(itertools.chain(held, self)))
+
+
+# csv's field limit is one setting of the process; it is raised only while a row it refused
+# is read again, one such row at a time.
+_FIELD_LIMIT_LOCK = threading.Lock()
+_FIELD_LIMIT_ERROR = "field larger than field limit"
+
+
+@contextlib.contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    with _FIELD_LIMIT_LOCK:
+        before = csv.field_size_limit(limit)
+        try:
+            yield
+        finally:
+            csv.field_size_limit(before)
 
 
 def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
@@ -1772,10 +1818,17 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         index = {c: i for i, c in enumerate(columns)}
 
         def numbered() -> Iterator[tuple[int, list[str]]]:
-            line = 2
-            for row in reader:
+            while True:
+                start = lines.number + 1
+                try:
+                    row = next(reader, None)
+                except csv.Error as exc:
+                    if not str(exc).startswith(_FIELD_LIMIT_ERROR):
+                        raise
+                    row = lines.reread()
+                if row is None:
+                    return
                 lines.row_done()
-                start, line = line, reader.line_num + 1
                 if any(cell.strip() for cell in row):
                     yield start, row
 
@@ -1784,7 +1837,7 @@ def _csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
         raise InputError(f"{shown_id(source, 200)}: the CSV file is not UTF-8 text") from None
     except csv.Error as exc:
         raise InputError(
-            f"{shown_id(source, 200)} line {reader.line_num}: not a readable CSV file: {exc}"
+            f"{shown_id(source, 200)} line {lines.number}: not a readable CSV file: {exc}"
         ) from None
     finally:
         text.detach()
@@ -1883,16 +1936,22 @@ def csv_courses(
 
 
 _CSV_DOSE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12}")
-_CSV_READING = re.compile(r"(\S+)\s+([0-9]{1,6})\s*/\s*([0-9]{1,6})")
+# One reading of a vitals cell, exactly: the time, one space, whole numbers without a
+# leading zero around a '/'. Readings are separated by "; " (`_CSV_SEPARATOR`).
+_CSV_READING = re.compile(r"([^ ]+) (0|[1-9][0-9]{0,5})/(0|[1-9][0-9]{0,5})")
+_CSV_SEPARATOR = "; "
 _CSV_INSTANT = re.compile(DATETIME_PATTERN)
 _CSV_DATE = re.compile(DATE_PATTERN)
 
 
 def _given(row: list[str], index: dict[str, int], name: str) -> str | None:
-    # A session-day cell's text, stripped; None for a cell that is empty or blank (or a
-    # column the table lacks).
+    # A session-day cell's text as written; None for a cell that is empty or blank (or a
+    # column the table lacks). A given cell is not stripped: ' 56' is not a dose.
     i = index.get(name)
-    return (row[i].strip() or None) if i is not None else None
+    if i is None:
+        return None
+    value = row[i]
+    return value if value.strip() else None
 
 
 def _csv_session_day(
@@ -1925,20 +1984,17 @@ def _csv_session_day(
     vitals = _given(row, index, "vitals")
     if vitals is not None:
         readings = []
-        for number, part in enumerate(vitals.split(";"), start=1):
-            if not part.strip():
-                continue  # a trailing ';'
-            found = _CSV_READING.fullmatch(part.strip())
+        for number, part in enumerate(vitals.split(_CSV_SEPARATOR), start=1):
+            found = _CSV_READING.fullmatch(part)
             if found is None or not _CSV_INSTANT.fullmatch(found.group(1)):
                 return [], (
                     f"line {line}: reading {number} of the vitals cell is not "
                     "'AT SYSTOLIC/DIASTOLIC' (such as 2026-12-01T08:40:00-07:00 128/82); "
-                    "readings are separated by ';'"
+                    "readings are separated by '; '"
                 )
             at, systolic, diastolic = found.groups()
             readings.append({"at": at, "systolic": int(systolic), "diastolic": int(diastolic)})
-        if readings:
-            values.append(("vitals", readings))
+        values.append(("vitals", readings))
     return values, None
 
 
@@ -1963,27 +2019,37 @@ def _csv_course(
                 f"the rows of course {echo(course_id)} are not together: it started on line "
                 f"{started} and appears again on line {first}",
             )
-    bad = [line for line, row in rows if len(row) != width]
-    if bad:
-        return Record(first, known, source, f"line {bad[0]}: {width} cells expected in each row")
+    for line, row in rows:
+        if len(row) != width:
+            return Record(first, known, source, f"line {line}: {width} cells expected in each row")
+        if max(map(len, row)) > MAX_CELL_CHARS:
+            name = next(c for c, i in index.items() if len(row[i]) > MAX_CELL_CHARS)
+            return Record(
+                first,
+                known,
+                source,
+                f"line {line}: the {name} cell is longer than {MAX_CELL_CHARS} characters, "
+                "the limit of a cell",
+            )
 
     def cell(row: list[str], name: str) -> str | None:
-        # An empty cell is a missing value; anything else is the value as written (a blank
-        # escort is blank, not missing).
+        # An empty cell is a missing value; anything else is the value as written.
         i = index.get(name)
         value = row[i] if i is not None else ""
         return value if value != "" else None
 
-    def escort(row: list[str]) -> str | None:
-        # An empty escort cell is a blank escort, as JSON Lines' "" is: one finding ("has a
-        # blank escort") whichever form holds the data.
-        i = index.get("escort")
+    def text(row: list[str], name: str) -> str | None:
+        # A name's cell as written, an empty one too: an empty escort or therapist is a
+        # blank one, as JSON Lines' "" is, so that either form gives the same finding ("has
+        # a blank escort"). None only when the table lacks the (optional) column.
+        i = index.get(name)
         return row[i] if i is not None else None
 
     zones = {cell(row, "timezone") for _, row in rows}
     if len(zones) > 1:
         return Record(first, known, source, "the rows of one course give different timezones")
     enrolled: str | None = None
+    enrolled_line = first
     if "enrolled" in index:
         for line, row in rows:
             given = _given(row, index, "enrolled")
@@ -2005,10 +2071,13 @@ def _csv_course(
                     f"line {line}: the rows of one course give different enrolled dates; "
                     "give the course's one date in each row, or leave the cell empty",
                 )
-            enrolled = given
+            if enrolled is None:
+                enrolled, enrolled_line = given, line
     day_columns = [name for name in _SESSION_DAY_COLUMNS if name in index]
     sessions = []
+    session_lines = []
     meetings = []
+    meeting_lines = []
     for line, row in rows:
         if cell(row, "kind") == INTEGRATION_KIND:
             # An integration meeting: its id, start and therapist; nothing of a session.
@@ -2034,11 +2103,12 @@ def _csv_course(
                     for name, value in (
                         ("id", cell(row, "session_id")),
                         ("start", cell(row, "start")),
-                        ("therapist", cell(row, "therapist")),
+                        ("therapist", text(row, "therapist")),
                     )
                     if value is not None
                 }
             )
+            meeting_lines.append(line)
             continue
         session = {
             name: value
@@ -2047,8 +2117,8 @@ def _csv_course(
                 ("kind", cell(row, "kind")),
                 ("start", cell(row, "start")),
                 ("last_food", cell(row, "last_food")),
-                ("escort", escort(row)),
-                ("therapist", cell(row, "therapist")),
+                ("escort", text(row, "escort")),
+                ("therapist", text(row, "therapist")),
             )
             if value is not None
         }
@@ -2058,6 +2128,7 @@ def _csv_course(
                 return Record(first, known, source, reason)
             session.update(day)
         sessions.append(session)
+        session_lines.append(line)
     data: dict[str, Any] = {"timezone": zones.pop(), "sessions": sessions}
     if enrolled is not None:
         data["enrolled"] = enrolled
@@ -2067,4 +2138,108 @@ def _csv_course(
         data["id"] = course_id
     if data["timezone"] is None:
         del data["timezone"]
-    return Record(first, data, source)
+    rows_of = _RowLines(first, tuple(session_lines), tuple(meeting_lines), enrolled_line)
+    return Record(first, _CsvCourse(data, rows_of), source)
+
+
+class _RowLines(NamedTuple):
+    """Where a CSV course's values were read: the line of each row, for its problems."""
+
+    first: int
+    sessions: tuple[int, ...]
+    meetings: tuple[int, ...]
+    enrolled: int
+
+
+class _CsvCourse(dict[str, Any]):
+    """A course read from CSV rows, as the course format's data, with each row's line.
+
+    The loader names a problem by its path in that data (``sessions[0].vitals[0].at``), and
+    its message may quote the value; a CSV table's reader promises the line and the column,
+    never the cell's content: `explain` says the same in those terms. (A plain dict
+    subclass: it is pickled to the workers as it is.)
+    """
+
+    def __init__(self, data: dict[str, Any], lines: _RowLines) -> None:
+        super().__init__(data)
+        self.lines = lines
+
+    def explain(self, error: InputError) -> InputError:
+        """``error``'s problems, each by its line and column, without the cells' content."""
+        return InputError(*(self._problem(p) for p in error.problems))
+
+    def _problem(self, problem: Problem) -> str:
+        path, lines = problem.path, self.lines
+        head = path[0] if path else None
+        if head in ("sessions", "integrations") and len(path) >= 3:
+            step = path[1]
+            position = step[0] if isinstance(step, tuple) else step
+            rows = lines.sessions if head == "sessions" else lines.meetings
+            if isinstance(position, int) and 0 <= position < len(rows):
+                line, field = rows[position], path[2]
+                if field == "vitals" and len(path) == 5 and isinstance(path[3], int):
+                    part = str(path[4])
+                    what = self._what(part, problem)
+                    return (
+                        f"line {line}: reading {path[3] + 1} of the vitals cell: its "
+                        f"{_READING_PARTS.get(part, part)} {what}"
+                    )
+                if len(path) == 3 and isinstance(field, str):
+                    name = "session_id" if field == "id" else field
+                    return f"line {line}: the {name} cell {self._what(field, problem)}"
+        if head in ("timezone", "id", "enrolled") and len(path) == 1:
+            line = lines.enrolled if head == "enrolled" else lines.first
+            name = "course_id" if head == "id" else str(head)
+            return f"line {line}: the {name} cell {self._what(name, problem)}"
+        # A problem of the course as a whole ("sessions: holds more than ..."): its path
+        # holds no cell's content.
+        return f"line {lines.first}: {problem}"
+
+    def _what(self, field: str, problem: Problem) -> str:
+        if problem.code == "required":
+            return problem.what  # says what is wanted, quotes nothing
+        if field in _CSV_QUOTED:
+            # The loader quotes the value in these messages: its words without it.
+            known = _CSV_QUOTED[field]
+            return known.get(problem.code) or known["format"]
+        what = problem.what
+        if what.startswith("duplicate of "):
+            what = "is a " + what
+        # "duplicate of sessions[1]" names a row by its place in the course's data.
+        return _DATA_PLACE.sub(self._place, what)
+
+    def _place(self, found: re.Match[str]) -> str:
+        rows = self.lines.sessions if found.group(1) == "sessions" else self.lines.meetings
+        position = int(found.group(2))
+        return f"the row on line {rows[position]}" if position < len(rows) else found.group(0)
+
+
+_READING_PARTS = {"at": "time"}
+_DATA_PLACE = re.compile(r"\b(sessions|integrations)\[([0-9]+)\]")
+_YEARS = f"is outside the supported years {MIN_YEAR}-{MAX_YEAR}; check the year"
+_INSTANT_WORDS = {
+    "format": "is not an ISO 8601 date-time with an offset, such as 2026-12-01T09:00:00-07:00",
+    "value": "is not a real date and time",
+    "range": _YEARS,
+}
+# The loader's words for a problem with a value it quotes, by field and problem code,
+# without the value; "format" also stands for any other code.
+_CSV_QUOTED: dict[str, dict[str, str]] = {
+    **dict.fromkeys(
+        ("start", "last_food", "last_liquid", "ready_to_leave", "monitoring_form", "at"),
+        _INSTANT_WORDS,
+    ),
+    "enrolled": {
+        "format": "is not a date written YYYY-MM-DD, such as 2026-11-02",
+        "value": "is not a real date",
+        "range": _YEARS,
+    },
+    "kind": {
+        "format": "is not a kind: use one of "
+        + ", ".join(repr(k.value) for k in Kind)
+        + f" or {INTEGRATION_KIND!r} (an integration meeting)",
+    },
+    "timezone": {
+        "format": "is not an IANA time zone name, such as America/Denver",
+    },
+}

@@ -279,7 +279,8 @@ def _holiday_problem(country: object, subdivision: object) -> Problem | None:
     except ImportError:
         return Problem(
             "holidays",
-            "public holidays need the holidays package: pip install 'kaprules[calendar]'",
+            "public holidays need the holidays package: pip install '.[calendar]' in a "
+            "checkout of kaprules",
             "missing",
         )
     # Only a country code the package lists: it looks names up as attributes of its
@@ -327,9 +328,9 @@ class ClinicCalendar:
             any order; kept in date order without repeats.
         holidays: A country code of the ``holidays`` package (ISO 3166-1 alpha-2, such as
             ``"US"``, as its ``list_supported_countries()`` lists them) whose public
-            holidays are closed days; None for none. Needs
-            ``pip install 'kaprules[calendar]'``. A day in a year whose holidays the
-            package does not know for the country is an `InputError` when looked up.
+            holidays are closed days; None for none. Needs ``pip install '.[calendar]'``
+            (in a checkout of kaprules). A day in a year whose holidays the package does
+            not know for the country is an `InputError` when looked up.
         subdivision: A subdivision of that country, such as ``"CO"``, or None.
         at: The local wall time at which proposed sessions start (default 09:00). A time
             skipped by a DST change moves forward by the change, as clocks do.

@@ -30,6 +30,7 @@ from kaprules.errors import (
 from kaprules.model import (
     KIND_BY_VALUE,
     MAX_DOSE_MG,
+    MAX_READINGS,
     READING_RANGE,
     Course,
     Integration,
@@ -40,6 +41,7 @@ from kaprules.model import (
     freeze_json,
     integration_problems,
     reading_problems,
+    readings_count_problems,
     session_problems,
     timezone_problem,
     vital_problems,
@@ -204,7 +206,8 @@ SESSION_FORMAT: tuple[Field, ...] = (
         False,
         "array",
         "The blood-pressure readings taken during the session, each an object "
-        f"`{{at, systolic, diastolic}}`; absent or empty when none are recorded. {_NEVER_SHOWN}",
+        f"`{{at, systolic, diastolic}}`, at most {MAX_READINGS}; absent or empty when none are "
+        f"recorded. {_NEVER_SHOWN}",
     ),
     Field(
         "ready_to_leave",
@@ -446,6 +449,9 @@ def _vitals(obj: dict[str, Any], problems: list[Problem]) -> tuple[Vital, ...]:
         problems.append(
             Problem("vitals", f"must be an array of readings, got {json_type(value)}", "type")
         )
+        return ()
+    if too_many := readings_count_problems(len(value)):
+        problems += too_many  # before reading any: the list may be long
         return ()
     readings = []
     for index, item in enumerate(value):

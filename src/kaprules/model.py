@@ -145,6 +145,19 @@ MAX_DOSE_MG = 100_000
 parameters are bounded. More is a typing error, not a dose."""
 
 
+MAX_READINGS = 100
+"""The most blood-pressure readings a session holds (its ``vitals``): a monitoring period
+takes a few, so more is an export gone wrong; refused, so that one session cannot hold a
+table's worth of readings."""
+
+
+def readings_count_problems(count: int) -> list[Problem]:
+    """The problem with a session holding ``count`` readings, or none (private helper)."""
+    if count > MAX_READINGS:
+        return [Problem("vitals", f"holds more than {MAX_READINGS} readings, the limit", "range")]
+    return []
+
+
 def dose_problems(value: object) -> list[Problem]:
     """The problem with a session's dose, or none (private helper). Never shows the value."""
     if value is None:
@@ -179,7 +192,7 @@ def _vitals_problems(value: object) -> list[Problem]:
         return [
             Problem("vitals", f"must be a list or tuple of Vital, got {_type_name(value)}", "type")
         ]
-    return [
+    return readings_count_problems(len(value)) or [
         Problem(("vitals", index), f"must be a Vital, got {_type_name(item)}", "type")
         for index, item in enumerate(value)
         if not isinstance(item, Vital)
@@ -490,8 +503,8 @@ class Session:
         last_liquid: When the patient last drank before the session: an aware datetime,
             or None when not recorded.
         vitals: The blood-pressure readings taken during the session, as
-            [`Vital`][kaprules.Vital] objects in any ordered iterable (kept as a tuple);
-            empty when none are recorded.
+            [`Vital`][kaprules.Vital] objects in any ordered iterable (kept as a tuple):
+            at most `MAX_READINGS` (100); empty when none are recorded.
         ready_to_leave: When monitoring ended and the patient was assessed ready to leave:
             an aware datetime, or None when not recorded.
         dose_mg: The ketamine dose given, in milligrams: an ``int`` or ``float`` above 0
@@ -506,7 +519,8 @@ class Session:
     Raises:
         InputError: A naive datetime or one outside the supported years, an unknown kind,
             an empty id, a dose that is not a positive finite number, a reading that is not
-            a `Vital`, or a wrong type; the message names the session and the field.
+            a `Vital`, more than `MAX_READINGS` readings, or a wrong type; the message names
+            the session and the field.
     """
 
     start: dt.datetime = attrs.field(eq=_as_instant)

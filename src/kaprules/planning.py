@@ -292,7 +292,7 @@ class Plan:
 
         Raises:
             ImportError: The ``icalendar`` package is missing
-                (``pip install 'kaprules[calendar]'``).
+                (``pip install '.[calendar]'`` in a checkout of kaprules).
         """
         import icalendar
 

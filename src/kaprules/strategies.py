@@ -1,7 +1,7 @@
 """Hypothesis strategies for courses: test your own protocol code with kaprules' generators.
 
-Needs hypothesis (``pip install 'kaprules[strategies]'``); the rest of kaprules does not
-import this module.
+Needs hypothesis (``pip install '.[strategies]'`` in a checkout of kaprules); the rest of
+kaprules does not import this module.
 
 - [`compliant_courses`][kaprules.strategies.compliant_courses]: courses that meet a
   protocol (kap-standard v1 by default) by construction, in any IANA zone, with sessions

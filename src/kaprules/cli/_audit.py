@@ -27,7 +27,10 @@ def audit_command(args: argparse.Namespace, out: TextIO) -> int:
     # Before any work: a large audit is not run to be lost at the end.
     check_paths(wanted, [*args.inputs, *(args.protocol or ())])
     if args.html:
-        need_extra("jinja2", "--html needs the jinja2 package: pip install 'kaprules[audit]'")
+        need_extra(
+            "jinja2",
+            "--html needs the jinja2 package: pip install '.[audit]' in a checkout of kaprules",
+        )
     with Outputs() as outputs:
         # Made now, so an unwritable directory stops the run before it starts.
         findings_out = outputs.open(args.findings) if args.findings else None

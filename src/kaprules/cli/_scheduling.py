@@ -41,7 +41,7 @@ def next_command(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-ICS_HINT = "--ics needs the icalendar package: pip install 'kaprules[calendar]'"
+ICS_HINT = "--ics needs the icalendar package: pip install '.[calendar]' in a checkout of kaprules"
 
 
 def plan_command(args: argparse.Namespace, out: TextIO) -> int:

@@ -507,9 +507,11 @@ def test_install_lines_name_a_checkout() -> None:
         assert not re.search(r"pip install '?kaprules\[", text), page.name
 
 
-# The modules whose install hints say where kaprules comes from; the columnar engine's
-# (`_columnar`, `cli/_arguments`) and the calendar schema's are not yet held to it.
+# The files whose install hints say where kaprules comes from: a checkout, not an index.
 HINTED = [
+    "_columnar.py",
+    "calendar.schema.json",
+    "cli/_arguments.py",
     "cli/_audit.py",
     "cli/_scheduling.py",
     "clinic_calendar.py",

@@ -200,7 +200,10 @@ def engine_choice(
         return False, _but(asked, "several protocol versions are judged course by course")
     if not available():
         if engine == "columnar":
-            raise InputError("engine: the columnar engine needs Polars; install kaprules[columnar]")
+            raise InputError(
+                "engine: the columnar engine needs Polars: pip install '.[columnar]' in a "
+                "checkout of kaprules"
+            )
         return False, "Polars is not installed"
     if not readable:
         return False, _but(asked, "the input is not read_records' files, not yet read")

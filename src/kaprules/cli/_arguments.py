@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         choices=("auto", "columnar", "records"),
         default="auto",
-        help="columnar: read JSON Lines in chunks as columns (needs kaprules[columnar]); "
+        help="columnar: read JSON Lines in chunks as columns (needs pip install '.[columnar]'); "
         "records: course by course; auto (default): columnar when it can. The outputs are "
         "the same",
     )

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import kaprules
 from kaprules import STANDARD
 from kaprules.auditing import audit, read_records
 from test_plugins import PROTOCOL, installed, site  # noqa: F401 (fixtures)
@@ -235,3 +238,32 @@ def test_the_report_draws_meetings_their_deadline_and_says_what_it_leaves_out(
     assert cli(*args, "--sample", "2")[0] == 1
     page = html.read_text(encoding="utf-8")
     assert "integration meeting m1, 2027-02-20 10:00 UTC-07:00: late</title>" in page
+
+
+def test_the_progress_bar_shows_the_share_done_when_the_size_is_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tqdm = pytest.importorskip("tqdm", reason="the progress bar needs pip install '.[audit]'")
+    from kaprules.auditing import read_records
+    from kaprules.cli import _audit
+
+    data = tmp_path / "in.jsonl"
+    course = kaprules.load_course(EXAMPLES / "compliant.json")
+    data.write_text(kaprules.dumps(course, indent=None) + "\n")
+    size = data.stat().st_size
+    assert _audit.input_size([str(data), str(data)]) == 2 * size
+    assert _audit.input_size([str(data), "-"]) is None
+    records = read_records([str(data)])
+    list(kaprules.audit(records))
+    assert records.bytes_read == size  # type: ignore[attr-defined]
+    stream = io.StringIO()
+    monkeypatch.setattr(stream, "isatty", lambda: True)
+    monkeypatch.setattr(sys, "stderr", stream)
+    bar = _audit._progress_bar(2 * size)
+    _audit._advance(bar, size, 7)
+    bar.refresh()
+    shown = stream.getvalue()
+    bar.close()
+    assert "50%" in shown
+    assert "7 courses" in shown
+    assert isinstance(bar, tqdm.tqdm)

@@ -1525,6 +1525,14 @@ class _Records(Iterator[Record]):
     def _fresh(self) -> bool:
         return self._units is None
 
+    @property
+    def bytes_read(self) -> int:
+        """The bytes read from the inputs so far, as stored (compressed, for ``.gz``).
+
+        Beside the inputs' sizes, it says how far an audit has come.
+        """
+        return self._digest.read
+
     def _blocks(self) -> Iterator[Record | LineBlock]:
         # An audit takes the records as blocks: they are its to read, and this reader is
         # left empty.
@@ -1579,6 +1587,7 @@ class _Digests:
         self._own = own
         self._other = other
         self._each: list[tuple[str, Any]] = []
+        self.read = 0  # bytes, as stored (compressed for .gz): what a progress bar counts
 
     def start(self, source: str) -> None:
         """Begin the digest of the input ``source``: the bytes from now on are its."""
@@ -1589,6 +1598,7 @@ class _Digests:
         return [(source, digest.hexdigest()) for source, digest in self._each]
 
     def update(self, data: bytes) -> None:
+        self.read += len(data)
         self._own.update(data)
         if self._other is not None:
             self._other.update(data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import os
+import stat
 import sys
 from typing import Any, NamedTuple, TextIO
 
@@ -94,13 +96,13 @@ def audit_run(
     form: FindingsForm | None = None
     if findings_out is not None:
         form = form_of(args.findings)  # .csv.gz is gzipped CSV (Outputs compresses)
-    progress = _progress_bar()
+    progress = _progress_bar(input_size(args.inputs))
     try:
         # The findings file's text as the audit makes it (with the columnar engine, in
         # the worker processes, without result objects).
         for piece in run.findings_text(form, inputs=several):
             if progress is not None:
-                progress.update(run.counted - progress.n)
+                _advance(progress, getattr(records, "bytes_read", 0), run.counted)
             if piece and findings_out is not None:
                 try:  # not a context manager: this runs once a batch
                     findings_out.write(piece)
@@ -134,8 +136,27 @@ def audit_run(
     return Audited(EXIT_OK if summary.ok else EXIT_FINDINGS, data, page, seconds)
 
 
-def _progress_bar() -> Any:
+def input_size(inputs: list[str]) -> int | None:
+    """The inputs' total size in bytes as stored, or None when one is not a regular file.
+
+    For standard input or a pipe, a progress bar can only count courses.
+    """
+    total = 0
+    for name in inputs:
+        try:
+            info = os.stat(name) if name != "-" else None
+        except OSError:
+            return None
+        if info is None or not stat.S_ISREG(info.st_mode):
+            return None
+        total += info.st_size
+    return total
+
+
+def _progress_bar(total: int | None) -> Any:
     # A progress bar on a terminal only; nothing extra when stderr is a file or a pipe.
+    # With the inputs' size known it counts bytes, so that it shows the share done and
+    # the time left; otherwise courses.
     if sys.stderr is None or not sys.stderr.isatty():
         return None
     try:
@@ -144,4 +165,21 @@ def _progress_bar() -> Any:
         return None
     # No monitor thread: worker processes are forked while the bar is shown.
     tqdm.tqdm.monitor_interval = 0
+    if total:
+        return tqdm.tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+        )
     return tqdm.tqdm(unit=" courses", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _advance(progress: Any, read: int, counted: int) -> None:
+    if progress.total:
+        progress.update(min(read, progress.total) - progress.n)
+        progress.set_postfix_str(f"{counted} courses", refresh=False)
+    else:
+        progress.update(counted - progress.n)

@@ -32,6 +32,7 @@ OWN_NAMESPACE = {
     "cli",
     "course_files",
     "dask",
+    "fhir",
     "findings_files",
     "explanation",
     "plugins",

@@ -63,6 +63,8 @@ def _at_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_python_block_runs(page: Path) -> None:
     if any("import dask" in body for language, body, _ in fences(page) if language == "python"):
         pytest.importorskip("dask.bag", reason=f"{page.name} runs Dask: pip install '.[dask]'")
+    if any("kaprules.fhir" in body for language, body, _ in fences(page) if language == "python"):
+        pytest.importorskip("fhir.resources", reason=f"{page.name} needs pip install '.[fhir]'")
     outputs = run_python_blocks(page)
     blocks = [f for f in fences(page) if f[0] == "python"]
     # Each block ran, and each that prints (and so shows a result on the page) printed.

@@ -24,6 +24,7 @@ NEVER = (
     "concurrent.futures",
     "dask",
     "difflib",
+    "fhir",
     "hashlib",
     "hypothesis",
     "icalendar",
@@ -34,12 +35,14 @@ NEVER = (
     "kaprules.auditing",
     "kaprules.dask",
     "kaprules.explanation",
+    "kaprules.fhir",
     "kaprules.forecasting",
     "kaprules.planning",
     "kaprules.strategies",
     "logging",
     "multiprocessing",
     "pendulum",
+    "pydantic",
     "tqdm",
 )
 

@@ -515,6 +515,7 @@ HINTED = [
     "cli/_audit.py",
     "cli/_scheduling.py",
     "clinic_calendar.py",
+    "fhir.py",
     "planning.py",
     "strategies.py",
 ]

@@ -1,6 +1,6 @@
 """FHIR R4B in and out: Bundles of Appointments into courses, findings into DetectedIssues.
 
-Needs the ``fhir`` extra (``pip install 'kaprules[fhir]'``, which installs
+Needs the ``fhir`` extra (``pip install '.[fhir]'``, which installs
 ``fhir.resources``): every resource read is validated by its R4B model, and nothing of it
 is imported until a function here is called, so that ``import kaprules`` stays small.
 
@@ -184,7 +184,7 @@ def _models() -> dict[str, Any]:
         from fhir.resources.R4B.observation import Observation
     except ImportError:
         raise InputError(
-            "kaprules.fhir needs fhir.resources: pip install 'kaprules[fhir]'"
+            "kaprules.fhir needs fhir.resources: pip install '.[fhir]' in a checkout of kaprules"
         ) from None
     return {
         "Appointment": Appointment,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import shlex
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -71,3 +73,72 @@ def cli(
         return code, out, err
 
     return call
+
+
+# The documentation site, built in the background from the start of the run: the tests
+# that read it run last (see pytest_collection_modifyitems), by when it is built, so that
+# no xdist worker sits waiting for the build. tests/test_docs.py's `site` fixture waits
+# for it, and builds the site itself when this did not start (no docs extra).
+SITE_ENV = "KAPRULES_TEST_SITE"
+_site_build: subprocess.Popen[bytes] | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _site_build
+    config = session.config
+    if hasattr(config, "workerinput") or SITE_ENV in os.environ:
+        return  # a worker: the controller started the build, and said where
+    import importlib.util
+
+    if importlib.util.find_spec("mkdocs") is None:
+        return
+    if config.args and not any(_reads_docs(arg) for arg in config.args):
+        return  # a run that reads no docs need not build them
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="kaprules-site-"))
+    os.environ[SITE_ENV] = str(where)  # the workers, started after this, inherit it
+    command = (
+        f"{shlex.quote(sys.executable)} -m mkdocs build --strict --site-dir "
+        f"{shlex.quote(str(where / 'site'))} >{shlex.quote(str(where / 'log'))} 2>&1; "
+        f"echo $? >{shlex.quote(str(where / 'status.tmp'))}; "
+        f"mv {shlex.quote(str(where / 'status.tmp'))} {shlex.quote(str(where / 'status'))}"
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "NO_MKDOCS_2_WARNING": "1",
+    }
+    _site_build = subprocess.Popen(["sh", "-c", command], cwd=ROOT, env=env)
+
+
+def _reads_docs(arg: str) -> bool:
+    # Whether a command-line argument selects tests/test_docs.py (or a folder holding it).
+    path = Path(arg.split("::")[0])
+    path = path if path.is_absolute() else Path.cwd() / path
+    try:
+        path = path.resolve()
+    except OSError:
+        return False
+    docs = (ROOT / "tests" / "test_docs.py").resolve()
+    return path == docs or path in docs.parents
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _site_build is None:
+        return
+    if _site_build.poll() is None:
+        _site_build.kill()
+        _site_build.wait()
+    import shutil
+
+    shutil.rmtree(os.environ.pop(SITE_ENV), ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The tests that read the built site last: by then the background build is done.
+    reading = [i for i in items if "site" in getattr(i, "fixturenames", ())]
+    if reading:
+        others = [i for i in items if "site" not in getattr(i, "fixturenames", ())]
+        items[:] = others + reading

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from kaprules import STANDARD, explain, parse_course
 from kaprules.cli import build_parser, main
 
 from check_links import broken_links
-from conftest import ROOT
+from conftest import ROOT, SITE_ENV
 
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```\s*$", re.S | re.M)
@@ -174,6 +175,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     )
     if shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("building the docs needs the docs extra: pip install '.[docs]'")
+    started = os.environ.get(SITE_ENV)
+    if started is not None:
+        return _waited_for(Path(started))
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent
@@ -183,6 +187,19 @@ def site(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
         if not (out / "index.html").exists():
             build_site(out)
     return out
+
+
+def _waited_for(where: Path) -> Path:
+    # The build conftest started in the background: wait for its status, then check it.
+    deadline = time.monotonic() + 600
+    while not (where / "status").exists():
+        if time.monotonic() > deadline:
+            pytest.fail("the background docs build did not end within 10 minutes")
+        time.sleep(0.2)
+    status = (where / "status").read_text().strip()
+    log = (where / "log").read_text(errors="replace")
+    assert status == "0", log[-3000:]
+    return where / "site"
 
 
 def build_site(out: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "typing_tests" / "docs_examples"
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```\s*$", re.S | re.M)
-# Pages whose examples are checked: the guides for app developers, and audits.
-PAGES = ("guide.md", "scheduling.md", "audits.md")
+# Pages whose examples are checked: the guides for app developers, audits, waivers and FHIR.
+PAGES = ("guide.md", "scheduling.md", "audits.md", "waivers.md", "fhir.md")
 # What a page's modules may leave unchecked: the audits page calls Dask, whose functions
 # are not annotated.
 RELAXED = {"audits.md": '# mypy: disable-error-code="no-untyped-call"\n'}

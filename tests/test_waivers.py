@@ -590,3 +590,16 @@ def test_a_built_in_version_is_followed_by_a_later_one(cli: Run, tmp_path: Path)
     assert ("weekly-cap", "2") in found
     assert ("waiver", "2") in found
     assert code == 1
+
+
+def test_a_drawn_course_marks_its_waived_finding(cli: Run, tmp_path: Path) -> None:
+    pytest.importorskip("jinja2", reason="the HTML report needs pip install '.[audit]'")
+    source = tmp_path / "in.jsonl"
+    source.write_text(kaprules.dumps(kaprules.load_course(EXAMPLES / "course.json"), indent=None))
+    page = tmp_path / "r.html"
+    args = ["--protocol", str(EXAMPLES / "clinic-v1.toml")]
+    args += ["--protocol", str(EXAMPLES / "clinic-v2.toml")]
+    cli("audit", str(source), *args, "--html", str(page), "--sample", "5")
+    text = page.read_text()
+    assert 'class="sev-waived"><code>weekly-cap</code> error, waived' in text
+    assert "Waived: clinical-judgement, approved by Dr. R. Okafor" in text

@@ -133,6 +133,7 @@ def _timeline(
                     + (", ..." if len(finding["sessions"]) > 20 else "")
                     or "course",
                     "message": finding["message"],
+                    "waiver": finding.get("waiver"),
                 }
             )
     sessions, total = _drawn(course, named)

@@ -130,7 +130,7 @@ def test_the_summary_says_which_engine_ran_and_why(tmp_path: Path, cli: Run) -> 
         # never takes the columnar engine).
         "auto": (
             "records",
-            "JSON Lines under 4 MiB a worker process audit sooner"
+            "JSON Lines of under 4 MiB for each worker are audited sooner course by course"
             if fast_paths_on()
             else "the fast paths are off (KAPRULES_NO_FAST_PATHS=1)",
             "",

@@ -87,8 +87,8 @@ def test_a_valid_waiver_waives_its_finding_and_the_report_is_ok() -> None:
     ("changes", "why"),
     [
         ({"rule": "weekly-target"}, None),  # valid but covers nothing here
-        ({"rule": "min-gap"}, "does not let this rule be waived"),
-        ({"rule": "no-such-rule"}, "does not let this rule be waived"),
+        ({"rule": "min-gap"}, "the protocol has no such rule"),
+        ({"rule": "no-such-rule"}, "the protocol has no such rule"),
         ({"sessions": ["s1", "s2", "s9"]}, "the course has no session 's9'"),
         ({"reason": None}, "it gives no reason"),
         ({"reason": "  "}, "it gives no reason"),
@@ -348,7 +348,12 @@ def test_sessions_before_the_first_version_are_one_finding() -> None:
     ("items", "message"),
     [
         ([V1.replace(id="other", version="1"), V1.replace(id="clinic", version="2")], "share"),
-        ([V1, V1.replace(version="2")], "only the first may have none"),
+        ([V1, V1.replace(version="2")], "only the one given first may have none"),
+        # A later version whose date was left out is not moved ahead of the first.
+        (
+            [attrs.evolve(V1, effective=dt.date(2026, 1, 1)), V1.replace(version="2")],
+            "only the one given first",
+        ),
         (
             [
                 attrs.evolve(V1, effective=dt.date(2026, 1, 1)),
@@ -363,6 +368,11 @@ def test_sessions_before_the_first_version_are_one_finding() -> None:
 def test_versions_are_checked_when_loaded(items: list[Protocol], message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         ProtocolVersions(items)
+
+
+def test_an_effective_date_is_in_the_supported_years() -> None:
+    with pytest.raises(ProtocolError, match="effective: 0001-01-01 is outside the supported"):
+        attrs.evolve(V1, effective=dt.date(1, 1, 1))
 
 
 def test_versions_from_files_and_from_one_file_agree(cli: Run, tmp_path: Path) -> None:
@@ -521,6 +531,8 @@ def test_the_html_report_stamps_each_version(cli: Run, tmp_path: Path) -> None:
     for version in loaded.versions:
         assert version.digest in text
     assert "in force from 2026-03-01" in text
+    assert "versions 1, 2</b>, each session by the version in force" in text
+    assert "(version 2)</small>" in text
 
 
 def test_three_versions_each_judge_their_own_dates(tmp_path: Path) -> None:
@@ -603,3 +615,75 @@ def test_a_drawn_course_marks_its_waived_finding(cli: Run, tmp_path: Path) -> No
     text = page.read_text()
     assert 'class="sev-waived"><code>weekly-cap</code> error, waived' in text
     assert "Waived: clinical-judgement, approved by Dr. R. Okafor" in text
+
+
+def test_forecast_check_booking_and_plan_take_versions() -> None:
+    # Each uses the version in force then: forecast and plan on as_of's date, check_booking
+    # on the proposed session's; before the first version, an InputError names protocol.
+    both = kaprules.ProtocolVersions(
+        [
+            attrs.evolve(PHASED, effective=dt.date(2026, 11, 1)),
+            attrs.evolve(
+                PHASED.replace(version="2")
+                .update("weekly-cap", waivable=False)
+                .replace(id="phased", version="2"),
+                effective=dt.date(2026, 12, 4),
+            ),
+        ]
+    )
+    course = crowded(waiver(sessions=["s1", "s2", "p"], approved_at=at(3, 11)))
+    course = attrs.evolve(course, sessions=course.sessions[:2])
+    # Dec 4 is version 2's: the weekly cap may not be waived there.
+    booked = kaprules.check_booking(course, Session(at(4), id="p"), at(3, 12), both)
+    assert not booked.ok
+    assert {f.protocol_version for f in booked.findings} == {"2"}
+    assert kaprules.forecast(course, at(3, 12), both).next is not None
+    assert kaprules.plan(course, at(3, 12), None, both).sessions
+    with pytest.raises(InputError, match="no version of 'phased' is in force on 2026-10-01"):
+        kaprules.forecast(course, dt.date(2026, 10, 1), both)
+
+
+def test_a_finding_never_names_a_session_no_version_judges() -> None:
+    early = [Session(at(29, month=12) - dt.timedelta(days=365), id="s1")]
+    later = [Session(at(31, month=12) - dt.timedelta(days=365), id="s2")]
+    course = Course(
+        "America/Denver", [*early, *later, Session(at(2, month=1) + dt.timedelta(days=0), id="s3")]
+    )
+    one = kaprules.ProtocolVersions([attrs.evolve(PHASED, effective=dt.date(2025, 12, 31))])
+    report = evaluate(course, one)
+    assert [(f.rule, f.sessions) for f in report.findings] == [("no-version-in-force", ("s1",))]
+
+
+def test_a_rule_the_protocol_holds_but_does_not_let_be_waived() -> None:
+    fixed = PHASED.update("weekly-cap", waivable=False)
+    report = evaluate(crowded(waiver()), fixed)
+    assert ("weekly-cap", ("s1", "s2", "s3"), False) in rules_of(report)
+    (invalid,) = [f for f in report.findings if f.rule == "waiver"]
+    assert invalid.message.endswith("the protocol does not let this rule be waived")
+    assert invalid.sessions == ("s1", "s2", "s3")  # in start order
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"note": "line one\nline two"}, None),  # a note may have lines
+        ({"note": "a\x1b[31m b"}, "note: must be at most 2000 printable characters"),
+        ({"note": "\x9b2J"}, "note: must be at most 2000 printable characters"),
+        ({"rule": "a\udfff"}, "rule: holds a lone surrogate"),
+    ],
+)
+def test_waiver_text_is_checked_field_by_field(
+    changes: dict[str, Any], message: str | None
+) -> None:
+    if message is None:
+        assert waiver(**changes).note == changes["note"]
+        return
+    with pytest.raises(InputError, match=message):
+        waiver(**changes)
+
+
+def test_a_protocol_adds_reason_codes_but_redefines_none() -> None:
+    with pytest.raises(ProtocolError, match="adds codes, it does not redefine them"):
+        attrs.evolve(PHASED, reasons={"clinical-judgement": "Anything goes."})
+    with pytest.raises(ProtocolError, match="versions: must hold at least one version"):
+        kaprules.protocol_files.versions_from_data({"id": "x", "versions": []})

@@ -134,6 +134,7 @@ def _timeline(
                     or "course",
                     "message": finding["message"],
                     "waiver": finding.get("waiver"),
+                    "version": finding.get("protocol_version"),
                 }
             )
     sessions, total = _drawn(course, named)

@@ -350,11 +350,13 @@ class AuditSummary:
 
     def _protocol(self) -> dict[str, Any]:
         # What judged the audit: the protocol's digest, or each version's.
-        shown: dict[str, Any] = {"id": self.protocol_id, "version": self.protocol_version}
+        shown: dict[str, Any] = {"id": self.protocol_id}
         if self.versions is not None:
-            shown["versions"] = self.versions
-        elif self.protocol_sha256 is not None:
-            shown["sha256"] = self.protocol_sha256
+            shown["versions"] = self.versions  # each session is judged by its own
+        else:
+            shown["version"] = self.protocol_version
+            if self.protocol_sha256 is not None:
+                shown["sha256"] = self.protocol_sha256
         # The bytes each file held, and the code of each plugin rule: with the digest,
         # every input that decided a result.
         shown["files"] = [{"name": input_name(n), "sha256": h} for n, h in self.protocol_files]
@@ -818,12 +820,12 @@ def _by_size(
         size += len(unit.data) if isinstance(unit, LineBlock) else limit
         if size >= limit:
             units = itertools.chain(ahead, blocks)
-            ran.why += f", and the input is not JSON Lines under {_SMALL} a worker process"
+            ran.why += f", and the input is not JSON Lines of under {_SMALL} for each worker"
             yield from _columnar.results(units, protocol, as_of, jobs, sample, form)
             return
     ran.name = "records"
     # The same words whatever the jobs: the summary's JSON does not change with them.
-    ran.why = f"JSON Lines under {_SMALL} a worker process audit sooner course by course"
+    ran.why = f"JSON Lines of under {_SMALL} for each worker are audited sooner course by course"
     yield from _per_record(iter(ahead), protocol, as_of, jobs, sample)
 
 

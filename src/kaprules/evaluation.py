@@ -114,7 +114,7 @@ def judged(timeline: Timeline, protocol: Protocol) -> tuple[Finding, ...]:
         found,
         course,
         lambda f: f.rule in waivable,
-        lambda _: (waivable, protocol.reason_codes, version),
+        lambda _: (frozenset(protocol.rule_ids), waivable, protocol.reason_codes, version),
         timeline.as_of,
     )
     return _ordered(kept + invalid, timeline, {version: protocol})
@@ -157,7 +157,8 @@ def versioned_findings(
     `COURSE_RULES` rule, or one that names no session, to the version in force on the
     first session's date (for a course without sessions: on ``as_of``'s date, or the
     latest). Sessions before the first effective date are named by one
-    ``no-version-in-force`` finding; no other finding belongs to them.
+    ``no-version-in-force`` finding; no other finding names them (one that would is left
+    out).
 
     Returns:
         The findings in report order, the versions used (in effective order), and the
@@ -184,6 +185,8 @@ def versioned_findings(
             timelines[length] = Timeline.of(course, as_of, series_length=length)
         timeline = timelines[length]
         for f in findings_of(timeline, version):
+            if any(by_session.get(sid, version) is None for sid in f.sessions):
+                continue  # a session no version judges: no-version-in-force names it
             if f.rule in COURSE_RULES or not f.sessions:
                 owner = course_version
             else:
@@ -220,11 +223,14 @@ def versioned_findings(
                 return course_version
             return by_session[max(named, key=lambda sid: (local[sid], sid))]
 
-        def policy(waiver: Waiver) -> tuple[frozenset[str], frozenset[str], str | None]:
+        def policy(
+            waiver: Waiver,
+        ) -> tuple[frozenset[str], frozenset[str], frozenset[str], str | None]:
             version = version_of_waiver(waiver)
             if version is None:
-                return frozenset(), frozenset(), None
-            return version.waivable_rules, version.reason_codes, version.version
+                return frozenset(), frozenset(), frozenset(), None
+            rules = frozenset(version.rule_ids)
+            return rules, version.waivable_rules, version.reason_codes, version.version
 
         def waivable(f: Finding) -> bool:
             version = by_version.get(f.protocol_version or "")

@@ -38,6 +38,7 @@ from kaprules.phases import PHASES, Phase, phase_of, treatment_week, week_dates
 from kaprules.protocol import (
     STANDARD,
     Protocol,
+    ProtocolVersions,
 )
 from kaprules.report import Finding, Help, Report, Severity
 from kaprules.rules import (
@@ -379,6 +380,41 @@ def _missing(protocol: Protocol, cls: type[BaseRule], name: str) -> ProtocolErro
     )
 
 
+def version_for(protocol: Protocol | ProtocolVersions, course: object, moment: object) -> Protocol:
+    """The one protocol a scheduling answer uses: for versions, the one in force then.
+
+    Scheduling books by the rules in force: `forecast` and `plan` by the version in force
+    on ``as_of``'s local date, `check_booking` by the one in force on the proposed
+    session's. A version that takes effect later is not anticipated.
+
+    Raises:
+        InputError: No version is in force on that date.
+    """
+    if not isinstance(protocol, ProtocolVersions):
+        return protocol
+    check_course(course)
+    assert isinstance(course, Course)
+    if isinstance(moment, dt.datetime):
+        if not _time.is_aware(moment):
+            return protocol.latest  # the moment's own check names the problem
+        day = course.local(moment).date()
+    elif isinstance(moment, dt.date):
+        day = moment
+    else:
+        return protocol.latest
+    version = protocol.in_force(day)
+    if version is None:
+        first = protocol.versions[0].effective
+        raise InputError(
+            Problem(
+                "protocol",
+                f"no version of {echo(protocol.id)} is in force on {day.isoformat()}: the "
+                f"first takes effect on {first.isoformat() if first else '?'}",
+            )
+        )
+    return version
+
+
 def scheduling_timeline(
     course: Course, as_of: dt.datetime | dt.date, schedule_length: int | None
 ) -> Timeline:
@@ -403,7 +439,7 @@ def _check_calendar(calendar: object) -> ClinicCalendar | None:
 def forecast(
     course: Course,
     as_of: dt.datetime | dt.date,
-    protocol: Protocol = STANDARD,
+    protocol: Protocol | ProtocolVersions = STANDARD,
     calendar: ClinicCalendar | None = None,
 ) -> Forecast:
     """When the next session of ``course`` may be, and whether its series can be completed.
@@ -460,6 +496,7 @@ def forecast(
             range, or ``calendar`` is not a ClinicCalendar.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
+    protocol = version_for(protocol, course, as_of)
     phases = protocol_phases(protocol)
     if phases is not None:
         check_protocol(protocol)
@@ -981,7 +1018,7 @@ def check_booking(
     course: Course,
     proposed: Session | Integration,
     as_of: dt.datetime | dt.date,
-    protocol: Protocol = STANDARD,
+    protocol: Protocol | ProtocolVersions = STANDARD,
     calendar: ClinicCalendar | None = None,
 ) -> Report:
     """Whether ``proposed`` may be booked: ``report.ok`` says yes or no.
@@ -1025,6 +1062,8 @@ def check_booking(
             `forecast`.
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule.
     """
+    if isinstance(proposed, Session | Integration):
+        protocol = version_for(protocol, course, proposed.start)
     schedule: Schedule | None
     if protocol_phases(protocol) is not None and not _series_rules(protocol):
         # A phased protocol: the rules judge the booking; there is no series to complete.

@@ -744,7 +744,8 @@ def _waiver_text(name: str, value: object, limit: int, *, line: bool) -> list[Pr
         return [Problem(name, f"must be a string or None, got {_type_name(value)}", "type")]
     if not _time.valid_text(value):
         return [Problem(name, _SURROGATE, "value")]
-    if len(value) > limit or (line and not value.isprintable()):
+    printable = value.isprintable() if line else value.replace("\n", "").isprintable()
+    if len(value) > limit or not printable:
         shape = "one line of at most" if line else "at most"
         return [Problem(name, f"must be {shape} {limit} printable characters", "value")]
     return []
@@ -772,7 +773,9 @@ def waiver_problems(
                 "type",
             )
         )
-    elif not rule.isprintable() or not _time.valid_text(rule):
+    elif not _time.valid_text(rule):
+        problems.append(Problem("rule", _SURROGATE, "value"))
+    elif not rule.isprintable():
         problems.append(Problem("rule", "must be one line of printable characters", "value"))
     if not isinstance(sessions, tuple):
         problems.append(

@@ -34,10 +34,11 @@ from kaprules.forecasting import (
     past_years,
     protocol_phases,
     scheduling_timeline,
+    version_for,
 )
 from kaprules.model import Course, Integration, Kind, Session
 from kaprules.phases import Phase, phase_of, treatment_week, week_dates
-from kaprules.protocol import STANDARD, Protocol
+from kaprules.protocol import STANDARD, Protocol, ProtocolVersions
 
 __all__ = [
     "HORIZON_DAYS",
@@ -374,7 +375,7 @@ def plan(
     course: Course,
     as_of: dt.datetime | dt.date,
     calendar: ClinicCalendar | None = None,
-    protocol: Protocol = STANDARD,
+    protocol: Protocol | ProtocolVersions = STANDARD,
     *,
     until: dt.date | None = None,
 ) -> Plan:
@@ -442,6 +443,7 @@ def plan(
         ProtocolError: The protocol has no `SessionCount` or `TreatmentWindow` rule (and
             is not phased).
     """
+    protocol = version_for(protocol, course, as_of)
     phases = protocol_phases(protocol)
     if phases is not None:
         check_protocol(protocol)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import attrs
 
-from kaprules import _text
+from kaprules import _text, _time
 from kaprules.errors import (
     Problem,
     ProtocolError,
@@ -252,6 +252,15 @@ def _reason_problems(value: object) -> list[Problem]:
             problems.append(
                 Problem(("reasons", shown), "a reason code is kebab-case, at most 64 characters")
             )
+        elif code in REASONS:
+            problems.append(
+                Problem(
+                    ("reasons", code),
+                    "is one of the codes every protocol accepts (kaprules.REASONS); a protocol "
+                    "adds codes, it does not redefine them",
+                    "duplicate",
+                )
+            )
         else:
             problems += [
                 p.within("reasons", code) for p in _check_text("meaning", meaning, required=True)
@@ -326,6 +335,17 @@ class Protocol:
             not isinstance(self.effective, dt.date) or isinstance(self.effective, dt.datetime)
         ):
             problems.append(Problem("effective", "must be a datetime.date", "type"))
+        elif self.effective is not None and not (
+            _time.MIN_YEAR <= self.effective.year <= _time.MAX_YEAR
+        ):
+            problems.append(
+                Problem(
+                    "effective",
+                    f"{self.effective.isoformat()} is outside the supported years "
+                    f"{_time.MIN_YEAR}-{_time.MAX_YEAR}",
+                    "range",
+                )
+            )
         if self.derived_from is not None and not (
             isinstance(self.derived_from, tuple)
             and len(self.derived_from) == 2
@@ -638,14 +658,17 @@ class Protocol:
 
 
 def _sorted_versions(value: object) -> object:
-    # By effective date (those without one first); anything else is left for the check.
+    # In effective order; a version without a date only where it is given, first (the
+    # check refuses one anywhere else). Anything else is left for the check.
     if isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping):
         items = tuple(value)
-        if all(isinstance(item, Protocol) for item in items):
-            return tuple(
-                sorted(items, key=lambda p: (p.effective is not None, p.effective or dt.date.min))
-            )
-        return items
+        if not all(isinstance(item, Protocol) for item in items):
+            return items
+        head = items[:1] if items and items[0].effective is None else ()
+        rest = items[len(head) :]
+        dated = [p for p in rest if p.effective is not None]
+        undated = [p for p in rest if p.effective is None]
+        return (*head, *sorted(dated, key=lambda p: p.effective), *undated)
     return value
 
 
@@ -706,7 +729,8 @@ class ProtocolVersions:
                     Problem(
                         (*where, "effective"),
                         f"version {echo(item.version)} has no effective date; of several "
-                        "versions only the first may have none (in force from the start)",
+                        "versions only the one given first may have none (in force from the "
+                        "start)",
                         "required",
                     )
                 )

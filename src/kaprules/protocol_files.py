@@ -684,8 +684,11 @@ def versions_from_data(
         if key not in VERSIONS_FIELDS
     ]
     items = data.get("versions")
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, list):
         problems.append(Problem("versions", f"must be a list of protocols{_got(items)}"))
+        raise ProtocolError(*problems)
+    if not items:
+        problems.append(Problem("versions", "must hold at least one version", "value"))
         raise ProtocolError(*problems)
     built: list[Protocol] = []
     for index, item in enumerate(items):

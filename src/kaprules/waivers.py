@@ -48,9 +48,9 @@ non-adherence reasons of CDS Hooks' override taxonomy; ``clinical-judgement`` an
 ``clinic-closed`` are kaprules' own. A protocol adds codes of its own with ``reasons``."""
 
 
-Policy = Callable[[Waiver], tuple[frozenset[str], frozenset[str], str | None]]
-"""For a waiver: the rules its protocol version lets be waived, the reason codes it
-accepts, and the version's name."""
+Policy = Callable[[Waiver], tuple[frozenset[str], frozenset[str], frozenset[str], str | None]]
+"""For a waiver: the rules of its protocol version, those it lets be waived, the reason
+codes it accepts, and the version's name."""
 
 
 def judge(
@@ -78,11 +78,12 @@ def judge(
     if not course.waivers:
         return found, []
     sessions = {s.id for s in course.sessions}
+    ordered = sorted(course.sessions, key=lambda s: (s.instant, s.id or ""))
     valid: list[Waiver] = []
     invalid: list[Finding] = []
     for index, waiver in enumerate(course.waivers):
-        rules, reasons, version = policy(waiver)
-        problem = _problem(waiver, sessions, rules, reasons, as_of, course)
+        known, rules, reasons, version = policy(waiver)
+        problem = _problem(waiver, sessions, known, rules, reasons, as_of, course)
         if problem is None:
             valid.append(waiver)
             continue
@@ -90,7 +91,7 @@ def judge(
             Finding(
                 WAIVER_RULE,
                 Severity.ERROR,
-                tuple(s for s in waiver.sessions if s in sessions),
+                tuple(s.id for s in ordered if s.id in set(waiver.sessions)),
                 f"waiver {index + 1} (of rule {echo(waiver.rule)}) waives nothing: {problem}",
                 None,
                 None,
@@ -119,12 +120,15 @@ def _covers(waiver: Waiver, finding: Finding) -> bool:
 def _problem(
     waiver: Waiver,
     sessions: set[str | None],
+    known: frozenset[str],
     rules: frozenset[str],
     reasons: frozenset[str],
     as_of: dt.datetime | dt.date | None,
     course: Course,
 ) -> str | None:
     # The first reason a waiver cannot be accepted, in the order an auditor checks it.
+    if waiver.rule not in known:
+        return "the protocol has no such rule"
     if waiver.rule not in rules:
         return "the protocol does not let this rule be waived"
     missing = [s for s in waiver.sessions if s not in sessions]

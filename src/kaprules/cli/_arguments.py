@@ -400,8 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protocol(explain_cmd)
     explain_cmd.add_argument(
         "--as-of",
-        type=_closed_date,
-        metavar="DATE",
+        type=as_of,
+        metavar="DATE|DATETIME|today",
         help="with several versions of a protocol: explain the version in force on this local "
         "date (default: the latest)",
     )
@@ -433,7 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read a protocol file (.toml or .json); list every problem with its path, "
         "or summarize the protocol. Exit 0 when valid, 2 when not.",
     )
-    validate.add_argument("file", metavar="FILE", help="the protocol file")
+    validate.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="+",
+        help="the protocol file; several files (or one of [[versions]]) are the versions of "
+        "one protocol, checked together",
+    )
     show = actions.add_parser(
         "show",
         help="print a protocol as a protocol file",

@@ -56,7 +56,6 @@ def _protocol_stamp(
     # As AuditSummary.to_dict's "protocol" (a test holds them equal).
     stamp: dict[str, Any] = {"id": protocol.id}
     if isinstance(protocol, ProtocolVersions):
-        stamp["version"] = protocol.latest.version
         stamp["versions"] = protocol.stamp()
         rules = [rule for version in protocol.versions for rule in version.rules]
     else:

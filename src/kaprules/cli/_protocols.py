@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TextIO
 
 from kaprules import _toml
@@ -10,15 +11,22 @@ from kaprules.cli._render import identity, json_out
 from kaprules.cli._status import EXIT_OK
 from kaprules.loading import (
     load_protocol,
+    load_versions,
     resolve_protocol,
 )
-from kaprules.protocol import ProtocolVersions
+from kaprules.protocol import Protocol, ProtocolVersions
 from kaprules.report import Severity
 
 
 def protocol_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.action == "validate":
-        loaded = load_protocol(args.file)
+        first = args.file[0]
+        if len(args.file) > 1:
+            loaded: Protocol | ProtocolVersions = load_versions(*args.file)
+        elif os.path.exists(first):
+            loaded = resolve_protocol(first)  # a file of [[versions]] too
+        else:
+            loaded = load_protocol(first)  # which says the file is missing
         versions = loaded.versions if isinstance(loaded, ProtocolVersions) else (loaded,)
         for protocol in versions:
             effective = "" if protocol.effective is None else f", effective {protocol.effective}"

@@ -160,23 +160,38 @@ def identity(protocol: Protocol) -> str:
     return text
 
 
+def _protocol_words(protocol: dict[str, Any]) -> str:
+    # One version, or each version with the date it took effect.
+    versions = protocol.get("versions")
+    if not versions:
+        return f"{protocol['id']} version {protocol['version']}"
+    each = ", ".join(
+        f"{v['version']}" + (f" (from {v['effective']})" if v["effective"] else "")
+        for v in versions
+    )
+    return f"{protocol['id']} versions {each}, each session by the version then in force"
+
+
 def audit_lines(data: dict[str, Any]) -> list[str]:
     lines = [
         f"Audit: {plural(data['lines_read'], 'record')} read, "
         f"{plural(data['courses'], 'course')} evaluated: {data['compliant']} compliant, "
         f"{data['with_errors']} with an error finding; "
         f"{plural(data['rejected_count'], 'record')} rejected.",
-        f"Protocol {data['protocol']['id']} version {data['protocol']['version']}, kaprules "
+        f"Protocol {_protocol_words(data['protocol'])}, kaprules "
         f"{data['kaprules_version']}, as of {data['as_of'] or '(final records)'}.",
         f"Input SHA-256: {data['input_sha256']}",
         "",
-        f"{'rule':<24} {'courses':>8} {'findings':>9} {'share':>7}",
+        f"{'rule':<24} {'courses':>8} {'findings':>9} {'waived':>7} {'share':>7}",
     ]
     for rule_id, counts in data["rules"].items():
         lines.append(
             f"{rule_id:<24} {counts['courses']:>8} {counts['findings']:>9} "
-            f"{100 * counts['share']:>6.1f}%"
+            f"{counts.get('waived', 0):>7} {100 * counts['share']:>6.1f}%"
         )
+    waived = len(data.get("waived", ())) + data.get("waived_omitted", 0)
+    if waived:
+        lines += ["", f"{plural(waived, 'finding')} waived (--format json lists them)."]
     if data["rejected_count"]:
         lines += ["", "Rejected records:"]
         for item in data["rejected"][:20]:

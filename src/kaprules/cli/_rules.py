@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from typing import Any, TextIO
 
 from kaprules._words import plural
+from kaprules.cli._arguments import TODAY
 from kaprules.cli._reading import protocol_of, version_at
 from kaprules.cli._render import identity, json_out
 from kaprules.cli._status import EXIT_OK, UsageError, one_line
 from kaprules.errors import ProtocolError, shown_id
+from kaprules.protocol import ProtocolVersions
 from kaprules.report import Severity
 
 
@@ -33,7 +36,9 @@ def rules_command(args: argparse.Namespace, out: TextIO) -> int:
     for rule in protocol.rules:
         # A plugin's id, title, statement and parameters are text from outside.
         params = ", ".join(f"{k}={v}" for k, v in rule.parameters().items()) or "no parameters"
-        head = f"{one_line(rule.id)} ({Severity(rule.severity).value}): {one_line(rule.title)}"
+        waivable = ", waivable" if getattr(rule, "waivable", False) is True else ""
+        severity = Severity(rule.severity).value
+        head = f"{one_line(rule.id)} ({severity}{waivable}): {one_line(rule.title)}"
         out.write(f"\n{head}\n")
         out.write(f"  parameters: {one_line(params)}\n")
         out.write(f"  {one_line(rule.statement)}\n")
@@ -91,12 +96,23 @@ def plugins_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def explain_command(args: argparse.Namespace, out: TextIO) -> int:
-    protocol = version_at(protocol_of(args), args.as_of)
+    given = protocol_of(args)
+    day = args.as_of
+    if day == TODAY:
+        day = dt.date.today()
+    elif isinstance(day, dt.datetime):
+        day = day.date()  # the date as written: a rule has no zone of its own
+    protocol = version_at(given, day)
     try:
         rule = protocol.rule(args.rule_id)
     except ProtocolError as exc:
         raise UsageError(str(exc)) from None
     from kaprules.explanation import explain
 
-    out.write(explain(rule, format=args.format))
+    text = explain(rule, format=args.format)
+    if isinstance(given, ProtocolVersions) and args.format == "text":
+        # Which version speaks, when several could.
+        since = "" if protocol.effective is None else f", in force from {protocol.effective}"
+        text = f"{protocol.id} version {protocol.version}{since}\n\n" + text
+    out.write(text)
     return EXIT_OK

@@ -518,15 +518,20 @@ def test_dask_audits_versions_and_waivers_as_kaprules_does(tmp_path: Path) -> No
     assert summary["rules"]["weekly-cap"]["waived"] == 6  # both courses, three times
 
 
-def test_the_html_report_stamps_each_version(cli: Run, tmp_path: Path) -> None:
+def worked_report(cli: Run, tmp_path: Path, *options: str) -> str:
+    """The HTML report of the worked example's course under both versions."""
     pytest.importorskip("jinja2", reason="the HTML report needs pip install '.[audit]'")
     source = tmp_path / "in.jsonl"
     source.write_text(kaprules.dumps(kaprules.load_course(EXAMPLES / "course.json"), indent=None))
     page = tmp_path / "r.html"
     args = ["--protocol", str(EXAMPLES / "clinic-v1.toml")]
     args += ["--protocol", str(EXAMPLES / "clinic-v2.toml")]
-    cli("audit", str(source), *args, "--html", str(page))
-    text = page.read_text()
+    cli("audit", str(source), *args, "--html", str(page), *options)
+    return page.read_text()
+
+
+def test_the_html_report_stamps_each_version(cli: Run, tmp_path: Path) -> None:
+    text = worked_report(cli, tmp_path)
     loaded = kaprules.load_protocol(EXAMPLES / "clinic-v1.toml", EXAMPLES / "clinic-v2.toml")
     for version in loaded.versions:
         assert version.digest in text
@@ -605,14 +610,7 @@ def test_a_built_in_version_is_followed_by_a_later_one(cli: Run, tmp_path: Path)
 
 
 def test_a_drawn_course_marks_its_waived_finding(cli: Run, tmp_path: Path) -> None:
-    pytest.importorskip("jinja2", reason="the HTML report needs pip install '.[audit]'")
-    source = tmp_path / "in.jsonl"
-    source.write_text(kaprules.dumps(kaprules.load_course(EXAMPLES / "course.json"), indent=None))
-    page = tmp_path / "r.html"
-    args = ["--protocol", str(EXAMPLES / "clinic-v1.toml")]
-    args += ["--protocol", str(EXAMPLES / "clinic-v2.toml")]
-    cli("audit", str(source), *args, "--html", str(page), "--sample", "5")
-    text = page.read_text()
+    text = worked_report(cli, tmp_path, "--sample", "5")
     assert 'class="sev-waived"><code>weekly-cap</code> error, waived' in text
     assert "Waived: clinical-judgement, approved by Dr. R. Okafor" in text
 

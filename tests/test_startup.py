@@ -22,6 +22,7 @@ COMPLIANT = ROOT / "examples" / "compliant.json"
 # the test helpers, and what the standard library makes slow to import.
 NEVER = (
     "concurrent.futures",
+    "cryptography",
     "dask",
     "difflib",
     "fhir",
@@ -31,6 +32,7 @@ NEVER = (
     "importlib.metadata",
     "importlib.resources",
     "jinja2",
+    "jwt",
     "kaprules.audit_html",
     "kaprules.auditing",
     "kaprules.dask",
@@ -38,12 +40,15 @@ NEVER = (
     "kaprules.fhir",
     "kaprules.forecasting",
     "kaprules.planning",
+    "kaprules.serve",
     "kaprules.strategies",
     "logging",
     "multiprocessing",
     "pendulum",
     "pydantic",
+    "starlette",
     "tqdm",
+    "uvicorn",
 )
 
 

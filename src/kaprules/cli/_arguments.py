@@ -448,7 +448,87 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("spec", metavar="NAME@VERSION|FILE", help="such as kap-standard@2")
     _add_format(show, ("toml", "json"))
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve a CDS Hooks appointment-book service (needs the serve extra)",
+        description="Serve a CDS Hooks 2.0 appointment-book service for each --protocol "
+        "(versions of one protocol make one service), answering with cards whether a "
+        "proposed appointment may be booked. Every call needs a JWT signed by an issuer of "
+        "--issuers. Runs until SIGINT or SIGTERM.",
+    )
+    serve.add_argument(
+        "--protocol",
+        metavar="NAME@VERSION|FILE",
+        action="append",
+        help="a protocol to serve, a built-in such as kap-standard@2 or a protocol file; "
+        f"repeat it for each (default: {DEFAULT_PROTOCOL}); files of one protocol's "
+        "versions make one service",
+    )
+    add_calendar(serve)
+    serve.add_argument(
+        "--issuers",
+        required=True,
+        metavar="ISSUERS.toml",
+        help="the EHRs whose tokens are accepted: [[issuers]] tables with iss and jwks (a "
+        "JWK Set file) or jku (its https URL)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument(
+        "--port", type=_port, default=8080, help="the port to listen on (default: 8080)"
+    )
+    serve.add_argument(
+        "--url",
+        type=_docs_url,
+        metavar="BASE",
+        help="the base URL the EHR calls, which tokens' aud must start with (default: "
+        "http://HOST:PORT)",
+    )
+    serve.add_argument(
+        "--timezone",
+        type=_zone,
+        metavar="ZONE",
+        help="the clinic's IANA zone (default: the Appointments' timezone extension)",
+    )
+    serve.add_argument(
+        "--feedback-log",
+        metavar="FILE.jsonl",
+        help="append accepted suggestions and overrides to this JSON Lines file",
+    )
+    serve.add_argument(
+        "--cors",
+        action="append",
+        metavar="ORIGIN",
+        help="an origin a browser-based EHR may call from, such as https://ehr.example.org; "
+        "may be repeated (default: none)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_byte_count,
+        default=1024 * 1024,
+        metavar="N",
+        help="answer 413 to a request body larger than N bytes (default: %(default)s, 1 MiB)",
+    )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a port from 1 to 65535")
+    return int(text)
+
+
+def _zone(text: str) -> str:
+    try:
+        _time.zone(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{echo(text)} is not an IANA timezone name, such as America/Denver"
+        ) from None
+    return text
 
 
 # The loader's limit, the one constant: --max-input-bytes may raise it for a command.

@@ -20,6 +20,7 @@ from kaprules.cli._check import check_command
 from kaprules.cli._protocols import protocol_command
 from kaprules.cli._rules import explain_command, rules_command
 from kaprules.cli._scheduling import next_command, plan_command
+from kaprules.cli._serve import serve_command
 from kaprules.cli._status import EXIT_SIGNAL, EXIT_USAGE, Failure, UsageError, complain, emit
 from kaprules.errors import InputError, KapRulesError, ProtocolError, echo
 
@@ -31,6 +32,7 @@ _COMMANDS = {
     "explain": explain_command,
     "rules": rules_command,
     "protocol": protocol_command,
+    "serve": serve_command,
 }
 
 

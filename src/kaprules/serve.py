@@ -1,0 +1,1118 @@
+"""`kaprules serve`: a CDS Hooks 2.0 ``appointment-book`` service.
+
+Needs the ``serve`` extra (``pip install '.[serve]'``: Starlette, Uvicorn, PyJWT with
+cryptography, and the ``fhir`` extra). Nothing of it is imported until this module is, so
+that ``import kaprules`` and ``kaprules check`` stay small.
+
+- [`app`][kaprules.serve.app]: the ASGI application: discovery, one ``appointment-book``
+  service per protocol, its feedback endpoint, and each rule's explanation.
+- [`read_issuers`][kaprules.serve.read_issuers]: the ``ISSUERS.toml`` allowlist of the
+  EHRs whose JSON web tokens are accepted, with their keys.
+- [`run`][kaprules.serve.run]: the application under Uvicorn.
+
+The [serve page](serve.md) describes the endpoints, the cards, the security checks and the
+feedback log for integrators.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import threading
+import time
+import tomllib
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kaprules._text import markdown, terminal, web_url
+from kaprules._time import NoSuchDay, at_local
+from kaprules.clinic_calendar import ClinicCalendar
+from kaprules.errors import InputError, PathItem, Problem, echo, render_path, shown_id
+from kaprules.explanation import explain
+from kaprules.fhir import (
+    RULE_SYSTEM,
+    TIMEZONE_EXTENSION,
+    WAIVER_REASON_SYSTEM,
+    course_from_bundle,
+)
+from kaprules.forecasting import check_booking, forecast
+from kaprules.model import Course, Session
+from kaprules.protocol import Protocol, ProtocolVersions
+from kaprules.report import Finding, Severity
+from kaprules.waivers import REASONS
+
+__all__ = [
+    "ALGORITHMS",
+    "HOOK",
+    "LEEWAY_SECONDS",
+    "MAX_BODY_BYTES",
+    "MAX_TOKEN_LIFETIME",
+    "OPTIONAL_PREFETCH",
+    "PREFETCH",
+    "REQUIRED_PREFETCH",
+    "Issuer",
+    "app",
+    "read_issuers",
+    "run",
+]
+
+HOOK = "appointment-book"
+"""The one hook the services answer."""
+ALGORITHMS = ("ES384", "RS384")
+"""The JWT signing algorithms accepted: the spec's recommended asymmetric two. ``none`` and
+every symmetric (HMAC) algorithm are refused."""
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest request body read, in bytes (1 MiB); a larger one is answered 413."""
+LEEWAY_SECONDS = 60
+"""The clock skew allowed when ``exp`` and ``iat`` are checked."""
+MAX_TOKEN_LIFETIME = 3600
+"""How far ahead of now a token's ``exp`` may be, in seconds: a token seen is remembered
+(its ``jti``) until it expires, so a longer-lived one is refused."""
+PREFETCH: Mapping[str, str] = {
+    "appointments": "Appointment?patient={{context.patientId}}",
+    "encounters": "Encounter?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}",
+    "medications": "MedicationAdministration?patient={{context.patientId}}",
+}
+"""The prefetch template each service lists in discovery."""
+REQUIRED_PREFETCH = ("appointments", "encounters", "observations")
+"""The prefetch keys a call must carry (a Bundle, or null for no data); without one, 412."""
+OPTIONAL_PREFETCH = ("medications",)
+"""The prefetch keys read when present (doses, for the session-day rules)."""
+
+_MAX_TOKEN_CHARS = 16 * 1024
+_MAX_LIVE_TOKENS = 100_000
+_MAX_CARDS = 10_000  # the cards remembered for feedback, oldest forgotten first
+_MAX_DEPTH = 64
+_MAX_JWKS_BYTES = 1024 * 1024
+_MAX_TEXT = 4000
+_OUTCOMES = ("accepted", "overridden")
+
+
+# --- issuers -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Issuer:
+    """An EHR whose tokens are accepted: its ``iss`` and its public keys.
+
+    Attributes:
+        iss: The ``iss`` claim of its tokens, compared exactly.
+        keys: Its public keys (``jwt.PyJWK``), each with the algorithm it verifies.
+        jku: The one URL its keys were fetched from, or None for a JWKS file. A token's
+            ``jku`` header, when it has one, must be this URL.
+    """
+
+    iss: str
+    keys: tuple[Any, ...]
+    jku: str | None = None
+
+
+def read_issuers(path: str | os.PathLike[str]) -> tuple[Issuer, ...]:
+    """The allowlist of an ``ISSUERS.toml`` file.
+
+    The file holds ``[[issuers]]`` tables, each with ``iss`` and one of ``jwks`` (the path
+    of a JWK Set file, relative to the TOML file's folder) or ``jku`` (the https URL the
+    keys are fetched from, once, now). Only EC P-384 keys (ES384) and RSA keys of 2048 bits
+    or more (RS384) are taken.
+
+    Args:
+        path: The TOML file.
+
+    Returns:
+        The issuers, in file order.
+
+    Raises:
+        InputError: The file cannot be read or is not TOML, a table lacks ``iss`` or a key
+            source, an ``iss`` is listed twice, a JWKS cannot be read, holds no usable key or
+            a symmetric one, or a ``jku`` cannot be fetched. Each problem names its field,
+            such as ``issuers[0].jwks``.
+    """
+    source = Path(path)
+    try:
+        with source.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise InputError(Problem((), f"cannot read: {exc.strerror or 'unreadable'}")) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(Problem((), f"is not TOML: {terminal(str(exc))[:200]}")) from None
+    unknown = sorted(set(document) - {"issuers"})
+    problems = [Problem((key,), "is not a setting of the file", "unknown-field") for key in unknown]
+    tables = document.get("issuers")
+    if not isinstance(tables, list) or not tables:
+        raise InputError(*problems, Problem(("issuers",), "needs at least one [[issuers]] table"))
+    issuers: list[Issuer] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables):
+        where: tuple[PathItem, ...] = ("issuers", index)
+        try:
+            issuer = _issuer(table, where, source.parent)
+        except InputError as exc:
+            problems += exc.problems
+            continue
+        if issuer.iss in seen:
+            problems.append(Problem((*where, "iss"), "is listed twice", "duplicate"))
+        seen.add(issuer.iss)
+        issuers.append(issuer)
+    if problems:
+        raise InputError(*problems)
+    return tuple(issuers)
+
+
+def _issuer(table: object, where: tuple[PathItem, ...], folder: Path) -> Issuer:
+    if not isinstance(table, dict):
+        raise InputError(Problem(where, "must be a table", "type"))
+    unknown = sorted(set(table) - {"iss", "jwks", "jku"})
+    if unknown:
+        raise InputError(
+            *(Problem((*where, k), "is not a field of an issuer", "unknown-field") for k in unknown)
+        )
+    iss = table.get("iss")
+    if not isinstance(iss, str) or not iss.strip() or len(iss) > 1000:
+        raise InputError(Problem((*where, "iss"), "must be the issuer's URI, a string", "type"))
+    if ("jwks" in table) == ("jku" in table):
+        raise InputError(Problem(where, "must have one of jwks (a file) or jku (a URL)"))
+    if "jwks" in table:
+        name = table["jwks"]
+        if not isinstance(name, str) or not name:
+            raise InputError(Problem((*where, "jwks"), "must be a file path", "type"))
+        try:
+            with (folder / name).open("rb") as handle:
+                data = handle.read(_MAX_JWKS_BYTES + 1)
+        except OSError as exc:
+            why = exc.strerror or "unreadable"
+            raise InputError(Problem((*where, "jwks"), f"cannot read the file: {why}")) from None
+        return Issuer(iss, _keys(data, (*where, "jwks")))
+    url = table["jku"]
+    if not isinstance(url, str) or web_url(url) is None or not url.startswith("https://"):
+        raise InputError(Problem((*where, "jku"), "must be an https URL", "value"))
+    try:
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data = response.read(_MAX_JWKS_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        why = terminal(str(getattr(exc, "reason", None) or type(exc).__name__))[:200]
+        raise InputError(
+            Problem(
+                (*where, "jku"),
+                f"cannot fetch the key set ({why}); kaprules serve fetches it once at start-up: "
+                "give a jwks file instead where the service cannot reach it",
+            )
+        ) from None
+    return Issuer(iss, _keys(data, (*where, "jku")), jku=url)
+
+
+def _keys(data: bytes, where: tuple[PathItem, ...]) -> tuple[Any, ...]:
+    import jwt
+
+    if len(data) > _MAX_JWKS_BYTES:
+        raise InputError(Problem(where, f"holds more than {_MAX_JWKS_BYTES} bytes", "range"))
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InputError(Problem(where, "is not a JSON Web Key Set (JSON)")) from None
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise InputError(Problem(where, "must be a JWK Set: an object with a 'keys' array"))
+    keys = []
+    for index, entry in enumerate(entries):
+        at = (*where, "keys", index)
+        if not isinstance(entry, dict):
+            raise InputError(Problem(at, "must be a JSON Web Key (an object)", "type"))
+        kty, crv, alg = entry.get("kty"), entry.get("crv"), entry.get("alg")
+        if "d" in entry or kty == "oct":
+            raise InputError(Problem(at, "is a private or symmetric key; give public keys only"))
+        wanted = "ES384" if (kty, crv) == ("EC", "P-384") else "RS384" if kty == "RSA" else None
+        if wanted is None or alg not in (None, wanted):
+            raise InputError(
+                Problem(at, "is neither an EC P-384 key (ES384) nor an RSA key (RS384)", "value")
+            )
+        if entry.get("use") not in (None, "sig"):
+            raise InputError(Problem((*at, "use"), "must be 'sig'", "value"))
+        try:
+            key = jwt.PyJWK(entry, wanted)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+            raise InputError(Problem(at, "is not a usable public key")) from None
+        if wanted == "RS384" and key.key.key_size < 2048:
+            raise InputError(Problem(at, "is an RSA key of fewer than 2048 bits", "range"))
+        keys.append(key)
+    return tuple(keys)
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+class _Refusal(Exception):
+    # An answer other than 200: the status, an OperationOutcome, and the log line's reason.
+    def __init__(
+        self,
+        status: int,
+        diagnostics: str,
+        code: str = "invalid",
+        expression: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(diagnostics)
+        self.status = status
+        self.diagnostics = diagnostics
+        self.code = code
+        self.expression = tuple(expression)
+        self.headers = dict(headers or {})
+        self.issues: list[tuple[str, str, Sequence[str]]] = [(code, diagnostics, self.expression)]
+
+
+def _outcome(issues: Iterable[tuple[str, str, Sequence[str]]]) -> dict[str, Any]:
+    """An OperationOutcome of ``(code, diagnostics, expression)`` issues."""
+    listed = []
+    for code, diagnostics, expression in issues:
+        issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": diagnostics}
+        if expression:
+            issue["expression"] = list(expression)
+        listed.append(issue)
+    return {"resourceType": "OperationOutcome", "issue": listed}
+
+
+def _input_refusal(exc: InputError, status: int = 400) -> _Refusal:
+    # The problems name elements and never show values: safe to answer and to log.
+    problems = exc.problems[:20]
+    refusal = _Refusal(status, "; ".join(str(p) for p in problems), "invalid")
+    refusal.issues = [("invalid", p.what, (p.where,) if p.where else ()) for p in problems]
+    return refusal
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+class _Tokens:
+    """The JWT checks: signature, issuer, audience, times, and replayed ``jti``."""
+
+    def __init__(self, issuers: Sequence[Issuer], clock: Callable[[], float]) -> None:
+        self.issuers = {issuer.iss: issuer for issuer in issuers}
+        self.clock = clock
+        self.seen: dict[tuple[str, str], float] = {}
+        self.lock = threading.Lock()
+
+    def check(self, authorization: str | None, audiences: Sequence[str]) -> dict[str, Any]:
+        import jwt
+
+        if authorization is None:
+            raise self._refuse("no Authorization header", "login", error=False)
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise self._refuse("the Authorization header is not 'Bearer <JWT>'", "login")
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise self._refuse("the token is too long")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise self._refuse("the token is not a JWT") from None
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            shown = echo(alg, 20) if isinstance(alg, str) else "none given"
+            raise self._refuse(f"the algorithm {shown} is not accepted (ES384 or RS384 only)")
+        iss = unverified.get("iss")
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise self._refuse("the issuer (iss) is not on the allowlist")
+        jku = header.get("jku")
+        if jku is not None and issuer.jku is not None and jku != issuer.jku:
+            raise self._refuse("the token's jku is not its issuer's allowlisted URL")
+        kid = header.get("kid")
+        keys = [
+            k
+            for k in issuer.keys
+            if k.algorithm_name == alg and (kid is None or k.key_id in (None, kid))
+        ]
+        if not keys:
+            raise self._refuse("no key of the issuer matches the token's kid and alg")
+        claims: dict[str, Any] | None = None
+        for key in keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key.key,
+                    algorithms=[alg],
+                    audience=list(audiences),
+                    issuer=iss,
+                    leeway=LEEWAY_SECONDS,
+                    options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+                )
+                break
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.ExpiredSignatureError:
+                raise self._refuse("the token has expired", "expired") from None
+            except jwt.MissingRequiredClaimError as exc:
+                raise self._refuse(f"the token has no {exc.claim} claim") from None
+            except jwt.InvalidAudienceError:
+                raise self._refuse("the token's aud is not this endpoint's URL") from None
+            except jwt.ImmatureSignatureError:
+                raise self._refuse("the token is issued in the future (iat)") from None
+            except jwt.InvalidTokenError as exc:
+                raise self._refuse(f"the token is invalid ({type(exc).__name__})") from None
+        if claims is None:
+            raise self._refuse("the token's signature does not verify")
+        jti, exp = claims["jti"], claims["exp"]
+        if not isinstance(jti, str) or not 0 < len(jti) <= 256:
+            raise self._refuse("the token's jti must be a string of 1 to 256 characters")
+        now = self.clock()
+        if exp > now + MAX_TOKEN_LIFETIME + LEEWAY_SECONDS:
+            raise self._refuse(f"the token expires more than {MAX_TOKEN_LIFETIME} s from now")
+        with self.lock:
+            if len(self.seen) >= _MAX_LIVE_TOKENS:
+                self.seen = {k: e for k, e in self.seen.items() if e + LEEWAY_SECONDS >= now}
+            if len(self.seen) >= _MAX_LIVE_TOKENS:
+                raise _Refusal(503, "too many live tokens; try again later", "transient")
+            assert isinstance(iss, str)
+            if (iss, jti) in self.seen:
+                raise self._refuse("the token was used before (its jti is replayed)")
+            self.seen[(iss, jti)] = float(exp)
+        return claims
+
+    @staticmethod
+    def _refuse(why: str, code: str = "security", *, error: bool = True) -> _Refusal:
+        # RFC 6750: 401 with a challenge; invalid_token once a token was given.
+        challenge = 'Bearer error="invalid_token"' if error else "Bearer"
+        return _Refusal(401, why, code, headers={"WWW-Authenticate": challenge})
+
+
+# --- the service ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Card:
+    # What feedback on a card needs: the finding's rule and sessions, who was shown it.
+    service: str
+    rule: str
+    sessions: tuple[str, ...]
+    appointment: str | None
+    patient: str | None
+    user: str | None
+    suggestions: Mapping[str, str]  # suggestion uuid -> the moved start
+    reasons: frozenset[str]
+
+
+class _Service:
+    """One ``appointment-book`` service: a protocol (or its versions) and the clinic's days."""
+
+    def __init__(
+        self,
+        protocol: Protocol | ProtocolVersions,
+        calendar: ClinicCalendar | None,
+        timezone: str | None,
+        base_url: str,
+    ) -> None:
+        self.protocol = protocol
+        self.calendar = calendar
+        self.timezone = timezone
+        self.id = protocol.id
+        self.url = f"{base_url}/cds-services/{self.id}"
+        self.base_url = base_url
+
+    def version(self, day: dt.date) -> Protocol:
+        if isinstance(self.protocol, Protocol):
+            return self.protocol
+        return self.protocol.in_force(day) or self.protocol.latest
+
+    def describe(self) -> dict[str, Any]:
+        latest = self.version(dt.date.max)
+        title = latest.title or latest.id
+        return {
+            "hook": HOOK,
+            "id": self.id,
+            "title": f"kaprules: {title}"[:200],
+            "description": (
+                f"Checks proposed appointments against {latest.id} version {latest.version} "
+                "before they are booked: a critical card for each rule that refuses one, a "
+                "warning card for each warning, and a suggestion of the next bookable day."
+            ),
+            "prefetch": dict(PREFETCH),
+        }
+
+    def answer(self, document: object, now: dt.datetime, cards: _CardMemory) -> dict[str, Any]:
+        request = _hook_request(document)
+        proposed = request["appointments"]
+        zone = self.timezone or _zone_of([r for _, r in proposed], request["history"])
+        if zone is None:
+            raise _Refusal(
+                400,
+                "no timezone: no Appointment has the timezone extension "
+                f"({TIMEZONE_EXTENSION}) and the service has no --timezone",
+                "required",
+                ("context.appointments",),
+            )
+        ids = {r.get("id") for _, r in proposed if isinstance(r.get("id"), str)}
+        history, where = _history_bundle(request["history"], ids)
+        try:
+            course = course_from_bundle(history, timezone=zone).course
+        except InputError as exc:
+            raise _input_refusal(_placed(exc, where)) from None
+        booked: list[tuple[Session, dict[str, Any]]] = []
+        for path, resource in proposed:
+            session = self._proposed(path, resource, zone, course, booked)
+            if session is not None:
+                booked.append((session, resource))
+        booked.sort(key=lambda pair: pair[0].start)
+        protocol = self.version(course.local(now).date())
+        listed: list[dict[str, Any]] = []
+        for index, (session, resource) in enumerate(booked):
+            before = [s for s, _ in booked[:index]]
+            so_far = attrs.evolve(course, sessions=(*course.sessions, *before))
+            report = check_booking(so_far, session, now, protocol, self.calendar)
+            move = None
+            if not report.ok:
+                move = self._move(so_far, session, resource, now, protocol)
+            for finding in report.findings:
+                day = so_far.local(session.start).date().isoformat()
+                card = self._card(finding, day, protocol, move)
+                cards.remember(card["uuid"], self._memo(finding, session, resource, request, card))
+                listed.append(card)
+                move = None  # one suggestion per appointment: on its first refusal
+        return {"cards": listed}
+
+    def _proposed(
+        self,
+        path: tuple[PathItem, ...],
+        resource: dict[str, Any],
+        zone: str,
+        course: Course,
+        booked: list[tuple[Session, dict[str, Any]]],
+    ) -> Session | None:
+        one = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": resource}]}
+        try:
+            read = course_from_bundle(one, timezone=zone)
+        except InputError as exc:
+            raise _input_refusal(_placed(exc, {0: path})) from None
+        if not read.course.sessions:
+            return None  # cancelled, no-show, entered in error: nothing to book
+        session = read.course.sessions[0]
+        taken = {s.id for s in course.sessions} | {s.id for s, _ in booked}
+        if resource.get("id") is None or session.id in taken:
+            number = 1
+            while f"proposed-{number}" in taken:
+                number += 1
+            session = attrs.evolve(session, id=f"proposed-{number}")
+        return session
+
+    def _move(
+        self,
+        course: Course,
+        session: Session,
+        resource: dict[str, Any],
+        now: dt.datetime,
+        protocol: Protocol,
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The appointment moved to the next bookable day, when one is and it is accepted."""
+        answer = forecast(course, now, protocol, self.calendar)
+        upcoming = answer.next
+        if upcoming is None or upcoming.kind is not session.kind:
+            return None
+        at = (self.calendar or ClinicCalendar()).at
+        try:
+            start = at_local(upcoming.bookable_from, at, course.zone)
+        except NoSuchDay:
+            return None
+        if start == session.start:
+            return None
+        moved = attrs.evolve(session, start=start)
+        if not check_booking(course, moved, now, protocol, self.calendar).ok:
+            return None
+        text = start.isoformat()
+        updated = dict(resource)
+        updated["start"] = text
+        end = resource.get("end")
+        old = resource.get("start")
+        if isinstance(end, str) and isinstance(old, str):
+            try:
+                length = dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(old)
+                updated["end"] = (start + length).isoformat()
+            except (ValueError, TypeError):
+                updated.pop("end", None)
+        else:
+            updated.pop("end", None)
+        return text, updated
+
+    def _card(
+        self,
+        finding: Finding,
+        day: str,
+        protocol: Protocol,
+        move: tuple[str, dict[str, Any]] | None,
+    ) -> dict[str, Any]:
+        indicator = {
+            Severity.ERROR: "critical",
+            Severity.WARNING: "warning",
+            Severity.INFO: "info",
+        }[finding.severity]
+        verb = {"critical": "Not bookable", "warning": "Warning", "info": "Note"}[indicator]
+        rule = finding.rule
+        summary = f"{verb} on {day}: {rule}"[:139]
+        lines = [
+            markdown(finding.message),
+            "",
+            f"Rule `{rule}` of {markdown(protocol.id)} version {markdown(protocol.version)}.",
+        ]
+        card: dict[str, Any] = {
+            "uuid": str(uuid.uuid4()),
+            "summary": summary,
+            "indicator": indicator,
+            "detail": "\n".join(lines),
+            "source": {
+                "label": "kaprules",
+                "topic": {"system": RULE_SYSTEM, "code": rule, "display": rule},
+            },
+        }
+        link = self._link(finding, protocol)
+        if link is not None:
+            card["source"]["url"] = link
+            card["links"] = [{"label": f"What {rule} requires", "url": link, "type": "absolute"}]
+        if move is not None:
+            start, updated = move
+            moved_day = start[:10]
+            card["suggestions"] = [
+                {
+                    "label": f"Move to {moved_day}, the next bookable day",
+                    "uuid": str(uuid.uuid4()),
+                    "isRecommended": True,
+                    "actions": [
+                        {
+                            "type": "update",
+                            "description": f"Move the appointment to {start}",
+                            "resource": updated,
+                        }
+                    ],
+                }
+            ]
+            card["selectionBehavior"] = "at-most-one"
+        if rule in protocol.waivable_rules:
+            meanings = {**REASONS, **dict(protocol.reasons)}
+            card["overrideReasons"] = [
+                {"system": WAIVER_REASON_SYSTEM, "code": code, "display": meanings[code]}
+                for code in sorted(meanings)
+            ]
+        return card
+
+    def _link(self, finding: Finding, protocol: Protocol) -> str | None:
+        if any(r.id == finding.rule for r in protocol.rules):
+            quoted = urllib.parse.quote(finding.rule, safe="")
+            return f"{self.base_url}/rules/{self.id}/{quoted}"
+        url = None if finding.help is None else finding.help.url
+        return url if url is not None and web_url(url) is not None else None
+
+    def _memo(
+        self,
+        finding: Finding,
+        session: Session,
+        resource: dict[str, Any],
+        request: dict[str, Any],
+        card: dict[str, Any],
+    ) -> _Card:
+        suggestions = {
+            s["uuid"]: s["actions"][0]["resource"]["start"] for s in card.get("suggestions", ())
+        }
+        reasons = frozenset(c["code"] for c in card.get("overrideReasons", ()))
+        appointment = resource.get("id")
+        return _Card(
+            self.id,
+            finding.rule,
+            tuple(finding.sessions) or (str(session.id),),
+            appointment if isinstance(appointment, str) else None,
+            request["patient"],
+            request["user"],
+            suggestions,
+            reasons,
+        )
+
+
+class _CardMemory:
+    """The cards answered lately, by uuid, for their feedback (bounded, oldest out)."""
+
+    def __init__(self) -> None:
+        self.cards: dict[str, _Card] = {}
+        self.lock = threading.Lock()
+
+    def remember(self, key: str, card: _Card) -> None:
+        with self.lock:
+            self.cards[key] = card
+            while len(self.cards) > _MAX_CARDS:
+                del self.cards[next(iter(self.cards))]
+
+    def get(self, key: str) -> _Card | None:
+        with self.lock:
+            return self.cards.get(key)
+
+
+# --- reading requests ------------------------------------------------------------------------
+
+
+def _string(value: object, where: str, *, required: bool = False, limit: int = 1000) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        what = "is required" if value is None else f"must be a string of 1 to {limit} characters"
+        raise _Refusal(400, f"{where} {what}", "required" if value is None else "value", (where,))
+    return value
+
+
+def _hook_request(document: object) -> dict[str, Any]:
+    """The parts of a hook call the service reads, checked; a refusal names the element."""
+    if not isinstance(document, dict):
+        raise _Refusal(400, "the request must be a JSON object", "structure")
+    hook = _string(document.get("hook"), "hook", required=True)
+    if hook != HOOK:
+        raise _Refusal(400, f"hook must be '{HOOK}'", "not-supported", ("hook",))
+    _string(document.get("hookInstance"), "hookInstance", required=True, limit=256)
+    context = document.get("context")
+    if not isinstance(context, dict):
+        raise _Refusal(400, "context must be an object", "structure", ("context",))
+    patient = _string(context.get("patientId"), "context.patientId")
+    user = _string(context.get("userId"), "context.userId")
+    given = context.get("appointments")
+    if given is None:
+        raise _Refusal(
+            400, "context.appointments is required", "required", ("context.appointments",)
+        )
+    appointments: list[tuple[tuple[PathItem, ...], dict[str, Any]]] = []
+    for path, resource in _resources(given, ("context", "appointments"), plain_array=True):
+        if resource.get("resourceType") != "Appointment":
+            where = render_path((*path, "resourceType"))
+            raise _Refusal(400, f"{where} must be 'Appointment'", "value", (where,))
+        appointments.append((path, resource))
+    prefetch = document.get("prefetch", {})
+    if not isinstance(prefetch, dict):
+        raise _Refusal(400, "prefetch must be an object", "structure", ("prefetch",))
+    missing = [f"prefetch.{key}" for key in REQUIRED_PREFETCH if key not in prefetch]
+    if missing:
+        raise _Refusal(
+            412,
+            f"the call lacks the prefetch {', '.join(missing)} (a Bundle, or null for no data); "
+            "this service does not query the FHIR server",
+            "required",
+            missing,
+        )
+    history: list[tuple[tuple[PathItem, ...], dict[str, Any]]] = []
+    for key in (*REQUIRED_PREFETCH, *OPTIONAL_PREFETCH):
+        value = prefetch.get(key)
+        if value is not None:
+            history += _resources(value, ("prefetch", key), plain_array=False)
+    return {"appointments": appointments, "history": history, "patient": patient, "user": user}
+
+
+def _resources(
+    value: object, path: tuple[PathItem, ...], *, plain_array: bool
+) -> list[tuple[tuple[PathItem, ...], dict[str, Any]]]:
+    """The resources of a Bundle (or of the hook examples' plain array), with their paths."""
+    entries: list[tuple[tuple[PathItem, ...], object]]
+    if plain_array and isinstance(value, list):
+        entries = [((*path, i), r) for i, r in enumerate(value)]
+    else:
+        where = render_path(path)
+        if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+            raise _Refusal(400, f"{where} must be a FHIR Bundle", "structure", (where,))
+        entry = value.get("entry", [])
+        if not isinstance(entry, list):
+            raise _Refusal(400, f"{where}.entry must be an array", "structure", (f"{where}.entry",))
+        entries = []
+        for i, item in enumerate(entry):
+            if not isinstance(item, dict):
+                at = render_path((*path, "entry", i))
+                raise _Refusal(400, f"{at} must be an object", "structure", (at,))
+            entries.append(((*path, "entry", i, "resource"), item.get("resource")))
+    resources = []
+    for where_path, resource in entries:
+        if not isinstance(resource, dict):
+            at = render_path(where_path)
+            raise _Refusal(400, f"{at} must be a FHIR resource (an object)", "structure", (at,))
+        resources.append((where_path, resource))
+    return resources
+
+
+def _zone_of(*groups: Sequence[Any]) -> str | None:
+    for group in groups:
+        for item in group:
+            resource = item[1] if isinstance(item, tuple) else item
+            for extension in resource.get("extension") or ():
+                if isinstance(extension, dict) and extension.get("url") == TIMEZONE_EXTENSION:
+                    code = extension.get("valueCode")
+                    if isinstance(code, str):
+                        return code
+    return None
+
+
+def _history_bundle(
+    history: list[tuple[tuple[PathItem, ...], dict[str, Any]]], proposed: set[Any]
+) -> tuple[dict[str, Any], dict[int, tuple[PathItem, ...]]]:
+    """One Bundle of the prefetched resources, and where each entry came from."""
+    entries: list[dict[str, Any]] = []
+    where: dict[int, tuple[PathItem, ...]] = {}
+    for path, resource in history:
+        # The appointment being booked may already be in the EHR: the proposal replaces it.
+        if resource.get("resourceType") == "Appointment" and resource.get("id") in proposed:
+            continue
+        where[len(entries)] = path
+        entries.append({"resource": resource})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}, where
+
+
+def _placed(exc: InputError, where: Mapping[int, tuple[PathItem, ...]]) -> InputError:
+    """``exc`` with ``Bundle.entry[i].resource`` paths named as in the request."""
+    problems = []
+    for problem in exc.problems:
+        path = problem.path
+        if len(path) >= 4 and path[:2] == ("Bundle", "entry") and isinstance(path[2], int):
+            origin = where.get(path[2])
+            if origin is not None:
+                path = (*origin, *path[4:])
+        problems.append(Problem(path, problem.what, problem.code))
+    return InputError(*problems)
+
+
+def _decode(body: bytes) -> object:
+    def constant(name: str) -> object:
+        raise ValueError(name)
+
+    try:
+        document = json.loads(body, parse_constant=constant)
+    except RecursionError:
+        raise _Refusal(400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _Refusal(400, "the body is not JSON (UTF-8)", "structure") from None
+    stack: list[tuple[object, int]] = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise _Refusal(400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return document
+
+
+# --- feedback ------------------------------------------------------------------------------
+
+
+def _feedback_lines(
+    document: object,
+    service: _Service,
+    cards: _CardMemory,
+    claims: Mapping[str, Any],
+    now: dt.datetime,
+) -> list[bytes]:
+    if not isinstance(document, dict) or not isinstance(document.get("feedback"), list):
+        raise _Refusal(400, "feedback must be an array", "structure", ("feedback",))
+    lines = []
+    for index, item in enumerate(document["feedback"]):
+        at = f"feedback[{index}]"
+        if not isinstance(item, dict):
+            raise _Refusal(400, f"{at} must be an object", "structure", (at,))
+        card_id = _string(item.get("card"), f"{at}.card", required=True, limit=256)
+        outcome = _string(item.get("outcome"), f"{at}.outcome", required=True)
+        if outcome not in _OUTCOMES:
+            raise _Refusal(400, f"{at}.outcome must be accepted or overridden", "value", (at,))
+        stamp = _string(item.get("outcomeTimestamp"), f"{at}.outcomeTimestamp", required=True)
+        assert stamp is not None
+        try:
+            when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is None or when.utcoffset() is None:
+            where = f"{at}.outcomeTimestamp"
+            raise _Refusal(400, f"{where} must be an ISO timestamp with offset", "value", (where,))
+        assert card_id is not None
+        card = cards.get(card_id)
+        record: dict[str, Any] = {
+            "recorded_at": now.isoformat(),
+            "service": service.id,
+            "card": card_id,
+            "outcome": outcome,
+            "outcome_at": when.isoformat(),
+            "issuer": claims.get("iss"),
+            "known_card": card is not None,
+        }
+        if card is not None:
+            record |= {
+                "rule": card.rule,
+                "sessions": list(card.sessions),
+                "appointment": card.appointment,
+                "patient": card.patient,
+                "user": card.user,
+            }
+        if outcome == "accepted":
+            accepted = item.get("acceptedSuggestions")
+            if not isinstance(accepted, list) or not accepted:
+                where = f"{at}.acceptedSuggestions"
+                raise _Refusal(400, f"{where} is required for accepted", "required", (where,))
+            moves = []
+            for number, suggestion in enumerate(accepted):
+                where = f"{at}.acceptedSuggestions[{number}].id"
+                if not isinstance(suggestion, dict):
+                    raise _Refusal(400, f"{where} is required", "required", (where,))
+                key = _string(suggestion.get("id"), where, required=True, limit=256)
+                start = None if card is None else card.suggestions.get(str(key))
+                moves.append({"id": key, "start": start})
+            record["accepted"] = moves
+        else:
+            record |= _override(item.get("overrideReason"), at, card, when)
+        lines.append((json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode())
+    return lines
+
+
+def _override(given: object, at: str, card: _Card | None, when: dt.datetime) -> dict[str, Any]:
+    """An override's reason, and the waiver it makes when the card's rule allows one."""
+    if given is None:
+        return {"reason": None, "waiver": None}
+    where = f"{at}.overrideReason"
+    if not isinstance(given, dict):
+        raise _Refusal(400, f"{where} must be an object", "structure", (where,))
+    reason = given.get("reason")
+    code = system = None
+    if reason is not None:
+        if not isinstance(reason, dict):
+            raise _Refusal(400, f"{where}.reason must be a Coding", "structure", (where,))
+        code = _string(reason.get("code"), f"{where}.reason.code", limit=64)
+        system = _string(reason.get("system"), f"{where}.reason.system")
+    comment = _string(given.get("userComment"), f"{where}.userComment", limit=_MAX_TEXT)
+    waiver = None
+    if (
+        card is not None
+        and system == WAIVER_REASON_SYSTEM
+        and code in card.reasons
+        and card.user is not None
+    ):
+        waiver = {
+            "rule": card.rule,
+            "sessions": list(card.sessions),
+            "reason": code,
+            "approved_by": card.user,
+            "approved_at": when.isoformat(),
+        }
+        if comment is not None:
+            waiver["note"] = comment
+    return {"reason": None if code is None else {"system": system, "code": code}, "waiver": waiver}
+
+
+def _append(path: str, lines: Sequence[bytes]) -> None:
+    # One write of a whole line with O_APPEND: lines of concurrent writers never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        for line in lines:
+            if os.write(fd, line) != len(line):
+                raise OSError("short write to the feedback log")
+    finally:
+        os.close(fd)
+
+
+# --- the application -----------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    # One line on stderr: never a token, never patient data (callers pass only those words).
+    try:
+        sys.stderr.write(f"kaprules serve: {terminal(line)}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def app(
+    protocols: Sequence[Protocol | ProtocolVersions],
+    issuers: Sequence[Issuer],
+    base_url: str,
+    *,
+    calendar: ClinicCalendar | None = None,
+    timezone: str | None = None,
+    feedback_log: str | os.PathLike[str] | None = None,
+    cors: Sequence[str] = (),
+    max_body_bytes: int = MAX_BODY_BYTES,
+    now: Callable[[], dt.datetime] | None = None,
+) -> Any:
+    """The ASGI application: a CDS Hooks 2.0 ``appointment-book`` service per protocol.
+
+    Endpoints (the [serve page](serve.md) has examples):
+
+    - ``GET /cds-services``: discovery, one service per protocol, its id the protocol's id.
+    - ``POST /cds-services/{id}``: the hook call; answers cards.
+    - ``POST /cds-services/{id}/feedback``: appends accepted suggestions and overrides to
+      ``feedback_log``.
+    - ``GET /rules/{id}/{rule}``: what a rule requires, as text (no patient data; the cards'
+      links).
+
+    Every endpoint but the last needs ``Authorization: Bearer <JWT>``: signed with ES384 or
+    RS384 by an issuer of ``issuers`` (one of its keys), ``aud`` the endpoint's URL under
+    ``base_url`` (the service's URL for its feedback too), ``exp``, ``iat`` and ``jti``
+    present, the ``jti`` not seen before. A refusal is 401 with an OperationOutcome; a body
+    over ``max_body_bytes`` is 413, bad input 400, a call without the prefetch 412, an
+    unexpected failure a plain 500 JSON; each refusal is one line on stderr.
+
+    Args:
+        protocols: The protocols, each a service; the versions of one protocol as
+            `ProtocolVersions` (the version in force on today's date judges).
+        issuers: The EHRs whose tokens are accepted (see `read_issuers`).
+        base_url: The URL the EHR calls, such as ``https://cds.example.org``, without a
+            trailing ``/``.
+        calendar: The clinic's calendar: closed days refuse a booking, and suggestions
+            move appointments to its open days at its time. None: every day is open, 09:00.
+        timezone: The clinic's IANA zone; without it, the Appointments' timezone extension.
+        feedback_log: The JSON Lines file feedback is appended to; None records none.
+        cors: The origins a browser-based EHR may call from (none by default).
+        max_body_bytes: The largest request body read.
+        now: The moment bookings are checked at, an aware datetime; None: the clock's
+            time at each call. Tokens are always checked against the clock.
+
+    Returns:
+        The Starlette application.
+
+    Raises:
+        InputError: Two protocols have one id, ``base_url`` is not an http(s) URL, or the
+            timezone is unknown.
+    """
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    base = base_url.rstrip("/")
+    if web_url(base + "/") is None:
+        raise InputError(Problem(("base_url",), "must be an http(s) URL", "value"))
+    if timezone is not None:
+        Course(timezone, [])  # an unknown zone is refused now, not at the first call
+    services: dict[str, _Service] = {}
+    for protocol in protocols:
+        if protocol.id in services:
+            raise InputError(Problem(("protocols",), f"{echo(protocol.id)} is given twice"))
+        services[protocol.id] = _Service(protocol, calendar, timezone, base)
+    tokens = _Tokens(issuers, time.time)
+    moment = now or (lambda: dt.datetime.now(dt.UTC))
+    cards = _CardMemory()
+    log = None if feedback_log is None else os.fspath(feedback_log)
+
+    def refused(request: Request, refusal: _Refusal) -> Response:
+        where = shown_id(request.url.path, 120)
+        _say(f"refused {refusal.status} {request.method} {where}: {refusal.diagnostics}")
+        return JSONResponse(_outcome(refusal.issues), refusal.status, headers=refusal.headers)
+
+    async def body_of(request: Request) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            raise _Refusal(413, f"the body is larger than {max_body_bytes} bytes", "too-long")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise _Refusal(413, f"the body is larger than {max_body_bytes} bytes", "too-long")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def service_of(request: Request) -> _Service:
+        service = services.get(request.path_params["id"])
+        if service is None:
+            raise _Refusal(404, "no such service", "not-found")
+        return service
+
+    def guarded(
+        handler: Callable[[Request], Any],
+    ) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)  # type: ignore[no-any-return]
+            except _Refusal as refusal:
+                return refused(request, refusal)
+            except InputError as exc:
+                return refused(request, _input_refusal(exc))
+            except Exception as exc:  # never a stack trace in a response
+                _say(f"internal error ({type(exc).__name__}) at {shown_id(request.url.path, 120)}")
+                return JSONResponse(
+                    _outcome([("exception", "internal error", ())]), status_code=500
+                )
+
+        return endpoint
+
+    async def discovery(request: Request) -> Response:
+        tokens.check(request.headers.get("authorization"), [f"{base}/cds-services"])
+        return JSONResponse({"services": [s.describe() for s in services.values()]})
+
+    async def call(request: Request) -> Response:
+        service = service_of(request)
+        tokens.check(request.headers.get("authorization"), [service.url])
+        document = _decode(await body_of(request))
+        answer = service.answer(document, moment(), cards)
+        counts: dict[str, int] = {}
+        for card in answer["cards"]:
+            counts[card["indicator"]] = counts.get(card["indicator"], 0) + 1
+        shown = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no card"
+        _say(f"answered {service.id}: {shown}")
+        return JSONResponse(answer)
+
+    async def feedback(request: Request) -> Response:
+        service = service_of(request)
+        claims = tokens.check(
+            request.headers.get("authorization"), [service.url, f"{service.url}/feedback"]
+        )
+        document = _decode(await body_of(request))
+        lines = _feedback_lines(document, service, cards, claims, moment())
+        if log is not None and lines:
+            _append(log, lines)
+        return JSONResponse({"recorded": len(lines) if log is not None else 0})
+
+    async def rule_text(request: Request) -> Response:
+        service = service_of(request)
+        wanted = request.path_params["rule"]
+        protocol = service.version(moment().date())
+        rule = next((r for r in protocol.rules if r.id == wanted), None)
+        if rule is None:
+            raise _Refusal(404, "no such rule in this protocol", "not-found")
+        return PlainTextResponse(explain(rule, format="text"))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        refusal = _Refusal(status, "no such endpoint" if status == 404 else "not allowed here")
+        return refused(request, refusal)
+
+    middleware = []
+    if cors:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    return Starlette(
+        routes=[
+            Route("/cds-services", guarded(discovery), methods=["GET"]),
+            Route("/cds-services/{id}", guarded(call), methods=["POST"]),
+            Route("/cds-services/{id}/feedback", guarded(feedback), methods=["POST"]),
+            Route("/rules/{id}/{rule}", guarded(rule_text), methods=["GET"]),
+        ],
+        middleware=middleware,
+        exception_handlers={404: not_found, 405: not_found},
+    )
+
+
+def run(application: Any, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve ``application`` with Uvicorn until SIGINT or SIGTERM.
+
+    Args:
+        application: The ASGI application, such as `app`'s.
+        host: The address to listen on.
+        port: The port to listen on.
+    """
+    import uvicorn
+
+    # No access log: refusals and answers are logged by the service, without patient data.
+    uvicorn.run(application, host=host, port=port, access_log=False, log_level="warning")

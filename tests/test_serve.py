@@ -1,0 +1,412 @@
+"""kaprules serve: the CDS Hooks service through a real Uvicorn server on a loopback port."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import http.client
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kaprules
+from kaprules.cli import main
+
+pytest.importorskip("starlette", reason="needs pip install '.[serve]'")
+pytest.importorskip("uvicorn", reason="needs pip install '.[serve]'")
+pytest.importorskip("jwt", reason="needs pip install '.[serve]'")
+pytest.importorskip("fhir.resources", reason="needs pip install '.[serve]'")
+
+import jwt
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from kaprules import serve
+from kaprules.fhir import WAIVER_REASON_SYSTEM, course_from_bundle
+
+ISS = "https://ehr.example.org/"
+ZONE = "America/Denver"
+NOW = dt.datetime(2030, 3, 6, 20, 0, tzinfo=dt.UTC)  # Wednesday, 13:00 in Denver
+ESCORT = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+KEY = ec.generate_private_key(ec.SECP384R1())
+OTHER_KEY = ec.generate_private_key(ec.SECP384R1())
+
+
+# The ES384 example of the CDS Hooks 2.0 spec (Security and Safety): its public key, and its
+# token for https://cds.example.org/cds-services/some-service, which expired in 2015.
+SPEC_KEY = {
+    "kty": "EC",
+    "use": "sig",
+    "crv": "P-384",
+    "kid": "example-kid",
+    "x": "46SDH7Znh821wblCBglA61sNE9ZrHYKKt3qRtRTmSXyOI_FIGBLWrWa0GPUkDCEk",
+    "y": "XMcRuuoGW7CXjQdy-F5i3FeBE0x9hPLdeFdSoDd3ELmx404tLX0VRRcqzAsPhXcI",
+    "alg": "ES384",
+}
+SPEC_TOKEN = (
+    "eyJhbGciOiJFUzM4NCIsInR5cCI6IkpXVCIsImtpZCI6ImV4YW1wbGUta2lkIiwiamt1IjoiaHR0cHM6Ly9maGly"
+    "LWVoci5leGFtcGxlLmNvbS9qd2tfdXJpIn0.eyJpc3MiOiJodHRwczovL2ZoaXItZWhyLmV4YW1wbGUuY29tLyIs"
+    "InN1YiI6ImNsaWVudF9pZCIsImF1ZCI6Imh0dHBzOi8vY2RzLmV4YW1wbGUub3JnL2Nkcy1zZXJ2aWNlcy9zb21l"
+    "LXNlcnZpY2UiLCJleHAiOjE0MjI1Njg4NjAsImlhdCI6MTMxMTI4MDk3MCwianRpIjoiZWUyMmIwMjEtZTFiNy00"
+    "NjExLWJhNWItOGVlYzZhMzNhYzFlIiwidGVuYW50IjoiMmRkZDZjM2EtOGU5YS00NGM2LWEzMDUtNTIxMTFhZDMw"
+    "MmEyIn0.CUFPkplnWd6YGIvzoHolWCQBDsCL8QtTWKGg_QFpS169WrqDGzktRi-_we6-6rVzbjerU27ZKww_SW0-b9"
+    "RTz-dPJNcqsueMio8r6EqXUXhbLm_ch3XFSbDlGHDl_tqo"
+)
+
+
+def jwks(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    return {"keys": [public | {"kid": "k1", "alg": "ES384", "use": "sig"}]}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("serve")
+    (folder / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (folder / "spec.json").write_text(json.dumps({"keys": [SPEC_KEY]}))
+    (folder / "issuers.toml").write_text(
+        f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n\n'
+        '[[issuers]]\niss = "https://fhir-ehr.example.com/"\njwks = "spec.json"\n'
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    log = folder / "feedback.jsonl"
+    application = serve.app(
+        [kaprules.get_protocol("kap-standard@2"), kaprules.get_protocol("esketamine-trd@1")],
+        serve.read_issuers(folder / "issuers.toml"),
+        base,
+        timezone=ZONE,
+        feedback_log=log,
+        max_body_bytes=64 * 1024,
+        now=lambda: NOW,
+    )
+    config = uvicorn.Config(application, log_level="error", lifespan="off")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not running.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield {"base": base, "log": log, "port": listener.getsockname()[1]}
+    running.should_exit = True
+    thread.join(5)
+    listener.close()
+
+
+def token(aud: str, **changes: Any) -> str:
+    now = int(time.time())
+    claims = {"iss": ISS, "aud": aud, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+    claims.update(changes.pop("claims", {}))
+    for name in changes.pop("drop", ()):
+        del claims[name]
+    key = changes.pop("key", KEY)
+    alg = changes.pop("alg", "ES384")
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": "k1"})
+
+
+def request(
+    server: dict[str, Any],
+    method: str,
+    path: str,
+    body: object = None,
+    *,
+    bearer: str | None = "auto",
+    raw: bytes | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    headers = {"Content-Type": "application/json"}
+    if bearer == "auto":
+        aud = server["base"] + path.removesuffix("/feedback")
+        bearer = token(aud)
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=10)
+    try:
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        text = response.read()
+        shown = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, shown, json.loads(text) if text.startswith(b"{") else text
+    finally:
+        connection.close()
+
+
+def appointment(ident: str, status: str, start: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Appointment",
+        "id": ident,
+        "status": status,
+        "start": start,
+        "participant": [
+            {"actor": {"reference": "Practitioner/t1"}, "status": "accepted"},
+            {
+                "type": [{"coding": [{"system": ESCORT, "code": "ESC"}]}],
+                "actor": {"reference": "RelatedPerson/r1"},
+                "status": "accepted",
+            },
+        ],
+    }
+
+
+def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r} for r in resources],
+    }
+
+
+HISTORY = [
+    appointment("a1", "fulfilled", "2030-03-04T09:00:00-07:00"),  # Monday
+    appointment("a2", "fulfilled", "2030-03-06T09:00:00-07:00"),  # Wednesday
+]
+
+
+def hook_call(*proposed: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "hook": "appointment-book",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {
+            "userId": "Practitioner/t1",
+            "patientId": "p1",
+            "appointments": {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": r} for r in proposed],
+            },
+        },
+        "prefetch": {"appointments": searchset(*HISTORY), "encounters": None, "observations": None},
+    }
+
+
+def expected_findings(protocol: str, proposed: dict[str, Any]) -> list[tuple[str, str]]:
+    course = course_from_bundle(searchset(*HISTORY), timezone=ZONE).course
+    session = course_from_bundle(searchset(proposed), timezone=ZONE).course.sessions[0]
+    report = kaprules.check_booking(course, session, NOW, kaprules.get_protocol(protocol))
+    return [(f.rule, f.severity.value) for f in report.findings]
+
+
+SEVERITY = {"critical": "error", "warning": "warning", "info": "info"}
+
+
+# --- discovery and the hook, over real HTTP ------------------------------------------------
+
+
+def test_discovery_lists_one_appointment_book_service_per_protocol(server: dict[str, Any]) -> None:
+    status, _, body = request(server, "GET", "/cds-services")
+    assert status == 200
+    assert [(s["id"], s["hook"]) for s in body["services"]] == [
+        ("kap-standard", "appointment-book"),
+        ("esketamine-trd", "appointment-book"),
+    ]
+    for listed in body["services"]:
+        assert set(serve.REQUIRED_PREFETCH) <= set(listed["prefetch"])
+        assert listed["description"]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "start", "bookable"),
+    [
+        ("kap-standard@2", "2030-03-08T09:00:00-07:00", True),
+        ("kap-standard@2", "2030-03-07T09:00:00-07:00", False),  # the next day: spacing
+        ("esketamine-trd@1", "2030-03-11T09:00:00-07:00", True),
+        ("esketamine-trd@1", "2030-03-08T09:00:00-07:00", False),  # a third in week 1
+    ],
+)
+def test_cards_are_check_bookings_findings(
+    server: dict[str, Any], protocol: str, start: str, bookable: bool
+) -> None:
+    proposed = appointment("new", "proposed", start)
+    service = protocol.split("@")[0]
+    status, _, body = request(server, "POST", f"/cds-services/{service}", hook_call(proposed))
+    assert status == 200, body
+    cards = body["cards"]
+    findings = expected_findings(protocol, proposed)
+    assert [(c["source"]["topic"]["code"], SEVERITY[c["indicator"]]) for c in cards] == findings
+    assert bookable == all(c["indicator"] != "critical" for c in cards)
+    assert bookable == all(severity != "error" for _, severity in findings)
+    waivable = kaprules.get_protocol(protocol).waivable_rules
+    for card in cards:
+        assert len(card["summary"]) < 140
+        assert card["source"]["label"] == "kaprules"
+        assert card["links"][0]["type"] == "absolute"
+        assert ("overrideReasons" in card) == (card["source"]["topic"]["code"] in waivable)
+        for reason in card.get("overrideReasons", ()):
+            assert reason["system"] == WAIVER_REASON_SYSTEM
+            assert reason["display"]
+    if not bookable:
+        first = next(c for c in cards if c["indicator"] == "critical")
+        assert first["selectionBehavior"] == "at-most-one"
+        (action,) = first["suggestions"][0]["actions"]
+        assert action["type"] == "update"
+        assert action["resource"]["id"] == "new"
+        moved = course_from_bundle(searchset(action["resource"]), timezone=ZONE)
+        course = course_from_bundle(searchset(*HISTORY), timezone=ZONE).course
+        again = kaprules.check_booking(
+            course, moved.course.sessions[0], NOW, kaprules.get_protocol(protocol)
+        )
+        assert again.ok
+
+
+def test_a_rules_link_explains_it(server: dict[str, Any]) -> None:
+    status, _, text = request(server, "GET", "/rules/kap-standard/session-spacing", bearer=None)
+    assert status == 200
+    assert b"session-spacing" in text
+
+
+# --- security ----------------------------------------------------------------------------
+
+
+def refused(server: dict[str, Any], bearer: str | None, path: str = "/cds-services") -> str:
+    status, headers, body = request(server, "GET", path, bearer=bearer)
+    assert status == 401
+    assert headers["www-authenticate"].startswith("Bearer")
+    assert body["resourceType"] == "OperationOutcome"
+    diagnostics: str = body["issue"][0]["diagnostics"]
+    return diagnostics
+
+
+def test_tokens_that_are_refused(server: dict[str, Any]) -> None:
+    aud = server["base"] + "/cds-services"
+    forged = token(aud, key=OTHER_KEY)
+    assert "signature" in refused(server, forged)
+    assert "expired" in refused(server, token(aud, claims={"exp": int(time.time()) - 600}))
+    assert "aud" in refused(server, token(aud + "/kap-standard"))
+    assert "allowlist" in refused(server, token(aud, claims={"iss": "https://evil.example/"}))
+    assert "jti" in refused(server, token(aud, drop=["jti"]))
+    assert "algorithm" in refused(
+        server, token(aud, key="a-shared-secret-of-32-bytes!!!!!", alg="HS256")
+    )
+    claims = {"iss": ISS, "aud": aud, "exp": int(time.time()) + 60, "iat": 0, "jti": "x"}
+    unsigned = jwt.encode(claims, "", algorithm="none")
+    assert "algorithm" in refused(server, unsigned)
+    assert "Authorization" in refused(server, None)
+    # The spec's own example: its signature verifies, and it is refused as expired.
+    assert "expired" in refused(server, SPEC_TOKEN)
+    once = token(aud)
+    assert request(server, "GET", "/cds-services", bearer=once)[0] == 200
+    assert "replayed" in refused(server, once)
+
+
+# --- hostile bodies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2",
+        b"[]",
+        b'{"hook": 5}',
+        json.dumps({"hook": "appointment-book", "hookInstance": "x", "context": []}).encode(),
+        json.dumps(
+            {
+                "hook": "appointment-book",
+                "hookInstance": "x",
+                "context": {"appointments": {"resourceType": "Bundle", "entry": "no"}},
+            }
+        ).encode(),
+        b"[" * 5000 + b"]" * 5000,
+        b"NaN",
+    ],
+)
+def test_hostile_bodies_are_400_with_an_operation_outcome(
+    server: dict[str, Any], body: bytes
+) -> None:
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard", raw=body)
+    assert status == 400
+    assert answer["resourceType"] == "OperationOutcome"
+    assert "Traceback" not in json.dumps(answer)
+
+
+def test_a_bad_appointment_is_named_by_its_path_in_the_request(server: dict[str, Any]) -> None:
+    call = hook_call(appointment("new", "proposed", "2030-03-08"))
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard", call)
+    assert status == 400
+    assert answer["issue"][0]["expression"] == ["context.appointments.entry[0].resource.start"]
+
+
+def test_a_body_over_the_limit_is_413(server: dict[str, Any]) -> None:
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard", raw=b" " * 70_000)
+    assert status == 413
+    assert answer["issue"][0]["code"] == "too-long"
+
+
+def test_a_call_without_the_prefetch_is_412_naming_it(server: dict[str, Any]) -> None:
+    call = hook_call(appointment("new", "proposed", "2030-03-08T09:00:00-07:00"))
+    del call["prefetch"]["encounters"]
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard", call)
+    assert status == 412
+    assert answer["issue"][0]["expression"] == ["prefetch.encounters"]
+
+
+# --- feedback ----------------------------------------------------------------------------
+
+
+def test_feedback_appends_overrides_as_waivers_and_accepted_moves(server: dict[str, Any]) -> None:
+    proposed = appointment("new", "proposed", "2030-03-08T09:00:00-07:00")
+    _, _, body = request(server, "POST", "/cds-services/esketamine-trd", hook_call(proposed))
+    card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "weekly-cap")
+    reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+    feedback = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "overridden",
+                "overrideReason": {"reason": reason},
+                "outcomeTimestamp": "2030-03-06T20:05:00Z",
+            },
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+                "outcomeTimestamp": "2030-03-06T20:06:00Z",
+            },
+        ]
+    }
+    before = server["log"].read_text().count("\n") if server["log"].exists() else 0
+    status, _, answer = request(server, "POST", "/cds-services/esketamine-trd/feedback", feedback)
+    assert status == 200
+    assert answer == {"recorded": 2}
+    lines = [json.loads(line) for line in server["log"].read_text().splitlines()[before:]]
+    override, accepted = lines
+    waiver = kaprules.Waiver(
+        override["waiver"]["rule"],
+        override["waiver"]["sessions"],
+        override["waiver"]["reason"],
+        override["waiver"]["approved_by"],
+        dt.datetime.fromisoformat(override["waiver"]["approved_at"]),
+    )
+    assert waiver.rule == "weekly-cap"
+    assert waiver.approved_by == "Practitioner/t1"
+    assert accepted["accepted"][0]["start"].startswith("2030-03-1")
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def test_a_bad_issuers_file_is_exit_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "issuers.toml"
+    bad.write_text('[[issuers]]\niss = "https://ehr.example.org/"\njwks = "missing.json"\n')
+    assert main(["serve", "--issuers", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "issuers[0].jwks" in err
+
+
+def test_symmetric_keys_are_refused_in_a_jwks(tmp_path: Path) -> None:
+    keys = copy.deepcopy(jwks(KEY))
+    keys["keys"].append({"kty": "oct", "k": "c2VjcmV0", "kid": "k2"})
+    (tmp_path / "k.json").write_text(json.dumps(keys))
+    (tmp_path / "i.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "k.json"\n')
+    with pytest.raises(kaprules.InputError, match=r"issuers\[0\]\.jwks\.keys\[1\]"):
+        serve.read_issuers(tmp_path / "i.toml")

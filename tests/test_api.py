@@ -37,6 +37,7 @@ OWN_NAMESPACE = {
     "explanation",
     "plugins",
     "protocol_files",
+    "serve",
     "strategies",
 }
 # Module constants kept in their module (documented there).

@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -64,16 +64,16 @@ __all__ = [
     "run",
 ]
 
-HOOK = "appointment-book"
+HOOK: Final = "appointment-book"
 """The one hook the services answer."""
-ALGORITHMS = ("ES384", "RS384")
+ALGORITHMS: Final = ("ES384", "RS384")
 """The JWT signing algorithms accepted: the spec's recommended asymmetric two. ``none`` and
 every symmetric (HMAC) algorithm are refused."""
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES: Final = 1024 * 1024
 """The largest request body read, in bytes (1 MiB); a larger one is answered 413."""
-LEEWAY_SECONDS = 60
+LEEWAY_SECONDS: Final = 60
 """The clock skew allowed when ``exp`` and ``iat`` are checked."""
-MAX_TOKEN_LIFETIME = 3600
+MAX_TOKEN_LIFETIME: Final = 3600
 """How far ahead of now a token's ``exp`` may be, in seconds: a token seen is remembered
 (its ``jti``) until it expires, so a longer-lived one is refused."""
 PREFETCH: Mapping[str, str] = {
@@ -83,9 +83,9 @@ PREFETCH: Mapping[str, str] = {
     "medications": "MedicationAdministration?patient={{context.patientId}}",
 }
 """The prefetch template each service lists in discovery."""
-REQUIRED_PREFETCH = ("appointments", "encounters", "observations")
+REQUIRED_PREFETCH: Final = ("appointments", "encounters", "observations")
 """The prefetch keys a call must carry (a Bundle, or null for no data); without one, 412."""
-OPTIONAL_PREFETCH = ("medications",)
+OPTIONAL_PREFETCH: Final = ("medications",)
 """The prefetch keys read when present (doses, for the session-day rules)."""
 
 _MAX_TOKEN_CHARS = 16 * 1024

@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from kaprules import _time
+from kaprules import _fast, _time
 from kaprules.errors import InputError, PathItem, Problem, echo, render_path
 from kaprules.forecasting import Forecast
 from kaprules.model import Course, Kind, Session, Vital
@@ -287,7 +287,8 @@ def _validated(
         return model.model_validate(resource)
     except pydantic.ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
-    except (RecursionError, ValueError, TypeError):
+    except (RecursionError, ValueError, TypeError, AttributeError):
+        # fhir.resources' own validators assume shapes: `"_start": 1` is an AttributeError.
         raise InputError(Problem(path, "is not a readable R4B resource")) from None
     refused = [e for e in errors if e.get("loc") and e["loc"][0] in read]
     if refused:
@@ -301,6 +302,247 @@ def _validated(
     except pydantic.ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         raise InputError(*(_problem_of(path, e) for e in errors)) from None
+
+
+# --- the fast reader ---------------------------------------------------------------------
+#
+# The R4B models cost most of a call. The common, well-formed shapes of the four read
+# resources are read here straight from the JSON, when it is certain that the model would
+# accept the whole resource and give the same values; anything else (an unknown element, a
+# primitive extension, a date without a time, a leap second, a string with a control
+# character, an empty array) is left to `_validated`. The rules below are each a subset of
+# what fhir.resources (fhir_core.types) accepts; tests/test_fhir_fast.py holds the two
+# readers equal. `KAPRULES_NO_FAST_PATHS=1` turns this reader off.
+
+# A dateTime with its time, to the second (at most microseconds) and an offset: the FHIR
+# dateTime and instant regexes (spec), less leap seconds and digits Python cannot keep.
+_FAST_INSTANT = re.compile(
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-"
+    r"(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"(Z|[+\-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+)
+_FAST_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_NOT_READ = object()  # a value the fast reader is not certain of
+
+
+def _fast_string(value: object) -> object:
+    # R4B string: `[ \r\n\t\S]+`; a printable string has no other whitespace, no surrogate.
+    if type(value) is str and value and len(value) <= 4096 and value.isprintable():
+        return value
+    return _NOT_READ
+
+
+def _fast_code(value: object) -> object:
+    # R4B code: `^[^\s]+(\s[^\s]+)*$`.
+    if (
+        _fast_string(value) is value
+        and isinstance(value, str)
+        and value[0] != " "
+        and value[-1] != " "
+        and "  " not in value
+    ):
+        return value
+    return _NOT_READ
+
+
+def _fast_uri(value: object) -> object:
+    if _fast_string(value) is value and isinstance(value, str) and " " not in value:
+        return value
+    return _NOT_READ
+
+
+def _fast_id(value: object) -> object:
+    if type(value) is str and _FHIR_ID.fullmatch(value):
+        return value
+    return _NOT_READ
+
+
+def _fast_datetime(value: object) -> object:
+    if type(value) is not str or not _FAST_INSTANT.fullmatch(value):
+        return _NOT_READ
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:  # 31 February: the model's words, not ours
+        return _NOT_READ
+
+
+def _fast_decimal(value: object) -> object:
+    # fhir_core's Decimal: the spec regex over str(value), then Decimal(str(value)).
+    if type(value) is int and -(10**15) < value < 10**15:
+        return Decimal(value)
+    if type(value) is float and _FAST_DECIMAL.fullmatch(str(value)):
+        return Decimal(str(value))
+    return _NOT_READ
+
+
+_PRIMITIVES = {
+    "string": _fast_string,
+    "code": _fast_code,
+    "uri": _fast_uri,
+    "id": _fast_id,
+    "dateTime": _fast_datetime,
+    "instant": _fast_datetime,
+    "decimal": _fast_decimal,
+}
+
+# type -> (element -> (type, is an array), the required elements). Choice elements are
+# kept to one kind each (effectiveDateTime, valueDateTime ...), so no one-of rule applies.
+_SHAPES: Mapping[str, tuple[Mapping[str, tuple[str, bool]], frozenset[str]]] = {
+    "Coding": (
+        {
+            "system": ("uri", False),
+            "version": ("string", False),
+            "code": ("code", False),
+            "display": ("string", False),
+        },
+        frozenset(),
+    ),
+    "CodeableConcept": ({"coding": ("Coding", True), "text": ("string", False)}, frozenset()),
+    "Identifier": (
+        {"use": ("code", False), "system": ("uri", False), "value": ("string", False)},
+        frozenset(),
+    ),
+    "Reference": (
+        {
+            "reference": ("string", False),
+            "type": ("uri", False),
+            "identifier": ("Identifier", False),
+            "display": ("string", False),
+        },
+        frozenset(),
+    ),
+    "Quantity": (
+        {
+            "value": ("decimal", False),
+            "unit": ("string", False),
+            "system": ("uri", False),
+            "code": ("code", False),
+        },
+        frozenset(),
+    ),
+    "Extension": ({"url": ("uri", False), "valueCode": ("code", False)}, frozenset({"url"})),
+    "AppointmentParticipant": (
+        {
+            "type": ("CodeableConcept", True),
+            "actor": ("Reference", False),
+            "required": ("code", False),
+            "status": ("code", False),
+        },
+        frozenset({"status"}),
+    ),
+    "Appointment": (
+        {
+            "id": ("id", False),
+            "extension": ("Extension", True),
+            "identifier": ("Identifier", True),
+            "status": ("code", False),
+            "serviceType": ("CodeableConcept", True),
+            "start": ("instant", False),
+            "end": ("instant", False),
+            "participant": ("AppointmentParticipant", True),
+        },
+        frozenset({"status", "participant"}),
+    ),
+    "Encounter": (
+        {
+            "id": ("id", False),
+            "status": ("code", False),
+            "class": ("Coding", False),
+            "subject": ("Reference", False),
+            "appointment": ("Reference", True),
+        },
+        frozenset({"status", "class"}),
+    ),
+    "ObservationComponent": (
+        {"code": ("CodeableConcept", False), "valueQuantity": ("Quantity", False)},
+        frozenset({"code"}),
+    ),
+    "Observation": (
+        {
+            "id": ("id", False),
+            "basedOn": ("Reference", True),
+            "status": ("code", False),
+            "code": ("CodeableConcept", False),
+            "subject": ("Reference", False),
+            "encounter": ("Reference", False),
+            "effectiveDateTime": ("dateTime", False),
+            "valueDateTime": ("dateTime", False),
+            "component": ("ObservationComponent", True),
+        },
+        frozenset({"status", "code"}),
+    ),
+    "MedicationAdministrationDosage": (
+        {"text": ("string", False), "dose": ("Quantity", False)},
+        frozenset(),
+    ),
+    "MedicationAdministration": (
+        {
+            "id": ("id", False),
+            "status": ("code", False),
+            "medicationCodeableConcept": ("CodeableConcept", False),
+            "subject": ("Reference", False),
+            "context": ("Reference", False),
+            "effectiveDateTime": ("dateTime", False),
+            "dosage": ("MedicationAdministrationDosage", False),
+        },
+        frozenset({"status", "medicationCodeableConcept", "subject", "effectiveDateTime"}),
+    ),
+}
+
+
+class _Element:
+    """A resource or element read by the fast reader: the model's attributes, None if absent."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values.get(name)
+
+
+def _fast_value(kind: str, value: object) -> object:
+    primitive = _PRIMITIVES.get(kind)
+    if primitive is not None:
+        return primitive(value)
+    return _fast_element(kind, value)
+
+
+def _fast_element(kind: str, value: object) -> object:
+    if type(value) is not dict or not value:
+        return _NOT_READ
+    elements, required = _SHAPES[kind]
+    read: dict[str, Any] = {}
+    for name, given in value.items():
+        shape = elements.get(name)
+        if shape is None:
+            if name == "resourceType" and kind in _READ:
+                continue
+            return _NOT_READ
+        if shape[1]:
+            if type(given) is not list or not given:
+                return _NOT_READ
+            items = [_fast_value(shape[0], item) for item in given]
+            if any(item is _NOT_READ for item in items):
+                return _NOT_READ
+            read[name] = items
+        else:
+            item = _fast_value(shape[0], given)
+            if item is _NOT_READ:
+                return _NOT_READ
+            read[name] = item
+    if not required <= read.keys():
+        return _NOT_READ
+    return _Element(read)
+
+
+def _fast_read(resource: Mapping[str, Any]) -> _Element | None:
+    """The resource read without its model, or None unless the model surely reads it so."""
+    if not _fast.ENABLED:
+        return None
+    read = _fast_element(resource["resourceType"], resource)
+    return read if isinstance(read, _Element) else None
 
 
 def _instant(
@@ -443,7 +685,10 @@ def course_from_bundle(
             others[shown] = others.get(shown, 0) + 1
             continue
         try:
-            resources[kind].append((path, _validated(models[kind], path, resource, notes)))
+            read = _fast_read(resource)
+            if read is None:
+                read = _validated(models[kind], path, resource, notes)
+            resources[kind].append((path, read))
         except InputError as exc:
             problems += exc.problems
     if problems:

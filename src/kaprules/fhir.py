@@ -713,10 +713,12 @@ def course_from_bundle(
         raise InputError(*problems)
     assert zone is not None
     encounters = _encounters(resources["Encounter"], drafts)
+    # Once, not per Observation: the drafts' ids are settled by now.
+    by_appointment = {_appointment_key(d): d for d in drafts.values()}
     for path, observation in resources["Observation"]:
-        _observation(path, observation, drafts, encounters, notes, problems)
+        _observation(path, observation, drafts, encounters, notes, problems, by_appointment)
     for path, administration in resources["MedicationAdministration"]:
-        _administration(path, administration, drafts, encounters, notes, problems)
+        _administration(path, administration, drafts, encounters, notes, problems, by_appointment)
     if problems:
         raise InputError(*problems)
     return FhirCourse(_course(zone, drafts), tuple(planned), skipped, tuple(notes))
@@ -843,8 +845,9 @@ def _session_of(
     when: dt.datetime | None,
     drafts: dict[str, _Draft],
     encounters: dict[str, str],
+    drafts_by_appointment: dict[str, _Draft],
 ) -> _Draft | None:
-    by_appointment = {_appointment_key(d): d for d in drafts.values()}
+    by_appointment = drafts_by_appointment
     for reference in references:
         encounter = _reference_id(reference, "Encounter")
         if encounter is not None and encounter in encounters:
@@ -885,6 +888,7 @@ def _observation(
     encounters: dict[str, str],
     notes: list[str],
     problems: list[Problem],
+    by_appointment: dict[str, _Draft],
 ) -> None:
     codes = _codes(observation.code)
     if (LOINC, FASTING_STATUS) in codes:
@@ -908,7 +912,11 @@ def _observation(
         return
     when = _effective(observation, path, problems)
     draft = _session_of(
-        [observation.encounter, *(observation.basedOn or ())], when, drafts, encounters
+        [observation.encounter, *(observation.basedOn or ())],
+        when,
+        drafts,
+        encounters,
+        by_appointment,
     )
     if draft is None:
         notes.append(f"{render_path(path)}: matches no session; not read")
@@ -956,12 +964,13 @@ def _administration(
     encounters: dict[str, str],
     notes: list[str],
     problems: list[Problem],
+    by_appointment: dict[str, _Draft],
 ) -> None:
     if administration.status in _NOT_DATA:
         notes.append(f"{render_path(path)}: status {administration.status}; not read")
         return
     when = _effective(administration, path, problems)
-    draft = _session_of([administration.context], when, drafts, encounters)
+    draft = _session_of([administration.context], when, drafts, encounters, by_appointment)
     if draft is None:
         notes.append(f"{render_path(path)}: matches no session; not read")
         return

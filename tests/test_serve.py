@@ -410,3 +410,33 @@ def test_symmetric_keys_are_refused_in_a_jwks(tmp_path: Path) -> None:
     (tmp_path / "i.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "k.json"\n')
     with pytest.raises(kaprules.InputError, match=r"issuers\[0\]\.jwks\.keys\[1\]"):
         serve.read_issuers(tmp_path / "i.toml")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2, "b": [1.5, -0.0, 1e300, "x\\u00e9"]}',
+        b'{"big": 123456789012345678901234567890}',
+        b'{"lone": "\\udfff"}',
+        b"[" * 64 + b"]" * 64,
+    ],
+)
+def test_a_body_reads_as_json_loads_reads_it(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # orjson first, json.loads where orjson refuses: the same document either way.
+    from kaprules import _fast, serve
+
+    fast = serve._decode(body)
+    monkeypatch.setattr(_fast, "ENABLED", False)
+    assert serve._decode(body) == fast
+    assert fast == json.loads(body)
+
+
+def test_a_body_nested_too_deep_is_refused_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaprules import _fast, serve
+
+    deep = b"[" * 66 + b"]" * 66
+    with pytest.raises(serve._Refusal, match="nested more than"):
+        serve._decode(deep)
+    monkeypatch.setattr(_fast, "ENABLED", False)
+    with pytest.raises(serve._Refusal, match="nested more than"):
+        serve._decode(deep)

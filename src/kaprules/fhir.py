@@ -221,16 +221,37 @@ def _decode(bundle: object) -> Any:
 
 
 def _check_depth(document: object) -> None:
-    # Iterative: a hostile document must not exhaust the stack before pydantic sees it.
-    stack: list[tuple[object, int]] = [(document, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InputError(Problem(_BASE, f"is nested more than {MAX_DEPTH} deep", "range"))
-        if isinstance(value, Mapping):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend((v, depth + 1) for v in value)
+    # A hostile document must not exhaust the stack before pydantic sees it.
+    if not within_depth(document, MAX_DEPTH):
+        raise InputError(Problem(_BASE, f"is nested more than {MAX_DEPTH} deep", "range"))
+
+
+def within_depth(value: object, limit: int) -> bool:
+    """Whether no value lies more than ``limit`` containers deep in ``value``.
+
+    Recursive, but never deeper than ``limit`` (it stops there), and it skips scalars
+    without a call: several times faster than a walk of every value on a stack.
+    """
+    if limit < 0:
+        return False
+    if isinstance(value, Mapping):
+        values: Any = value.values()
+    elif isinstance(value, list | tuple):
+        values = value
+    else:
+        return True
+    below = limit - 1
+    for item in values:
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        nested = kind is dict or kind is list or isinstance(item, Mapping | tuple)
+        if nested and (below < 0 or not within_depth(item, below)):
+            return False
+    return True
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def _entries(document: object, notes: list[str]) -> Iterator[tuple[tuple[PathItem, ...], Any]]:

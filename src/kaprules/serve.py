@@ -16,9 +16,11 @@ feedback log for integrators.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -32,6 +34,7 @@ from typing import Any, Final
 
 import attrs
 
+from kaprules import _fast
 from kaprules._text import markdown, terminal, web_url
 from kaprules._time import NoSuchDay, at_local
 from kaprules.clinic_calendar import ClinicCalendar
@@ -42,6 +45,7 @@ from kaprules.fhir import (
     TIMEZONE_EXTENSION,
     WAIVER_REASON_SYSTEM,
     course_from_bundle,
+    within_depth,
 )
 from kaprules.forecasting import check_booking, forecast
 from kaprules.model import Course, Session
@@ -781,22 +785,32 @@ def _decode(body: bytes) -> object:
     def constant(name: str) -> object:
         raise ValueError(name)
 
-    try:
-        document = json.loads(body, parse_constant=constant)
-    except RecursionError:
-        raise _Refusal(400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long") from None
-    except (ValueError, UnicodeDecodeError):
-        raise _Refusal(400, "the body is not JSON (UTF-8)", "structure") from None
-    stack: list[tuple[object, int]] = [(document, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > _MAX_DEPTH:
-            raise _Refusal(400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+    document: object = _UNREAD
+    if _fast.ENABLED and not _LONG_DIGITS.search(body):
+        import orjson
+
+        # orjson reads strict JSON as json.loads does (NaN refused, the last of repeated
+        # keys kept) but for integers past 64 bits, which it makes floats: a body with a
+        # run of 19 digits anywhere goes to json.loads, as does what orjson refuses (a
+        # lone surrogate), and json.loads words every refusal.
+        with contextlib.suppress(orjson.JSONDecodeError):
+            document = orjson.loads(body)
+    if document is _UNREAD:
+        try:
+            document = json.loads(body, parse_constant=constant)
+        except RecursionError:
+            raise _Refusal(
+                400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long"
+            ) from None
+        except (ValueError, UnicodeDecodeError):
+            raise _Refusal(400, "the body is not JSON (UTF-8)", "structure") from None
+    if not within_depth(document, _MAX_DEPTH):
+        raise _Refusal(400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long")
     return document
+
+
+_UNREAD = object()
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 # --- feedback ------------------------------------------------------------------------------

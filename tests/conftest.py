@@ -27,7 +27,7 @@ SLOW = [HealthCheck.too_slow]
 settings.register_profile(
     "ci",
     derandomize=True,
-    max_examples=100,
+    max_examples=80,
     deadline=None,
     print_blob=True,
     suppress_health_check=SLOW,

@@ -21,6 +21,8 @@ pytest.importorskip("fhir.resources", reason="needs pip install '.[fhir]'")
 from kaprules import InputError, _fast, fhir
 from kaprules.fhir import KIND_SYSTEM, OBSERVATION_SYSTEM, PARTICIPATION, TIMEZONE_EXTENSION
 
+from conftest import SLOW
+
 LOINC = "http://loinc.org"
 START = "2026-12-01T09:00:00-07:00"
 
@@ -171,7 +173,9 @@ def outcome(bundle: list[dict[str, Any]], fast: bool, monkeypatch: pytest.Monkey
 
 @needs_fast_paths
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[*SLOW, HealthCheck.function_scoped_fixture],
 )
 @given(bundle=mutated())
 def test_the_fast_reader_equals_the_models(

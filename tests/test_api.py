@@ -156,3 +156,13 @@ def assert_verbatim(source: kaprules.Source) -> None:
     address = rule.document.rsplit(" ", 1)[-1]
     excerpt = page.split(f"<{address}>", 1)[1].split("\n- ", 1)[0]
     assert "".join(rule.quote.split()) in "".join(excerpt.split())
+
+
+def test_each_public_name_is_filed_under_one_module() -> None:
+    # The lazy-import table names each name's module once, and that module defines it.
+    seen: dict[str, str] = {}
+    for module, names in kaprules._MODULES.items():
+        for name in names:
+            assert name not in seen, f"{name} is filed under {seen[name]} and {module}"
+            seen[name] = module
+            assert name in importlib.import_module(f"kaprules.{module}").__all__, (module, name)

@@ -136,7 +136,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
     ),
     "errors": (
         "InputError",
-        "IntegrationDue",
         "KapRulesError",
         "PathItem",
         "Problem",
@@ -168,7 +167,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "parse_session",
         "protocol_schema",
         "resolve_protocol",
-        "severity_field",
     ),
     "model": (
         "Course",

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kaprules
 from kaprules.cli import main
@@ -30,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kaprules import serve
 from kaprules.fhir import WAIVER_REASON_SYSTEM, course_from_bundle
+
+from conftest import SLOW
 
 ISS = "https://ehr.example.org/"
 ZONE = "America/Denver"
@@ -440,3 +444,69 @@ def test_a_body_nested_too_deep_is_refused_on_both_paths(monkeypatch: pytest.Mon
     monkeypatch.setattr(_fast, "ENABLED", False)
     with pytest.raises(serve._Refusal, match="nested more than"):
         serve._decode(deep)
+
+
+# --- the request format, fuzzed over real HTTP --------------------------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    # Every place in a JSON document, the root included.
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*path, index))
+    return found
+
+
+def _replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    copied = copy.deepcopy(document)
+    target = copied
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return copied
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=SLOW)
+@given(data=st.data())
+def test_any_mutation_of_a_hook_call_is_answered_without_a_failure(
+    server: dict[str, Any], data: st.DataObject
+) -> None:
+    call = hook_call(appointment("new", "proposed", "2030-03-11T09:00:00-07:00"))
+    where = data.draw(st.sampled_from(_paths(call)))
+    body = _replaced(call, where, data.draw(_JSON))
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard", body)
+    # A card answer, or a refusal that says what is wrong: never a failure of the service.
+    assert status in (200, 400, 412), (where, status)
+    assert isinstance(answer, dict)
+    if status == 200:
+        assert isinstance(answer.get("cards"), list)
+    else:
+        assert answer.get("resourceType") == "OperationOutcome"
+    assert "Traceback" not in json.dumps(answer)
+
+
+def test_a_prefetched_appointment_with_a_list_for_an_id_is_a_400(server: dict[str, Any]) -> None:
+    # Found by the fuzz test above: the id was looked up in a set, a TypeError and a 500.
+    call = hook_call(appointment("new", "proposed", "2030-03-11T09:00:00-07:00"))
+    call["prefetch"]["appointments"]["entry"][0]["resource"]["id"] = []
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard", call)
+    assert status == 400
+    assert answer["resourceType"] == "OperationOutcome"

@@ -761,7 +761,9 @@ def _history_bundle(
     where: dict[int, tuple[PathItem, ...]] = {}
     for path, resource in history:
         # The appointment being booked may already be in the EHR: the proposal replaces it.
-        if resource.get("resourceType") == "Appointment" and resource.get("id") in proposed:
+        known = resource.get("id")
+        replaced = isinstance(known, str) and known in proposed
+        if resource.get("resourceType") == "Appointment" and replaced:
             continue
         where[len(entries)] = path
         entries.append({"resource": resource})

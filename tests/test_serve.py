@@ -510,3 +510,33 @@ def test_a_prefetched_appointment_with_a_list_for_an_id_is_a_400(server: dict[st
     status, _, answer = request(server, "POST", "/cds-services/kap-standard", call)
     assert status == 400
     assert answer["resourceType"] == "OperationOutcome"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=SLOW)
+@given(data=st.data())
+def test_any_mutation_of_feedback_is_answered_without_a_failure(
+    server: dict[str, Any], data: st.DataObject
+) -> None:
+    reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+    feedback = {
+        "feedback": [
+            {
+                "card": str(uuid.uuid4()),
+                "outcome": "overridden",
+                "overrideReason": {"reason": reason, "userComment": "x"},
+                "outcomeTimestamp": "2030-03-06T20:05:00Z",
+            },
+            {
+                "card": str(uuid.uuid4()),
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": str(uuid.uuid4())}],
+                "outcomeTimestamp": "2030-03-06T20:06:00Z",
+            },
+        ]
+    }
+    where = data.draw(st.sampled_from(_paths(feedback)))
+    body = _replaced(feedback, where, data.draw(_JSON))
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard/feedback", body)
+    assert status in (200, 400, 404, 412), (where, status)
+    assert isinstance(answer, dict)
+    assert "Traceback" not in json.dumps(answer)

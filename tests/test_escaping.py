@@ -14,7 +14,6 @@ import gzip
 import io
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kaprules import Protocol, ProtocolError, _text, plugins, protocol_schema
+from kaprules import Protocol, ProtocolError, _text, protocol_schema
 from kaprules import report as kaprules_report
+from test_plugins import on_path, write_distribution
 
 from conftest import EXAMPLES, ROOT
 
@@ -124,38 +124,20 @@ constructor = escaping_rules.rules:Constructor
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    modules = {
+        f"{PACKAGE}/__init__.py": "",
+        f"{PACKAGE}/rules.py": RULES_MODULE,
+        f"{PACKAGE}/boom.py": BOOM_MODULE,
+        # A module that raises, on import, an exception whose __str__ raises.
+        f"{PACKAGE}/raising.py": "from escaping_rules.boom import Unreadable\nraise Unreadable()\n",
+    }
     root = tmp_path_factory.mktemp("escaping-site")
-    package = root / PACKAGE
-    package.mkdir()
-    (package / "__init__.py").write_text("", encoding="utf-8")
-    (package / "rules.py").write_text(RULES_MODULE, encoding="utf-8")
-    (package / "boom.py").write_text(BOOM_MODULE, encoding="utf-8")
-    # A module that raises, on import, an exception whose __str__ raises.
-    (package / "raising.py").write_text(
-        "from escaping_rules.boom import Unreadable\nraise Unreadable()\n", encoding="utf-8"
-    )
-    info = root / f"{PACKAGE}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: escaping-rules\nVersion: 1.0\n", encoding="utf-8"
-    )
-    (info / "entry_points.txt").write_text(ENTRY_POINTS, encoding="utf-8")
-    return root
-
-
-def _forget() -> None:
-    plugins.clear_cache()
-    for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
-        del sys.modules[name]
+    return write_distribution(root, PACKAGE, "1.0", ENTRY_POINTS, modules)
 
 
 @pytest.fixture
 def installed(site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    _forget()
-    monkeypatch.syspath_prepend(str(site))
-    yield site
-    monkeypatch.undo()
-    _forget()
+    yield from on_path(site, monkeypatch, PACKAGE)
 
 
 def protocol_of(tmp_path: Path, rule: str) -> str:

@@ -148,20 +148,26 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _forget() -> None:
+def forget(package: str = PACKAGE) -> None:
+    """Forget a test distribution: the plugin cache, and every module of ``package``."""
     plugins.clear_cache()
-    for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
         del sys.modules[name]
+
+
+def on_path(site: Path, monkeypatch: pytest.MonkeyPatch, package: str) -> Iterator[Path]:
+    """A distribution on sys.path while the test runs; gone again, with every cache, after."""
+    forget(package)
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    monkeypatch.undo()
+    forget(package)
 
 
 @pytest.fixture
 def installed(site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The distribution on sys.path for this test; gone again, with every cache, after it."""
-    _forget()
-    monkeypatch.syspath_prepend(str(site))
-    yield site
-    monkeypatch.undo()
-    _forget()
+    yield from on_path(site, monkeypatch, PACKAGE)
 
 
 @pytest.fixture

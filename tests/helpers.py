@@ -61,6 +61,19 @@ STANDARD_DATES = (
 )
 
 
+# The esketamine label's induction from 2026-12-01: two sessions in each of weeks 1 to 4.
+TWICE_WEEKLY_DATES = (
+    "2026-12-01",
+    "2026-12-03",
+    "2026-12-08",
+    "2026-12-10",
+    "2026-12-15",
+    "2026-12-17",
+    "2026-12-22",
+    "2026-12-24",
+)
+
+
 def course(sessions: Iterable[Session], zone: str = DENVER) -> Course:
     return Course(zone, list(sessions))
 

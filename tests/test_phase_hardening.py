@@ -27,7 +27,7 @@ from kaprules.phases import Phase, WeeklyCap
 from kaprules.planning import plan
 from kaprules.session_day import BloodPressureLimit
 
-from helpers import DENVER, at, course, series
+from helpers import DENVER, TWICE_WEEKLY_DATES, at, course, series
 
 DAY = dt.timedelta(days=1)
 TRD = kaprules.get_protocol("esketamine-trd@1")
@@ -215,20 +215,7 @@ def test_a_plan_is_not_complete_while_a_week_over_missed_its_target() -> None:
         (4, 0, 2),
     ]
     assert "3 weeks over by as_of missed their targets: week 2" in result.reason
-    kept = course(
-        series(
-            [
-                "2026-12-01",
-                "2026-12-03",
-                "2026-12-08",
-                "2026-12-10",
-                "2026-12-15",
-                "2026-12-17",
-                "2026-12-22",
-                "2026-12-24",
-            ]
-        )
-    )
+    kept = course(series(list(TWICE_WEEKLY_DATES)))
     assert plan(kept, dt.date(2027, 3, 1), protocol=mdsi).status == "complete"
 
 
@@ -258,14 +245,7 @@ def test_overdue_between_sessions_names_the_day_the_gap_ran_out() -> None:
     # Before: "due within 14 days (by 2027-01-19)", though a session in week 8 is never
     # overdue: up to 2027-01-25 the gap did not count.
     dates = [
-        "2026-12-01",
-        "2026-12-03",
-        "2026-12-08",
-        "2026-12-10",
-        "2026-12-15",
-        "2026-12-17",
-        "2026-12-22",
-        "2026-12-24",
+        *TWICE_WEEKLY_DATES,
         "2026-12-29",
         "2027-01-05",
         "2027-01-27",

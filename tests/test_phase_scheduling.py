@@ -24,7 +24,7 @@ from kaprules.forecasting import check_booking, forecast, protocol_phases
 from kaprules.phases import MinGap, Overdue, Phase, WeeklyCap, WeeklyTarget
 from kaprules.planning import Plan, plan
 
-from helpers import DENVER, course, series
+from helpers import DENVER, TWICE_WEEKLY_DATES, course, series
 
 DAY = dt.timedelta(days=1)
 ZONE = ZoneInfo(DENVER)
@@ -82,16 +82,7 @@ def history(dates: Sequence[dt.date]) -> Course:
         (["2026-12-01"], "2026-12-01", 1, "induction", "2026-12-02", "2026-12-07"),
         # Week 4 done: optimization, one session in week 5 (Dec 29 - Jan 4).
         (
-            [
-                "2026-12-01",
-                "2026-12-03",
-                "2026-12-08",
-                "2026-12-10",
-                "2026-12-15",
-                "2026-12-17",
-                "2026-12-22",
-                "2026-12-24",
-            ],
+            list(TWICE_WEEKLY_DATES),
             "2026-12-24",
             5,
             "optimization",

@@ -42,6 +42,7 @@ from kaprules.rules import (
     Source,
     Therapist,
     parameter,
+    refuse_problem,
     severity_field,
 )
 from kaprules.timeline import TimedSession, Timeline
@@ -346,9 +347,7 @@ class PhaseList:
         Raises:
             ProtocolError: The value is not a valid list of phases.
         """
-        what = self.problem(value)
-        if what is not None:
-            raise ProtocolError(Problem((type(instance).__name__, attribute.name), what, "range"))
+        refuse_problem(self, instance, attribute, value)
 
     def problem(self, value: object) -> str | None:
         """What is wrong with ``value``, or None when it is allowed.

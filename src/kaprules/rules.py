@@ -159,6 +159,24 @@ def _bad(instance: object, name: str, what: str, code: str = "range") -> Protoco
     return ProtocolError(Problem((type(instance).__name__, name), what, code))
 
 
+def refuse_problem(
+    check: Any,
+    instance: object,
+    attribute: attrs.Attribute[Any],
+    value: object,
+    code: str = "range",
+) -> None:
+    """A parameter check's attrs validator: raise ``check.problem(value)``, if any.
+
+    Shared by kaprules' checks (`Bounds`, `KindSet`, the phases', the doses'), so that a
+    bad value is refused alike whatever the check: a `ProtocolError` at the rule class and
+    field.
+    """
+    what = check.problem(value)
+    if what is not None:
+        raise _bad(instance, attribute.name, what, code)
+
+
 @attrs.frozen
 class Bounds:
     """A number parameter's type and range, held as data: the validator of a rule's field.
@@ -185,9 +203,7 @@ class Bounds:
         Raises:
             ProtocolError: The value is not a number of the right type within the bounds.
         """
-        what = self.problem(value)
-        if what is not None:
-            raise _bad(instance, attribute.name, what)
+        refuse_problem(self, instance, attribute, value)
 
     def problem(self, value: object) -> str | None:
         """What is wrong with ``value``, or None when it is allowed.
@@ -247,9 +263,7 @@ class KindSet:
         Raises:
             ProtocolError: The value is not a non-empty set of kinds.
         """
-        what = self.problem(value)
-        if what is not None:
-            raise _bad(instance, attribute.name, what, "value")
+        refuse_problem(self, instance, attribute, value, "value")
 
     def problem(self, value: object) -> str | None:
         """What is wrong with ``value``, or None when it is allowed.

@@ -35,6 +35,7 @@ from kaprules.rules import (
     Role,
     Source,
     parameter,
+    refuse_problem,
     session_changed,
     severity_field,
 )
@@ -605,9 +606,7 @@ class DoseSet:
         Raises:
             ProtocolError: The value is not a list of doses.
         """
-        what = self.problem(value)
-        if what is not None:
-            raise ProtocolError(Problem((type(instance).__name__, attribute.name), what, "range"))
+        refuse_problem(self, instance, attribute, value)
 
     def problem(self, value: object) -> str | None:
         """What is wrong with ``value``, or None when it is allowed.

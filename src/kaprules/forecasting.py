@@ -402,17 +402,7 @@ def version_for(protocol: Protocol | ProtocolVersions, course: object, moment: o
         day = moment
     else:
         return protocol.latest
-    version = protocol.in_force(day)
-    if version is None:
-        first = protocol.versions[0].effective
-        raise InputError(
-            Problem(
-                "protocol",
-                f"no version of {echo(protocol.id)} is in force on {day.isoformat()}: the "
-                f"first takes effect on {first.isoformat() if first else '?'}",
-            )
-        )
-    return version
+    return protocol.at(day)
 
 
 def scheduling_timeline(

@@ -22,6 +22,7 @@ import attrs
 
 from kaprules import _text, _time
 from kaprules.errors import (
+    InputError,
     Problem,
     ProtocolError,
     did_you_mean,
@@ -790,6 +791,30 @@ class ProtocolVersions:
             else:
                 break
         return found
+
+    def at(self, date: dt.date) -> Protocol:
+        """The version in force on a local date, as scheduling and ``explain`` need one.
+
+        Args:
+            date: A local date (a ``datetime.date``).
+
+        Returns:
+            The version.
+
+        Raises:
+            InputError: No version is in force yet on ``date``.
+        """
+        version = self.in_force(date)
+        if version is None:
+            first = self.versions[0].effective
+            raise InputError(
+                Problem(
+                    "protocol",
+                    f"no version of {echo(self.id)} is in force on {date.isoformat()}: the "
+                    f"first takes effect on {first.isoformat() if first else '?'}",
+                )
+            )
+        return version
 
     def evaluate(self, course: Course, *, as_of: dt.datetime | dt.date | None = None) -> Report:
         """Evaluate these versions on a course; see [`evaluate`][kaprules.evaluate]."""

@@ -79,20 +79,11 @@ def version_at(protocol: Protocol | ProtocolVersions, date: dt.date | None) -> P
     """The one version a command that needs one uses: in force on ``date``, or the latest.
 
     Raises:
-        UsageError: ``date`` is before the first version's effective date.
+        InputError: ``date`` is before the first version's effective date.
     """
     if isinstance(protocol, Protocol):
         return protocol
-    if date is None:
-        return protocol.latest
-    version = protocol.in_force(date)
-    if version is None:
-        first = protocol.versions[0].effective
-        raise UsageError(
-            f"no version of {protocol.id} is in force on {date.isoformat()}: the first takes "
-            f"effect on {first.isoformat() if first else '?'}"
-        )
-    return version
+    return protocol.latest if date is None else protocol.at(date)
 
 
 def source_of(args: argparse.Namespace) -> str:

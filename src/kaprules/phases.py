@@ -41,6 +41,7 @@ from kaprules.rules import (
     Role,
     Source,
     Therapist,
+    alone_of_its_class,
     parameter,
     refuse_problem,
     severity_field,
@@ -536,11 +537,6 @@ def _week_words(first: dt.date, week: int) -> str:
 # Helpers of break_course: mutations of generated courses (kaprules.strategies).
 
 
-def _alone(rule: BaseRule, protocol: Any) -> bool:
-    # No other rule of the protocol is of this rule's class: a mutation could trip it too.
-    return not any(r is not rule and type(r) is type(rule) for r in protocol.rules)
-
-
 def _counts(sessions: Sequence[TimedSession]) -> dict[int, int]:
     first = sessions[0].date
     counts: dict[int, int] = {}
@@ -721,7 +717,7 @@ class WeeklyCap(_Phased):
         and no week after it is left under a target. None when no week has room.
         """
         sessions = Timeline.of(course).sessions
-        if len(sessions) < 2 or not _alone(self, protocol):
+        if len(sessions) < 2 or not alone_of_its_class(self, protocol):
             return None
         first, dates = sessions[0].date, [t.date for t in sessions]
         counts = _counts(sessions)
@@ -879,7 +875,7 @@ class WeeklyTarget(_Phased):
         finding (no gap overdue, no week over its cap) and the week is still judged.
         """
         sessions = Timeline.of(course).sessions
-        if len(sessions) < 2 or not _alone(self, protocol):
+        if len(sessions) < 2 or not alone_of_its_class(self, protocol):
             return None
         first, dates = sessions[0].date, [t.date for t in sessions]
         counts = _counts(sessions)
@@ -965,7 +961,7 @@ class Overdue(_Phased):
         phased rule has a finding.
         """
         sessions = Timeline.of(course).sessions
-        if len(sessions) < 2 or not _alone(self, protocol):
+        if len(sessions) < 2 or not alone_of_its_class(self, protocol):
             return None
         first, dates = sessions[0].date, [t.date for t in sessions]
         changes: list[tuple[str, int, int]] = []
@@ -1116,7 +1112,7 @@ class MinGap(_Phased):
         and only where the wider gap it leaves on the other side is not overdue.
         """
         sessions = Timeline.of(course).sessions
-        if len(sessions) < 2 or not _alone(self, protocol):
+        if len(sessions) < 2 or not alone_of_its_class(self, protocol):
             return None
         first, dates = sessions[0].date, [t.date for t in sessions]
         moves: list[tuple[Session, Session]] = []
@@ -1229,7 +1225,7 @@ class BeyondEvaluated(BaseRule):
         targets and gaps kept.
         """
         sessions = Timeline.of(course).sessions
-        if len(sessions) < 2 or not _alone(self, protocol):
+        if len(sessions) < 2 or not alone_of_its_class(self, protocol):
             return None
         if not all(
             isinstance(r, _Phased | BeyondEvaluated | Fasting | Escort | Therapist)

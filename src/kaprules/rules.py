@@ -1987,7 +1987,7 @@ class IntegrationFollowup(BaseRule):
 
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """Every integration meeting dropped (None when another such rule would see it)."""
-        if any(r is not self and type(r) is type(self) for r in protocol.rules):
+        if not alone_of_its_class(self, protocol):
             return None
         return attrs.evolve(course, integrations=())
 
@@ -2047,6 +2047,15 @@ class IntegrationFollowup(BaseRule):
 
 def _swapped(course: Course, old: Session, new: Session) -> Course:
     return attrs.evolve(course, sessions=[new if s is old else s for s in course.sessions])
+
+
+def alone_of_its_class(rule: Any, protocol: Any) -> bool:
+    """Whether no other rule of ``protocol`` is of ``rule``'s class (for ``break_course``).
+
+    A mutation meant to trip one rule would trip its twin too (two `Escort` rules, say), so
+    a rule with a twin cannot be broken alone.
+    """
+    return not any(r is not rule and type(r) is type(rule) for r in protocol.rules)
 
 
 def session_changed(course: Course, session: Session, **changes: Any) -> Course:

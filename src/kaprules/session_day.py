@@ -34,6 +34,7 @@ from kaprules.rules import (
     CourseShape,
     Role,
     Source,
+    alone_of_its_class,
     parameter,
     refuse_problem,
     session_changed,
@@ -801,7 +802,7 @@ class RemsEnrolment(BaseRule):
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """The enrolment dropped or moved after the first session's local date."""
         sessions = Timeline.of(course).sessions
-        if not sessions or not _alone(self, protocol):
+        if not sessions or not alone_of_its_class(self, protocol):
             return None
         late = sessions[0].date + dt.timedelta(days=choose.integer(1, 30))
         return attrs.evolve(course, enrolled=choose.choice([None, late]))
@@ -937,11 +938,6 @@ def _day_shape(shape: CourseShape, **changes: Any) -> CourseShape:
     return attrs.evolve(shape, session_day=True, **changes)
 
 
-def _alone(rule: BaseRule, protocol: Any) -> bool:
-    # No other rule of the protocol is of this rule's class: a mutation could trip it too.
-    return not any(r is not rule and type(r) is type(rule) for r in protocol.rules)
-
-
 def _one(
     rule: BaseRule,
     course: Course,
@@ -951,7 +947,7 @@ def _one(
 ) -> Session | None:
     # A held session to break (every session, without as_of) of those that `can` be, or
     # None: there is none, or another rule of this rule's class could see the mutation.
-    if not _alone(rule, protocol):
+    if not alone_of_its_class(rule, protocol):
         return None
     sessions = [s for s in course.sessions if can is None or can(s)]
     return choose.choice(sessions) if sessions else None

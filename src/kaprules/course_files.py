@@ -44,6 +44,8 @@ from kaprules.model import (
     readings_count_problems,
     session_problems,
     timezone_problem,
+    trusted_course,
+    trusted_session,
     vital_problems,
     waiver_problems,
 )
@@ -618,7 +620,7 @@ def _fast_session(obj: object, index: int | None) -> Session | None:
         therapist is not None and type(therapist) is not str
     ):
         return None
-    return Session._checked(start, kind, record_id, last_food, escort, therapist)
+    return trusted_session(start, kind, record_id, last_food, escort, therapist)
 
 
 def _fast_course(data: object) -> Course | None:
@@ -651,7 +653,7 @@ def _fast_course(data: object) -> Course | None:
         sessions.append(session)
     if len({s.id for s in sessions}) != len(sessions):
         return None  # the full path names the duplicate
-    return Course._checked(timezone, zone, tuple(sessions), patient, course_id)
+    return trusted_course(timezone, zone, tuple(sessions), patient, course_id)
 
 
 def _record(

@@ -545,7 +545,8 @@ class Session:
     monitoring_form: dt.datetime | None = attrs.field(
         default=None, eq=_as_instant, repr=False, kw_only=True
     )
-    _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
+    instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
+    """The start as a plain ``datetime`` in UTC (set when the session is built)."""
     _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
@@ -565,47 +566,11 @@ class Session:
         problems += _extra_problems(self.extra)
         if problems:
             raise InputError(*(p.within(_label(self.id)) for p in problems))
-        object.__setattr__(self, "_instant", _time.to_utc(self.start))
+        object.__setattr__(self, "instant", _time.to_utc(self.start))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickling and `copy.deepcopy`: the session rebuilt from its fields."""
         return _reduced(self)
-
-    @classmethod
-    def _checked(
-        cls,
-        start: dt.datetime,
-        kind: Kind,
-        id: str | None,
-        last_food: dt.datetime | None,
-        escort: str | None,
-        therapist: str | None,
-    ) -> Session:
-        """A session from values the loader has already checked as ``__init__`` would.
-
-        Private: the loader's fast path. Every value must be what ``__init__`` accepts and
-        converts to: aware datetimes in range, a `Kind`, valid non-blank text.
-        """
-        self = _new(cls)
-        _SESSION_SET[0](self, start)
-        _SESSION_SET[1](self, kind)
-        _SESSION_SET[2](self, id)
-        _SESSION_SET[3](self, last_food)
-        _SESSION_SET[4](self, escort)
-        _SESSION_SET[5](self, therapist)
-        _SESSION_SET[6](self, _EMPTY)
-        _SESSION_SET[7](self, start.astimezone(_time.UTC))
-        _SESSION_SET[8](self, None)
-        _SESSION_SET[9](self, ())
-        _SESSION_SET[10](self, None)
-        _SESSION_SET[11](self, None)
-        _SESSION_SET[12](self, None)
-        return self
-
-    @property
-    def instant(self) -> dt.datetime:
-        """The start as a plain ``datetime`` in UTC."""
-        return self._instant
 
     @property
     def food_instant(self) -> dt.datetime | None:
@@ -661,13 +626,44 @@ _SESSION_SET = _slot_setters(
     "escort",
     "therapist",
     "extra",
-    "_instant",
+    "instant",
     "last_liquid",
     "vitals",
     "ready_to_leave",
     "dose_mg",
     "monitoring_form",
 )
+
+
+def trusted_session(
+    start: dt.datetime,
+    kind: Kind,
+    id: str | None,
+    last_food: dt.datetime | None,
+    escort: str | None,
+    therapist: str | None,
+) -> Session:
+    """A session from values the loader has already checked as ``__init__`` would.
+
+    The course format's fast path (`kaprules.course_files`), and nothing else: every value
+    must be what ``Session.__init__`` accepts and converts to (aware datetimes in range, a
+    `Kind`, valid non-blank text), for nothing is checked again. Not part of the public API.
+    """
+    self = _new(Session)
+    _SESSION_SET[0](self, start)
+    _SESSION_SET[1](self, kind)
+    _SESSION_SET[2](self, id)
+    _SESSION_SET[3](self, last_food)
+    _SESSION_SET[4](self, escort)
+    _SESSION_SET[5](self, therapist)
+    _SESSION_SET[6](self, _EMPTY)
+    _SESSION_SET[7](self, start.astimezone(_time.UTC))
+    _SESSION_SET[8](self, None)
+    _SESSION_SET[9](self, ())
+    _SESSION_SET[10](self, None)
+    _SESSION_SET[11](self, None)
+    _SESSION_SET[12](self, None)
+    return self
 
 
 @attrs.frozen
@@ -688,7 +684,8 @@ class Integration:
     start: dt.datetime = attrs.field(eq=_as_instant)
     id: str | None = None
     therapist: str | None = attrs.field(default=None, repr=_redacted, kw_only=True)
-    _instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
+    instant: dt.datetime = attrs.field(init=False, eq=False, repr=False)
+    """The start as a plain ``datetime`` in UTC (set when the session is built)."""
     _repr_pretty_ = _pretty
 
     def __attrs_post_init__(self) -> None:
@@ -698,12 +695,7 @@ class Integration:
                 f" {echo(self.id)}" if isinstance(self.id, str) and self.id.strip() else ""
             )
             raise InputError(*(p.within(label) for p in problems))
-        object.__setattr__(self, "_instant", _time.to_utc(self.start))
-
-    @property
-    def instant(self) -> dt.datetime:
-        """The start as a plain ``datetime`` in UTC."""
-        return self._instant
+        object.__setattr__(self, "instant", _time.to_utc(self.start))
 
     def to_dict(self) -> dict[str, Any]:
         """This meeting in the JSON course format.
@@ -946,32 +938,6 @@ class Course:
         if problems:
             raise InputError(*problems)
 
-    @classmethod
-    def _checked(
-        cls,
-        timezone: str,
-        zone: zoneinfo.ZoneInfo,
-        sessions: tuple[Session, ...],
-        patient: str | None,
-        id: str | None,
-    ) -> Course:
-        """A course from values the loader has already checked as ``__init__`` would.
-
-        Private: the loader's fast path. ``zone`` is ``timezone``'s zone; the sessions have
-        unique ids; ``patient`` and ``id`` are valid text (``id`` non-blank).
-        """
-        self = _new(cls)
-        _COURSE_SET[0](self, timezone)
-        _COURSE_SET[1](self, sessions)
-        _COURSE_SET[2](self, patient)
-        _COURSE_SET[3](self, ())
-        _COURSE_SET[4](self, _EMPTY)
-        _COURSE_SET[5](self, id)
-        _COURSE_SET[6](self, zone)
-        _COURSE_SET[7](self, None)
-        _COURSE_SET[8](self, ())
-        return self
-
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         """The course timezone as a ``zoneinfo.ZoneInfo``."""
@@ -1026,6 +992,32 @@ _COURSE_SET = _slot_setters(
     "enrolled",
     "waivers",
 )
+
+
+def trusted_course(
+    timezone: str,
+    zone: zoneinfo.ZoneInfo,
+    sessions: tuple[Session, ...],
+    patient: str | None,
+    id: str | None,
+) -> Course:
+    """A course from values the loader has already checked as ``__init__`` would.
+
+    The course format's fast path (`kaprules.course_files`), and nothing else: ``zone`` is
+    ``timezone``'s zone, the sessions have unique ids, ``patient`` and ``id`` are valid text
+    (``id`` non-blank), for nothing is checked again. Not part of the public API.
+    """
+    self = _new(Course)
+    _COURSE_SET[0](self, timezone)
+    _COURSE_SET[1](self, sessions)
+    _COURSE_SET[2](self, patient)
+    _COURSE_SET[3](self, ())
+    _COURSE_SET[4](self, _EMPTY)
+    _COURSE_SET[5](self, id)
+    _COURSE_SET[6](self, zone)
+    _COURSE_SET[7](self, None)
+    _COURSE_SET[8](self, ())
+    return self
 
 
 def _not_a_sequence(name: str, item: str, value: object) -> Problem:

@@ -155,7 +155,7 @@ class Timeline:
         inductions = []
         induction = Kind.INDUCTION
         for position, session in enumerate(ordered):
-            instant, kind = session._instant, session.kind
+            instant, kind = session.instant, session.kind
             local = instant.astimezone(zone)
             date = local.date()
             if planned_after is not None:
@@ -181,5 +181,5 @@ class Timeline:
         )
 
 
-_START_ORDER = operator.attrgetter("_instant", "id")
+_START_ORDER = operator.attrgetter("instant", "id")
 _make = tuple.__new__

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, overload
 
 from kaprules import _fast, _time
-from kaprules.calendar_files import calendar_from_data
-from kaprules.clinic_calendar import ClinicCalendar
+from kaprules.clinic_calendar import ClinicCalendar, calendar_from_data
 from kaprules.course_files import (
     COURSE_FIELDS,
     INTEGRATION_FIELDS,

@@ -64,6 +64,18 @@ def shown_id(value: str, limit: int = _ID_ECHO) -> str:
     return echo(value, limit)
 
 
+def got(value: object) -> str:
+    """``", got <its JSON type>"`` for a message about a value of a wrong type.
+
+    Args:
+        value: A value read from a document; None for one that is missing.
+
+    Returns:
+        The phrase, or nothing for None.
+    """
+    return "" if value is None else f", got {json_type(value)}"
+
+
 def json_type(value: object) -> str:
     """The JSON name of a value's type, for messages about JSON or TOML input.
 

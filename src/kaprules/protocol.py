@@ -15,30 +15,38 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
 
 from kaprules import _text, _time
+from kaprules._judging import evaluate_version, evaluate_versions
+from kaprules._rule_entries import given_classes, holds, rule_entry, rule_from_entry
 from kaprules.errors import (
     InputError,
     Problem,
     ProtocolError,
     did_you_mean,
     echo,
+    got,
+    json_type,
+    unknown_field,
 )
-from kaprules.model import Course
+from kaprules.model import Course, JSONValue
 from kaprules.phases import (
+    PHASES,
     BeyondEvaluated,
     MinGap,
     Overdue,
     Phase,
+    PhaseList,
     WeeklyCap,
     WeeklyTarget,
 )
 from kaprules.report import Report, Severity, as_severity
 from kaprules.rules import (
+    BUILTIN_RULES,
     FOUNDING_DOCUMENT,
     RULE_MEMBERS,
     SERIES_LENGTH,
@@ -563,9 +571,7 @@ class Protocol:
 
     def evaluate(self, course: Course, *, as_of: dt.datetime | dt.date | None = None) -> Report:
         """Evaluate this protocol on a course; see [`evaluate`][kaprules.evaluate]."""
-        from kaprules.evaluation import evaluate  # evaluation builds on protocols
-
-        return evaluate(course, self, as_of=as_of)
+        return evaluate_version(course, self, as_of)
 
     def to_dict(self) -> dict[str, Any]:
         """This protocol as plain data: the protocol file format, as JSON.
@@ -576,8 +582,6 @@ class Protocol:
             set, and a rule's ``rule`` (its class's id) when its id is not the class's.
             [`from_dict`][kaprules.Protocol.from_dict] builds an equal protocol from it.
         """
-        from kaprules.protocol_files import protocol_data  # the format builds on this
-
         return protocol_data(self)
 
     def to_toml(self) -> str:
@@ -620,8 +624,6 @@ class Protocol:
                 its entry point. An item of ``rule_classes`` that is not a rule class is
                 refused before the data is read.
         """
-        from kaprules.protocol_files import protocol_from_data  # the format builds on this
-
         return protocol_from_data(data, rule_classes=rule_classes, build=cls)
 
     def _derive(self, rules: tuple[Rule, ...], id: str | None, version: str | None) -> Protocol:
@@ -818,9 +820,7 @@ class ProtocolVersions:
 
     def evaluate(self, course: Course, *, as_of: dt.datetime | dt.date | None = None) -> Report:
         """Evaluate these versions on a course; see [`evaluate`][kaprules.evaluate]."""
-        from kaprules.evaluation import evaluate  # evaluation builds on protocols
-
-        return evaluate(course, self, as_of=as_of)
+        return evaluate_versions(course, self, as_of)
 
 
 def as_versions(protocol: Protocol | ProtocolVersions) -> ProtocolVersions:
@@ -1065,3 +1065,151 @@ def kap_protocol(
     return Protocol(
         id, version, rules, title=title, status=status, effective=effective, citation=citation
     )
+
+
+# A protocol's fields in its data form (the protocol file format), in the order to_dict
+# writes them.
+PROTOCOL_FIELDS = (
+    "$schema",
+    "id",
+    "version",
+    "title",
+    "status",
+    "effective",
+    "citation",
+    "derived_from",
+    "reasons",
+    "phases",
+    "rules",
+)
+
+
+def _effective(value: object, problems: list[Problem]) -> dt.date | None:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            problems.append(Problem("effective", f"{value} is not a real date", "value"))
+            return None
+    problems.append(Problem("effective", f"must be a date YYYY-MM-DD{got(value)}", "type"))
+    return None
+
+
+def protocol_from_data(
+    data: Mapping[str, Any],
+    *,
+    rule_classes: Iterable[type[Any]] | None = None,
+    build: Callable[..., Protocol] = Protocol,
+) -> Protocol:
+    """A protocol from protocol data; see [`Protocol.from_dict`][kaprules.Protocol.from_dict].
+
+    Args:
+        data: Protocol data, from JSON or TOML.
+        rule_classes: Classes of your own rules.
+        build: The class to build (a subclass of `Protocol` given to ``from_dict``).
+
+    Returns:
+        The protocol.
+
+    Raises:
+        ProtocolError: Every problem, each with its path.
+    """
+    known: dict[str, type[Any]] = dict(BUILTIN_RULES)
+    known.update(given_classes(rule_classes))
+    if not isinstance(data, Mapping):
+        raise ProtocolError(f"protocol data must be an object, got {json_type(data)}")
+    problems: list[Problem] = []
+    for position, key in enumerate(data):
+        if key not in PROTOCOL_FIELDS:
+            problems.append(unknown_field((), position, key, PROTOCOL_FIELDS))
+    fields: dict[str, Any] = {}
+    for name in ("id", "version"):
+        value = data.get(name)
+        if name == "version" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(Problem(name, f"is required: a non-empty string{got(value)}"))
+        fields[name] = value
+    for name in ("title", "status", "citation"):
+        if name in data:
+            fields[name] = data[name]
+    if "effective" in data:
+        fields["effective"] = _effective(data["effective"], problems)
+    if "derived_from" in data:
+        fields["derived_from"] = data["derived_from"]
+    if "reasons" in data:
+        reasons = data["reasons"]
+        if not isinstance(reasons, Mapping):
+            problems.append(Problem("reasons", f"must be a table of codes{got(reasons)}"))
+        else:
+            fields["reasons"] = dict(reasons)
+    shared: dict[Role, object] = {}
+    if "phases" in data:
+        what = PhaseList().problem(data["phases"])
+        if what is not None:
+            problems.append(Problem("phases", what, "range"))
+        else:
+            shared[PHASES] = data["phases"]
+    raw_rules = data.get("rules")
+    rules: list[Any] = []
+    if not isinstance(raw_rules, list):
+        problems.append(Problem("rules", f"is required: a list of rules{got(raw_rules)}"))
+    else:
+        built: list[int] = []
+        for index, item in enumerate(raw_rules):
+            rule = rule_from_entry(index, item, known, problems, shared)
+            if rule is not None:
+                rules.append(rule)
+                built.append(index)
+        if problems:
+            # Every problem in one run: the rules that could be built are checked for
+            # coherence too, under their places in the file.
+            problems += coherence_problems(tuple(rules), tuple(built))
+    if shared and not problems and not any(holds(type(r), PHASES) for r in rules):
+        problems.append(
+            Problem(
+                "phases",
+                "no rule of the protocol reads phases; add weekly-cap, weekly-target, overdue "
+                "or min-gap, or leave phases out",
+                "value",
+            )
+        )
+    if problems:
+        raise ProtocolError(*problems)
+    return build(fields.pop("id"), fields.pop("version"), rules, **fields)
+
+
+def protocol_data(protocol: Protocol) -> dict[str, Any]:
+    """A protocol as plain data; see [`Protocol.to_dict`][kaprules.Protocol.to_dict].
+
+    Args:
+        protocol: The protocol.
+
+    Returns:
+        The protocol file's data.
+    """
+    data: dict[str, JSONValue] = {"id": protocol.id, "version": protocol.version}
+    for name in ("title", "status", "citation"):
+        if getattr(protocol, name) is not None:
+            data[name] = getattr(protocol, name)
+    if protocol.effective is not None:
+        data["effective"] = protocol.effective.isoformat()
+    if protocol.derived_from is not None:
+        data["derived_from"] = {"id": protocol.derived_from[0], "version": protocol.derived_from[1]}
+    if protocol.reasons:
+        data["reasons"] = dict(protocol.reasons)
+    rules = [rule_entry(r) for r in protocol.rules]
+    # The phases, written once: every rule that reads them holds the same (a role).
+    held = [(r, k) for r in protocol.rules if (k := holds(type(r), PHASES)) is not None]
+    if held:
+        rule, key = held[0]
+        phases: JSONValue = dict(rule.parameters())[key]  # type: ignore[assignment]
+        data["phases"] = phases
+        for entry in rules:
+            parameters = entry.get("parameters", {})
+            if parameters.get(key) == phases:
+                del parameters[key]
+    data["rules"] = rules
+    return data

@@ -3,7 +3,8 @@
 The forecast's first bookable day is the first day whose candidate starts in the future at
 ``as_of``; check_booking refuses a proposal that does not (rule ``future-start``). These
 tests hold the two to each other day by day, for plain dates and aware instants, on DST
-days too.
+days too; and hold plan, forecast and check_booking to one meaning of the open days, with
+no calendar (every day) and with calendars.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 import kaprules
 from kaprules import ClinicCalendar, Course, Integration, Session, _time
 from kaprules.forecasting import FUTURE_START, check_booking, forecast
+from kaprules.planning import plan
 
 from helpers import DENVER, at, course, series
 
@@ -158,3 +160,34 @@ def test_check_booking_and_forecast_agree_on_the_as_of_boundary(
     today = as_of.astimezone(ZONE).date() if isinstance(as_of, dt.datetime) else as_of
     sessions = series([(today - 3 * DAY).isoformat()]) if started else []
     assert_agree(Course(DENVER, sessions), as_of, ClinicCalendar(weekdays=range(7), at=time))
+
+
+# --- no calendar: one meaning for plan, forecast and check_booking ---------------------------
+
+WEEK = [dt.date(2026, 12, 7) + n * DAY for n in range(7)]  # Monday 7 to Sunday 13 December
+
+
+@pytest.mark.parametrize(
+    ("calendar", "open_weekdays"),
+    [
+        (None, {0, 1, 2, 3, 4, 5, 6}),  # no calendar: every day open, at 09:00
+        (ClinicCalendar(), {0, 1, 2, 3, 4}),  # the class's default: Monday to Friday
+        (ClinicCalendar(weekdays=["mon", "wed", "fri", "sun"]), {0, 2, 4, 6}),
+    ],
+    ids=["none", "mon-fri", "mon-wed-fri-sun"],
+)
+@pytest.mark.parametrize("day", WEEK, ids=lambda d: d.strftime("%a"))
+def test_plan_forecast_and_check_booking_agree_on_the_open_days(
+    calendar: ClinicCalendar | None, open_weekdays: set[int], day: dt.date
+) -> None:
+    empty = course([])
+    as_of = day - DAY  # a plain date: that day is over, so candidates start on ``day``
+    is_open = day.weekday() in open_weekdays
+    upcoming = forecast(empty, as_of, calendar=calendar).next
+    assert upcoming is not None
+    first = plan(empty, as_of, calendar).sessions[0]
+    booking = check_booking(empty, candidate(day, dt.time(9)), as_of, calendar=calendar)
+    assert (upcoming.bookable_from == day) is is_open
+    assert (first.start.date() == day) is is_open
+    assert first.start.time() == dt.time(9)
+    assert booking.ok is is_open

@@ -47,7 +47,8 @@ def test_a_year_planned_over_a_thousand_same_day_sessions_takes_seconds() -> Non
     # affect.
     big = same_day(1_000)
     began = time.perf_counter()
-    result = plan(big, dt.date(2027, 1, 1), protocol=TRD, until=dt.date(2027, 12, 31))
+    weekdays = kaprules.ClinicCalendar()  # Monday to Friday
+    result = plan(big, dt.date(2027, 1, 1), weekdays, TRD, until=dt.date(2027, 12, 31))
     assert time.perf_counter() - began < 5
     assert result.sessions
     assert result.sessions[0].start.date() == dt.date(2027, 1, 4)  # a Monday

@@ -476,7 +476,8 @@ def forecast(
             held), so candidates start the next day; an aware datetime is an instant, and
             a candidate on its local date is bookable when it starts after it.
         protocol: The protocol (kap-standard v1 by default).
-        calendar: The clinic's calendar, or None for every day open at 09:00.
+        calendar: The clinic's calendar, or None for every day open at 09:00, as for
+            `check_booking` and `plan`.
 
     Returns:
         The forecast.
@@ -1040,7 +1041,8 @@ def check_booking(
             ``proposed``.
         as_of: The moment of the booking, read as `evaluate` reads it.
         protocol: The protocol (kap-standard v1 by default).
-        calendar: The clinic's calendar, or None for no calendar check.
+        calendar: The clinic's calendar, or None for every day open at 09:00 (no
+            calendar check), as for `forecast` and `plan`.
 
     Returns:
         A report over the course with the proposal added, holding only the findings about

@@ -22,7 +22,7 @@ import attrs
 from kaprules import _time
 from kaprules._version import __version__
 from kaprules._words import iso_date, plural
-from kaprules.clinic_calendar import ClinicCalendar
+from kaprules.clinic_calendar import WEEKDAYS, ClinicCalendar
 from kaprules.errors import InputError, Problem
 from kaprules.evaluation import check_protocol
 from kaprules.forecasting import (
@@ -424,7 +424,10 @@ def plan(
         course: The course.
         as_of: The moment of planning, read as `evaluate` reads it (a plain date: that
             day is over; an aware datetime: a session later that day may be proposed).
-        calendar: The clinic's calendar; Monday to Friday at 09:00 by default.
+        calendar: The clinic's calendar, or None for every day open at 09:00, as for
+            `forecast` and `check_booking` (the plan's ``calendar`` is then one open on
+            all seven weekdays). Pass ``ClinicCalendar()`` for Monday to Friday, as
+            ``kaprules plan`` does without calendar options.
         protocol: The protocol (kap-standard v1 by default).
         until: Phased protocols only: the last local date to plan for, from the first
             day a session could be planned (after ``as_of`` and the course's last
@@ -472,9 +475,14 @@ def plan(
     return steps.booster()
 
 
+# What no calendar means, for plan as for forecast and check_booking: every day open, sessions
+# at 09:00. A plan states its calendar, so it is this one, not None.
+_NO_CALENDAR = ClinicCalendar(weekdays=WEEKDAYS)
+
+
 def _calendar(calendar: object) -> ClinicCalendar:
     if calendar is None:
-        return ClinicCalendar()
+        return _NO_CALENDAR
     if not isinstance(calendar, ClinicCalendar):
         raise InputError(
             Problem("calendar", f"must be a ClinicCalendar, got {type(calendar).__name__}", "type")

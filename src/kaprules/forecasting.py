@@ -1441,7 +1441,8 @@ class PhasedSearch:
             )
 
         def order(item: tuple[int, Finding]) -> tuple[Any, ...]:
-            # evaluation.findings_of's order, by places in the whole course.
+            # The order of _judging.findings_of (what evaluate runs), by places in the whole
+            # course.
             index, f = item
             places = tuple(place.get(s, -1) for s in f.sessions)
             return (places[:1] or (-1,), index, places, f.message)

@@ -150,11 +150,16 @@ def _bindings(path: Path, tree: ast.Module, root: Path) -> Iterator[tuple[Import
             yield dynamic, None
 
 
+@functools.cache
+def _imports(path: Path, root: Path) -> tuple[Import, ...]:
+    return tuple(sorted((i for i, _ in _bindings(path, _parse(path), root)), key=lambda i: i.line))
+
+
 def all_imports(path: Path, root: Path = PACKAGE) -> list[Import]:
     """Every import from kaprules in ``path``, wherever and however it is written, in the
     order of its lines; ``root`` is the package's folder, for relative imports.
     """
-    return sorted((i for i, _ in _bindings(path, _parse(path), root)), key=lambda i: i.line)
+    return list(_imports(path, root))
 
 
 def arrows() -> dict[str, set[str]]:

@@ -516,6 +516,9 @@ class Session:
     session-day data (``last_liquid`` to ``monitoring_form``) is clinical data: never shown
     in findings, messages or this object's repr.
 
+    Attributes:
+        instant: The start as a plain ``datetime`` in UTC, set when the session is built.
+
     Raises:
         InputError: A naive datetime or one outside the supported years, an unknown kind,
             an empty id, a dose that is not a positive finite number, a reading that is not

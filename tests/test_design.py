@@ -38,7 +38,8 @@ def layers() -> dict[str, int]:
 
 
 def modules() -> list[Path]:
-    return sorted([*PACKAGE.glob("*.py"), *PACKAGE.glob("*/*.py")])
+    """Every module of the package, in subpackages at any depth."""
+    return sorted(PACKAGE.rglob("*.py"))
 
 
 def name_of(path: Path) -> str:
@@ -124,8 +125,8 @@ def _parse(path: Path) -> ast.Module:
 
 
 def _bindings(path: Path, tree: ast.Module, root: Path) -> Iterator[tuple[Import, str | None]]:
-    """Each import from kaprules in ``tree``, with the local name bound to it when that name
-    is a kaprules module (``import kaprules.x as m``, ``from kaprules import x``).
+    """Each import from kaprules in ``tree``, with the local name it binds, if that name
+    stands for what is imported (``import kaprules.x as m``, ``from kaprules.x import Y``).
     """
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -144,8 +145,7 @@ def _bindings(path: Path, tree: ast.Module, root: Path) -> Iterator[tuple[Import
             if module is None:
                 continue
             for alias in node.names:
-                found = Import(*_taken(module, alias.name), node.lineno)
-                yield found, (alias.asname or alias.name) if found.name == "" else None
+                yield Import(*_taken(module, alias.name), node.lineno), alias.asname or alias.name
         elif isinstance(node, ast.Call) and (dynamic := _dynamic(node)) is not None:
             yield dynamic, None
 
@@ -418,19 +418,22 @@ def _module_members(tree: ast.Module) -> Iterator[str]:
             yield from (t.id for t in node.targets if isinstance(t, ast.Name))
 
 
-def _modules_bound(path: Path, tree: ast.Module) -> dict[str, str]:
-    """The local names that ``path`` binds to another kaprules module, and the module."""
+def _bound(path: Path, tree: ast.Module) -> dict[str, str]:
+    """The local names that ``path`` binds to another kaprules module or to a name of one,
+    each with what it stands for (``model``, ``model.Course``).
+    """
     me = name_of(path)
     return {
-        local: i.module
+        local: f"{i.module}.{i.name}" if i.name else i.module
         for i, local in _bindings(path, tree, PACKAGE)
-        if local is not None and i.module != me
+        if local is not None and i.module not in {me, "?"}
     }
 
 
 def _accessed(tree: ast.Module) -> Iterator[tuple[str | None, str]]:
     """(the name an attribute is read from, if a plain name; the attribute) of each attribute
-    access, ``getattr``, ``setattr`` and ``hasattr`` with a constant name included.
+    access, ``getattr``, ``setattr`` and ``hasattr`` with a constant name and
+    ``operator.attrgetter`` and ``methodcaller`` included.
     """
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
@@ -446,15 +449,23 @@ def _accessed(tree: ast.Module) -> Iterator[tuple[str | None, str]]:
         ):
             base = node.args[0].id if isinstance(node.args[0], ast.Name) else None
             yield base, node.args[1].value
+        elif isinstance(node, ast.Call) and (
+            getattr(node.func, "attr", None) in {"attrgetter", "methodcaller"}
+            or getattr(node.func, "id", None) in {"attrgetter", "methodcaller"}
+        ):
+            for arg in node.args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    yield from ((None, part) for part in arg.value.split("."))
 
 
 def private_attributes(path: Path, others: list[Path]) -> list[str]:
     """Private names of other kaprules modules that ``path`` reaches by attribute access.
 
     A private name is one that a class of another module defines (a method, a class attribute,
-    an attrs field, an attribute set on ``self``), read as ``anything._name`` here, where no
-    class or module-level code of ``path`` defines the same name; or a module-level private
-    name of another kaprules module read as ``module._name``.
+    an attrs field, an attribute set on ``self``), read as ``anything._name`` here (or through
+    ``getattr`` or ``operator.attrgetter``), where no class or module-level code of ``path``
+    defines the same name; or any private name read from what ``path`` imported from another
+    kaprules module: ``module._name``, ``Course._checked``.
     """
     tree = _parse(path)
     mine = _class_members_of(path) | set(_module_members(tree))
@@ -464,7 +475,7 @@ def private_attributes(path: Path, others: list[Path]) -> list[str]:
             continue
         for member in filter(_private, _class_members_of(other)):
             defined.setdefault(member, set()).add(name_of(other))
-    bound = _modules_bound(path, tree)
+    bound = _bound(path, tree)
     found = set()
     for base, attr in _accessed(tree):
         if not _private(attr):
@@ -496,6 +507,7 @@ def test_the_scan_sees_a_private_attribute(tmp_path: Path) -> None:
         "@attrs.frozen\n"
         "class Thing:\n"
         "    _field: int\n"
+        "    _slot: int\n"
         "    def _method(self): return self._field\n"
         "    def __init_subclass__(cls): pass\n"
         "    def set(self): object.__setattr__(self, '_late', 1)\n"
@@ -503,21 +515,26 @@ def test_the_scan_sees_a_private_attribute(tmp_path: Path) -> None:
     )
     reader = tmp_path / "reader.py"
     reader.write_text(
+        "import operator\n"
         "import kaprules.model as m\n"
         "from kaprules import _columnar\n"
+        "from kaprules.model import Course as C\n"
         "class Mine:\n"
         "    def _own(self): return self._own\n"  # its own: fine
         "def f(thing):\n"
         "    thing._method(); thing.__init_subclass__()\n"
         "    getattr(thing, '_late'); m._helper()\n"
+        "    C._own(); operator.attrgetter('_slot', 'id')\n"
         "    return thing._field, _columnar._chunks, thing._replace(), thing._own\n"
     )
     assert private_attributes(reader, [owner, reader]) == [
         "_columnar._chunks",
+        "model.Course._own",  # what was imported: even a name the reader defines too
         "model._helper",
         "owner._field",
         "owner._late",
         "owner._method",
+        "owner._slot",
     ]
 
 

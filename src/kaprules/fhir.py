@@ -268,6 +268,13 @@ def _entries(document: object, notes: list[str]) -> Iterator[tuple[tuple[PathIte
     entries = document.get("entry", [])
     if not isinstance(entries, list):
         raise InputError(Problem((*_BASE, "entry"), "must be an array", "type"))
+    links = document.get("link")
+    for index, link in enumerate(links if isinstance(links, list) else ()):
+        if isinstance(link, Mapping) and link.get("relation") == "next":
+            # A searchset's first page (CDS Hooks lets a prefetch be paginated): the
+            # pages after it are not fetched, so the course lacks what they hold.
+            where = render_path((*_BASE, "link", index))
+            notes.append(f"{where}: a next page is not read; only this page's entries are")
     for index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise InputError(Problem((*_BASE, "entry", index), "must be an object", "type"))

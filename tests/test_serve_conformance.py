@@ -78,7 +78,7 @@ def renamed_key(document: dict[str, Any]) -> dict[str, Any]:
 def application(timezone: str | None = ZONE) -> Any:
     keys = tuple(jwt.PyJWK(k, "ES384") for k in jwks(KEY)["keys"])
     return serve.app(
-        [kaprules.get_protocol("kap-standard@2")],
+        [kaprules.get_protocol("kap-standard@2"), kaprules.get_protocol("esketamine-trd@1")],
         [serve.Issuer(ISS, keys)],
         BASE,
         timezone=timezone,
@@ -233,10 +233,13 @@ CASES: dict[str, tuple[Callable[[], dict[str, Any]], int, list[str]]] = {
 }
 
 
+@pytest.mark.parametrize("service", ["kap-standard", "esketamine-trd"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_a_recorded_request_gets_valid_cards_or_a_documented_refusal(app: Any, name: str) -> None:
+def test_a_recorded_request_gets_valid_cards_or_a_documented_refusal(
+    app: Any, name: str, service: str
+) -> None:
     make, status, expected = CASES[name]
-    answered, body = post(app, make())
+    answered, body = post(app, make(), f"/cds-services/{service}")
     assert answered == status, body
     if status != 200:
         assert sorted(outcome_expressions(body)) == sorted(expected)

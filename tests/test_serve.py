@@ -6,7 +6,12 @@ import copy
 import datetime as dt
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -187,7 +192,12 @@ def hook_call(*proposed: dict[str, Any]) -> dict[str, Any]:
                 "entry": [{"resource": r} for r in proposed],
             },
         },
-        "prefetch": {"appointments": searchset(*HISTORY), "encounters": None, "observations": None},
+        "prefetch": {
+            # A copy: a test that changes its call must not change the history of the next.
+            "appointments": searchset(*copy.deepcopy(HISTORY)),
+            "encounters": None,
+            "observations": None,
+        },
     }
 
 
@@ -540,3 +550,136 @@ def test_any_mutation_of_feedback_is_answered_without_a_failure(
     assert status in (200, 400, 404, 412), (where, status)
     assert isinstance(answer, dict)
     assert "Traceback" not in json.dumps(answer)
+
+
+# --- the shared state of several workers ---------------------------------------------------
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=SLOW)
+@given(uses=st.lists(st.tuples(st.integers(0, 1), st.sampled_from("abcdef")), max_size=12))
+def test_a_token_is_accepted_once_whichever_worker_sees_it(uses: list[tuple[int, str]]) -> None:
+    # Two workers' connections to one state file: a jti's first use anywhere is accepted,
+    # every later use refused, as one process's memory would.
+    with tempfile.TemporaryDirectory() as folder:
+        workers = [serve._shared_state(folder), serve._shared_state(folder)]
+        memory = serve._MemoryState()
+        now = time.time()
+        for worker, jti in uses:
+            expected = memory.first_use(ISS, jti, now + 60, now)
+            assert workers[worker].first_use(ISS, jti, now + 60, now) is expected
+
+
+def test_two_processes_racing_with_one_token_accept_it_once(tmp_path: Path) -> None:
+    # A forked process and this one insert the same 200 jtis at once: each is taken once.
+    state = serve._shared_state(tmp_path)
+    jtis = [str(n) for n in range(200)]
+    now = time.time()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        won = sum(bool(state.first_use(ISS, j, now + 60, now)) for j in jtis)
+        os.write(writer, str(won).encode())
+        os._exit(0)
+    os.close(writer)
+    won = sum(bool(state.first_use(ISS, j, now + 60, now)) for j in jtis)
+    os.waitpid(pid, 0)
+    theirs = int(os.read(reader, 100))
+    os.close(reader)
+    assert won + theirs == len(jtis)
+
+
+def test_a_card_remembered_by_one_worker_is_known_to_another(tmp_path: Path) -> None:
+    card = serve._Card(
+        "kap-standard", "weekly-cap", ("a1", "new"), "new", "p1", "Practitioner/t1",
+        {"u1": "2030-03-11T09:00:00-07:00"}, frozenset({"clinical-judgement"}),
+    )  # fmt: skip
+    serve._shared_state(tmp_path).remember({"c1": card})
+    assert serve._shared_state(tmp_path).get("c1") == card
+    assert serve._shared_state(tmp_path).get("c2") is None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_the_command_with_two_workers_refuses_a_replay_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    # `kaprules serve` as documented, two workers: discovery, a hook call, a token replayed
+    # on another connection (another worker: the parent hands two open connections to two
+    # workers), feedback on a card another worker answered, then Ctrl-C: one line, exit 130.
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    port = _free_port()
+    log = tmp_path / "feedback.jsonl"
+    command = [
+        sys.executable, "-m", "kaprules", "serve", "--protocol", "esketamine-trd@1",
+        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port), "--workers", "2",
+        "--state-dir", str(tmp_path), "--timezone", ZONE, "--feedback-log", str(log),
+    ]  # fmt: skip
+    environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, env=environment, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{port}"
+        first, second = (http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in "12")
+
+        def call(connection: http.client.HTTPConnection, path: str, bearer: str, body: Any) -> Any:
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+            connection.request("POST" if body else "GET", path, data, headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+
+        once = token(base + "/cds-services")
+        assert call(first, "/cds-services", once, None)[0] == 200
+        assert call(second, "/cds-services", token(base + "/cds-services"), None)[0] == 200
+        status, answer = call(second, "/cds-services", once, None)
+        assert (status, answer["issue"][0]["code"]) == (401, "security")
+        assert "replayed" in answer["issue"][0]["diagnostics"]
+        path = "/cds-services/esketamine-trd"
+        proposed = appointment("new", "proposed", "2030-03-08T09:00:00-07:00")
+        status, answer = call(first, path, token(base + path), hook_call(proposed))
+        assert status == 200, answer
+        card = next(c for c in answer["cards"] if c["source"]["topic"]["code"] == "weekly-cap")
+        reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+        feedback = {
+            "feedback": [
+                {
+                    "card": card["uuid"],
+                    "outcome": "overridden",
+                    "overrideReason": {"reason": reason},
+                    "outcomeTimestamp": "2030-03-06T20:05:00Z",
+                }
+            ]
+        }
+        assert call(second, path + "/feedback", token(base + path), feedback)[0] == 200
+        (line,) = log.read_text().splitlines()
+        assert json.loads(line)["waiver"]["rule"] == "weekly-cap"
+        first.close()
+        second.close()
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130
+    lines = err.decode().splitlines()
+    assert lines[-1] == "kaprules: interrupted"
+    assert "Traceback" not in err.decode()
+    assert not any(line.startswith("kaprules serve: worker") for line in lines)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # no worker left listening

@@ -21,6 +21,8 @@ import datetime as dt
 import json
 import os
 import re
+import signal
+import socket
 import sys
 import threading
 import time
@@ -298,11 +300,15 @@ def _input_refusal(exc: InputError, status: int = 400) -> _Refusal:
 class _Tokens:
     """The JWT checks: signature, issuer, audience, times, and replayed ``jti``."""
 
-    def __init__(self, issuers: Sequence[Issuer], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        issuers: Sequence[Issuer],
+        clock: Callable[[], float],
+        replay: _MemoryState | _SharedState | None = None,
+    ) -> None:
         self.issuers = {issuer.iss: issuer for issuer in issuers}
         self.clock = clock
-        self.seen: dict[tuple[str, str], float] = {}
-        self.lock = threading.Lock()
+        self.replay = replay if replay is not None else _MemoryState()
 
     def check(self, authorization: str | None, audiences: Sequence[str]) -> dict[str, Any]:
         import jwt
@@ -372,15 +378,12 @@ class _Tokens:
         now = self.clock()
         if exp > now + MAX_TOKEN_LIFETIME + LEEWAY_SECONDS:
             raise self._refuse(f"the token expires more than {MAX_TOKEN_LIFETIME} s from now")
-        with self.lock:
-            if len(self.seen) >= _MAX_LIVE_TOKENS:
-                self.seen = {k: e for k, e in self.seen.items() if e + LEEWAY_SECONDS >= now}
-            if len(self.seen) >= _MAX_LIVE_TOKENS:
-                raise _Refusal(503, "too many live tokens; try again later", "transient")
-            assert isinstance(iss, str)
-            if (iss, jti) in self.seen:
-                raise self._refuse("the token was used before (its jti is replayed)")
-            self.seen[(iss, jti)] = float(exp)
+        assert isinstance(iss, str)
+        first = self.replay.first_use(iss, jti, float(exp), now)
+        if first is None:
+            raise _Refusal(503, "too many live tokens; try again later", "transient")
+        if not first:
+            raise self._refuse("the token was used before (its jti is replayed)")
         return claims
 
     @staticmethod
@@ -443,7 +446,9 @@ class _Service:
             "prefetch": dict(PREFETCH),
         }
 
-    def answer(self, document: object, now: dt.datetime, cards: _CardMemory) -> dict[str, Any]:
+    def answer(
+        self, document: object, now: dt.datetime, cards: _MemoryState | _SharedState
+    ) -> dict[str, Any]:
         request = _hook_request(document)
         proposed = request["appointments"]
         zone = self.timezone or _zone_of([r for _, r in proposed], request["history"])
@@ -469,6 +474,7 @@ class _Service:
         booked.sort(key=lambda pair: pair[0].start)
         protocol = self.version(course.local(now).date())
         listed: list[dict[str, Any]] = []
+        memos: dict[str, _Card] = {}
         for index, (session, resource) in enumerate(booked):
             before = [s for s, _ in booked[:index]]
             so_far = attrs.evolve(course, sessions=(*course.sessions, *before))
@@ -479,9 +485,11 @@ class _Service:
             for finding in report.findings:
                 day = so_far.local(session.start).date().isoformat()
                 card = self._card(finding, day, protocol, move)
-                cards.remember(card["uuid"], self._memo(finding, session, resource, request, card))
+                memos[card["uuid"]] = self._memo(finding, session, resource, request, card)
                 listed.append(card)
                 move = None  # one suggestion per appointment: on its first refusal
+        if memos:
+            cards.remember(memos)
         return {"cards": listed}
 
     def _proposed(
@@ -638,22 +646,144 @@ class _Service:
         )
 
 
-class _CardMemory:
-    """The cards answered lately, by uuid, for their feedback (bounded, oldest out)."""
+class _MemoryState:
+    """The tokens seen and the cards answered, in this process's memory (one worker).
+
+    ``first_use`` is True for a token's first use, False for a replay, None when too many
+    live tokens are remembered. The cards answered lately are kept by uuid for their
+    feedback, the last ``_MAX_CARDS``.
+    """
 
     def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], float] = {}
         self.cards: dict[str, _Card] = {}
         self.lock = threading.Lock()
 
-    def remember(self, key: str, card: _Card) -> None:
+    def first_use(self, iss: str, jti: str, exp: float, now: float) -> bool | None:
         with self.lock:
-            self.cards[key] = card
+            if len(self.seen) >= _MAX_LIVE_TOKENS:
+                self.seen = {k: e for k, e in self.seen.items() if e + LEEWAY_SECONDS >= now}
+            if len(self.seen) >= _MAX_LIVE_TOKENS:
+                return None
+            if (iss, jti) in self.seen:
+                return False
+            self.seen[(iss, jti)] = exp
+            return True
+
+    def remember(self, cards: Mapping[str, _Card]) -> None:
+        with self.lock:
+            self.cards.update(cards)
             while len(self.cards) > _MAX_CARDS:
                 del self.cards[next(iter(self.cards))]
 
     def get(self, key: str) -> _Card | None:
         with self.lock:
             return self.cards.get(key)
+
+
+STATE_FILE: Final = "kaprules-serve.sqlite3"
+"""The shared state's file in ``--state-dir``: the tokens seen and the cards answered."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (
+    iss TEXT NOT NULL, jti TEXT NOT NULL, exp REAL NOT NULL, PRIMARY KEY (iss, jti)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_exp ON seen (exp);
+CREATE TABLE IF NOT EXISTS cards (uuid TEXT PRIMARY KEY, card TEXT NOT NULL);
+"""
+_PURGE_EVERY = 1000  # writes between purges of expired tokens and old cards
+
+
+class _SharedState:
+    """The tokens seen and the cards answered, in one SQLite file the workers share.
+
+    A token's first use is an INSERT into a table whose primary key is ``(iss, jti)``: of
+    two workers given one token, SQLite lets one insert it, and the other's INSERT fails
+    on the duplicate, a replay. The file is in WAL mode (readers never wait for the
+    writer) without a sync per commit: a token is remembered once its INSERT commits, and
+    only a crash of the whole machine may forget the last ones. Tokens past their ``exp``
+    (and leeway) and cards past the last ``_MAX_CARDS`` are purged every
+    ``_PURGE_EVERY`` writes. Each process opens its own connection (a forked worker too).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.pid = -1
+        self.connection: Any = None
+        self.writes = 0
+        self.live = 0
+        self.connect()  # here, so that a file that cannot be opened fails at start
+
+    def connect(self) -> Any:
+        import sqlite3
+
+        if self.pid != os.getpid():
+            self.connection = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            self.connection.executescript(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + _SCHEMA
+            )
+            self.pid = os.getpid()
+        return self.connection
+
+    def first_use(self, iss: str, jti: str, exp: float, now: float) -> bool | None:
+        import sqlite3
+
+        connection = self.connect()
+        if self.live >= _MAX_LIVE_TOKENS:
+            self.purge(now)
+            if self.live >= _MAX_LIVE_TOKENS:
+                return None
+        try:
+            connection.execute("INSERT INTO seen VALUES (?, ?, ?)", (iss, jti, exp))
+        except sqlite3.IntegrityError:
+            return False
+        self.live += 1
+        self.wrote(now)
+        return True
+
+    def remember(self, cards: Mapping[str, _Card]) -> None:
+        rows = [
+            (key, json.dumps(attrs.asdict(card, recurse=False), default=list))
+            for key, card in cards.items()
+        ]
+        connection = self.connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany("INSERT OR REPLACE INTO cards VALUES (?, ?)", rows)
+        finally:
+            connection.execute("COMMIT")
+        self.wrote(time.time(), len(rows))
+
+    def get(self, key: str) -> _Card | None:
+        row = self.connect().execute("SELECT card FROM cards WHERE uuid = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        fields = json.loads(row[0])
+        return _Card(
+            **(
+                fields
+                | {
+                    "sessions": tuple(fields["sessions"]),
+                    "reasons": frozenset(fields["reasons"]),
+                }
+            )
+        )
+
+    def wrote(self, now: float, count: int = 1) -> None:
+        self.writes += count
+        if self.writes >= _PURGE_EVERY:
+            self.purge(now)
+
+    def purge(self, now: float) -> None:
+        connection = self.connect()
+        connection.execute("DELETE FROM seen WHERE exp < ?", (now - LEEWAY_SECONDS,))
+        connection.execute(
+            "DELETE FROM cards WHERE rowid <= (SELECT max(rowid) FROM cards) - ?", (_MAX_CARDS,)
+        )
+        self.live = connection.execute("SELECT count(*) FROM seen").fetchone()[0]
+        self.writes = 0
 
 
 # --- reading requests ------------------------------------------------------------------------
@@ -821,7 +951,7 @@ _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 def _feedback_lines(
     document: object,
     service: _Service,
-    cards: _CardMemory,
+    cards: _MemoryState | _SharedState,
     claims: Mapping[str, Any],
     now: dt.datetime,
 ) -> list[bytes]:
@@ -932,6 +1062,18 @@ def _append(path: str, lines: Sequence[bytes]) -> None:
 # --- the application -----------------------------------------------------------------------
 
 
+def _shared_state(folder: str | os.PathLike[str]) -> _SharedState:
+    import sqlite3
+
+    try:
+        return _SharedState(Path(folder) / STATE_FILE)
+    except (OSError, sqlite3.Error) as exc:
+        why = terminal(str(exc))[:200]
+        raise InputError(
+            Problem(("state_dir",), f"cannot hold the shared state file {STATE_FILE} ({why})")
+        ) from None
+
+
 def _say(line: str) -> None:
     # One line on stderr: never a token, never patient data (callers pass only those words).
     try:
@@ -952,6 +1094,7 @@ def app(
     cors: Sequence[str] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
     now: Callable[[], dt.datetime] | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """The ASGI application: a CDS Hooks 2.0 ``appointment-book`` service per protocol.
 
@@ -985,13 +1128,18 @@ def app(
         max_body_bytes: The largest request body read.
         now: The moment bookings are checked at, an aware datetime; None: the clock's
             time at each call. Tokens are always checked against the clock.
+        state_dir: The folder of the state that several worker processes share, the
+            tokens seen (so that a token is accepted once by all of them) and the cards
+            answered (so that feedback reaches the card whichever worker answered it): the
+            SQLite file `STATE_FILE` there, created if missing and kept across restarts.
+            None: this process's memory.
 
     Returns:
         The Starlette application.
 
     Raises:
-        InputError: Two protocols have one id, ``base_url`` is not an http(s) URL, or the
-            timezone is unknown.
+        InputError: Two protocols have one id, ``base_url`` is not an http(s) URL, the
+            timezone is unknown, or the state file cannot be opened.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -1010,9 +1158,9 @@ def app(
         if protocol.id in services:
             raise InputError(Problem(("protocols",), f"{echo(protocol.id)} is given twice"))
         services[protocol.id] = _Service(protocol, calendar, timezone, base)
-    tokens = _Tokens(issuers, time.time)
+    cards = _MemoryState() if state_dir is None else _shared_state(state_dir)
+    tokens = _Tokens(issuers, time.time, cards)
     moment = now or (lambda: dt.datetime.now(dt.UTC))
-    cards = _CardMemory()
     log = None if feedback_log is None else os.fspath(feedback_log)
 
     def refused(request: Request, refusal: _Refusal) -> Response:
@@ -1120,15 +1268,270 @@ def app(
     )
 
 
-def run(application: Any, host: str = "127.0.0.1", port: int = 8080) -> None:
+def run(application: Any, host: str = "127.0.0.1", port: int = 8080, *, workers: int = 1) -> None:
     """Serve ``application`` with Uvicorn until SIGINT or SIGTERM.
+
+    With several workers, this process binds the socket, forks the workers, which share it
+    (the kernel hands each new connection to one of them), and waits: a worker that ends
+    unexpectedly is replaced, and SIGINT or SIGTERM stops them all, each finishing the
+    calls it has begun. A worker that finds this process gone stops itself within a
+    second. The workers share only what ``application`` keeps in its ``state_dir``: give
+    one (see `app`), or each worker keeps its own tokens seen and replays may pass.
 
     Args:
         application: The ASGI application, such as `app`'s.
         host: The address to listen on.
         port: The port to listen on.
+        workers: The worker processes; more than one needs ``os.fork`` (not Windows).
+
+    Raises:
+        OSError: The address cannot be listened on.
+        RuntimeError: Workers needed and ``os.fork`` is missing, or workers keep ending.
     """
     import uvicorn
 
+    if workers > 1 and not hasattr(os, "fork"):
+        raise RuntimeError("--workers needs os.fork, which this system lacks")
     # No access log: refusals and answers are logged by the service, without patient data.
-    uvicorn.run(application, host=host, port=port, access_log=False, log_level="warning")
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+        loop="asyncio",  # with workers, its accept is the channel's own (see _Handed)
+    )
+    listener = _listen(host, port)
+    try:
+        if workers <= 1:
+            uvicorn.Server(config).run(sockets=[listener])
+        else:
+            _supervise(config, listener, workers)
+    finally:
+        listener.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    # Bound here, not by Uvicorn: a port in use is an OSError to report, not an exit.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+        listener.set_inheritable(True)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+_RESTARTS = 5  # workers replaced within _RESTART_WINDOW seconds before the service stops
+_RESTART_WINDOW = 60.0
+
+
+def _supervise(config: Any, listener: socket.socket, workers: int) -> None:
+    """Fork ``workers`` Uvicorn servers and hand each connection to the least busy one.
+
+    This process accepts the connections and passes each, over a Unix socket pair, to the
+    worker with the fewest open connections: a worker's keep-alive connections stay with
+    it, so the kernel's choice (the first worker awake takes a burst) would load one worker
+    and leave another idle. A worker that ends unexpectedly is replaced.
+    """
+    import mmap
+    import selectors
+
+    shared = mmap.mmap(-1, 8 * workers)  # each worker's count of connections closed
+    closed = memoryview(shared).cast("q")
+    slots: list[_Slot | None] = [None] * workers
+    restarts: list[float] = []
+    parent = os.getpid()
+
+    def start(number: int) -> None:
+        closed[number] = 0
+        slots[number] = _fork_worker(config, number, closed, parent, [listener, *slots])
+
+    selector = selectors.DefaultSelector()
+    listener.setblocking(False)
+    selector.register(listener, selectors.EVENT_READ)
+    try:
+        for number in range(workers):
+            start(number)
+        while True:
+            if selector.select(0.5):
+                _hand_over(listener, slots, closed)
+            while True:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if not pid:
+                    break
+                ended = next((n for n, s in enumerate(slots) if s and s.pid == pid), None)
+                if ended is None:
+                    continue
+                number = ended
+                gone = slots[number]
+                assert gone is not None
+                gone.channel.close()
+                slots[number] = None
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < _RESTART_WINDOW] + [now]
+                if len(restarts) > _RESTARTS:
+                    raise RuntimeError(
+                        f"workers ended {len(restarts)} times within {_RESTART_WINDOW:.0f} s"
+                    )
+                _say(f"worker {number + 1} ended (wait status {status}); starting another")
+                start(number)
+    finally:
+        selector.close()
+        _stop([s for s in slots if s is not None])
+        closed.release()
+        shared.close()
+
+
+@attrs.define
+class _Slot:
+    # A worker: its pid, this process's end of its channel, the connections handed to it.
+    pid: int
+    channel: socket.socket
+    handed: int = 0
+
+
+def _hand_over(listener: socket.socket, slots: Sequence[_Slot | None], closed: Any) -> None:
+    """Accept every waiting connection; pass each to the worker with the fewest open."""
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # a connection reset before it was taken, or out of descriptors
+            return
+        with connection:
+            ranked = sorted(
+                (slot.handed - closed[number], number)
+                for number, slot in enumerate(slots)
+                if slot is not None
+            )
+            for _, number in ranked:
+                slot = slots[number]
+                assert slot is not None
+                try:
+                    socket.send_fds(slot.channel, [b"c"], [connection.fileno()])
+                except OSError:  # that worker is ending: the next one
+                    continue
+                slot.handed += 1
+                break
+
+
+def _stop(slots: Sequence[_Slot]) -> None:
+    # SIGTERM each worker (a Ctrl-C in a terminal reached them already), then wait for it.
+    for slot in slots:
+        slot.channel.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(slot.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for slot in slots:
+        while True:
+            try:
+                done, _ = os.waitpid(slot.pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(slot.pid, 0)
+                break
+            time.sleep(0.02)
+
+
+class _Handed(socket.socket):
+    """A worker's end of its channel, posing to asyncio as its listening socket.
+
+    asyncio's ``accept`` of a listening socket is this ``accept``: it takes the next
+    connection the parent handed over (``SCM_RIGHTS``), or raises ``BlockingIOError``
+    when there is none; a connection's ``close`` counts it closed for the parent.
+    """
+
+    number = 0
+    closed: Any = None
+
+    def listen(self, backlog: int = 0) -> None:
+        """Nothing to do: the parent listens."""
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        """The next connection handed over."""
+        _, fds, _, _ = socket.recv_fds(self, 1, 1)
+        if not fds:  # the parent is gone: stop (the signal is handled before the next call)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise BlockingIOError
+        connection = _Counted(fileno=fds[0])
+        connection.number, connection.closed = self.number, self.closed
+        return connection, connection.getpeername()
+
+
+class _Counted(socket.socket):
+    """A handed connection, counted in the parent's view once closed."""
+
+    number = 0
+    closed: Any = None
+    counted = False
+
+    def close(self) -> None:
+        """Close the connection, and count it closed once."""
+        if not self.counted:
+            self.counted = True
+            self.closed[self.number] += 1
+        super().close()
+
+
+def _fork_worker(
+    config: Any, number: int, closed: Any, parent: int, parents: Sequence[Any]
+) -> _Slot:
+    """Fork worker ``number``; in the child, close ``parents`` (its listener and channels)."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid:
+        theirs.close()
+        return _Slot(pid, mine)
+    code = 1
+    try:
+        import uvicorn
+
+        def stop(signum: int, frame: object) -> None:
+            # Before Uvicorn serves, or when it raises the signal again once it has stopped:
+            # the worker ends quietly (the parent says the one line).
+            raise SystemExit(0)
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        mine.close()
+        for held in parents:  # the listener and the other workers' channels
+            if isinstance(held, _Slot):
+                held.channel.close()
+            elif held is not None:
+                held.close()
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1)
+            os.kill(os.getpid(), signal.SIGTERM)  # the parent is gone: stop
+
+        threading.Thread(target=watch, daemon=True).start()
+        channel = _Handed(fileno=theirs.detach())
+        channel.number, channel.closed = number, closed
+        uvicorn.Server(config).run(sockets=[channel])
+        code = 0
+    except SystemExit:
+        code = 0
+    except BaseException:
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)

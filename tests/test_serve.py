@@ -431,6 +431,8 @@ def test_symmetric_keys_are_refused_in_a_jwks(tmp_path: Path) -> None:
     [
         b'{"a": 1, "a": 2, "b": [1.5, -0.0, 1e300, "x\\u00e9"]}',
         b'{"big": 123456789012345678901234567890}',
+        b'{"a": 1, "a": 2, "b": [1.5, -0.0, 1e300, "x]}"]}',
+        b'{"id": "12345678901234567890123", "n": [-12345678901234567890123]}',
         b'{"lone": "\\udfff"}',
         b"[" * 64 + b"]" * 64,
     ],
@@ -449,11 +451,42 @@ def test_a_body_nested_too_deep_is_refused_on_both_paths(monkeypatch: pytest.Mon
     from kaprules import _fast, serve
 
     deep = b"[" * 66 + b"]" * 66
+    within = b'{"a": ' + b"[" * 64 + b'"]]"' + b"]" * 64 + b"}"  # 65 deep, as allowed
     with pytest.raises(serve._Refusal, match="nested more than"):
         serve._decode(deep)
+    assert serve._decode(within) == json.loads(within)
     monkeypatch.setattr(_fast, "ENABLED", False)
     with pytest.raises(serve._Refusal, match="nested more than"):
         serve._decode(deep)
+    assert serve._decode(within) == json.loads(within)
+
+
+_DOCUMENTS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.sampled_from('a"\\[]{}\u00e9 1'), max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW)
+@given(document=_DOCUMENTS, ascii_only=st.booleans())
+def test_any_json_document_decodes_as_json_loads_reads_it(
+    document: object, ascii_only: bool
+) -> None:
+    # The fast path (orjson, the depth read from the brackets outside the strings) or the
+    # slow one: the value json.loads gives, and a refusal exactly where within_depth refuses.
+    from kaprules.fhir import MAX_DEPTH, within_depth
+
+    body = json.dumps(document, ensure_ascii=ascii_only).encode()
+    if within_depth(document, MAX_DEPTH):
+        assert serve._decode(body) == json.loads(body)
+    else:
+        with pytest.raises(serve._Refusal):
+            serve._decode(body)
 
 
 # --- the request format, fuzzed over real HTTP --------------------------------------------

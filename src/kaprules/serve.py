@@ -43,6 +43,7 @@ from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, PathItem, Problem, echo, render_path, shown_id
 from kaprules.explanation import explain
 from kaprules.fhir import (
+    MAX_DEPTH,
     RULE_SYSTEM,
     TIMEZONE_EXTENSION,
     WAIVER_REASON_SYSTEM,
@@ -97,7 +98,7 @@ OPTIONAL_PREFETCH: Final = ("medications",)
 _MAX_TOKEN_CHARS = 16 * 1024
 _MAX_LIVE_TOKENS = 100_000
 _MAX_CARDS = 10_000  # the cards remembered for feedback, oldest forgotten first
-_MAX_DEPTH = 64
+_MAX_DEPTH = MAX_DEPTH  # what kaprules.fhir reads: serve checks it once, on the bytes
 _MAX_JWKS_BYTES = 1024 * 1024
 _MAX_TEXT = 4000
 _OUTCOMES = ("accepted", "overridden")
@@ -463,7 +464,7 @@ class _Service:
         ids = {r.get("id") for _, r in proposed if isinstance(r.get("id"), str)}
         history, where = _history_bundle(request["history"], ids)
         try:
-            course = course_from_bundle(history, timezone=zone).course
+            course = course_from_bundle(history, timezone=zone, depth_checked=True).course
         except InputError as exc:
             raise _input_refusal(_placed(exc, where)) from None
         booked: list[tuple[Session, dict[str, Any]]] = []
@@ -502,7 +503,7 @@ class _Service:
     ) -> Session | None:
         one = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": resource}]}
         try:
-            read = course_from_bundle(one, timezone=zone)
+            read = course_from_bundle(one, timezone=zone, depth_checked=True)
         except InputError as exc:
             raise _input_refusal(_placed(exc, {0: path})) from None
         if not read.course.sessions:
@@ -917,32 +918,56 @@ def _decode(body: bytes) -> object:
     def constant(name: str) -> object:
         raise ValueError(name)
 
-    document: object = _UNREAD
-    if _fast.ENABLED and not _LONG_DIGITS.search(body):
+    if _fast.ENABLED and b"\\" not in body:
         import orjson
 
-        # orjson reads strict JSON as json.loads does (NaN refused, the last of repeated
-        # keys kept) but for integers past 64 bits, which it makes floats: a body with a
-        # run of 19 digits anywhere goes to json.loads, as does what orjson refuses (a
-        # lone surrogate), and json.loads words every refusal.
-        with contextlib.suppress(orjson.JSONDecodeError):
-            document = orjson.loads(body)
-    if document is _UNREAD:
-        try:
-            document = json.loads(body, parse_constant=constant)
-        except RecursionError:
-            raise _Refusal(
-                400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long"
-            ) from None
-        except (ValueError, UnicodeDecodeError):
-            raise _Refusal(400, "the body is not JSON (UTF-8)", "structure") from None
+        # Without a backslash, no string has an escaped quote: every other piece between
+        # quotes is outside the strings, and in valid JSON that is the structure and the
+        # numbers. orjson reads strict JSON as json.loads does (NaN refused, the last of
+        # repeated keys kept) but for integers past 64 bits, which it makes floats: a run of
+        # 19 digits outside the strings goes to json.loads, as does what orjson refuses,
+        # and json.loads words every refusal. The depth is read from the brackets there.
+        outside = b"".join(body.split(b'"')[::2])
+        if not _LONG_DIGITS.search(outside):
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if not _brackets_within(outside, _MAX_DEPTH):
+                    raise _Refusal(
+                        400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long"
+                    )
+                return document
+    try:
+        document = json.loads(body, parse_constant=constant)
+    except RecursionError:
+        raise _Refusal(400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _Refusal(400, "the body is not JSON (UTF-8)", "structure") from None
     if not within_depth(document, _MAX_DEPTH):
         raise _Refusal(400, f"the body is nested more than {_MAX_DEPTH} deep", "too-long")
     return document
 
 
-_UNREAD = object()
+def _brackets_within(structure: bytes, limit: int) -> bool:
+    """Whether the brackets of valid JSON (strings taken out) nest as `within_depth` allows.
+
+    Each pass takes out the innermost pairs, ``[]`` and ``{}`` alike: the passes needed to
+    take out all are the deepest nesting, which may be ``limit + 1`` (the outermost
+    container and ``limit`` inside it).
+    """
+    brackets = structure.translate(_PAIRS, _NOT_BRACKETS)
+    for _ in range(limit + 1):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"()", b"")
+    return not brackets
+
+
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_PAIRS = bytes.maketrans(b"[]{}", b"()()")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 # --- feedback ------------------------------------------------------------------------------

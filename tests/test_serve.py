@@ -716,3 +716,13 @@ def test_the_command_with_two_workers_refuses_a_replay_and_stops_on_ctrl_c(
     assert not any(line.startswith("kaprules serve: worker") for line in lines)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # no worker left listening
+
+
+def test_the_listener_is_tcp_so_answers_are_not_held_for_a_delayed_ack() -> None:
+    # asyncio sets TCP_NODELAY on a connection only when its socket names IPPROTO_TCP: a
+    # listener made without it held each answer ~40 ms (Nagle's wait for a delayed ACK).
+    listener = serve._listen("127.0.0.1", 0)
+    with listener, socket.create_connection(listener.getsockname()):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.proto == socket.IPPROTO_TCP

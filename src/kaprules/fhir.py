@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -354,10 +355,12 @@ def _fast_string(value: object) -> object:
 
 
 def _fast_code(value: object) -> object:
-    # R4B code: `^[^\s]+(\s[^\s]+)*$`.
+    # R4B code: `^[^\s]+(\s[^\s]+)*$`; a string (as above) with single inner spaces.
     if (
-        _fast_string(value) is value
-        and isinstance(value, str)
+        type(value) is str
+        and value
+        and len(value) <= 4096
+        and value.isprintable()
         and value[0] != " "
         and value[-1] != " "
         and "  " not in value
@@ -367,7 +370,14 @@ def _fast_code(value: object) -> object:
 
 
 def _fast_uri(value: object) -> object:
-    if _fast_string(value) is value and isinstance(value, str) and " " not in value:
+    # A string (as above) without a space.
+    if (
+        type(value) is str
+        and value
+        and len(value) <= 4096
+        and " " not in value
+        and value.isprintable()
+    ):
         return value
     return _NOT_READ
 
@@ -511,16 +521,13 @@ _SHAPES: Mapping[str, tuple[Mapping[str, tuple[str, bool]], frozenset[str]]] = {
 }
 
 
-class _Element:
+class _Element(types.SimpleNamespace):
     """A resource or element read by the fast reader: the model's attributes, None if absent.
 
     Each shape has its subclass (`_CLASSES`), whose class attributes are its elements, all
     None: an element read is in the instance's ``__dict__``, one absent is found on the
     class, both without a Python call; any other name is None too.
     """
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__ = values
 
     @property
     def _values(self) -> dict[str, Any]:
@@ -571,7 +578,7 @@ def _compile(kind: str, readers: Mapping[str, Callable[[object], object]]) -> An
                 read[name] = got
         if not required <= read.keys():
             return _NOT_READ
-        return cls(read)
+        return cls(**read)
 
     return read
 

@@ -1183,6 +1183,8 @@ def app(
         if protocol.id in services:
             raise InputError(Problem(("protocols",), f"{echo(protocol.id)} is given twice"))
         services[protocol.id] = _Service(protocol, calendar, timezone, base)
+    # The R4B models are imported now, once, not by the first call (of each worker).
+    course_from_bundle({"resourceType": "Bundle", "type": "collection"}, timezone="UTC")
     cards = _MemoryState() if state_dir is None else _shared_state(state_dir)
     tokens = _Tokens(issuers, time.time, cards)
     moment = now or (lambda: dt.datetime.now(dt.UTC))
@@ -1328,6 +1330,7 @@ def run(application: Any, host: str = "127.0.0.1", port: int = 8080, *, workers:
         loop="asyncio",  # with workers, its accept is the channel's own (see _Handed)
     )
     listener = _listen(host, port)
+    _settle_memory()
     try:
         if workers <= 1:
             uvicorn.Server(config).run(sockets=[listener])
@@ -1337,10 +1340,32 @@ def run(application: Any, host: str = "127.0.0.1", port: int = 8080, *, workers:
         listener.close()
 
 
+_GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def _settle_memory() -> None:
+    """Freeze what is loaded (modules, protocols, keys) out of the garbage collector's sight.
+
+    A call's parsed body lives through a few young collections and is promoted to the old
+    generation, which the collector then walks whole every few calls: with the R4B models
+    loaded that walk took 15 ms, a fifth of the calls' time at p99. Frozen, the loaded
+    objects are not walked, and the young generation is collected every 20,000
+    allocations, not 700 (a call's garbage is freed by reference counts; the collector is
+    only for cycles).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
 def _listen(host: str, port: int) -> socket.socket:
     # Bound here, not by Uvicorn: a port in use is an OSError to report, not an exit.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on a connection only when its socket says
+    # so, and without it each answer waits on a delayed ACK (40 ms).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))

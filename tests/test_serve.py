@@ -726,3 +726,17 @@ def test_the_listener_is_tcp_so_answers_are_not_held_for_a_delayed_ack() -> None
         accepted, _ = listener.accept()
         with accepted:
             assert accepted.proto == socket.IPPROTO_TCP
+
+
+def test_a_port_in_use_is_exit_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert main(["serve", "--issuers", str(tmp_path / "issuers.toml"), "--port", port]) == 2
+    (err,) = capsys.readouterr().err.splitlines()  # one line, and no "serving" before it
+    assert f"cannot listen on 127.0.0.1:{port}" in err

@@ -1295,7 +1295,14 @@ def app(
     )
 
 
-def run(application: Any, host: str = "127.0.0.1", port: int = 8080, *, workers: int = 1) -> None:
+def run(
+    application: Any,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    workers: int = 1,
+    listening: Callable[[], None] | None = None,
+) -> None:
     """Serve ``application`` with Uvicorn until SIGINT or SIGTERM.
 
     With several workers, this process binds the socket, forks the workers, which share it
@@ -1310,6 +1317,8 @@ def run(application: Any, host: str = "127.0.0.1", port: int = 8080, *, workers:
         host: The address to listen on.
         port: The port to listen on.
         workers: The worker processes; more than one needs ``os.fork`` (not Windows).
+        listening: Called once the port is bound, before the first call is served (to
+            say so).
 
     Raises:
         OSError: The address cannot be listened on.
@@ -1330,6 +1339,8 @@ def run(application: Any, host: str = "127.0.0.1", port: int = 8080, *, workers:
         loop="asyncio",  # with workers, its accept is the channel's own (see _Handed)
     )
     listener = _listen(host, port)
+    if listening is not None:
+        listening()
     _settle_memory()
     try:
         if workers <= 1:

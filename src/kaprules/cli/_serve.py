@@ -73,11 +73,15 @@ def _serve(
         raise Failure("cannot serve", exc.problems) from None
     ids = ", ".join(p.id for p in protocols)
     workers = f", {args.workers} workers" if args.workers > 1 else ""
-    complain(f"serving {ids} at {base}/cds-services (listening on {host}:{args.port}{workers})")
-    if args.feedback_log is None:
-        complain("note: no --feedback-log: feedback is answered but not recorded")
+
+    def listening() -> None:
+        said = f"serving {ids} at {base}/cds-services (listening on {host}:{args.port}{workers})"
+        complain(said)
+        if args.feedback_log is None:
+            complain("note: no --feedback-log: feedback is answered but not recorded")
+
     try:
-        serve.run(application, args.host, args.port, workers=args.workers)
+        serve.run(application, args.host, args.port, workers=args.workers, listening=listening)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{args.port}: {exc.strerror or exc}") from None
     except RuntimeError as exc:

@@ -147,6 +147,17 @@ def _answer(connection: socket.socket, buffer: bytearray) -> int:
     return status
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system) of ``pid`` and its children so far; None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(int(child)) or 0.0 for child in children)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
@@ -228,22 +239,31 @@ def main() -> None:
         for thread in threads:
             thread.start()
         ready.wait()
+        server_before, client_before = _cpu_seconds(server.pid), time.process_time()
         started = time.perf_counter()
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time() - client_before
     finally:
         server.terminate()
         server.wait(10)
     every = sorted(t for times in latencies for t in times)
     p50 = statistics.median(every) * 1000
     p99 = every[max(0, int(len(every) * 0.99) - 1)] * 1000
+    # CPU a call, the server's (all its processes) and the client's: what the load on
+    # the machine does not change, and so what an idle machine's throughput follows from.
+    cpu = "server CPU n/a"
+    if server_cpu is not None and server_before is not None:
+        cpu = f"server CPU {(server_cpu - server_before) / len(every) * 1000:.2f} ms a call"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"{os.cpu_count()} cores, client: {args.clients} threads on raw keep-alive sockets, "
-        f"server: {args.workers} worker{'s' if args.workers != 1 else ''}; "
+        f"{os.cpu_count()} cores (load {load:.1f}), client: {args.clients} threads on raw "
+        f"keep-alive sockets, server: {args.workers} worker{'s' if args.workers != 1 else ''}; "
         f"{len(every)} calls, {args.sessions}-session patient, {len(body)} bytes a call: "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(every) / wall:.0f} req/s, "
-        f"{len(failures)} failed"
+        f"{len(failures)} failed; {cpu}, client CPU "
+        f"{client_cpu / len(every) * 1000:.2f} ms a call"
     )
 
 

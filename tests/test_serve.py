@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -637,18 +636,26 @@ def test_any_mutation_of_feedback_is_answered_without_a_failure(
 # --- the shared state of several workers ---------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    # Two workers' connections to one state file.
+    folder = tmp_path_factory.mktemp("state")
+    return [serve._shared_state(folder), serve._shared_state(folder)]
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=SLOW)
 @given(uses=st.lists(st.tuples(st.integers(0, 1), st.sampled_from("abcdef")), max_size=12))
-def test_a_token_is_accepted_once_whichever_worker_sees_it(uses: list[tuple[int, str]]) -> None:
-    # Two workers' connections to one state file: a jti's first use anywhere is accepted,
-    # every later use refused, as one process's memory would.
-    with tempfile.TemporaryDirectory() as folder:
-        workers = [serve._shared_state(folder), serve._shared_state(folder)]
-        memory = serve._MemoryState()
-        now = time.time()
-        for worker, jti in uses:
-            expected = memory.first_use(ISS, jti, now + 60, now)
-            assert workers[worker].first_use(ISS, jti, now + 60, now) is expected
+def test_a_token_is_accepted_once_whichever_worker_sees_it(
+    two_workers: list[Any], uses: list[tuple[int, str]]
+) -> None:
+    # A jti's first use anywhere is accepted, every later use refused, as one process's
+    # memory would. (An issuer of its own for each example: the file is shared by all.)
+    issuer = str(uuid.uuid4())
+    memory = serve._MemoryState()
+    now = time.time()
+    for worker, jti in uses:
+        expected = memory.first_use(issuer, jti, now + 60, now)
+        assert two_workers[worker].first_use(issuer, jti, now + 60, now) is expected
 
 
 def test_two_processes_racing_with_one_token_accept_it_once(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import http.client
@@ -796,3 +797,106 @@ def test_a_port_in_use_is_exit_2_in_one_line(
         assert main(["serve", "--issuers", str(tmp_path / "issuers.toml"), "--port", port]) == 2
     (err,) = capsys.readouterr().err.splitlines()  # one line, and no "serving" before it
     assert f"cannot listen on 127.0.0.1:{port}" in err
+
+
+# --- keys from a jku URL -------------------------------------------------------------------
+
+
+def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
+    # One GET through the ASGI application, as Uvicorn hands it over.
+    scope = {
+        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "headers": [(b"authorization", f"Bearer {bearer}".encode())],
+        "scheme": "http", "server": ("127.0.0.1", 80), "http_version": "1.1",
+        "root_path": "", "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(application(scope, receive, send))
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def test_keys_from_a_jku_are_fetched_again_for_a_new_kid_at_most_once_a_minute(
+    tmp_path: Path,
+) -> None:
+    # A key server on loopback: the EHR rotates its key (kid k1 -> k2); the service fetches
+    # the set again for the token of the new kid, but not for a third kid a moment later.
+    import http.server
+
+    served = {"keys": [jwks(KEY)["keys"][0]]}
+    fetches: list[str] = []
+
+    class KeyServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetches.append(self.path)
+            data = json.dumps(served).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeyServer)
+    threading.Thread(target=keys.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{keys.server_address[1]}/jwks.json"
+        (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njku = "{url}"\n')
+        base = "https://cds.example.org"
+        application = serve.app(
+            [kaprules.get_protocol("kap-standard@2")],
+            serve.read_issuers(tmp_path / "issuers.toml"),
+            base,
+        )
+        aud = base + "/cds-services"
+        assert _asgi_get(application, "/cds-services", token(aud))[0] == 200
+        assert len(fetches) == 1  # at start-up only
+
+        rotated = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(OTHER_KEY.public_key()))
+        served["keys"] = [rotated | {"kid": "k2", "alg": "ES384", "use": "sig"}]
+        now = int(time.time())
+        claims = {"iss": ISS, "aud": aud, "exp": now + 60, "iat": now}
+
+        def signed(kid: str) -> str:
+            return jwt.encode(
+                claims | {"jti": str(uuid.uuid4())}, OTHER_KEY, "ES384", headers={"kid": kid}
+            )
+
+        assert _asgi_get(application, "/cds-services", signed("k2"))[0] == 200
+        assert len(fetches) == 2  # the new kid: fetched again
+        status, answer = _asgi_get(application, "/cds-services", signed("k3"))
+        assert status == 401
+        assert "kid" in answer["issue"][0]["diagnostics"]
+        assert len(fetches) == 2  # a minute has not passed: not fetched again
+        assert _asgi_get(application, "/cds-services", token(aud))[0] == 401  # k1 is gone
+    finally:
+        keys.shutdown()
+        keys.server_close()
+
+
+def test_jku_keys_are_due_again_when_stale_or_a_kid_is_new_and_a_minute_passed() -> None:
+    issuer = serve.Issuer(ISS, (jwt.PyJWK(jwks(KEY)["keys"][0], "ES384"),), "https://x.example/k")
+    keyset = serve._KeySet(issuer, 1000.0)
+    assert keyset.due("k9", 1000.0)  # a new kid right after start-up
+    assert not keyset.due("k1", 1000.0)  # a known kid, fresh keys
+    keyset.tried = 1000.0
+    assert not keyset.due("k9", 1000.0 + serve.JKU_RETRY_SECONDS - 1)
+    assert keyset.due("k9", 1000.0 + serve.JKU_RETRY_SECONDS)
+    assert not keyset.due("k1", 1000.0 + serve.JKU_TTL_SECONDS - 1)
+    assert keyset.due("k1", 1000.0 + serve.JKU_TTL_SECONDS)
+
+
+def test_a_jku_must_be_https_or_loopback(tmp_path: Path) -> None:
+    (tmp_path / "i.toml").write_text(
+        f'[[issuers]]\niss = "{ISS}"\njku = "http://keys.example.org/jwks.json"\n'
+    )
+    with pytest.raises(kaprules.InputError, match=r"issuers\[0\]\.jku"):
+        serve.read_issuers(tmp_path / "i.toml")

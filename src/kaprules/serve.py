@@ -16,6 +16,7 @@ feedback log for integrators.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -199,22 +200,96 @@ def _issuer(table: object, where: tuple[PathItem, ...], folder: Path) -> Issuer:
             raise InputError(Problem((*where, "jwks"), f"cannot read the file: {why}")) from None
         return Issuer(iss, _keys(data, (*where, "jwks")))
     url = table["jku"]
-    if not isinstance(url, str) or web_url(url) is None or not url.startswith("https://"):
-        raise InputError(Problem((*where, "jku"), "must be an https URL", "value"))
+    if not isinstance(url, str) or not _jku_allowed(url):
+        raise InputError(
+            Problem((*where, "jku"), "must be an https URL (http only on loopback)", "value")
+        )
     try:
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            data = response.read(_MAX_JWKS_BYTES + 1)
+        data = _fetch_jwks(url)
     except (OSError, ValueError) as exc:
-        why = terminal(str(getattr(exc, "reason", None) or type(exc).__name__))[:200]
         raise InputError(
             Problem(
                 (*where, "jku"),
-                f"cannot fetch the key set ({why}); kaprules serve fetches it once at start-up: "
-                "give a jwks file instead where the service cannot reach it",
+                f"cannot fetch the key set ({_why(exc)}); kaprules serve fetches it at "
+                "start-up: give a jwks file instead where the service cannot reach it",
             )
         ) from None
     return Issuer(iss, _keys(data, (*where, "jku")), jku=url)
+
+
+def _jku_allowed(url: str) -> bool:
+    # https; plain http only to this machine (a key server beside the service, a test).
+    if web_url(url) is None:
+        return False
+    parts = urllib.parse.urlsplit(url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    return parts.scheme == "https" or (parts.scheme == "http" and loopback)
+
+
+def _fetch_jwks(url: str) -> bytes:
+    """The key set at ``url``, at most ``_MAX_JWKS_BYTES`` (and one) bytes of it."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=_JKU_TIMEOUT) as response:
+        data: bytes = response.read(_MAX_JWKS_BYTES + 1)
+    return data
+
+
+def _why(exc: BaseException) -> str:
+    return terminal(str(getattr(exc, "reason", None) or type(exc).__name__))[:200]
+
+
+JKU_TTL_SECONDS: Final = 3600
+"""How long keys fetched from a ``jku`` URL are used before they are fetched again."""
+JKU_RETRY_SECONDS: Final = 60
+"""The least time between two fetches of one issuer's ``jku`` URL: a token whose ``kid``
+is unknown makes the service fetch the keys again (the EHR may have rotated them), but no
+more often than this, so that unknown ``kid`` values cannot make it fetch at will."""
+_JKU_TIMEOUT = 10
+
+
+class _KeySet:
+    """An issuer's keys from its ``jku`` URL: fetched again when stale or for a new ``kid``."""
+
+    def __init__(self, issuer: Issuer, now: float) -> None:
+        assert issuer.jku is not None
+        self.url = issuer.jku
+        self.iss = issuer.iss
+        self.keys = issuer.keys
+        self.fetched = now
+        self.tried = -float(JKU_RETRY_SECONDS)  # read at start-up: a new kid may fetch now
+
+    def due(self, kid: object, now: float) -> bool:
+        """Whether to fetch now.
+
+        When the keys are older than the TTL or none has ``kid``, and there was no fetch
+        within the last ``JKU_RETRY_SECONDS``.
+        """
+        if now - self.tried < JKU_RETRY_SECONDS:
+            return False
+        unknown = isinstance(kid, str) and all(k.key_id != kid for k in self.keys)
+        return unknown or now - self.fetched >= JKU_TTL_SECONDS
+
+    def refetch(self, now: float) -> None:
+        """Fetch the keys again; on any failure keep the old ones and say why."""
+        self.tried = now
+        try:
+            keys = _keys(_fetch_jwks(self.url), ("jku",))
+        except (OSError, ValueError) as exc:
+            _say(f"cannot fetch the keys of an issuer from its jku ({_why(exc)}); kept")
+            return
+        except InputError as exc:
+            _say(f"the keys of an issuer at its jku are unusable ({exc.problems[0].what}); kept")
+            return
+        self.keys = keys
+        self.fetched = now
+        _say(f"fetched the keys of an issuer from its jku: {len(keys)} key(s)")
+
+
+class _Refetch(Exception):
+    # The token's issuer's keys are due to be fetched: fetch (off the event loop), check again.
+    def __init__(self, keyset: _KeySet) -> None:
+        super().__init__(keyset.url)
+        self.keyset = keyset
 
 
 def _keys(data: bytes, where: tuple[PathItem, ...]) -> tuple[Any, ...]:
@@ -309,9 +384,17 @@ class _Tokens:
     ) -> None:
         self.issuers = {issuer.iss: issuer for issuer in issuers}
         self.clock = clock
+        self.keysets = {i.iss: _KeySet(i, clock()) for i in issuers if i.jku is not None}
         self.replay = replay if replay is not None else _MemoryState()
 
-    def check(self, authorization: str | None, audiences: Sequence[str]) -> dict[str, Any]:
+    def check(
+        self, authorization: str | None, audiences: Sequence[str], *, refetched: bool = False
+    ) -> dict[str, Any]:
+        """The token's claims, or a refusal.
+
+        `_Refetch` when its issuer's keys are due to be fetched again (not when
+        ``refetched``: they just were).
+        """
         import jwt
 
         if authorization is None:
@@ -339,10 +422,14 @@ class _Tokens:
         if jku is not None and issuer.jku is not None and jku != issuer.jku:
             raise self._refuse("the token's jku is not its issuer's allowlisted URL")
         kid = header.get("kid")
+        known = issuer.keys
+        keyset = self.keysets.get(issuer.iss)
+        if keyset is not None:
+            if not refetched and keyset.due(kid, self.clock()):
+                raise _Refetch(keyset)
+            known = keyset.keys
         keys = [
-            k
-            for k in issuer.keys
-            if k.algorithm_name == alg and (kid is None or k.key_id in (None, kid))
+            k for k in known if k.algorithm_name == alg and (kid is None or k.key_id in (None, kid))
         ]
         if not keys:
             raise self._refuse("no key of the issuer matches the token's kid and alg")
@@ -1231,13 +1318,22 @@ def app(
 
         return endpoint
 
+    async def verified(request: Request, audiences: Sequence[str]) -> dict[str, Any]:
+        authorization = request.headers.get("authorization")
+        try:
+            return tokens.check(authorization, audiences)
+        except _Refetch as due:
+            # Fetched off the event loop: other calls go on meanwhile.
+            await asyncio.to_thread(due.keyset.refetch, tokens.clock())
+            return tokens.check(authorization, audiences, refetched=True)
+
     async def discovery(request: Request) -> Response:
-        tokens.check(request.headers.get("authorization"), [f"{base}/cds-services"])
+        await verified(request, [f"{base}/cds-services"])
         return JSONResponse({"services": [s.describe() for s in services.values()]})
 
     async def call(request: Request) -> Response:
         service = service_of(request)
-        tokens.check(request.headers.get("authorization"), [service.url])
+        await verified(request, [service.url])
         document = _decode(await body_of(request))
         answer = service.answer(document, moment(), cards)
         counts: dict[str, int] = {}
@@ -1249,9 +1345,7 @@ def app(
 
     async def feedback(request: Request) -> Response:
         service = service_of(request)
-        claims = tokens.check(
-            request.headers.get("authorization"), [service.url, f"{service.url}/feedback"]
-        )
+        claims = await verified(request, [service.url, f"{service.url}/feedback"])
         document = _decode(await body_of(request))
         lines = _feedback_lines(document, service, cards, claims, moment())
         if log is not None and lines:

@@ -760,6 +760,23 @@ def test_the_command_with_two_workers_refuses_a_replay_and_stops_on_ctrl_c(
         assert json.loads(line)["waiver"]["rule"] == "weekly-cap"
         first.close()
         second.close()
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        linux = children.exists()
+        if linux:  # a worker killed is replaced, and calls go on
+            killed = int(children.read_text().split()[0])
+            os.kill(killed, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while True:
+                workers = [int(pid) for pid in children.read_text().split()]
+                if len(workers) == 2 and killed not in workers:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            again = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in "12"]
+            for connection in again:  # one to each worker, the new one among them
+                status, _ = call(connection, "/cds-services", token(base + "/cds-services"), None)
+                assert status == 200
+                connection.close()
         os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
         _, err = process.communicate(timeout=20)
     finally:
@@ -770,7 +787,8 @@ def test_the_command_with_two_workers_refuses_a_replay_and_stops_on_ctrl_c(
     lines = err.decode().splitlines()
     assert lines[-1] == "kaprules: interrupted"
     assert "Traceback" not in err.decode()
-    assert not any(line.startswith("kaprules serve: worker") for line in lines)
+    replaced = [line for line in lines if line.startswith("kaprules serve: worker")]
+    assert len(replaced) == (1 if linux else 0)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # no worker left listening
 
@@ -900,3 +918,38 @@ def test_a_jku_must_be_https_or_loopback(tmp_path: Path) -> None:
     )
     with pytest.raises(kaprules.InputError, match=r"issuers\[0\]\.jku"):
         serve.read_issuers(tmp_path / "i.toml")
+
+
+def test_the_command_with_one_worker_stops_on_sigterm_in_one_line(tmp_path: Path) -> None:
+    # As systemd stops it: SIGTERM to the process, exit 143 (SuccessExitStatus=143).
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "kaprules", "serve",
+        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port),
+    ]  # fmt: skip
+    environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=environment)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        server = {"base": f"http://127.0.0.1:{port}", "port": port}
+        status, _, answer = request(server, "GET", "/cds-services")
+        assert status == 200
+        assert [s["id"] for s in answer["services"]] == ["kap-standard"]
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143
+    assert err.decode().splitlines()[-1] == "kaprules: terminated"
+    assert "Traceback" not in err.decode()

@@ -1517,7 +1517,7 @@ def _supervise(config: Any, listener: socket.socket, workers: int) -> None:
         for number in range(workers):
             start(number)
         while True:
-            if selector.select(0.5):
+            if selector.select(0.1):  # and at least ten times a second, for ended workers
                 _hand_over(listener, slots, closed)
             while True:
                 try:

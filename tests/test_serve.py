@@ -953,3 +953,10 @@ def test_the_command_with_one_worker_stops_on_sigterm_in_one_line(tmp_path: Path
     assert process.returncode == 143
     assert err.decode().splitlines()[-1] == "kaprules: terminated"
     assert "Traceback" not in err.decode()
+
+
+def test_the_state_file_is_the_services_alone(tmp_path: Path) -> None:
+    # Its cards hold patient and user ids: like the feedback log, mode 0600.
+    serve._shared_state(tmp_path).first_use(ISS, "j", time.time() + 60, time.time())
+    for name in (serve.STATE_FILE, serve.STATE_FILE + "-wal"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name

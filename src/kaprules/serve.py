@@ -809,6 +809,9 @@ class _SharedState:
         import sqlite3
 
         if self.pid != os.getpid():
+            # Its cards name patients and users: the file (and SQLite's -wal and -shm files,
+            # made with its mode) is the service's user's alone, as the feedback log is.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             self.connection = sqlite3.connect(
                 self.path, timeout=10, isolation_level=None, check_same_thread=False
             )
@@ -1181,6 +1184,7 @@ def _shared_state(folder: str | os.PathLike[str]) -> _SharedState:
     import sqlite3
 
     try:
+        Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
         return _SharedState(Path(folder) / STATE_FILE)
     except (OSError, sqlite3.Error) as exc:
         why = terminal(str(exc))[:200]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from typing import Any, TextIO
 
 from kaprules.cli._reading import calendar_of, need_extra, protocol_specs
@@ -42,6 +41,8 @@ def serve_command(args: argparse.Namespace, out: TextIO) -> int:
     base = (args.url or f"http://{host}:{args.port}").rstrip("/")
     if args.state_dir is not None or args.workers == 1:
         return _serve(serve, args, protocols, calendar, issuers, base, host, args.state_dir)
+    import tempfile  # here: the other commands start without it
+
     # The workers must share the tokens seen: a private folder for this run, removed after.
     with tempfile.TemporaryDirectory(prefix="kaprules-serve-") as state:
         return _serve(serve, args, protocols, calendar, issuers, base, host, state)

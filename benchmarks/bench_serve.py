@@ -12,7 +12,7 @@ the service checks each fully: signature, claims, replay), and each thread write
 request to a raw socket and reads the answer's headers and Content-Length bytes, no HTTP
 library in the loop.
 
-    python benchmarks/bench_serve.py [--clients 20] [--calls 100] [--workers 1]
+    python benchmarks/bench_serve.py [--clients 20] [--calls 100] [--workers CORES]
 
 Needs the serve extra. Not a test: the figures depend on the machine.
 """
@@ -163,7 +163,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--calls", type=int, default=100, help="calls per client")
     parser.add_argument("--sessions", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=1, help="kaprules serve --workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="kaprules serve --workers (default: one per core, as the serve page advises)",
+    )
     args = parser.parse_args()
 
     key = ec.generate_private_key(ec.SECP384R1())

@@ -960,3 +960,11 @@ def test_the_state_file_is_the_services_alone(tmp_path: Path) -> None:
     serve._shared_state(tmp_path).first_use(ISS, "j", time.time() + 60, time.time())
     for name in (serve.STATE_FILE, serve.STATE_FILE + "-wal"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_card_the_state_file_cannot_read_is_an_unknown_card(tmp_path: Path) -> None:
+    # A row written by another version (its fields changed): feedback on it is
+    # "known_card": false, not a failure.
+    state = serve._shared_state(tmp_path)
+    state.connect().execute("INSERT INTO cards VALUES ('c1', '{\"rule\": 1}')")
+    assert state.get("c1") is None

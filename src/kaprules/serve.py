@@ -846,24 +846,25 @@ class _SharedState:
         connection.execute("BEGIN IMMEDIATE")
         try:
             connection.executemany("INSERT OR REPLACE INTO cards VALUES (?, ?)", rows)
-        finally:
-            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
         self.wrote(time.time(), len(rows))
 
     def get(self, key: str) -> _Card | None:
         row = self.connect().execute("SELECT card FROM cards WHERE uuid = ?", (key,)).fetchone()
         if row is None:
             return None
-        fields = json.loads(row[0])
-        return _Card(
-            **(
-                fields
-                | {
-                    "sessions": tuple(fields["sessions"]),
-                    "reasons": frozenset(fields["reasons"]),
-                }
-            )
-        )
+        try:
+            fields = json.loads(row[0])
+            fields |= {
+                "sessions": tuple(fields["sessions"]),
+                "reasons": frozenset(fields["reasons"]),
+            }
+            return _Card(**fields)
+        except (ValueError, TypeError, KeyError):  # written by another kaprules version
+            return None
 
     def wrote(self, now: float, count: int = 1) -> None:
         self.writes += count

@@ -996,8 +996,9 @@ def _observation(
         return
     readings: dict[str, int] = {}
     for index, component in enumerate(observation.component or ()):
+        coded = _codes(component.code)
         for name, code in (("systolic", SYSTOLIC), ("diastolic", DIASTOLIC)):
-            if (LOINC, code) not in _codes(component.code):
+            if (LOINC, code) not in coded:
                 continue
             quantity = component.valueQuantity
             where = (*path, "component", index, "valueQuantity", "value")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -187,7 +192,12 @@ def hook_call(*proposed: dict[str, Any]) -> dict[str, Any]:
                 "entry": [{"resource": r} for r in proposed],
             },
         },
-        "prefetch": {"appointments": searchset(*HISTORY), "encounters": None, "observations": None},
+        "prefetch": {
+            # A copy: a test that changes its call must not change the history of the next.
+            "appointments": searchset(*copy.deepcopy(HISTORY)),
+            "encounters": None,
+            "observations": None,
+        },
     }
 
 
@@ -421,6 +431,8 @@ def test_symmetric_keys_are_refused_in_a_jwks(tmp_path: Path) -> None:
     [
         b'{"a": 1, "a": 2, "b": [1.5, -0.0, 1e300, "x\\u00e9"]}',
         b'{"big": 123456789012345678901234567890}',
+        b'{"a": 1, "a": 2, "b": [1.5, -0.0, 1e300, "x]}"]}',
+        b'{"id": "12345678901234567890123", "n": [-12345678901234567890123]}',
         b'{"lone": "\\udfff"}',
         b"[" * 64 + b"]" * 64,
     ],
@@ -439,11 +451,42 @@ def test_a_body_nested_too_deep_is_refused_on_both_paths(monkeypatch: pytest.Mon
     from kaprules import _fast, serve
 
     deep = b"[" * 66 + b"]" * 66
+    within = b'{"a": ' + b"[" * 64 + b'"]]"' + b"]" * 64 + b"}"  # 65 deep, as allowed
     with pytest.raises(serve._Refusal, match="nested more than"):
         serve._decode(deep)
+    assert serve._decode(within) == json.loads(within)
     monkeypatch.setattr(_fast, "ENABLED", False)
     with pytest.raises(serve._Refusal, match="nested more than"):
         serve._decode(deep)
+    assert serve._decode(within) == json.loads(within)
+
+
+_DOCUMENTS = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.sampled_from('a"\\[]{}\u00e9 1'), max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW)
+@given(document=_DOCUMENTS, ascii_only=st.booleans())
+def test_any_json_document_decodes_as_json_loads_reads_it(
+    document: object, ascii_only: bool
+) -> None:
+    # The fast path (orjson, the depth read from the brackets outside the strings) or the
+    # slow one: the value json.loads gives, and a refusal exactly where within_depth refuses.
+    from kaprules.fhir import MAX_DEPTH, within_depth
+
+    body = json.dumps(document, ensure_ascii=ascii_only).encode()
+    if within_depth(document, MAX_DEPTH):
+        assert serve._decode(body) == json.loads(body)
+    else:
+        with pytest.raises(serve._Refusal):
+            serve._decode(body)
 
 
 # --- the request format, fuzzed over real HTTP --------------------------------------------
@@ -484,23 +527,72 @@ def _replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
     return copied
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=SLOW)
+# What a patient's record may hold in free text: no answer may show it.
+_SECRET = "Zebulon Quixote-Patientname"
+
+
+def _with_secrets(call: dict[str, Any]) -> dict[str, Any]:
+    # The patient's name on every Appointment (an actor's display) and as the patient id.
+    for bundle in (call["context"]["appointments"], call["prefetch"]["appointments"]):
+        for entry in bundle["entry"]:
+            entry["resource"]["participant"][0]["actor"]["display"] = _SECRET
+    call["context"]["patientId"] = _SECRET
+    return call
+
+
+def _without_suggestions(answer: dict[str, Any]) -> Any:
+    # A suggestion's update action carries the moved Appointment itself, as the spec has it.
+    return [{k: v for k, v in card.items() if k != "suggestions"} for card in answer["cards"]]
+
+
+def _mutation(call: dict[str, Any]) -> st.SearchStrategy[tuple[tuple[Any, ...], Any]]:
+    """A place in the call and what it becomes there: a wrong value, deep nesting, a long
+    string, a patient's text, or nothing (the key removed)."""
+    places = st.sampled_from(_paths(call))
+    deep = st.integers(40, 70).map(lambda n: json.loads("[" * n + "]" * n))
+    values = st.one_of(
+        _JSON,
+        deep,
+        st.integers(1000, 40_000).map(lambda n: "x" * n),
+        st.just(_SECRET),
+        st.just(_DELETED),
+    )
+    return st.tuples(places, values)
+
+
+_DELETED = object()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW)
 @given(data=st.data())
 def test_any_mutation_of_a_hook_call_is_answered_without_a_failure(
     server: dict[str, Any], data: st.DataObject
 ) -> None:
-    call = hook_call(appointment("new", "proposed", "2030-03-11T09:00:00-07:00"))
-    where = data.draw(st.sampled_from(_paths(call)))
-    body = _replaced(call, where, data.draw(_JSON))
+    call = _with_secrets(hook_call(appointment("new", "proposed", "2030-03-11T09:00:00-07:00")))
+    where, value = data.draw(_mutation(call))
+    if value is _DELETED:
+        body = copy.deepcopy(call)
+        if where:
+            parent = body
+            for step in where[:-1]:
+                parent = parent[step]
+            del parent[where[-1]]
+    else:
+        body = _replaced(call, where, value)
     status, _, answer = request(server, "POST", "/cds-services/kap-standard", body)
-    # A card answer, or a refusal that says what is wrong: never a failure of the service.
+    # A card answer, or a refusal that says what is wrong: never a failure of the service,
+    # never the patient's text (but in a suggestion's Appointment, which is the EHR's own).
     assert status in (200, 400, 412), (where, status)
     assert isinstance(answer, dict)
     if status == 200:
         assert isinstance(answer.get("cards"), list)
+        shown = json.dumps(_without_suggestions(answer))
     else:
         assert answer.get("resourceType") == "OperationOutcome"
-    assert "Traceback" not in json.dumps(answer)
+        shown = json.dumps(answer)
+    assert "Traceback" not in shown
+    assert "Patientname" not in shown, (where, shown)
+    assert "x" * 100 not in shown
 
 
 def test_a_prefetched_appointment_with_a_list_for_an_id_is_a_400(server: dict[str, Any]) -> None:
@@ -540,3 +632,339 @@ def test_any_mutation_of_feedback_is_answered_without_a_failure(
     assert status in (200, 400, 404, 412), (where, status)
     assert isinstance(answer, dict)
     assert "Traceback" not in json.dumps(answer)
+
+
+# --- the shared state of several workers ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    # Two workers' connections to one state file.
+    folder = tmp_path_factory.mktemp("state")
+    return [serve._shared_state(folder), serve._shared_state(folder)]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=SLOW)
+@given(uses=st.lists(st.tuples(st.integers(0, 1), st.sampled_from("abcdef")), max_size=12))
+def test_a_token_is_accepted_once_whichever_worker_sees_it(
+    two_workers: list[Any], uses: list[tuple[int, str]]
+) -> None:
+    # A jti's first use anywhere is accepted, every later use refused, as one process's
+    # memory would. (An issuer of its own for each example: the file is shared by all.)
+    issuer = str(uuid.uuid4())
+    memory = serve._MemoryState()
+    now = time.time()
+    for worker, jti in uses:
+        expected = memory.first_use(issuer, jti, now + 60, now)
+        assert two_workers[worker].first_use(issuer, jti, now + 60, now) is expected
+
+
+def test_two_processes_racing_with_one_token_accept_it_once(tmp_path: Path) -> None:
+    # A forked process and this one insert the same 200 jtis at once: each is taken once.
+    state = serve._shared_state(tmp_path)
+    jtis = [str(n) for n in range(200)]
+    now = time.time()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        won = sum(bool(state.first_use(ISS, j, now + 60, now)) for j in jtis)
+        os.write(writer, str(won).encode())
+        os._exit(0)
+    os.close(writer)
+    won = sum(bool(state.first_use(ISS, j, now + 60, now)) for j in jtis)
+    os.waitpid(pid, 0)
+    theirs = int(os.read(reader, 100))
+    os.close(reader)
+    assert won + theirs == len(jtis)
+
+
+def test_a_card_remembered_by_one_worker_is_known_to_another(tmp_path: Path) -> None:
+    card = serve._Card(
+        "kap-standard", "weekly-cap", ("a1", "new"), "new", "p1", "Practitioner/t1",
+        {"u1": "2030-03-11T09:00:00-07:00"}, frozenset({"clinical-judgement"}),
+    )  # fmt: skip
+    serve._shared_state(tmp_path).remember({"c1": card})
+    assert serve._shared_state(tmp_path).get("c1") == card
+    assert serve._shared_state(tmp_path).get("c2") is None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_the_command_with_two_workers_refuses_a_replay_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    # `kaprules serve` as documented, two workers: discovery, a hook call, a token replayed
+    # on another connection (another worker: the parent hands two open connections to two
+    # workers), feedback on a card another worker answered, then Ctrl-C: one line, exit 130.
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    port = _free_port()
+    log = tmp_path / "feedback.jsonl"
+    command = [
+        sys.executable, "-m", "kaprules", "serve", "--protocol", "esketamine-trd@1",
+        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port), "--workers", "2",
+        "--state-dir", str(tmp_path), "--timezone", ZONE, "--feedback-log", str(log),
+    ]  # fmt: skip
+    environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, env=environment, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        base = f"http://127.0.0.1:{port}"
+        first, second = (http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in "12")
+
+        def call(connection: http.client.HTTPConnection, path: str, bearer: str, body: Any) -> Any:
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+            connection.request("POST" if body else "GET", path, data, headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+
+        once = token(base + "/cds-services")
+        assert call(first, "/cds-services", once, None)[0] == 200
+        assert call(second, "/cds-services", token(base + "/cds-services"), None)[0] == 200
+        status, answer = call(second, "/cds-services", once, None)
+        assert (status, answer["issue"][0]["code"]) == (401, "security")
+        assert "replayed" in answer["issue"][0]["diagnostics"]
+        path = "/cds-services/esketamine-trd"
+        proposed = appointment("new", "proposed", "2030-03-08T09:00:00-07:00")
+        status, answer = call(first, path, token(base + path), hook_call(proposed))
+        assert status == 200, answer
+        card = next(c for c in answer["cards"] if c["source"]["topic"]["code"] == "weekly-cap")
+        reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+        feedback = {
+            "feedback": [
+                {
+                    "card": card["uuid"],
+                    "outcome": "overridden",
+                    "overrideReason": {"reason": reason},
+                    "outcomeTimestamp": "2030-03-06T20:05:00Z",
+                }
+            ]
+        }
+        assert call(second, path + "/feedback", token(base + path), feedback)[0] == 200
+        (line,) = log.read_text().splitlines()
+        assert json.loads(line)["waiver"]["rule"] == "weekly-cap"
+        first.close()
+        second.close()
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        linux = children.exists()
+        if linux:  # a worker killed is replaced, and calls go on
+            killed = int(children.read_text().split()[0])
+            os.kill(killed, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while True:
+                workers = [int(pid) for pid in children.read_text().split()]
+                if len(workers) == 2 and killed not in workers:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            again = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in "12"]
+            for connection in again:  # one to each worker, the new one among them
+                status, _ = call(connection, "/cds-services", token(base + "/cds-services"), None)
+                assert status == 200
+                connection.close()
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130
+    lines = err.decode().splitlines()
+    assert lines[-1] == "kaprules: interrupted"
+    assert "Traceback" not in err.decode()
+    replaced = [line for line in lines if line.startswith("kaprules serve: worker")]
+    assert len(replaced) == (1 if linux else 0)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # no worker left listening
+
+
+def test_the_listener_is_tcp_so_answers_are_not_held_for_a_delayed_ack() -> None:
+    # asyncio sets TCP_NODELAY on a connection only when its socket names IPPROTO_TCP: a
+    # listener made without it held each answer ~40 ms (Nagle's wait for a delayed ACK).
+    listener = serve._listen("127.0.0.1", 0)
+    with listener, socket.create_connection(listener.getsockname()):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.proto == socket.IPPROTO_TCP
+
+
+def test_a_port_in_use_is_exit_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert main(["serve", "--issuers", str(tmp_path / "issuers.toml"), "--port", port]) == 2
+    (err,) = capsys.readouterr().err.splitlines()  # one line, and no "serving" before it
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+
+
+# --- keys from a jku URL -------------------------------------------------------------------
+
+
+def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
+    # One GET through the ASGI application, as Uvicorn hands it over.
+    scope = {
+        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "headers": [(b"authorization", f"Bearer {bearer}".encode())],
+        "scheme": "http", "server": ("127.0.0.1", 80), "http_version": "1.1",
+        "root_path": "", "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(application(scope, receive, send))
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def test_keys_from_a_jku_are_fetched_again_for_a_new_kid_at_most_once_a_minute(
+    tmp_path: Path,
+) -> None:
+    # A key server on loopback: the EHR rotates its key (kid k1 -> k2); the service fetches
+    # the set again for the token of the new kid, but not for a third kid a moment later.
+    import http.server
+
+    served = {"keys": [jwks(KEY)["keys"][0]]}
+    fetches: list[str] = []
+
+    class KeyServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetches.append(self.path)
+            data = json.dumps(served).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), KeyServer)
+    threading.Thread(target=keys.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{keys.server_address[1]}/jwks.json"
+        (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njku = "{url}"\n')
+        base = "https://cds.example.org"
+        application = serve.app(
+            [kaprules.get_protocol("kap-standard@2")],
+            serve.read_issuers(tmp_path / "issuers.toml"),
+            base,
+        )
+        aud = base + "/cds-services"
+        assert _asgi_get(application, "/cds-services", token(aud))[0] == 200
+        assert len(fetches) == 1  # at start-up only
+
+        rotated = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(OTHER_KEY.public_key()))
+        served["keys"] = [rotated | {"kid": "k2", "alg": "ES384", "use": "sig"}]
+        now = int(time.time())
+        claims = {"iss": ISS, "aud": aud, "exp": now + 60, "iat": now}
+
+        def signed(kid: str) -> str:
+            return jwt.encode(
+                claims | {"jti": str(uuid.uuid4())}, OTHER_KEY, "ES384", headers={"kid": kid}
+            )
+
+        assert _asgi_get(application, "/cds-services", signed("k2"))[0] == 200
+        assert len(fetches) == 2  # the new kid: fetched again
+        status, answer = _asgi_get(application, "/cds-services", signed("k3"))
+        assert status == 401
+        assert "kid" in answer["issue"][0]["diagnostics"]
+        assert len(fetches) == 2  # a minute has not passed: not fetched again
+        assert _asgi_get(application, "/cds-services", token(aud))[0] == 401  # k1 is gone
+    finally:
+        keys.shutdown()
+        keys.server_close()
+
+
+def test_jku_keys_are_due_again_when_stale_or_a_kid_is_new_and_a_minute_passed() -> None:
+    issuer = serve.Issuer(ISS, (jwt.PyJWK(jwks(KEY)["keys"][0], "ES384"),), "https://x.example/k")
+    keyset = serve._KeySet(issuer, 1000.0)
+    assert keyset.due("k9", 1000.0)  # a new kid right after start-up
+    assert not keyset.due("k1", 1000.0)  # a known kid, fresh keys
+    keyset.tried = 1000.0
+    assert not keyset.due("k9", 1000.0 + serve.JKU_RETRY_SECONDS - 1)
+    assert keyset.due("k9", 1000.0 + serve.JKU_RETRY_SECONDS)
+    assert not keyset.due("k1", 1000.0 + serve.JKU_TTL_SECONDS - 1)
+    assert keyset.due("k1", 1000.0 + serve.JKU_TTL_SECONDS)
+
+
+def test_a_jku_must_be_https_or_loopback(tmp_path: Path) -> None:
+    (tmp_path / "i.toml").write_text(
+        f'[[issuers]]\niss = "{ISS}"\njku = "http://keys.example.org/jwks.json"\n'
+    )
+    with pytest.raises(kaprules.InputError, match=r"issuers\[0\]\.jku"):
+        serve.read_issuers(tmp_path / "i.toml")
+
+
+def test_the_command_with_one_worker_stops_on_sigterm_in_one_line(tmp_path: Path) -> None:
+    # As systemd stops it: SIGTERM to the process, exit 143 (SuccessExitStatus=143).
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "kaprules", "serve",
+        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port),
+    ]  # fmt: skip
+    environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=environment)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        server = {"base": f"http://127.0.0.1:{port}", "port": port}
+        status, _, answer = request(server, "GET", "/cds-services")
+        assert status == 200
+        assert [s["id"] for s in answer["services"]] == ["kap-standard"]
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143
+    assert err.decode().splitlines()[-1] == "kaprules: terminated"
+    assert "Traceback" not in err.decode()
+
+
+def test_the_state_file_is_the_services_alone(tmp_path: Path) -> None:
+    # Its cards hold patient and user ids: like the feedback log, mode 0600.
+    serve._shared_state(tmp_path).first_use(ISS, "j", time.time() + 60, time.time())
+    for name in (serve.STATE_FILE, serve.STATE_FILE + "-wal"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_a_card_the_state_file_cannot_read_is_an_unknown_card(tmp_path: Path) -> None:
+    # A row written by another version (its fields changed): feedback on it is
+    # "known_card": false, not a failure.
+    state = serve._shared_state(tmp_path)
+    state.connect().execute("INSERT INTO cards VALUES ('c1', '{\"rule\": 1}')")
+    assert state.get("c1") is None

@@ -26,7 +26,8 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -361,10 +362,12 @@ def _fast_string(value: object) -> object:
 
 
 def _fast_code(value: object) -> object:
-    # R4B code: `^[^\s]+(\s[^\s]+)*$`.
+    # R4B code: `^[^\s]+(\s[^\s]+)*$`; a string (as above) with single inner spaces.
     if (
-        _fast_string(value) is value
-        and isinstance(value, str)
+        type(value) is str
+        and value
+        and len(value) <= 4096
+        and value.isprintable()
         and value[0] != " "
         and value[-1] != " "
         and "  " not in value
@@ -374,7 +377,14 @@ def _fast_code(value: object) -> object:
 
 
 def _fast_uri(value: object) -> object:
-    if _fast_string(value) is value and isinstance(value, str) and " " not in value:
+    # A string (as above) without a space.
+    if (
+        type(value) is str
+        and value
+        and len(value) <= 4096
+        and " " not in value
+        and value.isprintable()
+    ):
         return value
     return _NOT_READ
 
@@ -518,58 +528,84 @@ _SHAPES: Mapping[str, tuple[Mapping[str, tuple[str, bool]], frozenset[str]]] = {
 }
 
 
-class _Element:
-    """A resource or element read by the fast reader: the model's attributes, None if absent."""
+class _Element(types.SimpleNamespace):
+    """A resource or element read by the fast reader: the model's attributes, None if absent.
 
-    __slots__ = ("_values",)
+    Each shape has its subclass (`_CLASSES`), whose class attributes are its elements, all
+    None: an element read is in the instance's ``__dict__``, one absent is found on the
+    class, both without a Python call; any other name is None too.
+    """
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
+    @property
+    def _values(self) -> dict[str, Any]:
+        return self.__dict__
 
     def __getattr__(self, name: str) -> Any:
-        return self._values.get(name)
+        return None
 
 
-def _fast_value(kind: str, value: object) -> object:
-    primitive = _PRIMITIVES.get(kind)
-    if primitive is not None:
-        return primitive(value)
-    return _fast_element(kind, value)
+_CLASSES: Mapping[str, type[_Element]] = {
+    kind: type(f"_{kind}", (_Element,), dict.fromkeys(elements))
+    for kind, (elements, _required) in _SHAPES.items()
+}
 
 
-def _fast_element(kind: str, value: object) -> object:
-    if type(value) is not dict or not value:
-        return _NOT_READ
+def _compile(kind: str, readers: Mapping[str, Callable[[object], object]]) -> Any:
+    """The fast reader of one shape: its elements' readers looked up once, here."""
     elements, required = _SHAPES[kind]
-    read: dict[str, Any] = {}
-    for name, given in value.items():
-        shape = elements.get(name)
-        if shape is None:
-            if name == "resourceType" and kind in _READ:
-                continue
+    plan = {name: (readers[inner], many) for name, (inner, many) in elements.items()}
+    cls = _CLASSES[kind]
+    resource = kind in _READ
+
+    def read(value: object) -> object:
+        if type(value) is not dict or not value:
             return _NOT_READ
-        if shape[1]:
-            if type(given) is not list or not given:
+        read: dict[str, Any] = {}
+        for name, given in value.items():
+            step = plan.get(name)
+            if step is None:
+                if resource and name == "resourceType":
+                    continue
                 return _NOT_READ
-            items = [_fast_value(shape[0], item) for item in given]
-            if any(item is _NOT_READ for item in items):
-                return _NOT_READ
-            read[name] = items
-        else:
-            item = _fast_value(shape[0], given)
-            if item is _NOT_READ:
-                return _NOT_READ
-            read[name] = item
-    if not required <= read.keys():
-        return _NOT_READ
-    return _Element(read)
+            reader, many = step
+            if many:
+                if type(given) is not list or not given:
+                    return _NOT_READ
+                items = []
+                for item in given:
+                    got = reader(item)
+                    if got is _NOT_READ:
+                        return _NOT_READ
+                    items.append(got)
+                read[name] = items
+            else:
+                got = reader(given)
+                if got is _NOT_READ:
+                    return _NOT_READ
+                read[name] = got
+        if not required <= read.keys():
+            return _NOT_READ
+        return cls(**read)
+
+    return read
+
+
+def _compiled() -> dict[str, Callable[[object], object]]:
+    # In _SHAPES' order, each shape after the shapes it holds.
+    readers: dict[str, Callable[[object], object]] = dict(_PRIMITIVES)
+    for kind in _SHAPES:
+        readers[kind] = _compile(kind, readers)
+    return readers
+
+
+_READERS = _compiled()
 
 
 def _fast_read(resource: Mapping[str, Any]) -> _Element | None:
     """The resource read without its model, or None unless the model surely reads it so."""
     if not _fast.ENABLED:
         return None
-    read = _fast_element(resource["resourceType"], resource)
+    read = _READERS[resource["resourceType"]](resource)
     return read if isinstance(read, _Element) else None
 
 
@@ -669,7 +705,10 @@ class _Draft:
 
 
 def course_from_bundle(
-    bundle: Mapping[str, Any] | Sequence[Any] | str | bytes, *, timezone: str | None = None
+    bundle: Mapping[str, Any] | Sequence[Any] | str | bytes,
+    *,
+    timezone: str | None = None,
+    depth_checked: bool = False,
 ) -> FhirCourse:
     """Read a FHIR R4B Bundle of a patient's records as a course.
 
@@ -683,6 +722,9 @@ def course_from_bundle(
         bundle: The Bundle, as a dict or JSON text; or a plain array of resources.
         timezone: The clinic's IANA zone. Overrides the Appointments' timezone extension;
             required when they have none.
+        depth_checked: True when the caller has made sure that nothing in ``bundle``, a
+            dict or list, lies more than `MAX_DEPTH` containers deep (as ``kaprules
+            serve`` does on a request's bytes): the walk that checks it is skipped.
 
     Returns:
         The course, the planned sessions' ids, the skipped count and the notes.
@@ -696,7 +738,8 @@ def course_from_bundle(
     models = _models()
     notes: list[str] = []
     document = _decode(bundle)
-    _check_depth(document)
+    if not (depth_checked and isinstance(bundle, Mapping | list)):
+        _check_depth(document)
     resources: dict[str, list[tuple[tuple[PathItem, ...], Any]]] = {k: [] for k in models}
     others: dict[str, int] = {}
     problems: list[Problem] = []
@@ -960,8 +1003,9 @@ def _observation(
         return
     readings: dict[str, int] = {}
     for index, component in enumerate(observation.component or ()):
+        coded = _codes(component.code)
         for name, code in (("systolic", SYSTOLIC), ("diastolic", DIASTOLIC)):
-            if (LOINC, code) not in _codes(component.code):
+            if (LOINC, code) not in coded:
                 continue
             quantity = component.valueQuantity
             where = (*path, "component", index, "valueQuantity", "value")

@@ -513,6 +513,27 @@ def _add_serve(commands: Any) -> None:
         metavar="N",
         help="answer 413 to a request body larger than N bytes (default: %(default)s, 1 MiB)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="serve with N worker processes, one per core is a good start (default: 1); "
+        "they share the tokens seen and the cards answered through --state-dir",
+    )
+    serve.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep the tokens seen (replays refused) and the cards answered (for feedback) "
+        "in DIR/kaprules-serve.sqlite3, shared by the workers and kept across restarts "
+        "(default: memory with one worker, a temporary folder removed at exit with more)",
+    )
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a worker count from 1 to 64")
+    return int(text)
 
 
 def _port(text: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import Any, TextIO
 
 from kaprules.cli._reading import calendar_of, need_extra, protocol_specs
 from kaprules.cli._status import EXIT_OK, Failure, UsageError, complain
@@ -39,6 +39,25 @@ def serve_command(args: argparse.Namespace, out: TextIO) -> int:
         raise Failure(f"invalid issuers file {shown_id(args.issuers, 200)}", exc.problems) from None
     host = f"[{args.host}]" if ":" in args.host else args.host
     base = (args.url or f"http://{host}:{args.port}").rstrip("/")
+    if args.state_dir is not None or args.workers == 1:
+        return _serve(serve, args, protocols, calendar, issuers, base, host, args.state_dir)
+    import tempfile  # here: the other commands start without it
+
+    # The workers must share the tokens seen: a private folder for this run, removed after.
+    with tempfile.TemporaryDirectory(prefix="kaprules-serve-") as state:
+        return _serve(serve, args, protocols, calendar, issuers, base, host, state)
+
+
+def _serve(
+    serve: Any,
+    args: argparse.Namespace,
+    protocols: list[Protocol | ProtocolVersions],
+    calendar: Any,
+    issuers: Any,
+    base: str,
+    host: str,
+    state: str | None,
+) -> int:
     try:
         application = serve.app(
             protocols,
@@ -49,15 +68,23 @@ def serve_command(args: argparse.Namespace, out: TextIO) -> int:
             feedback_log=args.feedback_log,
             cors=tuple(args.cors or ()),
             max_body_bytes=args.max_body_bytes,
+            state_dir=state,
         )
     except InputError as exc:
         raise Failure("cannot serve", exc.problems) from None
     ids = ", ".join(p.id for p in protocols)
-    complain(f"serving {ids} at {base}/cds-services (listening on {host}:{args.port})")
-    if args.feedback_log is None:
-        complain("note: no --feedback-log: feedback is answered but not recorded")
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+
+    def listening() -> None:
+        said = f"serving {ids} at {base}/cds-services (listening on {host}:{args.port}{workers})"
+        complain(said)
+        if args.feedback_log is None:
+            complain("note: no --feedback-log: feedback is answered but not recorded")
+
     try:
-        serve.run(application, args.host, args.port)
+        serve.run(application, args.host, args.port, workers=args.workers, listening=listening)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{args.port}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:
+        raise UsageError(f"kaprules serve stopped: {exc}") from None
     return EXIT_OK

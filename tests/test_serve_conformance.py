@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import json
 import re
 import uuid
@@ -54,6 +55,19 @@ IDENTITY = (
     "7730215",
     "HP567123489",
 )
+
+# A held Appointment, and the links of a searchset's first page of several.
+HELD = {
+    "resourceType": "Appointment",
+    "id": "h1",
+    "status": "fulfilled",
+    "start": "2030-03-06T09:00:00-07:00",
+    "participant": [{"actor": {"reference": "Practitioner/example"}, "status": "accepted"}],
+}
+NEXT_PAGE = [
+    {"relation": "self", "url": "https://ehr.example.test/r4/Appointment?patient=example"},
+    {"relation": "next", "url": "https://ehr.example.test/r4/Appointment?patient=example&p=2"},
+]
 
 
 def recorded(name: str) -> dict[str, Any]:
@@ -228,6 +242,11 @@ CASES: dict[str, tuple[Callable[[], dict[str, Any]], int, list[str]]] = {
         412,
         PREFETCH_KEYS,
     ),
+    "inferno-crd-prefetch-prefetched": (
+        lambda: with_our_prefetch(recorded("inferno-crd-appointment-book-prefetch")),
+        200,
+        [],
+    ),
     "pdex-as-recorded": (lambda: recorded("pdex-appointment-book"), 412, PREFETCH_KEYS),
     "pdex-prefetched": (lambda: with_our_prefetch(recorded("pdex-appointment-book")), 200, []),
 }
@@ -316,41 +335,7 @@ def test_a_recorded_shape_booked_in_the_future_gets_check_bookings_findings(
         assert card_problems(card) == [], card
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "spec-stu3-as-recorded",
-        "spec-singular-key-as-recorded",
-        "inferno-crd-as-recorded",
-        "inferno-crd-prefetch-as-recorded",
-        "pdex-as-recorded",
-        "pdex-prefetched",
-        pytest.param(
-            "spec-singular-key-renamed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect in serve.py: a suggestion's update action holds the proposed "
-                "Appointment in full: the patient participant's actor.display and text.div",
-            ),
-        ),
-        pytest.param(
-            "spec-stu3-prefetched",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect in serve.py: a suggestion's update action holds the proposed "
-                "Appointment in full, with the patient participant's actor.display (the name)",
-            ),
-        ),
-        pytest.param(
-            "inferno-crd-prefetched",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect in serve.py: a suggestion's update action holds the proposed "
-                "Appointment in full, with the patient participant's actor.display (the name)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_nothing_of_the_patients_identity_is_echoed(app: Any, name: str) -> None:
     make, _, _ = CASES[name]
     document = make()
@@ -359,38 +344,86 @@ def test_nothing_of_the_patients_identity_is_echoed(app: Any, name: str) -> None
     assert echoed(body) == []
 
 
-def test_the_kits_prefetch_with_ours_is_never_a_500(app: Any) -> None:
-    # The Inferno kit's proposed Appointment has no start (allowed for a proposed one: R4
-    # invariant app-3). Today it is refused as documented (400 naming the element).
-    status, body = post(app, with_our_prefetch(recorded("inferno-crd-appointment-book-prefetch")))
-    assert status in {200, 400}, body
-    if status == 400:
-        assert outcome_expressions(body) == ["context.appointments.entry[0].resource.start"]
-    assert echoed(body) == []
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in serve.py: a proposed Appointment without a start (valid R4, app-3; the "
-    "Inferno CRD kit sends one) is answered 400; it should be 200 with no card for it",
-)
-def test_a_proposed_appointment_without_a_start_is_not_an_error(app: Any) -> None:
+def test_a_proposed_appointment_without_a_start_gets_an_info_card_not_a_refusal(
+    app: Any,
+) -> None:
+    # The Inferno kit's proposed Appointment has no start: R4 allows that of a proposed one
+    # (invariant app-3). Nothing to judge it by: one info card says it was not checked.
     status, body = post(app, with_our_prefetch(recorded("inferno-crd-appointment-book-prefetch")))
     assert status == 200, body
-    assert [c for c in body["cards"] if c["indicator"] == "critical"] == []
+    (card,) = body["cards"]
+    assert card["indicator"] == "info"
+    assert card["source"]["topic"] == dict(serve.NOT_CHECKED_TOPIC)
+    assert "context.appointments.entry[0].resource" in card["detail"]
+    assert card_problems(card) == []
+    assert "suggestions" not in card
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in serve.py: a call with no proposed Appointment (PDex's empty "
-    "context.appointments) to a service without --timezone is 400 'no timezone'; nothing is "
-    "to be judged, so it should be 200 with no cards",
-)
-def test_no_proposed_appointment_needs_no_timezone() -> None:
-    status, body = post(
-        application(timezone=None), with_our_prefetch(recorded("pdex-appointment-book"))
+def test_a_start_less_proposal_beside_a_dated_one_leaves_the_dated_one_judged(app: Any) -> None:
+    document = shifted(
+        recorded("inferno-crd-appointment-book"),
+        "2030-03-09T09:00:00-07:00",
+        "2030-03-10T09:00:00-06:00",
     )
-    assert (status, body) == (200, {"cards": []})
+    status, both = post(app, document)
+    assert ("critical", "session-spacing") in _topics(both)  # the 10th is a day after the 9th
+    del document["context"]["appointments"]["entry"][0]["resource"]["start"]
+    status, body = post(app, document)
+    assert status == 200, body
+    # The start-less one is no session: the 10th, judged alone, is bookable.
+    assert _topics(body) == [("info", "not-checked")]
+
+
+def test_a_start_less_proposal_in_the_history_is_no_session(app: Any) -> None:
+    # The EHR's other proposals may lack a start too: they count for nothing, refuse nothing.
+    document = shifted(
+        recorded("inferno-crd-appointment-book"),
+        "2030-03-09T09:00:00-07:00",
+        "2030-03-11T09:00:00-06:00",
+    )
+    status, alone = post(app, document)
+    assert status == 200, alone
+    other = recorded("inferno-crd-appointment-book-prefetch")["context"]["appointments"]
+    document["prefetch"]["appointments"] = other
+    status, body = post(app, document)
+    assert status == 200, body
+    assert _topics(body) == _topics(alone)
+
+
+@pytest.mark.parametrize("status", ["booked", "pending", "fulfilled"])
+def test_an_appointment_without_a_start_that_is_not_proposed_is_still_a_400(
+    app: Any, status: str
+) -> None:
+    # app-3 lets only proposed, cancelled and waitlisted Appointments lack a start.
+    document = with_our_prefetch(recorded("inferno-crd-appointment-book-prefetch"))
+    document["context"]["appointments"]["entry"][0]["resource"]["status"] = status
+    answered, body = post(app, document)
+    assert answered == 400, body
+    assert outcome_expressions(body) == ["context.appointments.entry[0].resource.start"]
+    # And a held Appointment without a start in the history, as before.
+    document = with_our_prefetch(recorded("inferno-crd-appointment-book"))
+    held = {**HELD, "id": "h2"}
+    del held["start"]
+    document["prefetch"]["appointments"] = {"resourceType": "Bundle", "entry": [{"resource": held}]}
+    answered, body = post(app, document)
+    assert answered == 400, body
+    assert outcome_expressions(body) == ["prefetch.appointments.entry[0].resource.start"]
+
+
+@pytest.mark.parametrize("name", ["pdex-appointment-book", "inferno-crd-appointment-book-prefetch"])
+def test_nothing_to_judge_needs_no_timezone(name: str) -> None:
+    # PDex's empty context.appointments; the Inferno kit's one start-less proposal.
+    status, body = post(application(timezone=None), with_our_prefetch(recorded(name)))
+    assert status == 200, body
+    assert [c["indicator"] for c in body["cards"]] == (["info"] if "inferno" in name else [])
+
+
+def test_a_dated_proposal_without_a_timezone_is_still_a_400() -> None:
+    status, body = post(
+        application(timezone=None), with_our_prefetch(recorded("inferno-crd-appointment-book"))
+    )
+    assert status == 400, body
+    assert outcome_expressions(body) == ["context.appointments"]
 
 
 _VALUES = st.one_of(
@@ -433,31 +466,13 @@ def test_any_change_to_a_recorded_request_is_answered_without_a_failure(
     status, body = post(app, document)
     # Cards, or a refusal that says what is wrong: never a failure of the service.
     assert status in (200, 400, 412), (name, where, status, body)
+    assert echoed(body) == [], (name, where)
     if status == 200:
         assert all(card_problems(card) == [] for card in body["cards"])
     else:
         assert outcome_expressions(body)
 
 
-HELD = {
-    "resourceType": "Appointment",
-    "id": "h1",
-    "status": "fulfilled",
-    "start": "2030-03-06T09:00:00-07:00",
-    "participant": [{"actor": {"reference": "Practitioner/example"}, "status": "accepted"}],
-}
-NEXT_PAGE = [
-    {"relation": "self", "url": "https://ehr.example.test/r4/Appointment?patient=example"},
-    {"relation": "next", "url": "https://ehr.example.test/r4/Appointment?patient=example&p=2"},
-]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in serve.py: a prefetch key holding an OperationOutcome (CDS Hooks 2.0: a "
-    "client that fails to prefetch SHOULD send one, and services SHOULD check for it) is "
-    "answered 400 'must be a FHIR Bundle'; it should be 412 naming prefetch.observations",
-)
 def test_a_prefetch_the_ehr_could_not_fetch_is_412() -> None:
     document = with_our_prefetch(recorded("inferno-crd-appointment-book"))
     failed = {"severity": "error", "code": "timeout", "diagnostics": "search timed out"}
@@ -467,12 +482,6 @@ def test_a_prefetch_the_ehr_could_not_fetch_is_412() -> None:
     assert outcome_expressions(body) == ["prefetch.observations"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in serve.py: a paginated prefetch (CDS Hooks 2.0: a client MAY paginate; "
-    "Bundle.link 'next') is judged on its first page as if it were the whole history; the "
-    "service does not query the FHIR server, so it should be 412 naming prefetch.appointments",
-)
 def test_a_paginated_prefetch_is_not_judged_as_the_whole_history() -> None:
     document = shifted(
         recorded("inferno-crd-appointment-book"),
@@ -489,6 +498,102 @@ def test_a_paginated_prefetch_is_not_judged_as_the_whole_history() -> None:
     status, body = post(application(), document)
     assert status == 412, body
     assert outcome_expressions(body) == ["prefetch.appointments"]
+
+
+def _failed(severity: str) -> dict[str, Any]:
+    issue = {"severity": severity, "code": "timeout", "diagnostics": "Avery Sample: timed out"}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def test_every_prefetch_that_is_not_whole_is_named_with_what_is_missing(app: Any) -> None:
+    document = with_our_prefetch(recorded("inferno-crd-appointment-book"))
+    del document["prefetch"]["encounters"]
+    document["prefetch"]["appointments"] = {
+        "resourceType": "Bundle",
+        "link": NEXT_PAGE,
+        "entry": [{"resource": HELD}],
+    }
+    document["prefetch"]["observations"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": _failed("fatal"), "search": {"mode": "outcome"}}],
+    }
+    status, body = post(app, document)
+    assert status == 412, body
+    assert sorted(outcome_expressions(body)) == PREFETCH_KEYS
+    codes = {tuple(i["expression"]): i["code"] for i in body["issue"]}
+    assert codes[("prefetch.encounters",)] == "required"
+    assert codes[("prefetch.appointments",)] == "incomplete"
+    assert echoed(body) == []  # the EHR's OperationOutcome is not shown back
+
+
+def test_a_warning_in_a_searchset_and_an_optional_key_not_whole_are_read(app: Any) -> None:
+    # A warning (search.mode outcome) leaves the search whole; the optional medications the
+    # EHR could not give are as if not sent, the doses unknown, as when the key is absent.
+    document = shifted(
+        recorded("inferno-crd-appointment-book"),
+        "2030-03-09T09:00:00-07:00",
+        "2030-03-11T09:00:00-06:00",
+    )
+    document["prefetch"]["observations"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": _failed("warning"), "search": {"mode": "outcome"}}],
+    }
+    status, whole = post(app, document)
+    assert status == 200, whole
+    for medications in (_failed("error"), {"resourceType": "Bundle", "link": NEXT_PAGE}):
+        document["prefetch"]["medications"] = medications
+        status, body = post(app, document)
+        assert status == 200, body
+        assert _topics(body) == _topics(whole)
+
+
+def _topics(body: Any) -> list[tuple[str, str]]:
+    return sorted((c["indicator"], c["source"]["topic"]["code"]) for c in body["cards"])
+
+
+def test_a_suggestion_carries_the_moved_appointment_and_nothing_of_the_patient(app: Any) -> None:
+    status, body = post(app, renamed_key(recorded("spec-singular-key-example")))
+    assert status == 200, body
+    (suggestion,) = [s for c in body["cards"] for s in c.get("suggestions", ())]
+    (action,) = suggestion["actions"]
+    moved = action["resource"]
+    assert moved == {
+        "resourceType": "Appointment",
+        "id": "example",
+        "status": "proposed",
+        "start": moved["start"],
+        "end": moved["end"],
+        "participant": [
+            {
+                "actor": {"reference": "Patient/example"},
+                "required": "required",
+                "status": "tentative",
+            },
+            {
+                "type": [
+                    {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/v3/ParticipationType", "code": "ATND"}
+                        ]
+                    }
+                ],
+                "actor": {"reference": "Practitioner/example"},
+                "required": "required",
+                "status": "accepted",
+            },
+            {
+                "actor": {"reference": "Location/1"},
+                "required": "required",
+                "status": "action-needed",
+            },
+        ],
+    }
+    # Two hours long, as proposed; moved to a day the service would accept.
+    length = dt.datetime.fromisoformat(moved["end"]) - dt.datetime.fromisoformat(moved["start"])
+    assert length == dt.timedelta(hours=2)
+    assert course_from_bundle([moved], timezone=ZONE).course.sessions[0].start > NOW
 
 
 # --- kaprules.fhir on the recorded Appointments ----------------------------------------------

@@ -44,15 +44,21 @@ from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, PathItem, Problem, echo, render_path, shown_id
 from kaprules.explanation import explain
 from kaprules.fhir import (
+    HELD,
+    KIND_SYSTEM,
     MAX_DEPTH,
+    NOT_SESSIONS,
+    PARTICIPATION,
+    PLANNED,
     RULE_SYSTEM,
+    SESSION_ID_SYSTEM,
     TIMEZONE_EXTENSION,
     WAIVER_REASON_SYSTEM,
     course_from_bundle,
     within_depth,
 )
 from kaprules.forecasting import check_booking, forecast
-from kaprules.model import Course, Session
+from kaprules.model import Course, Kind, Session
 from kaprules.protocol import Protocol, ProtocolVersions
 from kaprules.report import Finding, Severity
 from kaprules.waivers import REASONS
@@ -65,6 +71,7 @@ __all__ = [
     "LEEWAY_SECONDS",
     "MAX_BODY_BYTES",
     "MAX_TOKEN_LIFETIME",
+    "NOT_CHECKED_TOPIC",
     "OPTIONAL_PREFETCH",
     "PREFETCH",
     "REQUIRED_PREFETCH",
@@ -98,6 +105,12 @@ REQUIRED_PREFETCH: Final = ("appointments", "encounters", "observations")
 """The prefetch keys a call must carry (a Bundle, or null for no data); without one, 412."""
 OPTIONAL_PREFETCH: Final = ("medications",)
 """The prefetch keys read when present (doses, for the session-day rules)."""
+NOT_CHECKED_TOPIC: Mapping[str, str] = {
+    "system": "urn:kaprules:card",
+    "code": "not-checked",
+    "display": "not checked",
+}
+"""The ``source.topic`` of the ``info`` card of a proposed Appointment without a start."""
 
 _MAX_TOKEN_CHARS = 16 * 1024
 _MAX_LIVE_TOKENS = 100_000
@@ -541,16 +554,24 @@ class _Service:
         self, document: object, now: dt.datetime, cards: _MemoryState | _SharedState
     ) -> dict[str, Any]:
         request = _hook_request(document)
-        proposed = request["appointments"]
+        proposed = []
+        listed: list[dict[str, Any]] = []
+        for path, resource in request["appointments"]:
+            if _unscheduled(resource):
+                listed.append(self._not_checked(path))
+            else:
+                proposed.append((path, resource))
         zone = self.timezone or _zone_of([r for _, r in proposed], request["history"])
         if zone is None:
-            raise _Refusal(
-                400,
-                "no timezone: no Appointment has the timezone extension "
-                f"({TIMEZONE_EXTENSION}) and the service has no --timezone",
-                "required",
-                ("context.appointments",),
-            )
+            if any(r.get("status") not in NOT_SESSIONS for _, r in proposed):
+                raise _Refusal(
+                    400,
+                    "no timezone: no Appointment has the timezone extension "
+                    f"({TIMEZONE_EXTENSION}) and the service has no --timezone",
+                    "required",
+                    ("context.appointments",),
+                )
+            zone = "UTC"  # nothing is judged: the history is only read, to check it
         ids = {r.get("id") for _, r in proposed if isinstance(r.get("id"), str)}
         history, where = _history_bundle(request["history"], ids)
         try:
@@ -564,7 +585,7 @@ class _Service:
                 booked.append((session, resource))
         booked.sort(key=lambda pair: pair[0].start)
         protocol = self.version(course.local(now).date())
-        listed: list[dict[str, Any]] = []
+        judged: list[dict[str, Any]] = []
         memos: dict[str, _Card] = {}
         for index, (session, resource) in enumerate(booked):
             before = [s for s, _ in booked[:index]]
@@ -577,11 +598,27 @@ class _Service:
                 day = so_far.local(session.start).date().isoformat()
                 card = self._card(finding, day, protocol, move)
                 memos[card["uuid"]] = self._memo(finding, session, resource, request, card)
-                listed.append(card)
+                judged.append(card)
                 move = None  # one suggestion per appointment: on its first refusal
         if memos:
             cards.remember(memos)
-        return {"cards": listed}
+        return {"cards": judged + listed}
+
+    def _not_checked(self, path: tuple[PathItem, ...]) -> dict[str, Any]:
+        """The info card of a proposed Appointment without a start: nothing to judge."""
+        where = render_path(path)
+        return {
+            "uuid": str(uuid.uuid4()),
+            "summary": "Not checked: a proposed appointment without a start",
+            "indicator": "info",
+            "detail": (
+                f"The proposed Appointment at `{where}` has no `start`, which FHIR R4 allows "
+                "of a proposed appointment (invariant app-3). The protocol's rules judge a "
+                f"booking by its day, so the {markdown(self.id)} service did not check it: ask "
+                "again once it has a start."
+            ),
+            "source": {"label": "kaprules", "topic": dict(NOT_CHECKED_TOPIC)},
+        }
 
     def _proposed(
         self,
@@ -631,19 +668,15 @@ class _Service:
         if not check_booking(course, moved, now, protocol, self.calendar).ok:
             return None
         text = start.isoformat()
-        updated = dict(resource)
-        updated["start"] = text
-        end = resource.get("end")
-        old = resource.get("start")
-        if isinstance(end, str) and isinstance(old, str):
+        end = None
+        old_end, old = resource.get("end"), resource.get("start")
+        if isinstance(old_end, str) and isinstance(old, str):
             try:
-                length = dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(old)
-                updated["end"] = (start + length).isoformat()
+                length = dt.datetime.fromisoformat(old_end) - dt.datetime.fromisoformat(old)
+                end = (start + length).isoformat()
             except (ValueError, TypeError):
-                updated.pop("end", None)
-        else:
-            updated.pop("end", None)
-        return text, updated
+                end = None
+        return text, _suggested(resource, text, end)
 
     def _card(
         self,
@@ -735,6 +768,141 @@ class _Service:
             suggestions,
             reasons,
         )
+
+
+# --- what a suggestion carries ---------------------------------------------------------------
+
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_REFERENCE = re.compile(
+    r"(https?://[A-Za-z0-9\-.:]+(/[A-Za-z0-9\-._~]+)*/)?"
+    r"[A-Z][A-Za-z]{0,63}/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+_DATE_TIME = re.compile(
+    r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2}))?)?)?"
+)
+_ZONE = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
+_TYPE_CODE = re.compile(r"[A-Z]{2,10}")
+_PARTICIPATION_SYSTEMS = (PARTICIPATION, "http://hl7.org/fhir/v3/ParticipationType")
+_APPOINTMENT_STATUSES = HELD | PLANNED | NOT_SESSIONS
+_STATUS_CODE = re.compile(r"[a-z]{1,16}(-[a-z]{1,16}){0,2}")  # a participant's status
+_REQUIRED = frozenset({"required", "optional", "information-only"})
+_KINDS = frozenset(k.value for k in Kind)
+
+
+def _unscheduled(resource: Mapping[str, Any]) -> bool:
+    """Whether ``resource`` is a proposed Appointment without a start (R4 app-3 allows it)."""
+    return resource.get("status") == "proposed" and resource.get("start") is None
+
+
+def _matches(pattern: re.Pattern[str], value: object) -> bool:
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def _listed(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _suggested(resource: Mapping[str, Any], start: str, end: str | None) -> dict[str, Any]:
+    """The proposed Appointment moved to ``start``, as a suggestion carries it.
+
+    Only the elements kaprules reads to judge a booking and the moved times, each kept only
+    in the shape FHIR gives it: its ``id`` and ``meta.versionId``, kaprules' session-id
+    ``identifier``, ``status``, the session-kind ``serviceType`` codings, ``start`` and
+    ``end``, ``minutesDuration``, ``requestedPeriod``, the timezone extension, and each
+    participant's ``type`` (v3-ParticipationType codes), ``actor.reference`` (``Type/id``
+    or its absolute URL), ``required`` and ``status`` (a code). Nothing else: no narrative
+    (``text``), no ``display`` or ``identifier`` of a reference, no ``contained``, no free
+    text (``description``, ``comment``, ``patientInstruction``), no reasons, no other
+    extension. No name, birth date or identifier of the patient can be in it.
+    """
+    moved: dict[str, Any] = {"resourceType": "Appointment"}
+    if _matches(_ID, resource.get("id")):
+        moved["id"] = resource["id"]
+    meta = resource.get("meta")
+    if isinstance(meta, dict) and _matches(_ID, meta.get("versionId")):
+        moved["meta"] = {"versionId": meta["versionId"]}
+    extensions = [
+        {"url": TIMEZONE_EXTENSION, "valueCode": e["valueCode"]}
+        for e in _listed(resource.get("extension"))
+        if isinstance(e, dict)
+        and e.get("url") == TIMEZONE_EXTENSION
+        and _matches(_ZONE, e.get("valueCode"))
+    ]
+    if extensions:
+        moved["extension"] = extensions[:1]
+    identifiers = [
+        {"system": SESSION_ID_SYSTEM, "value": i["value"]}
+        for i in _listed(resource.get("identifier"))
+        if isinstance(i, dict)
+        and i.get("system") == SESSION_ID_SYSTEM
+        and _matches(_ID, i.get("value"))
+    ]
+    if identifiers:
+        moved["identifier"] = identifiers
+    if resource.get("status") in _APPOINTMENT_STATUSES:
+        moved["status"] = resource["status"]
+    kinds = [
+        {"coding": [{"system": KIND_SYSTEM, "code": c["code"]}]}
+        for concept in _listed(resource.get("serviceType"))
+        if isinstance(concept, dict)
+        for c in _listed(concept.get("coding"))
+        if isinstance(c, dict) and c.get("system") == KIND_SYSTEM and c.get("code") in _KINDS
+    ]
+    if kinds:
+        moved["serviceType"] = kinds
+    moved["start"] = start
+    if end is not None:
+        moved["end"] = end
+    minutes = resource.get("minutesDuration")
+    if isinstance(minutes, int) and not isinstance(minutes, bool) and 0 < minutes < 100_000:
+        moved["minutesDuration"] = minutes
+    periods = [p for p in map(_period, _listed(resource.get("requestedPeriod"))) if p]
+    if periods:
+        moved["requestedPeriod"] = periods
+    participants = [p for p in map(_participant, _listed(resource.get("participant"))) if p]
+    if participants:
+        moved["participant"] = participants
+    return moved
+
+
+def _period(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: value[k] for k in ("start", "end") if _matches(_DATE_TIME, value.get(k))}
+
+
+def _participant(value: object) -> dict[str, Any]:
+    """A participant with its type codes, its actor's reference, required and status."""
+    if not isinstance(value, dict):
+        return {}
+    kept: dict[str, Any] = {}
+    types = [
+        {"coding": codings}
+        for concept in _listed(value.get("type"))
+        if isinstance(concept, dict)
+        and (
+            codings := [
+                {"system": c["system"], "code": c["code"]}
+                for c in _listed(concept.get("coding"))
+                if isinstance(c, dict)
+                and c.get("system") in _PARTICIPATION_SYSTEMS
+                and _matches(_TYPE_CODE, c.get("code"))
+            ]
+        )
+    ]
+    if types:
+        kept["type"] = types
+    actor = value.get("actor")
+    if isinstance(actor, dict) and _matches(_REFERENCE, actor.get("reference")):
+        kept["actor"] = {"reference": actor["reference"]}
+    if not kept:
+        return {}  # neither a type nor an actor (R4 app-1): not a participant to keep
+    if value.get("required") in _REQUIRED:
+        kept["required"] = value["required"]
+    if _matches(_STATUS_CODE, value.get("status")):
+        kept["status"] = value["status"]  # R4's, or another version's (action-needed)
+    return kept
 
 
 class _MemoryState:
@@ -921,20 +1089,70 @@ def _hook_request(document: object) -> dict[str, Any]:
     if not isinstance(prefetch, dict):
         raise _Refusal(400, "prefetch must be an object", "structure", ("prefetch",))
     missing = [f"prefetch.{key}" for key in REQUIRED_PREFETCH if key not in prefetch]
+    issues: list[tuple[str, str, Sequence[str]]] = []
     if missing:
-        raise _Refusal(
-            412,
-            f"the call lacks the prefetch {', '.join(missing)} (a Bundle, or null for no data); "
-            "this service does not query the FHIR server",
-            "required",
-            missing,
+        issues.append(
+            (
+                "required",
+                f"the call lacks the prefetch {', '.join(missing)} (a Bundle, or null for no "
+                "data); this service does not query the FHIR server",
+                missing,
+            )
         )
-    history: list[tuple[tuple[PathItem, ...], dict[str, Any]]] = []
+    read = []
     for key in (*REQUIRED_PREFETCH, *OPTIONAL_PREFETCH):
         value = prefetch.get(key)
-        if value is not None:
-            history += _resources(value, ("prefetch", key), plain_array=False)
+        if value is None:
+            continue
+        why = _incomplete(value)
+        if why is None:
+            read.append(key)
+        elif key in REQUIRED_PREFETCH:
+            issues.append(
+                (
+                    "incomplete",
+                    f"prefetch.{key} {why}; this service does not query the FHIR server",
+                    (f"prefetch.{key}",),
+                )
+            )
+        # An optional key the EHR could not give whole is read as if it were not sent.
+    if issues:
+        refusal = _Refusal(412, "; ".join(why for _, why, _ in issues), "incomplete")
+        refusal.issues = issues
+        raise refusal
+    history: list[tuple[tuple[PathItem, ...], dict[str, Any]]] = []
+    for key in read:
+        history += _resources(prefetch[key], ("prefetch", key), plain_array=False)
     return {"appointments": appointments, "history": history, "patient": patient, "user": user}
+
+
+def _incomplete(value: object) -> str | None:
+    """Why a prefetched value is not the whole answer to its query, or None when it is.
+
+    CDS Hooks 2.0: a CDS Client that fails to prefetch SHOULD send OperationOutcome(s),
+    which the service SHOULD check for, and it MAY paginate. This service reads what it is
+    sent and fetches nothing, so an OperationOutcome (alone, or in the Bundle with an
+    ``error`` or ``fatal`` issue) and a Bundle with a ``next`` link are data it lacks.
+    """
+    if not isinstance(value, dict):
+        return None
+    kind = value.get("resourceType")
+    if kind == "OperationOutcome":
+        return "is an OperationOutcome: the EHR could not fetch it"
+    if kind != "Bundle":
+        return None
+    for link in _listed(value.get("link")):
+        if isinstance(link, dict) and link.get("relation") == "next":
+            return "is one page of several (it has a next link), and the others were not sent"
+    for entry in _listed(value.get("entry")):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
+            severities = {
+                i.get("severity") for i in _listed(resource.get("issue")) if isinstance(i, dict)
+            }
+            if severities & {"error", "fatal"}:
+                return "holds an OperationOutcome with an error: the EHR's search failed"
+    return None
 
 
 def _resources(
@@ -986,9 +1204,10 @@ def _history_bundle(
     where: dict[int, tuple[PathItem, ...]] = {}
     for path, resource in history:
         # The appointment being booked may already be in the EHR: the proposal replaces it.
+        # A proposed one without a start (R4 app-3) is no session yet: nothing to count.
         known = resource.get("id")
         replaced = isinstance(known, str) and known in proposed
-        if resource.get("resourceType") == "Appointment" and replaced:
+        if resource.get("resourceType") == "Appointment" and (replaced or _unscheduled(resource)):
             continue
         where[len(entries)] = path
         entries.append({"resource": resource})
@@ -1231,8 +1450,12 @@ def app(
     RS384 by an issuer of ``issuers`` (one of its keys), ``aud`` the endpoint's URL under
     ``base_url`` (the service's URL for its feedback too), ``exp``, ``iat`` and ``jti``
     present, the ``jti`` not seen before. A refusal is 401 with an OperationOutcome; a body
-    over ``max_body_bytes`` is 413, bad input 400, a call without the prefetch 412, an
-    unexpected failure a plain 500 JSON; each refusal is one line on stderr.
+    over ``max_body_bytes`` is 413, bad input 400, a call whose required prefetch is
+    missing, an OperationOutcome or one page of several 412, an unexpected failure a plain
+    500 JSON; each refusal is one line on stderr. A suggestion's Appointment carries no
+    narrative, display or free text of the proposal (the serve page lists what it does),
+    and a proposed Appointment without a start gets an ``info`` card
+    (`NOT_CHECKED_TOPIC`), not a refusal.
 
     Args:
         protocols: The protocols, each a service; the versions of one protocol as
@@ -1242,7 +1465,8 @@ def app(
             trailing ``/``.
         calendar: The clinic's calendar: closed days refuse a booking, and suggestions
             move appointments to its open days at its time. None: every day is open, 09:00.
-        timezone: The clinic's IANA zone; without it, the Appointments' timezone extension.
+        timezone: The clinic's IANA zone; without it, the Appointments' timezone extension
+            (a call with nothing to judge needs neither).
         feedback_log: The JSON Lines file feedback is appended to; None records none.
         cors: The origins a browser-based EHR may call from (none by default).
         max_body_bytes: The largest request body read.

@@ -43,7 +43,7 @@ from kaprules._columnar import columns, decode, forms
 from kaprules._columnar import engine as columnar_engine
 from kaprules._columnar import findings as columnar_findings
 from kaprules._columnar import zones as columnar_zones
-from kaprules.auditing import LineBlock, Record, audit, pipeline, read_records
+from kaprules.auditing import LineBlock, Record, audit, files, pipeline, read_records
 from kaprules.strategies import compliant_courses, violating_courses
 
 from conftest import ROOT
@@ -1121,3 +1121,50 @@ def test_a_partition_is_cut_in_the_file_readers_blocks(
         [(5, 3), (8, 3), (12, 3)] if name == "BLOCK_LINES" else [(5, 5), (10, 1), (12, 3)]
     )
     assert [u.line for u in units if isinstance(u, Record)] == [11]
+
+
+@pytest.mark.parametrize("ending", [b"", b"\r\n"])
+def test_files_the_workers_read_themselves_give_the_same_outputs(
+    ending: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A regular file of JSON Lines read by the workers (the main process only finds
+    # where blocks start, and a thread hashes it): the outputs of the streamed reading,
+    # byte for byte, across blocks cut at odd places, blank lines, runs of more lines
+    # than a block holds, and a last line with or without its line break.
+    lines: list[str | bytes] = [*_hostile(), *make_audit_data.lines(120, seed=5)]
+    lines[40:40] = [b""] * 700 + [b"x" * 3000]  # many lines in a few bytes; a long line
+    data = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data[:-1] + ending)
+    twice = [str(path), str(path)]  # each input's lines counted from 1
+    expected = [_outputs(path, STANDARD, "records"), _texts(twice)]
+    assert expected[0][0][-1].line == len(lines)
+    monkeypatch.setattr(files, "SPANS_FROM", 0)
+    monkeypatch.setattr(files, "BLOCK_BYTES", 2000)  # blocks cut within lines' reach
+    monkeypatch.setattr(files, "BLOCK_LINES", 200)
+    monkeypatch.setattr(files, "_COUNT_BYTES", 10_000)
+    assert files.block_starts(str(path), path.stat().st_size) is not None
+    for engine in ("records", "columnar"):
+        run = audit(read_records([str(path)]), STANDARD, engine=engine, jobs=2, sample=5)
+        got = [(list(run), run.summary.to_dict(), run.samples), _texts(twice, engine)]
+        assert got == expected
+    digest = hashlib.sha256()
+    run = audit(read_records([str(path)], digest=digest), STANDARD, jobs=2)
+    assert (
+        run.summary.input_sha256
+        == digest.hexdigest()
+        == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+
+
+def _texts(paths: list[str], engine: str = "records") -> tuple[str, dict[str, Any]]:
+    run = audit(read_records(paths), STANDARD, jobs=2, engine=engine)
+    return "".join(run.findings_text("jsonl", inputs=True)), run.summary.to_dict(sources=True)
+
+
+def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"{}\n" + b"x" * (auditing.MAX_LINE_BYTES + 1) + b"\n{}\n")
+    assert files.block_starts(str(path), path.stat().st_size) is None
+    path.write_bytes(b"{}\n" + b"x" * auditing.MAX_LINE_BYTES + b"\n{}\n")
+    assert files.block_starts(str(path), path.stat().st_size) == [0, path.stat().st_size - 3]

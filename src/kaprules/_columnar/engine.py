@@ -94,7 +94,7 @@ class Size:
         for unit in units:
             chunk.append(unit)
             if isinstance(unit, LineBlock):
-                size += len(unit.data)
+                size += unit.size
                 lines += unit.lines
             else:
                 size += _record_size(unit)
@@ -368,9 +368,7 @@ class Columnar:
         """Whether Polars is not loaded here: its own threads cannot be forked safely."""
         return "polars" not in sys.modules
 
-    def work(
-        self, chunk: list[Any], job: Job, text: Text, joined: bytes | None = None
-    ) -> ResultBatch:
+    def work(self, chunk: list[Any], joined: bytes | None, *, job: Job, text: Text) -> ResultBatch:
         """A chunk's results: compliant courses as columns, the rest as their fields."""
         if in_worker():
             # One Polars thread a worker: the workers already fill the cores, and

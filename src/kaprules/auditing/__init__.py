@@ -16,8 +16,10 @@ engine.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import importlib.util
 import itertools
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -365,13 +367,67 @@ class Audit:
         # Each batch comes as its rows and counts, made where it was evaluated.
         if form is not None and header(form, inputs=inputs):
             yield header(form, inputs=inputs)
+        for batch in self._text_batches():
+            yield batch.text if form is not None else ""
+
+    def _text_batches(self) -> Iterator[ResultBatch]:
         for batch in self._results:
             assert batch.summary is not None  # the engines read ResultForm.text
             self._summary.merge(batch.summary)
             for _, fields, data in batch.others:
                 self._keep(result_of(fields), data)
-            yield batch.text if form is not None else ""
+            yield batch
         self._end()
+
+    def write_findings(
+        self, out: int, form: FindingsForm, *, inputs: bool = False
+    ) -> Iterator[int]:
+        """Write the audit as its findings file to the file descriptor ``out``, in pieces.
+
+        The same audit as `findings_text`, written as it is read: with worker processes,
+        each writes its batches' rows to a file of its own, which is copied to ``out``
+        by the kernel (``sendfile``), never read into this process.
+
+        Args:
+            out: A file descriptor open for writing (a file, a pipe, a device).
+            form: ``"jsonl"`` or ``"csv"``.
+            inputs: Rows name their input (an audit of several inputs).
+
+        Yields:
+            The bytes written for each batch (for a progress bar), once written.
+
+        Raises:
+            KapRulesError: The audit's results were already consumed.
+            InputError: ``form`` is not one of these.
+            OSError: ``out`` cannot be written.
+        """
+        if form not in ("jsonl", "csv"):
+            raise InputError("form: must be 'jsonl' or 'csv'")
+        self._claim()
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="kaprules-findings-")
+        self._form.text = (form, bool(inputs))
+        self._form.spill = directory
+        self._running = self._written(out, form, bool(inputs), directory)
+        return self._running
+
+    def _written(self, out: int, form: FindingsForm, inputs: bool, directory: str) -> Iterator[int]:
+        import shutil
+
+        try:
+            head = header(form, inputs=inputs).encode()
+            _write_all(out, head)
+            yield len(head)
+            for batch in self._text_batches():
+                if batch.spilled is not None:
+                    yield _send(out, batch.spilled)
+                else:
+                    data = batch.text.encode()
+                    _write_all(out, data)
+                    yield len(data)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
 
     @property
     def counted(self) -> int:
@@ -485,7 +541,7 @@ def audit(
 
         ran = Engine("columnar", why, fell_back)
         job = Job(COLUMNAR, protocol, moment, sample)
-        blocks = reader.units(blocks=True)
+        blocks = reader.units(blocks=True, jobs=jobs)
         if engine == "columnar":
             batches = run(blocks, job, jobs, form)
         else:
@@ -497,7 +553,7 @@ def audit(
         # JSON Lines go to the workers as blocks of bytes, split there: the main process
         # touches no line, so it keeps up with any number of workers. A reader not yet
         # read is the audit's: it is left empty, whatever the audit has read ahead.
-        units = reader.units(blocks=jobs > 1 and _fast.ENABLED)
+        units = reader.units(blocks=jobs > 1 and _fast.ENABLED, jobs=jobs)
     else:
         units = (_as_record(item, index) for index, item in enumerate(courses, start=1))
     batches = run(units, Job(BY_RECORD, protocol, moment, sample), jobs, form)
@@ -524,7 +580,7 @@ def _by_size(
     size = 0
     for unit in blocks:
         ahead.append(unit)
-        size += len(unit.data) if isinstance(unit, LineBlock) else limit
+        size += unit.size if isinstance(unit, LineBlock) else limit
         if size >= limit:
             units = itertools.chain(ahead, blocks)
             ran.why += f", and the input is not JSON Lines of under {_SMALL} for each worker"
@@ -540,3 +596,29 @@ def _as_record(item: Course | str | bytes | Record, index: int) -> Record:
     if isinstance(item, Record):
         return item
     return Record(index, item)
+
+
+def _write_all(out: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(out, view) :]
+
+
+def _send(out: int, path: str) -> int:
+    """Copy the file ``path`` to ``out`` in the kernel, then remove it; its size."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        sent = 0
+        try:
+            while sent < size:
+                step = os.sendfile(out, handle.fileno(), sent, size - sent)
+                if not step:
+                    break
+                sent += step
+        except OSError as exc:
+            # No sendfile to this kind of file here: copied through this process.
+            if sent or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK):
+                raise
+            _write_all(out, handle.read())
+    os.unlink(path)
+    return size

@@ -164,9 +164,7 @@ class ByRecord:
         """Always: it loads nothing that threads of its own."""
         return True
 
-    def work(
-        self, chunk: list[Any], job: Job, text: Text, joined: bytes | None = None
-    ) -> ResultBatch:
+    def work(self, chunk: list[Any], joined: bytes | None, *, job: Job, text: Text) -> ResultBatch:
         """A chunk's results, every one as its fields (or as text, ``text``).
 
         At most ``job.sample`` come with their data, for a report to draw.

@@ -15,6 +15,7 @@ import mmap
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -24,7 +25,7 @@ import attrs
 
 from kaprules._moments import AsOf
 from kaprules._output import STOP_SIGNALS, held_signals
-from kaprules.auditing.records import LineBlock, Record
+from kaprules.auditing.records import LineBlock, Record, loaded
 from kaprules.auditing.results import AnyProtocol, ResultBatch, ResultForm
 from kaprules.errors import KapRulesError
 
@@ -441,11 +442,11 @@ class Evaluator(Protocol):
     def forks(self) -> bool:
         """Whether worker processes can be forked from this process now."""
 
-    def work(self, chunk: list[Any], job: Job, text: Text, joined: bytes | None) -> ResultBatch:
+    def work(self, chunk: list[Any], joined: bytes | None, *, job: Job, text: Text) -> ResultBatch:
         """A chunk's results, as results or as text (``text``).
 
         ``joined``: the chunk's blocks' lines joined, each ending in a line break, when
-        `Shared` handed them so (the blocks are then empty).
+        they were handed or read so (the blocks are then empty).
         """
 
 
@@ -458,17 +459,36 @@ def run(units: Iterator[Unit], job: Job, jobs: int, form: ResultForm) -> Iterato
     their data, the first ones.
     """
     chunker = job.engine.chunker()
-    tasks = ((chunk, form.text) for chunk in chunker.chunks(units))
     if jobs > 1 and job.engine.forks():
-        yield from _parallel(tasks, chunker, job, jobs)
+        # The workers write each batch's text to a file of its own, when asked.
+        spilled = ((chunk, _spilling(form)) for chunk in chunker.chunks(units))
+        yield from _parallel(spilled, chunker, job, jobs)
         return
+    tasks = ((chunk, form.text) for chunk in chunker.chunks(units))
     kept = 0
     for chunk, text in tasks:
         left = attrs.evolve(job, sample=max(job.sample - kept, 0))
-        batch = job.engine.work(chunk, left, text, None)
+        batch = job.engine.work(*loaded(chunk), job=left, text=text)
         chunker.learn(batch)
         kept += _drawn(batch)
         yield batch
+
+
+def _spilling(form: ResultForm) -> Any:
+    # A task's text: (form, inputs, directory) when its text is to be written to a file.
+    if form.text is None or form.spill is None or form.text[0] is None:
+        return form.text
+    return (*form.text, form.spill)
+
+
+def _spill(batch: ResultBatch, directory: str) -> ResultBatch:
+    # In a worker: the batch's text moved to a file of its own in `directory`.
+    if not batch.text:
+        return batch
+    handle, path = tempfile.mkstemp(prefix="batch-", dir=directory)
+    with os.fdopen(handle, "wb") as written:
+        written.write(batch.text.encode("utf-8"))
+    return batch._replace(text="", spilled=path)
 
 
 def _drawn(batch: ResultBatch) -> int:
@@ -480,10 +500,12 @@ def work_task(task: tuple[list[Any], Text, Slot]) -> ResultBatch:
     job = worker_settings()
     assert isinstance(job, Job)
     chunk, text, slot = task
-    joined = None
-    if slot is not None:
-        chunk, joined = Shared.unpacked(chunk, slot)
-    return job.engine.work(chunk, job, text, joined)
+    # The chunk's lines: from the slot the main process wrote them to, or (a regular
+    # file's blocks) read here.
+    chunk, joined = Shared.unpacked(chunk, slot) if slot is not None else loaded(chunk)
+    if text is not None and len(text) > 2:
+        return _spill(job.engine.work(chunk, joined, job=job, text=text[:2]), text[2])
+    return job.engine.work(chunk, joined, job=job, text=text)
 
 
 def _parallel(
@@ -559,7 +581,7 @@ class Shared:
     def packed(self, task: tuple[list[Any], Text]) -> tuple[list[Any], Text, Slot]:
         """The task with its lines in a free slot, or as it is (no slot, or too large)."""
         chunk, text = task
-        blocks = [unit.data for unit in chunk if isinstance(unit, LineBlock)]
+        blocks = [unit.data for unit in chunk if isinstance(unit, LineBlock) and unit.data]
         if not self.free or not blocks or sum(map(len, blocks)) > self.SLOT:
             return chunk, text, None
         slot = self.free.pop()
@@ -632,3 +654,72 @@ class Shared:
 def in_worker() -> bool:
     """Whether this process is a worker that `in_workers` started."""
     return _settings is not None
+
+
+class Background:
+    """One task run in a worker process of its own, beside the audit; its result when asked.
+
+    The process is a worker as `in_workers`' are: it ignores the stop signals the main
+    process answers and dies with it; one that dies is a `KapRulesError` when its result
+    is asked for.
+    """
+
+    def __init__(self, work: Callable[[Any], Any], task: Any) -> None:
+        import multiprocessing
+
+        context: Any = multiprocessing.get_context(start_method())
+        reader, writer = context.Pipe(duplex=False)
+        parent = (os.getpid(), threading.current_thread() is threading.main_thread())
+        with held_signals():  # see in_workers
+            self._process = context.Process(
+                target=_background, args=(work, task, writer, *parent), daemon=True
+            )
+            self._process.start()
+        writer.close()
+        self._reader = reader
+
+    def result(self) -> Any:
+        """The task's result, once the process has sent it.
+
+        Raises:
+            KapRulesError: The process died.
+            Exception: What the task raised.
+        """
+        from multiprocessing.reduction import ForkingPickler
+
+        try:
+            payload = self._reader.recv_bytes()
+        except (EOFError, OSError):  # it died, perhaps halfway through its result
+            raise KapRulesError(DIED) from None
+        finally:
+            self.stop()
+        done, value = ForkingPickler.loads(payload)
+        if not done:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """End the process (at once, if it still runs) and close its pipe."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self._process.kill()
+        with contextlib.suppress(OSError, ValueError, AttributeError, AssertionError):
+            self._process.join(5)
+        with contextlib.suppress(OSError):
+            self._reader.close()
+
+
+def _background(
+    work: Callable[[Any], Any], task: Any, results: Any, parent: int, by_main_thread: bool
+) -> None:
+    # A Background's process: its one result sent back, or it ends without a word.
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        start_worker(None, parent, by_main_thread)
+        try:
+            answer = ForkingPickler.dumps((True, work(task)))
+        except BaseException as exc:
+            answer = failure(exc)
+        results.send_bytes(answer)
+    except BaseException:
+        os._exit(1)

@@ -7,6 +7,7 @@ holds whole lines of JSON Lines, read in one go for a worker to split into recor
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "course_of",
     "line_item",
     "line_record",
+    "loaded",
+    "read_span",
     "readable_id",
     "record_bytes",
     "too_long",
@@ -85,13 +88,21 @@ class LineBlock:
     """Whole lines of a JSON Lines input, read in one go for a worker to split.
 
     ``lines`` counts them: the line breaks, and one more when ``data`` does not end in one
-    (a file's last line without its line break).
+    (a file's last line without its line break). A block of a regular file may leave its
+    bytes where they are: ``span`` then says where (``(path, offset, size)``), ``data`` is
+    empty, and the worker that evaluates it reads them (`loaded`).
     """
 
     source: str
     first_line: int
     data: bytes
     lines: int
+    span: tuple[str, int, int] | None = None
+
+    @property
+    def size(self) -> int:
+        """Its bytes, read or not."""
+        return len(self.data) if self.span is None else self.span[2]
 
     def items(self) -> Iterator[RecordItem]:
         """The block's records, one a line, as plain tuples (`RecordItem`)."""
@@ -176,3 +187,55 @@ def record_bytes(record: Record) -> int:
         count = sum(len(x) for x in (sessions, meetings) if isinstance(x, list))
         return SESSION_BYTES * count
     return 0
+
+
+# A worker's open input files, by path: a task's blocks are read with one pread each.
+_OPEN: dict[str, int] = {}
+
+
+def read_span(source: str, path: str, offset: int, size: int) -> bytes:
+    """``size`` bytes of the file ``path`` (the input ``source``) from ``offset``.
+
+    Raises:
+        InputError: The file cannot be read, or is shorter than it was.
+    """
+    descriptor = _OPEN.get(path)
+    try:
+        if descriptor is None:
+            descriptor = _OPEN[path] = os.open(path, os.O_RDONLY)
+        data = os.pread(descriptor, size, offset)
+    except OSError as exc:
+        raise InputError(f"cannot read {shown_id(source, 200)}: {exc.strerror}") from None
+    if len(data) != size:
+        raise InputError(f"cannot read {shown_id(source, 200)}: it changed while it was read")
+    return data
+
+
+def loaded(chunk: list[Any]) -> tuple[list[Any], bytes | None]:
+    """A chunk with the bytes of its blocks read (those that left them in their file).
+
+    Returns the chunk, and, when its blocks are one run of one file ending in a line break,
+    their lines joined, read in one go (the blocks then stay empty: one copy, not two).
+    """
+    spans = [unit.span for unit in chunk if isinstance(unit, LineBlock) and unit.span]
+    if not spans:
+        return chunk, None
+    first = spans[0]
+    end = first[1]
+    for path, offset, size in spans:
+        if path != first[0] or offset != end:
+            break
+        end += size
+    else:
+        if len(spans) == sum(isinstance(unit, LineBlock) for unit in chunk):
+            source = next(u.source for u in chunk if isinstance(u, LineBlock))
+            joined = read_span(source, first[0], first[1], end - first[1])
+            if joined.endswith(b"\n"):
+                return chunk, joined
+    found = [
+        attrs.evolve(unit, data=read_span(unit.source, *unit.span), span=None)
+        if isinstance(unit, LineBlock) and unit.span
+        else unit
+        for unit in chunk
+    ]
+    return found, None

@@ -350,9 +350,13 @@ class ResultForm:
     Attributes:
         text: None: as results; else ``(form, inputs)``: as the findings file's text
             (`kaprules.findings_files`; form None: counts only, no text).
+        spill: A directory where worker processes write each batch's text to a file of
+            its own (`ResultBatch.spilled`), for the main process to copy without
+            reading it; None: the text comes back with the batch.
     """
 
     text: tuple[FindingsForm | None, bool] | None = None
+    spill: str | None = None
 
 
 class ResultBatch(NamedTuple):
@@ -374,6 +378,8 @@ class ResultBatch(NamedTuple):
             counts, made where it was evaluated; ``others`` then holds only the results
             a report may draw, and the columns are empty.
         text: Likewise: the batch's rows of the findings file, in order.
+        spilled: Or the file that holds them (UTF-8), written by the worker
+            (`ResultForm.spill`); ``text`` is then empty.
     """
 
     others: list[tuple[int, ResultFields, RecordData | None]]
@@ -383,6 +389,7 @@ class ResultBatch(NamedTuple):
     blocks: list[tuple[int, int, str, int]]
     summary: AuditSummary | None = None
     text: str = ""
+    spilled: str | None = None
 
     def compliant(self) -> Iterator[tuple[int, CourseResult]]:
         """``(position, result)`` of each compliant course, in order."""

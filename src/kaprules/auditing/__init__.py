@@ -615,6 +615,8 @@ def _send(out: int, path: str) -> int:
                 if not step:
                     break
                 sent += step
+        except AttributeError:  # no sendfile here at all
+            _write_all(out, handle.read())
         except OSError as exc:
             # No sendfile to this kind of file here: copied through this process.
             if sent or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK):

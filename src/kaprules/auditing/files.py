@@ -135,7 +135,7 @@ class Reader(Iterator[Record]):
                 count the lines of) themselves, while a thread hashes the files.
         """
         self._units = iter(())
-        if blocks and jobs > 1 and _fast.ENABLED:
+        if blocks and jobs > 1 and _fast.ENABLED and hasattr(os, "pread"):
             sizes = plain_files(self._sources)
             if sizes is not None and sum(sizes) >= SPANS_FROM:
                 return self._spans(sizes, jobs)

@@ -488,7 +488,7 @@ def _spill(batch: ResultBatch, directory: str) -> ResultBatch:
     handle, path = tempfile.mkstemp(prefix="batch-", dir=directory)
     with os.fdopen(handle, "wb") as written:
         written.write(batch.text.encode("utf-8"))
-    return batch._replace(text="", spilled=path)
+    return batch.spilled_to(path)
 
 
 def _drawn(batch: ResultBatch) -> int:
@@ -530,7 +530,7 @@ def _parallel(
                     if data is not None:
                         data, left = (data, left - 1) if left else (None, 0)
                     others.append((position, fields, data))
-                batch = batch._replace(others=others)
+                batch = batch.with_others(others)
                 drawn = min(drawn, max(job.sample - kept, 0))
             kept += drawn
             yield batch

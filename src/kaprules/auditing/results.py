@@ -391,6 +391,14 @@ class ResultBatch(NamedTuple):
     text: str = ""
     spilled: str | None = None
 
+    def with_others(self, others: list[tuple[int, ResultFields, RecordData | None]]) -> ResultBatch:
+        """The batch with ``others`` instead (the same results, fewer of them drawn)."""
+        return self._replace(others=others)
+
+    def spilled_to(self, path: str) -> ResultBatch:
+        """The batch with its text in the file ``path`` instead (`spilled`)."""
+        return self._replace(text="", spilled=path)
+
     def compliant(self) -> Iterator[tuple[int, CourseResult]]:
         """``(position, result)`` of each compliant course, in order."""
         blocks, at = self.blocks, 0

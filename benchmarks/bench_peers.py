@@ -4,22 +4,23 @@ Run:  python benchmarks/bench_peers.py [--courses N ...] [--rounds R] [--peers D
           [--engine columnar|records ...] [--jobs J] [--skip PEER ...] [--dir DIR]
           [--baseline SRC]
 
-For each size N (default 100000), the data set of ``make_audit_data.py`` is written once;
-then, round after round, every contestant runs once over it in a fresh process, in the
-same order: each kaprules engine (``kaprules audit --jobs J --engine E --findings ...
---format json``: the summary and every finding written, as an audit does) and each peer
-found in ``--peers`` (default ``../shared/bench/peers`` beside the repository; a peer
-whose module is not installed is skipped). Printed per contestant: the median wall time
-over the rounds, its ratio to the fastest peer's median (below 1: kaprules is faster),
-the peak resident memory of its whole process tree (the sum over its processes, sampled
-every 50 ms), and for kaprules the main process's share of the audit's CPU time (its
-own ``RUSAGE_SELF`` against its workers' ``RUSAGE_CHILDREN``). Every contestant gets
-the same cores: DuckDB ``--threads J``, Polars ``POLARS_MAX_THREADS=J``, kaprules
-``--jobs J``. ``--baseline SRC`` adds kaprules from another source tree (a ``src``
-folder: an earlier commit's, say), run the same way. The peers print per-rule counts
-of courses with a finding: each is checked against kaprules' summary, so that only
-contestants that agree are compared. Interleaving, and ratios rather than seconds, are
-what keep a figure meaningful on a machine whose speed drifts from minute to minute.
+For each size N (default 100000), the data set of ``make_audit_data.py`` is written
+once; then, round after round, every contestant runs once over it in a fresh process, in
+the same order: each kaprules engine (``kaprules audit --jobs J --engine E --findings
+... --format json``: the summary and every finding written, as an audit does) and each
+peer found in ``--peers`` (default ``../shared/bench/peers`` beside the repository; a
+peer whose module is not installed is skipped). Printed per contestant: the median wall
+time over the rounds, its ratio to the fastest peer's median (below 1: kaprules is
+faster), the peak memory of its whole process tree (the sum of its processes'
+proportional set sizes, PSS, so that a page they share counts once; sampled every 50
+ms), and for kaprules the main process's share of the audit's CPU time (its own
+``RUSAGE_SELF`` against its workers' ``RUSAGE_CHILDREN``). Every contestant gets the
+same cores: DuckDB ``--threads J``, Polars ``POLARS_MAX_THREADS=J``, kaprules ``--jobs
+J``. ``--baseline SRC`` adds kaprules from another source tree (a ``src`` folder: an
+earlier commit's, say), run the same way. The peers print per-rule counts of courses
+with a finding: each is checked against kaprules' summary, so that only contestants that
+agree are compared. Interleaving, and ratios rather than seconds, are what keep a figure
+meaningful on a machine whose speed drifts from minute to minute.
 """
 
 from __future__ import annotations
@@ -40,22 +41,25 @@ sys.path.insert(0, str(HERE))
 from bench_audit import data_set  # noqa: E402
 
 _PEERS = {"peer_duckdb.py": "duckdb", "peer_polars.py": "polars", "peer_mp.py": "orjson"}
-# Run a command, print the peak resident memory of its process tree (KiB: the sum over
-# the command and its descendants, sampled every 50 ms from /proc).
+# Run a command, print the peak memory of its process tree (KiB: the sum of the
+# proportional set sizes of the command and its descendants, each shared page counted
+# once, sampled every 50 ms from /proc).
 _MEASURE = (
     "import os, subprocess, sys, threading, time\n"
     "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)\n"
     "peak = [0]\n"
-    "page = os.sysconf('SC_PAGE_SIZE') // 1024\n"
+    "def memory(pid):\n"
+    "    # PSS: each shared page counted once over the processes sharing it\n"
+    "    with open(f'/proc/{pid}/smaps_rollup') as f:\n"
+    "        return next(int(l.split()[1]) for l in f if l.startswith('Pss:'))\n"
     "def tree():\n"
     "    parents, rss = {}, {}\n"
     "    for name in os.listdir('/proc'):\n"
     "        if name.isdigit():\n"
     "            try:\n"
     "                with open(f'/proc/{name}/stat') as f: stat = f.read()\n"
-    "                with open(f'/proc/{name}/statm') as f: statm = f.read()\n"
     "                parents[int(name)] = int(stat.rsplit(')', 1)[1].split()[1])\n"
-    "                rss[int(name)] = int(statm.split()[1]) * page\n"
+    "                rss[int(name)] = memory(name)\n"
     "            except (OSError, IndexError, ValueError): pass\n"
     "    found, total = [child.pid], 0\n"
     "    while found:\n"

@@ -164,20 +164,19 @@ class Reader(Iterator[Record]):
         else:  # a caller's digest object: updated here, in a thread beside the workers
             self._hasher = threading.Thread(target=self._hash, daemon=True)
             self._hasher.start()
-        # The lines of every block counted first, by workers (a fraction of a second a
-        # gigabyte on each core), then the counting workers end.
-        counted = in_workers(iter(tasks), count_lines, None, jobs, 2)
-        with contextlib.closing(counted):  # leaving early stops the counting workers
-            found = [(task[0], task[1], pieces) for task, pieces in counted]
+        # The lines of the blocks counted by workers (a fraction of a second a gigabyte
+        # on each core), far enough ahead that the audit's workers never wait for them.
         line, at = 1, 0
-        for number, path, pieces in found:
-            if number != at:  # the next input: its lines counted from 1
-                line, at = 1, number
-            for offset, size, lines in pieces:
-                if size:
-                    yield LineBlock(path, line, b"", lines, (path, offset, size))
-                line += lines
-                self._handed += size
+        counted = in_workers(iter(tasks), count_lines, None, jobs, _COUNTS_AHEAD)
+        with contextlib.closing(counted):  # leaving early stops the counting workers
+            for (number, path, _), found in counted:
+                if number != at:  # the next input: its lines counted from 1
+                    line, at = 1, number
+                for offset, size, lines in found:
+                    if size:
+                        yield LineBlock(path, line, b"", lines, (path, offset, size))
+                    line += lines
+                    self._handed += size
 
     def _hash(self) -> None:
         # The digests of inputs the workers read: the same bytes, read again beside them
@@ -377,6 +376,7 @@ that count their lines."""
 
 # Bytes of blocks whose lines one counting task counts; bytes read at a time to hash.
 _COUNT_BYTES = 32 << 20
+_COUNTS_AHEAD = 8  # counting tasks in flight a worker
 _HASH_BYTES = 1 << 20
 # Bytes read at a time to find the line break that ends a block.
 _WINDOW = 1 << 12

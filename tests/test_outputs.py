@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kaprules
-from kaprules import InputError, KapRulesError, auditing
+from kaprules import InputError, KapRulesError, auditing, findings_files
 from kaprules._output import OutputError, Outputs, check_paths
 from kaprules.auditing import (
     MAX_REJECTED_KEPT,
@@ -591,3 +591,41 @@ def test_input_sha256_is_set_whenever_kaprules_reads(
 
 def test_input_sha256_stays_none_for_texts(lines: list[str]) -> None:
     assert kaprules.audit(lines[:3]).summary.input_sha256 is None
+
+
+@pytest.mark.parametrize("form", ["jsonl", "csv"])
+def test_findings_written_by_the_workers_are_the_findings_text(
+    form: findings_files.FindingsForm, tmp_path: Path
+) -> None:
+    # Each worker writes its batches' rows to a file of its own, copied by the kernel to
+    # the output in input order: a file or a pipe gets the text findings_text gives.
+    import threading
+
+    source = tmp_path / "d.jsonl"
+    source.write_text("".join(line + "\n" for line in make_audit_data.lines(600, seed=4)))
+    text = "".join(kaprules.audit(read_records([str(source)])).findings_text(form))
+    spills = Path(os.environ.get("TMPDIR", "/tmp"))
+    before = set(spills.glob("kaprules-findings-*"))
+    out = tmp_path / f"out.{form}"
+    with out.open("wb") as handle:
+        run = kaprules.audit(read_records([str(source)]), jobs=2, engine="records")
+        written = sum(run.write_findings(handle.fileno(), form))
+    assert out.read_text() == text
+    assert written == len(text.encode())
+    assert set(spills.glob("kaprules-findings-*")) == before  # each file removed once copied
+    reader, writer = os.pipe()
+    got: list[bytes] = []
+
+    def read() -> None:
+        with os.fdopen(reader, "rb") as pipe:
+            got.append(pipe.read())
+
+    drain = threading.Thread(target=read)
+    drain.start()
+    try:
+        for _ in kaprules.audit(read_records([str(source)]), jobs=2).write_findings(writer, form):
+            pass
+    finally:
+        os.close(writer)
+    drain.join()
+    assert got == [text.encode()]

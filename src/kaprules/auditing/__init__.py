@@ -427,6 +427,10 @@ class Audit:
                     _write_all(out, data)
                     yield len(data)
         finally:
+            # The workers stopped first (if the audit ended early): none writes there now.
+            close = getattr(self._results, "close", None)
+            if close is not None:
+                close()
             shutil.rmtree(directory, ignore_errors=True)
 
     @property

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import polars as pl
 
-    from kaprules import STANDARD, _columnar, audit
+    from kaprules import STANDARD, audit
+    from kaprules._columnar import decode
     from kaprules.auditing import read_records
 
     spec = importlib.util.spec_from_file_location("peer_polars", peer_path)
@@ -83,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         "peer: Polars pipeline (counts only)": lambda: peer.run(str(path)),
         "kaprules: columnar audit (every finding)": engine,
         "  JSON decode (both)": lambda: (
-            pl.scan_lines(data).select(line.str.json_decode(_columnar._schema())).collect()
+            pl.scan_lines(data).select(line.str.json_decode(decode.schema())).collect()
         ),
         "  line pattern (kaprules' proof)": lambda: (
-            pl.scan_lines(data).filter(line.str.contains(_columnar._LINE)).collect()
+            pl.scan_lines(data).filter(line.str.contains(decode.LINE)).collect()
         ),
         "  quotes counted (kaprules' proof)": lambda: (
             pl.scan_lines(data).select(line.str.count_matches('"', literal=True)).collect()

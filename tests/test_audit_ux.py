@@ -24,6 +24,7 @@ import kaprules
 import kaprules.course_files
 from kaprules import InputError, audit_html, auditing, evaluate, parse_course
 from kaprules.auditing import read_records
+from kaprules.auditing import results as audit_results
 
 from conftest import EXAMPLES
 
@@ -177,7 +178,7 @@ def test_the_findings_file_lists_every_problem_record(
     tmp_path: Path, cli: Run, monkeypatch: pytest.MonkeyPatch, form: str
 ) -> None:
     # More rejected records than the summary keeps: every one is a row of the file.
-    monkeypatch.setattr(auditing, "MAX_REJECTED_KEPT", 3)
+    monkeypatch.setattr(audit_results, "MAX_REJECTED_KEPT", 3)
     bad = json.dumps({"id": "=bad", "timezone": "Mars/Olympus", "sessions": []})
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join([_course_line("ok"), bad, "", "x", "", bad]) + "\n")

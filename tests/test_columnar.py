@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from kaprules import (
     STANDARD,
     BoosterInterval,
+    Course,
     Escort,
     Fasting,
     InputError,
@@ -37,8 +39,11 @@ from kaprules import (
     findings_files,
     get_protocol,
 )
-from kaprules import _columnar as columnar
-from kaprules.auditing import LineBlock, Record, audit, read_records
+from kaprules._columnar import columns, decode, forms
+from kaprules._columnar import engine as columnar_engine
+from kaprules._columnar import findings as columnar_findings
+from kaprules._columnar import zones as columnar_zones
+from kaprules.auditing import LineBlock, Record, audit, files, pipeline, read_records
 from kaprules.strategies import compliant_courses, violating_courses
 
 from conftest import ROOT
@@ -290,7 +295,7 @@ def test_hostile_and_generated_lines_give_the_same_results(
     # Some lines must have been taken by the columnar path, or this test proves nothing.
     if protocol.id in ("kap-standard", "clinic", "lenient") and protocol.version == "1":
         data = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
-        found, (rows, ids, counts) = columnar._evaluated(data, protocol)
+        found, (rows, ids, counts) = columnar_findings.evaluated(data, protocol)
         assert len(found) + len(rows) > 200
         assert len(found) > 40 or protocol.id == "lenient"
         assert not set(found) & set(rows)
@@ -361,7 +366,7 @@ def test_as_of_gives_the_same_results(protocol: Protocol, as_of: Any, tmp_path: 
     assert seen[1] == seen[0]
     if not isinstance(as_of, str):  # the columnar path took most courses, with and without findings
         data = path.read_bytes()
-        found, (rows, _, _) = columnar._evaluated(data, protocol, as_of)
+        found, (rows, _, _) = columnar_findings.evaluated(data, protocol, as_of)
         assert len(found) > 10
         assert len(found) + len(rows) > 100
 
@@ -434,18 +439,47 @@ def test_worker_processes_give_the_same_outputs(tmp_path: Path) -> None:
     assert json.loads(seen[0][0])["input_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# Every rule with a vectorised form: kap-standard v2 has all eight.
+EIGHT = get_protocol("kap-standard@2")
+
+
+def _breaking(rule_id: str) -> st.SearchStrategy[Course]:
+    """Courses of kap-standard v2 that break ``rule_id`` (with a therapist on each session).
+
+    The strategies break six of the rules; the series' length and window are broken here:
+    an induction session more or fewer, or the last one moved past the window.
+    """
+    if rule_id not in ("session-count", "treatment-window"):
+        return violating_courses(rule_id, EIGHT)
+
+    def broken(course: Course, more: bool) -> Course:
+        inductions = sorted(
+            (s for s in course.sessions if s.kind == "induction"), key=lambda s: s.start
+        )
+        last = inductions[-1]
+        others = [s for s in course.sessions if s is not last]
+        if rule_id == "session-count" and not more:
+            return attrs.evolve(course, sessions=tuple(others))
+        days = dt.timedelta(days=1 if rule_id == "session-count" else 20)
+        moved = attrs.evolve(
+            last,
+            id="extra" if rule_id == "session-count" else last.id,
+            start=last.start + days,
+            last_food=None if last.last_food is None else last.last_food + days,
+        )
+        kept = course.sessions if rule_id == "session-count" else others
+        return attrs.evolve(course, sessions=(*kept, moved))
+
+    return st.builds(broken, compliant_courses(protocol=EIGHT), st.booleans())
+
+
 @settings(
     max_examples=8,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
     courses=st.lists(
-        st.one_of(
-            compliant_courses(),
-            st.sampled_from(["session-spacing", "fasting", "escort", "booster-interval"]).flatmap(
-                violating_courses
-            ),
-        ),
+        st.one_of(compliant_courses(), st.sampled_from(EIGHT.rule_ids).flatmap(_breaking)),
         min_size=5,
         max_size=25,
     ),
@@ -476,15 +510,16 @@ def test_generated_courses_give_the_same_results(
         assert _outputs(path, protocol, "columnar", as_of=moment) == _outputs(
             path, protocol, "records", as_of=moment
         )
+    assert any(s.therapist is not None for c in courses for s in c.sessions)  # recorded ones
 
 
 def test_the_engine_is_chosen_and_checked(tmp_path: Path) -> None:
     # auto: the fast path, taken only when the fast paths are on (KAPRULES_NO_FAST_PATHS).
-    assert columnar.engine_for("auto", STANDARD, True) is _fast.ENABLED
-    assert columnar.engine_for("columnar", STANDARD, True)
-    assert not columnar.engine_for("auto", PROTOCOLS[3], True)
-    assert not columnar.engine_for("auto", STANDARD, False)
-    assert not columnar.engine_for("records", STANDARD, True)
+    assert auditing.engine_for("auto", STANDARD, True) is _fast.ENABLED
+    assert auditing.engine_for("columnar", STANDARD, True)
+    assert not auditing.engine_for("auto", PROTOCOLS[3], True)
+    assert not auditing.engine_for("auto", STANDARD, False)
+    assert not auditing.engine_for("records", STANDARD, True)
     with pytest.raises(InputError, match="engine: must be one of auto, columnar, records"):
         audit([], engine="fast")
 
@@ -493,19 +528,20 @@ def test_the_engine_is_chosen_and_checked(tmp_path: Path) -> None:
     ("jobs", "limit"), [(1, 4 << 20), (2, 8 << 20), (4, 16 << 20), (64, 16 << 20)]
 )
 def test_a_small_input_is_small_per_worker_up_to_four(jobs: int, limit: int) -> None:
-    assert columnar.small_input(jobs) == limit
+    assert auditing.small_input(jobs) == limit
 
 
 def _columnar_runs(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """The units of each audit the columnar engine takes from here on, as it takes them."""
     runs: list[object] = []
-    results = columnar.results
+    run = pipeline.run
 
-    def watched(units: Any, *args: Any, **kwargs: Any) -> Any:
-        runs.append(units)
-        return results(units, *args, **kwargs)
+    def watched(units: Any, job: pipeline.Job, *args: Any, **kwargs: Any) -> Any:
+        if job.engine is columnar_engine.COLUMNAR:
+            runs.append(units)
+        return run(units, job, *args, **kwargs)
 
-    monkeypatch.setattr(columnar, "results", watched)
+    monkeypatch.setattr(auditing, "run", watched)
     return runs
 
 
@@ -522,8 +558,8 @@ def test_auto_audits_an_input_smaller_than_its_bound_course_by_course(
         path = _write(tmp_path / "in.jsonl", [*lines, "[]"])
     expected = _outputs(path, STANDARD, "records")
     assert _outputs(path, STANDARD, "columnar") == expected
-    monkeypatch.setattr(columnar, "_SMALL_PER_JOB", (path.stat().st_size + over * jobs) // jobs)
-    assert columnar.small_input(jobs) == path.stat().st_size + over * jobs
+    monkeypatch.setattr(auditing, "_SMALL_PER_JOB", (path.stat().st_size + over * jobs) // jobs)
+    assert auditing.small_input(jobs) == path.stat().st_size + over * jobs
     taken = _columnar_runs(monkeypatch)
     assert _outputs(path, STANDARD, "auto", jobs) == expected
     assert bool(taken) == (engine == "columnar" and _fast.ENABLED)  # else always records
@@ -562,23 +598,23 @@ def test_auto_does_not_load_polars_for_a_small_input(tmp_path: Path) -> None:
 def test_without_polars_auto_takes_records_and_columnar_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(columnar, "available", lambda: False)
+    monkeypatch.setattr(auditing, "available", lambda: False)
     path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(5)))
-    assert not columnar.engine_for("auto", STANDARD, True)
+    assert not auditing.engine_for("auto", STANDARD, True)
     with pytest.raises(InputError, match=r"pip install '\.\[columnar\]' in a checkout"):
         audit(read_records([str(path)]), engine="columnar")
 
 
 def test_whitespace_is_what_strip_removes() -> None:
     every = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
-    assert every == columnar._WHITESPACE
+    assert every == columns.WHITESPACE
 
 
 def test_zone_tables_agree_with_zoneinfo_at_every_change() -> None:
     import zoneinfo
 
     for name in ("America/Denver", "Australia/Lord_Howe", "Europe/Dublin", "Pacific/Apia"):
-        table = columnar._zone_table(name)
+        table = columnar_zones.zone_table(name)
         assert table is not None
         zone = zoneinfo.ZoneInfo(name)
         starts, offsets = table
@@ -607,14 +643,16 @@ def test_zone_offsets_agree_with_zoneinfo_anywhere(seed: int) -> None:
         "Antarctica/Troll", "Europe/Moscow", "Pacific/Chatham",
     ]  # fmt: skip
     rng = random.Random(seed)
-    keys, values, index = columnar._zone_keys(names)
+    keys, values, index = columnar_zones._zone_keys(names)
     rows = []
     for name in names:
-        base = rng.randrange(columnar._LO, columnar._HI - 400 * 86400)
-        rows += [(index[name], rng.randrange(columnar._LO, columnar._HI)) for _ in range(200)]
+        base = rng.randrange(columnar_zones._LO, columnar_zones._HI - 400 * 86400)
+        rows += [
+            (index[name], rng.randrange(columnar_zones._LO, columnar_zones._HI)) for _ in range(200)
+        ]
         rows += [(index[name], base + 3600 * k + rng.randrange(3600)) for k in range(0, 9000, 11)]
     frame = pl.DataFrame(rows, schema=["zone", "utc"], orient="row")
-    found = frame.select(columnar._offset_of(keys, values)).to_series().to_list()
+    found = frame.select(columnar_zones.offset_of(keys, values)).to_series().to_list()
     zones = {index[n]: zoneinfo.ZoneInfo(n) for n in names}
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     for (zone, utc), offset in zip(rows, found, strict=True):
@@ -690,7 +728,9 @@ def test_instants_are_read_as_python_reads_them_or_not_at_all(text: str) -> None
     line = json.dumps({"timezone": "UTC", "sessions": [{"start": text, "last_food": text}]})
     got = (
         pl.DataFrame({"line": [line], "t": [text]})
-        .select(s=columnar._instant("t"), layout=pl.col("line").str.contains(columnar._LINE))
+        .select(
+            s=columnar_zones.instant_seconds("t"), layout=pl.col("line").str.contains(decode.LINE)
+        )
         .select("s", ok=pl.col("layout") & pl.col("s").is_not_null())
         .row(0)
     )
@@ -739,7 +779,7 @@ def test_the_first_course_of_a_chunk_is_read_once(tmp_path: Path, jobs: int) -> 
     assert texts[1] == texts[0]
     assert texts[0][0].count('"course": "c1"') == 1
     data = path.read_bytes()
-    found, _ = columnar._evaluated(data, fasting)
+    found, _ = columnar_findings.evaluated(data, fasting)
     assert 0 in found  # taken by the columnar path, not only handed over
 
 
@@ -773,10 +813,10 @@ def test_records_travel_in_chunks_of_a_few_hundred() -> None:
     # sized for JSON Lines bytes would hold thousands and keep the workers waiting.
     from kaprules.auditing import Record
 
-    size = columnar._Size()
-    size.bytes = columnar._CHUNK_BYTES
+    size = columnar_engine.Size()
+    size.bytes = columnar_engine.CHUNK_BYTES
     records = (Record(n, "{}") for n in range(1, 1201))
-    chunks = list(columnar._chunks(records, size))
+    chunks = list(size.chunks(records))
     assert [len(c) for c in chunks] == [500, 500, 200]
     assert [r.line for c in chunks for r in c if isinstance(r, Record)] == list(range(1, 1201))
 
@@ -817,31 +857,30 @@ def test_chunks_wait_for_their_workers_in_shared_slots(monkeypatch: pytest.Monke
         Record(3, "{}"),
         LineBlock("a", 4, b"x\n", 1),
     ]
-    first, second = columnar._Shared(1), columnar._Shared(1)
+    first, second = pipeline.Shared(1), pipeline.Shared(1)
     try:
-        packed = first.packed((chunk, None, None))
+        packed = first.packed((chunk, None))
         assert packed[2] is not None
         assert [u.data for u in packed[0]] == [b"", "{}", b""]
         # Read back by its buffer's key, whichever other audit's buffer is live: as the
         # lines joined when every block ends its last line, else block by block.
-        assert columnar._Shared.unpacked(packed[0], packed[2]) == (packed[0], b"{}\n[]\nx\n")
+        assert pipeline.Shared.unpacked(packed[0], packed[2]) == (packed[0], b"{}\n[]\nx\n")
         ragged: list[Any] = [LineBlock("a", 1, b"{}", 1), LineBlock("b", 1, b"x\n", 1)]
-        packed_ragged = second.packed((ragged, None, None))
+        packed_ragged = second.packed((ragged, None))
         assert packed_ragged[2] is not None
-        assert columnar._Shared.unpacked(packed_ragged[0], packed_ragged[2]) == (ragged, None)
+        assert pipeline.Shared.unpacked(packed_ragged[0], packed_ragged[2]) == (ragged, None)
         second.release(packed_ragged)
-        assert columnar._bytes(packed[0], packed[2]) == columnar._bytes(chunk) == 8 + 1024
         # No free slot, or no lines: the chunk travels with its task.
-        assert first.packed((chunk, None, None)) == (chunk, None, None)
-        assert second.packed(([Record(1, "{}")], None, None))[2] is None
+        assert first.packed((chunk, None)) == (chunk, None, None)
+        assert second.packed(([Record(1, "{}")], None))[2] is None
         first.release(packed)
-        assert first.packed((chunk, None, None))[2] == (first.key, 0, (6, 2))
-        monkeypatch.setattr(columnar._Shared, "SLOT", 7)
-        assert second.packed((chunk, None, None)) == (chunk, None, None)  # too large
+        assert first.packed((chunk, None))[2] == (first.key, 0, (6, 2))
+        monkeypatch.setattr(pipeline.Shared, "SLOT", 7)
+        assert second.packed((chunk, None)) == (chunk, None, None)  # too large
     finally:
         first.close()
         second.close()
-    assert first.key not in columnar._Shared.live
+    assert first.key not in pipeline.Shared.live
 
 
 def test_two_audits_at_once_read_their_own_chunks(tmp_path: Path) -> None:
@@ -894,11 +933,13 @@ def test_zone_tables_are_not_kept_for_every_set_of_zones() -> None:
         )
         return "".join(json.dumps(c, separators=(",", ":")) + "\n" for c in courses).encode()
 
-    assert columnar._tables(chunk(-1), STANDARD) is not None  # every zone's own table made
+    assert (
+        columnar_findings.read_tables(chunk(-1), STANDARD) is not None
+    )  # every zone's own table made
     gc.collect()
     before = resident()
     for left_out in range(len(zones)):  # a set of zones of its own each time
-        columnar._tables(chunk(left_out), STANDARD)
+        columnar_findings.read_tables(chunk(left_out), STANDARD)
     gc.collect()
     assert resident() - before < 12 << 20
 
@@ -913,7 +954,7 @@ def test_a_rule_with_unhashable_fields_is_read_as_columns(tmp_path: Path) -> Non
         notes: list[str] = attrs.field(factory=list, kw_only=True)
 
     protocol = Protocol("noted", "1", (NotedEscort(notes=["x"]), Fasting()))
-    assert columnar.supports(protocol)
+    assert forms.supports(protocol)
     path = _write(tmp_path / "in.jsonl", list(make_audit_data.lines(60, seed=3)))
     texts = [
         "".join(audit(read_records([str(path)]), protocol, engine=engine).findings_text())
@@ -951,13 +992,13 @@ def test_a_chunk_read_from_its_slot_leaves_no_page_resident() -> None:
             return next(int(line.split()[1]) << 10 for line in status if "RssShmem" in line)
 
     data = b"".join(b"%07d\n" % i for i in range(1 << 20))  # 8 MiB
-    shared = columnar._Shared(1)
+    shared = pipeline.Shared(1)
     try:
         before = shared_resident()
-        chunk, _, slot = shared.packed(([LineBlock("a", 1, data, 1 << 20)], None, None))
+        chunk, _, slot = shared.packed(([LineBlock("a", 1, data, 1 << 20)], None))
         assert slot is not None
         assert shared_resident() - before >= 8 << 20  # written here, as the main process does
-        _, joined = columnar._Shared.unpacked(chunk, slot)
+        _, joined = pipeline.Shared.unpacked(chunk, slot)
         assert joined == data
         assert shared_resident() - before < 1 << 20
     finally:
@@ -973,9 +1014,9 @@ def test_an_audit_read_on_after_its_first_thread_ended(tmp_path: Path, engine: s
     script = (
         "import sys, threading\n"
         "from kaprules import STANDARD, auditing\n"
-        "from kaprules import _columnar as columnar\n"
-        "from kaprules.auditing import audit, read_records\n"
-        "auditing.BLOCK_BYTES = columnar._CHUNK_BYTES = 16 << 10  # many chunks\n"
+        "from kaprules._columnar import engine as columnar\n"
+        "from kaprules.auditing import audit, files, read_records\n"
+        "files.BLOCK_BYTES = columnar.CHUNK_BYTES = 16 << 10  # many chunks\n"
         "def texts(jobs, engine):\n"
         "    run = audit(read_records([sys.argv[1]]), STANDARD, jobs=jobs, engine=engine)\n"
         "    return run.findings_text('jsonl')\n"
@@ -1010,17 +1051,19 @@ def test_slots_reused_and_the_pipe_give_the_same_results(tmp_path: Path) -> None
     path = _write(tmp_path / "in.jsonl", [*_hostile(), *make_audit_data.lines(250, seed=9)])
     script = (
         "import sys\n"
-        "from kaprules import STANDARD, auditing, _columnar\n"
-        "auditing.BLOCK_BYTES = 4096\n"
-        "_columnar._CHUNK_BYTES = 1 << 14\n"
-        "_columnar._Shared.SLOT = 18_000\n"
+        "from kaprules import STANDARD, auditing\n"
+        "from kaprules._columnar import engine\n"
+        "from kaprules.auditing import files, pipeline\n"
+        "files.BLOCK_BYTES = 4096\n"
+        "engine.CHUNK_BYTES = 1 << 14\n"
+        "pipeline.Shared.SLOT = 18_000\n"
         "ways = []\n"
-        "packed = _columnar._Shared.packed\n"
+        "packed = pipeline.Shared.packed\n"
         "def counted(self, task):\n"
         "    out = packed(self, task)\n"
         "    ways.append(out[2][1] if out[2] is not None else 'pipe')\n"
         "    return out\n"
-        "_columnar._Shared.packed = counted\n"
+        "pipeline.Shared.packed = counted\n"
         "seen = []\n"
         "for engine, jobs in (('records', 1), ('columnar', 2)):\n"
         "    for form in ('jsonl', 'csv'):\n"
@@ -1060,7 +1103,7 @@ def test_a_course_past_the_session_limit_is_rejected_as_the_loader_does(tmp_path
     assert list(run) == results
     assert run.summary.to_dict() == records.summary.to_dict()
     # The course at the limit is still read as columns.
-    assert columnar._evaluated(path.read_bytes(), protocol)[1][0] == [0]
+    assert columnar_findings.evaluated(path.read_bytes(), protocol)[1][0] == [0]
 
 
 @pytest.mark.parametrize(("limit", "name"), [(3, "BLOCK_LINES"), (40, "BLOCK_BYTES")])
@@ -1068,11 +1111,60 @@ def test_a_partition_is_cut_in_the_file_readers_blocks(
     limit: int, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Dask partitions and files go in blocks of the same bounds, the reader's own.
-    monkeypatch.setattr(auditing, name, limit)
+    from kaprules import dask
+
+    monkeypatch.setattr(dask, name, limit)
     items: list[object] = [f'{{"n": {k}}}\n' for k in range(10)]
     items[6] = {"not": "a line"}
-    units = list(columnar._partition_units(items, 5, "bag", lambda n, _: Record(n, None, "bag")))
+    units = list(dask._partition_units(items, 5, "bag"))
     assert [(u.first_line, u.lines) for u in units if isinstance(u, LineBlock)] == (
         [(5, 3), (8, 3), (12, 3)] if name == "BLOCK_LINES" else [(5, 5), (10, 1), (12, 3)]
     )
     assert [u.line for u in units if isinstance(u, Record)] == [11]
+
+
+@pytest.mark.parametrize("ending", [b"", b"\r\n"])
+def test_files_the_workers_read_themselves_give_the_same_outputs(
+    ending: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A regular file of JSON Lines read by the workers (the main process only finds
+    # where blocks start, and a thread hashes it): the outputs of the streamed reading,
+    # byte for byte, across blocks cut at odd places, blank lines, runs of more lines
+    # than a block holds, and a last line with or without its line break.
+    lines: list[str | bytes] = [*_hostile(), *make_audit_data.lines(120, seed=5)]
+    lines[40:40] = [b""] * 700 + [b"x" * 3000]  # many lines in a few bytes; a long line
+    data = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data[:-1] + ending)
+    twice = [str(path), str(path)]  # each input's lines counted from 1
+    expected = [_outputs(path, STANDARD, "records"), _texts(twice)]
+    assert expected[0][0][-1].line == len(lines)
+    monkeypatch.setattr(files, "SPANS_FROM", 0)
+    monkeypatch.setattr(files, "BLOCK_BYTES", 2000)  # blocks cut within lines' reach
+    monkeypatch.setattr(files, "BLOCK_LINES", 200)
+    monkeypatch.setattr(files, "_COUNT_BYTES", 10_000)
+    assert files.block_starts(str(path), path.stat().st_size) is not None
+    for engine in ("records", "columnar"):
+        run = audit(read_records([str(path)]), STANDARD, engine=engine, jobs=2, sample=5)
+        got = [(list(run), run.summary.to_dict(), run.samples), _texts(twice, engine)]
+        assert got == expected
+    digest = hashlib.sha256()
+    run = audit(read_records([str(path)], digest=digest), STANDARD, jobs=2)
+    assert (
+        run.summary.input_sha256
+        == digest.hexdigest()
+        == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+
+
+def _texts(paths: list[str], engine: str = "records") -> tuple[str, dict[str, Any]]:
+    run = audit(read_records(paths), STANDARD, jobs=2, engine=engine)
+    return "".join(run.findings_text("jsonl", inputs=True)), run.summary.to_dict(sources=True)
+
+
+def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"{}\n" + b"x" * (auditing.MAX_LINE_BYTES + 1) + b"\n{}\n")
+    assert files.block_starts(str(path), path.stat().st_size) is None
+    path.write_bytes(b"{}\n" + b"x" * auditing.MAX_LINE_BYTES + b"\n{}\n")
+    assert files.block_starts(str(path), path.stat().st_size) == [0, path.stat().st_size - 3]

@@ -45,17 +45,18 @@ def test_each_engine_gives_the_bag_the_same_results(
     tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("polars", reason="the columnar engine needs the columnar extra")
-    from kaprules import _columnar
+    from kaprules._columnar import engine as columnar
+    from kaprules._columnar import findings as columnar_findings
 
     taken: list[int] = []
-    evaluated = _columnar._evaluated
+    evaluated = columnar_findings.evaluated
 
     def counting(data: bytes, protocol: Any, as_of: Any) -> Any:  # the engine's own, counted
         found, compliant = evaluated(data, protocol, as_of)
         taken.append(len(found) + len(compliant[0]))
         return found, compliant
 
-    monkeypatch.setattr(_columnar, "_evaluated", counting)
+    monkeypatch.setattr(columnar, "evaluated", counting)
     good = json.dumps(_compliant("c1"))
     odd: list[object] = [None, "\ufeff" + good, good + "\n" + good, "\ud800", "", 5, b"{}"]
     data = write_lines(tmp_path / "d.jsonl", 400, seed=6)
@@ -273,16 +274,16 @@ def test_a_large_partition_is_read_in_chunks(
     # One partition read whole took nine times its size in memory: it is read in chunks,
     # as a file is.
     pytest.importorskip("polars", reason="the columnar engine needs the columnar extra")
-    from kaprules import _columnar
+    from kaprules._columnar import engine as columnar
 
     chunks: list[int] = []
-    work_on = _columnar._work_on
+    work_on = columnar.work_on
 
     def counting(chunk: Any, *args: Any) -> Any:  # the engine's own, counted
         chunks.append(len(chunk))
         return work_on(chunk, *args)
 
-    monkeypatch.setattr(_columnar, "_work_on", counting)
+    monkeypatch.setattr(columnar, "work_on", counting)
     data = write_lines(tmp_path / "d.jsonl", 5000, seed=3)
     items = data.read_text(encoding="utf-8").splitlines(keepends=True)
     got = audit_bag(from_sequence(items, npartitions=1), engine="columnar")

@@ -52,26 +52,6 @@ def name_of(path: Path) -> str:
 
 MODULE_NAMES = frozenset(name_of(p) for p in modules())
 
-# The audit wing (auditing, _columnar, findings_files, dask, audit_html, cli._audit) is being
-# rebuilt as a package of its own (issue 26). Until that lands, these are the arrows of the
-# wing that break the map: (importer, imported), each found by the scan below. The rebuild
-# empties the set; each entry is checked to be still true, so that the set cannot outlive
-# what it excuses. Nothing else is excused: every other module obeys the map.
-AUDIT_WING_PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        # findings_files (layer 1) names auditing.CourseResult (layer 9) under TYPE_CHECKING:
-        # the results it writes belong below the findings file's format.
-        ("findings_files", "auditing"),
-        # auditing (layer 9) runs the columnar engine (layer 10) from inside functions, and the
-        # engine stands on auditing's records, blocks, results and worker pool: a circle
-        # (through findings_files too) that this arrow closes.
-        ("auditing", "_columnar"),
-        # dask and _columnar share layer 10: dask runs the engine from inside functions.
-        ("dask", "_columnar"),
-    }
-)
-
-
 class Import(NamedTuple):
     """One import from kaprules: the module as the map names it, and the name taken."""
 
@@ -176,7 +156,6 @@ def upward(path: Path) -> list[str]:
         for i in all_imports(path)
         if i.module not in {me, "?"}
         and table[i.module] >= table[me]
-        and (me, i.module) not in AUDIT_WING_PENDING
     ]
 
 
@@ -252,23 +231,8 @@ def test_imports_flow_one_way(path: Path) -> None:
 
 
 def test_the_module_graph_has_no_circle() -> None:
-    graph = arrows()
-    for importer, imported in AUDIT_WING_PENDING:
-        graph[importer].discard(imported)
-    found = circles(graph)
+    found = circles(arrows())
     assert found == [], "circles: " + "; ".join(" -> ".join(c) for c in found)
-
-
-def test_the_audit_wing_pending_set_is_still_true() -> None:
-    """Each excused arrow still exists and still points up: an emptied one must be removed."""
-    table = layers()
-    graph = arrows()
-    stale = {
-        (importer, imported)
-        for importer, imported in AUDIT_WING_PENDING
-        if imported not in graph.get(importer, ()) or table[imported] < table[importer]
-    }
-    assert stale == set(), "the audit wing no longer needs these entries: remove them"
 
 
 def test_only_the_lazy_loader_builds_a_module_name() -> None:

@@ -491,7 +491,7 @@ def test_install_lines_name_a_checkout() -> None:
 
 # The files whose install hints say where kaprules comes from: a checkout, not an index.
 HINTED = [
-    "_columnar.py",
+    "auditing/__init__.py",
     "calendar.schema.json",
     "cli/_arguments.py",
     "cli/_audit.py",

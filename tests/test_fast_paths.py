@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 import kaprules
 from kaprules import Course, InputError, _fast, auditing, course_files, loading
 from kaprules._text import json_text
-from kaprules.auditing import read_records
+from kaprules.auditing import files, read_records
+from kaprules.auditing import records as audit_records
 from kaprules.course_files import course_from_data
 from kaprules.findings_files import rows as findings_rows
 from kaprules.loading import _SLOW, _fast_json, _stdlib_json
@@ -281,12 +282,12 @@ _lines = st.lists(
 
 
 def _by_lines(data: bytes) -> list[tuple[Any, ...]]:
-    records = auditing._jsonl_records(io.BytesIO(data), "in")
+    records = files.jsonl_records(io.BytesIO(data), "in")
     return [(r.line, r.data, r.rejected) for r in records]
 
 
 def _by_blocks(data: bytes) -> list[tuple[Any, ...]]:
-    blocks = auditing._jsonl_blocks(io.BytesIO(data), "in")
+    blocks = files.jsonl_blocks(io.BytesIO(data), "in")
     return [(line, text, rejected) for b in blocks for line, text, _, rejected in b.items()]
 
 
@@ -298,7 +299,7 @@ def test_blocks_hold_the_lines_read_one_by_one(
     if cut_last and data:
         data = data.rstrip(b"\r\n")  # a last line without its end
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auditing, "BLOCK_BYTES", size)
+        patch.setattr(files, "BLOCK_BYTES", size)
         assert _by_blocks(data) == _by_lines(data)
 
 
@@ -317,8 +318,9 @@ def test_blocks_hold_the_lines_read_one_by_one(
 @pytest.mark.parametrize("size", [1, 3, 10])
 def test_the_line_limit_is_the_same_in_blocks(data: bytes, too_long: int | None, size: int) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auditing, "MAX_LINE_BYTES", 10)
-        patch.setattr(auditing, "BLOCK_BYTES", size)
+        for module in (files, audit_records):  # the reader's bound, and its message's
+            patch.setattr(module, "MAX_LINE_BYTES", 10)
+        patch.setattr(files, "BLOCK_BYTES", size)
         for read in (_by_lines, _by_blocks):
             if too_long is None:
                 assert [line for line, *_ in read(data)] == list(
@@ -357,7 +359,7 @@ def test_a_reader_taken_by_an_audit_yields_nothing_more(tmp_path: Path) -> None:
     data = write_lines(tmp_path / "d.jsonl", 3000)  # several blocks
     records = read_records([str(data)])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(auditing, "BLOCK_BYTES", 100_000)
+        patch.setattr(files, "BLOCK_BYTES", 100_000)
         run = kaprules.audit(records, jobs=2)
         assert next(iter(run)).line == 1
         assert list(records) == []

@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 import kaprules
-from kaprules import auditing
 from kaprules._output import OutputError, Outputs
-from kaprules.auditing import Record
+from kaprules.auditing import Record, by_record
 from kaprules.cli import main
 
 from conftest import ROOT
@@ -59,7 +58,7 @@ def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProces
 KILLING = r"""
 import contextlib, io, json, os, signal, sys, time
 import multiprocessing.connection as mc
-import kaprules.auditing as auditing
+from kaprules.auditing import pipeline
 from kaprules.cli import main
 
 MAIN = os.getpid()
@@ -78,7 +77,7 @@ def dies_here(point):
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
-start, send, recv = auditing._start_worker, mc.Connection._send, mc.Connection._recv
+start, send, recv = pipeline.start_worker, mc.Connection._send, mc.Connection._recv
 
 def starting(*args):
     if dies_here("start"):
@@ -97,7 +96,7 @@ def receiving(self, size, read=os.read):
         die()
     return recv(self, size)
 
-auditing._start_worker = starting
+pipeline.start_worker = starting
 mc.Connection._send = sending
 mc.Connection._recv = receiving
 
@@ -148,7 +147,7 @@ def test_a_worker_killed_at_any_point_is_exit_2_never_a_hang(tmp_path: Path) -> 
 # process's peak resident memory above what it held before (VmHWM, reset by clear_refs).
 COLUMNAR_PEAKS = r"""
 import datetime as dt, json, sys
-from kaprules import _columnar
+from kaprules._columnar.engine import work_on
 from kaprules.auditing import LineBlock
 from kaprules.protocol import STANDARD
 
@@ -168,7 +167,7 @@ def status(field):
 
 def audited(n):
     block = LineBlock("in.jsonl", 1, course(n) * 3, 3)
-    return _columnar._work_on([block], STANDARD, None, 0, ("jsonl", False))
+    return work_on([block], STANDARD, None, 0, ("jsonl", False))
 
 assert audited(50).summary.courses == 3  # Polars loaded, the protocol's plan built
 grown = []
@@ -213,18 +212,20 @@ def course_without_escorts(sessions: int) -> str:
     )
 
 
-def test_findings_text_is_written_once_it_holds_enough_findings(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_findings_text_is_written_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     # The per-record engine held 500 courses' results before writing them, whatever their
     # findings: 40 courses of 10,000 failing sessions took its main process to 1.84 GiB.
-    monkeypatch.setattr(auditing, "_TEXT_FINDINGS", 50, raising=False)
+    # Now a chunk (at most a block's bytes of records) becomes its rows where it is
+    # evaluated, its results read one at a time.
+    from kaprules.auditing import by_record
+
+    monkeypatch.setattr(by_record, "_CHUNK", 4)
     line = course_without_escorts(12)
     each = len(next(iter(kaprules.audit([line]))).findings)
     run = kaprules.audit([line] * 30, engine="records")
     pieces = [piece for piece in run.findings_text("jsonl") if piece]
     assert sum(piece.count("\n") for piece in pieces) == 30 * each
-    assert max(piece.count("\n") for piece in pieces) < 50 + each
+    assert max(piece.count("\n") for piece in pieces) == 4 * each
 
 
 def test_records_of_long_courses_go_to_workers_in_chunks_of_bounded_size() -> None:
@@ -232,11 +233,12 @@ def test_records_of_long_courses_go_to_workers_in_chunks_of_bounded_size() -> No
     # while in flight, grew with the courses.
     sessions = [{"id": f"s{i}"} for i in range(5000)]
     records = [Record(line, {"timezone": "UTC", "sessions": sessions}) for line in range(20)]
-    chunks = list(auditing._chunks(iter(records)))
+    chunker = by_record.Chunks()
+    chunks = list(chunker.chunks(iter(records)))
     assert sum(len(chunk) for chunk in chunks) == 20
     assert max(len(chunk) for chunk in chunks) <= 3  # about a block's bytes (1 MiB) each
     short = [Record(line, '{"timezone": "UTC", "sessions": []}') for line in range(600)]
-    assert [len(chunk) for chunk in auditing._chunks(iter(short))] == [500, 100]
+    assert [len(chunk) for chunk in chunker.chunks(iter(short))] == [500, 100]
 
 
 # --- outputs and the summary, whole together or not at all --------------------------------

@@ -26,9 +26,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kaprules
-from kaprules import InputError, KapRulesError, auditing
+from kaprules import InputError, KapRulesError, auditing, findings_files
 from kaprules._output import OutputError, Outputs, check_paths
-from kaprules.auditing import MAX_REJECTED_KEPT, AuditSummary, CourseResult, read_records
+from kaprules.auditing import (
+    MAX_REJECTED_KEPT,
+    AuditSummary,
+    CourseResult,
+    csv_table,
+    files,
+    read_records,
+)
+from kaprules.auditing import records as audit_records
 
 from conftest import ROOT
 from helpers import make_audit_data
@@ -398,11 +406,11 @@ def test_without_the_kernel_a_worker_notices_its_parent_is_gone(tmp_path: Path) 
     # The fallback where PR_SET_PDEATHSIG is not available: the parent check alone.
     script = (
         "import os, time\n"
-        "from kaprules.auditing import _watch\n"
+        "from kaprules.auditing.pipeline import watch\n"
         "parent = os.getpid()\n"
         "if os.fork() == 0:\n"
-        "    _watch(parent)\n"
-        "    time.sleep(60)  # not reached: _watch ends the process\n"
+        "    watch(parent)\n"
+        "    time.sleep(60)  # not reached: watch ends the process\n"
         "time.sleep(60)\n"
     )
     middle = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": SRC})
@@ -490,16 +498,16 @@ def test_blank_lines_cost_no_memory(tmp_path: Path, jobs: str) -> None:
 
 
 def test_blocks_of_short_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auditing, "BLOCK_LINES", 3)
+    monkeypatch.setattr(files, "BLOCK_LINES", 3)
     data = b"".join(b"%d\n" % i for i in range(20))
-    parts = list(auditing._split(data))
+    parts = list(files.split_block(data))
     assert b"".join(part for part, _ in parts) == data
     assert all(lines == part.count(b"\n") <= 3 for part, lines in parts)
 
 
 def test_blocks_count_their_lines_a_last_one_without_its_break_too() -> None:
     data = b"".join(b"%d\n" % i for i in range(10)) + b"last"
-    blocks = list(auditing._jsonl_blocks(io.BytesIO(data), "d.jsonl"))
+    blocks = list(files.jsonl_blocks(io.BytesIO(data), "d.jsonl"))
     assert [(b.first_line, b.lines) for b in blocks] == [(1, 10), (11, 1)]
 
 
@@ -514,7 +522,8 @@ def test_a_csv_row_longer_than_the_limit_is_refused_naming_its_line(tmp_path: Pa
 def test_a_quoted_cell_cannot_span_past_the_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(auditing, "MAX_LINE_BYTES", 100)
+    for module in (audit_records, csv_table):  # the reader's bound, and its message's
+        monkeypatch.setattr(module, "MAX_LINE_BYTES", 100)
     header = "course_id,timezone,session_id,kind,start,last_food,escort\n"
     row = 'c1,UTC,s1,induction,2026-01-01T09:00:00+00:00,,"E\n'
     ok = tmp_path / "ok.csv"
@@ -529,13 +538,13 @@ def test_a_quoted_cell_cannot_span_past_the_limit(
 @given(st.lists(st.tuples(st.text(max_size=3), st.integers(1, 2**40)), max_size=3000))
 @settings(max_examples=30)
 def test_the_compact_table_of_csv_course_ids_is_a_dict(items: list[tuple[str, int]]) -> None:
-    seen, expected = auditing._Seen(), dict[str, int]()
+    seen, expected = csv_table.Seen(), dict[str, int]()
     for course_id, line in items:
         assert seen.setdefault(course_id, line) == expected.setdefault(course_id, line)
 
 
 def test_csv_course_ids_take_little_memory() -> None:
-    seen = auditing._Seen()
+    seen = csv_table.Seen()
     for line in range(100_000):
         seen.setdefault(f"course-{line:08d}", line)
     assert seen.setdefault("course-00000007", 5) == 7
@@ -582,3 +591,41 @@ def test_input_sha256_is_set_whenever_kaprules_reads(
 
 def test_input_sha256_stays_none_for_texts(lines: list[str]) -> None:
     assert kaprules.audit(lines[:3]).summary.input_sha256 is None
+
+
+@pytest.mark.parametrize("form", ["jsonl", "csv"])
+def test_findings_written_by_the_workers_are_the_findings_text(
+    form: findings_files.FindingsForm, tmp_path: Path
+) -> None:
+    # Each worker writes its batches' rows to a file of its own, copied by the kernel to
+    # the output in input order: a file or a pipe gets the text findings_text gives.
+    import threading
+
+    source = tmp_path / "d.jsonl"
+    source.write_text("".join(line + "\n" for line in make_audit_data.lines(600, seed=4)))
+    text = "".join(kaprules.audit(read_records([str(source)])).findings_text(form))
+    spills = Path(os.environ.get("TMPDIR", "/tmp"))
+    before = set(spills.glob("kaprules-findings-*"))
+    out = tmp_path / f"out.{form}"
+    with out.open("wb") as handle:
+        run = kaprules.audit(read_records([str(source)]), jobs=2, engine="records")
+        written = sum(run.write_findings(handle.fileno(), form))
+    assert out.read_text() == text
+    assert written == len(text.encode())
+    assert set(spills.glob("kaprules-findings-*")) == before  # each file removed once copied
+    reader, writer = os.pipe()
+    got: list[bytes] = []
+
+    def read() -> None:
+        with os.fdopen(reader, "rb") as pipe:
+            got.append(pipe.read())
+
+    drain = threading.Thread(target=read)
+    drain.start()
+    try:
+        for _ in kaprules.audit(read_records([str(source)]), jobs=2).write_findings(writer, form):
+            pass
+    finally:
+        os.close(writer)
+    drain.join()
+    assert got == [text.encode()]

@@ -188,10 +188,10 @@ def test_the_html_report_shows_every_stamp(tmp_path: Path, cli: Run) -> None:
 
 
 def test_the_small_input_bound_is_stated_as_the_engine_reads_it() -> None:
-    from kaprules import _columnar, auditing
+    from kaprules import auditing
 
     stated = auditing._SMALL
-    assert stated == f"{_columnar.small_input(1) >> 20} MiB"
+    assert stated == f"{auditing.small_input(1) >> 20} MiB"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="/dev/full and pipes as POSIX has them")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["iso_date", "plural"]
+__all__ = ["iso_date", "number", "ordinal", "plural"]
 
 
 def plural(count: int, noun: str) -> str:
@@ -30,3 +30,14 @@ def iso_date(value: dt.date | None) -> str | None:
         The text, or None.
     """
     return None if value is None else value.isoformat()
+
+
+def ordinal(n: int) -> str:
+    """``n`` as an ordinal: ``1st``, ``2nd``, ``11th``, ``23rd``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def number(value: float) -> str:
+    """A number as messages write it: ``12``, ``3.5`` (``f"{value:g}"``)."""
+    return f"{value:g}"

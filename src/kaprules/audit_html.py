@@ -19,7 +19,7 @@ from typing import Any
 
 from kaprules import _text, _time
 from kaprules import report as _report
-from kaprules.auditing import MAX_SAMPLE_WEIGHT, CourseResult
+from kaprules.auditing.results import MAX_SAMPLE_WEIGHT, CourseResult
 from kaprules.errors import shown_id
 from kaprules.model import Course, Kind
 from kaprules.protocol import Protocol

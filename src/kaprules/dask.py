@@ -27,20 +27,26 @@ from typing import Any
 
 import attrs
 
+from kaprules._moments import read_as_of
 from kaprules.auditing import (
+    BLOCK_BYTES,
+    BLOCK_LINES,
     CSV_COLUMNS,
     AuditSummary,
     CourseResult,
+    LineBlock,
     Record,
-    audit,
+    ResultForm,
     course_result,
     csv_courses,
+    engine_for,
     line_record,
     summary_for,
 )
+from kaprules.auditing.by_record import BY_RECORD
+from kaprules.auditing.pipeline import Job, run
 from kaprules.errors import InputError, Problem, shown_id
-from kaprules.evaluation import evaluate
-from kaprules.model import Course
+from kaprules.evaluation import check_protocol
 from kaprules.protocol import STANDARD, Protocol, ProtocolVersions
 
 __all__ = ["DaskAudit", "audit_bag", "audit_dataframe", "read_csv"]
@@ -111,20 +117,58 @@ def _check_lines(
     source: str,
     engine: str = "auto",
 ) -> list[CourseResult]:
-    from kaprules import _columnar
+    # A partition read as a file is, by the audit's own engines and pipeline: in chunks,
+    # so memory stays bounded whatever its size.
+    units: Iterator[Record | LineBlock]
+    if engine_for(engine, protocol, readable=True):
+        from kaprules._columnar.engine import COLUMNAR
 
-    if _columnar.engine_for(engine, protocol, readable=True):
-        assert isinstance(protocol, Protocol)  # engine_for takes no versions
+        job = Job(COLUMNAR, protocol, as_of, 0)
+        units = _partition_units(lines, offset + 1, source)
+    else:
+        job = Job(BY_RECORD, protocol, as_of, 0)
+        units = (_line(n, line, source) for n, line in enumerate(lines, start=offset + 1))
+    batches = run(units, job, 1, ResultForm())
+    return [result for batch in batches for result, _ in batch.results()]
 
-        def record_of(number: int, item: object) -> Record:
-            return _line(number, item, source)
 
-        found = _columnar.partition_results(lines, offset + 1, protocol, as_of, source, record_of)
-        return list(found)
-    return [
-        course_result(_line(number, line, source), protocol, as_of)
-        for number, line in enumerate(lines, start=offset + 1)
-    ]
+def _partition_units(
+    items: Sequence[object],
+    first_line: int,
+    source: str,
+) -> Iterator[Record | LineBlock]:
+    run: list[bytes] = []
+    start = first_line
+    size = 0
+    for number, item in enumerate(items, start=first_line):
+        line = _plain(item)
+        if line is not None and not run:
+            start = number
+        if line is not None:
+            run.append(line)
+            size += len(line)
+        # A block of a partition's lines, as the file reader's: as many bytes and lines.
+        full = size >= BLOCK_BYTES or len(run) >= BLOCK_LINES
+        if run and (line is None or full):
+            yield LineBlock(source, start, b"".join(run), len(run))
+            run, size = [], 0
+        if line is None:
+            yield _line(number, item, source)
+    if run:
+        yield LineBlock(source, start, b"".join(run), len(run))
+
+
+def _plain(item: object) -> bytes | None:
+    # A bag item that is one line of text as a file holds it, else None.
+    if not isinstance(item, str) or item.startswith("\ufeff"):
+        return None
+    text = item[:-1] if item.endswith("\n") else item
+    if "\n" in text:
+        return None
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return None
 
 
 def _line(number: int, item: object, source: str) -> Record:
@@ -203,10 +247,8 @@ def audit_bag(
         InputError: ``lines`` is not a Dask bag, or ``protocol``, ``as_of``, ``source`` or
             ``engine`` is unusable.
     """
-    from kaprules import _columnar
-
     _check_arguments(protocol, as_of, source)
-    _columnar.engine_for(engine, protocol, readable=True)  # checks it up front
+    engine_for(engine, protocol, readable=True)  # checks it up front
     import dask.bag
 
     if not isinstance(lines, dask.bag.Bag):
@@ -219,9 +261,8 @@ def audit_bag(
 
 def _check_arguments(protocol: Protocol | ProtocolVersions, as_of: object, source: object) -> None:
     # As kaprules.audit checks them, once, so that no record is rejected for them.
-    audit((), protocol, as_of=as_of)  # type: ignore[arg-type]
-    if isinstance(as_of, str):  # audit's "today" is none of evaluate's: its own error
-        evaluate(Course("UTC", []), protocol, as_of=as_of)  # type: ignore[arg-type]
+    check_protocol(protocol)
+    read_as_of(as_of, today=False)  # "today" is kaprules.audit's alone
     if not isinstance(source, str):
         raise InputError(
             Problem("source", f"must be a string (a name), got {type(source).__name__}", "type")

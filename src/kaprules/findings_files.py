@@ -18,24 +18,47 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from kaprules import _fast, _text
 from kaprules.errors import InputError
-
-if TYPE_CHECKING:
-    from kaprules.auditing import CourseResult
 
 __all__ = [
     "FINDINGS_COLUMNS",
     "FORMULA_START",
     "FindingsForm",
+    "RowSource",
     "cell",
     "form_of",
     "header",
     "input_name",
     "rows",
 ]
+
+
+class RowSource(Protocol):
+    """What a row is written from: an audit's result (`kaprules.CourseResult`) for one record."""
+
+    @property
+    def line(self) -> int:
+        """The record's 1-based line."""
+
+    @property
+    def source(self) -> str:
+        """The input it came from."""
+
+    @property
+    def course_id(self) -> str | None:
+        """The course's id, or None."""
+
+    @property
+    def findings(self) -> tuple[dict[str, Any], ...]:
+        """Its findings, as `Finding.to_dict` gives them."""
+
+    @property
+    def rejected(self) -> str | None:
+        """Why the record is not a course, or None."""
+
 
 FindingsForm = Literal["jsonl", "csv"]
 """The two forms of a findings file: JSON Lines, or CSV."""
@@ -135,7 +158,7 @@ def header(form: FindingsForm, *, inputs: bool) -> str:
     return _Text("csv", inputs).row([*(["input"] if inputs else []), *FINDINGS_COLUMNS])
 
 
-def rows(results: Iterable[CourseResult], form: FindingsForm, *, inputs: bool) -> str:
+def rows(results: Iterable[RowSource], form: FindingsForm, *, inputs: bool) -> str:
     """The rows of some results (`CourseResult`), in order, as one text.
 
     Args:

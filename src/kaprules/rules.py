@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from kaprules import _examples, _text, _time
-from kaprules._words import plural
+from kaprules._words import number, ordinal, plural
 from kaprules.errors import Problem, ProtocolError
 from kaprules.model import Course, Integration, JSONValue, Kind, Session, to_kind
 from kaprules.report import Finding, Help, Severity, as_severity, rule_help
@@ -629,15 +629,6 @@ def _iso_duration(delta: dt.timedelta) -> str:
     return f"{sign}PT{body or '0S'}"
 
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
 @attrs.frozen
 class CourseShape:
     """What generated courses look like; each rule narrows it so that they meet it.
@@ -1048,59 +1039,6 @@ class SessionCount(BaseRule):
         """Courses with exactly ``count`` induction sessions."""
         return attrs.evolve(shape, count=self.count)
 
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: one finding for a series longer or shorter than ``count``.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        extra = c.induction & (c.inductions_before >= self.count)
-        many = c.inductions > self.count
-        few = c.text("the induction series has ", c.inductions, f" of {self.count} sessions")
-        # With as_of, a short series is a finding once its window closed before as_of:
-        # at its first induction, where its date is known (none: no finding).
-        given = c.as_of_date.is_not_null()
-        closes = c.first_induction_date + (self.window_days - 1)
-        closed = c.induction & (c.inductions_before == 0) & (c.as_of_date > closes)
-        return [
-            c.finding(
-                many & c.induction & (c.inductions_before == self.count),
-                c.text(
-                    "the induction series has ",
-                    c.inductions,
-                    " sessions, ",
-                    c.inductions - self.count,
-                    f" more than the {self.count} of the protocol: ",
-                    c.joined(extra, c.label),
-                    c.choose(c.inductions - self.count == 1, " comes", " come"),
-                    f" after the {_ordinal(self.count)}",
-                ),
-                c.number(self.count),
-                c.number(c.inductions),
-                sessions=extra,
-            ),
-            c.finding(
-                (c.inductions < self.count) & (~given & c.first | given & closed),
-                c.choose(
-                    given,
-                    c.text(
-                        few,
-                        f" and its {self.window_days}-day window closed on ",
-                        c.iso(closes),
-                        " (as of ",
-                        c.iso(c.as_of_date),
-                        ")",
-                    ),
-                    few,
-                ),
-                c.number(self.count),
-                c.number(c.inductions),
-                sessions=None,
-            ),
-        ]
-
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for a series longer or shorter than ``count``."""
         series = timeline.inductions
@@ -1113,7 +1051,7 @@ class SessionCount(BaseRule):
                 f"{self.count} of the protocol: "
                 + ", ".join(t.label for t in extra)
                 + (" comes" if len(extra) == 1 else " come")
-                + f" after the {_ordinal(self.count)}",
+                + f" after the {ordinal(self.count)}",
                 self.count,
                 n,
             )
@@ -1192,33 +1130,6 @@ class TreatmentWindow(BaseRule):
     def course_shape(self, shape: CourseShape) -> CourseShape:
         """Courses whose series fits in ``days`` local days."""
         return attrs.evolve(shape, window=self.days)
-
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: a finding for each induction session after the window.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        first = c.first_induction_date
-        last = first + (self.days - 1)
-        return [
-            c.finding(
-                c.induction & (c.date > last),
-                c.text(
-                    c.label,
-                    " is on day ",
-                    c.date - first + 1,
-                    f" of the induction series; the {self.days}-day window that opened on ",
-                    c.iso(first),
-                    " closed on ",
-                    c.iso(last),
-                ),
-                c.string(c.iso(last)),
-                c.string(c.iso(c.date)),
-            )
-        ]
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each induction session after the window."""
@@ -1320,36 +1231,6 @@ class SessionSpacing(BaseRule):
         day = series[i - 1].date + dt.timedelta(days=self.min_days - 1)
         return _moved(course, series[i].session, day)
 
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: a finding for each adjacent pair closer than ``min_days``.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        gap = c.date - c.previous_date
-        return [
-            c.finding(
-                ~c.first & (gap < self.min_days),
-                c.text(
-                    c.previous_label,
-                    " and ",
-                    c.label,
-                    " are ",
-                    c.days(gap),
-                    " apart",
-                    c.choose(
-                        gap == 0, " (same day)", c.choose(gap == 1, " (consecutive days)", "")
-                    ),
-                    f"; sessions must be at least {plural(self.min_days, 'day')} apart",
-                ),
-                c.number(self.min_days),
-                c.number(gap),
-                sessions="pair",
-            )
-        ]
-
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each adjacent pair closer than ``min_days``."""
         for a, b in itertools.pairwise(timeline.sessions):
@@ -1412,9 +1293,14 @@ class Fasting(BaseRule):
         object.__setattr__(self, "_limit", (limit, _iso_duration(limit)))
 
     @property
+    def shortest_fast(self) -> tuple[dt.timedelta, str]:
+        """The shortest fast the rule allows, and its ISO 8601 text (made once)."""
+        return self._limit
+
+    @property
     def statement(self) -> str:
         """What the rule requires, with its actual parameter values."""
-        h = _number(self.hours)
+        h = number(self.hours)
         return (
             f"Every {_scope(self.kinds)}session records last_food, and at least {h} hours of "
             f"elapsed time pass from last_food to the start (exactly {h} h passes; food after "
@@ -1456,38 +1342,6 @@ class Fasting(BaseRule):
         changed = attrs.evolve(target, last_food=_time.to_utc(target.start) - short)
         return _swapped(course, target, changed)
 
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: a finding for each session with a missing or short fast.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        limit, expected = self._limit
-        covered = c.of_kinds(self.kinds)
-        fast = c.utc - c.food  # whole seconds: the engine reads no fractions
-        short = fast * 1_000_000 < limit // dt.timedelta(microseconds=1)
-        detail = c.choose(
-            fast < 0,
-            c.text("the last food is recorded ", c.duration(-fast), " after the start"),
-            c.text("the fast lasted ", c.duration(fast)),
-        )
-        return [
-            c.finding(
-                covered & c.food.is_null() & ~c.planned,
-                c.text(c.label, " has no last_food recorded"),
-                c.string(expected),
-                c.null(),
-            ),
-            c.finding(
-                covered & c.food.is_not_null() & short,
-                c.text(c.label, ": ", detail, f"; at least {_number(self.hours)} h are required"),
-                c.string(expected),
-                c.string(c.iso_duration(fast)),
-            ),
-        ]
-
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session with a missing or short fast."""
         limit, expected = self._limit
@@ -1512,7 +1366,7 @@ class Fasting(BaseRule):
                     detail = f"the fast lasted {_time.format_duration(fast)}"
                 yield self.finding(
                     (t,),
-                    f"{t.label}: {detail}; at least {_number(self.hours)} h are required",
+                    f"{t.label}: {detail}; at least {number(self.hours)} h are required",
                     expected,
                     _iso_duration(fast),
                 )
@@ -1580,16 +1434,6 @@ class Escort(BaseRule):
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One covered session's escort missing or blank."""
         return _blanked(self, course, choose, protocol)
-
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: a finding for each session without an escort.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        return _unrecorded_columnar(self, c)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each session without an escort."""
@@ -1688,56 +1532,6 @@ class BoosterInterval(BaseRule):
         target, day = choose.choice(moves)
         return _moved(course, target.session, day)
 
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: the findings of each booster, as ``__call__`` makes them.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        booster = ~c.induction
-        earliest = c.add_months(c.previous_date, self.months)
-        return [
-            c.finding(
-                booster & c.first,
-                c.text(
-                    "booster ",
-                    c.label,
-                    " has no session before it; a booster follows the induction series",
-                ),
-                c.string(f">= {self.min_induction} induction sessions before"),
-                c.number(0),
-            ),
-            c.finding(
-                booster & ~c.first & (c.inductions_before < self.min_induction),
-                c.text(
-                    "booster ",
-                    c.label,
-                    " has ",
-                    c.inductions_before,
-                    f" induction sessions before it; at least {self.min_induction} are required",
-                ),
-                c.number(self.min_induction),
-                c.number(c.inductions_before),
-            ),
-            c.finding(
-                booster & ~c.first & (c.date < earliest),
-                c.text(
-                    "booster ",
-                    c.label,
-                    " is ",
-                    c.days(earliest - c.date),
-                    " early: ",
-                    c.previous_label,
-                    f" + {self.months} months is ",
-                    c.iso(earliest),
-                ),
-                c.string(c.iso(earliest)),
-                c.string(c.iso(c.date)),
-            ),
-        ]
-
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield findings for each booster too early or without a full series before it."""
         inductions = 0
@@ -1808,27 +1602,6 @@ def _unrecorded(rule: Escort | Therapist, timeline: Timeline) -> Iterator[Findin
             )
 
 
-def _unrecorded_columnar(rule: Escort | Therapist, c: Any) -> list[Any]:
-    # The vectorised form of _unrecorded, from the same words.
-    field, article, why = rule.recorded
-    name = getattr(c, field)
-    covered = c.of_kinds(rule.kinds) & ~c.planned
-    return [
-        c.finding(
-            covered & name.is_null(),
-            c.text(c.label, f" has no {field} recorded; {why}"),
-            c.string(f"{article} {field}"),
-            c.null(),
-        ),
-        c.finding(
-            covered & name.is_not_null() & c.blank(name),
-            c.text(c.label, f" has a blank {field}; {why}"),
-            c.string(f"{article} {field}"),
-            c.string("blank"),
-        ),
-    ]
-
-
 @_builtin
 @attrs.frozen(repr=False)
 class Therapist(BaseRule):
@@ -1893,16 +1666,6 @@ class Therapist(BaseRule):
     def break_course(self, course: Course, choose: Choices, protocol: Any) -> Course | None:
         """One covered session's therapist missing or blank."""
         return _blanked(self, course, choose, protocol)
-
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: a finding for each session without a therapist.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        return _unrecorded_columnar(self, c)
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding for each held session without a therapist."""
@@ -1990,36 +1753,6 @@ class IntegrationFollowup(BaseRule):
         if not alone_of_its_class(self, protocol):
             return None
         return attrs.evolve(course, integrations=())
-
-    def columnar(self, c: Any) -> list[Any]:
-        """The vectorised form: courses read there have no meetings, so a complete series is one.
-
-        The findings of ``__call__``, as Polars expressions over the
-        sessions of many courses at once: `kaprules._columnar.Columns` lists what they
-        read. The columnar audit engine evaluates them; a differential test holds their
-        findings byte-identical to ``__call__``'s.
-        """
-        complete = c.inductions > 0
-        if c.series_length is not None:
-            complete = complete & (c.inductions >= c.series_length)
-        closes = c.date + self.within_days
-        # With as_of, not before the meetings' time is up (null: no as_of).
-        over = c.as_of_date.is_null() | (c.as_of_date > closes)
-        return [
-            c.finding(
-                complete & c.induction & (c.inductions_before == c.inductions - 1) & over,
-                c.text(
-                    "the induction series ended with ",
-                    c.label,
-                    "; 0 integration meetings followed by ",
-                    c.iso(closes),
-                    f" ({plural(self.within_days, 'day')} after it), "
-                    f"at least {self.min_meetings} required",
-                ),
-                c.number(self.min_meetings),
-                c.number(0),
-            )
-        ]
 
     def __call__(self, timeline: Timeline) -> Iterator[Finding]:
         """Yield a finding when too few meetings follow a complete series in time."""

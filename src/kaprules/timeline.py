@@ -128,26 +128,12 @@ class Timeline:
         zone = course.zone
         planned_after: dt.datetime | None = None
         as_of_date: dt.date | None = None
-        if as_of is None:
-            pass
-        elif isinstance(as_of, dt.datetime):
-            if not _time.is_aware(as_of):
-                raise InputError(
-                    "as_of: naive datetime has no UTC offset; give an aware datetime "
-                    "or a plain date (a local date in the course timezone)"
-                )
-            if not _time.in_range(as_of):
-                raise InputError(Problem("as_of", out_of_range(as_of)))
+        as_of = checked_as_of(as_of)
+        if isinstance(as_of, dt.datetime):
             planned_after = _time.to_utc(as_of)
             as_of_date = planned_after.astimezone(zone).date()
         elif isinstance(as_of, dt.date):
-            if not _time.MIN_YEAR <= as_of.year <= _time.MAX_YEAR:
-                raise InputError(Problem("as_of", out_of_range(as_of)))
             as_of_date = dt.date(as_of.year, as_of.month, as_of.day)
-        else:
-            raise InputError(
-                f"as_of: must be None, a date or an aware datetime, got {type(as_of).__name__}"
-            )
 
         # Every session of a course has an id, so (instant, id) orders them all.
         ordered = sorted(course.sessions, key=_START_ORDER)
@@ -183,3 +169,32 @@ class Timeline:
 
 _START_ORDER = operator.attrgetter("instant", "id")
 _make = tuple.__new__
+
+
+def checked_as_of(as_of: object) -> dt.datetime | dt.date | None:
+    """``as_of`` if a timeline can take it: None, a date, or an aware datetime in range.
+
+    The one check of ``as_of`` (`Timeline.of` makes it, an audit makes it once).
+
+    Raises:
+        InputError: ``as_of`` is a naive datetime, outside the supported years, or not a
+            date at all.
+    """
+    if as_of is None:
+        return None
+    if isinstance(as_of, dt.datetime):
+        if not _time.is_aware(as_of):
+            raise InputError(
+                "as_of: naive datetime has no UTC offset; give an aware datetime "
+                "or a plain date (a local date in the course timezone)"
+            )
+        if not _time.in_range(as_of):
+            raise InputError(Problem("as_of", out_of_range(as_of)))
+        return as_of
+    if isinstance(as_of, dt.date):
+        if not _time.MIN_YEAR <= as_of.year <= _time.MAX_YEAR:
+            raise InputError(Problem("as_of", out_of_range(as_of)))
+        return as_of
+    raise InputError(
+        f"as_of: must be None, a date or an aware datetime, got {type(as_of).__name__}"
+    )

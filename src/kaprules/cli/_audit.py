@@ -97,17 +97,33 @@ def audit_run(
     if findings_out is not None:
         form = form_of(args.findings)  # .csv.gz is gzipped CSV (Outputs compresses)
     progress = _progress_bar(input_size(args.inputs))
+    raw = getattr(findings_out, "buffer", None)
     try:
-        # The findings file's text as the audit makes it (with the columnar engine, in
-        # the worker processes, without result objects).
-        for piece in run.findings_text(form, inputs=several):
-            if progress is not None:
-                _advance(progress, getattr(records, "bytes_read", 0), run.counted)
-            if piece and findings_out is not None:
+        if form is not None and isinstance(raw, io.BufferedWriter):
+            # A plain file, device or pipe: the audit writes the rows to it itself (with
+            # workers, each writes its own, copied to it whole by the kernel).
+            assert findings_out is not None
+            findings_out.flush()
+            written = run.write_findings(raw.fileno(), form, inputs=several)
+            while True:
                 try:  # not a context manager: this runs once a batch
-                    findings_out.write(piece)
+                    if next(written, None) is None:
+                        break
                 except OSError as exc:
                     raise write_error(args.findings, exc) from None
+                if progress is not None:
+                    _advance(progress, getattr(records, "bytes_read", 0), run.counted)
+        else:
+            # The findings file's text as the audit makes it (in the worker processes,
+            # without result objects with the columnar engine), written here.
+            for piece in run.findings_text(form, inputs=several):
+                if progress is not None:
+                    _advance(progress, getattr(records, "bytes_read", 0), run.counted)
+                if piece and findings_out is not None:
+                    try:  # not a context manager: this runs once a batch
+                        findings_out.write(piece)
+                    except OSError as exc:
+                        raise write_error(args.findings, exc) from None
     except InputError as exc:
         raise Failure("cannot audit", exc.problems) from None
     finally:

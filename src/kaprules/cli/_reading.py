@@ -9,6 +9,7 @@ import sys
 
 import attrs
 
+from kaprules._moments import Today
 from kaprules.cli._arguments import DEFAULT_PROTOCOL, TODAY, Moment
 from kaprules.cli._status import Failure, UsageError
 from kaprules.clinic_calendar import ClinicCalendar
@@ -26,7 +27,7 @@ from kaprules.protocol import Protocol, ProtocolVersions
 
 def moment_of(value: Moment | str, course: Course) -> Moment:
     if value == TODAY:
-        return dt.datetime.now(course.zone).date()
+        return Today.now().date_in(course.zone)
     assert not isinstance(value, str)
     return value
 

@@ -52,6 +52,7 @@ def name_of(path: Path) -> str:
 
 MODULE_NAMES = frozenset(name_of(p) for p in modules())
 
+
 class Import(NamedTuple):
     """One import from kaprules: the module as the map names it, and the name taken."""
 
@@ -154,8 +155,7 @@ def upward(path: Path) -> list[str]:
     return [
         f"{me} imports {i.module} (line {i.line})"
         for i in all_imports(path)
-        if i.module not in {me, "?"}
-        and table[i.module] >= table[me]
+        if i.module not in {me, "?"} and table[i.module] >= table[me]
     ]
 
 

@@ -37,6 +37,10 @@ class Today:
         """The local date of the instant in ``zone``."""
         return self.instant.astimezone(zone).date()
 
+    def on_this_machine(self) -> dt.date:
+        """The date of the instant on this machine's clock, for what has no zone of its own."""
+        return self.instant.astimezone().date()
+
     def shown(self) -> str:
         """How a summary names it: ``today (each course's local date at <UTC instant>)``."""
         return f"today (each course's local date at {self.instant.isoformat()})"

@@ -8,6 +8,7 @@ import re
 from typing import Any, NoReturn
 
 from kaprules import _time
+from kaprules._moments import TODAY
 from kaprules._text import web_url
 from kaprules._version import __version__
 from kaprules.cli._status import UsageError
@@ -49,9 +50,6 @@ class _Once(argparse.Action):
             parser.error(f"{option_string} is given twice; give it once")
         setattr(namespace, seen, True)
         setattr(namespace, self.dest, values)
-
-
-TODAY = "today"
 
 
 _AS_OF_HELP = (

@@ -9,8 +9,8 @@ import sys
 
 import attrs
 
-from kaprules._moments import Today
-from kaprules.cli._arguments import DEFAULT_PROTOCOL, TODAY, Moment
+from kaprules._moments import TODAY, Today
+from kaprules.cli._arguments import DEFAULT_PROTOCOL, Moment
 from kaprules.cli._status import Failure, UsageError
 from kaprules.clinic_calendar import ClinicCalendar
 from kaprules.errors import InputError, shown_id

@@ -6,8 +6,8 @@ import argparse
 import datetime as dt
 from typing import Any, TextIO
 
+from kaprules._moments import TODAY, Today
 from kaprules._words import plural
-from kaprules.cli._arguments import TODAY
 from kaprules.cli._reading import protocol_of, version_at
 from kaprules.cli._render import identity, json_out
 from kaprules.cli._status import EXIT_OK, UsageError, one_line
@@ -99,7 +99,7 @@ def explain_command(args: argparse.Namespace, out: TextIO) -> int:
     given = protocol_of(args)
     day = args.as_of
     if day == TODAY:
-        day = dt.date.today()
+        day = Today.now().on_this_machine()
     elif isinstance(day, dt.datetime):
         day = day.date()  # the date as written: a rule has no zone of its own
     protocol = version_at(given, day)

@@ -8,6 +8,7 @@ has a deadline or the ``too_slow`` health check: a slow machine cannot fail a te
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import os
@@ -110,7 +111,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "NO_MKDOCS_2_WARNING": "1",
     }
-    _site_build = subprocess.Popen(["sh", "-c", command], cwd=ROOT, env=env)
+    # A session of its own, so that stopping it stops mkdocs too, not only the shell.
+    _site_build = subprocess.Popen(["sh", "-c", command], cwd=ROOT, env=env, start_new_session=True)
 
 
 def _reads_docs(arg: str) -> bool:
@@ -129,7 +131,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _site_build is None:
         return
     if _site_build.poll() is None:
-        _site_build.kill()
+        import signal
+
+        # The whole group: killing the shell alone left mkdocs writing into the folder
+        # after it was removed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(_site_build.pid, signal.SIGKILL)
         _site_build.wait()
     import shutil
 

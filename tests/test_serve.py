@@ -403,6 +403,55 @@ def test_feedback_appends_overrides_as_waivers_and_accepted_moves(server: dict[s
     assert accepted["accepted"][0]["start"].startswith("2030-03-1")
 
 
+def _override_line(server: dict[str, Any], user: str, comment: str) -> dict[str, Any]:
+    # One override of esketamine-trd's weekly-cap card, with this user and comment.
+    call = hook_call(appointment("new", "proposed", "2030-03-08T09:00:00-07:00"))
+    call["context"]["userId"] = user
+    _, _, body = request(server, "POST", "/cds-services/esketamine-trd", call)
+    card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "weekly-cap")
+    reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason, "userComment": comment},
+        "outcomeTimestamp": "2030-03-06T20:05:00Z",
+    }
+    before = server["log"].read_text().count("\n") if server["log"].exists() else 0
+    status, _, _ = request(
+        server, "POST", "/cds-services/esketamine-trd/feedback", {"feedback": [item]}
+    )
+    assert status == 200
+    line: dict[str, Any] = json.loads(server["log"].read_text().splitlines()[before])
+    return line
+
+
+def test_an_override_line_is_a_waiver_the_course_format_reads(server: dict[str, Any]) -> None:
+    # A browser's textarea sends CRLF; a comment may hold tabs, controls, and be long.
+    comment = "Worse after the missed week.\r\nBack to twice\tweekly.\rSee \x1b[31m" + "x" * 3000
+    waiver = _override_line(server, "Practitioner/t1", comment)["waiver"]
+    sessions = [
+        {"id": s, "start": f"2030-03-0{day}T09:00:00-07:00"}
+        for s, day in (("a1", 4), ("a2", 6), ("new", 8))
+    ]
+    course = kaprules.parse_course(
+        json.dumps({"timezone": ZONE, "sessions": sessions, "waivers": [waiver]})
+    )
+    note = course.waivers[0].note
+    assert note is not None
+    assert note.startswith("Worse after the missed week.\nBack to twice weekly.\nSee \\x1b[31m")
+    assert len(note) <= 2000
+    report = kaprules.evaluate(course, kaprules.get_protocol("esketamine-trd@1"))
+    assert any(f.rule == "weekly-cap" and f.waiver is not None for f in report.findings)
+
+
+def test_an_override_by_a_user_id_no_waiver_can_hold_has_no_waiver(
+    server: dict[str, Any],
+) -> None:
+    line = _override_line(server, "Practitioner/t1\nInjected: yes", "fine")
+    assert line["waiver"] is None
+    assert line["reason"]["code"] == "clinical-judgement"
+
+
 # --- the command -------------------------------------------------------------------------
 
 

@@ -58,7 +58,7 @@ from kaprules.fhir import (
     within_depth,
 )
 from kaprules.forecasting import check_booking, forecast
-from kaprules.model import Course, Kind, Session
+from kaprules.model import MAX_NOTE, Course, Kind, Session, waiver_problems
 from kaprules.protocol import Protocol, ProtocolVersions
 from kaprules.report import Finding, Severity
 from kaprules.waivers import REASONS
@@ -1374,16 +1374,35 @@ def _override(given: object, at: str, card: _Card | None, when: dt.datetime) -> 
         and code in card.reasons
         and card.user is not None
     ):
-        waiver = {
-            "rule": card.rule,
-            "sessions": list(card.sessions),
-            "reason": code,
-            "approved_by": card.user,
-            "approved_at": when.isoformat(),
-        }
-        if comment is not None:
-            waiver["note"] = comment
+        note = None if comment is None else _note(comment)
+        # Only a waiver the course format reads: one it refuses would make the patient's
+        # whole course file unreadable (a user id of several lines, say).
+        if not waiver_problems(card.rule, tuple(card.sessions), code, card.user, when, note):
+            waiver = {
+                "rule": card.rule,
+                "sessions": list(card.sessions),
+                "reason": code,
+                "approved_by": card.user,
+                "approved_at": when.isoformat(),
+            }
+            if note is not None:
+                waiver["note"] = note
     return {"reason": None if code is None else {"system": system, "code": code}, "waiver": waiver}
+
+
+def _note(comment: str) -> str | None:
+    """A user's comment as a waiver's note: lines of printable text, at most `MAX_NOTE`.
+
+    A browser's textarea sends its line breaks as CRLF, which the course format refuses, as
+    it does tabs and other controls: each line is kept as a log shows it (blanks as one
+    space, any other character that is not printable as its backslash escape), and a longer
+    note is cut.
+    """
+    lines = comment.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    note = "\n".join(terminal(line) for line in lines).strip()
+    if len(note) > MAX_NOTE:
+        note = note[: MAX_NOTE - 1] + "\u2026"
+    return note or None
 
 
 def _append(path: str, lines: Sequence[bytes]) -> None:

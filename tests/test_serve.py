@@ -861,6 +861,25 @@ def test_a_port_in_use_is_exit_2_in_one_line(
     assert f"cannot listen on 127.0.0.1:{port}" in err
 
 
+def test_a_feedback_log_that_cannot_be_written_is_exit_2_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not a service that starts and then answers every feedback with a 500.
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    log = tmp_path / "no-such-folder" / "feedback.jsonl"
+    args = ["serve", "--issuers", str(tmp_path / "issuers.toml"), "--feedback-log", str(log)]
+    with socket.socket() as taken:  # were the log not checked first, it would stop here
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert main([*args, "--port", port]) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert "feedback_log" in err
+    assert "cannot be appended to" in err
+    assert not log.parent.exists()
+
+
 # --- keys from a jku URL -------------------------------------------------------------------
 
 

@@ -1502,7 +1502,8 @@ def app(
 
     Raises:
         InputError: Two protocols have one id, ``base_url`` is not an http(s) URL, the
-            timezone is unknown, or the state file cannot be opened.
+            timezone is unknown, the state file cannot be opened, or ``feedback_log`` cannot
+            be appended to (it is created, mode 0600, if missing).
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -1527,6 +1528,14 @@ def app(
     tokens = _Tokens(issuers, time.time, cards)
     moment = now or (lambda: dt.datetime.now(dt.UTC))
     log = None if feedback_log is None else os.fspath(feedback_log)
+    if log is not None:
+        try:  # now, not at the first feedback: a service that cannot record it must not start
+            os.close(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as exc:
+            why = terminal(exc.strerror or type(exc).__name__)[:200]
+            raise InputError(
+                Problem(("feedback_log",), f"{shown_id(log, 200)} cannot be appended to ({why})")
+            ) from None
 
     def refused(request: Request, refusal: _Refusal) -> Response:
         where = shown_id(request.url.path, 120)
@@ -1600,7 +1609,11 @@ def app(
         document = _decode(await body_of(request))
         lines = _feedback_lines(document, service, cards, claims, moment())
         if log is not None and lines:
-            _append(log, lines)
+            try:
+                _append(log, lines)
+            except OSError as exc:  # a full disk, a file made read-only since the start
+                why = f"the feedback log cannot be written ({exc.strerror or type(exc).__name__})"
+                raise _Refusal(500, why, "exception") from None
         return JSONResponse({"recorded": len(lines) if log is not None else 0})
 
     async def rule_text(request: Request) -> Response:

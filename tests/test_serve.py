@@ -310,6 +310,14 @@ def test_tokens_that_are_refused(server: dict[str, Any]) -> None:
     assert "replayed" in refused(server, once)
 
 
+def test_a_signed_token_whose_times_are_not_numbers_is_a_401(server: dict[str, Any]) -> None:
+    # RFC 7519's NumericDate is a JSON number; PyJWT reads "1700000000" too. It was a 500.
+    aud = server["base"] + "/cds-services"
+    now = int(time.time())
+    for claims in ({"exp": str(now + 300)}, {"iat": str(now)}):
+        assert "number" in refused(server, token(aud, claims=claims))
+
+
 # --- hostile bodies ----------------------------------------------------------------------
 
 

@@ -476,6 +476,9 @@ class _Tokens:
                 raise self._refuse(f"the token is invalid ({type(exc).__name__})") from None
         if claims is None:
             raise self._refuse("the token's signature does not verify")
+        for name in ("exp", "iat"):  # RFC 7519's NumericDate; PyJWT also reads "1700000000"
+            if isinstance(claims[name], bool) or not isinstance(claims[name], int | float):
+                raise self._refuse(f"the token's {name} must be a number (a NumericDate)")
         jti, exp = claims["jti"], claims["exp"]
         if not isinstance(jti, str) or not 0 < len(jti) <= 256:
             raise self._refuse("the token's jti must be a string of 1 to 256 characters")

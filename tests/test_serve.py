@@ -355,6 +355,26 @@ def test_a_bad_appointment_is_named_by_its_path_in_the_request(server: dict[str,
     assert answer["issue"][0]["expression"] == ["context.appointments.entry[0].resource.start"]
 
 
+def test_a_client_gone_before_its_body_is_whole_is_not_an_internal_error(
+    server: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = "/cds-services/kap-standard"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token(server['base'] + path)}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server["port"])) as client:
+        client.sendall(head.encode() + b'{"hook": ')
+        time.sleep(0.1)
+    said = ""
+    deadline = time.monotonic() + 5
+    while "disconnected" not in said and time.monotonic() < deadline:
+        time.sleep(0.02)
+        said += capsys.readouterr().err
+    assert "internal error" not in said
+    assert f"refused 400 POST {path}: the client disconnected before its whole body" in said
+
+
 def test_a_body_over_the_limit_is_413(server: dict[str, Any]) -> None:
     status, _, answer = request(server, "POST", "/cds-services/kap-standard", raw=b" " * 70_000)
     assert status == 413

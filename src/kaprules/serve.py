@@ -1511,7 +1511,7 @@ def app(
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
@@ -1550,11 +1550,16 @@ def app(
         if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
             raise _Refusal(413, f"the body is larger than {max_body_bytes} bytes", "too-long")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise _Refusal(413, f"the body is larger than {max_body_bytes} bytes", "too-long")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body_bytes:
+                    why = f"the body is larger than {max_body_bytes} bytes"
+                    raise _Refusal(413, why, "too-long")
+                chunks.append(chunk)
+        except ClientDisconnect:  # not the service's failure: no answer reaches the client
+            why = "the client disconnected before its whole body was sent"
+            raise _Refusal(400, why, "incomplete") from None
         return b"".join(chunks)
 
     def service_of(request: Request) -> _Service:

@@ -931,6 +931,60 @@ def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
     return sent[0]["status"], json.loads(sent[1]["body"])
 
 
+def _preflight(application: Any, origin: str) -> tuple[int, dict[str, str], bytes]:
+    # A browser's CORS preflight through the ASGI application, as Uvicorn hands it over.
+    path = "/cds-services/kap-standard"
+    headers = [
+        (b"origin", origin.encode()),
+        (b"access-control-request-method", b"POST"),
+        (b"access-control-request-headers", b"authorization,content-type"),
+    ]
+    scope = {
+        "type": "http", "method": "OPTIONS", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "headers": headers, "scheme": "http",
+        "server": ("127.0.0.1", 80), "http_version": "1.1", "root_path": "",
+        "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(application(scope, receive, send))
+    shown = {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
+    return sent[0]["status"], shown, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_cors_preflight_from_another_origin_is_a_logged_operation_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    ehr = "https://ehr.example.org"
+    application = serve.app(
+        [kaprules.get_protocol("kap-standard@2")],
+        serve.read_issuers(tmp_path / "issuers.toml"),
+        "http://127.0.0.1:80",
+        cors=[ehr],
+    )
+    status, headers, _ = _preflight(application, ehr)
+    assert status == 200
+    assert headers["access-control-allow-origin"] == ehr
+    capsys.readouterr()
+    status, headers, body = _preflight(application, "https://evil.example")
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert "access-control-allow-origin" not in headers
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "origin" in outcome["issue"][0]["diagnostics"]
+    (said,) = capsys.readouterr().err.splitlines()
+    assert said.startswith("kaprules serve: refused 400 OPTIONS /cds-services/kap-standard: ")
+
+
 def test_keys_from_a_jku_are_fetched_again_for_a_new_kid_at_most_once_a_minute(
     tmp_path: Path,
 ) -> None:

@@ -1509,11 +1509,13 @@ def app(
             be appended to (it is created, mode 0600, if missing).
     """
     from starlette.applications import Starlette
+    from starlette.datastructures import Headers
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
     from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
+    from starlette.types import Receive, Scope, Send
 
     base = base_url.rstrip("/")
     if web_url(base + "/") is None:
@@ -1638,11 +1640,31 @@ def app(
         refusal = _Refusal(status, "no such endpoint" if status == 404 else "not allowed here")
         return refused(request, refusal)
 
+    class Cors(CORSMiddleware):
+        # Starlette answers a refused preflight in plain text, unlogged: here, as every
+        # refusal, an OperationOutcome and one line.
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            headers = Headers(scope=scope) if scope["type"] == "http" else None
+            if (
+                headers is None
+                or scope["method"] != "OPTIONS"
+                or "origin" not in headers
+                or "access-control-request-method" not in headers
+            ):
+                await super().__call__(scope, receive, send)
+                return
+            response = self.preflight_response(request_headers=headers)
+            if response.status_code >= 400:
+                what = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+                why = f"the CORS preflight's {what} is not allowed"
+                response = refused(Request(scope), _Refusal(response.status_code, why, "forbidden"))
+            await response(scope, receive, send)
+
     middleware = []
     if cors:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                Cors,
                 allow_origins=list(cors),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],

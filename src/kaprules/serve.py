@@ -70,6 +70,7 @@ __all__ = [
     "JKU_TTL_SECONDS",
     "LEEWAY_SECONDS",
     "MAX_BODY_BYTES",
+    "MAX_PROPOSED",
     "MAX_TOKEN_LIFETIME",
     "NOT_CHECKED_TOPIC",
     "OPTIONAL_PREFETCH",
@@ -89,6 +90,11 @@ ALGORITHMS: Final = ("ES384", "RS384")
 every symmetric (HMAC) algorithm are refused."""
 MAX_BODY_BYTES: Final = 1024 * 1024
 """The largest request body read, in bytes (1 MiB); a larger one is answered 413."""
+MAX_PROPOSED: Final = 100
+"""The most Appointments a call's ``context.appointments`` may hold (a year of weekly
+sessions and more); a call with more is answered 400 (``too-costly``) before any is judged.
+Each proposal is judged against the history and the proposals before it, so a call's cost
+grows with their product: 1,000 proposals took 12 s of a worker, every other call waiting."""
 LEEWAY_SECONDS: Final = 60
 """The clock skew allowed when ``exp`` and ``iat`` are checked."""
 MAX_TOKEN_LIFETIME: Final = 3600
@@ -557,6 +563,11 @@ class _Service:
         self, document: object, now: dt.datetime, cards: _MemoryState | _SharedState
     ) -> dict[str, Any]:
         request = _hook_request(document)
+        if len(request["appointments"]) > MAX_PROPOSED:
+            why = f"context.appointments holds more than {MAX_PROPOSED} Appointments, the most"
+            raise _Refusal(
+                400, f"{why} a call is checked for", "too-costly", ("context.appointments",)
+            )
         proposed = []
         listed: list[dict[str, Any]] = []
         for path, resource in request["appointments"]:

@@ -392,6 +392,21 @@ def test_a_call_proposing_more_appointments_than_the_limit_is_refused_before_jud
     assert time.monotonic() - started < 1
 
 
+@pytest.mark.parametrize("end", ["9999-12-31T23:59:59+14:00", "2030-03-08T08:00:00-07:00"])
+def test_a_suggestion_for_a_proposal_whose_end_cannot_move_has_no_end(
+    server: dict[str, Any], end: str
+) -> None:
+    # Year 9999 moved by days overflows (it was a 500); an end before the start (R4 app-2)
+    # would move to one before the suggested start.
+    proposed = appointment("new", "proposed", "2030-03-08T09:00:00-07:00") | {"end": end}
+    status, _, body = request(server, "POST", "/cds-services/esketamine-trd", hook_call(proposed))
+    assert status == 200
+    (card,) = (c for c in body["cards"] if c.get("suggestions"))
+    moved = card["suggestions"][0]["actions"][0]["resource"]
+    assert moved["start"] > "2030-03-08"
+    assert "end" not in moved
+
+
 def test_a_body_over_the_limit_is_413(server: dict[str, Any]) -> None:
     status, _, answer = request(server, "POST", "/cds-services/kap-standard", raw=b" " * 70_000)
     assert status == 413

@@ -687,8 +687,9 @@ class _Service:
         if isinstance(old_end, str) and isinstance(old, str):
             try:
                 length = dt.datetime.fromisoformat(old_end) - dt.datetime.fromisoformat(old)
-                end = (start + length).isoformat()
-            except (ValueError, TypeError):
+                # An end before the start (R4 app-2) is not moved; one in year 9999 overflows.
+                end = (start + length).isoformat() if length > dt.timedelta(0) else None
+            except (ValueError, TypeError, OverflowError):
                 end = None
         return text, _suggested(resource, text, end)
 

@@ -963,6 +963,30 @@ def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
     return sent[0]["status"], json.loads(sent[1]["body"])
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--url", "https://cds.example.org/?tenant=1", "base_url"),
+        ("--url", "https://cds.example.org/#x", "base_url"),
+        ("--cors", "https://ehr.example.org/", "cors[0]"),  # a browser's Origin has no /
+        ("--cors", "ehr.example.org", "cors[0]"),
+    ],
+)
+def test_a_url_or_origin_no_call_can_match_is_exit_2_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, named: str
+) -> None:
+    # They started: every token's aud, or every browser's preflight, then failed to match.
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    args = ["serve", "--issuers", str(tmp_path / "issuers.toml"), option, value]
+    with socket.socket() as taken:  # were it not checked first, it would stop here
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main([*args, "--port", str(taken.getsockname()[1])]) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert f"cannot serve: {named}: " in err
+
+
 def _preflight(application: Any, origin: str) -> tuple[int, dict[str, str], bytes]:
     # A browser's CORS preflight through the ASGI application, as Uvicorn hands it over.
     path = "/cds-services/kap-standard"

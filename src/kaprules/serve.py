@@ -1456,6 +1456,11 @@ def _say(line: str) -> None:
         pass
 
 
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
 def app(
     protocols: Sequence[Protocol | ProtocolVersions],
     issuers: Sequence[Issuer],
@@ -1516,7 +1521,8 @@ def app(
         The Starlette application.
 
     Raises:
-        InputError: Two protocols have one id, ``base_url`` is not an http(s) URL, the
+        InputError: Two protocols have one id, ``base_url`` is not an http(s) URL (or has a
+            query or fragment), an origin of ``cors`` is not ``scheme://host[:port]``, the
             timezone is unknown, the state file cannot be opened, or ``feedback_log`` cannot
             be appended to (it is created, mode 0600, if missing).
     """
@@ -1532,6 +1538,14 @@ def app(
     base = base_url.rstrip("/")
     if web_url(base + "/") is None:
         raise InputError(Problem(("base_url",), "must be an http(s) URL", "value"))
+    if "?" in base or "#" in base:  # the endpoints are BASE/cds-services/...
+        why = "must have no query or fragment: the endpoints are BASE/cds-services/{id}"
+        raise InputError(Problem(("base_url",), why, "value"))
+    for index, origin in enumerate(cors):
+        # What a browser sends as Origin: scheme://host[:port], no path, no final /.
+        if not isinstance(origin, str) or _ORIGIN.fullmatch(origin) is None:
+            why = f"{shown_id(str(origin), 100)} is not an origin such as https://ehr.example.org"
+            raise InputError(Problem(("cors", index), why, "value"))
     if timezone is not None:
         Course(timezone, [])  # an unknown zone is refused now, not at the first call
     services: dict[str, _Service] = {}

@@ -485,6 +485,29 @@ def _override_line(server: dict[str, Any], user: str, comment: str) -> dict[str,
     return line
 
 
+def test_feedback_on_another_services_card_is_an_unknown_card(server: dict[str, Any]) -> None:
+    # An esketamine-trd card overridden at kap-standard's endpoint: the line said
+    # "service": "kap-standard" with esketamine-trd's rule and a waiver of it.
+    proposed = appointment("new", "proposed", "2030-03-08T09:00:00-07:00")
+    _, _, body = request(server, "POST", "/cds-services/esketamine-trd", hook_call(proposed))
+    card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "weekly-cap")
+    reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason},
+        "outcomeTimestamp": "2030-03-06T20:05:00Z",
+    }
+    before = server["log"].read_text().count("\n") if server["log"].exists() else 0
+    path = "/cds-services/kap-standard/feedback"
+    assert request(server, "POST", path, {"feedback": [item]})[0] == 200
+    line = json.loads(server["log"].read_text().splitlines()[before])
+    assert line["service"] == "kap-standard"
+    assert line["known_card"] is False
+    assert "rule" not in line
+    assert line["waiver"] is None
+
+
 def test_an_override_line_is_a_waiver_the_course_format_reads(server: dict[str, Any]) -> None:
     # A browser's textarea sends CRLF; a comment may hold tabs, controls, and be long.
     comment = "Worse after the missed week.\r\nBack to twice\tweekly.\rSee \x1b[31m" + "x" * 3000

@@ -1330,6 +1330,8 @@ def _feedback_lines(
             raise _Refusal(400, f"{where} must be an ISO timestamp with offset", "value", (where,))
         assert card_id is not None
         card = cards.get(card_id)
+        if card is not None and card.service != service.id:
+            card = None  # another service's card: its rule is not this protocol's
         record: dict[str, Any] = {
             "recorded_at": now.isoformat(),
             "service": service.id,

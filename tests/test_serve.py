@@ -1124,6 +1124,45 @@ def test_keys_from_a_jku_are_fetched_again_for_a_new_kid_at_most_once_a_minute(
         keys.server_close()
 
 
+def test_a_jku_that_redirects_where_a_jku_may_not_be_is_not_followed(tmp_path: Path) -> None:
+    # http is allowed only to loopback by name (127.0.0.1): a redirect to plain http on
+    # another host (here 127.0.0.2, reachable without a network) would let whoever is on
+    # the path swap the keys. urllib followed it.
+    import http.server
+
+    class Keys(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps(jwks(KEY)).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Redirect(Keys):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.2:{elsewhere.server_address[1]}/k")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Keys)
+    redirect = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (elsewhere, redirect):
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{redirect.server_address[1]}/jwks.json"
+        (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njku = "{url}"\n')
+        with pytest.raises(kaprules.InputError, match="redirect"):
+            serve.read_issuers(tmp_path / "issuers.toml")
+    finally:
+        for server in (elsewhere, redirect):
+            server.shutdown()
+            server.server_close()
+
+
 def test_jku_keys_are_due_again_when_stale_or_a_kid_is_new_and_a_minute_passed() -> None:
     issuer = serve.Issuer(ISS, (jwt.PyJWK(jwks(KEY)["keys"][0], "ES384"),), "https://x.example/k")
     keyset = serve._KeySet(issuer, 1000.0)

@@ -28,12 +28,14 @@ import sys
 import threading
 import time
 import tomllib
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from http.client import HTTPMessage
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import attrs
 
@@ -248,10 +250,29 @@ def _jku_allowed(url: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and loopback)
 
 
+class _JkuRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL a ``jku`` may be itself (`_jku_allowed`)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        # Else an https jku redirected to plain http would let the path swap the keys.
+        if not _jku_allowed(newurl):
+            raise urllib.error.URLError("redirected to a URL that is not https (or loopback)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _fetch_jwks(url: str) -> bytes:
     """The key set at ``url``, at most ``_MAX_JWKS_BYTES`` (and one) bytes of it."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=_JKU_TIMEOUT) as response:
+    opener = urllib.request.build_opener(_JkuRedirects)
+    with opener.open(request, timeout=_JKU_TIMEOUT) as response:
         data: bytes = response.read(_MAX_JWKS_BYTES + 1)
     return data
 

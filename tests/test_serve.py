@@ -407,6 +407,27 @@ def test_a_suggestion_for_a_proposal_whose_end_cannot_move_has_no_end(
     assert "end" not in moved
 
 
+def test_a_body_sent_too_slowly_is_a_408_and_the_connection_closed(
+    server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow-loris client sends its body a byte at a time, or never: the connection was
+    # held as long as the client liked.
+    monkeypatch.setattr(serve, "BODY_TIMEOUT_SECONDS", 0.3, raising=False)
+    path = "/cds-services/kap-standard"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token(server['base'] + path)}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server["port"]), timeout=5) as client:
+        client.sendall(head.encode() + b'{"hook": ')
+        answer = b""
+        while chunk := client.recv(4096):  # until the service closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    outcome = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert outcome["issue"][0]["code"] == "timeout"
+
+
 def test_a_body_over_the_limit_is_413(server: dict[str, Any]) -> None:
     status, _, answer = request(server, "POST", "/cds-services/kap-standard", raw=b" " * 70_000)
     assert status == 413

@@ -67,6 +67,7 @@ from kaprules.waivers import REASONS
 
 __all__ = [
     "ALGORITHMS",
+    "BODY_TIMEOUT_SECONDS",
     "HOOK",
     "JKU_RETRY_SECONDS",
     "JKU_TTL_SECONDS",
@@ -92,6 +93,10 @@ ALGORITHMS: Final = ("ES384", "RS384")
 every symmetric (HMAC) algorithm are refused."""
 MAX_BODY_BYTES: Final = 1024 * 1024
 """The largest request body read, in bytes (1 MiB); a larger one is answered 413."""
+BODY_TIMEOUT_SECONDS: Final = 30.0
+"""How long a request's body may take to arrive once its headers have (a 1 MiB body at
+35 KB/s); a slower one is answered 408 and its connection closed, so that a client sending
+a byte at a time cannot hold connections at will."""
 MAX_PROPOSED: Final = 100
 """The most Appointments a call's ``context.appointments`` may hold (a year of weekly
 sessions and more); a call with more is answered 400 (``too-costly``) before any is judged.
@@ -1512,12 +1517,12 @@ def app(
     RS384 by an issuer of ``issuers`` (one of its keys), ``aud`` the endpoint's URL under
     ``base_url`` (the service's URL for its feedback too), ``exp``, ``iat`` and ``jti``
     present, the ``jti`` not seen before. A refusal is 401 with an OperationOutcome; a body
-    over ``max_body_bytes`` is 413, bad input 400, a call whose required prefetch is
-    missing, an OperationOutcome or one page of several 412, an unexpected failure a plain
-    500 JSON; each refusal is one line on stderr. A suggestion's Appointment carries no
-    narrative, display or free text of the proposal (the serve page lists what it does),
-    and a proposed Appointment without a start gets an ``info`` card
-    (`NOT_CHECKED_TOPIC`), not a refusal.
+    over ``max_body_bytes`` is 413, one not whole within `BODY_TIMEOUT_SECONDS` 408, bad
+    input 400, a call whose required prefetch is missing, an OperationOutcome or one page of
+    several 412, an unexpected failure a plain 500 JSON; each refusal is one line on stderr.
+    A suggestion's Appointment carries no narrative, display or free text of the proposal
+    (the serve page lists what it does), and a proposed Appointment without a start gets an
+    ``info`` card (`NOT_CHECKED_TOPIC`), not a refusal.
 
     Args:
         protocols: The protocols, each a service; the versions of one protocol as
@@ -1601,16 +1606,21 @@ def app(
         if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
             raise _Refusal(413, f"the body is larger than {max_body_bytes} bytes", "too-long")
         chunks, size = [], 0
+        seconds = BODY_TIMEOUT_SECONDS
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_body_bytes:
-                    why = f"the body is larger than {max_body_bytes} bytes"
-                    raise _Refusal(413, why, "too-long")
-                chunks.append(chunk)
+            async with asyncio.timeout(seconds):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        why = f"the body is larger than {max_body_bytes} bytes"
+                        raise _Refusal(413, why, "too-long")
+                    chunks.append(chunk)
         except ClientDisconnect:  # not the service's failure: no answer reaches the client
             why = "the client disconnected before its whole body was sent"
             raise _Refusal(400, why, "incomplete") from None
+        except TimeoutError:  # a slow-loris client holds its connection no longer
+            why = f"the body was not sent whole within {seconds:g} s"
+            raise _Refusal(408, why, "timeout", headers={"Connection": "close"}) from None
         return b"".join(chunks)
 
     def service_of(request: Request) -> _Service:

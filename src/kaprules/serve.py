@@ -1715,7 +1715,7 @@ def app(
             response = self.preflight_response(request_headers=headers)
             if response.status_code >= 400:
                 what = bytes(response.body).decode().removeprefix("Disallowed CORS ")
-                why = f"the CORS preflight's {what} is not allowed"
+                why = f"the CORS preflight is refused ({what} not allowed)"
                 response = refused(Request(scope), _Refusal(response.status_code, why, "forbidden"))
             await response(scope, receive, send)
 

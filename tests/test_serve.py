@@ -412,7 +412,7 @@ def test_a_body_sent_too_slowly_is_a_408_and_the_connection_closed(
 ) -> None:
     # A slow-loris client sends its body a byte at a time, or never: the connection was
     # held as long as the client liked.
-    monkeypatch.setattr(serve, "BODY_TIMEOUT_SECONDS", 0.3, raising=False)
+    monkeypatch.setattr(serve, "BODY_TIMEOUT_SECONDS", 0.1, raising=False)
     path = "/cds-services/kap-standard"
     head = (
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

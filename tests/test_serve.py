@@ -310,6 +310,14 @@ def test_tokens_that_are_refused(server: dict[str, Any]) -> None:
     assert "replayed" in refused(server, once)
 
 
+def test_a_signed_token_whose_times_are_not_numbers_is_a_401(server: dict[str, Any]) -> None:
+    # RFC 7519's NumericDate is a JSON number; PyJWT reads "1700000000" too. It was a 500.
+    aud = server["base"] + "/cds-services"
+    now = int(time.time())
+    for claims in ({"exp": str(now + 300)}, {"iat": str(now)}):
+        assert "number" in refused(server, token(aud, claims=claims))
+
+
 # --- hostile bodies ----------------------------------------------------------------------
 
 
@@ -345,6 +353,79 @@ def test_a_bad_appointment_is_named_by_its_path_in_the_request(server: dict[str,
     status, _, answer = request(server, "POST", "/cds-services/kap-standard", call)
     assert status == 400
     assert answer["issue"][0]["expression"] == ["context.appointments.entry[0].resource.start"]
+
+
+def test_a_client_gone_before_its_body_is_whole_is_not_an_internal_error(
+    server: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = "/cds-services/kap-standard"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token(server['base'] + path)}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server["port"])) as client:
+        client.sendall(head.encode() + b'{"hook": ')
+        time.sleep(0.1)
+    said = ""
+    deadline = time.monotonic() + 5
+    while "disconnected" not in said and time.monotonic() < deadline:
+        time.sleep(0.02)
+        said += capsys.readouterr().err
+    assert "internal error" not in said
+    assert f"refused 400 POST {path}: the client disconnected before its whole body" in said
+
+
+def test_a_call_proposing_more_appointments_than_the_limit_is_refused_before_judging(
+    server: dict[str, Any],
+) -> None:
+    # Each proposal is judged against the history and the proposals before it: 1,000 small
+    # ones (200 KB) took 12 s of one worker's event loop, every other call waiting.
+    proposed = [
+        appointment(f"n{i}", "proposed", f"2030-04-{1 + i % 28:02d}T09:00:00-07:00")
+        for i in range(serve.MAX_PROPOSED + 1)
+    ]
+    started = time.monotonic()
+    status, _, answer = request(server, "POST", "/cds-services/kap-standard", hook_call(*proposed))
+    assert status == 400
+    assert answer["issue"][0]["code"] == "too-costly"
+    assert answer["issue"][0]["expression"] == ["context.appointments"]
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("end", ["9999-12-31T23:59:59+14:00", "2030-03-08T08:00:00-07:00"])
+def test_a_suggestion_for_a_proposal_whose_end_cannot_move_has_no_end(
+    server: dict[str, Any], end: str
+) -> None:
+    # Year 9999 moved by days overflows (it was a 500); an end before the start (R4 app-2)
+    # would move to one before the suggested start.
+    proposed = appointment("new", "proposed", "2030-03-08T09:00:00-07:00") | {"end": end}
+    status, _, body = request(server, "POST", "/cds-services/esketamine-trd", hook_call(proposed))
+    assert status == 200
+    (card,) = (c for c in body["cards"] if c.get("suggestions"))
+    moved = card["suggestions"][0]["actions"][0]["resource"]
+    assert moved["start"] > "2030-03-08"
+    assert "end" not in moved
+
+
+def test_a_body_sent_too_slowly_is_a_408_and_the_connection_closed(
+    server: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slow-loris client sends its body a byte at a time, or never: the connection was
+    # held as long as the client liked.
+    monkeypatch.setattr(serve, "BODY_TIMEOUT_SECONDS", 0.1, raising=False)
+    path = "/cds-services/kap-standard"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token(server['base'] + path)}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server["port"]), timeout=5) as client:
+        client.sendall(head.encode() + b'{"hook": ')
+        answer = b""
+        while chunk := client.recv(4096):  # until the service closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    outcome = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert outcome["issue"][0]["code"] == "timeout"
 
 
 def test_a_body_over_the_limit_is_413(server: dict[str, Any]) -> None:
@@ -401,6 +482,78 @@ def test_feedback_appends_overrides_as_waivers_and_accepted_moves(server: dict[s
     assert waiver.rule == "weekly-cap"
     assert waiver.approved_by == "Practitioner/t1"
     assert accepted["accepted"][0]["start"].startswith("2030-03-1")
+
+
+def _override_line(server: dict[str, Any], user: str, comment: str) -> dict[str, Any]:
+    # One override of esketamine-trd's weekly-cap card, with this user and comment.
+    call = hook_call(appointment("new", "proposed", "2030-03-08T09:00:00-07:00"))
+    call["context"]["userId"] = user
+    _, _, body = request(server, "POST", "/cds-services/esketamine-trd", call)
+    card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "weekly-cap")
+    reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason, "userComment": comment},
+        "outcomeTimestamp": "2030-03-06T20:05:00Z",
+    }
+    before = server["log"].read_text().count("\n") if server["log"].exists() else 0
+    status, _, _ = request(
+        server, "POST", "/cds-services/esketamine-trd/feedback", {"feedback": [item]}
+    )
+    assert status == 200
+    line: dict[str, Any] = json.loads(server["log"].read_text().splitlines()[before])
+    return line
+
+
+def test_feedback_on_another_services_card_is_an_unknown_card(server: dict[str, Any]) -> None:
+    # An esketamine-trd card overridden at kap-standard's endpoint: the line said
+    # "service": "kap-standard" with esketamine-trd's rule and a waiver of it.
+    proposed = appointment("new", "proposed", "2030-03-08T09:00:00-07:00")
+    _, _, body = request(server, "POST", "/cds-services/esketamine-trd", hook_call(proposed))
+    card = next(c for c in body["cards"] if c["source"]["topic"]["code"] == "weekly-cap")
+    reason = {"system": WAIVER_REASON_SYSTEM, "code": "clinical-judgement"}
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"reason": reason},
+        "outcomeTimestamp": "2030-03-06T20:05:00Z",
+    }
+    before = server["log"].read_text().count("\n") if server["log"].exists() else 0
+    path = "/cds-services/kap-standard/feedback"
+    assert request(server, "POST", path, {"feedback": [item]})[0] == 200
+    line = json.loads(server["log"].read_text().splitlines()[before])
+    assert line["service"] == "kap-standard"
+    assert line["known_card"] is False
+    assert "rule" not in line
+    assert line["waiver"] is None
+
+
+def test_an_override_line_is_a_waiver_the_course_format_reads(server: dict[str, Any]) -> None:
+    # A browser's textarea sends CRLF; a comment may hold tabs, controls, and be long.
+    comment = "Worse after the missed week.\r\nBack to twice\tweekly.\rSee \x1b[31m" + "x" * 3000
+    waiver = _override_line(server, "Practitioner/t1", comment)["waiver"]
+    sessions = [
+        {"id": s, "start": f"2030-03-0{day}T09:00:00-07:00"}
+        for s, day in (("a1", 4), ("a2", 6), ("new", 8))
+    ]
+    course = kaprules.parse_course(
+        json.dumps({"timezone": ZONE, "sessions": sessions, "waivers": [waiver]})
+    )
+    note = course.waivers[0].note
+    assert note is not None
+    assert note.startswith("Worse after the missed week.\nBack to twice weekly.\nSee \\x1b[31m")
+    assert len(note) <= 2000
+    report = kaprules.evaluate(course, kaprules.get_protocol("esketamine-trd@1"))
+    assert any(f.rule == "weekly-cap" and f.waiver is not None for f in report.findings)
+
+
+def test_an_override_by_a_user_id_no_waiver_can_hold_has_no_waiver(
+    server: dict[str, Any],
+) -> None:
+    line = _override_line(server, "Practitioner/t1\nInjected: yes", "fine")
+    assert line["waiver"] is None
+    assert line["reason"]["code"] == "clinical-judgement"
 
 
 # --- the command -------------------------------------------------------------------------
@@ -812,6 +965,25 @@ def test_a_port_in_use_is_exit_2_in_one_line(
     assert f"cannot listen on 127.0.0.1:{port}" in err
 
 
+def test_a_feedback_log_that_cannot_be_written_is_exit_2_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not a service that starts and then answers every feedback with a 500.
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    log = tmp_path / "no-such-folder" / "feedback.jsonl"
+    args = ["serve", "--issuers", str(tmp_path / "issuers.toml"), "--feedback-log", str(log)]
+    with socket.socket() as taken:  # were the log not checked first, it would stop here
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert main([*args, "--port", port]) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert "feedback_log" in err
+    assert "cannot be appended to" in err
+    assert not log.parent.exists()
+
+
 # --- keys from a jku URL -------------------------------------------------------------------
 
 
@@ -833,6 +1005,84 @@ def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
 
     asyncio.run(application(scope, receive, send))
     return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--url", "https://cds.example.org/?tenant=1", "base_url"),
+        ("--url", "https://cds.example.org/#x", "base_url"),
+        ("--cors", "https://ehr.example.org/", "cors[0]"),  # a browser's Origin has no /
+        ("--cors", "ehr.example.org", "cors[0]"),
+    ],
+)
+def test_a_url_or_origin_no_call_can_match_is_exit_2_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, named: str
+) -> None:
+    # They started: every token's aud, or every browser's preflight, then failed to match.
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    args = ["serve", "--issuers", str(tmp_path / "issuers.toml"), option, value]
+    with socket.socket() as taken:  # were it not checked first, it would stop here
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main([*args, "--port", str(taken.getsockname()[1])]) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert f"cannot serve: {named}: " in err
+
+
+def _preflight(application: Any, origin: str) -> tuple[int, dict[str, str], bytes]:
+    # A browser's CORS preflight through the ASGI application, as Uvicorn hands it over.
+    path = "/cds-services/kap-standard"
+    headers = [
+        (b"origin", origin.encode()),
+        (b"access-control-request-method", b"POST"),
+        (b"access-control-request-headers", b"authorization,content-type"),
+    ]
+    scope = {
+        "type": "http", "method": "OPTIONS", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "headers": headers, "scheme": "http",
+        "server": ("127.0.0.1", 80), "http_version": "1.1", "root_path": "",
+        "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(application(scope, receive, send))
+    shown = {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
+    return sent[0]["status"], shown, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_a_cors_preflight_from_another_origin_is_a_logged_operation_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    ehr = "https://ehr.example.org"
+    application = serve.app(
+        [kaprules.get_protocol("kap-standard@2")],
+        serve.read_issuers(tmp_path / "issuers.toml"),
+        "http://127.0.0.1:80",
+        cors=[ehr],
+    )
+    status, headers, _ = _preflight(application, ehr)
+    assert status == 200
+    assert headers["access-control-allow-origin"] == ehr
+    capsys.readouterr()
+    status, headers, body = _preflight(application, "https://evil.example")
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert "access-control-allow-origin" not in headers
+    outcome = json.loads(body)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "origin" in outcome["issue"][0]["diagnostics"]
+    (said,) = capsys.readouterr().err.splitlines()
+    assert said.startswith("kaprules serve: refused 400 OPTIONS /cds-services/kap-standard: ")
 
 
 def test_keys_from_a_jku_are_fetched_again_for_a_new_kid_at_most_once_a_minute(
@@ -893,6 +1143,45 @@ def test_keys_from_a_jku_are_fetched_again_for_a_new_kid_at_most_once_a_minute(
     finally:
         keys.shutdown()
         keys.server_close()
+
+
+def test_a_jku_that_redirects_where_a_jku_may_not_be_is_not_followed(tmp_path: Path) -> None:
+    # http is allowed only to loopback by name (127.0.0.1): a redirect to plain http on
+    # another host (here 127.0.0.2, reachable without a network) would let whoever is on
+    # the path swap the keys. urllib followed it.
+    import http.server
+
+    class Keys(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps(jwks(KEY)).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Redirect(Keys):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.2:{elsewhere.server_address[1]}/k")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Keys)
+    redirect = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (elsewhere, redirect):
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{redirect.server_address[1]}/jwks.json"
+        (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njku = "{url}"\n')
+        with pytest.raises(kaprules.InputError, match="redirect"):
+            serve.read_issuers(tmp_path / "issuers.toml")
+    finally:
+        for server in (elsewhere, redirect):
+            server.shutdown()
+            server.server_close()
 
 
 def test_jku_keys_are_due_again_when_stale_or_a_kid_is_new_and_a_minute_passed() -> None:

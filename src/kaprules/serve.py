@@ -28,12 +28,14 @@ import sys
 import threading
 import time
 import tomllib
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from http.client import HTTPMessage
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import attrs
 
@@ -58,18 +60,20 @@ from kaprules.fhir import (
     within_depth,
 )
 from kaprules.forecasting import check_booking, forecast
-from kaprules.model import Course, Kind, Session
+from kaprules.model import MAX_NOTE, Course, Kind, Session, waiver_problems
 from kaprules.protocol import Protocol, ProtocolVersions
 from kaprules.report import Finding, Severity
 from kaprules.waivers import REASONS
 
 __all__ = [
     "ALGORITHMS",
+    "BODY_TIMEOUT_SECONDS",
     "HOOK",
     "JKU_RETRY_SECONDS",
     "JKU_TTL_SECONDS",
     "LEEWAY_SECONDS",
     "MAX_BODY_BYTES",
+    "MAX_PROPOSED",
     "MAX_TOKEN_LIFETIME",
     "NOT_CHECKED_TOPIC",
     "OPTIONAL_PREFETCH",
@@ -89,6 +93,15 @@ ALGORITHMS: Final = ("ES384", "RS384")
 every symmetric (HMAC) algorithm are refused."""
 MAX_BODY_BYTES: Final = 1024 * 1024
 """The largest request body read, in bytes (1 MiB); a larger one is answered 413."""
+BODY_TIMEOUT_SECONDS: Final = 30.0
+"""How long a request's body may take to arrive once its headers have (a 1 MiB body at
+35 KB/s); a slower one is answered 408 and its connection closed, so that a client sending
+a byte at a time cannot hold connections at will."""
+MAX_PROPOSED: Final = 100
+"""The most Appointments a call's ``context.appointments`` may hold (a year of weekly
+sessions and more); a call with more is answered 400 (``too-costly``) before any is judged.
+Each proposal is judged against the history and the proposals before it, so a call's cost
+grows with their product: 1,000 proposals took 12 s of a worker, every other call waiting."""
 LEEWAY_SECONDS: Final = 60
 """The clock skew allowed when ``exp`` and ``iat`` are checked."""
 MAX_TOKEN_LIFETIME: Final = 3600
@@ -242,10 +255,29 @@ def _jku_allowed(url: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and loopback)
 
 
+class _JkuRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL a ``jku`` may be itself (`_jku_allowed`)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        # Else an https jku redirected to plain http would let the path swap the keys.
+        if not _jku_allowed(newurl):
+            raise urllib.error.URLError("redirected to a URL that is not https (or loopback)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _fetch_jwks(url: str) -> bytes:
     """The key set at ``url``, at most ``_MAX_JWKS_BYTES`` (and one) bytes of it."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=_JKU_TIMEOUT) as response:
+    opener = urllib.request.build_opener(_JkuRedirects)
+    with opener.open(request, timeout=_JKU_TIMEOUT) as response:
         data: bytes = response.read(_MAX_JWKS_BYTES + 1)
     return data
 
@@ -476,6 +508,9 @@ class _Tokens:
                 raise self._refuse(f"the token is invalid ({type(exc).__name__})") from None
         if claims is None:
             raise self._refuse("the token's signature does not verify")
+        for name in ("exp", "iat"):  # RFC 7519's NumericDate; PyJWT also reads "1700000000"
+            if isinstance(claims[name], bool) or not isinstance(claims[name], int | float):
+                raise self._refuse(f"the token's {name} must be a number (a NumericDate)")
         jti, exp = claims["jti"], claims["exp"]
         if not isinstance(jti, str) or not 0 < len(jti) <= 256:
             raise self._refuse("the token's jti must be a string of 1 to 256 characters")
@@ -554,6 +589,11 @@ class _Service:
         self, document: object, now: dt.datetime, cards: _MemoryState | _SharedState
     ) -> dict[str, Any]:
         request = _hook_request(document)
+        if len(request["appointments"]) > MAX_PROPOSED:
+            why = f"context.appointments holds more than {MAX_PROPOSED} Appointments, the most"
+            raise _Refusal(
+                400, f"{why} a call is checked for", "too-costly", ("context.appointments",)
+            )
         proposed = []
         listed: list[dict[str, Any]] = []
         for path, resource in request["appointments"]:
@@ -673,8 +713,9 @@ class _Service:
         if isinstance(old_end, str) and isinstance(old, str):
             try:
                 length = dt.datetime.fromisoformat(old_end) - dt.datetime.fromisoformat(old)
-                end = (start + length).isoformat()
-            except (ValueError, TypeError):
+                # An end before the start (R4 app-2) is not moved; one in year 9999 overflows.
+                end = (start + length).isoformat() if length > dt.timedelta(0) else None
+            except (ValueError, TypeError, OverflowError):
                 end = None
         return text, _suggested(resource, text, end)
 
@@ -1315,6 +1356,8 @@ def _feedback_lines(
             raise _Refusal(400, f"{where} must be an ISO timestamp with offset", "value", (where,))
         assert card_id is not None
         card = cards.get(card_id)
+        if card is not None and card.service != service.id:
+            card = None  # another service's card: its rule is not this protocol's
         record: dict[str, Any] = {
             "recorded_at": now.isoformat(),
             "service": service.id,
@@ -1374,16 +1417,35 @@ def _override(given: object, at: str, card: _Card | None, when: dt.datetime) -> 
         and code in card.reasons
         and card.user is not None
     ):
-        waiver = {
-            "rule": card.rule,
-            "sessions": list(card.sessions),
-            "reason": code,
-            "approved_by": card.user,
-            "approved_at": when.isoformat(),
-        }
-        if comment is not None:
-            waiver["note"] = comment
+        note = None if comment is None else _note(comment)
+        # Only a waiver the course format reads: one it refuses would make the patient's
+        # whole course file unreadable (a user id of several lines, say).
+        if not waiver_problems(card.rule, tuple(card.sessions), code, card.user, when, note):
+            waiver = {
+                "rule": card.rule,
+                "sessions": list(card.sessions),
+                "reason": code,
+                "approved_by": card.user,
+                "approved_at": when.isoformat(),
+            }
+            if note is not None:
+                waiver["note"] = note
     return {"reason": None if code is None else {"system": system, "code": code}, "waiver": waiver}
+
+
+def _note(comment: str) -> str | None:
+    """A user's comment as a waiver's note: lines of printable text, at most `MAX_NOTE`.
+
+    A browser's textarea sends its line breaks as CRLF, which the course format refuses, as
+    it does tabs and other controls: each line is kept as a log shows it (blanks as one
+    space, any other character that is not printable as its backslash escape), and a longer
+    note is cut.
+    """
+    lines = comment.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    note = "\n".join(terminal(line) for line in lines).strip()
+    if len(note) > MAX_NOTE:
+        note = note[: MAX_NOTE - 1] + "\u2026"
+    return note or None
 
 
 def _append(path: str, lines: Sequence[bytes]) -> None:
@@ -1422,6 +1484,11 @@ def _say(line: str) -> None:
         pass
 
 
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
 def app(
     protocols: Sequence[Protocol | ProtocolVersions],
     issuers: Sequence[Issuer],
@@ -1450,12 +1517,12 @@ def app(
     RS384 by an issuer of ``issuers`` (one of its keys), ``aud`` the endpoint's URL under
     ``base_url`` (the service's URL for its feedback too), ``exp``, ``iat`` and ``jti``
     present, the ``jti`` not seen before. A refusal is 401 with an OperationOutcome; a body
-    over ``max_body_bytes`` is 413, bad input 400, a call whose required prefetch is
-    missing, an OperationOutcome or one page of several 412, an unexpected failure a plain
-    500 JSON; each refusal is one line on stderr. A suggestion's Appointment carries no
-    narrative, display or free text of the proposal (the serve page lists what it does),
-    and a proposed Appointment without a start gets an ``info`` card
-    (`NOT_CHECKED_TOPIC`), not a refusal.
+    over ``max_body_bytes`` is 413, one not whole within `BODY_TIMEOUT_SECONDS` 408, bad
+    input 400, a call whose required prefetch is missing, an OperationOutcome or one page of
+    several 412, an unexpected failure a plain 500 JSON; each refusal is one line on stderr.
+    A suggestion's Appointment carries no narrative, display or free text of the proposal
+    (the serve page lists what it does), and a proposed Appointment without a start gets an
+    ``info`` card (`NOT_CHECKED_TOPIC`), not a refusal.
 
     Args:
         protocols: The protocols, each a service; the versions of one protocol as
@@ -1482,19 +1549,31 @@ def app(
         The Starlette application.
 
     Raises:
-        InputError: Two protocols have one id, ``base_url`` is not an http(s) URL, the
-            timezone is unknown, or the state file cannot be opened.
+        InputError: Two protocols have one id, ``base_url`` is not an http(s) URL (or has a
+            query or fragment), an origin of ``cors`` is not ``scheme://host[:port]``, the
+            timezone is unknown, the state file cannot be opened, or ``feedback_log`` cannot
+            be appended to (it is created, mode 0600, if missing).
     """
     from starlette.applications import Starlette
+    from starlette.datastructures import Headers
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
+    from starlette.types import Receive, Scope, Send
 
     base = base_url.rstrip("/")
     if web_url(base + "/") is None:
         raise InputError(Problem(("base_url",), "must be an http(s) URL", "value"))
+    if "?" in base or "#" in base:  # the endpoints are BASE/cds-services/...
+        why = "must have no query or fragment: the endpoints are BASE/cds-services/{id}"
+        raise InputError(Problem(("base_url",), why, "value"))
+    for index, origin in enumerate(cors):
+        # What a browser sends as Origin: scheme://host[:port], no path, no final /.
+        if not isinstance(origin, str) or _ORIGIN.fullmatch(origin) is None:
+            why = f"{shown_id(str(origin), 100)} is not an origin such as https://ehr.example.org"
+            raise InputError(Problem(("cors", index), why, "value"))
     if timezone is not None:
         Course(timezone, [])  # an unknown zone is refused now, not at the first call
     services: dict[str, _Service] = {}
@@ -1508,6 +1587,14 @@ def app(
     tokens = _Tokens(issuers, time.time, cards)
     moment = now or (lambda: dt.datetime.now(dt.UTC))
     log = None if feedback_log is None else os.fspath(feedback_log)
+    if log is not None:
+        try:  # now, not at the first feedback: a service that cannot record it must not start
+            os.close(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as exc:
+            why = terminal(exc.strerror or type(exc).__name__)[:200]
+            raise InputError(
+                Problem(("feedback_log",), f"{shown_id(log, 200)} cannot be appended to ({why})")
+            ) from None
 
     def refused(request: Request, refusal: _Refusal) -> Response:
         where = shown_id(request.url.path, 120)
@@ -1519,11 +1606,21 @@ def app(
         if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
             raise _Refusal(413, f"the body is larger than {max_body_bytes} bytes", "too-long")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                raise _Refusal(413, f"the body is larger than {max_body_bytes} bytes", "too-long")
-            chunks.append(chunk)
+        seconds = BODY_TIMEOUT_SECONDS
+        try:
+            async with asyncio.timeout(seconds):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        why = f"the body is larger than {max_body_bytes} bytes"
+                        raise _Refusal(413, why, "too-long")
+                    chunks.append(chunk)
+        except ClientDisconnect:  # not the service's failure: no answer reaches the client
+            why = "the client disconnected before its whole body was sent"
+            raise _Refusal(400, why, "incomplete") from None
+        except TimeoutError:  # a slow-loris client holds its connection no longer
+            why = f"the body was not sent whole within {seconds:g} s"
+            raise _Refusal(408, why, "timeout", headers={"Connection": "close"}) from None
         return b"".join(chunks)
 
     def service_of(request: Request) -> _Service:
@@ -1581,7 +1678,11 @@ def app(
         document = _decode(await body_of(request))
         lines = _feedback_lines(document, service, cards, claims, moment())
         if log is not None and lines:
-            _append(log, lines)
+            try:
+                _append(log, lines)
+            except OSError as exc:  # a full disk, a file made read-only since the start
+                why = f"the feedback log cannot be written ({exc.strerror or type(exc).__name__})"
+                raise _Refusal(500, why, "exception") from None
         return JSONResponse({"recorded": len(lines) if log is not None else 0})
 
     async def rule_text(request: Request) -> Response:
@@ -1598,11 +1699,31 @@ def app(
         refusal = _Refusal(status, "no such endpoint" if status == 404 else "not allowed here")
         return refused(request, refusal)
 
+    class Cors(CORSMiddleware):
+        # Starlette answers a refused preflight in plain text, unlogged: here, as every
+        # refusal, an OperationOutcome and one line.
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            headers = Headers(scope=scope) if scope["type"] == "http" else None
+            if (
+                headers is None
+                or scope["method"] != "OPTIONS"
+                or "origin" not in headers
+                or "access-control-request-method" not in headers
+            ):
+                await super().__call__(scope, receive, send)
+                return
+            response = self.preflight_response(request_headers=headers)
+            if response.status_code >= 400:
+                what = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+                why = f"the CORS preflight is refused ({what} not allowed)"
+                response = refused(Request(scope), _Refusal(response.status_code, why, "forbidden"))
+            await response(scope, receive, send)
+
     middleware = []
     if cors:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                Cors,
                 allow_origins=list(cors),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],

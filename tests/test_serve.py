@@ -293,7 +293,8 @@ def test_tokens_that_are_refused(server: dict[str, Any]) -> None:
     forged = token(aud, key=OTHER_KEY)
     assert "signature" in refused(server, forged)
     assert "expired" in refused(server, token(aud, claims={"exp": int(time.time()) - 600}))
-    assert "aud" in refused(server, token(aud + "/kap-standard"))
+    assert "aud" in refused(server, token(aud + "/no-such-service"))
+    assert "aud" in refused(server, token(server["base"] + "/elsewhere"))
     assert "allowlist" in refused(server, token(aud, claims={"iss": "https://evil.example/"}))
     assert "jti" in refused(server, token(aud, drop=["jti"]))
     assert "algorithm" in refused(
@@ -308,6 +309,10 @@ def test_tokens_that_are_refused(server: dict[str, Any]) -> None:
     once = token(aud)
     assert request(server, "GET", "/cds-services", bearer=once)[0] == 200
     assert "replayed" in refused(server, once)
+    # A token for a service discovery lists opens the list too (one token per service).
+    status, _, listed = request(server, "GET", "/cds-services", bearer=token(aud + "/kap-standard"))
+    assert status == 200
+    assert "kap-standard" in [s["id"] for s in listed["services"]]
 
 
 def test_a_signed_token_whose_times_are_not_numbers_is_a_401(server: dict[str, Any]) -> None:

@@ -1657,7 +1657,9 @@ def app(
             return tokens.check(authorization, audiences, refetched=True)
 
     async def discovery(request: Request) -> Response:
-        await verified(request, [f"{base}/cds-services"])
+        # The list is for anyone the EHR trusts: a token for the discovery URL or for any
+        # service it lists (an EHR may hold one token per service it calls).
+        await verified(request, [f"{base}/cds-services", *(s.url for s in services.values())])
         return JSONResponse({"services": [s.describe() for s in services.values()]})
 
     async def call(request: Request) -> Response:

@@ -1216,7 +1216,7 @@ def test_the_command_with_one_worker_stops_on_sigterm_in_one_line(tmp_path: Path
     port = _free_port()
     command = [
         sys.executable, "-m", "kaprules", "serve",
-        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port),
+        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, env=environment)
@@ -1257,3 +1257,18 @@ def test_a_card_the_state_file_cannot_read_is_an_unknown_card(tmp_path: Path) ->
     state = serve._shared_state(tmp_path)
     state.connect().execute("INSERT INTO cards VALUES ('c1', '{\"rule\": 1}')")
     assert state.get("c1") is None
+
+
+@pytest.mark.parametrize(
+    ("cores", "fork", "expected"),
+    [(1, True, 1), (2, True, 2), (3, True, 3), (16, True, 4), (8, False, 1)],
+)
+def test_the_default_workers_are_one_per_core_up_to_four(
+    cores: int, fork: bool, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaprules.cli._serve import default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(cores)), raising=False)
+    if not fork:
+        monkeypatch.delattr(os, "fork", raising=False)
+    assert default_workers() == expected

@@ -514,10 +514,10 @@ def _add_serve(commands: Any) -> None:
     serve.add_argument(
         "--workers",
         type=_workers,
-        default=1,
         metavar="N",
-        help="serve with N worker processes, one per core is a good start (default: 1); "
-        "they share the tokens seen and the cards answered through --state-dir",
+        help="serve with N worker processes (default: one per core this process may use, "
+        "at most 4; 1 where there is no fork); they share the tokens seen and the cards "
+        "answered through --state-dir",
     )
     serve.add_argument(
         "--state-dir",

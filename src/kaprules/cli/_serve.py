@@ -25,10 +25,26 @@ def services_of(specs: list[str]) -> list[Protocol | ProtocolVersions]:
     return [resolve_protocol(group) for group in groups.values()]
 
 
+def default_workers() -> int:
+    """One worker per core this process may use, at most 4; one where there is no fork."""
+    import os
+
+    if not hasattr(os, "fork"):
+        return 1
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 def serve_command(args: argparse.Namespace, out: TextIO) -> int:
     for module in ("starlette", "uvicorn", "jwt", "cryptography", "fhir.resources"):
         need_extra(module.split(".")[0] if module != "fhir.resources" else "fhir", SERVE_HINT)
     protocols = services_of(protocol_specs(args))
+    if args.workers is None:
+        # As many as the cores: one worker's 20 waiting clients queue behind each other.
+        args.workers = default_workers()
     chosen = (args.calendar, args.open, args.closed, args.at, args.holidays, args.subdivision)
     calendar = None if all(v is None for v in chosen) else calendar_of(args)
     from kaprules import serve

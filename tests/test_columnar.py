@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1160,6 +1161,31 @@ def test_files_the_workers_read_themselves_give_the_same_outputs(
 def _texts(paths: list[str], engine: str = "records") -> tuple[str, dict[str, Any]]:
     run = audit(read_records(paths), STANDARD, jobs=2, engine=engine)
     return "".join(run.findings_text("jsonl", inputs=True)), run.summary.to_dict(sources=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_telling_a_file_is_not_regular_neither_reads_nor_waits_for_it(tmp_path: Path) -> None:
+    # A pipe named by a path (/dev/stdin) keeps every byte for the stream that reads it,
+    # and a FIFO without a writer is not opened (which would wait for one).
+    read, write = os.pipe()
+    os.write(write, b"{}\n" * 10)
+    os.close(write)
+    try:
+        assert files.plain_files([f"/dev/fd/{read}"]) is None
+        assert os.read(read, 100) == b"{}\n" * 10
+    finally:
+        os.close(read)
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)
+    told: list[object] = []
+    telling = threading.Thread(target=lambda: told.append(files.plain_files([str(fifo)])))
+    telling.start()
+    telling.join(5)
+    waited = telling.is_alive()
+    if waited:  # it opened the FIFO, waiting for a writer: one comes, and goes
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        telling.join()
+    assert (told, waited) == ([None], False)
 
 
 def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:

@@ -392,13 +392,22 @@ def plain_files(sources: Sequence[str]) -> list[int] | None:
     for source in sources:
         if source == "-" or source.lower().removesuffix(".gz").endswith(".csv"):
             return None
+        # Its kind told before it is opened: opening a FIFO waits for a writer, and
+        # reading a pipe (``/dev/stdin``) takes bytes the stream would then not see.
         try:
-            info = os.stat(source)
-            with open(source, "rb") as handle:
-                magic = handle.read(2)
+            if not stat.S_ISREG(os.stat(source).st_mode):
+                return None
+            descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except (OSError, ValueError):
             return None
-        if not stat.S_ISREG(info.st_mode) or magic == b"\x1f\x8b":
+        try:
+            info = os.fstat(descriptor)  # what was opened: still a regular file
+            magic = os.pread(descriptor, 2, 0) if stat.S_ISREG(info.st_mode) else None
+        except OSError:
+            return None
+        finally:
+            os.close(descriptor)
+        if magic is None or magic == b"\x1f\x8b":
             return None
         sizes.append(info.st_size)
     return sizes

@@ -1188,6 +1188,37 @@ def test_telling_a_file_is_not_regular_neither_reads_nor_waits_for_it(tmp_path: 
     assert (told, waited) == ([None], False)
 
 
+def test_files_the_workers_read_are_the_ones_each_audit_began_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file renamed over an input between two audits in one process (here Polars is
+    # loaded: the columnar engine reads the files' spans in this process) is read by the
+    # second, not the file the first held open; each audit reads the bytes it measured
+    # at its start, and its digest is theirs, however the file grows.
+    monkeypatch.setattr(files, "SPANS_FROM", 0)
+    monkeypatch.setattr(files, "BLOCK_BYTES", 4000)
+    lines = list(make_audit_data.lines(40, seed=6))
+    path = tmp_path / "in.jsonl"
+    counts = []
+    for kept in (lines, lines[::-1][:30]):
+        fresh = tmp_path / "fresh.jsonl"
+        fresh.write_text("".join(line + "\n" for line in kept))
+        fresh.replace(path)
+        run = audit(read_records([str(path)]), STANDARD, engine="columnar", jobs=2)
+        assert [r.course_id for r in run] == [json.loads(line)["id"] for line in kept]
+        counts.append(run.summary.lines_read)
+    assert counts == [40, 30]
+    data = path.read_bytes()
+    with path.open("ab") as grown:
+        grown.write(b"{}\n")
+    assert files.hashed([("in", str(path), len(data))]) == (
+        hashlib.sha256(data).hexdigest(),
+        [("in", hashlib.sha256(data).hexdigest())],
+    )
+    with pytest.raises(InputError, match="in: it changed while it was read"):
+        files.hashed([("in", str(path), len(data) + 4)])
+
+
 def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(b"{}\n" + b"x" * (auditing.MAX_LINE_BYTES + 1) + b"\n{}\n")

@@ -1188,6 +1188,16 @@ def test_telling_a_file_is_not_regular_neither_reads_nor_waits_for_it(tmp_path: 
     assert (told, waited) == ([None], False)
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="no /proc here")
+def test_a_file_whose_size_says_nothing_is_read_as_a_stream(tmp_path: Path) -> None:
+    # /proc's files say they hold 0 bytes: workers reading that many would audit none of
+    # their lines, which the stream reads.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert files.plain_files([str(empty)]) == [0]
+    assert files.plain_files([str(empty), "/proc/self/status"]) is None
+
+
 def test_files_the_workers_read_are_the_ones_each_audit_began_with(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -438,7 +438,7 @@ def plain_files(sources: Sequence[str]) -> list[int] | None:
             return None
         finally:
             os.close(descriptor)
-        if magic is None or magic == b"\x1f\x8b":
+        if magic is None or magic == b"\x1f\x8b" or _pseudo(info, magic):
             return None
         sizes.append(info.st_size)
     return sizes
@@ -454,6 +454,12 @@ def _close_all(descriptors: list[int]) -> None:
         with contextlib.suppress(OSError):
             os.close(descriptor)
     descriptors.clear()
+
+
+def _pseudo(info: os.stat_result, magic: bytes) -> bool:
+    # A file whose size does not say what it holds (/proc's report 0 bytes, sysfs's 4096,
+    # and neither takes room on a disk): the stream reads what it holds.
+    return len(magic) > info.st_size or (info.st_size > 0 and getattr(info, "st_blocks", 1) == 0)
 
 
 def block_starts(path: str, size: int) -> list[int] | None:

@@ -1207,17 +1207,17 @@ def test_files_the_workers_read_are_the_ones_each_audit_began_with(
     # at its start, and its digest is theirs, however the file grows.
     monkeypatch.setattr(files, "SPANS_FROM", 0)
     monkeypatch.setattr(files, "BLOCK_BYTES", 4000)
-    lines = list(make_audit_data.lines(40, seed=6))
+    lines = list(make_audit_data.lines(20, seed=6))
     path = tmp_path / "in.jsonl"
     counts = []
-    for kept in (lines, lines[::-1][:30]):
+    for kept in (lines, lines[::-1][:15]):
         fresh = tmp_path / "fresh.jsonl"
         fresh.write_text("".join(line + "\n" for line in kept))
         fresh.replace(path)
         run = audit(read_records([str(path)]), STANDARD, engine="columnar", jobs=2)
         assert [r.course_id for r in run] == [json.loads(line)["id"] for line in kept]
         counts.append(run.summary.lines_read)
-    assert counts == [40, 30]
+    assert counts == [20, 15]
     data = path.read_bytes()
     with path.open("ab") as grown:
         grown.write(b"{}\n")
@@ -1227,6 +1227,11 @@ def test_files_the_workers_read_are_the_ones_each_audit_began_with(
     )
     with pytest.raises(InputError, match="in: it changed while it was read"):
         files.hashed([("in", str(path), len(data) + 4)])
+    # More inputs than are held open: each read where it is, with the same results.
+    monkeypatch.setattr(files, "_HELD_AT_MOST", 1)
+    run = audit(read_records([str(path), str(path)]), STANDARD, engine="columnar", jobs=2)
+    assert run.summary.lines_read == 32
+    assert run.summary.input_sha256 == hashlib.sha256(path.read_bytes() * 2).hexdigest()
 
 
 def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:

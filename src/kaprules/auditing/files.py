@@ -193,7 +193,10 @@ class Reader(Iterator[Record]):
 
     def _hold(self, sizes: list[int]) -> list[str]:
         # The inputs opened here, as `held` names them (else by their paths, as they
-        # were); `sizes` becomes what each descriptor's file holds now.
+        # were); `sizes` becomes what each descriptor's file holds now. Not too many: the
+        # descriptors stay open in every worker, beside their pipes.
+        if len(self._sources) > _HELD_AT_MOST:
+            return list(self._sources)
         paths = []
         for number, source in enumerate(self._sources):
             try:
@@ -409,6 +412,7 @@ that count their lines."""
 _COUNT_BYTES = 32 << 20
 _COUNTS_AHEAD = 8  # counting tasks in flight a worker
 _HASH_BYTES = 1 << 20
+_HELD_AT_MOST = 64  # inputs held open (`Reader._hold`); more are opened where they are read
 # Bytes read at a time to find the line break that ends a block.
 _WINDOW = 1 << 12
 

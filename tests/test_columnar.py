@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1160,6 +1161,77 @@ def test_files_the_workers_read_themselves_give_the_same_outputs(
 def _texts(paths: list[str], engine: str = "records") -> tuple[str, dict[str, Any]]:
     run = audit(read_records(paths), STANDARD, jobs=2, engine=engine)
     return "".join(run.findings_text("jsonl", inputs=True)), run.summary.to_dict(sources=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_telling_a_file_is_not_regular_neither_reads_nor_waits_for_it(tmp_path: Path) -> None:
+    # A pipe named by a path (/dev/stdin) keeps every byte for the stream that reads it,
+    # and a FIFO without a writer is not opened (which would wait for one).
+    read, write = os.pipe()
+    os.write(write, b"{}\n" * 10)
+    os.close(write)
+    try:
+        assert files.plain_files([f"/dev/fd/{read}"]) is None
+        assert os.read(read, 100) == b"{}\n" * 10
+    finally:
+        os.close(read)
+    fifo = tmp_path / "in.jsonl"
+    os.mkfifo(fifo)
+    told: list[object] = []
+    telling = threading.Thread(target=lambda: told.append(files.plain_files([str(fifo)])))
+    telling.start()
+    telling.join(5)
+    waited = telling.is_alive()
+    if waited:  # it opened the FIFO, waiting for a writer: one comes, and goes
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        telling.join()
+    assert (told, waited) == ([None], False)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="no /proc here")
+def test_a_file_whose_size_says_nothing_is_read_as_a_stream(tmp_path: Path) -> None:
+    # /proc's files say they hold 0 bytes: workers reading that many would audit none of
+    # their lines, which the stream reads.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert files.plain_files([str(empty)]) == [0]
+    assert files.plain_files([str(empty), "/proc/self/status"]) is None
+
+
+def test_files_the_workers_read_are_the_ones_each_audit_began_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file renamed over an input between two audits in one process (here Polars is
+    # loaded: the columnar engine reads the files' spans in this process) is read by the
+    # second, not the file the first held open; each audit reads the bytes it measured
+    # at its start, and its digest is theirs, however the file grows.
+    monkeypatch.setattr(files, "SPANS_FROM", 0)
+    monkeypatch.setattr(files, "BLOCK_BYTES", 4000)
+    lines = list(make_audit_data.lines(20, seed=6))
+    path = tmp_path / "in.jsonl"
+    counts = []
+    for kept in (lines, lines[::-1][:15]):
+        fresh = tmp_path / "fresh.jsonl"
+        fresh.write_text("".join(line + "\n" for line in kept))
+        fresh.replace(path)
+        run = audit(read_records([str(path)]), STANDARD, engine="columnar", jobs=2)
+        assert [r.course_id for r in run] == [json.loads(line)["id"] for line in kept]
+        counts.append(run.summary.lines_read)
+    assert counts == [20, 15]
+    data = path.read_bytes()
+    with path.open("ab") as grown:
+        grown.write(b"{}\n")
+    assert files.hashed([("in", str(path), len(data))]) == (
+        hashlib.sha256(data).hexdigest(),
+        [("in", hashlib.sha256(data).hexdigest())],
+    )
+    with pytest.raises(InputError, match="in: it changed while it was read"):
+        files.hashed([("in", str(path), len(data) + 4)])
+    # More inputs than are held open: each read where it is, with the same results.
+    monkeypatch.setattr(files, "_HELD_AT_MOST", 1)
+    run = audit(read_records([str(path), str(path)]), STANDARD, engine="columnar", jobs=2)
+    assert run.summary.lines_read == 32
+    assert run.summary.input_sha256 == hashlib.sha256(path.read_bytes() * 2).hexdigest()
 
 
 def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:

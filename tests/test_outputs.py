@@ -593,6 +593,38 @@ def test_input_sha256_stays_none_for_texts(lines: list[str]) -> None:
     assert kaprules.audit(lines[:3]).summary.input_sha256 is None
 
 
+def test_findings_need_no_usable_temporary_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers write their rows to files in a temporary directory. Where none can be
+    # made (TMPDIR missing or read-only) or one cannot be written any more (full, gone),
+    # the rows come back through the workers' pipes: the same output, not an error
+    # blamed on it.
+    import tempfile
+
+    from kaprules.auditing import pipeline
+    from kaprules.auditing.results import ResultBatch
+
+    source = tmp_path / "d.jsonl"
+    source.write_text("".join(line + "\n" for line in make_audit_data.lines(200, seed=4)))
+    text = "".join(kaprules.audit(read_records([str(source)])).findings_text("jsonl"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    for jobs in (1, 2):
+        out = tmp_path / "out.jsonl"
+        with out.open("wb") as handle:
+            run = kaprules.audit(read_records([str(source)]), jobs=jobs, engine="records")
+            written = sum(run.write_findings(handle.fileno(), "jsonl"))
+        assert out.read_text() == text
+        assert written == len(text.encode())
+    batch = ResultBatch([], [], [], [], [], text="rows\n")
+    assert pipeline._spill(batch, str(tmp_path / "gone")) == batch
+    (tmp_path / "spills").mkdir()
+    spilled = pipeline._spill(batch, str(tmp_path / "spills"))
+    assert spilled.spilled is not None
+    assert not spilled.text
+    assert Path(spilled.spilled).read_text() == "rows\n"
+
+
 @pytest.mark.parametrize("form", ["jsonl", "csv"])
 def test_findings_written_by_the_workers_are_the_findings_text(
     form: findings_files.FindingsForm, tmp_path: Path

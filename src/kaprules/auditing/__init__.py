@@ -406,13 +406,20 @@ class Audit:
         self._claim()
         import tempfile
 
-        directory = tempfile.mkdtemp(prefix="kaprules-findings-")
+        # The workers' files go there; without a usable temporary directory (TMPDIR
+        # read-only, full or missing) their rows come back through their pipes instead.
+        try:
+            directory: str | None = tempfile.mkdtemp(prefix="kaprules-findings-")
+        except OSError:
+            directory = None
         self._form.text = (form, bool(inputs))
         self._form.spill = directory
         self._running = self._written(out, form, bool(inputs), directory)
         return self._running
 
-    def _written(self, out: int, form: FindingsForm, inputs: bool, directory: str) -> Iterator[int]:
+    def _written(
+        self, out: int, form: FindingsForm, inputs: bool, directory: str | None
+    ) -> Iterator[int]:
         import shutil
 
         try:
@@ -431,7 +438,8 @@ class Audit:
             close = getattr(self._results, "close", None)
             if close is not None:
                 close()
-            shutil.rmtree(directory, ignore_errors=True)
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
 
     @property
     def counted(self) -> int:

@@ -16,20 +16,24 @@ import select
 import stat
 import sys
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from kaprules import _fast
 from kaprules.auditing.csv_table import csv_records
-from kaprules.auditing.pipeline import Background, in_workers
+from kaprules.auditing.pipeline import Background, in_workers, start_method
 from kaprules.auditing.records import (
     BLOCK_BYTES,
     BLOCK_LINES,
     MAX_LINE_BYTES,
     LineBlock,
     Record,
+    changed,
+    held,
     line_record,
+    opened,
     read_span,
     too_long,
 )
@@ -91,6 +95,9 @@ class Reader(Iterator[Record]):
         self._hashing: Background | None = None
         self._unhashed: str | None = None  # why the digests could not be made
         self._handed = 0  # bytes handed to the workers as blocks they read
+        # The files the workers read, held open here until this reader is gone (`held`).
+        self._held: list[int] = []
+        weakref.finalize(self, _close_all, self._held)
 
     @property
     def fresh(self) -> bool:
@@ -135,7 +142,7 @@ class Reader(Iterator[Record]):
                 count the lines of) themselves, while a thread hashes the files.
         """
         self._units = iter(())
-        if blocks and jobs > 1 and _fast.ENABLED and hasattr(os, "pread"):
+        if blocks and jobs > 1 and _fast.ENABLED and hasattr(os, "pread") and _forks():
             sizes = plain_files(self._sources)
             if sizes is not None and sum(sizes) >= SPANS_FROM:
                 return self._spans(sizes, jobs)
@@ -146,49 +153,76 @@ class Reader(Iterator[Record]):
         # of a few KiB a block), their lines counted by workers; every byte read, counted
         # and hashed elsewhere. A line too long sends the input the streamed way, which
         # says so where it reaches it.
-        cuts = [block_starts(path, size) for path, size in zip(self._sources, sizes, strict=True)]
+        # Each file is opened once, here, and read by every process through that descriptor
+        # (`held`): a file renamed over an input during the audit is not read, as a
+        # stream would not read it; the bytes read are the `sizes` measured now.
+        paths = self._hold(sizes)
+        cuts = [block_starts(path, size) for path, size in zip(paths, sizes, strict=True)]
         if any(found is None for found in cuts):
             yield from read_sources(self._sources, self._digest, blocks=True)
             return
-        tasks: list[tuple[int, str, list[tuple[int, int]]]] = []
+        inputs = list(zip(self._sources, paths, sizes, strict=True))
+        tasks: list[tuple[int, str, str, list[tuple[int, int]]]] = []
         per_task = max(1, _COUNT_BYTES // BLOCK_BYTES)
-        for number, (path, size, starts) in enumerate(zip(self._sources, sizes, cuts, strict=True)):
+        for number, ((source, path, size), starts) in enumerate(zip(inputs, cuts, strict=True)):
             assert starts is not None
             spans = list(itertools.pairwise([*starts, size]))
             tasks += [
-                (number, path, spans[i : i + per_task]) for i in range(0, len(spans), per_task)
+                (number, source, path, spans[i : i + per_task])
+                for i in range(0, len(spans), per_task)
             ]
         if self._digest.private:
             # The digests in a process of their own: every byte hashed beside the workers.
-            self._hashing = Background(hashed, self._sources)
+            self._hashing = Background(hashed, inputs)
         else:  # a caller's digest object: updated here, in a thread beside the workers
-            self._hasher = threading.Thread(target=self._hash, daemon=True)
+            self._hasher = threading.Thread(target=self._hash, args=(inputs,), daemon=True)
             self._hasher.start()
         # The lines of the blocks counted by workers (a fraction of a second a gigabyte
         # on each core), far enough ahead that the audit's workers never wait for them.
         line, at = 1, 0
         counted = in_workers(iter(tasks), count_lines, None, jobs, _COUNTS_AHEAD)
         with contextlib.closing(counted):  # leaving early stops the counting workers
-            for (number, path, _), found in counted:
+            for (number, source, path, _), found in counted:
                 if number != at:  # the next input: its lines counted from 1
                     line, at = 1, number
                 for offset, size, lines in found:
                     if size:
-                        yield LineBlock(path, line, b"", lines, (path, offset, size))
+                        yield LineBlock(source, line, b"", lines, (path, offset, size))
                     line += lines
                     self._handed += size
 
-    def _hash(self) -> None:
+    def _hold(self, sizes: list[int]) -> list[str]:
+        # The inputs opened here, as `held` names them (else by their paths, as they
+        # were); `sizes` becomes what each descriptor's file holds now. Not too many: the
+        # descriptors stay open in every worker, beside their pipes.
+        if len(self._sources) > _HELD_AT_MOST:
+            return list(self._sources)
+        paths = []
+        for number, source in enumerate(self._sources):
+            try:
+                descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            except OSError:
+                paths.append(source)
+                continue
+            self._held.append(descriptor)
+            info = os.fstat(descriptor)
+            if stat.S_ISREG(info.st_mode):  # (another file may have its name now)
+                paths.append(held(descriptor))
+                sizes[number] = info.st_size
+            else:
+                paths.append(source)
+        return paths
+
+    def _hash(self, inputs: list[tuple[str, str, int]]) -> None:
         # The digests of inputs the workers read: the same bytes, read again beside them
         # (hashlib lets other threads run while it hashes a large buffer).
         try:
-            for source in self._sources:
+            for source, path, size in inputs:
                 self._digest.start(source)
-                with open(source, "rb") as handle:
-                    while data := handle.read(_HASH_BYTES):
-                        self._digest.update(data, counted=False)
-        except OSError as exc:
-            self._unhashed = f"cannot read {shown_id(source, 200)}: {exc.strerror}"
+                for data in _pieces(source, path, size):
+                    self._digest.update(data, counted=False)
+        except InputError as exc:
+            self._unhashed = str(exc)
 
     def _hashed(self) -> None:
         if self._hashing is not None:
@@ -378,6 +412,7 @@ that count their lines."""
 _COUNT_BYTES = 32 << 20
 _COUNTS_AHEAD = 8  # counting tasks in flight a worker
 _HASH_BYTES = 1 << 20
+_HELD_AT_MOST = 64  # inputs held open (`Reader._hold`); more are opened where they are read
 # Bytes read at a time to find the line break that ends a block.
 _WINDOW = 1 << 12
 
@@ -392,16 +427,43 @@ def plain_files(sources: Sequence[str]) -> list[int] | None:
     for source in sources:
         if source == "-" or source.lower().removesuffix(".gz").endswith(".csv"):
             return None
+        # Its kind told before it is opened: opening a FIFO waits for a writer, and
+        # reading a pipe (``/dev/stdin``) takes bytes the stream would then not see.
         try:
-            info = os.stat(source)
-            with open(source, "rb") as handle:
-                magic = handle.read(2)
+            if not stat.S_ISREG(os.stat(source).st_mode):
+                return None
+            descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except (OSError, ValueError):
             return None
-        if not stat.S_ISREG(info.st_mode) or magic == b"\x1f\x8b":
+        try:
+            info = os.fstat(descriptor)  # what was opened: still a regular file
+            magic = os.pread(descriptor, 2, 0) if stat.S_ISREG(info.st_mode) else None
+        except OSError:
+            return None
+        finally:
+            os.close(descriptor)
+        if magic is None or magic == b"\x1f\x8b" or _pseudo(info, magic):
             return None
         sizes.append(info.st_size)
     return sizes
+
+
+def _forks() -> bool:
+    # The workers, forked, inherit the files held open here (`Reader._hold`).
+    return start_method() == "fork"
+
+
+def _close_all(descriptors: list[int]) -> None:
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    descriptors.clear()
+
+
+def _pseudo(info: os.stat_result, magic: bytes) -> bool:
+    # A file whose size does not say what it holds (/proc's report 0 bytes, sysfs's 4096,
+    # and neither takes room on a disk): the stream reads what it holds.
+    return len(magic) > info.st_size or (info.st_size > 0 and getattr(info, "st_blocks", 1) == 0)
 
 
 def block_starts(path: str, size: int) -> list[int] | None:
@@ -412,48 +474,49 @@ def block_starts(path: str, size: int) -> list[int] | None:
     file cannot be read here): the file is then read as a stream, which says so.
     """
     try:
-        descriptor = os.open(path, os.O_RDONLY)
+        with opened(path) as descriptor:
+            return _starts(descriptor, size)
     except OSError:
         return None
-    try:
-        starts = [0]
-        while starts[-1] + BLOCK_BYTES < size:
-            at = scanned = starts[-1] + BLOCK_BYTES
-            found = -1
-            while scanned < size and found < 0:
-                window = os.pread(descriptor, _WINDOW, scanned)
-                if not window:
-                    return None  # shorter than it was: the stream reads what is there
-                where = window.find(b"\n")
-                found = scanned + where if where >= 0 else -1
-                scanned += len(window)
-                if scanned - at > MAX_LINE_BYTES + 1:
-                    return None
-            end = found if found >= 0 else size
-            if end - at > MAX_LINE_BYTES - BLOCK_BYTES:  # perhaps too long: measured
-                head = os.pread(descriptor, at - starts[-1], starts[-1])
-                if end - (starts[-1] + head.rfind(b"\n") + 1) > MAX_LINE_BYTES:
-                    return None
-            if found < 0 or found + 1 >= size:
-                break
-            starts.append(found + 1)
-        return starts
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
 
 
-def count_lines(task: tuple[int, str, list[tuple[int, int]]]) -> list[tuple[int, int, int]]:
+def _starts(descriptor: int, size: int) -> list[int] | None:
+    starts = [0]
+    while starts[-1] + BLOCK_BYTES < size:
+        at = scanned = starts[-1] + BLOCK_BYTES
+        found = -1
+        while scanned < size and found < 0:
+            window = os.pread(descriptor, _WINDOW, scanned)
+            if not window:
+                return None  # shorter than it was: the stream reads what is there
+            where = window.find(b"\n")
+            found = scanned + where if where >= 0 else -1
+            scanned += len(window)
+            if scanned - at > MAX_LINE_BYTES + 1:
+                return None
+        end = found if found >= 0 else size
+        if end - at > MAX_LINE_BYTES - BLOCK_BYTES:  # perhaps too long: measured
+            head = os.pread(descriptor, at - starts[-1], starts[-1])
+            if end - (starts[-1] + head.rfind(b"\n") + 1) > MAX_LINE_BYTES:
+                return None
+        if found < 0 or found + 1 >= size:
+            break
+        starts.append(found + 1)
+    return starts
+
+
+def count_lines(
+    task: tuple[int, str, str, list[tuple[int, int]]],
+) -> list[tuple[int, int, int]]:
     """In a worker: ``(offset, size, lines)`` of the blocks of a file's spans.
 
     A span of more than `BLOCK_LINES` lines is cut into blocks of that many; a last line
     without its line break counts.
     """
-    _, path, spans = task
+    _, source, path, spans = task
     found = []
     for start, end in spans:
-        data = read_span(path, path, start, end - start)
+        data = read_span(source, path, start, end - start)
         lines = data.count(b"\n") + (bool(data) and not data.endswith(b"\n"))
         at = 0
         while lines > BLOCK_LINES:
@@ -466,22 +529,37 @@ def count_lines(task: tuple[int, str, list[tuple[int, int]]]) -> list[tuple[int,
     return found
 
 
-def hashed(sources: Sequence[str]) -> tuple[str, list[tuple[str, str]]]:
+def hashed(inputs: Sequence[tuple[str, str, int]]) -> tuple[str, list[tuple[str, str]]]:
     """The SHA-256 of the files' bytes in order, and ``(source, SHA-256)`` of each.
 
+    Args:
+        inputs: ``(source, path, size)`` of each file: its name, where it is read (a
+            path, or a file held open, `held`), and how many bytes of it the audit reads.
+
     Raises:
-        InputError: A file cannot be read.
+        InputError: A file cannot be read, or holds fewer bytes than that.
     """
     whole = hashlib.sha256()
     each = []
-    for source in sources:
+    for source, path, size in inputs:
         one = hashlib.sha256()
-        try:
-            with open(source, "rb") as handle:
-                while data := handle.read(_HASH_BYTES):
-                    whole.update(data)
-                    one.update(data)
-        except OSError as exc:
-            raise InputError(f"cannot read {shown_id(source, 200)}: {exc.strerror}") from None
+        for data in _pieces(source, path, size):
+            whole.update(data)
+            one.update(data)
         each.append((source, one.hexdigest()))
     return whole.hexdigest(), each
+
+
+def _pieces(source: str, path: str, size: int) -> Iterator[bytes]:
+    # The first `size` bytes of the file, a piece at a time: what its workers read.
+    try:
+        with opened(path) as descriptor:
+            at = 0
+            while at < size:
+                data = os.pread(descriptor, min(_HASH_BYTES, size - at), at)
+                if not data:
+                    raise InputError(changed(source))
+                at += len(data)
+                yield data
+    except OSError as exc:
+        raise InputError(f"cannot read {shown_id(source, 200)}: {exc.strerror}") from None

@@ -482,12 +482,23 @@ def _spilling(form: ResultForm) -> Any:
 
 
 def _spill(batch: ResultBatch, directory: str) -> ResultBatch:
-    # In a worker: the batch's text moved to a file of its own in `directory`.
+    # In a worker: the batch's text moved to a file of its own in `directory`. Where it
+    # cannot be written there (the temporary directory full, or gone), the text comes
+    # back with the batch, as it would without the directory: the output is not at fault.
     if not batch.text:
         return batch
-    handle, path = tempfile.mkstemp(prefix="batch-", dir=directory)
-    with os.fdopen(handle, "wb") as written:
-        written.write(batch.text.encode("utf-8"))
+    data = batch.text.encode("utf-8")
+    try:
+        handle, path = tempfile.mkstemp(prefix="batch-", dir=directory)
+    except OSError:
+        return batch
+    try:
+        with os.fdopen(handle, "wb") as written:
+            written.write(data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return batch
     return batch.spilled_to(path)
 
 

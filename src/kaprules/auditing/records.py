@@ -6,6 +6,7 @@ holds whole lines of JSON Lines, read in one go for a worker to split into recor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -21,14 +22,18 @@ from kaprules.model import Course
 __all__ = [
     "BLOCK_BYTES",
     "BLOCK_LINES",
+    "HELD",
     "MAX_LINE_BYTES",
     "LineBlock",
     "Record",
     "RecordItem",
+    "changed",
     "course_of",
+    "held",
     "line_item",
     "line_record",
     "loaded",
+    "opened",
     "read_span",
     "readable_id",
     "record_bytes",
@@ -189,8 +194,31 @@ def record_bytes(record: Record) -> int:
     return 0
 
 
-# A worker's open input files, by path: a task's blocks are read with one pread each.
-_OPEN: dict[str, int] = {}
+HELD = "\x00fd:"
+"""How a span names a file the main process holds open (`held`): not a path (a path has no
+NUL), so no file of that name is opened."""
+
+
+def held(descriptor: int) -> str:
+    """What a span calls the file open as ``descriptor`` in the main process.
+
+    Its forked workers inherit the descriptor, so every process reads the very file the
+    audit began with, even if another is renamed to its name meanwhile.
+    """
+    return f"{HELD}{descriptor}"
+
+
+@contextlib.contextmanager
+def opened(path: str) -> Iterator[int]:
+    """A descriptor of ``path``: the one `held` names (left open), or a new one, closed."""
+    if path.startswith(HELD):
+        yield int(path[len(HELD) :])
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        yield descriptor
+    finally:
+        os.close(descriptor)
 
 
 def read_span(source: str, path: str, offset: int, size: int) -> bytes:
@@ -199,16 +227,19 @@ def read_span(source: str, path: str, offset: int, size: int) -> bytes:
     Raises:
         InputError: The file cannot be read, or is shorter than it was.
     """
-    descriptor = _OPEN.get(path)
     try:
-        if descriptor is None:
-            descriptor = _OPEN[path] = os.open(path, os.O_RDONLY)
-        data = os.pread(descriptor, size, offset)
+        with opened(path) as descriptor:
+            data = os.pread(descriptor, size, offset)
     except OSError as exc:
         raise InputError(f"cannot read {shown_id(source, 200)}: {exc.strerror}") from None
     if len(data) != size:
-        raise InputError(f"cannot read {shown_id(source, 200)}: it changed while it was read")
+        raise InputError(changed(source))
     return data
+
+
+def changed(source: str) -> str:
+    """The message of an input file that became shorter while it was read."""
+    return f"cannot read {shown_id(source, 200)}: it changed while it was read"
 
 
 def loaded(chunk: list[Any]) -> tuple[list[Any], bytes | None]:

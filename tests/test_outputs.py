@@ -59,7 +59,11 @@ def write_big(path: Path, lines: list[str], copies: int) -> Path:
 
 
 def start(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": SRC}
+    # The audit's own temporary files beside the test's folder, not in /tmp: a main
+    # process killed by SIGKILL cannot remove them.
+    scratch = cwd.parent / f"{cwd.name}-tmp"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": SRC, "TMPDIR": str(scratch)}
 
     def default_signals() -> None:
         # A test runner may ignore SIGINT, and a child inherits that.

@@ -371,9 +371,10 @@ class Columnar:
     def work(self, chunk: list[Any], joined: bytes | None, *, job: Job, text: Text) -> ResultBatch:
         """A chunk's results: compliant courses as columns, the rest as their fields."""
         if in_worker():
-            # One Polars thread a worker: the workers already fill the cores, and
-            # Polars' threads would only contend with them.
-            os.environ.setdefault("POLARS_MAX_THREADS", "1")
+            # One Polars thread a worker: the workers already fill the cores (--jobs is
+            # the audit's one knob), and Polars' threads would only contend with them,
+            # whatever the caller's environment asked of its own Polars.
+            os.environ["POLARS_MAX_THREADS"] = "1"
         assert isinstance(job.protocol, Protocol)  # several versions never run here
         return work_on(chunk, job.protocol, job.as_of, job.sample, text, joined)
 

@@ -992,13 +992,15 @@ def test_a_feedback_log_that_cannot_be_written_is_exit_2_at_start(
 # --- keys from a jku URL -------------------------------------------------------------------
 
 
-def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
-    # One GET through the ASGI application, as Uvicorn hands it over.
+def _asgi(
+    application: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, dict[str, str], bytes]:
+    # One bodiless request through the ASGI application, as Uvicorn hands it over.
     scope = {
-        "type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "headers": [(b"authorization", f"Bearer {bearer}".encode())],
-        "scheme": "http", "server": ("127.0.0.1", 80), "http_version": "1.1",
-        "root_path": "", "client": ("127.0.0.1", 5000),
+        "type": "http", "method": method, "path": path, "raw_path": path.encode(),
+        "query_string": b"", "headers": headers, "scheme": "http",
+        "server": ("127.0.0.1", 80), "http_version": "1.1", "root_path": "",
+        "client": ("127.0.0.1", 5000),
     }  # fmt: skip
     sent: list[dict[str, Any]] = []
 
@@ -1009,7 +1011,15 @@ def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
         sent.append(message)
 
     asyncio.run(application(scope, receive, send))
-    return sent[0]["status"], json.loads(sent[1]["body"])
+    shown = {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
+    return sent[0]["status"], shown, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _asgi_get(application: Any, path: str, bearer: str) -> tuple[int, Any]:
+    status, _, body = _asgi(
+        application, "GET", path, [(b"authorization", f"Bearer {bearer}".encode())]
+    )
+    return status, json.loads(body)
 
 
 @pytest.mark.parametrize(
@@ -1037,30 +1047,13 @@ def test_a_url_or_origin_no_call_can_match_is_exit_2_at_start(
 
 
 def _preflight(application: Any, origin: str) -> tuple[int, dict[str, str], bytes]:
-    # A browser's CORS preflight through the ASGI application, as Uvicorn hands it over.
-    path = "/cds-services/kap-standard"
+    # A browser's CORS preflight.
     headers = [
         (b"origin", origin.encode()),
         (b"access-control-request-method", b"POST"),
         (b"access-control-request-headers", b"authorization,content-type"),
     ]
-    scope = {
-        "type": "http", "method": "OPTIONS", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "headers": headers, "scheme": "http",
-        "server": ("127.0.0.1", 80), "http_version": "1.1", "root_path": "",
-        "client": ("127.0.0.1", 5000),
-    }  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(application(scope, receive, send))
-    shown = {k.decode().lower(): v.decode() for k, v in sent[0]["headers"]}
-    return sent[0]["status"], shown, b"".join(m.get("body", b"") for m in sent[1:])
+    return _asgi(application, "OPTIONS", "/cds-services/kap-standard", headers)
 
 
 def test_a_cors_preflight_from_another_origin_is_a_logged_operation_outcome(

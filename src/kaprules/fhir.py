@@ -629,10 +629,6 @@ def _codes(concept: Any) -> set[tuple[str | None, str]]:
     return {(c.system, c.code) for c in concept.coding or () if c.code is not None}
 
 
-def _has(concept: Any, system: str, code: str) -> bool:
-    return (system, code) in _codes(concept)
-
-
 def _participation(concept_list: Any) -> set[str]:
     codes: set[str] = set()
     for concept in concept_list or ():

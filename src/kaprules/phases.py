@@ -205,10 +205,6 @@ def _impossible(weeks: tuple[int, int | None], data: Mapping[str, Any]) -> list[
     return found
 
 
-def _check_phase(instance: Phase, attribute: attrs.Attribute[Any], value: object) -> None:
-    pass  # the whole phase is checked once, after init
-
-
 @attrs.frozen
 class Phase:
     """A range of treatment weeks and what the protocol asks of each of them.

@@ -823,13 +823,6 @@ class ProtocolVersions:
         return evaluate_versions(course, self, as_of)
 
 
-def as_versions(protocol: Protocol | ProtocolVersions) -> ProtocolVersions:
-    """``protocol`` as versions: a single protocol is one version, in force always."""
-    if isinstance(protocol, ProtocolVersions):
-        return protocol
-    return ProtocolVersions([attrs.evolve(protocol, effective=None)])
-
-
 def _follow(rule: Rule, changes: Mapping[str, Any], other: Rule) -> Rule:
     """``other`` with the parameters that follow ``rule``'s changed roles.
 

@@ -12,7 +12,7 @@ the service checks each fully: signature, claims, replay), and each thread write
 request to a raw socket and reads the answer's headers and Content-Length bytes, no HTTP
 library in the loop.
 
-    python benchmarks/bench_serve.py [--clients 20] [--calls 100] [--workers CORES]
+    python benchmarks/bench_serve.py [--clients 20] [--calls 100] [--workers N]
 
 Needs the serve extra. Not a test: the figures depend on the machine.
 """
@@ -36,6 +36,8 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from kaprules.cli._serve import default_workers
 
 ISS = "https://ehr.example.org/"
 LOINC = "http://loinc.org"
@@ -166,8 +168,8 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="kaprules serve --workers (default: one per core, as the serve page advises)",
+        default=default_workers(),
+        help="kaprules serve --workers (default: the service's own, one per core up to 4)",
     )
     args = parser.parse_args()
 

@@ -114,6 +114,25 @@ def timed(
     return seconds, int(peak) / 1024, text, cpu
 
 
+def _audit(path: Path, jobs: int, engine: str, findings: Path) -> list[str]:
+    """The command of one kaprules contestant: this interpreter, kaprules as it imports."""
+    return [
+        sys.executable,
+        "-c",
+        _KAPRULES,
+        "audit",
+        str(path),
+        "--jobs",
+        str(jobs),
+        "--engine",
+        engine,
+        "--findings",
+        str(findings),
+        "--format",
+        "json",
+    ]
+
+
 def contestants(args: argparse.Namespace, path: Path) -> dict[str, list[str]]:
     """Name -> command, kaprules first."""
     found: dict[str, list[str]] = {}
@@ -122,35 +141,11 @@ def contestants(args: argparse.Namespace, path: Path) -> dict[str, list[str]]:
             found[f"baseline {engine} --jobs {args.jobs}"] = [
                 "env",
                 f"PYTHONPATH={args.baseline}",
-                sys.executable,
-                "-c",
-                _KAPRULES,
-                "audit",
-                str(path),
-                "--jobs",
-                str(args.jobs),
-                "--engine",
-                engine,
-                "--findings",
-                str(args.dir / "bench-peers-baseline.jsonl"),
-                "--format",
-                "json",
+                *_audit(path, args.jobs, engine, args.dir / "bench-peers-baseline.jsonl"),
             ]
-        found[f"kaprules {engine} --jobs {args.jobs}"] = [
-            sys.executable,
-            "-c",
-            _KAPRULES,
-            "audit",
-            str(path),
-            "--jobs",
-            str(args.jobs),
-            "--engine",
-            engine,
-            "--findings",
-            str(args.dir / "bench-peers-findings.jsonl"),
-            "--format",
-            "json",
-        ]
+        found[f"kaprules {engine} --jobs {args.jobs}"] = _audit(
+            path, args.jobs, engine, args.dir / "bench-peers-findings.jsonl"
+        )
     for script, module in _PEERS.items():
         peer = args.peers / script
         name = script.removesuffix(".py").replace("peer_", "")

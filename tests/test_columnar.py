@@ -84,6 +84,8 @@ def _hostile() -> list[str | bytes]:
         json.dumps(doc),  # json.dumps's own separators
         json.dumps(doc, indent=None, separators=(", ", ":")),
         good.replace('"timezone"', '"timezone":"UTC","timezone"', 1),  # a repeated key
+        good.replace('"escort"', '"escort":"A","escort"', 1),  # a session's repeated key
+        good.replace('"sessions":[', '"sessions":[],"sessions":[', 1),
         good.replace('"patient"', '"patients"', 1),  # an unknown field
         good.replace('"patient":"P-SECRET-4471"', '"patient":null', 1),
         good.replace('"patient":"P-SECRET-4471"', '"patient":12', 1),
@@ -647,9 +649,9 @@ def test_zone_offsets_agree_with_zoneinfo_anywhere(seed: int) -> None:
     keys, values, index = columnar_zones._zone_keys(names)
     rows = []
     for name in names:
-        base = rng.randrange(columnar_zones._LO, columnar_zones._HI - 400 * 86400)
+        base = rng.randrange(columnar_zones.LO, columnar_zones.HI - 400 * 86400)
         rows += [
-            (index[name], rng.randrange(columnar_zones._LO, columnar_zones._HI)) for _ in range(200)
+            (index[name], rng.randrange(columnar_zones.LO, columnar_zones.HI)) for _ in range(200)
         ]
         rows += [(index[name], base + 3600 * k + rng.randrange(3600)) for k in range(0, 9000, 11)]
     frame = pl.DataFrame(rows, schema=["zone", "utc"], orient="row")

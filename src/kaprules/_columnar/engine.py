@@ -329,25 +329,48 @@ def _rest(
             position += 1
             continue
         end = bisect.bisect_left(taken, row + unit.lines, lo=at)
-        rest = sorted(set(range(row, row + unit.lines)).difference(taken[at:end]))
-        for r in rest:
+        for r in _gaps(taken, at, end, row, row + unit.lines):
             yield position + r - row, r, unit, unit.first_line + r - row, lines[r]
         position += unit.lines
         row += unit.lines
         at = end
 
 
+def _gaps(taken: list[int], at: int, end: int, low: int, high: int) -> Iterator[int]:
+    """The rows from ``low`` to ``high`` not in ``taken[at:end]`` (ascending, within them)."""
+    for t in taken[at:end]:
+        yield from range(low, t)
+        low = t + 1
+    yield from range(low, high)
+
+
 class Rows:
-    """A chunk's lines by row (its blocks' lines, in order), split when first wanted."""
+    """A chunk's lines by row (its blocks' lines, in order), found when wanted.
+
+    Rows are asked for in ascending order, and few of them (the records not read as
+    columns): each is found from the last, without splitting the chunk into lines.
+    """
 
     def __init__(self, data: bytes) -> None:
         self._data = data
-        self._lines: list[bytes] | None = None
+        self._row = 0  # the row that starts at _at
+        self._at = 0
 
     def __getitem__(self, row: int) -> bytes:
-        if self._lines is None:
-            self._lines = self._data.split(b"\n")
-        return self._lines[row]
+        data = self._data
+        if row < self._row:
+            self._row, self._at = 0, 0
+        at = self._at
+        find = data.find
+        for _ in range(row - self._row):
+            at = find(b"\n", at) + 1
+            if not at:
+                raise IndexError(f"row {row} is beyond the chunk")
+        end = find(b"\n", at)
+        if end < 0:
+            end = len(data)
+        self._row, self._at = row, at
+        return data[at:end]
 
 
 @attrs.frozen

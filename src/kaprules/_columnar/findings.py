@@ -54,14 +54,18 @@ def finding_table(sessions: Any, columns: Columns, forms: list[tuple[int, tuple[
     sessions = sessions.with_columns(
         [form[0].fill_null(True).alias(f"_at{k}") for k, (_, form) in enumerate(forms)]
     ).collect()
-    hit = pl.any_horizontal([pl.col(f"_at{k}") for k in range(len(forms))])
+    # Only the forms with a finding here are written out (one keeps the table's columns):
+    # each costs its plan, found or not.
+    fired = sessions.select([pl.col(f"_at{k}").any() for k in range(len(forms))]).row(0)
+    live = [k for k, any_found in enumerate(fired) if any_found] or [0]
+    hit = pl.any_horizontal([pl.col(f"_at{k}") for k in live])
     flagged = _within(sessions, sessions.filter(hit)["row"])
     flagged = labelled(flagged.lazy()).collect()
     # A course's grouped texts and lists, only for the courses where a form reads them.
     # They join only the rows of the findings that read them, never every session row: a
     # course's joined labels on each of its sessions grew with the square of its length
     # (3 courses of 3,000 sessions took 862 MiB; now 142).
-    readers = [k for k, (_, form) in enumerate(forms) if _reads(form, columns.groups)]
+    readers = [k for k in live if _reads(forms[k][1], columns.groups)]
     grouped = None
     if readers:
         wanted = pl.any_horizontal([pl.col(f"_at{k}") for k in readers])
@@ -73,7 +77,8 @@ def finding_table(sessions: Any, columns: Columns, forms: list[tuple[int, tuple[
     # for each of them.
     flagged = flagged.with_columns(drawable=drawable.fill_null(False)).lazy()
     parts = []
-    for number, (index, (_, message, expected, actual, named)) in enumerate(forms):
+    for number in live:
+        index, (_, message, expected, actual, named) = forms[number]
         if named == "this":
             ids, places = pl.concat_list("sid"), pl.concat_list("place")
         elif named == "pair":

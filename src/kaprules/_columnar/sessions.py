@@ -46,7 +46,12 @@ def session_rows(courses: Any, as_of: AsOf = None) -> Any:
         "therapist",
         utc=start,
         food=food,
-        sid=pl.coalesce(pl.col("id"), (pl.col("pos") + 1).cast(pl.String)),
+        # A positional id where none is given (made only then: numbers as texts cost).
+        sid=(
+            pl.coalesce(pl.col("id"), (pl.col("pos") + 1).cast(pl.String))
+            if s["id"].null_count()
+            else pl.col("id")
+        ),
         induction=pl.col("kind").is_null() | (pl.col("kind") == "induction"),
         valid=(pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"])),
         _food_given=pl.col("last_food").is_not_null(),

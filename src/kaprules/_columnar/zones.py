@@ -8,7 +8,7 @@ from typing import Any
 
 from kaprules import _time
 
-__all__ = ["EPOCH", "instant_seconds", "offset_texts", "zone_offsets", "zone_table"]
+__all__ = ["EPOCH", "HI", "LO", "instant_seconds", "offset_texts", "zone_offsets", "zone_table"]
 
 
 def instant_seconds(column: str) -> Any:
@@ -46,10 +46,10 @@ def offset_texts() -> tuple[Any, Any]:
 
 
 # UTC seconds the zone tables cover: 1901-01-01 and 2200-01-01, two days either way.
-_LO = -2_177_452_800 - 2 * 86400
+LO = -2_177_452_800 - 2 * 86400
 
 
-_HI = 7_258_118_400 + 2 * 86400
+HI = 7_258_118_400 + 2 * 86400
 
 
 _BIAS = 1 << 32
@@ -63,7 +63,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 @functools.lru_cache(maxsize=1024)
 def zone_table(name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """(segment starts, UTC offsets) of a zone, in seconds, from _LO to _HI; None: unknown.
+    """(segment starts, UTC offsets) of a zone, in seconds, from LO to HI; None: unknown.
 
     The offset is zoneinfo's own (``astimezone``, as the timeline converts), asked at the
     start of each segment. The segments' starts are a superset of the instants where the
@@ -79,7 +79,7 @@ def zone_table(name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
 
         parsed = pure.ZoneInfo.no_cache(name)
         transitions = [int(t) for t in parsed._trans_utc]
-        points = {_LO, *(t for t in transitions if _LO < t < _HI)}
+        points = {LO, *(t for t in transitions if LO < t < HI)}
         after = parsed._tz_after
         if isinstance(after, pure._TZStr):
             # zoneinfo's rule for a UTC instant: the DST bounds of the instant's UTC year,
@@ -91,7 +91,7 @@ def zone_table(name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
                 begin, end = (int(t) for t in after.transitions(year))
                 new_year = int((dt.datetime(year, 1, 1, tzinfo=dt.UTC) - EPOCH).total_seconds())
                 for point in (new_year, begin - std, begin - dst, end - std, end - dst):
-                    if _LO < point < _HI:
+                    if LO < point < HI:
                         points.add(point)
         elif not isinstance(after, pure._ttinfo):
             return None
@@ -144,8 +144,8 @@ def offset_of(keys: list[int], values: list[int]) -> Any:
     if not keys:
         return pl.lit(None, dtype=pl.Int64)
     utc = pl.col("utc")
-    wanted = pl.when((utc >= _LO) & (utc < _HI)).then(pl.col("zone") * _SHIFT + _BIAS + utc)
-    # Within its zone's keys: the first key of a zone is at _LO, below any wanted value.
+    wanted = pl.when((utc >= LO) & (utc < HI)).then(pl.col("zone") * _SHIFT + _BIAS + utc)
+    # Within its zone's keys: the first key of a zone is at LO, below any wanted value.
     place = pl.lit(pl.Series(keys, dtype=pl.Int64)).search_sorted(wanted.fill_null(0), side="right")
     place = (place.cast(pl.Int64) - 1).clip(0, len(keys) - 1)
     found = pl.lit(pl.Series(values, dtype=pl.Int64)).gather(place)

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kaprules
 from kaprules import STANDARD
-from kaprules.auditing import audit, read_records
+from kaprules.auditing import audit, files, read_records
 from test_plugins import PROTOCOL, installed, site  # noqa: F401 (fixtures)
 
 from conftest import EXAMPLES
@@ -280,3 +282,42 @@ def test_the_progress_bar_shows_the_share_done_when_the_size_is_known(
     assert "50%" in shown
     assert "7 courses" in shown
     assert isinstance(bar, tqdm.tqdm)
+
+
+@given(
+    st.binary(max_size=40),
+    st.lists(st.lists(st.binary(max_size=200), max_size=3), max_size=4),
+)
+def test_each_input_is_hashed_as_its_own_bytes_and_all_of_them_together(
+    before: bytes, inputs: list[list[bytes]]
+) -> None:
+    # The first input's digest is taken from the whole's (its bytes hashed once): only
+    # while no byte came before it, and it ends where the next input begins.
+    digests = files.Digests(hashlib.sha256(), None)
+    digests.update(before, counted=False)
+    for number, pieces in enumerate(inputs):
+        digests.start(f"in{number}")
+        for piece in pieces:
+            digests.update(piece)
+    assert digests.each() == [
+        (f"in{number}", hashlib.sha256(b"".join(pieces)).hexdigest())
+        for number, pieces in enumerate(inputs)
+    ]
+    every = before + b"".join(b"".join(pieces) for pieces in inputs)
+    assert digests.hexdigest() == hashlib.sha256(every).hexdigest()
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_files_hashed_beside_the_workers_have_each_their_own_digest(
+    count: int, tmp_path: Path
+) -> None:
+    contents = [bytes(range(n, 256)) * (n + 1) for n in range(count)]
+    inputs = []
+    for number, data in enumerate(contents):
+        path = tmp_path / f"in{number}"
+        path.write_bytes(data)
+        inputs.append((f"in{number}", str(path), len(data)))
+    assert files.hashed(inputs) == (
+        hashlib.sha256(b"".join(contents)).hexdigest(),
+        [(f"in{n}", hashlib.sha256(data).hexdigest()) for n, data in enumerate(contents)],
+    )

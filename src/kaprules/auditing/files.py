@@ -273,7 +273,11 @@ class Digests:
     def __init__(self, own: Any, other: Any | None) -> None:
         self._own = own
         self._other = other
+        # Each input's digest: a hashlib object, its hex digest once the next input began,
+        # or None for the first input while it is the only one, whose digest is ``own``'s
+        # (its bytes hashed once, not twice).
         self._each: list[tuple[str, Any]] = []
+        self._own_used = False  # whether own has any bytes yet
         self.read = 0  # bytes, as stored (compressed for .gz): what a progress bar counts
         self._settled: tuple[str, list[tuple[str, str]]] | None = None
 
@@ -292,23 +296,38 @@ class Digests:
 
     def start(self, source: str) -> None:
         """Begin the digest of the input ``source``: the bytes from now on are its."""
-        self._each.append((source, hashlib.sha256()))
+        if self._each and self._each[-1][1] is None:
+            # The first input ends: its digest is own's now.
+            self._each[-1] = (self._each[-1][0], self._own.hexdigest())
+        shared = not self._each and not self._own_used
+        self._each.append((source, None if shared else hashlib.sha256()))
 
     def each(self) -> list[tuple[str, str]]:
         """``(source, SHA-256)`` of each input begun, in order."""
         if self._settled is not None:
             return self._settled[1]
-        return [(source, digest.hexdigest()) for source, digest in self._each]
+        return [
+            (source, self._own.hexdigest() if digest is None else _hex(digest))
+            for source, digest in self._each
+        ]
 
     def update(self, data: bytes, *, counted: bool = True) -> None:
         """Add ``data``, the next bytes read, to every digest (``counted``: in `read`)."""
         if counted:
             self.read += len(data)
         self._own.update(data)
+        self._own_used = self._own_used or bool(data)
         if self._other is not None:
             self._other.update(data)
         if self._each:
-            self._each[-1][1].update(data)
+            digest = self._each[-1][1]
+            if digest is not None:
+                digest.update(data)
+
+
+def _hex(digest: Any) -> str:
+    # An input's digest: still a hashlib object, or its hex digest already.
+    return digest if isinstance(digest, str) else str(digest.hexdigest())
 
 
 def read_sources(
@@ -541,12 +560,14 @@ def hashed(inputs: Sequence[tuple[str, str, int]]) -> tuple[str, list[tuple[str,
     """
     whole = hashlib.sha256()
     each = []
-    for source, path, size in inputs:
-        one = hashlib.sha256()
+    for number, (source, path, size) in enumerate(inputs):
+        # The first input's digest is the whole's so far: its bytes are hashed once.
+        one = hashlib.sha256() if number else None
         for data in _pieces(source, path, size):
             whole.update(data)
-            one.update(data)
-        each.append((source, one.hexdigest()))
+            if one is not None:
+                one.update(data)
+        each.append((source, (one or whole).hexdigest()))
     return whole.hexdigest(), each
 
 

@@ -1242,3 +1242,41 @@ def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:
     assert files.block_starts(str(path), path.stat().st_size) is None
     path.write_bytes(b"{}\n" + b"x" * auditing.MAX_LINE_BYTES + b"\n{}\n")
     assert files.block_starts(str(path), path.stat().st_size) == [0, path.stat().st_size - 3]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["good", "twice", "session twice", "junk", "blank", "crlf"]),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_key_given_twice_is_found_whether_lines_are_counted_at_once_or_each(
+    kinds: list[str],
+) -> None:
+    # Lines whose quotes are counted together (no CR in the chunk) or each on its own:
+    # every course whose line gives a key twice is left to the per-record way, the lines
+    # around it (left out or not, at the chunk's start, middle or end) whatever they are.
+    good = list(make_audit_data.lines(len(kinds), seed=11))
+    made: dict[str, Callable[[str], str]] = {
+        "good": lambda line: line,
+        "twice": lambda line: line.replace('"timezone"', '"timezone":"UTC","timezone"', 1),
+        "session twice": lambda line: line.replace('"escort"', '"escort":"x","escort"', 1),
+        "junk": lambda line: '"a"b"' + line,
+        "blank": lambda line: "",
+        "crlf": lambda line: line + "\r",
+    }
+    lines = [made[kind](line) for kind, line in zip(kinds, good, strict=True)]
+    data = "".join(line + "\n" for line in lines).encode()
+    courses = columnar_findings.courses_of(data)
+    rows = [] if courses is None else courses["row"].to_list()
+    assert rows == [
+        n for n, kind in enumerate(kinds) if kind in ("good", "twice", "session twice", "crlf")
+    ]
+    twice = {"twice", "session twice"} & set(kinds)
+    assert courses is None or ("course_quotes" in courses.columns) == bool(twice or "crlf" in kinds)
+    found, (compliant, _, _) = columnar_findings.evaluated(data, STANDARD)
+    taken = set(found) | set(compliant)
+    assert not {n for n, kind in enumerate(kinds) if kind in twice} & taken
+    assert {n for n, kind in enumerate(kinds) if kind in ("good", "crlf")} <= taken

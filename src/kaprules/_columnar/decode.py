@@ -14,7 +14,17 @@ from typing import Any
 from kaprules._columnar.columns import WHITESPACE
 from kaprules.course_files import COURSE_FORMAT, MAX_SESSIONS, SESSION_FIELDS
 
-__all__ = ["COURSE_KEYS", "LINE", "SESSION_KEYS", "decode_frame", "read_courses", "schema", "utf8"]
+__all__ = [
+    "COURSE_KEYS",
+    "LINE",
+    "SESSION_KEYS",
+    "decode_frame",
+    "quotes_between",
+    "read_courses",
+    "schema",
+    "session_strings",
+    "utf8",
+]
 
 
 # The course format's fields (`kaprules.course_files`) this engine reads: the course's
@@ -112,18 +122,21 @@ def decode_frame(frame: Any) -> Any | None:
 
 
 def read_courses(lines: Any) -> Any:
-    """One row per line of the course's shape: ``row, course_id, n, tz, sessions``.
+    """One row per line of the course's shape: ``row, course_id, n, tz, sessions``, and quotes.
 
-    Lazy: ``lines`` is a LazyFrame of ``row, line``, or of ``row, line, c`` already decoded.
+    Lazy: ``lines`` is a LazyFrame of ``row, line``, or of ``row, line, c`` already decoded,
+    with ``at`` (each line's offset in the chunk's bytes) when its lines are counted there.
+    Quotes: ``strings``, those the course's decoded strings account for (two per string,
+    keys included; its sessions' are counted in `session_rows`), and ``course_quotes``,
+    the line's own less those, or with ``at``, the line's ``at`` and ``size`` in bytes
+    instead, for `quotes_between` to count all the lines' quotes at once. Any key the
+    decoder dropped (a key given twice) leaves quotes over.
     """
     import polars as pl
 
     if "c" not in lines.collect_schema():
         lines = lines.with_columns(pl.col("line").str.json_decode(schema()).alias("c"))
     c = pl.col("c")
-    quotes = pl.col("line").str.count_matches('"', literal=True)
-    # Quotes the decoded values account for: two per string, keys included. Any key the
-    # decoder dropped (unknown, repeated) or value it made a string leaves quotes over.
     strings = (
         pl.sum_horizontal([c.struct.field(k).is_not_null().cast(pl.Int64) * 4 for k in COURSE_KEYS])
         + c.struct.field("sessions").is_not_null().cast(pl.Int64) * 2
@@ -136,11 +149,43 @@ def read_courses(lines: Any) -> Any:
         & (count > 0)
         & (count <= MAX_SESSIONS)
     )
+    if "at" in lines.collect_schema():
+        quotes = {"at": pl.col("at"), "size": pl.col("line").str.len_bytes().cast(pl.Int64)}
+    else:
+        quotes = {"course_quotes": pl.col("line").str.count_matches('"', literal=True) - strings}
     return lines.filter(clean).select(
         "row",
         course_id=c.struct.field("id"),
         tz=c.struct.field("timezone"),
         sessions=c.struct.field("sessions"),
         n=c.struct.field("sessions").list.len(),
-        course_quotes=quotes - strings,
+        strings=strings,
+        **quotes,
     )
+
+
+def session_strings(courses: Any) -> int:
+    """The quotes the courses' sessions' decoded strings account for, keys included."""
+    sessions = courses["sessions"].explode()
+    return 4 * sum(
+        int(sessions.len() - sessions.struct.field(k).null_count()) for k in SESSION_KEYS
+    )
+
+
+def quotes_between(data: bytes, courses: Any) -> int:
+    """The quotes of the courses' lines: the chunk's, less those of the lines between them.
+
+    ``courses``: ``at`` and ``size`` of each line (`read_courses`), rows ascending.
+    """
+    import polars as pl
+
+    found = data.count(b'"')
+    # The bytes before each course's line that follow the line before it (or the chunk's
+    # start), and after the last: the lines left out, a few.
+    spans = courses.select(
+        start=(pl.col("at") + pl.col("size") + 1).shift(1, fill_value=0), end=pl.col("at")
+    ).filter(pl.col("start") != pl.col("end"))
+    for start, end in spans.iter_rows():
+        found -= data.count(b'"', start, end)
+    last = courses["at"][-1] + courses["size"][-1] + 1
+    return found - data.count(b'"', last)

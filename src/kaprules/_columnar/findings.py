@@ -6,7 +6,14 @@ import json
 from typing import Any, NamedTuple
 
 from kaprules._columnar.columns import Columns
-from kaprules._columnar.decode import LINE, decode_frame, read_courses, utf8
+from kaprules._columnar.decode import (
+    LINE,
+    decode_frame,
+    quotes_between,
+    read_courses,
+    session_strings,
+    utf8,
+)
 from kaprules._columnar.forms import forms_of
 from kaprules._columnar.rows import csv_row, jsonl_row
 from kaprules._columnar.sessions import labelled, session_rows
@@ -14,7 +21,16 @@ from kaprules._moments import AsOf
 from kaprules.findings_files import FindingsForm, input_name
 from kaprules.protocol import Protocol
 
-__all__ = ["Known", "Vector", "assembled", "evaluated", "plan_of", "read_tables", "vector"]
+__all__ = [
+    "Known",
+    "Vector",
+    "assembled",
+    "courses_of",
+    "evaluated",
+    "plan_of",
+    "read_tables",
+    "vector",
+]
 
 
 _Plan = tuple[Columns, list[tuple[int, tuple[Any, ...]]]]
@@ -217,9 +233,29 @@ def read_tables(data: bytes, protocol: Protocol, as_of: AsOf = None) -> tuple[An
     """The courses read here with certainty, and their findings; None: no course.
 
     Returns ``heads`` (``row, course_id, n``: one row per course, rows ascending) and the
-    findings table of `findings`. ``data`` holds lines, each ending in a newline: Polars
-    reads them straight from the bytes. Bytes it refuses (a line it cannot decode) send
-    them the slow way: line by line into a frame, the undecodable ones left out.
+    findings table of `findings`. ``data`` holds lines, each ending in a newline.
+    """
+    import polars as pl
+
+    courses = courses_of(data)
+    if courses is None:
+        return None
+    sessions = session_rows(courses, as_of)
+    taken = sessions.filter(pl.col("place") == 0)["row"]
+    heads = courses.filter(pl.col("row").is_in(taken.implode())).select("row", "course_id", "n")
+    columns, forms = plan_of(protocol)
+    table = finding_table(sessions.lazy(), columns, forms).collect()
+    return heads.sort("row"), table
+
+
+def courses_of(data: bytes) -> Any | None:
+    """The lines of ``data`` of the course's shape, decoded (`read_courses`); None: none.
+
+    Polars reads them straight from the bytes. Bytes it refuses (a line it cannot decode)
+    send them the slow way: line by line into a frame, the undecodable ones left out. The
+    courses come with ``course_quotes`` (`read_courses`) when any line's quotes are
+    still to be accounted for; without, when the lines' quotes were counted at once and
+    their decoded strings account for every one: no line then gave a key twice.
     """
     import polars as pl
 
@@ -227,8 +263,13 @@ def read_tables(data: bytes, protocol: Protocol, as_of: AsOf = None) -> tuple[An
     if not data.isascii() and not utf8(data):
         # The lines that are not UTF-8 become empty here.
         data = b"\n".join(line if utf8(line) else b"" for line in data.split(b"\n"))
+    # Each line's offset, where Polars keeps every byte of it (it drops a CR before a LF).
+    spans = b"\r" not in data
     try:
         lines = pl.scan_lines(data).with_row_index("row")
+        if spans:
+            size = pl.col("line").str.len_bytes().cast(pl.Int64) + 1
+            lines = lines.with_columns(at=size.cum_sum() - size)
         courses = read_courses(lines.filter(pl.col("line").str.contains(LINE))).collect()
     except pl.exceptions.PolarsError:
         texts = data.decode("utf-8").split("\n")[:-1]
@@ -237,14 +278,18 @@ def read_tables(data: bytes, protocol: Protocol, as_of: AsOf = None) -> tuple[An
         if decoded is None:
             return None
         courses = read_courses(decoded.lazy()).collect()
+        return courses if courses.height else None
     if courses.height == 0:
         return None
-    sessions = session_rows(courses, as_of)
-    taken = sessions.filter(pl.col("place") == 0)["row"]
-    heads = courses.filter(pl.col("row").is_in(taken.implode())).select("row", "course_id", "n")
-    columns, forms = plan_of(protocol)
-    table = finding_table(sessions.lazy(), columns, forms).collect()
-    return heads.sort("row"), table
+    if not spans:
+        return courses
+    expected = courses["strings"].sum() + session_strings(courses)
+    if quotes_between(data, courses) == expected:
+        return courses.drop("at", "size")
+    # Some line gave a key twice: each line's own count finds it.
+    places = courses.select("at", "size").iter_rows()
+    own = pl.Series([data.count(b'"', at, at + size) for at, size in places], dtype=pl.Int64)
+    return courses.with_columns(course_quotes=own - pl.col("strings")).drop("at", "size")
 
 
 class Vector(NamedTuple):

@@ -22,6 +22,8 @@ def session_rows(courses: Any, as_of: AsOf = None) -> Any:
     """
     import polars as pl
 
+    # Each line's quotes to account for, unless the lines' were all at once (read_tables).
+    quoted = "course_quotes" in courses.columns
     zones = courses["tz"].unique().drop_nulls().to_list()
     offset, index = zone_offsets(tuple(sorted(zones)))
     courses = courses.with_columns(
@@ -29,7 +31,12 @@ def session_rows(courses: Any, as_of: AsOf = None) -> Any:
     )
     s = (
         courses.select(
-            "row", "zone", "n", "course_quotes", "sessions", pos=pl.int_ranges(0, pl.col("n"))
+            "row",
+            "zone",
+            "n",
+            *(["course_quotes"] if quoted else []),
+            "sessions",
+            pos=pl.int_ranges(0, pl.col("n")),
         )
         .explode("sessions", "pos")
         .unnest("sessions")
@@ -37,10 +44,11 @@ def session_rows(courses: Any, as_of: AsOf = None) -> Any:
     start = instant_seconds("start")
     food = instant_seconds("last_food")
     given = [pl.col(k).is_not_null().cast(pl.Int64) for k in SESSION_KEYS]
+    quotes = ["course_quotes", (pl.sum_horizontal(given) * 4).alias("quotes")] if quoted else []
     s = s.select(
         "row",
         "zone",
-        "course_quotes",
+        *quotes,
         "pos",
         "escort",
         "therapist",
@@ -55,7 +63,6 @@ def session_rows(courses: Any, as_of: AsOf = None) -> Any:
         induction=pl.col("kind").is_null() | (pl.col("kind") == "induction"),
         valid=(pl.col("kind").is_null() | pl.col("kind").is_in(["induction", "booster"])),
         _food_given=pl.col("last_food").is_not_null(),
-        quotes=pl.sum_horizontal(given) * 4,
     )
     # A start (required), and a last_food when given, that were read: their layouts are
     # the line's (LINE), their dates real (see instant).
@@ -75,11 +82,14 @@ def session_rows(courses: Any, as_of: AsOf = None) -> Any:
         ~pl.col("_tie").fill_null(False).any()
         & pl.col("valid").all()
         & pl.col("offset").is_not_null().all()
-        & (pl.col("course_quotes").first() == pl.col("quotes").sum())
         & (pl.col("sid").n_unique() == pl.len())
     )
+    if quoted:
+        certain = certain & (pl.col("course_quotes").first() == pl.col("quotes").sum())
     ok = s.group_by("row").agg(certain.alias("ok")).filter(pl.col("ok"))["row"]
     s = s.filter(pl.col("row").is_in(ok.implode()))
+    if quoted:
+        s = s.drop("course_quotes", "quotes")
     row = pl.col("row")
     # The frame's first row starts a course too (the shift gives it null, not True).
     start_row = (row != row.shift(1)).fill_null(True)

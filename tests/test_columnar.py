@@ -1280,3 +1280,43 @@ def test_a_key_given_twice_is_found_whether_lines_are_counted_at_once_or_each(
     taken = set(found) | set(compliant)
     assert not {n for n, kind in enumerate(kinds) if kind in twice} & taken
     assert {n for n, kind in enumerate(kinds) if kind in ("good", "crlf")} <= taken
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dates(dt.date(1900, 12, 31), dt.date(2200, 1, 1)),
+    st.sampled_from([1, 2, 6, 11, 12, 13, 59, 1_200]),
+)
+def test_the_months_later_table_is_add_months_of_every_day(day: dt.date, months: int) -> None:
+    table = columns.months_later(months)
+    at = (day - dt.date(1970, 1, 1)).days
+    assert (
+        table[at - columns.FIRST_DAY] == (_time.add_months(day, months) - dt.date(1970, 1, 1)).days
+    )
+
+
+def test_the_months_later_table_covers_every_local_date_and_no_more() -> None:
+    # Its ends and month ends (Jan 31 + 1 month is Feb 28, or 29), and a date outside it
+    # is an unknown (null), never a wrong date.
+    first = columns.FIRST_DAY
+    table = columns.months_later(1)
+    assert (first, columns.LAST_DAY) == (
+        (dt.date(1900, 12, 31) - dt.date(1970, 1, 1)).days,
+        (dt.date(2200, 1, 1) - dt.date(1970, 1, 1)).days,
+    )
+    assert table.len() == columns.LAST_DAY - first + 1
+    for day, later in [
+        (dt.date(1900, 12, 31), dt.date(1901, 1, 31)),
+        (dt.date(2024, 1, 31), dt.date(2024, 2, 29)),
+        (dt.date(2100, 1, 31), dt.date(2100, 2, 28)),
+        (dt.date(2000, 1, 30), dt.date(2000, 2, 29)),
+        (dt.date(2200, 1, 1), dt.date(2200, 2, 1)),
+    ]:
+        at = (day - dt.date(1970, 1, 1)).days
+        assert table[at - first] == (later - dt.date(1970, 1, 1)).days
+    import polars as pl
+
+    vectorised = columns.Columns(None)
+    days = pl.DataFrame({"d": [first - 1, first, columns.LAST_DAY + 1, None]})
+    got = days.select(vectorised.add_months(pl.col("d"), 1))[:, 0].to_list()
+    assert got == [None, (dt.date(1901, 1, 31) - dt.date(1970, 1, 1)).days, None, None]

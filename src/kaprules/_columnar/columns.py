@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["WHITESPACE", "Columns", "Expr", "FindingForm", "days_from", "days_in_month"]
+__all__ = [
+    "FIRST_DAY",
+    "LAST_DAY",
+    "WHITESPACE",
+    "Columns",
+    "Expr",
+    "FindingForm",
+    "days_from",
+    "days_in_month",
+    "months_later",
+]
 
 Expr = Any
 """A Polars expression (``polars.Expr``): Polars is imported only where a chunk is read."""
@@ -41,6 +53,49 @@ def days_in_month(year: Expr, month: Expr) -> Expr:
     return (
         pl.when(month == 2).then(28 + leap.cast(pl.Int64)).otherwise(30 + (month + month // 8) % 2)
     )
+
+
+# The local dates a session can have (LINE holds a start's local year to 1901-2199), a day
+# either way, in days since 1970-01-01.
+FIRST_DAY = (dt.date(1900, 12, 31) - dt.date(1970, 1, 1)).days
+
+
+LAST_DAY = (dt.date(2200, 1, 1) - dt.date(1970, 1, 1)).days
+
+
+@functools.lru_cache(maxsize=16)
+def months_later(months: int) -> Any:
+    """``_time.add_months(day, months)`` of each day from `FIRST_DAY` to `LAST_DAY`, in days.
+
+    A Series, index 0 being `FIRST_DAY`, computed once per number of months as columns:
+    each date to its civil fields and back (Howard Hinnant's algorithms), the day clamped
+    to the month's last. A test holds it to ``_time.add_months``.
+    """
+    import polars as pl
+
+    frame = pl.DataFrame({"z": pl.int_range(FIRST_DAY, LAST_DAY + 1, eager=True) + 719468})
+    steps = {
+        "era": pl.col("z") // 146097,
+        "doe": pl.col("z") - pl.col("era") * 146097,
+        "yoe": (
+            pl.col("doe") - pl.col("doe") // 1460 + pl.col("doe") // 36524 - pl.col("doe") // 146096
+        )
+        // 365,
+        "doy": pl.col("doe") - (365 * pl.col("yoe") + pl.col("yoe") // 4 - pl.col("yoe") // 100),
+        "mp": (5 * pl.col("doy") + 2) // 153,
+        "day": pl.col("doy") - (153 * pl.col("mp") + 2) // 5 + 1,
+        "month": pl.col("mp") + 3 - 12 * (pl.col("mp") >= 10).cast(pl.Int64),
+        "year": pl.col("yoe") + pl.col("era") * 400 + (pl.col("month") <= 2).cast(pl.Int64),
+        "total": pl.col("year") * 12 + pl.col("month") - 1 + months,
+    }
+    for name, step in steps.items():  # a column at a time: each reads the ones before
+        frame = frame.with_columns(step.alias(name))
+    year, month = pl.col("total") // 12, pl.col("total") % 12 + 1
+    frame = frame.with_columns(year=year, month=month)
+    last = days_in_month(pl.col("year"), pl.col("month"))
+    frame = frame.with_columns(day=pl.min_horizontal(pl.col("day"), last))
+    y = pl.col("year") - (pl.col("month") <= 2).cast(pl.Int64)
+    return frame.select(days_from(y, pl.col("month"), pl.col("day")))[:, 0]
 
 
 class Columns:
@@ -92,7 +147,6 @@ class Columns:
         self.as_of_date: Expr = pl.col("as_of_date")
         self.previous_label: Expr = pl.col("prev_label")
         self.groups: list[tuple[str, Expr]] = []
-        self.stages: list[tuple[str, Expr]] = []
 
     def of_kinds(self, kinds: Iterable[object]) -> Expr:
         """Whether the session is of one of ``kinds``."""
@@ -110,32 +164,16 @@ class Columns:
         return text.is_null() | (text.str.strip_chars(WHITESPACE) == "")
 
     def add_months(self, date: Expr, months: int) -> Expr:
-        """``_time.add_months`` on a date column (days since the epoch): day clamped."""
-        pl = self._pl
-        at = self._stage
-        # Date to civil fields, Howard Hinnant's algorithm, a column at each step: Polars
-        # would otherwise grow (and evaluate) the nested expressions many times over.
-        z = at(date.cast(pl.Int64) + 719468)
-        era = at(z // 146097)
-        doe = at(z - era * 146097)
-        yoe = at((doe - doe // 1460 + doe // 36524 - doe // 146096) // 365)
-        doy = at(doe - (365 * yoe + yoe // 4 - yoe // 100))
-        mp = at((5 * doy + 2) // 153)
-        day = at(doy - (153 * mp + 2) // 5 + 1)
-        month = at(mp + 3 - 12 * (mp >= 10).cast(pl.Int64))
-        year = at(yoe + era * 400 + (month <= 2).cast(pl.Int64))
-        total = at(year * 12 + month - 1 + months)
-        year, month = at(total // 12), at(total % 12 + 1)
-        last = at(days_in_month(year, month))
-        day = at(pl.when(day > last).then(last).otherwise(day))
-        y = at(year - (month <= 2).cast(pl.Int64))
-        return at(days_from(y, month, day))
+        """``_time.add_months`` on a date column (days since the epoch): day clamped.
 
-    def _stage(self, expr: Expr) -> Expr:
-        # A column computed before the rules' expressions are (see add_months).
-        name = f"_stage{len(self.stages)}"
-        self.stages.append((name, expr))
-        return self._pl.col(name)
+        Looked up in a table of every local date a session can have (`months_later`);
+        null (an unknown: the course is then read per record) for a date outside it.
+        """
+        pl = self._pl
+        index = date.cast(pl.Int64) - FIRST_DAY
+        table = months_later(months)
+        inside = (index >= 0) & (index < table.len())
+        return pl.lit(table).gather(pl.when(inside).then(index))
 
     # --- messages ---------------------------------------------------------------------
 

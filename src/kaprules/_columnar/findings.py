@@ -62,8 +62,6 @@ def finding_table(sessions: Any, columns: Columns, forms: list[tuple[int, tuple[
     """
     import polars as pl
 
-    for name, expr in columns.stages:
-        sessions = sessions.with_columns(expr.alias(name))
     # Each form's rows, once; any null (an unknown) counts as a finding: the course is
     # then read again. Each step is collected before the next reads it twice: a plan
     # that reads a frame twice computes it twice.

@@ -19,10 +19,12 @@ def session_rows(courses: Any, as_of: AsOf = None) -> Any:
 
     Eager, step by step: on these frames Polars' in-memory steps cost less than one lazy
     plan. Only the courses certain to be read as the loader reads them are kept.
+    ``courses``: `findings.courses_of`'s; with ``course_quotes``, each course's sessions'
+    strings must account for its line's quotes left over (else a key was given twice).
     """
     import polars as pl
 
-    # Each line's quotes to account for, unless the lines' were all at once (read_tables).
+    # Each line's quotes to account for, unless all were at once (courses_of).
     quoted = "course_quotes" in courses.columns
     zones = courses["tz"].unique().drop_nulls().to_list()
     offset, index = zone_offsets(tuple(sorted(zones)))

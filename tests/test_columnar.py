@@ -1244,7 +1244,7 @@ def test_a_line_too_long_sends_a_file_the_streamed_way(tmp_path: Path) -> None:
     assert files.block_starts(str(path), path.stat().st_size) == [0, path.stat().st_size - 3]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.lists(
         st.sampled_from(["good", "twice", "session twice", "junk", "blank", "crlf"]),

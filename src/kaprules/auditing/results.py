@@ -11,11 +11,11 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from kaprules._stamps import protocol_stamp, stamp_fields
 from kaprules._version import __version__
 from kaprules.errors import InputError
 from kaprules.findings_files import FindingsForm, input_name, rows
 from kaprules.model import Course
-from kaprules.plugins import plugins_used
 from kaprules.protocol import Protocol, ProtocolVersions
 
 # A protocol, or the versions of one (judged course by course).
@@ -236,19 +236,15 @@ class AuditSummary:
                 tally[index] += value
 
     def _protocol(self) -> dict[str, Any]:
-        # What judged the audit: the protocol's digest, or each version's.
-        shown: dict[str, Any] = {"id": self.protocol_id}
-        if self.versions is not None:
-            shown["versions"] = self.versions  # each session is judged by its own
-        else:
-            shown["version"] = self.protocol_version
-            if self.protocol_sha256 is not None:
-                shown["sha256"] = self.protocol_sha256
-        # The bytes each file held, and the code of each plugin rule: with the digest,
-        # every input that decided a result.
-        shown["files"] = [{"name": input_name(n), "sha256": h} for n, h in self.protocol_files]
-        shown["plugins"] = self.plugins
-        return shown
+        # What judged the audit (`kaprules._stamps`).
+        return protocol_stamp(
+            id=self.protocol_id,
+            version=self.protocol_version,
+            sha256=self.protocol_sha256,
+            versions=self.versions,
+            files=self.protocol_files,
+            plugins=self.plugins,
+        )
 
     @property
     def ok(self) -> bool:
@@ -312,23 +308,15 @@ class AuditSummary:
 
 def summary_for(protocol: AnyProtocol, as_of: str | None) -> AuditSummary:
     """An empty summary of an audit of ``protocol``, stamped with its digests and plugins."""
-    if isinstance(protocol, ProtocolVersions):
-        every = [rule for version in protocol.versions for rule in version.rules]
-        return AuditSummary(
-            protocol.id,
-            protocol.latest.version,
-            as_of,
-            protocol.rule_ids,
-            versions=protocol.stamp(),
-            plugins=[p.to_dict() for p in plugins_used(every)],
-        )
+    fields = stamp_fields(protocol)
     return AuditSummary(
         protocol.id,
-        protocol.version,
+        fields["version"],
         as_of,
         protocol.rule_ids,
-        protocol_sha256=protocol.digest,
-        plugins=[p.to_dict() for p in plugins_used(protocol.rules)],
+        protocol_sha256=fields["sha256"],
+        versions=fields["versions"],
+        plugins=fields["plugins"],
     )
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
+from typing import TextIO
 
+from kaprules._stamps import protocol_stamp, stamp_fields
 from kaprules._text import file_name
 from kaprules.cli._reading import course_read, moment_of, protocol_and_files, protocol_of
 from kaprules.cli._render import course_summary, finding_counts, finding_line, json_out, local_dates
 from kaprules.cli._status import EXIT_FINDINGS, EXIT_OK
 from kaprules.evaluation import evaluate
-from kaprules.plugins import plugins_used
-from kaprules.protocol import Protocol, ProtocolVersions
 from kaprules.timeline import Timeline
 
 
@@ -38,7 +37,7 @@ def check_command(args: argparse.Namespace, out: TextIO) -> int:
         }
         # What decided the result: the protocol as an audit's summary stamps it, the input.
         data["stamps"] = {
-            "protocol": _protocol_stamp(protocol, files),
+            "protocol": protocol_stamp(**stamp_fields(protocol), files=files),
             "input": {"name": file_name(args.path), "sha256": _sha256(read)},
         }
         json_out(data, out)
@@ -48,23 +47,6 @@ def check_command(args: argparse.Namespace, out: TextIO) -> int:
             out.write(finding_line(finding, dates) + "\n")
         out.write(course_summary(report, course) + "\n")
     return EXIT_OK if report.ok else EXIT_FINDINGS
-
-
-def _protocol_stamp(
-    protocol: Protocol | ProtocolVersions, files: list[tuple[str, str]]
-) -> dict[str, Any]:
-    # As AuditSummary.to_dict's "protocol" (a test holds them equal).
-    stamp: dict[str, Any] = {"id": protocol.id}
-    if isinstance(protocol, ProtocolVersions):
-        stamp["versions"] = protocol.stamp()
-        rules = [rule for version in protocol.versions for rule in version.rules]
-    else:
-        stamp["version"] = protocol.version
-        stamp["sha256"] = protocol.digest
-        rules = list(protocol.rules)
-    stamp["files"] = [{"name": file_name(name), "sha256": digest} for name, digest in files]
-    stamp["plugins"] = [p.to_dict() for p in plugins_used(rules)]
-    return stamp
 
 
 def _sha256(data: bytes) -> str:

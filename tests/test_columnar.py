@@ -1320,3 +1320,14 @@ def test_the_months_later_table_covers_every_local_date_and_no_more() -> None:
     days = pl.DataFrame({"d": [first - 1, first, columns.LAST_DAY + 1, None]})
     got = days.select(vectorised.add_months(pl.col("d"), 1))[:, 0].to_list()
     assert got == [None, (dt.date(1901, 1, 31) - dt.date(1970, 1, 1)).days, None, None]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dates(dt.date(1890, 1, 1), dt.date(2210, 12, 31)))
+def test_dates_are_written_as_isoformat_or_unknown_outside_the_table(day: dt.date) -> None:
+    import polars as pl
+
+    at = (day - dt.date(1970, 1, 1)).days
+    got = pl.DataFrame({"d": [at]}).select(columns.iso_text(pl.col("d")))[0, 0]
+    inside = columns.FIRST_DAY <= at <= columns.LAST_DAY
+    assert got == (day.isoformat() if inside else None)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kaprules import _time
+from kaprules._columnar.columns import iso_text
 from kaprules._columnar.decode import SESSION_KEYS
 from kaprules._columnar.zones import EPOCH, instant_seconds, zone_offsets
 from kaprules._moments import AsOf
@@ -185,7 +186,7 @@ def labelled(sessions: Any) -> Any:
             pl.lit("session "),
             pl.col("sid"),
             pl.lit(" ("),
-            pl.col("date").cast(pl.Int32).cast(pl.Date).dt.to_string("%Y-%m-%d"),
+            iso_text(pl.col("date")),
             pl.lit(pl.Series(_WALL_TIMES)).gather(of_day // 60),
             pl.lit(pl.Series(_OFFSETS)).gather(minutes + negative * _OFFSET_MINUTES),
         ]

@@ -44,6 +44,7 @@ from kaprules.auditing import (
     summary_for,
 )
 from kaprules.auditing.by_record import BY_RECORD
+from kaprules.auditing.csv_table import REQUIRED_COLUMNS
 from kaprules.auditing.pipeline import Job, run
 from kaprules.errors import InputError, Problem, shown_id
 from kaprules.evaluation import check_protocol
@@ -51,9 +52,6 @@ from kaprules.protocol import STANDARD, Protocol, ProtocolVersions
 
 __all__ = ["DaskAudit", "audit_bag", "audit_dataframe", "read_csv"]
 
-# The columns a session table must have (``therapist`` and the session-day columns after it
-# may be left out), as the CLI wants.
-_REQUIRED = CSV_COLUMNS[: CSV_COLUMNS.index("therapist")]
 # How pandas must read a session table for its cells to be the CLI's: every cell as text,
 # as written ("NA", "null" and "" are values, not missing ones).
 _AS_WRITTEN: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_filter": False}
@@ -332,7 +330,7 @@ def _check_columns(frame: Any, source: str) -> None:
     name = shown_id(source or "the DataFrame", 200)
     found = [_column_name(c) for c in frame.columns]
     shown = ", ".join(shown_id(c, 40) for c in found[:20]) + (", ..." if len(found) > 20 else "")
-    missing = [c for c in _REQUIRED if c not in found]
+    missing = [c for c in REQUIRED_COLUMNS if c not in found]
     if missing:
         raise InputError(
             f"{name}: the DataFrame lacks the column(s) {', '.join(missing)}; the columns are "

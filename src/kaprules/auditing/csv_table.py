@@ -26,6 +26,7 @@ __all__ = [
     "CSV_COLUMNS",
     "INTEGRATION_KIND",
     "MAX_CELL_CHARS",
+    "REQUIRED_COLUMNS",
     "CsvCourse",
     "Seen",
     "csv_courses",
@@ -74,7 +75,9 @@ the loader refuses (a date that does not exist) and one longer than `MAX_CELL_CH
 the course a rejected record naming the line and column, never the cell's content."""
 
 
-_REQUIRED_COLUMNS = CSV_COLUMNS[:7]
+REQUIRED_COLUMNS = CSV_COLUMNS[: CSV_COLUMNS.index("therapist")]
+"""The columns a session table must have: ``therapist`` and the session-day columns after
+it may be left out."""
 
 
 # The session-day columns: cells of a session row, empty in an integration meeting's.
@@ -166,7 +169,7 @@ def csv_records(stream: IO[bytes], source: str) -> Iterator[Record]:
                 f"{shown_id(source, 200)}: the CSV session table cannot carry waivers (a "
                 "waivers column was found); write courses with waivers as JSON Lines"
             )
-        missing = [c for c in _REQUIRED_COLUMNS if c not in columns]
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise InputError(
                 f"{shown_id(source, 200)}: the CSV header lacks the column(s) "

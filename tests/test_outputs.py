@@ -34,6 +34,7 @@ from kaprules.auditing import (
     CourseResult,
     csv_table,
     files,
+    pipeline,
     read_records,
 )
 from kaprules.auditing import records as audit_records
@@ -403,6 +404,49 @@ def test_workers_die_with_a_killed_main_process(tmp_path: Path, lines: list[str]
         time.sleep(0.05)
     assert not [pid for pid in workers if alive(pid)]
     assert not (tmp_path / "f.jsonl").exists()
+    # The killed audit's folder for its workers' findings files is left, its lock let go
+    # with the last of its processes: the next audit removes it (once a minute old).
+    scratch = tmp_path.parent / f"{tmp_path.name}-tmp"
+    left = list(scratch.glob("kaprules-findings-*"))
+    assert len(left) == 1
+    old = time.time() - 120
+    os.utime(left[0], (old, old))
+    assert pipeline.sweep_spill_folders(str(scratch)) == 1
+    assert not left[0].exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock")
+def test_only_abandoned_findings_folders_are_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    running = pipeline.SpillFolder.make()  # an audit's, locked by this process
+    assert running is not None
+
+    def left(name: str) -> Path:
+        # What an audit killed outright leaves: its folder and an unlocked lock file.
+        folder = tmp_path / f"kaprules-findings-{name}"
+        folder.mkdir()
+        (folder / ".lock").touch()
+        (folder / "batch-1").write_text("rows\n")
+        return folder
+
+    abandoned, young = left("abandoned"), left("young")
+    stranger = tmp_path / "kaprules-findings-x"  # no lock file: left where it is
+    stranger.mkdir()
+    linked = tmp_path / "kaprules-findings-link"
+    linked.symlink_to(abandoned)
+    old = time.time() - 120
+    for path in (Path(running.path), abandoned, stranger):
+        os.utime(path, (old, old))
+    assert pipeline.sweep_spill_folders() == 1
+    assert not abandoned.exists()
+    assert [Path(running.path).exists(), young.exists(), stranger.exists()] == [True] * 3
+    assert linked.is_symlink()
+    running.close()
+    assert not Path(running.path).exists()
 
 
 @posix_only

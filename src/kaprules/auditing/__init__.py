@@ -39,9 +39,11 @@ from kaprules.auditing.files import Reader, read_records
 from kaprules.auditing.pipeline import (
     Evaluator,
     Job,
+    SpillFolder,
     in_workers,
     run,
     start_method,
+    sweep_spill_folders,
     worker_settings,
 )
 from kaprules.auditing.records import (
@@ -404,24 +406,19 @@ class Audit:
         if form not in ("jsonl", "csv"):
             raise InputError("form: must be 'jsonl' or 'csv'")
         self._claim()
-        import tempfile
-
         # The workers' files go there; without a usable temporary directory (TMPDIR
         # read-only, full or missing) their rows come back through their pipes instead.
-        try:
-            directory: str | None = tempfile.mkdtemp(prefix="kaprules-findings-")
-        except OSError:
-            directory = None
+        # Folders that audits killed outright left behind go first.
+        sweep_spill_folders()
+        folder = SpillFolder.make()
         self._form.text = (form, bool(inputs))
-        self._form.spill = directory
-        self._running = self._written(out, form, bool(inputs), directory)
+        self._form.spill = folder.path if folder is not None else None
+        self._running = self._written(out, form, bool(inputs), folder)
         return self._running
 
     def _written(
-        self, out: int, form: FindingsForm, inputs: bool, directory: str | None
+        self, out: int, form: FindingsForm, inputs: bool, folder: SpillFolder | None
     ) -> Iterator[int]:
-        import shutil
-
         try:
             head = header(form, inputs=inputs).encode()
             _write_all(out, head)
@@ -438,8 +435,8 @@ class Audit:
             close = getattr(self._results, "close", None)
             if close is not None:
                 close()
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
+            if folder is not None:
+                folder.close()
 
     @property
     def counted(self) -> int:

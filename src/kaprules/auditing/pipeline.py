@@ -30,16 +30,19 @@ from kaprules.auditing.results import AnyProtocol, ResultBatch, ResultForm
 from kaprules.errors import KapRulesError
 
 __all__ = [
+    "SPILL_PREFIX",
     "Chunker",
     "Evaluator",
     "Job",
     "Pool",
     "Shared",
+    "SpillFolder",
     "die_with",
     "in_workers",
     "run",
     "start_method",
     "start_worker",
+    "sweep_spill_folders",
     "watch",
     "worker_settings",
 ]
@@ -500,6 +503,113 @@ def _spill(batch: ResultBatch, directory: str) -> ResultBatch:
             os.unlink(path)
         return batch
     return batch.spilled_to(path)
+
+
+# The workers' findings files go to a folder of this prefix in the temporary directory.
+SPILL_PREFIX = "kaprules-findings-"
+
+
+# A folder younger than this is never swept: its audit may not have locked it yet.
+_SWEEP_AFTER_SECONDS = 60
+
+
+class SpillFolder:
+    """A temporary folder for the workers' findings files, locked while its audit lives.
+
+    The lock (``flock`` on a file in it) is held by the audit's process and, through the
+    descriptor they inherit, by its forked workers; the kernel lets it go when they all
+    end, however they end. An audit killed with ``kill -9`` thus leaves an unlocked
+    folder, which the next audit's `sweep_spill_folders` removes.
+    """
+
+    def __init__(self, path: str, lock: int) -> None:
+        self.path = path
+        self._lock = lock
+
+    @classmethod
+    def make(cls) -> SpillFolder | None:
+        """A new locked folder in the temporary directory.
+
+        Returns:
+            The folder; None without a usable temporary directory (the rows then come
+            back through the workers' pipes).
+        """
+        import shutil
+
+        try:
+            path = tempfile.mkdtemp(prefix=SPILL_PREFIX)
+        except OSError:
+            return None
+        try:
+            lock = os.open(os.path.join(path, ".lock"), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
+            return None
+        try:
+            import fcntl
+        except ImportError:  # no flock here: nothing sweeps it either
+            return cls(path, lock)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:
+            os.close(lock)
+            shutil.rmtree(path, ignore_errors=True)
+            return None
+        return cls(path, lock)
+
+    def close(self) -> None:
+        """Remove the folder (the workers stopped first), then let its lock go."""
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._lock)
+
+
+def sweep_spill_folders(directory: str | None = None) -> int:
+    """Remove the spill folders of audits that ended without removing theirs.
+
+    Only this user's folders (not links), at least a minute old, whose lock no process
+    holds. Anything unexpected leaves a folder where it is.
+
+    Args:
+        directory: Where to look (default: the temporary directory).
+
+    Returns:
+        How many were removed.
+    """
+    import shutil
+
+    try:
+        import fcntl
+    except ImportError:  # no flock here: no folder can be told abandoned
+        return 0
+    removed = 0
+    try:
+        entries = list(os.scandir(directory or tempfile.gettempdir()))
+    except OSError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith(SPILL_PREFIX):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not entry.is_dir(follow_symlinks=False) or info.st_uid != os.getuid():
+                continue
+            if now - info.st_mtime < _SWEEP_AFTER_SECONDS:
+                continue
+            lock = os.open(os.path.join(entry.path, ".lock"), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its audit runs on
+            os.close(lock)
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        os.close(lock)
+        removed += not os.path.lexists(entry.path)
+    return removed
 
 
 def _drawn(batch: ResultBatch) -> int:

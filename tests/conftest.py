@@ -8,6 +8,7 @@ has a deadline or the ``too_slow`` health check: a slow machine cannot fail a te
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import datetime as dt
 import io
@@ -39,6 +40,14 @@ settings.load_profile(
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Bytecode. An environment may set PYTHONDONTWRITEBYTECODE: then every process of the suite
+# (each xdist worker, and the many `python -m kaprules` the tests start) compiles every
+# module it imports from source, and pytest rewrites every test module again. The source is
+# compiled once, here (py_compile writes whatever the flag says; a file already compiled is
+# skipped), and pytest keeps its rewritten test modules (in __pycache__, ignored by git).
+sys.dont_write_bytecode = False
+compileall.compile_dir(ROOT / "src", quiet=1)
 EXAMPLES = ROOT / "examples"
 DENVER = "America/Denver"
 

@@ -15,10 +15,9 @@ __all__ = [
     "Columns",
     "Expr",
     "FindingForm",
-    "days_from",
-    "days_in_month",
     "iso_dates",
     "iso_text",
+    "looked_up",
     "months_later",
 ]
 
@@ -36,27 +35,6 @@ WHITESPACE = (
 )
 
 
-def days_from(y: Expr, month: Expr, day: Expr) -> Expr:
-    """Days since 1970-01-01 of civil dates (Howard Hinnant's algorithm), as columns."""
-    era = y // 400
-    yoe = y - era * 400
-    mp = (month + 9) % 12
-    doy = (153 * mp + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def days_in_month(year: Expr, month: Expr) -> Expr:
-    """The days of each month of ``year`` and ``month`` columns."""
-    import polars as pl
-
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    # 31 or 30 by the month's parity, which flips after July.
-    return (
-        pl.when(month == 2).then(28 + leap.cast(pl.Int64)).otherwise(30 + (month + month // 8) % 2)
-    )
-
-
 # The local dates a session can have (LINE holds a start's local year to 1901-2199), a day
 # either way, in days since 1970-01-01.
 FIRST_DAY = (dt.date(1900, 12, 31) - dt.date(1970, 1, 1)).days
@@ -65,62 +43,54 @@ FIRST_DAY = (dt.date(1900, 12, 31) - dt.date(1970, 1, 1)).days
 LAST_DAY = (dt.date(2200, 1, 1) - dt.date(1970, 1, 1)).days
 
 
+@functools.cache
+def _days() -> Any:
+    # Every day from FIRST_DAY to LAST_DAY, as Polars dates.
+    import polars as pl
+
+    epoch = dt.date(1970, 1, 1)
+    first, last = epoch + dt.timedelta(days=FIRST_DAY), epoch + dt.timedelta(days=LAST_DAY)
+    return pl.date_range(first, last, eager=True)
+
+
 @functools.lru_cache(maxsize=16)
 def months_later(months: int) -> Any:
     """``_time.add_months(day, months)`` of each day from `FIRST_DAY` to `LAST_DAY`, in days.
 
-    A Series, index 0 being `FIRST_DAY`, computed once per number of months as columns:
-    each date to its civil fields and back (Howard Hinnant's algorithms), the day clamped
-    to the month's last. A test holds it to ``_time.add_months``.
+    A Series, index 0 being `FIRST_DAY`, computed once per number of months: Polars'
+    calendar months clamp the day to the month's last, as ``_time.add_months`` does (a
+    test holds the two equal).
     """
     import polars as pl
 
-    frame = pl.DataFrame({"z": pl.int_range(FIRST_DAY, LAST_DAY + 1, eager=True) + 719468})
-    steps = {
-        "era": pl.col("z") // 146097,
-        "doe": pl.col("z") - pl.col("era") * 146097,
-        "yoe": (
-            pl.col("doe") - pl.col("doe") // 1460 + pl.col("doe") // 36524 - pl.col("doe") // 146096
-        )
-        // 365,
-        "doy": pl.col("doe") - (365 * pl.col("yoe") + pl.col("yoe") // 4 - pl.col("yoe") // 100),
-        "mp": (5 * pl.col("doy") + 2) // 153,
-        "day": pl.col("doy") - (153 * pl.col("mp") + 2) // 5 + 1,
-        "month": pl.col("mp") + 3 - 12 * (pl.col("mp") >= 10).cast(pl.Int64),
-        "year": pl.col("yoe") + pl.col("era") * 400 + (pl.col("month") <= 2).cast(pl.Int64),
-        "total": pl.col("year") * 12 + pl.col("month") - 1 + months,
-    }
-    for name, step in steps.items():  # a column at a time: each reads the ones before
-        frame = frame.with_columns(step.alias(name))
-    year, month = pl.col("total") // 12, pl.col("total") % 12 + 1
-    frame = frame.with_columns(year=year, month=month)
-    last = days_in_month(pl.col("year"), pl.col("month"))
-    frame = frame.with_columns(day=pl.min_horizontal(pl.col("day"), last))
-    y = pl.col("year") - (pl.col("month") <= 2).cast(pl.Int64)
-    return frame.select(days_from(y, pl.col("month"), pl.col("day")))[:, 0]
+    return _days().dt.offset_by(f"{months}mo").cast(pl.Int32).cast(pl.Int64)
 
 
 @functools.cache
 def iso_dates() -> Any:
     """``date.isoformat()`` of each day from `FIRST_DAY` to `LAST_DAY` (a Series of texts)."""
-    import polars as pl
-
-    first = dt.date(1970, 1, 1) + dt.timedelta(days=FIRST_DAY)
-    last = dt.date(1970, 1, 1) + dt.timedelta(days=LAST_DAY)
-    return pl.date_range(first, last, eager=True).dt.to_string("%Y-%m-%d")
+    return _days().dt.to_string("%Y-%m-%d")
 
 
-def iso_text(date: Expr) -> Expr:
-    """A date column (days since 1970-01-01) as ``date.isoformat()``, looked up.
+def looked_up(table: Any, date: Expr) -> Expr:
+    """The entry of ``table`` (one a day from `FIRST_DAY`) for each date of a column.
 
     Null (an unknown: its course is then read per record) for a date outside the local
-    dates a session can have; several times cheaper than formatting each date.
+    dates a session can have.
     """
     import polars as pl
 
     index = date.cast(pl.Int64) - FIRST_DAY
     inside = (index >= 0) & (index <= LAST_DAY - FIRST_DAY)
-    return pl.lit(iso_dates()).gather(pl.when(inside).then(index))
+    return pl.lit(table).gather(pl.when(inside).then(index))
+
+
+def iso_text(date: Expr) -> Expr:
+    """A date column (days since 1970-01-01) as ``date.isoformat()``, looked up (`looked_up`).
+
+    Several times cheaper than formatting each date.
+    """
+    return looked_up(iso_dates(), date)
 
 
 class Columns:
@@ -194,11 +164,7 @@ class Columns:
         Looked up in a table of every local date a session can have (`months_later`);
         null (an unknown: the course is then read per record) for a date outside it.
         """
-        pl = self._pl
-        index = date.cast(pl.Int64) - FIRST_DAY
-        table = months_later(months)
-        inside = (index >= 0) & (index < table.len())
-        return pl.lit(table).gather(pl.when(inside).then(index))
+        return looked_up(months_later(months), date)
 
     # --- messages ---------------------------------------------------------------------
 

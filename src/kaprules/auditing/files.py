@@ -273,9 +273,9 @@ class Digests:
     def __init__(self, own: Any, other: Any | None) -> None:
         self._own = own
         self._other = other
-        # Each input's digest: a hashlib object, its hex digest once the next input began,
-        # or None for the first input while it is the only one, whose digest is ``own``'s
-        # (its bytes hashed once, not twice).
+        # Each input's digest, or None for the first input while it is the only one: its
+        # digest is then ``own``'s (its bytes hashed once, not twice), copied when the next
+        # input begins.
         self._each: list[tuple[str, Any]] = []
         self._own_used = False  # whether own has any bytes yet
         self.read = 0  # bytes, as stored (compressed for .gz): what a progress bar counts
@@ -297,8 +297,7 @@ class Digests:
     def start(self, source: str) -> None:
         """Begin the digest of the input ``source``: the bytes from now on are its."""
         if self._each and self._each[-1][1] is None:
-            # The first input ends: its digest is own's now.
-            self._each[-1] = (self._each[-1][0], self._own.hexdigest())
+            self._each[-1] = (self._each[-1][0], self._own.copy())  # the first input ends
         shared = not self._each and not self._own_used
         self._each.append((source, None if shared else hashlib.sha256()))
 
@@ -306,10 +305,7 @@ class Digests:
         """``(source, SHA-256)`` of each input begun, in order."""
         if self._settled is not None:
             return self._settled[1]
-        return [
-            (source, self._own.hexdigest() if digest is None else _hex(digest))
-            for source, digest in self._each
-        ]
+        return [(source, (digest or self._own).hexdigest()) for source, digest in self._each]
 
     def update(self, data: bytes, *, counted: bool = True) -> None:
         """Add ``data``, the next bytes read, to every digest (``counted``: in `read`)."""
@@ -323,11 +319,6 @@ class Digests:
             digest = self._each[-1][1]
             if digest is not None:
                 digest.update(data)
-
-
-def _hex(digest: Any) -> str:
-    # An input's digest: still a hashlib object, or its hex digest already.
-    return digest if isinstance(digest, str) else str(digest.hexdigest())
 
 
 def read_sources(
@@ -558,17 +549,12 @@ def hashed(inputs: Sequence[tuple[str, str, int]]) -> tuple[str, list[tuple[str,
     Raises:
         InputError: A file cannot be read, or holds fewer bytes than that.
     """
-    whole = hashlib.sha256()
-    each = []
-    for number, (source, path, size) in enumerate(inputs):
-        # The first input's digest is the whole's so far: its bytes are hashed once.
-        one = hashlib.sha256() if number else None
+    digests = Digests(hashlib.sha256(), None)
+    for source, path, size in inputs:
+        digests.start(source)
         for data in _pieces(source, path, size):
-            whole.update(data)
-            if one is not None:
-                one.update(data)
-        each.append((source, (one or whole).hexdigest()))
-    return whole.hexdigest(), each
+            digests.update(data)
+    return digests.hexdigest(), digests.each()
 
 
 def _pieces(source: str, path: str, size: int) -> Iterator[bytes]:

@@ -848,34 +848,46 @@ def _free_port() -> int:
     return port
 
 
+def _serving(tmp_path: Path, *options: str, **popen: Any) -> tuple[subprocess.Popen[bytes], int]:
+    """`kaprules serve` started as documented (this test's issuer), once it accepts calls."""
+    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
+    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "kaprules", "serve",
+        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port), *options,
+    ]  # fmt: skip
+    environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=environment, **popen)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return process, port
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+
+
 def test_the_command_with_two_workers_refuses_a_replay_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     # `kaprules serve` as documented, two workers: discovery, a hook call, a token replayed
     # on another connection (another worker: the parent hands two open connections to two
     # workers), feedback on a card another worker answered, then Ctrl-C: one line, exit 130.
-    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
-    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
-    port = _free_port()
     log = tmp_path / "feedback.jsonl"
-    command = [
-        sys.executable, "-m", "kaprules", "serve", "--protocol", "esketamine-trd@1",
-        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port), "--workers", "2",
-        "--state-dir", str(tmp_path), "--timezone", ZONE, "--feedback-log", str(log),
-    ]  # fmt: skip
-    environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
-    process = subprocess.Popen(
-        command, stderr=subprocess.PIPE, env=environment, start_new_session=True
+    process, port = _serving(
+        tmp_path,
+        *("--protocol", "esketamine-trd@1", "--workers", "2", "--state-dir", str(tmp_path)),
+        *("--timezone", ZONE, "--feedback-log", str(log)),
+        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert process.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
         base = f"http://127.0.0.1:{port}"
         first, second = (http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in "12")
 
@@ -1204,24 +1216,8 @@ def test_a_jku_must_be_https_or_loopback(tmp_path: Path) -> None:
 
 def test_the_command_with_one_worker_stops_on_sigterm_in_one_line(tmp_path: Path) -> None:
     # As systemd stops it: SIGTERM to the process, exit 143 (SuccessExitStatus=143).
-    (tmp_path / "keys.json").write_text(json.dumps(jwks(KEY)))
-    (tmp_path / "issuers.toml").write_text(f'[[issuers]]\niss = "{ISS}"\njwks = "keys.json"\n')
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "kaprules", "serve",
-        "--issuers", str(tmp_path / "issuers.toml"), "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    environment = os.environ | {"PYTHONPATH": str(Path(kaprules.__file__).parents[1])}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=environment)
+    process, port = _serving(tmp_path, "--workers", "1")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert process.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
         server = {"base": f"http://127.0.0.1:{port}", "port": port}
         status, _, answer = request(server, "GET", "/cds-services")
         assert status == 200
